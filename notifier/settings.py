@@ -1,0 +1,24 @@
+"""Settings of delivery to people: SMS (Twilio) and email (SMTP)."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class NotifierSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field(default="", alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
+    # Base URL of the Twilio API; tests point it at a local Prism mock.
+    twilio_api_base: str = Field(default="https://api.twilio.com", alias="TWILIO_API_BASE")
+    public_base_url: str = Field(default="http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
+
+    smtp_host: str = Field(default="127.0.0.1", alias="SMTP_HOST")
+    smtp_port: int = Field(default=25, alias="SMTP_PORT")
+    smtp_username: str = Field(default="", alias="SMTP_USERNAME")
+    smtp_password: str = Field(default="", alias="SMTP_PASSWORD")
+    smtp_from: str = Field(default="crm@example.com", alias="SMTP_FROM")
+
+    ws_queue_size: int = Field(default=256, alias="WS_QUEUE_SIZE")
+    ws_heartbeat_seconds: float = Field(default=20.0, alias="WS_HEARTBEAT_SECONDS")
