@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.clients import repository
+from crm_core.clients.models import Client, ClientEmail, ClientPhone, ContactPerson
+from crm_core.clients.schemas import ClientCreate, ClientUpdate, PhoneIn
+from crm_core.errors import Conflict, Invalid, NotFound
+from crm_core.phones import InvalidPhone, normalize_phone, try_normalize_phone
+
+
+def _normalized(phones: list[PhoneIn], region: str) -> list[ClientPhone]:
+    seen: set[str] = set()
+    result: list[ClientPhone] = []
+    for phone in phones:
+        try:
+            e164 = normalize_phone(phone.number, region)
+        except InvalidPhone as exc:
+            raise Invalid(str(exc)) from None
+        if e164 not in seen:
+            seen.add(e164)
+            result.append(ClientPhone(e164=e164, raw=phone.number, label=phone.label))
+    return result
+
+
+async def _check_free(
+    session: AsyncSession, phones: list[ClientPhone], emails: list[str], client_id: int | None
+) -> None:
+    owners = await repository.phone_owners(session, [p.e164 for p in phones])
+    taken = {n: c for n, c in owners.items() if c != client_id}
+    if taken:
+        number, owner = next(iter(taken.items()))
+        raise Conflict(f"phone {number} already belongs to client {owner}")
+    for email in emails:
+        owner_id = await repository.client_id_by_email(session, email)
+        if owner_id is not None and owner_id != client_id:
+            raise Conflict(f"email {email} already belongs to client {owner_id}")
+
+
+async def _flush(session: AsyncSession) -> None:
+    # a concurrent insert of the same phone surfaces here: report it as a conflict, not a 500
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict("a phone or email of this card belongs to another client") from None
+
+
+async def create_client(session: AsyncSession, data: ClientCreate, *, region: str) -> Client:
+    phones = _normalized(data.phones, region)
+    await _check_free(session, phones, data.emails, None)
+    client = Client(
+        kind=data.kind,
+        name=data.name,
+        company=data.company,
+        lead_source=data.lead_source,
+        responsible_id=data.responsible_id,
+        readiness=data.readiness,
+        notes=data.notes,
+        phones=phones,
+        emails=[ClientEmail(email=e) for e in dict.fromkeys(data.emails)],
+        contacts=[
+            ContactPerson(
+                name=c.name,
+                position=c.position,
+                phone=try_normalize_phone(c.phone, region) or c.phone,
+                email=c.email,
+            )
+            for c in data.contacts
+        ],
+    )
+    session.add(client)
+    await _flush(session)
+    return client
+
+
+async def update_client(
+    session: AsyncSession, client_id: int, data: ClientUpdate, *, region: str
+) -> Client:
+    client = await get_card(session, client_id)
+    fields = data.model_dump(exclude_unset=True)
+    if data.phones is not None:
+        phones = _normalized(data.phones, region)
+        await _check_free(session, phones, [], client_id)
+        kept = {p.e164: p for p in client.phones}
+        client.phones = [kept.get(p.e164) or p for p in phones]
+    if data.emails is not None:
+        await _check_free(session, [], data.emails, client_id)
+        kept_e = {e.email: e for e in client.emails}
+        client.emails = [kept_e.get(e) or ClientEmail(email=e) for e in dict.fromkeys(data.emails)]
+    if data.contacts is not None:
+        client.contacts = [
+            ContactPerson(name=c.name, position=c.position, phone=c.phone, email=c.email)
+            for c in data.contacts
+        ]
+    for key in ("phones", "emails", "contacts"):
+        fields.pop(key, None)
+    for key, value in fields.items():
+        if key == "name" and value is None:
+            continue
+        setattr(client, key, value)
+    await _flush(session)
+    return client
+
+
+async def get_card(session: AsyncSession, client_id: int) -> Client:
+    client = await repository.get_card(session, client_id)
+    if client is None:
+        raise NotFound(f"client {client_id} not found")
+    return client
+
+
+async def find_by_phone(session: AsyncSession, raw: str, *, region: str) -> Client | None:
+    """Any written form of a number; raises Invalid for a string that is not a phone."""
+    try:
+        e164 = normalize_phone(raw, region)
+    except InvalidPhone as exc:
+        raise Invalid(str(exc)) from None
+    client_id = await repository.client_id_by_phone(session, e164)
+    return None if client_id is None else await repository.get_card(session, client_id)
+
+
+async def open_card_for_unknown(
+    session: AsyncSession, e164: str, *, name: str | None, lead_source: str
+) -> tuple[Client, bool]:
+    """The card of the number, or a new one; safe when two transactions race for one number."""
+    existing = await repository.client_id_by_phone(session, e164)
+    if existing is not None:
+        return await get_card(session, existing), False
+    client = Client(
+        kind="person",
+        name=name or e164,
+        lead_source=lead_source,
+        phones=[ClientPhone(e164=e164, raw=e164, label="caller")],
+        emails=[],
+        contacts=[],
+    )
+    try:
+        async with session.begin_nested():
+            session.add(client)
+            await session.flush()
+    except IntegrityError:
+        # another transaction created the card for this number first: use theirs
+        session.expunge(client)
+        winner = await repository.client_id_by_phone(session, e164)
+        if winner is None:
+            raise
+        return await get_card(session, winner), False
+    return client, True

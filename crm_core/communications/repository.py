@@ -1,0 +1,63 @@
+"""All SQL about communications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.communications.models import Communication
+
+
+async def by_external_id(
+    session: AsyncSession, kind: str, external_id: str
+) -> Communication | None:
+    return await session.scalar(
+        select(Communication).where(
+            Communication.kind == kind, Communication.external_id == external_id
+        )
+    )
+
+
+async def insert_once(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING: None when (kind, external_id) already exists.
+
+    The unique index decides, so two transactions logging the same event at once still make one row.
+    """
+    stmt = (
+        insert(Communication)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["kind", "external_id"])
+        .returning(Communication.id)
+    )
+    return await session.scalar(stmt)
+
+
+async def timeline(
+    session: AsyncSession,
+    *,
+    client_id: int | None,
+    deal_id: int | None,
+    kind: str | None,
+    user_id: int | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Communication], int]:
+    stmt = select(Communication)
+    if client_id is not None:
+        stmt = stmt.where(Communication.client_id == client_id)
+    if deal_id is not None:
+        stmt = stmt.where(Communication.deal_id == deal_id)
+    if kind is not None:
+        stmt = stmt.where(Communication.kind == kind)
+    if user_id is not None:
+        stmt = stmt.where(Communication.user_id == user_id)
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = await session.scalars(
+        stmt.order_by(Communication.occurred_at.desc(), Communication.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows.all()), total

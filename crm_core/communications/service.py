@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.clients import repository as clients_repo
+from crm_core.clients.service import open_card_for_unknown
+from crm_core.communications import repository
+from crm_core.communications.models import DIRECTIONS, KINDS, Communication
+from crm_core.communications.schemas import CommunicationIn, Logged, NoteCreate
+from crm_core.db import collect_event
+from crm_core.deals.models import Deal
+from crm_core.deals.service import ensure_open_deal
+from crm_core.errors import Invalid, NotFound
+from crm_core.events.types import CommunicationLogged
+from crm_core.models_common import utcnow
+from crm_core.phones import InvalidPhone, normalize_phone
+from crm_core.users.models import User
+
+logger = logging.getLogger(__name__)
+
+
+class CompanyNumber(Invalid):
+    """The number is one of the company's own: it never becomes a client."""
+
+
+def _e164(raw: str | None, region: str) -> str | None:
+    if not raw:
+        return None
+    try:
+        return normalize_phone(raw, region)
+    except InvalidPhone as exc:
+        raise Invalid(str(exc)) from None
+
+
+async def _resolve_client(
+    session: AsyncSession, data: CommunicationIn, e164: str | None, company_numbers: set[str]
+) -> tuple[int, bool]:
+    if data.client_id is not None:
+        if await clients_repo.get_card(session, data.client_id) is None:
+            raise Invalid(f"client {data.client_id} does not exist")
+        return data.client_id, False
+    if e164 is not None:
+        if e164 in company_numbers:
+            raise CompanyNumber(f"{e164} is one of the company's own numbers")
+        client, created = await open_card_for_unknown(
+            session, e164, name=data.contact_name, lead_source=data.lead_source
+        )
+        return client.id, created
+    if data.email:
+        owner = await clients_repo.client_id_by_email(session, data.email)
+        if owner is not None:
+            return owner, False
+    raise Invalid("a communication needs a client, a phone number or a known email")
+
+
+async def log_communication(
+    session: AsyncSession,
+    data: CommunicationIn,
+    *,
+    region: str,
+    company_numbers: frozenset[str] | set[str] = frozenset(),
+) -> Logged:
+    """Log one contact on the client's deal, exactly once per (kind, external id).
+
+    Unknown number: a new card and a deal in the first stage. No open deal: a new one.
+    """
+    if data.kind not in KINDS or data.direction not in DIRECTIONS:
+        raise Invalid(f"unknown kind/direction {data.kind!r}/{data.direction!r}")
+    if data.external_id:
+        existing = await repository.by_external_id(session, data.kind, data.external_id)
+        if existing is not None:
+            return Logged(existing, created=False)
+    e164 = _e164(data.phone, region)
+    client_id, client_created = await _resolve_client(
+        session, data, e164, {normalize_phone(n, region) for n in company_numbers}
+    )
+    deal: Deal | None = None
+    deal_created = False
+    if data.deal_id is not None:
+        deal = await session.get(Deal, data.deal_id)
+        if deal is None or deal.client_id != client_id:
+            logger.warning(
+                "deal %s named by the channel is not the client's: using the open deal",
+                data.deal_id,
+                extra={"client_id": client_id},
+            )
+            deal = None
+    if deal is None:
+        responsible = (await clients_repo.get_card(session, client_id)).responsible_id  # type: ignore[union-attr]
+        deal, deal_created = await ensure_open_deal(
+            session,
+            client_id,
+            responsible_id=responsible or data.user_id,
+            title=f"{data.lead_source.capitalize()} {e164 or data.email or ''}".strip(),
+        )
+    values = asdict(data)
+    for key in ("contact_name", "client_id", "deal_id", "lead_source", "phone"):
+        values.pop(key)
+    values.update(client_id=client_id, deal_id=deal.id, phone=e164, created_at=utcnow())
+    new_id = await repository.insert_once(session, values)
+    if new_id is None:
+        # a concurrent transaction logged the same event first (we waited for its commit)
+        existing = await repository.by_external_id(session, data.kind, data.external_id or "")
+        assert existing is not None
+        return Logged(existing, created=False)
+    comm = await session.get(Communication, new_id)
+    assert comm is not None
+    collect_event(
+        session,
+        CommunicationLogged(
+            communication_id=comm.id,
+            kind=comm.kind,
+            direction=comm.direction,
+            status=comm.status,
+            client_id=client_id,
+            deal_id=deal.id,
+            user_id=comm.user_id,
+            created_client=client_created,
+        ),
+    )
+    return Logged(comm, created=True, client_created=client_created, deal_created=deal_created)
+
+
+async def add_note(session: AsyncSession, data: NoteCreate, *, actor: User) -> Communication:
+    if await clients_repo.get_card(session, data.client_id) is None:
+        raise NotFound(f"client {data.client_id} not found")
+    extra = {"result": data.result} if data.result else {}
+    logged = await log_communication(
+        session,
+        CommunicationIn(
+            kind="note",
+            direction=data.direction,
+            status="done",
+            occurred_at=utcnow(),
+            client_id=data.client_id,
+            deal_id=data.deal_id,
+            user_id=actor.id,
+            subject=data.subject or data.result,
+            body=data.body,
+            extra=extra,
+        ),
+        region="RU",
+    )
+    return logged.communication

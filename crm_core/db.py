@@ -1,0 +1,92 @@
+"""Database plumbing: declarative base, engine and session factory, the unit of work.
+
+Services take an AsyncSession and never commit; the boundary (a request, an event handler) opens a
+unit of work, which commits or rolls back and only then publishes the domain events it collected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+logger = logging.getLogger(__name__)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def to_async_url(url: str) -> str:
+    """Accept plain postgresql:// URLs too: the service always talks asyncpg."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {url.split(':', 1)[0]}://…")
+
+
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
+    return create_async_engine(
+        to_async_url(url),
+        pool_size=pool_size,
+        max_overflow=10,
+        pool_pre_ping=False,
+        echo=echo,
+    )
+
+
+def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+Publisher = Callable[[list[Any]], Awaitable[None]]
+
+_EVENTS_KEY = "domain_events"
+
+
+def collect_event(session: AsyncSession, event: Any) -> None:
+    """Buffer a domain event; it is published only if the transaction commits."""
+    session.info.setdefault(_EVENTS_KEY, []).append(event)
+
+
+async def _noop_publish(events: list[Any]) -> None:
+    return None
+
+
+@asynccontextmanager
+async def unit_of_work(
+    factory: async_sessionmaker[AsyncSession], publish: Publisher | None = None
+) -> AsyncIterator[AsyncSession]:
+    """Commit on success, roll back on error; publish collected events after the commit only."""
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            session.info.pop(_EVENTS_KEY, None)
+            raise
+        events: list[Any] = session.info.pop(_EVENTS_KEY, [])
+    if events:
+        try:
+            await (publish or _noop_publish)(events)
+        except Exception:  # delivery must never undo or fail a committed transaction
+            logger.exception("publishing %d domain events failed", len(events))

@@ -1,0 +1,45 @@
+"""Domain events: what happened, published only after the transaction that did it commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DealStageChanged:
+    deal_id: int
+    client_id: int
+    from_stage_id: int | None
+    to_stage_id: int
+    user_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommunicationLogged:
+    communication_id: int
+    kind: str
+    direction: str
+    status: str
+    client_id: int
+    deal_id: int
+    user_id: int | None
+    created_client: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCreated:
+    task_id: int
+    kind: str
+    assignee_id: int | None
+    client_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """A call fact for people: ringing, answered, transferred, ended (the screen-pop source)."""
+
+    type: str  # call.ringing | call.answered | call.transferred | call.ended | call.started
+    linkedid: str
+    extensions: tuple[str, ...]  # whose sockets receive it
+    payload: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,49 @@
+"""Schema migrations (Alembic), run programmatically: `crm-telephony migrate`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _in_thread(fn: object, *args: object) -> None:
+    # env.py runs its own event loop; keep it off any loop already running here
+    import threading
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fn(*args)  # type: ignore[operator]
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    _in_thread(command.upgrade, alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    _in_thread(command.downgrade, alembic_config(url), revision)
+
+
+async def upgrade_async(url: str, revision: str = "head") -> None:
+    await asyncio.to_thread(upgrade, url, revision)

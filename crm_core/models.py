@@ -1,0 +1,33 @@
+"""Every mapped model, imported in one place so metadata (and Alembic) sees them all."""
+
+from crm_core.calls.models import ActiveCall, AgentState
+from crm_core.clients.models import Client, ClientEmail, ClientPhone, ContactPerson
+from crm_core.communications.models import Communication
+from crm_core.db import Base
+from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.events.models import EventLogEntry
+from crm_core.routing.models import RoutingTurn
+from crm_core.schedules.models import ScheduleException, ScheduleInterval
+from crm_core.tasks.models import Task
+from crm_core.users.models import Role, User
+
+__all__ = [
+    "ActiveCall",
+    "AgentState",
+    "Base",
+    "Client",
+    "ClientEmail",
+    "ClientPhone",
+    "Communication",
+    "ContactPerson",
+    "Deal",
+    "DealStage",
+    "DealStageMove",
+    "EventLogEntry",
+    "Role",
+    "RoutingTurn",
+    "ScheduleException",
+    "ScheduleInterval",
+    "Task",
+    "User",
+]

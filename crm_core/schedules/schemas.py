@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class IntervalIn(BaseModel):
+    weekday: int = Field(ge=0, le=6, description="Monday = 0")
+    start: time
+    end: time = Field(description="at or before start: the shift ends the next day")
+
+
+class ExceptionIn(BaseModel):
+    kind: Literal["day_off", "vacation", "extra_shift"]
+    start_date: date
+    end_date: date | None = None
+    start: time | None = None
+    end: time | None = None
+    note: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExceptionIn:
+        if self.end_date is None:
+            self.end_date = self.start_date
+        if self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        if self.kind == "extra_shift" and (self.start is None or self.end is None):
+            raise ValueError("an extra shift needs start and end times")
+        return self
+
+
+class ScheduleIn(BaseModel):
+    intervals: list[IntervalIn] = Field(default_factory=list, max_length=100)
+    exceptions: list[ExceptionIn] = Field(default_factory=list, max_length=500)
+    timezone: str | None = None

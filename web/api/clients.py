@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+
+from crm_core.clients import repository, service
+from crm_core.clients.schemas import ClientCreate, ClientUpdate
+from crm_core.errors import Invalid
+from crm_core.phones import InvalidPhone, normalize_phone
+from web import serializers
+from web.deps import CurrentUser, Session, Staff, container
+
+router = APIRouter(prefix="/api/clients", tags=["clients"])
+
+
+def _region(request: Request) -> str:
+    return container(request).settings.core.phone_default_region
+
+
+@router.get("")
+async def search_clients(
+    request: Request,
+    session: Session,
+    user: CurrentUser,
+    q: Annotated[str | None, Query(max_length=200, description="name or company")] = None,
+    phone: Annotated[str | None, Query(max_length=64, description="any written form")] = None,
+    responsible_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    e164 = None
+    if phone is not None:
+        try:
+            e164 = normalize_phone(phone, _region(request))
+        except InvalidPhone as exc:
+            raise Invalid(str(exc)) from None
+    rows, total = await repository.search(
+        session, text=q, phone_e164=e164, responsible_id=responsible_id, limit=limit, offset=offset
+    )
+    return serializers.page([serializers.client(c) for c in rows], total, limit, offset)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_client(
+    request: Request, data: ClientCreate, session: Session, user: CurrentUser
+) -> dict[str, Any]:
+    if data.responsible_id is None and user.role == "manager":
+        data.responsible_id = user.id
+    client = await service.create_client(session, data, region=_region(request))
+    return serializers.client(client)
+
+
+@router.get("/{client_id}")
+async def get_client(client_id: int, session: Session, user: CurrentUser) -> dict[str, Any]:
+    return serializers.client(await service.get_card(session, client_id))
+
+
+@router.patch("/{client_id}")
+async def update_client(
+    request: Request, client_id: int, data: ClientUpdate, session: Session, user: CurrentUser
+) -> dict[str, Any]:
+    # every role edits cards (an operator fills in the card of a new caller); reassigning is staff's
+    if "responsible_id" in data.model_fields_set and user.role not in ("supervisor", "admin"):
+        card = await service.get_card(session, client_id)
+        if data.responsible_id != card.responsible_id:
+            from crm_core.errors import Forbidden
+
+            raise Forbidden("only supervisors reassign a client's responsible manager")
+    client = await service.update_client(session, client_id, data, region=_region(request))
+    return serializers.client(client)
+
+
+@router.delete("/{client_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_client(client_id: int, session: Session, staff: Staff) -> None:
+    await session.delete(await service.get_card(session, client_id))

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+
+from crm_core.models_common import utcnow
+from crm_core.tasks import service
+from crm_core.tasks.schemas import TaskCreate, TaskUpdate
+from web import serializers
+from web.deps import CurrentUser, Session
+
+router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+
+
+@router.get("")
+async def list_tasks(
+    session: Session,
+    user: CurrentUser,
+    assignee_id: int | None = None,
+    client_id: int | None = None,
+    open_only: bool = False,
+    overdue: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    now = utcnow()
+    rows = await service.list_tasks(
+        session,
+        assignee_id=assignee_id,
+        client_id=client_id,
+        open_only=open_only,
+        overdue_at=now if overdue else None,
+        limit=limit,
+        offset=offset,
+    )
+    return [serializers.task(t, now) for t in rows]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_task(data: TaskCreate, session: Session, user: CurrentUser) -> dict[str, Any]:
+    return serializers.task(await service.create_task(session, data, actor=user), utcnow())
+
+
+@router.patch("/{task_id}")
+async def update_task(
+    task_id: int, data: TaskUpdate, session: Session, user: CurrentUser
+) -> dict[str, Any]:
+    return serializers.task(await service.update_task(session, task_id, data, actor=user), utcnow())

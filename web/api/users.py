@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from crm_core.users import service
+from crm_core.users.schemas import UserCreate, UserUpdate
+from web import serializers
+from web.deps import Admin, CurrentUser, Session
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+@router.get("")
+async def list_users(session: Session, user: CurrentUser) -> list[dict[str, Any]]:
+    return [serializers.user(u) for u in await service.list_users(session)]
+
+
+@router.get("/{user_id}")
+async def get_user(user_id: int, session: Session, user: CurrentUser) -> dict[str, Any]:
+    return serializers.user(await service.get_user(session, user_id))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_user(data: UserCreate, session: Session, admin: Admin) -> dict[str, Any]:
+    return serializers.user(await service.create_user(session, data))
+
+
+@router.patch("/{user_id}")
+async def update_user(
+    user_id: int, data: UserUpdate, session: Session, admin: Admin
+) -> dict[str, Any]:
+    return serializers.user(await service.update_user(session, user_id, data))

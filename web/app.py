@@ -1,0 +1,51 @@
+"""The FastAPI application: routes, pages, and the lifespan owning every long-lived task."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from web import errors
+from web.api import auth, clients, communications, deals, schedules, tasks, users
+from web.container import Container
+from web.runtime import build_container, close_container
+from web.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    """An app for `settings`; with `container` given (tests), it uses that and does not own it."""
+    settings = settings or (container.settings if container else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = container is None
+        c = container or await build_container(settings)
+        app.state.container = c
+        try:
+            yield
+        finally:
+            if owned:
+                await close_container(c)
+
+    app = FastAPI(
+        title="CRM telephony",
+        version="0.1.0",
+        description="Asterisk PBX integration for a sales CRM: calls, SMS and email on the deal.",
+        lifespan=lifespan,
+    )
+    if container is not None:
+        app.state.container = container
+    errors.install(app)
+    for module in (auth, users, clients, deals, communications, tasks, schedules):
+        app.include_router(module.router)
+
+    @app.get("/api/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,26 @@
+"""The running service's long-lived parts, built once and passed in (nothing connects at import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from crm_core.db import Publisher
+from web.settings import Settings
+
+
+async def _discard(events: list[Any]) -> None:
+    return None
+
+
+@dataclass
+class Container:
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    publish: Publisher = _discard
+    # parts added by the lifespan when their subsystems start (hub, AMI listener, AGI server…)
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,20 @@
+"""Running the app under uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from web.app import create_app
+from web.settings import Settings
+
+
+def serve(settings: Settings) -> int:
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.web.http_host,
+        port=settings.web.http_port,
+        log_config=None,
+        ws_per_message_deflate=False,  # compression doubles the cost of a fan-out
+    )
+    return 0
