@@ -39,7 +39,7 @@ async def phone_owners(session: AsyncSession, numbers: list[str]) -> dict[str, i
     rows = await session.execute(
         select(ClientPhone.e164, ClientPhone.client_id).where(ClientPhone.e164.in_(numbers))
     )
-    return {e164: cid for e164, cid in rows.tuples()}
+    return {e164: cid for e164, cid in rows.all()}
 
 
 async def search(

@@ -142,7 +142,7 @@ async def open_card_for_unknown(
             await session.flush()
     except IntegrityError:
         # another transaction created the card for this number first: use theirs
-        session.expunge(client)
+        # (the savepoint rollback already dropped our pending card from the session)
         winner = await repository.client_id_by_phone(session, e164)
         if winner is None:
             raise

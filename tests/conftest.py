@@ -1,0 +1,142 @@
+"""Test fixtures: one throwaway embedded PostgreSQL per run, migrated once, emptied per test."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from crm_core.db import make_engine, make_session_factory
+from crm_core.migrate import upgrade
+from crm_core.settings import CoreSettings
+from crm_core.users.models import User
+from crm_core.users.schemas import UserCreate
+from crm_core.users.service import create_user
+from web.app import create_app
+from web.auth import issue_token
+from web.container import Container
+from web.settings import Settings, WebSettings
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+KEEP_TABLES = {"deal_stages", "alembic_version"}
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """DATABASE_URL when given (a scratch database there), else an embedded server."""
+    given = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if given:
+        upgrade(given)
+        yield given
+        return
+    from crm_core.embedded import start_embedded
+
+    folder = Path(tempfile.mkdtemp(prefix="crm-test-"))
+    url, server = start_embedded(folder / "pgdata", throwaway=True)
+    upgrade(url)
+    yield url
+    del server
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(database_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture(scope="session")
+async def _tables(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        )
+        return sorted(r[0] for r in rows if r[0] not in KEEP_TABLES)
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine, _tables: list[str]) -> AsyncEngine:
+    """A database emptied of everything but the seeded pipeline stages."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {', '.join(_tables)} RESTART IDENTITY CASCADE"))
+    return engine
+
+
+@pytest.fixture
+def sessions(db: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return make_session_factory(db)
+
+
+@pytest.fixture
+async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with sessions() as s:
+        yield s
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        core=CoreSettings(DATABASE_URL=database_url, PHONE_DEFAULT_REGION="RU"),
+        web=WebSettings(SECRET_KEY="test-secret-key-that-is-32-bytes-long!"),
+    )
+
+
+@pytest.fixture
+def container(
+    settings: Settings, db: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> Container:
+    return Container(
+        settings=settings, database_url=settings.core.database_url, engine=db, sessions=sessions
+    )
+
+
+@pytest.fixture
+async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(container=container)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+UserFactory = Callable[..., Awaitable[tuple[User, dict[str, str]]]]
+
+
+@pytest.fixture
+def make_user(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> UserFactory:
+    """`await make_user(role=..., extension=...)` -> (user, auth headers)."""
+    counter = {"n": 0}
+
+    async def factory(
+        *,
+        role: str = "manager",
+        extension: str | None = None,
+        login: str | None = None,
+        password: str = "secret",
+        timezone: str = "Europe/Moscow",
+        **extra: Any,
+    ) -> tuple[User, dict[str, str]]:
+        counter["n"] += 1
+        async with sessions() as s:
+            user = await create_user(
+                s,
+                UserCreate(
+                    login=login or f"{role}{counter['n']}",
+                    password=password,
+                    role=role,  # type: ignore[arg-type]
+                    extension=extension,
+                    timezone=timezone,
+                    **extra,
+                ),
+            )
+            await s.commit()
+        token = issue_token(user.id, user.role, settings.web.secret_key, 60)
+        return user, {"Authorization": f"Bearer {token}"}
+
+    return factory
