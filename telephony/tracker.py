@@ -1,0 +1,788 @@
+"""The call tracker: a pure state machine from AMI events to call facts.
+
+No I/O, no asyncio, no database: the AMI listener feeds it parsed events, crm_core and notifier
+consume the facts it returns. That keeps every rule below testable against recorded AMI traffic.
+
+How a call is recognised (see /work/shared/docs and the recordings in shared/fixtures/ami):
+- one logical call is one ``Linkedid``; channels are remembered by ``Uniqueid`` from their
+  ``Newchannel`` on, and events are routed through that channel, so events for a channel after
+  its ``Hangup`` (late ``NewConnectedLine``, ``VarSet``) find nothing and are ignored;
+- inbound: a channel runs its first dialplan step in an inbound context (the main channel);
+- outbound: a channel enters the originate context (click-to-call), or an agent's channel dials
+  something that is not an agent;
+- an agent is recognised from a channel name by the configured pattern, computed once per
+  channel; a Local channel's ``;1``/``;2`` halves are the same device (``channel_base``);
+- a call ends with the ``Hangup`` of its main channel; its state is dropped once every channel
+  of the Linkedid is gone, so memory does not grow with the number of finished calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from telephony.ami_fields import (
+    agent_extension,
+    channel_base,
+    compile_agent_pattern,
+    duration_seconds,
+    event_time,
+    known,
+    ring_time_seconds,
+    uniqueid_key,
+)
+from telephony.facts import (
+    AgentRinging,
+    CallAnswered,
+    CallEnded,
+    CallSnapshot,
+    CallStarted,
+    CallState,
+    CallSummary,
+    CallTransferred,
+    Direction,
+    Fact,
+    Leg,
+    RingAttempt,
+    Status,
+    Transfer,
+    TransferKind,
+    Via,
+)
+from telephony.settings import TelephonySettings
+
+logger = logging.getLogger(__name__)
+
+_SNAPSHOT_VERSION = 1
+# Outbound dial results that mean the call never reached the client's phone at all.
+_UNREACHABLE = frozenset({"CHANUNAVAIL", "CONGESTION", "INVALIDARGS"})
+
+Handler = Callable[[Mapping[str, str], float], list[Fact]]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerConfig:
+    inbound_contexts: frozenset[str] = frozenset({"from-pstn"})
+    # Contexts where click-to-call originates put the agent's channel after it answers.
+    outbound_contexts: frozenset[str] = frozenset({"crm-outbound"})
+    agent_channel_pattern: str = TelephonySettings.model_fields["agent_channel_pattern"].default
+    # Channel variables copied into the call (set by click-to-call originates).
+    call_variables: frozenset[str] = frozenset({"CRM_DEAL_ID", "CRM_USER_ID"})
+
+    @classmethod
+    def from_settings(cls, settings: TelephonySettings) -> TrackerConfig:
+        return cls(
+            inbound_contexts=frozenset(settings.inbound_contexts),
+            outbound_contexts=frozenset({settings.originate_context}),
+            agent_channel_pattern=settings.agent_channel_pattern,
+        )
+
+
+@dataclass(slots=True)
+class _Channel:
+    uniqueid: str
+    name: str
+    base: str
+    linkedid: str
+    agent: str | None
+    t_created: float
+    context: str = ""
+    exten: str = ""
+    app: str = ""
+    cid_num: str = ""
+    cid_name: str = ""
+    bridge: str = ""
+
+
+@dataclass(slots=True)
+class _Attempt:
+    dest_uniqueid: str
+    dest_base: str
+    extension: str
+    via: Via
+    context: str
+    to_agent: bool
+    t_begin: float
+    result: str | None = None
+    t_end: float | None = None
+
+
+@dataclass(slots=True)
+class _Call:
+    linkedid: str
+    channels: set[str] = field(default_factory=set)
+    started: bool = False
+    ended: bool = False
+    direction: Direction = "inbound"
+    main_uid: str = ""
+    main_base: str = ""
+    caller_number: str | None = None
+    caller_name: str | None = None
+    did_or_dialled: str = ""
+    agent_extension: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    t_start: float = 0.0
+    t_answer: float | None = None
+    t_first_ring: float | None = None
+    attempts: list[_Attempt] = field(default_factory=list)
+    answered_by: str | None = None
+    # The agent who owns the current stretch of talk, since leg_start; legs are cut by transfers.
+    leg_owner: str | None = None
+    leg_start: float | None = None
+    # The device talking with the main channel and how to name it if it hangs up first.
+    talking_base: str | None = None
+    talking_party: str | None = None
+    legs: list[Leg] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+    hung_up_by: str | None = None
+    agent_leg_begin: float | None = None
+    agent_leg_ring_s: float | None = None
+
+
+class CallTracker:
+    def __init__(self, config: TrackerConfig) -> None:
+        self._config = config
+        self._inbound = config.inbound_contexts
+        self._outbound = config.outbound_contexts
+        self._variables = config.call_variables
+        self._pattern: re.Pattern[str] = compile_agent_pattern(config.agent_channel_pattern)
+        self._channels: dict[str, _Channel] = {}
+        self._calls: dict[str, _Call] = {}
+        # The one place that lists every AMI event the tracker uses (as wazo-calld's bus.py).
+        self._handlers: dict[str, Handler] = {
+            "Newchannel": self._on_newchannel,
+            "Newexten": self._on_newexten,
+            "NewCallerid": self._on_new_callerid,
+            "Rename": self._on_rename,
+            "VarSet": self._on_var_set,
+            "DialBegin": self._on_dial_begin,
+            "DialEnd": self._on_dial_end,
+            "AgentCalled": self._on_agent_called,
+            "AgentRingNoAnswer": self._on_agent_ring_no_answer,
+            "AgentConnect": self._on_agent_connect,
+            "BlindTransfer": self._on_blind_transfer,
+            "AttendedTransfer": self._on_attended_transfer,
+            "SoftHangupRequest": self._on_hangup_request,
+            "HangupRequest": self._on_hangup_request,
+            "Hangup": self._on_hangup,
+            "CoreShowChannel": self._on_core_show_channel,
+        }
+
+    # ----------------------------------------------------------------------------- public API
+
+    def feed(self, event: Mapping[str, str], arrival: float) -> list[Fact]:
+        """Apply one AMI event; return the facts it produced. Never raises."""
+        try:
+            name = event.get("Event")
+            handler = self._handlers.get(name) if name else None
+            if handler is None:
+                return []
+            return handler(event, event_time(event, arrival))
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            # A partial or garbled message: skip it, the calls around it stay intact because
+            # handlers read every field they need before changing any state.
+            logger.warning("skipping malformed AMI event %r: %r", _event_name(event), exc)
+        except Exception:
+            # A bug of ours must not stop the listener; log it loudly and carry on.
+            logger.exception("tracker failed on AMI event %r", _event_name(event))
+        return []
+
+    def active_calls(self) -> list[CallSnapshot]:
+        calls = [c for c in self._calls.values() if c.started and not c.ended]
+        calls.sort(key=lambda c: uniqueid_key(c.linkedid))
+        return [self._call_snapshot(c) for c in calls]
+
+    def snapshot(self, linkedid: str) -> dict[str, Any]:
+        """JSON-able state of one tracked call (KeyError if the Linkedid is unknown)."""
+        call = self._calls[linkedid]
+        state = asdict(call)
+        state["channels"] = sorted(call.channels, key=uniqueid_key)
+        return {
+            "version": _SNAPSHOT_VERSION,
+            "call": state,
+            "channels": [asdict(self._channels[uid]) for uid in state["channels"]],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Put back a call saved by ``snapshot`` (e.g. after a service restart)."""
+        if state.get("version") != _SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported call snapshot version {state.get('version')!r}")
+        raw = dict(state["call"])
+        raw["channels"] = set(raw["channels"])
+        raw["attempts"] = [_Attempt(**a) for a in raw["attempts"]]
+        raw["legs"] = [Leg(**leg) for leg in raw["legs"]]
+        raw["transfers"] = [Transfer(**t) for t in raw["transfers"]]
+        call = _Call(**raw)
+        for chan_state in state["channels"]:
+            chan = _Channel(**chan_state)
+            self._channels[chan.uniqueid] = chan
+        self._calls[call.linkedid] = call
+
+    def reconcile(self, live_linkedids: set[str], now: float) -> list[Fact]:
+        """Align with Asterisk after an AMI reconnect.
+
+        Calls we track that Asterisk no longer has ended while we were away: they are closed
+        (once) with time ``now``. Calls Asterisk has that we never saw started are taken up from
+        the ``CoreShowChannel`` events fed just before this call.
+        """
+        facts: list[Fact] = []
+        for linkedid in [lid for lid in self._calls if lid not in live_linkedids]:
+            call = self._calls.pop(linkedid)
+            for uid in call.channels:
+                self._channels.pop(uid, None)
+            if call.started and not call.ended:
+                facts += self._end(call, now, cause=None)
+        for linkedid in sorted(live_linkedids, key=uniqueid_key):
+            unknown = self._calls.get(linkedid)
+            if unknown is not None and not unknown.started:
+                facts += self._adopt(unknown)
+        return facts
+
+    # ------------------------------------------------------------------------ channel events
+
+    def _on_newchannel(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        uid, linkedid, name = ev["Uniqueid"], ev["Linkedid"], ev["Channel"]
+        if uid not in self._channels:
+            self._add_channel(ev, uid, linkedid, name, t)
+        return []
+
+    def _on_core_show_channel(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        # Answers to CoreShowChannels after a reconnect: remember channels we missed so that
+        # reconcile() can take their calls up.
+        uid, linkedid, name = ev["Uniqueid"], ev["Linkedid"], ev["Channel"]
+        chan = self._channels.get(uid)
+        if chan is None:
+            created = t - duration_seconds(ev.get("Duration", ""))
+            chan = self._add_channel(ev, uid, linkedid, name, created)
+            chan.app = ev.get("Application", "")
+        chan.bridge = ev.get("BridgeId", "")
+        return []
+
+    def _add_channel(
+        self, ev: Mapping[str, str], uid: str, linkedid: str, name: str, t: float
+    ) -> _Channel:
+        chan = _Channel(
+            uniqueid=uid,
+            name=name,
+            base=channel_base(name),
+            linkedid=linkedid,
+            agent=agent_extension(name, self._pattern),
+            t_created=t,
+            context=ev.get("Context", ""),
+            exten=ev.get("Exten", ""),
+            cid_num=ev.get("CallerIDNum", ""),
+            cid_name=ev.get("CallerIDName", ""),
+        )
+        self._channels[uid] = chan
+        call = self._calls.get(linkedid)
+        if call is None:
+            call = self._calls[linkedid] = _Call(linkedid=linkedid)
+        call.channels.add(uid)
+        return chan
+
+    def _on_rename(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        chan = self._channels.get(ev["Uniqueid"])
+        if chan is not None:
+            chan.name = ev["Newname"]
+            chan.base = channel_base(chan.name)
+        return []
+
+    def _on_newexten(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        found = self._live(ev["Uniqueid"])
+        if found is None:
+            return []
+        chan, call = found
+        chan.context = context = ev.get("Context", "")
+        chan.exten = ev.get("Exten", "")
+        chan.app = app = ev.get("Application", "")
+        if not call.started:
+            if context in self._inbound:
+                return self._start(call, chan, "inbound", t)
+            if context in self._outbound:
+                return self._start(call, chan, "outbound", t)
+            return []
+        if app == "Hangup" and chan.uniqueid == call.main_uid and call.hung_up_by is None:
+            # The dialplan itself hangs up the main channel (Dial or Queue gave up).
+            call.hung_up_by = "pbx"
+        return []
+
+    def _on_new_callerid(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        found = self._live(ev["Uniqueid"])
+        if found is None:
+            return []
+        chan, call = found
+        chan.cid_num = ev.get("CallerIDNum", chan.cid_num)
+        chan.cid_name = ev.get("CallerIDName", chan.cid_name)
+        if call.started and chan.uniqueid == call.main_uid:
+            # Trunks may set the caller ID after the channel is up: the later value is the
+            # one the caller sent; Dial events are no source (DestCallerIDNum varies by leg).
+            call.caller_number = known(chan.cid_num) or call.caller_number
+            call.caller_name = known(chan.cid_name) or call.caller_name
+        return []
+
+    def _on_var_set(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        variable = ev.get("Variable")
+        if variable not in self._variables:  # the most frequent event: leave early
+            return []
+        found = self._live(ev["Uniqueid"])
+        if found is not None:
+            found[1].variables[variable] = ev.get("Value", "")
+        return []
+
+    # --------------------------------------------------------------------------- dial events
+
+    def _on_dial_begin(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        dest_uid, dest_name = ev["DestUniqueid"], ev["DestChannel"]
+        if not ev.get("Channel"):
+            return self._originate_leg_begin(dest_uid, t)
+        found = self._live(ev["Uniqueid"])
+        if found is None:
+            return []
+        chan, call = found
+        dest_agent = self._agent_of(dest_uid, dest_name)
+        facts: list[Fact] = []
+        if not call.started:
+            if chan.agent is None or dest_agent is not None:
+                return []  # not a call of ours, or an internal agent-to-agent call
+            facts = self._start(call, chan, "outbound", t)  # an agent dialled out by hand
+        elif self._is_inner_leg(call, chan):
+            return []
+        if dest_agent is not None:
+            facts += self._ring(call, chan, dest_uid, dest_name, dest_agent, self._via(chan), t)
+        elif call.direction == "outbound" and chan.uniqueid == call.main_uid:
+            self._ring_client(call, chan, dest_uid, dest_name, ev.get("DestExten", ""), t)
+        return facts
+
+    def _on_agent_called(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        # Queues announce the member before DialBegin; the attempt is created here as "queue".
+        dest_uid, dest_name = ev["DestUniqueid"], ev["DestChannel"]
+        found = self._live(ev["Uniqueid"])
+        if found is None or not found[1].started:
+            return []
+        chan, call = found
+        ext = self._agent_of(dest_uid, dest_name)
+        if ext is None:
+            return []
+        return self._ring(call, chan, dest_uid, dest_name, ext, "queue", t)
+
+    def _on_dial_end(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        dest_uid, status = ev["DestUniqueid"], ev["DialStatus"]
+        if not ev.get("Channel"):
+            return self._originate_leg_end(dest_uid, status, t)
+        found = self._live(ev["Uniqueid"])
+        if found is None or not found[1].started:
+            return []
+        call = found[1]
+        attempt = _find_attempt(call, dest_uid)
+        # Queue attempts send two DialEnds (NOANSWER, then CANCEL): the first one is the truth.
+        if attempt is None or attempt.result is not None:
+            return []
+        attempt.result, attempt.t_end = status, t
+        return self._answer(call, attempt, t) if status == "ANSWER" else []
+
+    def _on_agent_ring_no_answer(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        ring_s = ring_time_seconds(ev["RingTime"])  # milliseconds, unlike AgentConnect
+        found = self._live(ev["Uniqueid"])
+        if found is None:
+            return []
+        attempt = _find_attempt(found[1], ev["DestUniqueid"])
+        if attempt is not None and attempt.result is None:
+            attempt.result, attempt.t_end = "NOANSWER", attempt.t_begin + ring_s
+        return []
+
+    def _on_agent_connect(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        # Normally DialEnd ANSWER came first; this covers an eventfilter that drops Dial events.
+        found = self._live(ev["Uniqueid"])
+        if found is None or not found[1].started:
+            return []
+        call = found[1]
+        attempt = _find_attempt(call, ev["DestUniqueid"])
+        if attempt is None or attempt.result is not None:
+            return []
+        attempt.result, attempt.t_end = "ANSWER", t
+        return self._answer(call, attempt, t)
+
+    def _originate_leg_begin(self, dest_uid: str, t: float) -> list[Fact]:
+        # An Originate rings its first leg with no calling channel. If that leg is an agent's
+        # phone it is a click-to-call; otherwise (the simulated caller in the recordings) it is
+        # nobody's call and creates neither a call nor an agent.
+        dest = self._channels.get(dest_uid)
+        if dest is None or dest.agent is None:
+            return []
+        call = self._calls.get(dest.linkedid)
+        if call is not None and not call.started and call.agent_leg_begin is None:
+            call.agent_leg_begin, call.agent_extension = t, dest.agent
+        return []
+
+    def _originate_leg_end(self, dest_uid: str, status: str, t: float) -> list[Fact]:
+        dest = self._channels.get(dest_uid)
+        call = self._calls.get(dest.linkedid) if dest is not None else None
+        if call is not None and call.agent_leg_begin is not None and status == "ANSWER":
+            call.agent_leg_ring_s = t - call.agent_leg_begin
+        return []
+
+    # ----------------------------------------------------------------------- transfer events
+
+    def _on_blind_transfer(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        target = ev["Extension"]
+        if ev.get("Result", "Success") != "Success":
+            return []
+        call = self._started_call(ev.get("TransfereeUniqueid"), ev.get("TransfererUniqueid"))
+        if call is None:
+            return []
+        transferer = self._channels.get(ev.get("TransfererUniqueid", ""))
+        from_ext = transferer.agent if transferer is not None else call.leg_owner
+        # Until someone answers at the target, nobody owns the talk and no device is "talking".
+        return self._transfer(call, "blind", from_ext, target, t, None)
+
+    def _on_attended_transfer(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        if ev["Result"] != "Success":
+            return []
+        call = self._started_call(ev.get("TransfereeUniqueid"), ev.get("OrigTransfererUniqueid"))
+        if call is None:
+            return []
+        transferer = self._channels.get(ev.get("OrigTransfererUniqueid", ""))
+        from_ext = transferer.agent if transferer is not None else call.leg_owner
+        target = self._channels.get(ev.get("TransferTargetUniqueid", ""))
+        to_ext = (target.agent if target is not None else None) or (
+            known(ev.get("TransferTargetCallerIDNum"))
+            or known(ev.get("SecondTransfererConnectedLineNum"))
+            or ""
+        )
+        if target is not None:
+            # The target talked to the agent in a consultation call with its own Linkedid; it
+            # now talks to our caller, so its hangup must count for this call.
+            self._move_device(target, call)
+        return self._transfer(call, "attended", from_ext, to_ext, t, target)
+
+    def _transfer(
+        self,
+        call: _Call,
+        kind: TransferKind,
+        from_ext: str | None,
+        to_ext: str,
+        t: float,
+        target: _Channel | None,
+    ) -> list[Fact]:
+        self._close_leg(call, t)
+        call.transfers.append(
+            Transfer(
+                kind=kind, from_extension=from_ext, to_extension=to_ext, at_s=t - call.t_start, at=t
+            )
+        )
+        call.leg_start = t
+        call.leg_owner = target.agent if target is not None else None
+        call.talking_base = target.base if target is not None else None
+        call.talking_party = _agent_label(call.leg_owner) if target is not None else None
+        return [
+            CallTransferred(
+                linkedid=call.linkedid,
+                at=t,
+                from_extension=from_ext,
+                to_extension=to_ext,
+                kind=kind,
+            )
+        ]
+
+    def _move_device(self, chan: _Channel, call: _Call) -> None:
+        old = self._calls.get(chan.linkedid)
+        if old is None or old is call:
+            return
+        for uid in [u for u in old.channels if self._channels[u].base == chan.base]:
+            old.channels.discard(uid)
+            call.channels.add(uid)
+            self._channels[uid].linkedid = call.linkedid
+        if not old.channels:
+            del self._calls[old.linkedid]
+
+    # ------------------------------------------------------------------------ hangup events
+
+    def _on_hangup_request(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        found = self._live(ev["Uniqueid"])
+        if found is not None and found[1].started:
+            self._note_hangup(found[1], found[0])
+        return []
+
+    def _on_hangup(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        chan = self._channels.pop(ev["Uniqueid"], None)
+        if chan is None:
+            return []
+        call = self._calls.get(chan.linkedid)
+        if call is None:
+            return []
+        call.channels.discard(chan.uniqueid)
+        facts: list[Fact] = []
+        if call.started and not call.ended:
+            self._note_hangup(call, chan)
+            if chan.uniqueid == call.main_uid:
+                facts = self._end(call, t, cause=ev.get("Cause-txt"))
+        elif not call.started and not call.channels:
+            facts = self._failed_click_to_call(call, t)
+        if not call.channels:
+            # Nothing of this Linkedid is left in Asterisk: forget it.
+            del self._calls[call.linkedid]
+        return facts
+
+    def _note_hangup(self, call: _Call, chan: _Channel) -> None:
+        # The first hangup of a party still in the conversation names who ended the call.
+        # Agents whose ring attempt ended, or who left by transferring, are not such a party.
+        if call.hung_up_by is not None:
+            return
+        if chan.base == call.main_base:
+            inbound = call.direction == "inbound"
+            call.hung_up_by = "caller" if inbound else _agent_label(call.agent_extension)
+        elif call.talking_base is not None and chan.base == call.talking_base:
+            call.hung_up_by = call.talking_party
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _live(self, uniqueid: str) -> tuple[_Channel, _Call] | None:
+        chan = self._channels.get(uniqueid)
+        if chan is None:
+            return None
+        call = self._calls.get(chan.linkedid)
+        if call is None or call.ended:
+            return None
+        return chan, call
+
+    def _started_call(self, *uniqueids: str | None) -> _Call | None:
+        for uid in uniqueids:
+            found = self._live(uid) if uid else None
+            if found is not None and found[1].started:
+                return found[1]
+        return None
+
+    def _agent_of(self, uniqueid: str, name: str) -> str | None:
+        chan = self._channels.get(uniqueid)
+        if chan is not None:
+            return chan.agent
+        return agent_extension(name, self._pattern)
+
+    def _via(self, chan: _Channel) -> Via:
+        return "queue" if chan.app == "Queue" else "dial"
+
+    def _is_inner_leg(self, call: _Call, chan: _Channel) -> bool:
+        # A Local channel's ;2 half (or a phone being rung) dialling the real device, e.g.
+        # Local/101@agent-phones;2 -> PJSIP/101: the same ring attempt seen again, not a new one.
+        if chan.uniqueid == call.main_uid:
+            return False
+        return chan.base == call.main_base or any(a.dest_base == chan.base for a in call.attempts)
+
+    def _start(self, call: _Call, chan: _Channel, direction: Direction, t: float) -> list[Fact]:
+        call.started = True
+        call.direction = direction
+        call.main_uid, call.main_base = chan.uniqueid, chan.base
+        call.t_start = t
+        call.caller_number = known(chan.cid_num)
+        call.caller_name = known(chan.cid_name)
+        call.did_or_dialled = chan.exten
+        if direction == "outbound":
+            call.agent_extension = chan.agent or call.agent_extension
+        return [
+            CallStarted(
+                linkedid=call.linkedid,
+                at=t,
+                direction=direction,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                did_or_dialled=call.did_or_dialled,
+                agent_extension=call.agent_extension,
+                variables=dict(call.variables),
+            )
+        ]
+
+    def _ring(
+        self,
+        call: _Call,
+        chan: _Channel,
+        dest_uid: str,
+        dest_name: str,
+        ext: str,
+        via: Via,
+        t: float,
+    ) -> list[Fact]:
+        if _find_attempt(call, dest_uid) is not None:
+            return []  # AgentCalled already opened this attempt
+        dest = self._channels.get(dest_uid)
+        base = dest.base if dest is not None else channel_base(dest_name)
+        call.attempts.append(_Attempt(dest_uid, base, ext, via, chan.context, True, t))
+        if call.direction == "inbound" and call.t_first_ring is None:
+            call.t_first_ring = t
+        return [AgentRinging(linkedid=call.linkedid, at=t, extension=ext, via=via)]
+
+    def _ring_client(
+        self, call: _Call, chan: _Channel, dest_uid: str, dest_name: str, dest_exten: str, t: float
+    ) -> None:
+        if _find_attempt(call, dest_uid) is not None:
+            return
+        number = call.did_or_dialled or dest_exten
+        base = channel_base(dest_name)
+        call.attempts.append(_Attempt(dest_uid, base, number, "dial", chan.context, False, t))
+        if call.t_first_ring is None:
+            call.t_first_ring = t
+
+    def _answer(self, call: _Call, attempt: _Attempt, t: float) -> list[Fact]:
+        # Outbound: the client answering means the agent who placed the call starts talking.
+        ext = attempt.extension if attempt.to_agent else call.agent_extension
+        if call.t_answer is None:
+            call.t_answer = t
+            call.answered_by = attempt.extension if attempt.to_agent else "client"
+            call.leg_start = t
+        # After a transfer the leg started at the transfer; whoever answers now owns it.
+        call.leg_owner = ext
+        call.talking_base = attempt.dest_base
+        call.talking_party = _agent_label(ext) if attempt.to_agent else "client"
+        return [CallAnswered(linkedid=call.linkedid, at=t, extension=ext)]
+
+    def _close_leg(self, call: _Call, t: float) -> None:
+        if call.leg_owner is not None and call.leg_start is not None:
+            call.legs.append(Leg(extension=call.leg_owner, talk_s=t - call.leg_start))
+        call.leg_owner = call.leg_start = None
+
+    def _end(self, call: _Call, t: float, cause: str | None) -> list[Fact]:
+        call.ended = True
+        self._close_leg(call, t)
+        attempts = tuple(_finish_attempt(a, t) for a in call.attempts)
+        inbound = call.direction == "inbound"
+        answered = call.t_answer is not None
+        until = call.t_answer if call.t_answer is not None else t
+        summary = CallSummary(
+            linkedid=call.linkedid,
+            direction=call.direction,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            did=call.did_or_dialled if inbound else None,
+            dialled_number=None if inbound else call.did_or_dialled,
+            agent_extension=call.agent_extension,
+            rang=tuple(a.extension for a in attempts),
+            agents_rung=tuple(a.extension for a in attempts if a.to_agent),
+            ring_attempts=attempts,
+            answered_by=call.answered_by,
+            final_agent=call.legs[-1].extension if call.legs else None,
+            legs=tuple(call.legs),
+            transfers=tuple(call.transfers),
+            status=_status(call, attempts),
+            missed=inbound and not answered,
+            ring_s=until - call.t_first_ring if call.t_first_ring is not None else 0.0,
+            wait_s=until - call.t_start if inbound else None,
+            talk_s=t - call.t_answer if call.t_answer is not None else 0.0,
+            hung_up_by=call.hung_up_by,
+            hangup_cause=cause,
+            t_start=call.t_start,
+            t_answer=call.t_answer,
+            t_end=t,
+            variables=dict(call.variables),
+            agent_leg_ring_s=call.agent_leg_ring_s,
+        )
+        return [CallEnded(linkedid=call.linkedid, at=t, summary=summary)]
+
+    def _failed_click_to_call(self, call: _Call, t: float) -> list[Fact]:
+        # A click-to-call whose agent never picked up never reaches the originate context, yet
+        # the CRM should see the attempt on the deal: report it as a failed outbound call.
+        if call.agent_leg_begin is None or not call.variables:
+            return []
+        call.started, call.direction, call.t_start = True, "outbound", call.agent_leg_begin
+        call.hung_up_by = "pbx"
+        started = CallStarted(
+            linkedid=call.linkedid,
+            at=call.agent_leg_begin,
+            direction="outbound",
+            caller_number=None,
+            caller_name=None,
+            did_or_dialled="",
+            agent_extension=call.agent_extension,
+            variables=dict(call.variables),
+        )
+        return [started, *self._end(call, t, cause=None)]
+
+    def _adopt(self, call: _Call) -> list[Fact]:
+        """Take up a call found by CoreShowChannels that started while we were not listening."""
+        chans = sorted(
+            (self._channels[u] for u in call.channels), key=lambda c: uniqueid_key(c.uniqueid)
+        )
+        direction: Direction = "inbound"
+        main = next((c for c in chans if c.context in self._inbound), None)
+        if main is None:
+            direction = "outbound"
+            main = next((c for c in chans if c.context in self._outbound), None)
+        if main is None:
+            return []
+        facts = self._start(call, main, direction, main.t_created)
+        for chan in chans:
+            if chan.base == main.base or any(a.dest_base == chan.base for a in call.attempts):
+                continue
+            if chan.agent is not None:
+                facts += self._ring(
+                    call, main, chan.uniqueid, chan.name, chan.agent, "dial", chan.t_created
+                )
+            elif direction == "outbound":
+                self._ring_client(call, main, chan.uniqueid, chan.name, chan.exten, chan.t_created)
+            else:
+                continue
+            if main.bridge and chan.bridge == main.bridge:
+                attempt = call.attempts[-1]
+                attempt.result, attempt.t_end = "ANSWER", chan.t_created
+                facts += self._answer(call, attempt, chan.t_created)
+        return facts
+
+    def _call_snapshot(self, call: _Call) -> CallSnapshot:
+        ringing = tuple(a.extension for a in call.attempts if a.to_agent and a.result is None)
+        state: CallState = "talking" if call.leg_owner else "ringing" if ringing else "waiting"
+        return CallSnapshot(
+            linkedid=call.linkedid,
+            direction=call.direction,
+            state=state,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            did_or_dialled=call.did_or_dialled,
+            agent_extension=call.agent_extension,
+            ringing_extensions=ringing,
+            talking_extension=call.leg_owner,
+            t_start=call.t_start,
+            t_answer=call.t_answer,
+            variables=dict(call.variables),
+        )
+
+
+def _find_attempt(call: _Call, dest_uid: str) -> _Attempt | None:
+    # A call has a handful of attempts at most: a scan is cheaper than keeping an index.
+    for attempt in call.attempts:
+        if attempt.dest_uniqueid == dest_uid:
+            return attempt
+    return None
+
+
+def _finish_attempt(attempt: _Attempt, t_end: float) -> RingAttempt:
+    # An attempt still ringing when the call ended was cancelled by that end.
+    end = attempt.t_end if attempt.t_end is not None else t_end
+    return RingAttempt(
+        extension=attempt.extension,
+        via=attempt.via,
+        context=attempt.context,
+        result=attempt.result or "CANCEL",
+        ring_s=end - attempt.t_begin,
+        to_agent=attempt.to_agent,
+    )
+
+
+def _status(call: _Call, attempts: tuple[RingAttempt, ...]) -> Status:
+    if call.t_answer is not None:
+        return "answered"
+    if call.direction == "inbound":
+        return "abandoned" if call.hung_up_by == "caller" else "missed"
+    client = [a for a in attempts if not a.to_agent]
+    if not client or client[-1].result in _UNREACHABLE:
+        return "failed"
+    return "no_answer"
+
+
+def _agent_label(extension: str | None) -> str:
+    return f"agent {extension}" if extension else "agent"
+
+
+def _event_name(event: object) -> str:
+    getter = getattr(event, "get", None)
+    return str(getter("Event")) if callable(getter) else type(event).__name__

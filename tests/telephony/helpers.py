@@ -1,0 +1,53 @@
+"""Recorded AMI traffic for tests: locate the recordings, split them into messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from telephony.ami_fields import parse_message
+
+# /work/main/tests/telephony/helpers.py -> /work/shared/fixtures/ami (the repo's sibling "shared").
+AMI_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "ami"
+
+
+def recordings() -> list[str]:
+    """Names (without extension) of every recording that has a truth file."""
+    return sorted(p.name.removesuffix(".truth.json") for p in AMI_DIR.glob("*.truth.json"))
+
+
+def split_messages(data: bytes) -> list[bytes]:
+    """Split an AMI byte stream into message blocks (a blank line ends each message).
+
+    Accepts ``\\r\\n`` (the protocol) and bare ``\\n`` line ends; the login banner stays glued
+    to the first block, where ``parse_message`` skips it as a line without a colon.
+    """
+    data = data.replace(b"\r\n", b"\n")
+    return [block for block in data.split(b"\n\n") if block.strip()]
+
+
+def read_messages(name: str) -> list[bytes]:
+    return split_messages((AMI_DIR / f"{name}.ami").read_bytes())
+
+
+def read_events(name: str) -> list[dict[str, str]]:
+    """Every message of a recording parsed into a dict (responses included, as on the wire)."""
+    return [parse_message(block) for block in read_messages(name)]
+
+
+def read_truth(name: str) -> dict[str, Any]:
+    truth: dict[str, Any] = json.loads((AMI_DIR / f"{name}.truth.json").read_text())
+    return truth
+
+
+def arrival_times(events: Iterable[dict[str, str]], start: float = 1_000.0) -> list[float]:
+    """Arrival time per event: its Timestamp when present, else 1 ms after the previous one."""
+    times: list[float] = []
+    last = start
+    for event in events:
+        stamp = event.get("Timestamp")
+        last = float(stamp) if stamp else last + 0.001
+        times.append(last)
+    return times
