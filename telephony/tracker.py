@@ -195,6 +195,10 @@ class CallTracker:
         calls.sort(key=lambda c: uniqueid_key(c.linkedid))
         return [self._call_snapshot(c) for c in calls]
 
+    def stats(self) -> dict[str, int]:
+        """How much the tracker holds: calls (including ones not yet recognised) and channels."""
+        return {"calls": len(self._calls), "channels": len(self._channels)}
+
     def snapshot(self, linkedid: str) -> dict[str, Any]:
         """JSON-able state of one tracked call (KeyError if the Linkedid is unknown)."""
         call = self._calls[linkedid]
