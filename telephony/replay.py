@@ -375,6 +375,11 @@ class ReplayServer:
                     client.writer.write(data[lo:hi])
                 await self._drain(targets)
 
+    def drop_clients(self) -> None:
+        """Close every client connection now (what a restarting Asterisk does)."""
+        for client in list(self._clients):
+            self._drop(client, abort=False)
+
     def freeze_clients(self) -> None:
         """Simulate a half-open link: the current clients' connections stay open but nothing is
         answered or sent to them any more. New connections are served normally."""
