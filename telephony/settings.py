@@ -22,7 +22,9 @@ class TelephonySettings(BaseSettings):
     agi_port: int = Field(default=4574, alias="AGI_PORT")
 
     # Contexts where calls from the outside world enter the dialplan.
-    inbound_contexts: list[str] = Field(default_factory=lambda: ["from-pstn"], alias="INBOUND_CONTEXTS")
+    inbound_contexts: list[str] = Field(
+        default_factory=lambda: ["from-pstn"], alias="INBOUND_CONTEXTS"
+    )
     # A regex with a named group `ext` that finds the agent's extension in a channel name.
     agent_channel_pattern: str = Field(
         default=r"^(?:PJSIP|SIP|IAX2|Local)/(?P<ext>\d{2,6})(?:@[\w-]+)?[-;]",

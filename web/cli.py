@@ -65,7 +65,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from web.demo import run_demo
 
-    return run_demo(settings, speed=args.speed)
+    return int(run_demo(settings, speed=args.speed))
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 from crm_core.clients.models import Client, ClientEmail, ClientPhone
 
 
-def _with_children(stmt: Select[tuple[Client]]) -> Select[tuple[Client]]:
+def _with_children(stmt: Select[Client]) -> Select[Client]:
     return stmt.options(
         selectinload(Client.phones), selectinload(Client.emails), selectinload(Client.contacts)
     )

@@ -1,0 +1,39 @@
+# Two entry points: `make demo` (the service on the embedded defaults, with a replayed PBX)
+# and `make test` (installs everything, then lint, types, import rules and the whole test suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: install browser demo serve test lint bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Browser tests drive Debian's chromium through Playwright (Playwright's own download fails here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'; }
+
+demo: install
+	$(VENV)/bin/crm-telephony demo
+
+serve: install
+	$(VENV)/bin/crm-telephony serve
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy crm_core telephony notifier web
+	$(VENV)/bin/lint-imports
+
+test: install browser lint
+	$(VENV)/bin/pytest -q
+
+bench: install
+	$(PY) bench/run_all.py

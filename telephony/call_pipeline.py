@@ -1,0 +1,294 @@
+"""AMI events -> call tracker -> the CRM database -> people, in batches.
+
+The listener awaits `on_event` for every AMI message in order. Feeding the tracker is pure and
+cheap, so it happens right there; the facts it yields queue up for one writer task that applies
+them in one transaction per batch (a burst of events costs one commit, not one per event) and
+publishes the resulting call events after that commit. Calls in progress are saved with every
+fact, so a restarted service picks them up again (`restore`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.calls import service as calls
+from crm_core.db import Publisher, collect_event, unit_of_work
+from crm_core.events.types import CallEvent
+from crm_core.phones import try_normalize_phone
+from telephony.call_record import call_view, client_number, to_record, ts
+from telephony.facts import (
+    AgentRinging,
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    CallTransferred,
+    Fact,
+)
+from telephony.tracker import CallTracker
+
+logger = logging.getLogger(__name__)
+
+
+class CallPipeline:
+    def __init__(
+        self,
+        tracker: CallTracker,
+        sessions: async_sessionmaker[AsyncSession],
+        publish: Publisher | None,
+        *,
+        region: str,
+        company_numbers: Sequence[str] = (),
+        callback_due: timedelta = timedelta(minutes=30),
+        max_pending: int = 20_000,
+    ) -> None:
+        self.tracker = tracker
+        self._sessions = sessions
+        self._publish = publish
+        self._region = region
+        self._company = frozenset(
+            n for n in (try_normalize_phone(x, region) for x in company_numbers) if n
+        )
+        self._callback_due = callback_due
+        self._max_pending = max_pending
+        self._pending: list[Fact] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._room = asyncio.Event()
+        self._room.set()
+        # linkedid -> {client_id, deal_id, client_name}: who the call is with, while it lasts
+        self._ctx: dict[str, dict[str, Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.stats = {"events": 0, "facts": 0, "batches": 0, "calls_logged": 0, "errors": 0}
+
+    # ------------------------------------------------------------------ inputs (the listener's)
+
+    async def on_event(self, event: dict[str, str], arrival: float) -> None:
+        self.stats["events"] += 1
+        facts = self.tracker.feed(event, arrival)
+        if facts:
+            await self._enqueue(facts)
+
+    async def on_connected(self, channels: list[dict[str, str]]) -> None:
+        """After a (re)connect: what Asterisk has now settles calls that changed while away."""
+        now = time.time()
+        facts: list[Fact] = []
+        for channel in channels:
+            facts += self.tracker.feed(channel, now)
+        live = {c["Linkedid"] for c in channels if c.get("Linkedid")}
+        facts += self.tracker.reconcile(live, now)
+        if facts:
+            await self._enqueue(facts)
+
+    async def _enqueue(self, facts: list[Fact]) -> None:
+        self._pending.extend(facts)
+        self._idle.clear()
+        self._wake.set()
+        if len(self._pending) >= self._max_pending:
+            # back-pressure: the listener stops reading until the database catches up
+            self._room.clear()
+            await self._room.wait()
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    async def restore(self) -> int:
+        """Calls in progress saved before a restart go back into the tracker."""
+        async with self._sessions() as session:
+            rows = await calls.active_calls(session)
+        for row in rows:
+            try:
+                self.tracker.restore(row.state)
+                self._ctx[row.linkedid] = {
+                    k: row.view.get(k) for k in ("client_id", "deal_id", "client_name")
+                }
+            except (KeyError, ValueError, TypeError) as exc:
+                logger.warning("cannot restore call %s: %r", row.linkedid, exc)
+        if rows:
+            logger.info("restored %d calls in progress", len(rows))
+        return len(rows)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="call-pipeline")
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def drain(self) -> None:
+        """Wait until every fact fed so far is in the database (tests, shutdown)."""
+        await self._idle.wait()
+
+    # ----------------------------------------------------------------------------- the writer
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                self._room.set()
+                await self._apply_batch(batch)
+            self._idle.set()
+
+    async def _apply_batch(self, batch: list[Fact]) -> None:
+        self.stats["batches"] += 1
+        try:
+            async with unit_of_work(self._sessions, self._publish) as session:
+                for fact in batch:
+                    await self._apply(session, fact)
+            return
+        except Exception:
+            logger.exception("a batch of %d call facts failed; retrying one by one", len(batch))
+        for fact in batch:  # isolate the bad fact; every other one still lands
+            try:
+                async with unit_of_work(self._sessions, self._publish) as session:
+                    await self._apply(session, fact)
+            except Exception:
+                self.stats["errors"] += 1
+                logger.exception("call fact %s of %s lost", type(fact).__name__, fact.linkedid)
+
+    async def _apply(self, session: AsyncSession, fact: Fact) -> None:
+        self.stats["facts"] += 1
+        if isinstance(fact, CallStarted):
+            await self._on_started(session, fact)
+        elif isinstance(fact, AgentRinging):
+            await calls.set_agent_state(
+                session, fact.extension, "ringing", fact.linkedid, ts(fact.at)
+            )
+            await self._notify(session, "call.ringing", fact.linkedid, (fact.extension,), pop=True)
+        elif isinstance(fact, CallAnswered):
+            if fact.extension:
+                await calls.set_agent_state(
+                    session, fact.extension, "talking", fact.linkedid, ts(fact.at)
+                )
+            exts: tuple[str, ...] = (fact.extension,) if fact.extension else ()
+            await self._notify(
+                session, "call.answered", fact.linkedid, exts, answered_by=fact.extension
+            )
+        elif isinstance(fact, CallTransferred):
+            exts = tuple(e for e in (fact.from_extension, fact.to_extension) if e)
+            if fact.from_extension:
+                await calls.set_agent_state(
+                    session, fact.from_extension, "free", fact.linkedid, ts(fact.at)
+                )
+            await self._notify(
+                session,
+                "call.transferred",
+                fact.linkedid,
+                exts,
+                from_extension=fact.from_extension,
+                to_extension=fact.to_extension,
+                kind=fact.kind,
+            )
+        elif isinstance(fact, CallEnded):
+            await self._on_ended(session, fact)
+        if not isinstance(fact, CallEnded):
+            await self._save(session, fact.linkedid, fact.at)
+
+    async def _on_started(self, session: AsyncSession, fact: CallStarted) -> None:
+        number = fact.caller_number if fact.direction == "inbound" else fact.did_or_dialled
+        ctx = await calls.identify_caller(
+            session,
+            number,
+            fact.caller_name if fact.direction == "inbound" else None,
+            region=self._region,
+            company_numbers=self._company,
+            lead_source="inbound call" if fact.direction == "inbound" else "outbound call",
+        )
+        info: dict[str, Any] = {"client_id": None, "deal_id": None, "client_name": None}
+        if ctx is not None:
+            info.update(
+                client_id=ctx.client_id, deal_id=ctx.deal_id, client_created=ctx.client_created
+            )
+            deal = fact.variables.get("CRM_DEAL_ID")
+            if deal and deal.isdigit():
+                info["deal_id"] = int(deal)
+        self._ctx[fact.linkedid] = info
+        exts = (fact.agent_extension,) if fact.agent_extension else ()
+        await self._notify(session, "call.started", fact.linkedid, exts)
+
+    async def _on_ended(self, session: AsyncSession, fact: CallEnded) -> None:
+        summary = fact.summary
+        ctx = self._ctx.pop(fact.linkedid, None) or {}
+        record = to_record(summary, ctx.get("client_id"))
+        logged = await calls.log_call(
+            session,
+            record,
+            region=self._region,
+            company_numbers=self._company,
+            callback_due=self._callback_due,
+        )
+        if logged is not None and logged.created:
+            self.stats["calls_logged"] += 1
+        agents = {
+            e for e in (*summary.agents_rung, summary.final_agent, summary.agent_extension) if e
+        }
+        for ext in sorted(agents):
+            await calls.set_agent_state(session, ext, "free", fact.linkedid, ts(fact.at))
+        await calls.drop_active_call(session, fact.linkedid)
+        collect_event(
+            session,
+            CallEvent(
+                type="call.ended",
+                linkedid=fact.linkedid,
+                extensions=tuple(sorted(agents)),
+                payload={
+                    "linkedid": fact.linkedid,
+                    "status": summary.status,
+                    "missed": summary.missed,
+                    "client_number": client_number(summary),
+                    "client_id": logged.communication.client_id if logged else None,
+                    "deal_id": logged.communication.deal_id if logged else None,
+                    "communication_id": logged.communication.id if logged else None,
+                    "talk_seconds": summary.talk_s,
+                    "ring_seconds": summary.ring_s,
+                },
+            ),
+        )
+
+    async def _notify(
+        self,
+        session: AsyncSession,
+        type_: str,
+        linkedid: str,
+        extensions: tuple[str, ...],
+        *,
+        pop: bool = False,
+        **details: Any,
+    ) -> None:
+        ctx = self._ctx.get(linkedid) or {}
+        payload: dict[str, Any] = {"call": self._view(linkedid), **details}
+        if pop and ctx.get("client_id"):
+            card = await calls.screen_pop(session, ctx["client_id"], ctx.get("deal_id"))
+            payload["card"] = card
+            payload["new_client"] = bool(ctx.get("client_created"))
+            ctx["client_name"] = card.get("client", {}).get("name")
+        collect_event(
+            session,
+            CallEvent(type=type_, linkedid=linkedid, extensions=extensions, payload=payload),
+        )
+
+    def _view(self, linkedid: str) -> dict[str, Any]:
+        for snap in self.tracker.active_calls():
+            if snap.linkedid == linkedid:
+                return call_view(snap, self._ctx.get(linkedid))
+        return {"linkedid": linkedid, **(self._ctx.get(linkedid) or {})}
+
+    async def _save(self, session: AsyncSession, linkedid: str, at: float) -> None:
+        try:
+            state = self.tracker.snapshot(linkedid)
+        except KeyError:
+            return  # the call ended within this batch
+        await calls.save_active_call(session, linkedid, state, self._view(linkedid), ts(at))

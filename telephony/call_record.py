@@ -1,0 +1,87 @@
+"""Pure mapping from the tracker's call facts to what the CRM logs and what people are shown."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from crm_core.calls.schemas import CallRecord
+from telephony.facts import CallSnapshot, CallSummary
+
+
+def ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.strip().isdigit() else None
+
+
+def client_number(summary: CallSummary) -> str | None:
+    return summary.caller_number if summary.direction == "inbound" else summary.dialled_number
+
+
+def to_record(summary: CallSummary, client_id: int | None) -> CallRecord:
+    inbound = summary.direction == "inbound"
+    return CallRecord(
+        linkedid=summary.linkedid,
+        direction="in" if inbound else "out",
+        status=summary.status,
+        missed=summary.missed,
+        client_number=client_number(summary),
+        client_name=summary.caller_name if inbound else None,
+        answered_by=summary.answered_by if inbound else None,
+        agent_extension=summary.answered_by if inbound else summary.agent_extension,
+        final_agent=summary.final_agent or (None if inbound else summary.agent_extension),
+        agents_rung=list(summary.agents_rung),
+        ring_seconds=summary.ring_s,
+        talk_seconds=summary.talk_s,
+        started_at=ts(summary.t_start),
+        answered_at=ts(summary.t_answer) if summary.t_answer else None,
+        ended_at=ts(summary.t_end),
+        deal_id=_int(summary.variables.get("CRM_DEAL_ID")),
+        user_id=_int(summary.variables.get("CRM_USER_ID")),
+        client_id=client_id,
+        extra={
+            "direction_name": summary.direction,
+            "did": summary.did,
+            "dialled_number": summary.dialled_number,
+            "caller_name": summary.caller_name,
+            "answered_by": summary.answered_by,
+            "final_agent": summary.final_agent,
+            "transfers": [
+                {"kind": t.kind, "from": t.from_extension, "to": t.to_extension, "at_s": t.at_s}
+                for t in summary.transfers
+            ],
+            "legs": [{"extension": leg.extension, "talk_s": leg.talk_s} for leg in summary.legs],
+            "ring_attempts": [
+                {"ext": a.extension, "via": a.via, "result": a.result, "ring_s": a.ring_s}
+                for a in summary.ring_attempts
+            ],
+            "hung_up_by": summary.hung_up_by,
+            "hangup_cause": summary.hangup_cause,
+            "wait_s": summary.wait_s,
+            "variables": summary.variables,
+            "agent_leg_ring_s": summary.agent_leg_ring_s,
+        },
+    )
+
+
+def call_view(snapshot: CallSnapshot, ctx: dict[str, Any] | None) -> dict[str, Any]:
+    """A call in progress as dashboards and pop cards show it."""
+    return {
+        "linkedid": snapshot.linkedid,
+        "direction": snapshot.direction,
+        "state": snapshot.state,
+        "caller_number": snapshot.caller_number,
+        "caller_name": snapshot.caller_name,
+        "did_or_dialled": snapshot.did_or_dialled,
+        "agent_extension": snapshot.agent_extension,
+        "ringing": list(snapshot.ringing_extensions),
+        "talking": snapshot.talking_extension,
+        "started_at": ts(snapshot.t_start).isoformat(),
+        "answered_at": ts(snapshot.t_answer).isoformat() if snapshot.t_answer else None,
+        "client_id": (ctx or {}).get("client_id"),
+        "deal_id": (ctx or {}).get("deal_id"),
+        "client_name": (ctx or {}).get("client_name"),
+    }

@@ -1,0 +1,85 @@
+"""A replayed PBX wired into the real listener, tracker, pipeline and database, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.db import Publisher
+from telephony.ami_listener import AmiListener
+from telephony.call_pipeline import CallPipeline
+from telephony.replay import ReplayServer
+from telephony.settings import TelephonySettings
+from telephony.tracker import CallTracker, TrackerConfig
+from tests.telephony.helpers import AMI_DIR
+
+
+@dataclass
+class Pbx:
+    server: ReplayServer
+    listener: AmiListener
+    pipeline: CallPipeline
+
+    async def play(self, *names: str, speed: float = 0, **options: Any) -> None:
+        """Play recordings to the end and wait until the database has everything."""
+        await self.server.play([AMI_DIR / f"{n}.ami" for n in names], speed=speed, **options)
+        await asyncio.wait_for(self.server.wait_played(), 120)
+        await self.settle()
+
+    async def settle(self) -> None:
+        async with asyncio.timeout(30):
+            while self.pipeline.stats["events"] < self.server.events_sent:
+                await asyncio.sleep(0.01)
+            await self.pipeline.drain()
+
+
+def ami_settings(port: int, **overrides: Any) -> TelephonySettings:
+    values: dict[str, Any] = {
+        "AMI_HOST": "127.0.0.1",
+        "AMI_PORT": port,
+        "AMI_USERNAME": "crm",
+        "AMI_SECRET": "crmsecret",
+        "AMI_PING_INTERVAL": 5.0,
+        "AMI_RECONNECT_MIN": 0.05,
+        "AMI_RECONNECT_MAX": 0.5,
+        **overrides,
+    }
+    return TelephonySettings(**values)
+
+
+@asynccontextmanager
+async def replayed_pbx(
+    sessions: async_sessionmaker[AsyncSession],
+    publish: Publisher | None = None,
+    *,
+    server: ReplayServer | None = None,
+    company_numbers: tuple[str, ...] = (),
+) -> AsyncIterator[Pbx]:
+    server = server or ReplayServer()
+    await server.start()
+    settings = ami_settings(server.port)
+    pipeline = CallPipeline(
+        CallTracker(TrackerConfig.from_settings(settings)),
+        sessions,
+        publish,
+        region="RU",
+        company_numbers=company_numbers,
+        callback_due=timedelta(minutes=30),
+    )
+    await pipeline.restore()
+    pipeline.start()
+    listener = AmiListener(settings, pipeline.on_event, pipeline.on_connected)
+    await listener.start()
+    try:
+        await asyncio.wait_for(listener.wait_connected(), 10)
+        yield Pbx(server, listener, pipeline)
+    finally:
+        await listener.close()
+        await pipeline.close()
+        await server.close()
