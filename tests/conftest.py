@@ -19,6 +19,7 @@ from crm_core.settings import CoreSettings
 from crm_core.users.models import User
 from crm_core.users.schemas import UserCreate
 from crm_core.users.service import create_user
+from telephony.settings import TelephonySettings
 from web.app import create_app
 from web.auth import issue_token
 from web.container import Container
@@ -85,6 +86,8 @@ def settings(database_url: str) -> Settings:
     return Settings(
         core=CoreSettings(DATABASE_URL=database_url, PHONE_DEFAULT_REGION="RU"),
         web=WebSettings(SECRET_KEY="test-secret-key-that-is-32-bytes-long!"),
+        # subsystems that talk to a PBX start only in the tests that give them one
+        telephony=TelephonySettings(AMI_ENABLED=False, AGI_ENABLED=False),
     )
 
 

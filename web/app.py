@@ -13,6 +13,7 @@ from web.api import auth, clients, communications, deals, schedules, tasks, user
 from web.container import Container
 from web.runtime import build_container, close_container
 from web.settings import Settings
+from web.telephony_runtime import CallTracking
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +27,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         owned = container is None
         c = container or await build_container(settings)
         app.state.container = c
+        # call tracking (issue 4): the AMI listener follows the PBX
+        tracking = CallTracking(c)
+        c.extras["tracking"] = tracking
+        if settings.telephony.ami_enabled:
+            await tracking.start_following()
         try:
             yield
         finally:
+            await tracking.stop_following()
             if owned:
                 await close_container(c)
 

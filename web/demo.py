@@ -1,0 +1,146 @@
+"""`crm-telephony demo`: embedded PostgreSQL, demo users and clients, and a replayed PBX.
+
+A person starting it sees screen-pops within a minute: the recordings of real Asterisk traffic are
+played in a loop (renumbered, shifted to now) into the real listener, as a live PBX would send them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import time
+from decimal import Decimal
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy import select
+
+from crm_core.clients.models import Client, ClientPhone
+from crm_core.db import unit_of_work
+from crm_core.deals.models import Deal
+from crm_core.embedded import default_data_dir
+from crm_core.schedules.models import ScheduleInterval
+from crm_core.users.models import User
+from crm_core.users.security import hash_password
+from telephony.replay import ReplayServer
+from web.app import create_app
+from web.container import Container
+from web.runtime import build_container
+from web.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEMO_USERS = [
+    # login, password, role, extension, name
+    ("operator101", "demo101", "operator", "101", "Olga Operator (101)"),
+    ("operator102", "demo102", "operator", "102", "Pavel Operator (102)"),
+    ("manager", "demo-manager", "manager", "103", "Maria Manager"),
+    ("supervisor", "demo-supervisor", "supervisor", None, "Sergey Supervisor"),
+    ("admin", "demo-admin", "admin", None, "Anna Admin"),
+]
+DEMO_CLIENTS = [
+    ("Ivan Petrov", "Petrov & Sons", "+79161234567", "Supply contract", Decimal("150000")),
+    ("OOO Romashka", "OOO Romashka", "+74957654321", "Office chairs", Decimal("48000")),
+    ("Long Talker", None, "+79262223344", "Consulting", Decimal("12000")),
+]
+
+
+def recordings_dir() -> Path | None:
+    """The recordings beside the project (../shared/fixtures/ami) or a copy inside it."""
+    here = Path(__file__).resolve().parents[1]
+    for candidate in (here.parent / "shared" / "fixtures" / "ami", here / "demo_data" / "ami"):
+        if candidate.is_dir() and any(candidate.glob("*.ami")):
+            return candidate
+    return None
+
+
+async def seed_demo(c: Container) -> None:
+    async with unit_of_work(c.sessions) as s:
+        users: dict[str, User] = {}
+        for login, password, role, ext, name in DEMO_USERS:
+            user = await s.scalar(select(User).where(User.login == login))
+            if user is None:
+                user = User(login=login, role=role, extension=ext, full_name=name)
+                s.add(user)
+            user.password_hash = hash_password(password)  # printed below: keep them true
+            user.is_active = True
+            users[login] = user
+        await s.flush()
+        for user in users.values():
+            if user.extension and not await s.scalar(
+                select(ScheduleInterval.id).where(ScheduleInterval.user_id == user.id).limit(1)
+            ):
+                for day in range(7):  # round the clock, so the demo routes at any hour
+                    s.add(
+                        ScheduleInterval(
+                            user_id=user.id, weekday=day, start_time=time(0), end_time=time(0)
+                        )
+                    )
+        for name, company, phone, deal_title, amount in DEMO_CLIENTS:
+            if await s.scalar(select(ClientPhone.id).where(ClientPhone.e164 == phone)):
+                continue
+            client = Client(
+                name=name,
+                company=company,
+                kind="company" if company == name else "person",
+                lead_source="website",
+                responsible_id=users["operator101"].id,
+                readiness=5,
+                phones=[ClientPhone(e164=phone, raw=phone, label="mobile")],
+            )
+            s.add(client)
+            await s.flush()
+            s.add(
+                Deal(
+                    client_id=client.id,
+                    title=deal_title,
+                    amount=amount,
+                    stage_id=2,
+                    responsible_id=users["operator101"].id,
+                    lead_source="website",
+                )
+            )
+
+
+async def _run(settings: Settings, speed: float) -> None:
+    replay = ReplayServer(
+        "127.0.0.1", 0, settings.telephony.ami_username, settings.telephony.ami_secret
+    )
+    await replay.start()
+    settings.telephony.ami_host = "127.0.0.1"
+    settings.telephony.ami_port = replay.port
+    settings.telephony.ami_enabled = True
+    c = await build_container(settings)
+    await seed_demo(c)
+    folder = recordings_dir()
+    if folder is None:
+        logger.warning("no AMI recordings found: the demo PBX stays silent")
+    else:
+        files = sorted(folder.glob("*.ami"))
+        await replay.play(files, speed=speed, loop=True, shift_to_now=True, renumber=True, gap=4)
+    app = create_app(container=c)
+    host, port = settings.web.http_host, settings.web.http_port
+    print(f"\n  CRM telephony demo: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    print("  Log in as one of:")
+    for login, password, role, ext, _name in DEMO_USERS:
+        print(
+            f"    {login:<12} password {password:<16} {role}{f', extension {ext}' if ext else ''}"
+        )
+    print(f"  A replayed PBX (real Asterisk 22 traffic) calls in a loop at {speed}x speed.\n")
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, ws_per_message_deflate=False)
+    )
+    try:
+        await server.serve()
+    finally:
+        await replay.close()
+        await c.engine.dispose()
+
+
+def run_demo(settings: Settings, speed: float = 1.0) -> int:
+    if not settings.core.database_url and not settings.core.data_dir:
+        settings.core.data_dir = str(default_data_dir() / "demo")
+    if not settings.web.secret_key:
+        settings.web.secret_key = "demo"
+    asyncio.run(_run(settings, speed))
+    return 0
