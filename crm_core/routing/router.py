@@ -1,0 +1,260 @@
+"""The router behind FastAGI: batches concurrent calls onto one asyncpg connection.
+
+Why this shape:
+- Every inbound call waits on this (the caller hears ringing only after it answers), and calls come
+  in bursts. Calls arriving while a batch is in the database queue up and go together in the next
+  batch: two round trips per batch (caller lookup + busy agents, then the round-robin picks),
+  however many calls it holds.
+- One dedicated connection, no pool: on 2 cores a pool was no faster than one connection, and a
+  pool resets each connection on release (one more round trip). Several instances each have
+  their own router; fairness between them is the database's `routing_pick` (advisory lock).
+- Schedules change rarely and are read on every call: cached for `schedule_ttl` seconds, dropped
+  at once when the database NOTIFYs a change (triggers of migration 0002), and on reconnect.
+- The database being down must not hold a call: connect and queries are bounded, and after a
+  failure calls get an empty target at once for `retry_after` seconds (the dialplan then sends
+  them to the queue) instead of each one waiting for its own timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crm_core.models_common import utcnow
+from crm_core.phones import try_normalize_phone
+from crm_core.routing import repository as sql
+from crm_core.routing.rules import (
+    BUSY_STATES,
+    ROUTABLE_ROLES,
+    Agent,
+    Reason,
+    RouteDecision,
+    apply_picks,
+    on_duty,
+    plan_batch,
+)
+
+logger = logging.getLogger(__name__)
+
+UNAVAILABLE = RouteDecision(reason=Reason.unavailable)
+
+
+def to_asyncpg_dsn(url: str) -> str:
+    """asyncpg wants plain postgresql:// URLs; the service's may name the SQLAlchemy driver."""
+    for prefix in ("postgresql+asyncpg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+@dataclass(slots=True)
+class RouterStats:
+    batches: int = 0
+    routed: int = 0
+    largest_batch: int = 0
+    failures: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    e164: str | None
+    future: asyncio.Future[RouteDecision]
+
+
+class Router:
+    """`await router.route(caller, did, env)` -> RouteDecision; never raises for a call."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        region: str = "RU",
+        schedule_ttl: float = 5.0,
+        connect_timeout: float = 1.0,
+        query_timeout: float = 1.0,
+        retry_after: float = 1.0,
+        max_batch: int = 1000,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._dsn = to_asyncpg_dsn(dsn)
+        self._region = region
+        self._schedule_ttl = schedule_ttl
+        self._connect_timeout = connect_timeout
+        self._query_timeout = query_timeout
+        self._retry_after = retry_after
+        self._max_batch = max_batch
+        self._clock = clock
+        self._conn: asyncpg.Connection | None = None
+        self._agents: list[Agent] | None = None
+        self._agents_loaded = 0.0
+        self._pending: list[_Pending] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._down_until = 0.0
+        self._down = False
+        self._closed = False
+        self.stats = RouterStats()
+
+    @classmethod
+    def from_engine(cls, engine: AsyncEngine, **options: Any) -> Router:
+        """A router on the same database as `engine`, with its own connection."""
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return cls(url, **options)
+
+    async def route(self, caller: str, did: str, env: Mapping[str, str]) -> RouteDecision:
+        e164 = try_normalize_phone(caller, self._region)
+        if self._closed or time.monotonic() < self._down_until:
+            return UNAVAILABLE
+        future: asyncio.Future[RouteDecision] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(e164, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain(), name="routing-batches")
+        decision = await future
+        logger.debug(
+            "routed %s -> %r (%s) for DID %s", e164 or caller, decision.target, decision.reason, did
+        )
+        return decision
+
+    def invalidate(self) -> None:
+        """Forget the cached schedules: the next call reads them again."""
+        self._agents = None
+
+    async def warm_up(self) -> bool:
+        """Connect and load the schedules now rather than on the first call."""
+        try:
+            async with asyncio.timeout(self._connect_timeout + self._query_timeout):
+                await self._load_agents(await self._connection())
+        except Exception as exc:
+            self._failed(exc)
+            return False
+        return True
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        self._resolve_all(UNAVAILABLE)
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                await asyncio.wait_for(conn.close(), self._query_timeout)
+            except Exception:
+                conn.terminate()
+
+    # --- the batch loop ------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        # one turn of the loop lets requests that arrived together join the first batch
+        await asyncio.sleep(0)
+        while self._pending:
+            if time.monotonic() < self._down_until:
+                self._resolve_all(UNAVAILABLE)
+                return
+            batch = [p for p in self._pending[: self._max_batch] if not p.future.done()]
+            del self._pending[: self._max_batch]
+            if not batch:
+                continue
+            try:
+                async with asyncio.timeout(self._connect_timeout + self._query_timeout):
+                    decisions = await self._decide([p.e164 for p in batch])
+            except Exception as exc:
+                self._failed(exc)
+                decisions = [UNAVAILABLE] * len(batch)
+            else:
+                self._recovered()
+            self.stats.batches += 1
+            self.stats.routed += len(batch)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+            for p, decision in zip(batch, decisions, strict=True):
+                if not p.future.done():  # the caller may have hung up meanwhile
+                    p.future.set_result(decision)
+
+    async def _decide(self, e164s: list[str | None]) -> list[RouteDecision]:
+        conn = await self._connection()
+        agents = await self._load_agents(conn)
+        duty = on_duty(agents, self._clock())
+        numbers = sorted({e for e in e164s if e})
+        rows: list[Any] = []
+        if numbers or duty:
+            rows = await conn.fetch(
+                sql.LOOKUP_SQL, numbers, [a.extension for a in duty], sorted(BUSY_STATES)
+            )
+        callers, busy = sql.callers_and_busy(rows)
+        plan = plan_batch([callers.get(e) if e else None for e in e164s], duty, busy)
+        if plan.round_robin:
+            picks: list[int] = await conn.fetchval(
+                sql.PICK_SQL, plan.candidates, len(plan.round_robin)
+            )
+            apply_picks(plan, picks, {a.user_id: a.extension for a in duty})
+        return plan.decisions
+
+    # --- connection and cache --------------------------------------------------------------
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is not None and not self._conn.is_closed():
+            return self._conn
+        conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+        try:
+            await conn.add_listener(sql.SCHEDULES_CHANNEL, self._on_schedules_changed)
+        except BaseException:
+            conn.terminate()
+            raise
+        self._conn = conn
+        self._agents = None  # changes made while we were disconnected were not notified
+        return conn
+
+    def _on_schedules_changed(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        logger.debug("schedules changed (%s): cache dropped", payload)
+        self._agents = None
+
+    async def _load_agents(self, conn: asyncpg.Connection) -> list[Agent]:
+        now = time.monotonic()
+        if self._agents is not None and now - self._agents_loaded < self._schedule_ttl:
+            return self._agents
+        users = await conn.fetch(sql.ROUTABLE_USERS_SQL, list(ROUTABLE_ROLES))
+        ids = [u["id"] for u in users]
+        intervals = await conn.fetch(sql.INTERVALS_SQL, ids)
+        exceptions = await conn.fetch(sql.EXCEPTIONS_SQL, ids)
+        self._agents = sql.agents_from_rows(users, intervals, exceptions)
+        self._agents_loaded = now
+        return self._agents
+
+    # --- failures ----------------------------------------------------------------------------
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.failures += 1
+        self._down_until = time.monotonic() + self._retry_after
+        if not self._down:
+            logger.error(
+                "routing database unavailable (%s: %s): empty targets for %.1f s, then retry",
+                type(exc).__name__,
+                exc,
+                self._retry_after,
+            )
+        self._down = True
+        if self._conn is not None:
+            # a query cut by the timeout leaves the protocol mid-way: never reuse it
+            self._conn.terminate()
+            self._conn = None
+
+    def _recovered(self) -> None:
+        if self._down:
+            logger.warning("routing database reachable again")
+        self._down = False
+
+    def _resolve_all(self, decision: RouteDecision) -> None:
+        pending, self._pending = self._pending, []
+        for p in pending:
+            if not p.future.done():
+                p.future.set_result(decision)

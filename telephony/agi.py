@@ -1,0 +1,230 @@
+"""FastAGI server on asyncio streams: Asterisk asks "whom does this call ring?", we set CRM_TARGET.
+
+Ours rather than panoramisk's `fast_agi`, which does not run on Python 3.11 (PANORAMISK.md #13).
+
+One request, as the dialplan's `AGI(agi://127.0.0.1:4574/route)` makes it:
+  Asterisk -> `agi_<name>: <value>` lines, then a blank line
+  us       -> `SET VARIABLE CRM_TARGET "101"`   Asterisk -> `200 result=1`
+  us       -> `SET VARIABLE CRM_CLIENT_ID "7"` … (each command waits for its reply), then close.
+Whatever goes wrong (garbage, a silent or vanished peer, a slow or absent database) the call must
+not hang in the dialplan: every read is bounded, the router is bounded, and the worst answer is an
+empty CRM_TARGET, on which the dialplan falls back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
+
+from crm_core.routing.rules import Reason, RouteDecision
+
+logger = logging.getLogger(__name__)
+
+Route = Callable[[str, str, Mapping[str, str]], Awaitable[RouteDecision]]
+
+ROUTE_SCRIPT = "route"
+MAX_LINE = 4096  # a real environment line is < 200 bytes
+MAX_ENV_LINES = 256  # Asterisk sends ~25 (plus agi_arg_N); more is not Asterisk
+EMPTY = RouteDecision(reason=Reason.not_routed)
+
+
+class _PeerGone(Exception):
+    """The other side closed or sent something that is not the AGI protocol."""
+
+
+# --- the protocol, pure --------------------------------------------------------------------
+
+
+def parse_env_line(line: str) -> tuple[str, str] | None:
+    """`agi_callerid: +7916…` -> ("agi_callerid", "+7916…"); anything else -> None."""
+    name, sep, value = line.partition(":")
+    if not sep or not name.startswith("agi_") or " " in name:
+        return None
+    return name, value.strip()
+
+
+def script_of(env: Mapping[str, str]) -> str:
+    """The requested script: `route` from agi_network_script, else from the agi_request URL."""
+    script = env.get("agi_network_script", "")
+    if not script and "://" in env.get("agi_request", ""):
+        script = urlsplit(env["agi_request"]).path
+    return script.split("?", 1)[0].strip("/")
+
+
+def quote(value: str) -> str:
+    """An AGI argument: double-quoted, with quotes and backslashes escaped, on one line."""
+    clean = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ").replace("\r", " ")
+    return f'"{clean}"'
+
+
+def commands_for(decision: RouteDecision) -> list[str]:
+    commands = [f"SET VARIABLE CRM_TARGET {quote(decision.target)}"]
+    if decision.client_id is not None:
+        commands.append(f"SET VARIABLE CRM_CLIENT_ID {quote(str(decision.client_id))}")
+    if decision.deal_id is not None:
+        commands.append(f"SET VARIABLE CRM_DEAL_ID {quote(str(decision.deal_id))}")
+    return commands
+
+
+def reply_code(line: str) -> tuple[int | None, bool]:
+    """(code, final) of one reply line: `200 result=1` -> (200, True); `520-…` -> (520, False)."""
+    if len(line) >= 3 and line[:3].isdigit():
+        return int(line[:3]), line[3:4] != "-"
+    return None, False
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+class AgiServer:
+    """Serves FastAGI requests; `route` decides, this only speaks the protocol."""
+
+    def __init__(
+        self,
+        route: Route,
+        host: str = "127.0.0.1",
+        port: int = 4574,
+        *,
+        read_timeout: float = 5.0,
+        route_timeout: float = 3.0,
+        backlog: int = 1024,
+        max_connections: int = 4096,
+    ) -> None:
+        self._route = route
+        self._host = host
+        self._port = port
+        self._read_timeout = read_timeout
+        self._route_timeout = route_timeout
+        self._backlog = backlog
+        self._max_connections = max_connections
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.served = 0
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        if self._server is None or not self._server.sockets:
+            return self._port
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self._port, backlog=self._backlog, limit=MAX_LINE
+        )
+        logger.info("FastAGI listening on %s:%s", self._host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+    async def __aenter__(self) -> AgiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if len(self._handlers) >= self._max_connections:
+            logger.warning("FastAGI: %d connections open, refusing one", len(self._handlers))
+            writer.transport.abort()
+            return
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (_PeerGone, ConnectionError, TimeoutError) as exc:
+            logger.debug("FastAGI connection ended early: %r", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("FastAGI request failed")
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        env = await self._read_env(reader)
+        script = script_of(env)
+        if script == ROUTE_SCRIPT:
+            decision = await self._decide(env)
+        else:
+            # Not ours to answer; an empty target keeps a misconfigured dialplan on its fallback.
+            logger.warning(
+                "FastAGI: unknown script %r (from %s), answering no target",
+                script,
+                env.get("agi_channel", "?"),
+            )
+            decision = EMPTY
+        for command in commands_for(decision):
+            if not await self._command(reader, writer, command):
+                break
+        self.served += 1
+
+    async def _read_env(self, reader: asyncio.StreamReader) -> dict[str, str]:
+        env: dict[str, str] = {}
+        ignored = 0
+        async with asyncio.timeout(self._read_timeout):
+            for _ in range(MAX_ENV_LINES):
+                line = await self._readline(reader)
+                if not line:
+                    if ignored:
+                        logger.debug("FastAGI: ignored %d lines that are not agi_ pairs", ignored)
+                    return env
+                pair = parse_env_line(line)
+                if pair is None:
+                    ignored += 1
+                    continue
+                env[pair[0]] = pair[1]
+        raise _PeerGone(f"no end of the AGI environment after {MAX_ENV_LINES} lines")
+
+    async def _readline(self, reader: asyncio.StreamReader) -> str:
+        try:
+            raw = await reader.readline()
+        except ValueError as exc:  # a line longer than MAX_LINE
+            raise _PeerGone("line too long") from exc
+        if not raw.endswith(b"\n"):
+            raise _PeerGone("connection closed mid-line")
+        return raw.decode("utf-8", "replace").rstrip("\r\n")
+
+    async def _decide(self, env: Mapping[str, str]) -> RouteDecision:
+        caller = env.get("agi_callerid", "")
+        did = env.get("agi_extension") or env.get("agi_dnid", "")
+        try:
+            async with asyncio.timeout(self._route_timeout):
+                return await self._route(caller, did, env)
+        except Exception:
+            logger.exception("routing %s failed: answering no target", caller)
+            return RouteDecision(reason=Reason.unavailable)
+
+    async def _command(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, command: str
+    ) -> bool:
+        """Send one command and read its reply; False when there is no point in sending more."""
+        writer.write(command.encode() + b"\n")
+        async with asyncio.timeout(self._read_timeout):
+            await writer.drain()
+            while True:
+                line = await self._readline(reader)
+                if line == "HANGUP":  # the channel hung up: setting variables is moot
+                    return False
+                code, final = reply_code(line)
+                if code is None or not final:
+                    continue  # a usage text line, or noise before the reply
+                if code != 200:
+                    logger.warning("FastAGI: %r answered %r", command, line)
+                return code == 200
