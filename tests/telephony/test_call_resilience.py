@@ -1,0 +1,141 @@
+"""Calls survive what a long-running service meets: cut connections, garbage, restarts."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.calls.models import ActiveCall
+from crm_core.communications.models import Communication
+from telephony.call_pipeline import CallPipeline
+from telephony.replay import ReplayServer
+from telephony.tracker import CallTracker, TrackerConfig
+from tests.telephony.helpers import read_events, read_truth
+from tests.telephony.pbx import replayed_pbx
+
+pytestmark = pytest.mark.usefixtures("db")
+
+
+async def _calls(sessions: async_sessionmaker[AsyncSession]) -> list[Communication]:
+    async with sessions() as s:
+        rows = await s.scalars(
+            select(Communication).where(Communication.kind == "call").order_by(Communication.id)
+        )
+        return list(rows.all())
+
+
+def _assert_matches(comm: Communication, name: str) -> None:
+    truth = read_truth(name)["calls"][0]
+    assert comm.external_id == truth["linkedid"]
+    assert comm.status == truth["status"]
+    assert comm.extra["agents_rung"] == truth["rang"]
+    assert comm.agent_extension == truth["answered_by"]
+    assert comm.ring_seconds == pytest.approx(truth["ring_s"], abs=1.0)
+    assert comm.talk_seconds == pytest.approx(truth["talk_s"], abs=1.0)
+
+
+async def test_connection_cut_mid_recording_loses_nothing_and_doubles_nothing(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    server = ReplayServer()
+    async with replayed_pbx(sessions, server=server) as pbx:
+        server.cut_after(60)  # in the middle of the call: after the ring, before the answer ends
+        await pbx.play("inbound_queue_second_answers", renumber=False)
+        assert server.connections >= 2  # it really was cut and came back
+    calls = await _calls(sessions)
+    assert len(calls) == 1
+    _assert_matches(calls[0], "inbound_queue_second_answers")
+
+
+GARBAGE = [
+    b"this line has no colon\r\n\r\n",
+    bytes(range(256)) + b"\r\n\r\n",
+    b"Event: SomethingNew\r\nFoo: bar\r\n\r\n",
+    b"Event: Hangup\r\nChannel: PJSIP/101-00000\r\n\r\n",  # partial: no Uniqueid, no Linkedid
+    b"Event: VarSet\r\nX-Huge: " + b"x" * 1_000_000 + b"\r\n\r\n",  # a 1 MB line
+    b"Event: Newchannel\r\nChannel: Local/s@cut",  # a message cut in half, then a new one
+    b"\r\n\r\n",
+]
+
+
+async def test_malformed_input_is_skipped_without_losing_the_calls_around_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    server = ReplayServer()
+    for i, junk in enumerate(GARBAGE):
+        server.inject_after(20 + 15 * i, junk)
+    async with replayed_pbx(sessions, server=server) as pbx:
+        await pbx.play("inbound_answered", "inbound_abandoned", renumber=False)
+        assert pbx.listener.connected
+    calls = await _calls(sessions)
+    assert [c.external_id for c in calls] == [
+        read_truth("inbound_answered")["calls"][0]["linkedid"],
+        read_truth("inbound_abandoned")["calls"][0]["linkedid"],
+    ]
+    _assert_matches(calls[0], "inbound_answered")
+
+
+def _pipeline(sessions: async_sessionmaker[AsyncSession]) -> CallPipeline:
+    return CallPipeline(
+        CallTracker(TrackerConfig()),
+        sessions,
+        None,
+        region="RU",
+        callback_due=timedelta(minutes=30),
+    )
+
+
+async def test_a_restart_of_the_service_mid_call_loses_nothing(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    events = read_events("inbound_blind_transfer_dial")
+    half = len(events) // 2
+    first = _pipeline(sessions)
+    first.start()
+    for event in events[:half]:
+        await first.on_event(event, time.time())
+    await first.close()  # the service stops mid-call
+    async with sessions() as s:
+        saved = (await s.scalars(select(ActiveCall))).all()
+        assert [a.linkedid for a in saved] == ["1795570746.0"]
+    assert await _calls(sessions) == []
+
+    second = _pipeline(sessions)  # a new process: nothing in memory but what the DB kept
+    assert await second.restore() == 1
+    second.start()
+    for event in events[half:]:
+        await second.on_event(event, time.time())
+    await second.close()
+    calls = await _calls(sessions)
+    assert len(calls) == 1
+    truth = read_truth("inbound_blind_transfer_dial")["calls"][0]
+    assert calls[0].talk_seconds == pytest.approx(truth["talk_s"], abs=1.0)
+    assert [t["to"] for t in calls[0].extra["transfers"]] == ["102"]
+    async with sessions() as s:
+        assert (await s.scalars(select(ActiveCall))).all() == []
+
+
+async def test_a_call_that_ended_while_the_listener_was_away_is_logged_once(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    events = read_events("inbound_answered")
+    answered_at = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
+    )
+    pipeline = _pipeline(sessions)
+    pipeline.start()
+    for event in events[: answered_at + 1]:
+        await pipeline.on_event(event, time.time())
+    # reconnected: Asterisk reports no channels, so the call ended while we were away
+    await pipeline.on_connected([])
+    await pipeline.on_connected([])  # and a second reconnect changes nothing
+    await pipeline.close()
+    calls = await _calls(sessions)
+    assert len(calls) == 1 and calls[0].status == "answered"
+    assert calls[0].agent_extension == "101"
