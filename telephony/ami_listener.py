@@ -540,8 +540,13 @@ class AmiListener:
                     raise ValueError(f"AMI header {key!r} contains a line break")
             fields[key] = value if isinstance(value, str) else values
         name = str(_header(fields, "Action") or "")
-        if name.lower() == "originate" and _header(fields, "Async") is None:
-            fields["Async"] = "true"  # fault #5: Originate without Async breaks the parser
+        if name.lower() == "originate":
+            # Fault #5: an Originate without Async breaks panoramisk's parser; and only an async
+            # Originate reports its outcome (OriginateResponse) without blocking the session.
+            for key in [k for k in fields if k.lower() == "async"]:
+                if str(fields.pop(key)).lower() != "true":
+                    logger.warning("ami: Originate always goes with Async: true")
+            fields["Async"] = "true"
         act = _Action(fields)
         act.on_complete = on_complete
         future = protocol.send_action(act)
@@ -569,10 +574,10 @@ class AmiListener:
         }
         if state is AmiState.AUTH_FAILED:
             logger.error(
-                "ami state %s: %s; retrying in %.1fs", state, detail, retry_in or 0.0, extra=extra
+                "ami state %s: %s; retrying in %.3gs", state, detail, retry_in or 0.0, extra=extra
             )
         elif retry_in is not None:
-            logger.info("ami state %s: %s; retrying in %.1fs", state, detail, retry_in, extra=extra)
+            logger.info("ami state %s: %s; retrying in %.3gs", state, detail, retry_in, extra=extra)
         else:
             logger.info("ami state %s: %s", state, detail, extra=extra)
         if self._on_state is not None:
@@ -593,7 +598,11 @@ class AmiListener:
                 detail = "connection lost"
             except AmiAuthError as exc:
                 failure, detail = AmiState.AUTH_FAILED, str(exc)
-            except (OSError, TimeoutError, AmiError, EOFError) as exc:
+            except ConnectionRefusedError:
+                detail = "connection refused (nothing listens on that port)"
+            except TimeoutError:
+                detail = "timed out (host unreachable, or a firewall drops the packets)"
+            except (OSError, AmiError, EOFError) as exc:
                 detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             except Exception as exc:  # a bug of ours must not end the service's AMI link
                 logger.exception("ami: unexpected error in the connection")
@@ -613,7 +622,13 @@ class AmiListener:
         timeout = self.settings.ami_action_timeout
         protocol = await self._manager.open(timeout)
         try:
-            version = await asyncio.wait_for(asyncio.shield(protocol.banner), timeout)
+            try:
+                version = await asyncio.wait_for(asyncio.shield(protocol.banner), timeout)
+            except TimeoutError:
+                raise AmiError(
+                    f"connected, but no AMI banner within {timeout:g}s: is this Asterisk's "
+                    "manager port?"
+                ) from None
             if protocol.closed:
                 raise EOFError("connection closed before the AMI banner")
             if version is None:

@@ -233,6 +233,8 @@ class ReplayServer:
     ) -> None:
         fast = speed <= 0 or math.isinf(speed)
         aloop = asyncio.get_running_loop()
+        if not any(recordings):
+            return  # nothing to play: looping would spin
         while True:
             for index, events in enumerate(recordings):
                 if index and not fast and gap > 0:
@@ -250,6 +252,8 @@ class ReplayServer:
                         delay = anchor[0] + (ts - anchor[1]) / speed - aloop.time()
                         if delay > 0:
                             await asyncio.sleep(delay)
+                    elif fast:
+                        await asyncio.sleep(0)  # let clients (maybe on this loop) run
                     if not self._has_clients.is_set():
                         await self._has_clients.wait()
                         if ts is not None:

@@ -419,3 +419,32 @@ async def test_state_changes_are_logged_with_fields(
         AmiState.CONNECTED,
         AmiState.CLOSED,
     ]
+
+
+async def test_asterisk_restart_is_survived(sink: Sink) -> None:
+    first = ReplayServer()
+    await first.start()
+    port = first.port
+    lst = AmiListener(make_settings(port), sink.on_event, sink.on_connected, sink.on_state)
+    await lst.start()
+    try:
+        async with asyncio.timeout(2):
+            await lst.wait_connected()
+        await until(lambda: len(sink.snapshots) == 1)
+        await first.inject(event_bytes([("Event", "Shutdown"), ("Shutdown", "Cleanly")]))
+        await first.close()  # connections reset, then refused while Asterisk is down
+        await until(lambda: any(s is AmiState.DISCONNECTED for s, _ in sink.states))
+        await asyncio.sleep(0.3)
+        second = ReplayServer(port=port)
+        await second.start()
+        try:
+            await asyncio.wait_for(second.wait_logins(1), 2)
+            await until(lambda: len(sink.snapshots) == 2)
+            assert lst.connections == 2
+            assert any(e.get("Event") == "Shutdown" for e in sink.events)
+            refused = [d for s, d in sink.states if s is AmiState.DISCONNECTED]
+            assert any("refused" in d for d in refused)
+        finally:
+            await second.close()
+    finally:
+        await lst.close()
