@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 
 from web import errors
 from web.api import auth, clients, communications, deals, schedules, tasks, users
+from web.api import routing as routing_api
 from web.container import Container
+from web.routing_runtime import AgiRouting
 from web.runtime import build_container, close_container
 from web.settings import Settings
 from web.telephony_runtime import CallTracking
@@ -32,9 +36,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         c.extras["tracking"] = tracking
         if settings.telephony.ami_enabled:
             await tracking.start_following()
+        # FastAGI router (issue 6): Asterisk asks it whom each inbound call rings
+        agi = AgiRouting(c)
+        c.extras["agi"] = agi
+        if settings.telephony.agi_enabled:
+            await agi.start()
         try:
             yield
         finally:
+            await agi.stop()  # FastAGI router (issue 6)
             await tracking.stop_following()
             if owned:
                 await close_container(c)
@@ -50,6 +60,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     errors.install(app)
     for module in (auth, users, clients, deals, communications, tasks, schedules):
         app.include_router(module.router)
+
+    # FastAGI router (issue 6): status API and the schedules page
+    app.include_router(routing_api.router)
+
+    @app.get("/schedules", include_in_schema=False)
+    async def schedules_page() -> FileResponse:
+        return FileResponse(Path(__file__).parent / "pages" / "schedules.html")
 
     @app.get("/api/health", tags=["health"])
     async def health() -> dict[str, str]:

@@ -1,0 +1,86 @@
+"""GET /api/routing/status and the /schedules page, over HTTP against the real database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.calls.models import AgentState
+from tests.conftest import UserFactory
+
+pytestmark = pytest.mark.usefixtures("db")
+
+ALL_WEEK = {
+    "intervals": [{"weekday": d, "start": "00:00", "end": "00:00"} for d in range(7)],
+    "exceptions": [],
+}
+
+
+async def test_status_needs_a_token(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/api/routing/status")).status_code == 401
+
+
+async def test_status_shows_duty_phone_state_and_turn(
+    api: httpx.AsyncClient, make_user: UserFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _, admin = await make_user(role="admin")
+    m1, _ = await make_user(role="manager", extension="101")
+    m2, _ = await make_user(role="manager", extension="102")
+    m3, _ = await make_user(role="manager", extension="103")
+    off, _ = await make_user(role="manager", extension="104")
+    op, op_headers = await make_user(role="operator", extension="201")
+    for user in (m1, m2, m3, op):
+        put = await api.put(f"/api/schedules/{user.id}", json=ALL_WEEK, headers=admin)
+        assert put.status_code == 200, put.text
+    async with sessions() as s:
+        now = datetime.now(UTC)
+        s.add(AgentState(extension="101", state="ringing", linkedid="1.1", since=now))
+        s.add(AgentState(extension="102", state="talking", linkedid="1.2", since=now))
+        await s.commit()
+
+    r = await api.get("/api/routing/status", headers=op_headers)  # any signed-in role
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["on_duty"] == [m1.id, m2.id, m3.id, op.id]
+    assert body["free"] == [m3.id, op.id]
+    assert body["ringing"] == [m1.id] and body["talking"] == [m2.id]
+    assert body["turn"] == [m3.id, op.id] and body["next_user_id"] == m3.id
+    agents = {a["user_id"]: a for a in body["agents"]}
+    assert agents[off.id]["on_duty"] is False and agents[off.id]["turn"] is None
+    assert agents[m3.id] | {"user_id": 0} == {
+        "user_id": 0,
+        "login": m3.login,
+        "full_name": m3.full_name,
+        "role": "manager",
+        "extension": "103",
+        "timezone": m3.timezone,
+        "on_duty": True,
+        "state": "free",
+        "routed_count": 0,
+        "turn": 1,
+    }
+
+
+async def test_only_staff_edit_schedules_shown_in_the_status(
+    api: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    m, m_headers = await make_user(role="manager", extension="101")
+    assert (
+        await api.put(f"/api/schedules/{m.id}", json=ALL_WEEK, headers=m_headers)
+    ).status_code == 403
+    _, sup = await make_user(role="supervisor")
+    assert (await api.put(f"/api/schedules/{m.id}", json=ALL_WEEK, headers=sup)).status_code == 200
+    body = (await api.get("/api/routing/status", headers=m_headers)).json()
+    assert body["on_duty"] == [m.id] and body["next_user_id"] == m.id
+
+
+async def test_the_schedules_page_is_served(api: httpx.AsyncClient) -> None:
+    r = await api.get("/schedules")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    page = r.text
+    for needle in ("crm_token", "/api/auth/token", "/api/schedules/", "/api/routing/status"):
+        assert needle in page

@@ -1,0 +1,45 @@
+"""Routing status for people: who is on duty now, who is free, ringing or talking, who is next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from crm_core.models_common import utcnow
+from crm_core.routing.service import AgentStatus, routing_status
+from web.deps import CurrentUser, Session
+
+router = APIRouter(prefix="/api/routing", tags=["routing"])
+
+
+def _agent(a: AgentStatus, turn: list[int]) -> dict[str, Any]:
+    return {
+        "user_id": a.user_id,
+        "login": a.login,
+        "full_name": a.full_name,
+        "role": a.role,
+        "extension": a.extension,
+        "timezone": a.timezone,
+        "on_duty": a.on_duty,
+        "state": a.state,
+        "routed_count": a.routed_count,
+        # 1 = the next round-robin call rings this agent; None = not in the rotation now
+        "turn": turn.index(a.user_id) + 1 if a.user_id in turn else None,
+    }
+
+
+@router.get("/status")
+async def status(session: Session, user: CurrentUser) -> dict[str, Any]:
+    s = await routing_status(session, utcnow())
+    duty = [a for a in s.agents if a.on_duty]
+    return {
+        "at": s.at.isoformat(),
+        "agents": [_agent(a, s.turn) for a in s.agents],
+        "on_duty": [a.user_id for a in duty],
+        "free": [a.user_id for a in duty if a.state == "free"],
+        "ringing": [a.user_id for a in s.agents if a.state == "ringing"],
+        "talking": [a.user_id for a in s.agents if a.state == "talking"],
+        "next_user_id": s.next_user_id,
+        "turn": s.turn,
+    }
