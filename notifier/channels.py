@@ -1,0 +1,175 @@
+"""Channel names, who may read them, and domain event -> channel message mapping (all pure).
+
+Every channel name in the service comes from the functions here, so the publisher, the websocket
+endpoint and the REST catch-up can never disagree on spelling or on access rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from crm_core.events.types import CallEvent, CommunicationLogged, DealStageChanged, TaskCreated
+
+logger = logging.getLogger(__name__)
+
+SUPERVISORS = "supervisors"
+_EXT = "ext:"
+_USER = "user:"
+_STAFF_ROLES = frozenset({"supervisor", "admin"})
+# event_log.channel is VARCHAR(64)
+MAX_CHANNEL_LENGTH = 64
+
+
+def ext_channel(extension: str) -> str:
+    """The channel of an operator's phone: screen-pops for whoever sits at it."""
+    return f"{_EXT}{extension}"
+
+
+def user_channel(user_id: int) -> str:
+    """A person's own channel: tasks assigned to them, whatever phone they use."""
+    return f"{_USER}{user_id}"
+
+
+class Reader(Protocol):
+    """What the access rules need of a user (crm_core's User satisfies it)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def extension(self) -> str | None: ...
+
+
+def is_staff(reader: Reader) -> bool:
+    return reader.role in _STAFF_ROLES
+
+
+def default_channels(reader: Reader) -> frozenset[str]:
+    """What a user's socket subscribes to when it asks for nothing in particular."""
+    names = {user_channel(reader.id)}
+    if reader.extension:
+        names.add(ext_channel(reader.extension))
+    if is_staff(reader):
+        names.add(SUPERVISORS)
+    return frozenset(names)
+
+
+def may_read(reader: Reader, channel: str) -> bool:
+    """Own extension and own user channel; staff also `supervisors` and any phone (dashboards)."""
+    if channel in default_channels(reader):
+        return True
+    if is_staff(reader):
+        return channel.startswith(_EXT) and len(channel) > len(_EXT)
+    return False
+
+
+def parse_channels(raw: str | Iterable[str] | None) -> list[str]:
+    """`"ext:101,supervisors"` or a list of names -> de-duplicated names, in order given."""
+    if raw is None:
+        return []
+    parts = raw.split(",") if isinstance(raw, str) else list(raw)
+    seen: dict[str, None] = {}
+    for part in parts:
+        name = str(part).strip()
+        if name:
+            seen[name] = None
+    return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message for one channel, before it is numbered by the event log."""
+
+    channel: str
+    type: str
+    payload: dict[str, Any]
+
+
+def _summary(value: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:
+    """Scalars and shallow objects only: lists (history, tasks) stay out of broadcasts.
+
+    Supervisors' dashboards need the call's state, not the whole card; keeping their messages
+    small keeps every broadcast and every replay of the supervisors channel cheap.
+    """
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, Mapping):
+            if depth < 1:
+                out[key] = _summary(item, depth + 1)
+        elif item is None or isinstance(item, str | int | float | bool):
+            out[key] = item
+    return out
+
+
+def _call_event(event: CallEvent) -> list[Message]:
+    pop = {**event.payload, "linkedid": event.linkedid, "extensions": list(event.extensions)}
+    messages = [Message(ext_channel(ext), event.type, pop) for ext in event.extensions]
+    board = {**_summary(event.payload), "linkedid": event.linkedid}
+    board["extensions"] = list(event.extensions)
+    messages.append(Message(SUPERVISORS, event.type, board))
+    return messages
+
+
+def _task_created(event: TaskCreated) -> list[Message]:
+    if event.assignee_id is None:
+        return []
+    payload = {"task_id": event.task_id, "kind": event.kind, "client_id": event.client_id}
+    return [Message(user_channel(event.assignee_id), "task.created", payload)]
+
+
+def _communication_logged(event: CommunicationLogged) -> list[Message]:
+    payload = {
+        "communication_id": event.communication_id,
+        "kind": event.kind,
+        "direction": event.direction,
+        "status": event.status,
+        "client_id": event.client_id,
+        "deal_id": event.deal_id,
+        "user_id": event.user_id,
+    }
+    return [Message(SUPERVISORS, "communication.logged", payload)]
+
+
+def _deal_stage_changed(event: DealStageChanged) -> list[Message]:
+    payload = {
+        "deal_id": event.deal_id,
+        "client_id": event.client_id,
+        "from_stage_id": event.from_stage_id,
+        "to_stage_id": event.to_stage_id,
+        "user_id": event.user_id,
+    }
+    return [Message(SUPERVISORS, "deal.stage_changed", payload)]
+
+
+# One serializer per domain event type; handlers never build JSON themselves.
+_SERIALIZERS: dict[type[Any], Callable[[Any], list[Message]]] = {
+    CallEvent: _call_event,
+    TaskCreated: _task_created,
+    CommunicationLogged: _communication_logged,
+    DealStageChanged: _deal_stage_changed,
+}
+
+
+def messages_for(events: Iterable[object]) -> list[Message]:
+    """The channel messages for a committed batch of domain events, in event order.
+
+    Events nobody watches (other event types) map to nothing rather than failing the batch.
+    """
+    out: list[Message] = []
+    for event in events:
+        serializer = _SERIALIZERS.get(type(event))
+        if serializer is None:
+            logger.debug("no channel message for %s", type(event).__name__)
+            continue
+        for message in serializer(event):
+            if len(message.channel) > MAX_CHANNEL_LENGTH:
+                logger.warning("dropping message for over-long channel %.70s", message.channel)
+                continue
+            out.append(message)
+    return out
