@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles  # operator pages (issue 5)
 
 from web import errors
 from web.api import auth, clients, communications, deals, schedules, tasks, users
@@ -67,6 +68,18 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @app.get("/schedules", include_in_schema=False)
     async def schedules_page() -> FileResponse:
         return FileResponse(Path(__file__).parent / "pages" / "schedules.html")
+
+    # operator pages (issue 5): sign-in at /, the workspace at /operator, plain static files
+    pages = Path(__file__).parent / "pages"
+    app.mount("/static", StaticFiles(directory=pages / "static"), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def login_page() -> FileResponse:  # operator pages (issue 5)
+        return FileResponse(pages / "index.html")
+
+    @app.get("/operator", include_in_schema=False)
+    async def operator_page() -> FileResponse:  # operator pages (issue 5)
+        return FileResponse(pages / "operator.html")
 
     @app.get("/api/health", tags=["health"])
     async def health() -> dict[str, str]:

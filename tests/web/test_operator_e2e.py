@@ -1,0 +1,522 @@
+"""The operator's workspace end to end: real uvicorn, real AMI replay, real headless Chromium.
+
+Each test serves the app on an ephemeral port with the call tracking following a `ReplayServer`
+(as `crm-telephony demo` does), logs in through the page, plays recorded Asterisk traffic and
+looks at what the page shows and what the database holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import websockets
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.clients.models import Client, ClientEmail, ClientPhone
+from crm_core.communications.models import Communication
+from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.models_common import utcnow
+from crm_core.tasks.models import Task
+from crm_core.users.models import User
+from telephony.replay import ReplayServer
+from tests.telephony.helpers import AMI_DIR
+from tests.web.live import (
+    LiveService,
+    chromium_available,
+    headless_chromium,
+    live_service,
+    second_container,
+    with_ami,
+)
+from web.container import Container
+from web.settings import Settings
+
+pytestmark = pytest.mark.skipif(
+    not chromium_available(), reason="chromium is not installed (make browser)"
+)
+
+if chromium_available():  # the import is cheap, but keep collection working without playwright
+    from playwright.async_api import Browser, Page, expect
+else:  # pragma: no cover
+    Browser = Page = Any  # type: ignore[misc,assignment]
+
+OPERATOR = ("op101", "pw-101")
+IVAN_PHONE = "+79161234567"
+POP_SCREENSHOT = "/tmp/pop.png"
+
+
+# ---------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with headless_chromium() as b:
+        yield b
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1366, "height": 860})
+    p = await context.new_page()
+    p.set_default_timeout(10_000)
+    yield p
+    await context.close()
+
+
+@pytest.fixture
+async def replay() -> AsyncIterator[ReplayServer]:
+    server = ReplayServer()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def operator(make_user: Any) -> User:
+    user, _ = await make_user(
+        role="operator",
+        extension="101",
+        login=OPERATOR[0],
+        password=OPERATOR[1],
+        full_name="Olga Operator",
+    )
+    return user
+
+
+@pytest.fixture
+async def service(
+    settings: Settings, container: Container, replay: ReplayServer, operator: User
+) -> AsyncIterator[LiveService]:
+    with_ami(settings, replay)
+    async with live_service(container) as live:
+        yield live
+
+
+async def seed_ivan(sessions: async_sessionmaker[AsyncSession], operator: User) -> tuple[int, int]:
+    """Ivan Petrov with a phone, an open deal, some history and an open task; both his."""
+    async with sessions() as s:
+        client = Client(
+            name="Ivan Petrov",
+            company="Petrov & Sons",
+            kind="person",
+            lead_source="website",
+            responsible_id=operator.id,
+            readiness=5,
+            notes="",
+            phones=[ClientPhone(e164=IVAN_PHONE, raw="8 916 123-45-67", label="mobile")],
+            emails=[ClientEmail(email="ivan@petrov.example")],
+        )
+        s.add(client)
+        await s.flush()
+        deal = Deal(
+            client_id=client.id,
+            title="Supply contract",
+            amount=Decimal("150000"),
+            stage_id=2,
+            responsible_id=operator.id,
+            lead_source="website",
+        )
+        s.add(deal)
+        await s.flush()
+        s.add(
+            Communication(
+                kind="note",
+                direction="out",
+                status="done",
+                occurred_at=utcnow() - timedelta(days=2),
+                client_id=client.id,
+                deal_id=deal.id,
+                user_id=operator.id,
+                subject="sent offer",
+                body="Sent the price list",
+                extra={"result": "sent offer"},
+                created_at=utcnow(),
+            )
+        )
+        s.add(
+            Task(
+                title="Prepare the contract draft",
+                kind="other",
+                due_at=utcnow() + timedelta(days=1),
+                assignee_id=operator.id,
+                client_id=client.id,
+                deal_id=deal.id,
+                created_by_id=operator.id,
+                done=False,
+            )
+        )
+        await s.commit()
+        return client.id, deal.id
+
+
+async def login(page: Page, live: LiveService, login: str, password: str) -> None:
+    await page.goto(live.url + "/")
+    await page.fill("#login", login)
+    await page.fill("#password", password)
+    await page.click("#login-submit")
+    await page.wait_for_url("**/operator")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+
+
+async def play(replay: ReplayServer, name: str, *, speed: float) -> None:
+    await replay.play([AMI_DIR / f"{name}.ami"], speed=speed, shift_to_now=True, renumber=True)
+
+
+async def settle(live: LiveService, replay: ReplayServer) -> None:
+    """Everything played is in the database and published."""
+    await asyncio.wait_for(replay.wait_played(), 30)
+    pipeline = live.tracking.pipeline
+    async with asyncio.timeout(15):
+        # the listener only counts what it read: poll the counter (no event to wait on)
+        while pipeline.stats["events"] < replay.events_sent:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        await pipeline.drain()
+
+
+async def diag(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = await page.evaluate(
+        "() => ({log: __crm.log, rendered: __crm.popRenderedAt,"
+        " stateAtRender: __crm.popStateAtRender, connects: __crm.connects,"
+        " lastSeq: __crm.lastSeq, connected: __crm.connected})"
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------------- tests
+
+
+async def test_known_caller_pops_while_ringing_and_lands_in_the_timeline(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    client_id, deal_id = await seed_ivan(sessions, operator)
+    await login(page, service, *OPERATOR)
+
+    await play(replay, "inbound_answered", speed=1)
+    pop = page.locator("#pop")
+    await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+    await expect(page.locator("#pop-company")).to_have_text("Petrov & Sons")
+    await expect(page.locator("#pop-phones")).to_contain_text(IVAN_PHONE)
+    await expect(page.locator("#pop-responsible")).to_have_text("Olga Operator")
+    await expect(page.locator("#pop-deal")).to_contain_text("Supply contract")
+    await expect(page.locator("#pop-deal-stage")).to_have_text("First contact")
+    await expect(page.locator("#pop-deal-amount")).to_contain_text("150")
+    await expect(page.locator("#pop-recent")).to_contain_text("sent offer")
+    await expect(page.locator("#pop-tasks")).to_contain_text("Prepare the contract draft")
+    await expect(page.locator("#pop-new")).to_be_hidden()
+
+    # the call is answered, then ends; the pop follows it
+    await expect(pop).to_have_attribute("data-state", "answered", timeout=5_000)
+    await page.screenshot(path=POP_SCREENSHOT, full_page=False)
+    await page.click("#pop-open")
+    await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+    await expect(page.locator("#deal-title")).to_have_text("Supply contract")
+    await expect(pop).to_have_attribute("data-state", "ended", timeout=15_000)
+
+    # the pop was on screen, showing "ringing", before the recorded moment of the answer
+    d = await diag(page)
+    ringing = [e for e in d["log"] if e["type"] == "call.ringing"]
+    answered = [e for e in d["log"] if e["type"] == "call.answered"]
+    assert len(ringing) == 1 and len(answered) == 1, d["log"]
+    linkedid = ringing[0]["linkedid"]
+    assert answered[0]["linkedid"] == linkedid
+    rendered_ms = d["rendered"][linkedid]
+    answer_ms = datetime.fromisoformat(answered[0]["answered_at"]).timestamp() * 1000
+    assert d["stateAtRender"][linkedid] == "ringing"
+    assert rendered_ms < answered[0]["at"], "the pop showed only after the answer arrived"
+    assert rendered_ms < answer_ms, (
+        f"pop rendered {rendered_ms - answer_ms:.0f} ms after the recorded answer"
+    )
+
+    # after the end the call is in the timeline, newest first, with direction, status, talk time
+    first = page.locator("#timeline .tl-item").first
+    await expect(first).to_have_attribute("data-kind", "call")
+    await expect(first).to_have_attribute("data-direction", "in")
+    await expect(first).to_have_attribute("data-status", "answered")
+    await expect(first).to_contain_text("Inbound call")
+    await expect(first).to_contain_text("talk 0:08")  # 7.5 s as recorded
+    await expect(page.locator("#timeline .tl-item")).to_have_count(2)  # and the older note
+    await expect(page.locator("#calls li").first).to_contain_text("answered")
+    async with sessions() as s:
+        call = await s.scalar(select(Communication).where(Communication.kind == "call"))
+        assert call is not None
+        assert (call.client_id, call.deal_id, call.status) == (client_id, deal_id, "answered")
+        assert call.external_id == linkedid
+
+
+async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    browser: Browser,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    await login(page, service, *OPERATOR)
+    await play(replay, "inbound_abandoned", speed=1)  # 89031234567 rings 101 for 3.5 s
+    pop = page.locator("#pop")
+    await expect(page.locator("#pop-name")).to_have_text("+79031234567")
+    await expect(page.locator("#pop-new")).to_be_visible()
+    await expect(page.locator("#pop-new")).to_have_text("New client")
+    await expect(pop).to_have_attribute("data-state", "ringing")
+    # the card opens beside it, ready to fill in
+    await expect(page.locator("#panel")).to_be_visible()
+    await expect(page.locator("#client-name")).to_have_value("+79031234567")
+    await expect(page.locator("#client-phones")).to_have_value("+79031234567")
+
+    # a reload while it rings shows the pop again; so does a page opened only now
+    fresh_context = await browser.new_context()
+    fresh = await fresh_context.new_page()
+    try:
+        await asyncio.gather(page.reload(), login(fresh, service, *OPERATOR))
+        for p in (page, fresh):
+            await expect(p.locator("#pop-name")).to_have_text("+79031234567", timeout=3_000)
+            await expect(p.locator("#pop-new")).to_be_visible()
+        await expect(pop).to_have_attribute("data-state", "ringing")
+        # …and both follow the call to its end: the caller gave up
+        for p in (page, fresh):
+            await expect(p.locator("#pop")).to_have_attribute("data-state", "ended")
+            await expect(p.locator("#pop-state")).to_contain_text("abandoned")
+    finally:
+        await fresh_context.close()
+
+    # the operator fills in the card from the pop
+    await page.click("#pop-open")
+    await expect(page.locator("#client-name")).to_have_value("+79031234567")
+    await page.fill("#client-name", "Anna Smirnova")
+    await page.fill("#client-company", "Romashka LLC")
+    await page.fill("#client-emails", "anna@romashka.example")
+    await page.fill("#client-phones", "+79031234567\n8 495 765-43-21")
+    await page.fill("#client-notes", "Wants 40 chairs")
+    await page.click("#client-save")
+    await expect(page.locator("#client-status")).to_have_text("Saved")
+    await expect(page.locator("#pop-name")).to_have_text("Anna Smirnova")
+    # the missed call is in the timeline, and its callback task in the list
+    await expect(page.locator("#timeline .tl-item[data-kind=call]")).to_have_attribute(
+        "data-status", "abandoned"
+    )
+    await expect(page.locator("#tasks")).to_contain_text("missed call")
+    async with sessions() as s:
+        client = await s.scalar(
+            select(Client).join(ClientPhone).where(ClientPhone.e164 == "+79031234567")
+        )
+        assert client is not None
+        await s.refresh(client, ["phones", "emails"])
+        assert (client.name, client.company, client.notes) == (
+            "Anna Smirnova",
+            "Romashka LLC",
+            "Wants 40 chairs",
+        )
+        assert sorted(p.e164 for p in client.phones) == ["+74957654321", "+79031234567"]
+        assert [e.email for e in client.emails] == ["anna@romashka.example"]
+
+
+async def test_second_instance_delivers_the_pop_through_listen_notify(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    await seed_ivan(sessions, operator)
+    async with second_container(settings) as other, live_service(other) as second:
+        assert second.tracking.listener is None  # this one does not follow the PBX
+        await login(page, second, *OPERATOR)
+        await play(replay, "inbound_answered", speed=0)
+        await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+        await expect(page.locator("#pop-deal-stage")).to_have_text("First contact")
+        await expect(page.locator("#pop")).to_have_attribute("data-state", "ended")
+        d = await diag(page)
+        assert [e["type"] for e in d["log"]] == ["call.ringing", "call.answered", "call.ended"]
+        assert not any(e["replayed"] for e in d["log"])  # live, not caught up later
+
+
+async def test_dropped_socket_reconnects_and_gets_what_it_missed(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    await seed_ivan(sessions, operator)
+    await login(page, service, *OPERATOR)
+    assert (await diag(page))["connects"] == 1
+
+    # the network goes away and the socket with it; the call rings and ends meanwhile
+    await page.context.set_offline(True)
+    await page.evaluate("() => __crm.drop()")
+    await expect(page.locator("#conn")).not_to_have_attribute("data-state", "open")
+    await play(replay, "inbound_answered", speed=0)
+    await settle(service, replay)
+    await asyncio.sleep(0.5)  # a reconnect attempt or two fail while offline
+    d = await diag(page)
+    assert not d["connected"]
+    assert not [e for e in d["log"] if e["type"].startswith("call.")]
+
+    # back online: the page reconnects with its last seq and receives the missed events in order
+    await page.context.set_offline(False)
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+    await expect(page.locator("#pop")).to_have_attribute("data-state", "ended")
+    d = await diag(page)
+    calls = [e for e in d["log"] if e["type"].startswith("call.")]
+    assert [e["type"] for e in calls] == ["call.ringing", "call.answered", "call.ended"]
+    assert all(e["replayed"] for e in calls)
+    assert d["connects"] >= 2
+    seqs = [e["seq"] for e in d["log"]]
+    assert seqs == sorted(set(seqs))  # in order, none twice
+    await expect(page.locator("#calls li")).to_have_count(1)
+
+
+async def test_another_users_token_cannot_read_101s_events(
+    service: LiveService,
+    replay: ReplayServer,
+    make_user: Any,
+    operator: User,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    _, h102 = await make_user(role="operator", extension="102", login="op102")
+    token102 = h102["Authorization"].removeprefix("Bearer ")
+    # 102 asking for 101's phone is refused with 4403
+    async with websockets.connect(f"{service.ws_url}?token={token102}&channels=ext:101") as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    # a bad token is refused too
+    async with websockets.connect(f"{service.ws_url}?token=nonsense") as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+    # and 102's own socket stays silent while 101's phone rings
+    async with (
+        websockets.connect(f"{service.ws_url}?token={token102}") as ws102,
+        websockets.connect(f"{service.ws_url}?token={await _token(service, OPERATOR)}") as ws101,
+    ):
+        for ws in (ws101, ws102):
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert hello["type"] == "subscribed"
+        await play(replay, "inbound_answered", speed=0)
+        await settle(service, replay)
+        got101 = await _drain(ws101, until="call.ended")
+        got102 = await _drain(ws102, quiet=0.5)
+    assert [m["type"] for m in got101] == ["call.ringing", "call.answered", "call.ended"]
+    assert all(m["channel"] == "ext:101" for m in got101)
+    assert not [m for m in got102 if str(m.get("type", "")).startswith("call.")]
+
+
+async def test_call_result_callback_and_stage_move_persist(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    client_id, deal_id = await seed_ivan(sessions, operator)
+    await login(page, service, *OPERATOR)
+    await play(replay, "inbound_answered", speed=0)
+    await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+
+    # result: call back later, with a date -> a note with the formal result and a callback task
+    await page.select_option("#result-select", "call back later")
+    await expect(page.locator("#result-callback-at")).to_be_visible()
+    await page.fill("#result-callback-at", "2031-03-04T15:30")
+    await page.fill("#result-note", "Asked to call after the board meeting")
+    await page.click("#result-save")
+    await expect(page.locator("#result-status")).to_have_text("Saved")
+
+    # stage: from the deal panel
+    await page.click("#pop-open")
+    await expect(page.locator("#deal-stage")).to_have_value("2")
+    await page.select_option("#deal-stage", label="Negotiation")
+    await page.click("#deal-stage-save")
+    await expect(page.locator("#deal-status")).to_have_text("Moved to Negotiation")
+    await expect(page.locator("#pop-deal-stage")).to_have_text("Negotiation")
+    await expect(page.locator("#timeline")).to_contain_text("Asked to call after the board meeting")
+    await expect(page.locator("#tasks")).to_contain_text("Call back Ivan Petrov")
+
+    async with sessions() as s:
+        note = await s.scalar(
+            select(Communication).where(
+                Communication.kind == "note", Communication.body.like("Asked to call%")
+            )
+        )
+        assert note is not None
+        assert (note.client_id, note.deal_id, note.user_id) == (client_id, deal_id, operator.id)
+        assert note.extra == {"result": "call back later"}
+        task = await s.scalar(
+            select(Task).where(Task.client_id == client_id, Task.kind == "callback")
+        )
+        assert task is not None and not task.done
+        assert task.title == "Call back Ivan Petrov" and task.assignee_id == operator.id
+        # the page sent the operator's local wall time; the browser runs in this machine's zone
+        expected = datetime(2031, 3, 4, 15, 30).astimezone(UTC)
+        assert task.due_at == expected
+        negotiation = await s.scalar(select(DealStage.id).where(DealStage.name == "Negotiation"))
+        deal = await s.get(Deal, deal_id)
+        assert deal is not None and deal.stage_id == negotiation
+        move = await s.scalar(select(DealStageMove).where(DealStageMove.deal_id == deal_id))
+        assert move is not None
+        assert (move.from_stage_id, move.to_stage_id, move.user_id) == (2, negotiation, operator.id)
+
+    # "deal won" closes the deal in the won stage
+    await page.select_option("#result-select", "deal won")
+    await page.click("#result-save")
+    await expect(page.locator("#result-status")).to_have_text("Saved")
+    await expect(page.locator("#deal-stage")).to_have_value(str(await _stage_id(sessions, "Won")))
+    async with sessions() as s:
+        deal = await s.get(Deal, deal_id)
+        assert deal is not None and deal.closed_at is not None
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+async def _token(live: LiveService, credentials: tuple[str, str]) -> str:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        res = await http.post(
+            "/api/auth/token", data={"username": credentials[0], "password": credentials[1]}
+        )
+        res.raise_for_status()
+        token: str = res.json()["access_token"]
+        return token
+
+
+async def _drain(
+    ws: Any, *, until: str | None = None, quiet: float = 0.0, limit: float = 10
+) -> list[dict[str, Any]]:
+    """Messages (pings answered) until one of type `until`, or until `quiet` s pass without any."""
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(limit):
+        while True:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), quiet or limit)
+            except TimeoutError:
+                return got
+            msg = json.loads(raw)
+            if msg.get("type") == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+                continue
+            got.append(msg)
+            if until and msg.get("type") == until:
+                return got
+
+
+async def _stage_id(sessions: async_sessionmaker[AsyncSession], name: str) -> int:
+    async with sessions() as s:
+        value = await s.scalar(select(DealStage.id).where(DealStage.name == name))
+        assert value is not None
+        return value

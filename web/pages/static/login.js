@@ -1,0 +1,34 @@
+// Sign-in: POST /api/auth/token (OAuth2 password form), keep the token, go to the workspace.
+"use strict";
+(function () {
+  if (localStorage.getItem("crm_token")) {
+    // already signed in: the workspace checks the token and comes back here if it is stale
+    location.replace("/operator");
+    return;
+  }
+  const form = document.getElementById("login-form");
+  const error = document.getElementById("login-error");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    error.hidden = true;
+    const body = new URLSearchParams({
+      username: document.getElementById("login").value.trim(),
+      password: document.getElementById("password").value,
+    });
+    try {
+      const res = await fetch("/api/auth/token", { method: "POST", body });
+      const data = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(data.detail || `sign-in failed (${res.status})`);
+      localStorage.setItem("crm_token", data.access_token);
+      localStorage.setItem("crm_user", JSON.stringify(data.user));
+      // the click is a user gesture: the only moment a browser lets us ask for notifications
+      if ("Notification" in window && Notification.permission === "default") {
+        Notification.requestPermission().catch(() => {});
+      }
+      location.assign("/operator");
+    } catch (e) {
+      error.textContent = e.message;
+      error.hidden = false;
+    }
+  });
+})();
