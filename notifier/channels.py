@@ -21,6 +21,7 @@ _USER = "user:"
 _STAFF_ROLES = frozenset({"supervisor", "admin"})
 # event_log.channel is VARCHAR(64)
 MAX_CHANNEL_LENGTH = 64
+SUMMARY_TEXT_LIMIT = 200
 
 
 def ext_channel(extension: str) -> str:
@@ -92,7 +93,7 @@ class Message:
 
 
 def _summary(value: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:
-    """Scalars and shallow objects only: lists (history, tasks) stay out of broadcasts.
+    """Scalars (long texts cut) and shallow objects only: lists (history, tasks) stay out.
 
     Supervisors' dashboards need the call's state, not the whole card; keeping their messages
     small keeps every broadcast and every replay of the supervisors channel cheap.
@@ -102,7 +103,9 @@ def _summary(value: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:
         if isinstance(item, Mapping):
             if depth < 1:
                 out[key] = _summary(item, depth + 1)
-        elif item is None or isinstance(item, str | int | float | bool):
+        elif isinstance(item, str):
+            out[key] = item[:SUMMARY_TEXT_LIMIT]
+        elif item is None or isinstance(item, int | float | bool):
             out[key] = item
     return out
 

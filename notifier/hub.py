@@ -118,6 +118,7 @@ class Subscriber:
         self._urgent = False
         self._deadline: float | None = None
         self._wake = asyncio.Event()
+        self._failed = asyncio.Event()
         self._held: list[Envelope] | None = []  # live messages arriving during the replay
 
     @property
@@ -152,7 +153,14 @@ class Subscriber:
         if self.closed_reason is None:
             self.closed_reason = reason
             self._frames.clear()
+            self._held = None
             self._wake.set()
+            self._failed.set()
+
+    async def wait_failed(self) -> str:
+        """Until the hub drops this socket (its writer may be stuck on a full socket meanwhile)."""
+        await self._failed.wait()
+        return self.closed_reason or "dropped"
 
     async def next_frames(self) -> list[str]:
         """Everything due now, in seq order; raises SlowConsumer once the socket is dropped."""

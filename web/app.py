@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles  # operator pages (issue 5)
 
+from notifier.hub import EventHub  # event hub (issue 5)
 from web import errors
+from web import ws as events_ws  # event hub (issue 5)
 from web.api import auth, clients, communications, deals, schedules, tasks, users
 from web.api import routing as routing_api
 from web.container import Container
@@ -32,6 +34,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         owned = container is None
         c = container or await build_container(settings)
         app.state.container = c
+        # event hub (issue 5): numbered events in event_log, NOTIFY to every instance, sockets
+        hub = EventHub(c.database_url, queue_size=settings.notifier.ws_queue_size)
+        await hub.start()
+        c.extras["hub"] = hub
+        c.publish = hub.publish
         # call tracking (issue 4): the AMI listener follows the PBX
         tracking = CallTracking(c)
         c.extras["tracking"] = tracking
@@ -47,6 +54,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         finally:
             await agi.stop()  # FastAGI router (issue 6)
             await tracking.stop_following()
+            await hub.stop()  # event hub (issue 5)
             if owned:
                 await close_container(c)
 
@@ -61,6 +69,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     errors.install(app)
     for module in (auth, users, clients, deals, communications, tasks, schedules):
         app.include_router(module.router)
+    app.include_router(events_ws.router)  # event hub (issue 5): /ws and /api/events
 
     # FastAGI router (issue 6): status API and the schedules page
     app.include_router(routing_api.router)

@@ -128,3 +128,9 @@ def test_overlong_channel_is_dropped() -> None:
     assert messages_for([CallEvent("call.ringing", "L", ("9" * 80,))]) == [
         Message("supervisors", "call.ringing", {"linkedid": "L", "extensions": ["9" * 80]})
     ]
+
+
+def test_supervisor_summary_cuts_long_texts() -> None:
+    board = messages_for([CallEvent("call.ended", "L", (), {"note": "y" * 5000})])[0]
+    assert board.channel == "supervisors"
+    assert len(board.payload["note"]) == 200

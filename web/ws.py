@@ -1,0 +1,274 @@
+"""Screen-pops and dashboards over a websocket (`/ws`), and the REST catch-up (`/api/events`).
+
+A page connects to `/ws?token=<bearer token>[&last_seq=N][&channels=ext:101,supervisors]`, or to
+`/ws` and sends `{"token": ..., "last_seq": N, "channels": [...]}` first (keeps the token out of
+access logs). Without `channels` it gets its defaults (own phone, own user, supervisors for staff).
+
+Server -> page, one JSON object per frame:
+  {"type": "subscribed", "channels": [...], "last_seq": N}    once, after authentication
+  {"seq": N, "channel": "ext:101", "type": "call.ringing", "payload": {...}, "at": "<ISO 8601>"}
+  {"type": "replay.truncated", "after": N}    the page missed more than can be replayed: reload
+  {"type": "ping"}                            answer {"type": "pong"} (any message counts)
+Close codes: 4401 no or bad token, 4403 a channel the user may not read, 4400 bad request,
+4008 too slow to read (queue full), 4000 no answer to pings, 1011 event hub not running.
+
+The page remembers the highest `seq` it has seen and sends it back as `last_seq` on reconnect;
+it then receives what it missed on its channels, in order, then live messages, with no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, status
+
+from notifier.channels import default_channels, may_read, parse_channels
+from notifier.hub import EventHub, Subscriber, control_frame
+from web.container import Container
+from web.deps import CurrentUser, user_from_token
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["events"])
+
+AUTH_TIMEOUT_SECONDS = 10.0
+CLOSE_TIMEOUT_SECONDS = 1.0
+UNAUTHORIZED, FORBIDDEN, BAD_REQUEST, TOO_SLOW, NO_PONG = 4401, 4403, 4400, 4008, 4000
+HUB_DOWN = 1011
+
+
+@dataclass(frozen=True, slots=True)
+class _Viewer:
+    """The authenticated user, detached from the session that loaded it."""
+
+    id: int
+    role: str
+    extension: str | None
+
+
+class _Reject(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _hub(c: Container) -> EventHub | None:
+    hub = c.extras.get("hub")
+    return hub if isinstance(hub, EventHub) else None
+
+
+def _last_seq(raw: Any) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise _Reject(BAD_REQUEST, "last_seq must be an integer") from None
+    if value < 0:
+        raise _Reject(BAD_REQUEST, "last_seq must not be negative")
+    return value
+
+
+def _channels_for(viewer: _Viewer, raw: Any) -> frozenset[str]:
+    if raw is not None and not isinstance(raw, str | list):
+        raise _Reject(BAD_REQUEST, "channels must be a list or a comma-separated string")
+    asked = parse_channels(raw)
+    if not asked:
+        return default_channels(viewer)
+    for name in asked:
+        if not may_read(viewer, name):
+            raise _Reject(FORBIDDEN, f"not allowed to read {name[:60]}")
+    return frozenset(asked)
+
+
+async def _authenticate(ws: WebSocket, c: Container) -> tuple[_Viewer, dict[str, Any]]:
+    """The user and their subscription request, from the query or else the first message."""
+    request: dict[str, Any] = dict(ws.query_params)
+    if not request.get("token"):
+        try:
+            first = json.loads(await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT_SECONDS))
+        except TimeoutError:
+            raise _Reject(UNAUTHORIZED, "no token") from None
+        except (ValueError, KeyError, RuntimeError):
+            raise _Reject(UNAUTHORIZED, 'the first message must be {"token": ...}') from None
+        if not isinstance(first, dict):
+            raise _Reject(UNAUTHORIZED, 'the first message must be {"token": ...}')
+        request.update(first)
+    token = request.get("token")
+    try:
+        async with c.sessions() as session:
+            user = await user_from_token(c, session, token if isinstance(token, str) else None)
+            viewer = _Viewer(user.id, user.role, user.extension)
+    except HTTPException as exc:
+        raise _Reject(UNAUTHORIZED, str(exc.detail)[:120]) from None
+    return viewer, request
+
+
+def _transport_of(send: Callable[..., Awaitable[None]]) -> Any:
+    """The server's transport behind an ASGI send callable, if it can be found.
+
+    ASGI has no way to drop a connection whose peer stopped reading: the close frame waits
+    behind the full buffers. Aborting the transport is the only way to free them at once;
+    when the server's internals differ, we fall back to a normal close (still bounded memory).
+    """
+    seen: set[int] = set()
+    todo: list[Any] = [send]
+    while todo:
+        fn = todo.pop()
+        if id(fn) in seen or len(seen) > 16:
+            continue
+        seen.add(id(fn))
+        owner = getattr(fn, "__self__", None)
+        transport = getattr(owner, "transport", None)
+        if transport is not None and hasattr(transport, "abort"):
+            return transport
+        for cell in getattr(fn, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):
+                if callable(cell.cell_contents):
+                    todo.append(cell.cell_contents)
+    return None
+
+
+async def _close(ws: WebSocket, code: int, reason: str, *, abort_if_stuck: bool = False) -> None:
+    try:
+        await asyncio.wait_for(ws.close(code, reason), CLOSE_TIMEOUT_SECONDS)
+        return
+    except TimeoutError:
+        pass
+    except Exception:  # already closed by the peer
+        return
+    if abort_if_stuck:
+        transport = _transport_of(ws._send)
+        logger.info(
+            "close frame stuck behind unread data: %s",
+            "aborting" if transport else "left to the server",
+        )
+        if transport is not None:
+            transport.abort()
+
+
+async def _writer(ws: WebSocket, sub: Subscriber) -> None:
+    while True:
+        for frame in await sub.next_frames():
+            await ws.send_text(frame)
+
+
+async def _reader(ws: WebSocket, seen: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        # any message proves the page alive; {"type": "pong"} is the usual one
+        seen[0] = loop.time()
+
+
+async def _heartbeat(sub: Subscriber, interval: float, seen: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    ping = control_frame("ping")
+    while True:
+        await asyncio.sleep(interval)
+        if loop.time() - seen[0] > 2 * interval:
+            return
+        sub.control(ping)
+
+
+async def _pump(ws: WebSocket, sub: Subscriber, heartbeat_seconds: float) -> None:
+    seen = [asyncio.get_running_loop().time()]
+    writer = asyncio.create_task(_writer(ws, sub))
+    reader = asyncio.create_task(_reader(ws, seen))
+    beat = asyncio.create_task(_heartbeat(sub, heartbeat_seconds, seen))
+    dropped = asyncio.create_task(sub.wait_failed())
+    tasks = (writer, reader, beat, dropped)
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    if sub.closed_reason is not None:
+        logger.warning("dropping websocket of %s: %s", sorted(sub.channels), sub.closed_reason)
+        await _close(ws, TOO_SLOW, (sub.closed_reason or "too slow")[:120], abort_if_stuck=True)
+    elif beat.done() and not beat.cancelled():
+        logger.info("closing websocket of %s: no pong", sorted(sub.channels))
+        await _close(ws, NO_PONG, "heartbeat timeout", abort_if_stuck=True)
+
+
+@router.websocket("/ws")
+async def events_socket(ws: WebSocket) -> None:
+    c: Container = ws.app.state.container
+    await ws.accept()  # before closing with an application code: a rejected handshake has none
+    hub = _hub(c)
+    if hub is None:
+        await _close(ws, HUB_DOWN, "event hub not running")
+        return
+    try:
+        viewer, request = await _authenticate(ws, c)
+        channels = _channels_for(viewer, request.get("channels"))
+        last_seq = _last_seq(request.get("last_seq"))
+    except _Reject as reject:
+        await _close(ws, reject.code, reject.reason)
+        return
+    # registered before the replay query, so nothing committed meanwhile can fall between them
+    sub = hub.subscribe(channels)
+    try:
+        hello = control_frame("subscribed", channels=sorted(channels), last_seq=hub.last_seq)
+        await ws.send_text(hello)
+        after = last_seq or 0
+        if last_seq is not None:
+            replay = await hub.replay(channels, last_seq)
+            if replay.truncated:
+                await ws.send_text(control_frame("replay.truncated", after=last_seq))
+            else:
+                for env in replay.envelopes:
+                    await ws.send_text(env.frame)
+                    after = env.seq
+        sub.go_live(after)
+        await _pump(ws, sub, c.settings.notifier.ws_heartbeat_seconds)
+    except Exception as exc:  # the page went away mid-replay, or the database did
+        logger.debug("websocket ended: %s: %s", type(exc).__name__, exc)
+        await _close(ws, HUB_DOWN, "internal error")
+    finally:
+        hub.unsubscribe(sub)
+
+
+@router.get("/api/events")
+async def missed_events(
+    request: Request,
+    user: CurrentUser,
+    after: Annotated[int, Query(ge=0)],
+    channels: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> dict[str, Any]:
+    """Events of the user's channels after seq `after` (a page reloaded while the phone rings)."""
+    c: Container = request.app.state.container
+    hub = _hub(c)
+    if hub is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="event hub not running")
+    viewer = _Viewer(user.id, user.role, user.extension)
+    try:
+        names = _channels_for(viewer, channels)
+    except _Reject as reject:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=reject.reason) from None
+    # everything up to what this instance has dispatched is committed, so the query sees it
+    position = hub.last_seq
+    replay = await hub.replay(names, after, limit)
+    events = [json.loads(env.frame) for env in replay.envelopes]
+    return {
+        "channels": sorted(names),
+        "events": events,
+        "more": replay.more,  # ask again with after=last_seq
+        "gap": replay.gap,  # older events were already cleaned up: reload the page's state
+        "last_seq": events[-1]["seq"]
+        if replay.more
+        else max(after, position, *(e["seq"] for e in events)),
+    }
