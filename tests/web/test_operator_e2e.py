@@ -50,6 +50,14 @@ else:  # pragma: no cover
 OPERATOR = ("op101", "pw-101")
 IVAN_PHONE = "+79161234567"
 POP_SCREENSHOT = "/tmp/pop.png"
+# Headless Chromium has no notification service: stand in for the browser's Notification with
+# permission granted, so the page's own code path (permission check, title, body) runs.
+FAKE_NOTIFICATION = """
+window.Notification = function (title, options) { this.close = () => {}; };
+Object.defineProperty(window.Notification, "permission", { get: () => "granted" });
+window.Notification.requestPermission = async () => "granted";
+"""
+WORKSPACE_SCREENSHOT = "/tmp/workspace.png"
 
 
 # ---------------------------------------------------------------------------------- fixtures
@@ -66,8 +74,11 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     context = await browser.new_context(viewport={"width": 1366, "height": 860})
     p = await context.new_page()
     p.set_default_timeout(10_000)
+    errors: list[str] = []
+    p.on("pageerror", lambda exc: errors.append(str(exc)))
     yield p
     await context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.fixture
@@ -184,7 +195,8 @@ async def diag(page: Page) -> dict[str, Any]:
     result: dict[str, Any] = await page.evaluate(
         "() => ({log: __crm.log, rendered: __crm.popRenderedAt,"
         " stateAtRender: __crm.popStateAtRender, connects: __crm.connects,"
-        " lastSeq: __crm.lastSeq, connected: __crm.connected})"
+        " lastSeq: __crm.lastSeq, connected: __crm.connected, beeps: __crm.beeps,"
+        " notifications: __crm.notifications})"
     )
     return result
 
@@ -200,6 +212,7 @@ async def test_known_caller_pops_while_ringing_and_lands_in_the_timeline(
     operator: User,
 ) -> None:
     client_id, deal_id = await seed_ivan(sessions, operator)
+    await page.add_init_script(FAKE_NOTIFICATION)
     await login(page, service, *OPERATOR)
 
     await play(replay, "inbound_answered", speed=1)
@@ -237,6 +250,9 @@ async def test_known_caller_pops_while_ringing_and_lands_in_the_timeline(
     assert rendered_ms < answer_ms, (
         f"pop rendered {rendered_ms - answer_ms:.0f} ms after the recorded answer"
     )
+    # with it, one ring sound and one desktop notification
+    assert d["beeps"] == 1
+    assert d["notifications"] == [{"title": "Incoming call", "body": "Ivan Petrov, Petrov & Sons"}]
 
     # after the end the call is in the timeline, newest first, with direction, status, talk time
     first = page.locator("#timeline .tl-item").first
@@ -373,6 +389,7 @@ async def test_dropped_socket_reconnects_and_gets_what_it_missed(
     calls = [e for e in d["log"] if e["type"].startswith("call.")]
     assert [e["type"] for e in calls] == ["call.ringing", "call.answered", "call.ended"]
     assert all(e["replayed"] for e in calls)
+    assert d["beeps"] == 0  # the call it missed is over: nothing to ring for
     assert d["connects"] >= 2
     seqs = [e["seq"] for e in d["log"]]
     assert seqs == sorted(set(seqs))  # in order, none twice
@@ -445,6 +462,7 @@ async def test_call_result_callback_and_stage_move_persist(
     await expect(page.locator("#pop-deal-stage")).to_have_text("Negotiation")
     await expect(page.locator("#timeline")).to_contain_text("Asked to call after the board meeting")
     await expect(page.locator("#tasks")).to_contain_text("Call back Ivan Petrov")
+    await page.screenshot(path=WORKSPACE_SCREENSHOT, full_page=True)
 
     async with sessions() as s:
         note = await s.scalar(

@@ -17,6 +17,9 @@
   const KEY_CALLS = `crm_calls:${user.id}`;
   const POP_MAX_AGE_MS = 60 * 60 * 1000; // a restored pop older than this is stale
   const ALERT_MAX_AGE_MS = 30 * 1000; // replayed ringing older than this pops silently
+  // the server pings every 20 s; silence much longer means a dead link nobody closed (sleep,
+  // Wi-Fi change, NAT timeout): give up on that socket rather than wait for TCP to notice
+  const SILENCE_MS = 55 * 1000;
 
   const S = {
     lastSeq: Number(localStorage.getItem(KEY_SEQ) || 0) || 0,
@@ -41,6 +44,8 @@
     popRenderedAt: {},        // linkedid -> Date.now() when its ringing pop was first rendered
     popStateAtRender: {},     // linkedid -> call state shown at that moment
     connects: 0,
+    beeps: 0,                 // ring sounds played
+    notifications: [],        // desktop notifications shown: [{title, body}]
     drop() { if (S.ws) S.ws.close(4000, "test drop"); },
     get lastSeq() { return S.lastSeq; },
     get connected() { return !!S.ws && S.ws.readyState === WebSocket.OPEN; },
@@ -149,6 +154,7 @@
     try {
       unlockAudio();
       if (!audio) return;
+      diag.beeps += 1;
       const t0 = audio.currentTime;
       for (const start of [0, 0.35]) {
         const osc = audio.createOscillator();
@@ -168,6 +174,7 @@
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     try {
       const n = new Notification(title, { body, tag, renotify: true, requireInteraction: false });
+      diag.notifications.push({ title, body });
       n.onclick = () => { window.focus(); n.close(); };
     } catch (e) { /* some platforms only allow notifications from a service worker */ }
   }
@@ -196,6 +203,7 @@
     let ws;
     try { ws = new WebSocket(`${proto}//${location.host}/ws?${qs}`); } catch (e) { scheduleReconnect(); return; }
     S.ws = ws;
+    S.lastHeard = Date.now();
     ws.onopen = () => {
       if (diag.connects > 0) S.freshStart = false; // a reconnect replays what was missed live
       S.attempt = 0;
@@ -203,6 +211,7 @@
       setConn("open", "live");
     };
     ws.onmessage = (ev) => {
+      S.lastHeard = Date.now();
       let msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
       if (msg.type === "ping") {
@@ -239,6 +248,14 @@
     clearTimeout(S.timer);
     S.timer = setTimeout(connect, delay);
   }
+  setInterval(() => {
+    const ws = S.ws;
+    if (!ws || S.stopped || Date.now() - S.lastHeard < SILENCE_MS) return;
+    ws.onclose = ws.onmessage = ws.onerror = null;
+    try { ws.close(4000, "no ping"); } catch (e) { /* already closing */ }
+    S.ws = null;
+    scheduleReconnect();
+  }, 5000);
   // back from sleep or a network change: try now instead of waiting out the backoff
   window.addEventListener("online", () => { if (!S.ws) { S.attempt = 0; connect(); } });
   document.addEventListener("visibilitychange", () => {
