@@ -321,6 +321,12 @@ class EventHub:
             self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="hub-dispatch"))
             self._tasks.append(asyncio.create_task(self._cleanup_loop(), name="hub-cleanup"))
             await self.bus.start()
+            assert self._writer is not None
+            try:  # open the publishing connection now rather than on the first screen-pop
+                async with self._writer.use():
+                    pass
+            except (OSError, asyncpg.PostgresError) as exc:
+                logger.warning("event hub cannot reach the database yet (%s)", exc)
 
     async def wait_ready(self) -> None:
         """Until live delivery runs (callers bound it with asyncio.timeout)."""
@@ -370,6 +376,15 @@ class EventHub:
                     with contextlib.suppress(Exception):
                         await conn.execute("ROLLBACK")
                 raise
+
+    def publish_local(self, events: Sequence[object]) -> None:
+        """Fan out on this instance only, skipping event_log and NOTIFY.
+
+        Not for the service: nothing is durable or replayable, other instances see nothing, and
+        the numbers continue from this instance's last seq. It exists so the benchmark can show
+        what the database step costs next to the bare fan-out.
+        """
+        self._publish_local(messages_for(events))
 
     def _publish_local(self, messages: list[Message]) -> None:
         at = datetime.now(UTC)

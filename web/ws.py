@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -173,11 +174,13 @@ async def _reader(ws: WebSocket, seen: list[float]) -> None:
 async def _heartbeat(sub: Subscriber, interval: float, seen: list[float]) -> None:
     loop = asyncio.get_running_loop()
     ping = control_frame("ping")
+    # a random phase: pages that (re)connected together must not all ping in the same instant
+    await asyncio.sleep(interval * random.uniform(0.5, 1.0))
     while True:
-        await asyncio.sleep(interval)
         if loop.time() - seen[0] > 2 * interval:
             return
         sub.control(ping)
+        await asyncio.sleep(interval)
 
 
 async def _pump(ws: WebSocket, sub: Subscriber, heartbeat_seconds: float) -> None:
