@@ -279,6 +279,10 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
     operator: User,
 ) -> None:
     await login(page, service, *OPERATOR)
+    # a second browser signed in earlier (a token in its storage) but with no page open yet
+    fresh_context = await browser.new_context()
+    await fresh_context.add_init_script(await _session_script(service, OPERATOR))
+    fresh = await fresh_context.new_page()
     await play(replay, "inbound_abandoned", speed=1)  # 89031234567 rings 101 for 3.5 s
     pop = page.locator("#pop")
     await expect(page.locator("#pop-name")).to_have_text("+79031234567")
@@ -291,14 +295,14 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
     await expect(page.locator("#client-phones")).to_have_value("+79031234567")
 
     # a reload while it rings shows the pop again; so does a page opened only now
-    fresh_context = await browser.new_context()
-    fresh = await fresh_context.new_page()
     try:
-        await asyncio.gather(page.reload(), login(fresh, service, *OPERATOR))
+        await asyncio.gather(page.reload(), fresh.goto(service.url + "/operator"))
         for p in (page, fresh):
             await expect(p.locator("#pop-name")).to_have_text("+79031234567", timeout=3_000)
             await expect(p.locator("#pop-new")).to_be_visible()
         await expect(pop).to_have_attribute("data-state", "ringing")
+        first_seen = [e for e in (await diag(fresh))["log"] if e["type"] == "call.ringing"]
+        assert first_seen and first_seen[0]["replayed"]  # from the server's replay, not live
         # …and both follow the call to its end: the caller gave up
         for p in (page, fresh):
             await expect(p.locator("#pop")).to_have_attribute("data-state", "ended")
@@ -501,7 +505,7 @@ async def test_call_result_callback_and_stage_move_persist(
 # ---------------------------------------------------------------------------------- helpers
 
 
-async def _token(live: LiveService, credentials: tuple[str, str]) -> str:
+async def _sign_in(live: LiveService, credentials: tuple[str, str]) -> dict[str, Any]:
     import httpx
 
     async with httpx.AsyncClient(base_url=live.url) as http:
@@ -509,8 +513,19 @@ async def _token(live: LiveService, credentials: tuple[str, str]) -> str:
             "/api/auth/token", data={"username": credentials[0], "password": credentials[1]}
         )
         res.raise_for_status()
-        token: str = res.json()["access_token"]
-        return token
+        body: dict[str, Any] = res.json()
+        return body
+
+
+async def _token(live: LiveService, credentials: tuple[str, str]) -> str:
+    return str((await _sign_in(live, credentials))["access_token"])
+
+
+async def _session_script(live: LiveService, credentials: tuple[str, str]) -> str:
+    """An init script putting a signed-in session (token, user; no seq yet) in localStorage."""
+    body = await _sign_in(live, credentials)
+    token, user = json.dumps(body["access_token"]), json.dumps(json.dumps(body["user"]))
+    return f"localStorage.setItem('crm_token', {token}); localStorage.setItem('crm_user', {user});"
 
 
 async def _drain(

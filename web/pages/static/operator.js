@@ -295,6 +295,9 @@
     diag.log.push({ type: msg.type, seq: msg.seq, linkedid, at: Date.now(), replayed,
       answered_at: (p.call && p.call.answered_at) || null });
     if (diag.log.length > 500) diag.log.splice(0, 250);
+    // pops are for this operator's phone; a staff socket also gets the supervisors' board
+    const mine = !msg.channel || !msg.type.startsWith("call.") || msg.channel === `ext:${user.extension}`;
+    if (!mine) return;
     switch (msg.type) {
       case "call.ringing": return onRinging(msg, p, linkedid, replayed);
       case "call.answered": return onCallState(linkedid, "answered", p);
