@@ -41,7 +41,7 @@ router = APIRouter(tags=["events"])
 AUTH_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 1.0
 UNAUTHORIZED, FORBIDDEN, BAD_REQUEST, TOO_SLOW, NO_PONG = 4401, 4403, 4400, 4008, 4000
-HUB_DOWN = 1011
+HUB_DOWN, GOING_AWAY = 1011, 1001
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +199,10 @@ async def _pump(ws: WebSocket, sub: Subscriber, heartbeat_seconds: float) -> Non
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
     if sub.closed_reason is not None:
-        logger.warning("dropping websocket of %s: %s", sorted(sub.channels), sub.closed_reason)
-        await _close(ws, TOO_SLOW, (sub.closed_reason or "too slow")[:120], abort_if_stuck=True)
+        reason = sub.closed_reason
+        slow = reason.startswith("too slow")
+        logger.warning("dropping websocket of %s: %s", sorted(sub.channels), reason)
+        await _close(ws, TOO_SLOW if slow else GOING_AWAY, reason[:120], abort_if_stuck=slow)
     elif beat.done() and not beat.cancelled():
         logger.info("closing websocket of %s: no pong", sorted(sub.channels))
         await _close(ws, NO_PONG, "heartbeat timeout", abort_if_stuck=True)
