@@ -47,6 +47,7 @@ class CallPipeline:
         company_numbers: Sequence[str] = (),
         callback_due: timedelta = timedelta(minutes=30),
         max_pending: int = 20_000,
+        batch_size: int = 200,
     ) -> None:
         self.tracker = tracker
         self._sessions = sessions
@@ -57,6 +58,7 @@ class CallPipeline:
         )
         self._callback_due = callback_due
         self._max_pending = max_pending
+        self._batch = batch_size
         self._pending: list[Fact] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -137,8 +139,10 @@ class CallPipeline:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                batch, self._pending = self._pending, []
-                self._room.set()
+                # bounded batches: one commit per burst, but a session never grows huge
+                batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
+                if len(self._pending) < self._max_pending:
+                    self._room.set()
                 await self._apply_batch(batch)
             self._idle.set()
 
@@ -146,8 +150,13 @@ class CallPipeline:
         self.stats["batches"] += 1
         try:
             async with unit_of_work(self._sessions, self._publish) as session:
+                touched: dict[str, float] = {}
                 for fact in batch:
                     await self._apply(session, fact)
+                    touched[fact.linkedid] = fact.at
+                # calls in progress are saved once per batch, not once per fact
+                for linkedid, at in touched.items():
+                    await self._save(session, linkedid, at)
             return
         except Exception:
             logger.exception("a batch of %d call facts failed; retrying one by one", len(batch))
@@ -155,6 +164,7 @@ class CallPipeline:
             try:
                 async with unit_of_work(self._sessions, self._publish) as session:
                     await self._apply(session, fact)
+                    await self._save(session, fact.linkedid, fact.at)
             except Exception:
                 self.stats["errors"] += 1
                 logger.exception("call fact %s of %s lost", type(fact).__name__, fact.linkedid)
@@ -194,8 +204,6 @@ class CallPipeline:
             )
         elif isinstance(fact, CallEnded):
             await self._on_ended(session, fact)
-        if not isinstance(fact, CallEnded):
-            await self._save(session, fact.linkedid, fact.at)
 
     async def _on_started(self, session: AsyncSession, fact: CallStarted) -> None:
         number = fact.caller_number if fact.direction == "inbound" else fact.did_or_dialled

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.calls.schemas import CallerContext, CallRecord
 from crm_core.clients import repository as clients_repo
+from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
 from crm_core.communications import repository as comms_repo
 from crm_core.communications.schemas import CommunicationIn, Logged
@@ -114,7 +115,7 @@ async def log_call(
     )
     if logged.created and record.missed and record.direction == "in":
         comm = logged.communication
-        card = await clients_repo.get_card(session, comm.client_id)
+        card = await session.get(Client, comm.client_id)
         first_rung = users.get(record.agents_rung[0]) if record.agents_rung else None
         assignee = (card.responsible_id if card else None) or (
             first_rung.id if first_rung else None
@@ -143,9 +144,7 @@ async def screen_pop(session: AsyncSession, client_id: int, deal_id: int | None)
     )
     stage = await session.get(DealStage, deal.stage_id) if deal else None
     responsible = await session.get(User, card.responsible_id) if card.responsible_id else None
-    recent, _ = await comms_repo.timeline(
-        session, client_id=client_id, deal_id=None, kind=None, user_id=None, limit=5, offset=0
-    )
+    recent = await comms_repo.recent(session, client_id, limit=5)
     tasks = (
         await session.scalars(
             select(Task)

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.clients import repository as clients_repo
+from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
 from crm_core.communications import repository
 from crm_core.communications.models import DIRECTIONS, KINDS, Communication
@@ -39,7 +40,7 @@ async def _resolve_client(
     session: AsyncSession, data: CommunicationIn, e164: str | None, company_numbers: set[str]
 ) -> tuple[int, bool]:
     if data.client_id is not None:
-        if await clients_repo.get_card(session, data.client_id) is None:
+        if await session.get(Client, data.client_id) is None:
             raise Invalid(f"client {data.client_id} does not exist")
         return data.client_id, False
     if e164 is not None:
@@ -89,7 +90,8 @@ async def log_communication(
             )
             deal = None
     if deal is None:
-        responsible = (await clients_repo.get_card(session, client_id)).responsible_id  # type: ignore[union-attr]
+        card = await session.get(Client, client_id)
+        responsible = card.responsible_id if card else None
         deal, deal_created = await ensure_open_deal(
             session,
             client_id,
