@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import embedded_database  # noqa: E402
-from crm_core.db import make_engine, make_session_factory  # noqa: E402
-from telephony.ami_listener import AmiListener  # noqa: E402
-from telephony.call_pipeline import CallPipeline  # noqa: E402
-from telephony.settings import TelephonySettings  # noqa: E402
-from telephony.tracker import CallTracker, TrackerConfig  # noqa: E402
+from bench._common import embedded_database
+from crm_core.db import make_engine, make_session_factory
+from telephony.ami_listener import AmiListener
+from telephony.call_pipeline import CallPipeline
+from telephony.settings import TelephonySettings
+from telephony.tracker import CallTracker, TrackerConfig
 
 AMI_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ami"
 _UID = re.compile(rb"\b(17955\d{5})\.(\d+)\b")

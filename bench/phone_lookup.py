@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import asyncpg  # noqa: E402
+import asyncpg
 
-from bench._common import embedded_database, row  # noqa: E402
-from crm_core.clients.repository import client_id_by_phone  # noqa: E402
-from crm_core.db import make_engine, make_session_factory  # noqa: E402
-from crm_core.phones import normalize_phone  # noqa: E402
+from bench._common import embedded_database, row
+from crm_core.clients.repository import client_id_by_phone
+from crm_core.db import make_engine, make_session_factory
+from crm_core.phones import normalize_phone
 
 
 def _number(i: int) -> str:
@@ -56,7 +56,9 @@ async def main() -> None:
     rng = random.Random(7)
     # written the way people write them: "8 (916) 000-12-34"
     written = [
-        (lambda d: f"8 ({d[2:5]}) {d[5:8]}-{d[8:10]}-{d[10:12]}")(_number(rng.randint(1, args.phones)))
+        (lambda d: f"8 ({d[2:5]}) {d[5:8]}-{d[8:10]}-{d[10:12]}")(
+            _number(rng.randint(1, args.phones))
+        )
         for _ in range(args.lookups)
     ]
 
@@ -97,7 +99,9 @@ async def main() -> None:
     from bench._common import pct
 
     p99 = pct(svc_ms, 0.99)
-    print(f"target p99 < 2 ms for the service path: {'MET' if p99 < 2 else 'NOT MET'} ({p99:.3f} ms)")
+    print(
+        f"target p99 < 2 ms for the service path: {'MET' if p99 < 2 else 'NOT MET'} ({p99:.3f} ms)"
+    )
 
 
 if __name__ == "__main__":

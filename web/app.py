@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles  # operator pages (issue 5)
 
 from notifier.hub import EventHub  # event hub (issue 5)
+from notifier.leader import LeaderElection, lock_key
 from web import errors
 from web import ws as events_ws  # event hub (issue 5)
 from web.api import auth, clients, communications, deals, schedules, tasks, users
@@ -39,11 +40,19 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         await hub.start()
         c.extras["hub"] = hub
         c.publish = hub.publish
-        # call tracking (issue 4): the AMI listener follows the PBX
+        # call tracking (issue 4): the AMI listener follows the PBX, in the elected instance only
         tracking = CallTracking(c)
         c.extras["tracking"] = tracking
+        election = LeaderElection(
+            c.database_url,
+            lock_key("crm-telephony:ami-listener"),
+            tracking.start_following,
+            tracking.stop_following,
+            name="ami-listener",
+        )
+        c.extras["election"] = election
         if settings.telephony.ami_enabled:
-            await tracking.start_following()
+            await election.start()
         # FastAGI router (issue 6): Asterisk asks it whom each inbound call rings
         agi = AgiRouting(c)
         c.extras["agi"] = agi
@@ -53,6 +62,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             yield
         finally:
             await agi.stop()  # FastAGI router (issue 6)
+            await election.stop()
             await tracking.stop_following()
             await hub.stop()  # event hub (issue 5)
             if owned:

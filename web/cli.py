@@ -74,7 +74,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     results = asyncio.run(run_check(settings.telephony, observe_seconds=args.seconds))
     failed = False
     for r in results:
-        mark = "ok  " if r.ok else "FAIL"
+        mark = {"ok": "ok  ", "skip": "skip", "warn": "warn"}.get(r.status, "FAIL")
         failed = failed or not r.ok
         print(f"[{mark}] {r.message}")
     return 1 if failed else 0

@@ -1,0 +1,230 @@
+"""FastAGI routing latency: server + router + PostgreSQL, beside a server answering a constant.
+
+    .venv/bin/python bench/agi_bench.py [--concurrency 200] [--rounds 20] [--managers 8]
+
+An embedded PostgreSQL is seeded with managers on duty (some ringing or talking), clients with
+phones and open deals. Two FastAGI servers run in this process: (a) `AgiServer` + `Router` (the
+service as deployed) and (b) `AgiServer` whose route answers a constant, i.e. the protocol cost
+alone. A separate process plays Asterisk: per round it opens `--concurrency` connections at once,
+each sends the recorded AGI environment (half the callers are known clients), answers each command
+with `200 result=1` and waits for the close. Latency is connect -> close as Asterisk sees it.
+Target (issue 6): p99 <= 10 ms at 200 concurrent requests, database work included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import random
+import sys
+import time
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import embedded_database, pct
+
+RECORDED = (
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "asterisk" / "agi_request.txt"
+).read_bytes()
+KNOWN = 2000
+
+
+def _use_uvloop(enabled: bool) -> str:
+    if enabled:
+        try:
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+            return "uvloop"
+        except ImportError:
+            pass
+    return "asyncio"
+
+
+# --- the Asterisk side (a separate process) --------------------------------------------------
+
+
+def _request(caller: str) -> bytes:
+    return RECORDED.replace(b"agi_callerid: +79161234567", f"agi_callerid: {caller}".encode())
+
+
+async def _one(port: int, payload: bytes) -> tuple[float, str]:
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    target = "?"
+    while line := await reader.readline():
+        if line.startswith(b"SET VARIABLE CRM_TARGET"):
+            target = line.split(b'"')[1].decode()
+        writer.write(b"200 result=1\n")
+    writer.close()
+    return (time.perf_counter() - start) * 1000, target
+
+
+async def _load(ports: dict[str, int], concurrency: int, rounds: int) -> dict[str, Any]:
+    rnd = random.Random(6)
+    results: dict[str, Any] = {}
+    for name, port in ports.items():
+        await asyncio.gather(*(_one(port, _request("+79250000000")) for _ in range(concurrency)))
+        latencies: list[float] = []
+        targets: dict[str, int] = {}
+        busy = 0.0
+        for _ in range(rounds):
+            payloads = [
+                _request(
+                    f"+7916{rnd.randrange(KNOWN):07d}"
+                    if rnd.random() < 0.5
+                    else f"+7925{rnd.randrange(10**7):07d}"
+                )
+                for _ in range(concurrency)
+            ]
+            t0 = time.perf_counter()
+            done = await asyncio.gather(*(_one(port, p) for p in payloads))
+            busy += time.perf_counter() - t0
+            for ms, target in done:
+                latencies.append(ms)
+                targets[target] = targets.get(target, 0) + 1
+        results[name] = {"latencies": latencies, "seconds": busy, "targets": targets}
+    return results
+
+
+def _client(
+    ports: dict[str, int], concurrency: int, rounds: int, uv: bool, out: Connection
+) -> None:
+    _use_uvloop(uv)
+    out.send(asyncio.run(_load(ports, concurrency, rounds)))
+    out.close()
+
+
+# --- the service side ------------------------------------------------------------------------
+
+
+async def _seed(url: str, managers: int) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        ids = []
+        for i in range(managers):
+            uid = await conn.fetchval(
+                "INSERT INTO users (login, password_hash, role, full_name, extension, timezone,"
+                " is_active) VALUES ($1, 'x', 'manager', $1, $2, $3, true) RETURNING id",
+                f"manager{i}",
+                str(101 + i),
+                ("Europe/Moscow", "America/New_York", "Asia/Vladivostok")[i % 3],
+            )
+            ids.append(uid)
+            await conn.executemany(
+                "INSERT INTO schedule_intervals (user_id, weekday, start_time, end_time)"
+                " VALUES ($1, $2, '00:00', '00:00')",
+                [(uid, d) for d in range(7)],
+            )
+        stage = await conn.fetchval("SELECT id FROM deal_stages ORDER BY position LIMIT 1")
+        for k in range(KNOWN):
+            cid = await conn.fetchval(
+                "INSERT INTO clients (kind, name, responsible_id, readiness, notes)"
+                " VALUES ('person', $1, $2, 0, '') RETURNING id",
+                f"Client {k}",
+                ids[k % managers],
+            )
+            await conn.execute(
+                "INSERT INTO client_phones (client_id, e164, raw) VALUES ($1, $2, $2)",
+                cid,
+                f"+7916{k:07d}",
+            )
+            await conn.execute(
+                "INSERT INTO deals (client_id, title, amount, currency, responsible_id, stage_id)"
+                " VALUES ($1, 'Deal', 0, 'RUB', $2, $3)",
+                cid,
+                ids[k % managers],
+                stage,
+            )
+        # two managers on a call: the router must skip them
+        await conn.execute(
+            "INSERT INTO agent_states (extension, state, linkedid, since) VALUES"
+            " ('101', 'talking', '1.1', now()), ('102', 'ringing', '1.2', now())"
+        )
+    finally:
+        await conn.close()
+
+
+async def _serve(args: argparse.Namespace, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from crm_core.routing.router import Router
+    from crm_core.routing.rules import Reason, RouteDecision
+    from telephony.agi import AgiServer
+
+    constant = RouteDecision("101", 1, None, None, Reason.round_robin)
+
+    async def fixed(caller: str, did: str, env: Mapping[str, str]) -> RouteDecision:
+        return constant
+
+    router = Router(url)
+    assert await router.warm_up()
+    real = AgiServer(router.route, port=0)
+    const = AgiServer(fixed, port=0)
+    await real.start()
+    await const.start()
+    ports = {"constant answer (protocol only)": const.port, "router + PostgreSQL": real.port}
+    recv, send = mp.Pipe(duplex=False)
+    proc = mp.get_context("spawn").Process(
+        target=_client, args=(ports, args.concurrency, args.rounds, not args.no_uvloop, send)
+    )
+    proc.start()
+    loop = asyncio.get_running_loop()
+    results: dict[str, Any] = await loop.run_in_executor(None, recv.recv)
+    await loop.run_in_executor(None, proc.join)
+    stats = {
+        "batches": router.stats.batches,
+        "routed": router.stats.routed,
+        "largest": router.stats.largest_batch,
+        "failures": router.stats.failures,
+    }
+    await real.stop()
+    await const.stop()
+    await router.close()
+    return results, stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--managers", type=int, default=8)
+    parser.add_argument("--no-uvloop", action="store_true")
+    args = parser.parse_args()
+    loop_name = _use_uvloop(not args.no_uvloop)
+
+    print("starting embedded PostgreSQL …", flush=True)
+    url, server = embedded_database()
+    asyncio.run(_seed(url, args.managers))
+    results, stats = asyncio.run(_serve(args, url))
+    del server
+
+    print(
+        f"\n{args.rounds} rounds x {args.concurrency} concurrent FastAGI requests "
+        f"({loop_name}; Asterisk simulated in a separate process; latency = connect -> close)\n"
+    )
+    print(f"{'server':<34} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for name, r in results.items():
+        lat = r["latencies"]
+        print(
+            f"{name:<34} {len(lat) / r['seconds']:>12,.0f} {pct(lat, 0.50):>8.2f} "
+            f"{pct(lat, 0.99):>8.2f} {max(lat):>8.2f}"
+        )
+    real = results["router + PostgreSQL"]
+    print(
+        f"\nrouter: {stats['routed']} decisions in {stats['batches']} batches "
+        f"(largest {stats['largest']}), {stats['failures']} database failures"
+    )
+    print("targets:", dict(sorted(real["targets"].items())))
+    p99 = pct(real["latencies"], 0.99)
+    print(f"target p99 <= 10 ms: {'met' if p99 <= 10 else 'NOT met'} ({p99:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()
