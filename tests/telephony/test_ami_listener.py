@@ -75,7 +75,7 @@ class Sink:
 async def until(predicate: Callable[[], bool], within: float = 3.0) -> None:
     """Poll a condition on state the test does not own (no Event to wait on)."""
     async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110
+        while not predicate():
             await asyncio.sleep(0.005)
 
 

@@ -115,7 +115,7 @@ async def test_pending_originate_is_not_resent_after_reconnect(
         )
     )
     async with asyncio.timeout(2):
-        while not server.originates:  # noqa: ASYNC110
+        while not server.originates:
             await asyncio.sleep(0.005)
     server.drop_clients()
     with pytest.raises(AmiConnectionLost):

@@ -81,7 +81,7 @@ def launch(
         task = asyncio.create_task(server.serve())
         try:
             async with asyncio.timeout(WAIT):
-                while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
+                while not server.started:
                     await asyncio.sleep(0.02)
                 hub = c.extras["hub"]
                 await hub.wait_ready()
@@ -267,7 +267,7 @@ async def test_slow_client_is_dropped_while_a_fast_one_keeps_receiving(
                 got += len(await events(fast, 1))
             assert got == total
             async with asyncio.timeout(WAIT):
-                while app.hub.subscriber_count() != 1:  # noqa: ASYNC110 - polling a count
+                while app.hub.subscriber_count() != 1:
                     await asyncio.sleep(0.05)
             # the slow one, reading at last, finds its connection gone before the end
             received = 0
