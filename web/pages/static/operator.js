@@ -303,6 +303,9 @@
       case "call.answered": return onCallState(linkedid, "answered", p);
       case "call.transferred": return onCallState(linkedid, "transferred", p);
       case "call.ended": return onEnded(linkedid, p, replayed);
+      case "originate.failed":
+        setStatus($("client-status"), `Call failed: ${p.reason || "no reason given"}`, true);
+        return;
       case "task.created":
         if (S.panel && p.client_id === S.panel.clientId) loadTasks();
         return;
@@ -674,6 +677,18 @@
       $("task-title").value = "";
       loadTasks();
     } catch (e) { setStatus($("task-status"), e.message, true); }
+  };
+
+  // click-to-call: the operator's phone rings first, then the client's (logged on this deal)
+  $("client-call").onclick = async () => {
+    const panel = S.panel;
+    if (!panel) return;
+    try {
+      const r = await api("/api/calls/originate", {
+        method: "POST", json: { client_id: panel.clientId, deal_id: panel.dealId || null },
+      });
+      setStatus($("client-status"), `Ringing your phone (${r.extension}), then ${r.number}…`);
+    } catch (e) { setStatus($("client-status"), e.message, true); }
   };
 
   // ------------------------------------------------------------------ start

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from pydantic import BaseModel, Field
+
+from crm_core.clients.service import get_card
+from crm_core.deals.service import ensure_open_deal, get_deal
+from crm_core.errors import Invalid
+from crm_core.phones import InvalidPhone, normalize_phone
+from web.click_to_call import place_call
+from web.deps import CurrentUser, Session, container
+
+router = APIRouter(prefix="/api/calls", tags=["calls"])
+
+_background: set[asyncio.Task[None]] = set()
+
+
+class ClickToCall(BaseModel):
+    client_id: int
+    phone: str | None = Field(default=None, description="one of the card's phones; default first")
+    deal_id: int | None = Field(default=None, description="default: the client's open deal")
+
+
+@router.post("/originate", status_code=status.HTTP_202_ACCEPTED)
+async def originate(
+    request: Request, data: ClickToCall, session: Session, user: CurrentUser
+) -> dict[str, Any]:
+    """Ring the caller's own phone, then the client; the call is logged on the deal by AMI."""
+    if not user.extension:
+        raise Invalid("you have no phone extension to call from")
+    c = container(request)
+    card = await get_card(session, data.client_id)
+    numbers = [p.e164 for p in card.phones]
+    if data.phone:
+        try:
+            wanted = normalize_phone(data.phone, c.settings.core.phone_default_region)
+        except InvalidPhone as exc:
+            raise Invalid(str(exc)) from None
+        if wanted not in numbers:
+            raise Invalid(f"{wanted} is not a phone of client {card.id}")
+        numbers = [wanted]
+    if not numbers:
+        raise Invalid(f"client {card.id} has no phone number")
+    if data.deal_id is not None:
+        deal = await get_deal(session, data.deal_id)
+        if deal.client_id != card.id:
+            raise Invalid(f"deal {deal.id} is not client {card.id}'s")
+    else:
+        deal, _ = await ensure_open_deal(
+            session,
+            card.id,
+            responsible_id=card.responsible_id or user.id,
+            title=f"Outbound call {numbers[0]}",
+        )
+    # the dialplan dials digits; E.164's plus is the trunk's business
+    number = numbers[0].lstrip("+")
+    task = asyncio.create_task(
+        place_call(c, extension=user.extension, number=number, deal_id=deal.id, user_id=user.id)
+    )
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return {
+        "status": "ringing your phone",
+        "extension": user.extension,
+        "number": numbers[0],
+        "deal_id": deal.id,
+    }
