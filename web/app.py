@@ -15,7 +15,7 @@ from notifier.hub import EventHub  # event hub (issue 5)
 from notifier.leader import LeaderElection, lock_key
 from web import errors
 from web import ws as events_ws  # event hub (issue 5)
-from web.api import auth, calls, clients, communications, deals, schedules, tasks, users
+from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
 from web.api import routing as routing_api
 from web.container import Container
 from web.routing_runtime import AgiRouting
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     if container is not None:
         app.state.container = container
     errors.install(app)
-    for module in (auth, users, clients, deals, communications, tasks, schedules, calls):
+    for module in (auth, users, clients, deals, communications, tasks, schedules, calls, reports):
         app.include_router(module.router)
     app.include_router(events_ws.router)  # event hub (issue 5): /ws and /api/events
 
@@ -95,6 +95,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @app.get("/", include_in_schema=False)
     async def login_page() -> FileResponse:  # operator pages (issue 5)
         return FileResponse(pages / "index.html")
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard_page() -> FileResponse:  # supervisors' live board
+        return FileResponse(pages / "dashboard.html")
 
     @app.get("/operator", include_in_schema=False)
     async def operator_page() -> FileResponse:  # operator pages (issue 5)

@@ -25,7 +25,9 @@
       if ("Notification" in window && Notification.permission === "default") {
         Notification.requestPermission().catch(() => {});
       }
-      location.assign("/operator");
+      // supervisors watch the board; everyone else works calls
+      const staff = ["supervisor", "admin"].includes((data.user || {}).role);
+      location.assign(staff ? "/dashboard" : "/operator");
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;
