@@ -199,10 +199,9 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
         "calls": calls,
         # the queue: callers from outside still waiting for someone to pick up
         "queue": [
-            c for c in calls
+            c
+            for c in calls
             if c.get("direction") == "inbound" and c.get("state") in ("waiting", "ringing")
-        ],
-            c for c in calls if c.get("state") in ("waiting", "ringing") and not c.get("talking")
         ],
         "agents": agents,
         "missed_today": [
