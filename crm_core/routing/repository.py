@@ -32,22 +32,42 @@ EXCEPTIONS_SQL = """
 SELECT user_id, kind, start_date, end_date, start_time, end_time FROM schedule_exceptions
 WHERE user_id = ANY($1::int[])
 """
-# The callers of a batch (by E.164, the unique index of client_phones, as client_id_by_phone
-# probes it) with their responsible agent and open deal, and which of the on-duty extensions are
-# ringing or talking: one round trip.
-LOOKUP_SQL = """
-SELECT p.e164 AS key, c.id AS client_id, c.responsible_id,
-       (SELECT d.id FROM deals d WHERE d.client_id = c.id AND d.closed_at IS NULL
-        ORDER BY d.id DESC LIMIT 1) AS deal_id,
-       NULL::text AS state
-FROM client_phones p JOIN clients c ON c.id = p.client_id
-WHERE p.e164 = ANY($1::text[])
+# One round trip per batch: the callers (by E.164, the unique index of client_phones, as
+# client_id_by_phone probes it) with their responsible agent and open deal, which on-duty
+# extensions are ringing or talking, and the round-robin picks for the calls that need one.
+# The count of picks repeats rules.plan_batch in SQL (a call needs a pick unless its responsible
+# agent is on duty and free) so the pick rides in the same statement; the router checks that both
+# agree. $1 e164 per call ('' for unknown), $2/$3 on-duty user ids/extensions, $4 busy states.
+BATCH_SQL = """
+WITH calls AS (SELECT unnest($1::text[]) AS e164),
+callers AS (
+    SELECT p.e164, c.id AS client_id, c.responsible_id,
+           (SELECT d.id FROM deals d WHERE d.client_id = c.id AND d.closed_at IS NULL
+            ORDER BY d.id DESC LIMIT 1) AS deal_id
+    FROM client_phones p JOIN clients c ON c.id = p.client_id
+    WHERE p.e164 = ANY($1::text[])
+),
+busy AS (
+    SELECT extension FROM agent_states
+    WHERE extension = ANY($3::text[]) AND state = ANY($4::text[])
+),
+free AS (
+    SELECT d.id FROM unnest($2::int[], $3::text[]) AS d(id, ext)
+    WHERE d.ext NOT IN (SELECT extension FROM busy)
+),
+need AS (
+    SELECT count(*)::int AS n FROM calls LEFT JOIN callers USING (e164)
+    WHERE callers.responsible_id IS NULL
+       OR callers.responsible_id NOT IN (SELECT id FROM free)
+)
+SELECT 'c' AS kind, e164 AS key, client_id, responsible_id, deal_id, NULL::int[] AS picks
+FROM callers
 UNION ALL
-SELECT s.extension, NULL, NULL, NULL, s.state FROM agent_states s
-WHERE s.extension = ANY($2::text[]) AND s.state = ANY($3::text[])
+SELECT 'b', extension, NULL, NULL, NULL, NULL FROM busy
+UNION ALL
+SELECT 'p', NULL, NULL, NULL, NULL,
+       routing_pick(ARRAY(SELECT id FROM free ORDER BY id), (SELECT n FROM need))
 """
-# n round-robin picks among the candidates (migration 0002): fair across instances.
-PICK_SQL = "SELECT routing_pick($1::int[], $2::int)"
 SCHEDULES_CHANNEL = "crm_schedules"
 
 
@@ -80,15 +100,20 @@ def agents_from_rows(users: list[Any], intervals: list[Any], exceptions: list[An
     ]
 
 
-def callers_and_busy(rows: list[Any]) -> tuple[dict[str, CallerInfo], set[str]]:
+def batch_result(rows: list[Any]) -> tuple[dict[str, CallerInfo], set[str], list[int]]:
+    """Rows of BATCH_SQL -> (callers by E.164, busy extensions, round-robin picks in order)."""
     callers: dict[str, CallerInfo] = {}
     busy: set[str] = set()
+    picks: list[int] = []
     for r in rows:
-        if r["state"] is not None:
+        kind = r["kind"]
+        if kind == "c":
+            callers[r["key"]] = CallerInfo(r["client_id"], r["responsible_id"], r["deal_id"])
+        elif kind == "b":
             busy.add(r["key"])
         else:
-            callers[r["key"]] = CallerInfo(r["client_id"], r["responsible_id"], r["deal_id"])
-    return callers, busy
+            picks = list(r["picks"] or ())
+    return callers, busy, picks
 
 
 # --- the status view (ORM; not on a call's path) ---------------------------------------------

@@ -95,6 +95,7 @@ class Router:
         self._conn: asyncpg.Connection | None = None
         self._agents: list[Agent] | None = None
         self._agents_loaded = 0.0
+        self._duty: tuple[list[Agent], float, list[Agent]] | None = None
         self._pending: list[_Pending] = []
         self._worker: asyncio.Task[None] | None = None
         self._down_until = 0.0
@@ -155,8 +156,7 @@ class Router:
     # --- the batch loop ------------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        # one turn of the loop lets requests that arrived together join the first batch
-        await asyncio.sleep(0)
+        # Started by the first call; calls arriving meanwhile queue up and go in the next batch.
         while self._pending:
             if time.monotonic() < self._down_until:
                 self._resolve_all(UNAVAILABLE)
@@ -182,21 +182,19 @@ class Router:
 
     async def _decide(self, e164s: list[str | None]) -> list[RouteDecision]:
         conn = await self._connection()
-        agents = await self._load_agents(conn)
-        duty = on_duty(agents, self._clock())
-        numbers = sorted({e for e in e164s if e})
-        rows: list[Any] = []
-        if numbers or duty:
-            rows = await conn.fetch(
-                sql.LOOKUP_SQL, numbers, [a.extension for a in duty], sorted(BUSY_STATES)
-            )
-        callers, busy = sql.callers_and_busy(rows)
+        duty = await self._on_duty(conn)
+        rows = await conn.fetch(
+            sql.BATCH_SQL,
+            [e or "" for e in e164s],
+            [a.user_id for a in duty],
+            [a.extension for a in duty],
+            sorted(BUSY_STATES),
+        )
+        callers, busy, picks = sql.batch_result(rows)
         plan = plan_batch([callers.get(e) if e else None for e in e164s], duty, busy)
-        if plan.round_robin:
-            picks: list[int] = await conn.fetchval(
-                sql.PICK_SQL, plan.candidates, len(plan.round_robin)
-            )
-            apply_picks(plan, picks, {a.user_id: a.extension for a in duty})
+        if len(picks) != len(plan.round_robin):  # BATCH_SQL disagrees with the rules: a bug
+            logger.error("routing: %d picks for %d calls", len(picks), len(plan.round_robin))
+        apply_picks(plan, picks, {a.user_id: a.extension for a in duty})
         return plan.decisions
 
     # --- connection and cache --------------------------------------------------------------
@@ -217,6 +215,14 @@ class Router:
     def _on_schedules_changed(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         logger.debug("schedules changed (%s): cache dropped", payload)
         self._agents = None
+
+    async def _on_duty(self, conn: asyncpg.Connection) -> list[Agent]:
+        """Who is on duty now; evaluated at most once a second (shifts change on the minute)."""
+        agents = await self._load_agents(conn)
+        now = time.monotonic()
+        if self._duty is None or self._duty[0] is not agents or now - self._duty[1] >= 1.0:
+            self._duty = (agents, now, on_duty(agents, self._clock()))
+        return self._duty[2]
 
     async def _load_agents(self, conn: asyncpg.Connection) -> list[Agent]:
         now = time.monotonic()

@@ -42,8 +42,11 @@ BEGIN
     -- (a single UPDATE ... FOR UPDATE SKIP LOCKED statement would not: it can re-pick a row that
     -- another transaction updated after this statement's snapshot, and the error accumulates).
     PERFORM pg_advisory_xact_lock({ROUTING_LOCK_KEY});
+    -- A first pick for someone: a row with ticket 0, so a newcomer goes first. The NOT EXISTS
+    -- spares the usual case (all rows there) a speculative insertion per candidate.
     INSERT INTO routing_turns (user_id, last_ticket, routed_count)
         SELECT DISTINCT c, 0, 0 FROM unnest(candidates) AS c
+        WHERE NOT EXISTS (SELECT 1 FROM routing_turns t WHERE t.user_id = c)
         ON CONFLICT (user_id) DO NOTHING;
     SELECT array_agg(user_id ORDER BY last_ticket, user_id) INTO ordered
         FROM routing_turns WHERE user_id = ANY(candidates);
