@@ -11,7 +11,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from crm_core.events.types import CallEvent, CommunicationLogged, DealStageChanged, TaskCreated
+from crm_core.events.types import (
+    CallEvent,
+    CommunicationLogged,
+    DealStageChanged,
+    MessageEvent,
+    TaskCreated,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -150,12 +156,30 @@ def _deal_stage_changed(event: DealStageChanged) -> list[Message]:
     return [Message(SUPERVISORS, "deal.stage_changed", payload)]
 
 
+def _message_event(event: MessageEvent) -> list[Message]:
+    """SMS/email news reach the people named; nobody named (no responsible yet): supervisors."""
+    payload = {
+        **event.payload,
+        "communication_id": event.communication_id,
+        "kind": event.kind,
+        "direction": event.direction,
+        "status": event.status,
+        "client_id": event.client_id,
+        "deal_id": event.deal_id,
+    }
+    if not event.user_ids:
+        return [Message(SUPERVISORS, event.type, _summary(payload))]
+    users = dict.fromkeys(event.user_ids)
+    return [Message(user_channel(uid), event.type, payload) for uid in users]
+
+
 # One serializer per domain event type; handlers never build JSON themselves.
 _SERIALIZERS: dict[type[Any], Callable[[Any], list[Message]]] = {
     CallEvent: _call_event,
     TaskCreated: _task_created,
     CommunicationLogged: _communication_logged,
     DealStageChanged: _deal_stage_changed,
+    MessageEvent: _message_event,
 }
 
 

@@ -20,5 +20,14 @@ class NotifierSettings(BaseSettings):
     smtp_password: str = Field(default="", alias="SMTP_PASSWORD")
     smtp_from: str = Field(default="crm@example.com", alias="SMTP_FROM")
 
+    # SMS and email outbox worker: runs when this is on and Twilio or SMTP_HOST is configured.
+    outbox_enabled: bool = Field(default=True, alias="OUTBOX_ENABLED")
+    outbox_max_attempts: int = Field(default=5, ge=1, le=50, alias="OUTBOX_MAX_ATTEMPTS")
+    outbox_retry_seconds: float = Field(default=5.0, gt=0, alias="OUTBOX_RETRY_SECONDS")
+    # Inbound email: an SMTP server of the service that logs every message it is handed.
+    inbound_smtp_enabled: bool = Field(default=False, alias="INBOUND_SMTP_ENABLED")
+    inbound_smtp_host: str = Field(default="127.0.0.1", alias="INBOUND_SMTP_HOST")
+    inbound_smtp_port: int = Field(default=2525, alias="INBOUND_SMTP_PORT")
+
     ws_queue_size: int = Field(default=256, alias="WS_QUEUE_SIZE")
     ws_heartbeat_seconds: float = Field(default=20.0, alias="WS_HEARTBEAT_SECONDS")

@@ -14,10 +14,13 @@ from fastapi.staticfiles import StaticFiles  # operator pages (issue 5)
 from notifier.hub import EventHub  # event hub (issue 5)
 from notifier.leader import LeaderElection, lock_key
 from web import errors
+from web import webhooks as twilio_webhooks  # SMS and email: Twilio webhooks
 from web import ws as events_ws  # event hub (issue 5)
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
+from web.api import messages as messages_api  # SMS and email: send from the card
 from web.api import routing as routing_api
 from web.container import Container
+from web.messaging_runtime import Messaging  # SMS and email (outbox worker, inbound SMTP)
 from web.routing_runtime import AgiRouting
 from web.runtime import build_container, close_container
 from web.settings import Settings
@@ -58,9 +61,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         c.extras["agi"] = agi
         if settings.telephony.agi_enabled:
             await agi.start()
+        # SMS and email (outbox worker, inbound SMTP): each starts when configured
+        messaging = Messaging(c)
+        c.extras["messaging"] = messaging
+        await messaging.start()
         try:
             yield
         finally:
+            await messaging.stop()  # SMS and email (outbox worker, inbound SMTP)
             await agi.stop()  # FastAGI router (issue 6)
             await election.stop()
             await tracking.stop_following()
@@ -80,6 +88,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     for module in (auth, users, clients, deals, communications, tasks, schedules, calls, reports):
         app.include_router(module.router)
     app.include_router(events_ws.router)  # event hub (issue 5): /ws and /api/events
+
+    # SMS and email: sending from the card, Twilio's inbound SMS and status webhooks
+    app.include_router(messages_api.router)
+    app.include_router(twilio_webhooks.router)
 
     # FastAGI router (issue 6): status API and the schedules page
     app.include_router(routing_api.router)

@@ -43,3 +43,18 @@ class CallEvent:
     linkedid: str
     extensions: tuple[str, ...]  # whose sockets receive it
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """An SMS or email for people: one received, or a sent one's delivery status changed."""
+
+    type: str  # message.received | message.status
+    communication_id: int
+    kind: str  # sms | email
+    direction: str
+    status: str
+    client_id: int
+    deal_id: int
+    user_ids: tuple[int, ...]  # whose pages receive it: the responsible manager, the sender
+    payload: dict[str, Any] = field(default_factory=dict)

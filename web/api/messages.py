@@ -1,0 +1,61 @@
+"""Sending an SMS or an email from a client card: queued now, sent by the outbox worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+
+from crm_core.outbox import service
+from crm_core.outbox.schemas import EmailCreate, SmsCreate
+from notifier.email import email_configured
+from notifier.sms import sms_configured
+from web import serializers
+from web.deps import CurrentUser, Session, container
+
+router = APIRouter(prefix="/api/clients", tags=["messages"])
+
+
+@router.post("/{client_id}/sms", status_code=status.HTTP_202_ACCEPTED)
+async def send_sms(
+    client_id: int, data: SmsCreate, request: Request, session: Session, user: CurrentUser
+) -> dict[str, Any]:
+    """The SMS is logged on the client's deal as "queued"; its status follows delivery."""
+    s = container(request).settings
+    if not sms_configured(s.notifier):
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="SMS is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, "
+            "TWILIO_FROM_NUMBER)",
+        )
+    comm = await service.queue_sms(
+        session,
+        client_id,
+        data,
+        actor=user,
+        region=s.core.phone_default_region,
+        max_attempts=s.notifier.outbox_max_attempts,
+    )
+    return serializers.communication(comm)
+
+
+@router.post("/{client_id}/email", status_code=status.HTTP_202_ACCEPTED)
+async def send_email(
+    client_id: int, data: EmailCreate, request: Request, session: Session, user: CurrentUser
+) -> dict[str, Any]:
+    """The email is logged on the client's deal as "queued" with its Message-ID."""
+    s = container(request).settings
+    if not email_configured(s.notifier):
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail="email is not configured (SMTP_HOST)"
+        )
+    comm = await service.queue_email(
+        session,
+        client_id,
+        data,
+        actor=user,
+        sender=s.notifier.smtp_from,
+        region=s.core.phone_default_region,
+        max_attempts=s.notifier.outbox_max_attempts,
+    )
+    return serializers.communication(comm)

@@ -1,0 +1,74 @@
+"""Wiring of SMS and email into the running service: the outbox worker and the inbound SMTP server.
+
+The worker runs in every instance (claims are row-locked, so instances share the work); it starts
+when OUTBOX_ENABLED and at least one channel is configured: Twilio credentials and a From number
+for SMS, SMTP_HOST for email. The inbound SMTP server starts when INBOUND_SMTP_ENABLED.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from notifier.email import InboundSmtpServer, SmtpEmail, email_configured, email_logger
+from notifier.outbox import OutboxWorker, Sender
+from notifier.sms import TwilioSms, sms_configured
+from web.container import Container
+
+logger = logging.getLogger(__name__)
+
+
+class Messaging:
+    def __init__(self, c: Container) -> None:
+        self._c = c
+        self.worker: OutboxWorker | None = None
+        self.inbound: InboundSmtpServer | None = None
+
+    def senders(self) -> list[Sender]:
+        s = self._c.settings.notifier
+        senders: list[Sender] = []
+        if sms_configured(s):
+            senders.append(TwilioSms(s))
+        if email_configured(s):
+            senders.append(SmtpEmail(s))
+        return senders
+
+    async def start(self) -> None:
+        s = self._c.settings.notifier
+        senders = self.senders() if s.outbox_enabled else []
+        if senders:
+            self.worker = OutboxWorker(
+                self._c.sessions,
+                senders,
+                publish=lambda events: self._c.publish(events),  # the hub may come later
+                dsn=self._c.database_url,
+                backoff_base=s.outbox_retry_seconds,
+            )
+            await self.worker.start()
+        if s.inbound_smtp_enabled:
+            self.inbound = InboundSmtpServer(
+                s.inbound_smtp_host,
+                s.inbound_smtp_port,
+                email_logger(
+                    self._c.sessions,
+                    lambda events: self._c.publish(events),
+                    region=self._c.settings.core.phone_default_region,
+                ),
+            )
+            await self.inbound.start()
+
+    async def stop(self) -> None:
+        if self.inbound is not None:
+            await self.inbound.stop()
+            self.inbound = None
+        if self.worker is not None:
+            await self.worker.stop()
+            self.worker = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "outbox": {"kinds": self.worker.kinds, "stats": dict(self.worker.stats)}
+            if self.worker
+            else None,
+            "inbound_smtp_port": self.inbound.port if self.inbound else None,
+        }
