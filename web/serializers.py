@@ -154,6 +154,7 @@ def schedule(s: Schedule) -> dict[str, Any]:
                 "end_date": c.end_date.isoformat(),
                 "start": c.start.isoformat() if c.start else None,
                 "end": c.end.isoformat() if c.end else None,
+                "note": c.note,
             }
             for c in s.changes
         ],

@@ -31,6 +31,7 @@ class ScheduleChange:
     end_date: date
     start: time | None = None  # extra shifts only
     end: time | None = None
+    note: str = ""
 
     def covers(self, day: date) -> bool:
         return self.start_date <= day <= self.end_date

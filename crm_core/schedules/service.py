@@ -32,7 +32,9 @@ async def load_schedules(
         select(ScheduleException).where(ScheduleException.user_id.in_(ids))
     ):
         changes[exc.user_id].append(
-            ScheduleChange(exc.kind, exc.start_date, exc.end_date, exc.start_time, exc.end_time)
+            ScheduleChange(
+                exc.kind, exc.start_date, exc.end_date, exc.start_time, exc.end_time, exc.note
+            )
         )
     return [Schedule(u.id, u.timezone, tuple(intervals[u.id]), tuple(changes[u.id])) for u in users]
 

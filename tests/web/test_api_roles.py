@@ -190,13 +190,21 @@ async def test_schedules_edited_by_staff_only(
     _, sup_h = await make_user(role="supervisor")
     grid = {
         "intervals": [{"weekday": d, "start": "00:00", "end": "00:00"} for d in range(7)],
-        "exceptions": [{"kind": "vacation", "start_date": "2030-01-01", "end_date": "2030-01-10"}],
+        "exceptions": [
+            {
+                "kind": "vacation",
+                "start_date": "2030-01-01",
+                "end_date": "2030-01-10",
+                "note": "Sochi",
+            }
+        ],
     }
     assert (await api.put(f"/api/schedules/{mgr.id}", json=grid, headers=mgr_h)).status_code == 403
     r = await api.put(f"/api/schedules/{mgr.id}", json=grid, headers=sup_h)
     assert r.status_code == 200 and len(r.json()["intervals"]) == 7
     seen = await api.get(f"/api/schedules/{mgr.id}", headers=mgr_h)
     assert seen.json()["exceptions"][0]["kind"] == "vacation"
+    assert seen.json()["exceptions"][0]["note"] == "Sochi"
     duty = await api.get("/api/schedules/on-duty", headers=mgr_h)
     assert mgr.id in duty.json()["user_ids"]  # a 24h shift every day
     bad = {"intervals": [{"weekday": 9, "start": "09:00", "end": "18:00"}]}
