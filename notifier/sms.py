@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -32,6 +32,11 @@ TWILIO_DEFAULT_BASE = "https://api.twilio.com"
 def public_url(settings: NotifierSettings, path: str) -> str:
     """The URL Twilio calls (and signs): our public base plus the path."""
     return settings.public_base_url.rstrip("/") + path
+
+
+def _transient(status: int) -> bool:
+    """429 and 5xx: Twilio is busy or down; any other 4xx: this request will never pass."""
+    return status == 429 or status >= 500
 
 
 def sms_configured(settings: NotifierSettings) -> bool:
@@ -112,10 +117,15 @@ class TwilioSms:
                 to=to, body=body, status_callback=self._callback, **sender
             )
         except TwilioRestException as exc:
-            # 429 and 5xx: Twilio is busy or down; other 4xx: this request will never pass
-            transient = exc.status == 429 or exc.status >= 500
+            detail = f"{exc.msg} {exc.details}" if exc.details else exc.msg
             raise SendError(
-                f"Twilio answered {exc.status} (code {exc.code}): {exc.msg}", transient=transient
+                f"Twilio answered {exc.status} (code {exc.code}): {detail}",
+                transient=_transient(exc.status),
+            ) from None
+        except TwilioServiceException as exc:  # the RFC 9457 form of Twilio's errors
+            raise SendError(
+                f"Twilio answered {exc.status} (code {exc.code}): {exc.title} {exc.detail or ''}",
+                transient=_transient(exc.status),
             ) from None
         except requests.RequestException as exc:
             raise SendError(f"Twilio unreachable: {exc}", transient=True) from None

@@ -66,7 +66,7 @@ def _required(form: FormData, *names: str) -> dict[str, str]:
             missing.append(aliases[0])
     if missing:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             detail=f"missing form field(s): {', '.join(missing)}",
         )
     return values

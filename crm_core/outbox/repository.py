@@ -140,13 +140,17 @@ async def advance_status(
     values: dict[str, Any] = {"status": status}
     if extra:
         values["extra"] = Communication.extra.op("||")(extra)
-    return await session.scalar(
+    changed = await session.scalar(
         update(Communication)
         .where(Communication.id == communication_id, Communication.status.in_(list(only_from)))
         .values(**values)
-        .returning(Communication)
+        .returning(Communication.id)
         .execution_options(synchronize_session=False)
     )
+    if changed is None:
+        return None
+    # the session may hold the row from before the update: read it afresh
+    return await session.get(Communication, changed, populate_existing=True)
 
 
 async def merge_extra(session: AsyncSession, communication_id: int, extra: dict[str, Any]) -> None:

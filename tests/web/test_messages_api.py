@@ -32,9 +32,7 @@ def settings(settings: Settings) -> Settings:
     return settings
 
 
-async def _client(
-    sessions: async_sessionmaker[AsyncSession], **fields: Any
-) -> int:
+async def _client(sessions: async_sessionmaker[AsyncSession], **fields: Any) -> int:
     async with sessions() as s:
         data = {"name": "Ivan Petrov", "phones": ["+79161234567"], "emails": ["ivan@example.com"]}
         client = await create_client(s, ClientCreate(**{**data, **fields}), region="RU")
@@ -140,9 +138,7 @@ async def test_client_without_phone_or_email(
     assert r.status_code == 422 and "no email" in r.text
 
 
-async def test_unknown_client_and_no_token(
-    api: httpx.AsyncClient, make_user: UserFactory
-) -> None:
+async def test_unknown_client_and_no_token(api: httpx.AsyncClient, make_user: UserFactory) -> None:
     _, headers = await make_user()
     r = await api.post("/api/clients/999/sms", json={"text": "hi"}, headers=headers)
     assert r.status_code == 404
