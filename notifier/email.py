@@ -132,7 +132,7 @@ def parse_email(raw: bytes, *, envelope_from: str | None, recipients: list[str])
         sender=address,
         sender_name=name or None,
         subject=str(subject) if subject is not None else None,
-        body=_text_of(msg),
+        body=_text_of(msg).replace("\r\n", "\n"),
         recipients=to or list(recipients),
     )
 

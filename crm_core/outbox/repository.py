@@ -101,11 +101,11 @@ def _held(item: Claimed) -> Any:
 
 
 async def finish(session: AsyncSession, item: Claimed, *, state: str, error: str | None) -> bool:
+    values: dict[str, Any] = {"state": state, "locked_until": None, "finished_at": func.now()}
+    if error is not None:  # a success keeps the error of the attempt before it, for the record
+        values["last_error"] = error
     result = await session.execute(
-        update(OutboxMessage)
-        .where(_held(item))
-        .values(state=state, last_error=error, locked_until=None, finished_at=func.now())
-        .returning(OutboxMessage.id)
+        update(OutboxMessage).where(_held(item)).values(**values).returning(OutboxMessage.id)
     )
     return result.scalar() is not None
 

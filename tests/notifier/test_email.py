@@ -1,0 +1,343 @@
+"""Email both ways over real SMTP on loopback: aiosmtplib -> aiosmtpd, and into our own server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.clients.models import Client, ClientEmail
+from crm_core.clients.schemas import ClientCreate
+from crm_core.clients.service import create_client
+from crm_core.communications.models import Communication
+from crm_core.deals.models import Deal
+from crm_core.events.types import MessageEvent
+from crm_core.outbox import service
+from crm_core.outbox.models import OutboxMessage
+from crm_core.outbox.schemas import EmailCreate
+from crm_core.users.models import User
+from notifier.channels import messages_for, user_channel
+from notifier.email import InboundSmtpServer, SmtpEmail, email_logger, parse_email
+from notifier.outbox import OutboxWorker
+from notifier.settings import NotifierSettings
+from tests.conftest import UserFactory
+from web.app import create_app
+from web.container import Container
+from web.settings import Settings
+
+SENDER = "sales@crm.example.com"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it is sent."""
+
+    port: int = 0
+    messages: list[tuple[Envelope, EmailMessage]] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)  # scripted replies to DATA, then 250
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.answers:
+            return self.answers.pop(0)
+        msg = message_from_bytes(envelope.content or b"", policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        self.messages.append((envelope, msg))
+        return "250 OK"
+
+
+@pytest.fixture
+async def mailbox() -> AsyncIterator[Mailbox]:
+    box = Mailbox()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(box, hostname="mx.test"), "127.0.0.1", 0)
+    box.port = int(server.sockets[0].getsockname()[1])
+    yield box
+    server.close()
+
+
+def _settings(port: int) -> NotifierSettings:
+    return NotifierSettings(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_FROM=SENDER)
+
+
+def _worker(sessions: async_sessionmaker[AsyncSession], port: int, **kw: Any) -> OutboxWorker:
+    return OutboxWorker(
+        sessions,
+        [SmtpEmail(_settings(port), timeout=5.0)],
+        backoff_base=0.01,
+        backoff_max=0.05,
+        **kw,
+    )
+
+
+async def _queue(
+    sessions: async_sessionmaker[AsyncSession], user: User, *, max_attempts: int = 3
+) -> int:
+    async with sessions() as s:
+        client = await create_client(
+            s, ClientCreate(name="Ivan", emails=["ivan@example.com"]), region="RU"
+        )
+        comm = await service.queue_email(
+            s,
+            client.id,
+            EmailCreate(subject="Your offer", body="Dear Ivan,\nthe offer is attached."),
+            actor=user,
+            sender=SENDER,
+            region="RU",
+            max_attempts=max_attempts,
+        )
+        await s.commit()
+        return comm.id
+
+
+async def _comm(sessions: async_sessionmaker[AsyncSession], comm_id: int) -> Communication:
+    async with sessions() as s:
+        comm = await s.get(Communication, comm_id)
+        assert comm is not None
+        return comm
+
+
+async def _row(sessions: async_sessionmaker[AsyncSession], comm_id: int) -> OutboxMessage:
+    async with sessions() as s:
+        row = await s.scalar(select(OutboxMessage).where(OutboxMessage.communication_id == comm_id))
+        assert row is not None
+        return row
+
+
+async def _drain(worker: OutboxWorker, *, rounds: int = 50) -> None:
+    for _ in range(rounds):
+        async with worker._sessions() as s:
+            due = await service.seconds_until_due(s, worker.kinds)
+        if due is None:
+            return
+        if due > 0:
+            await asyncio.sleep(min(due, 0.2))
+        await worker.run_once()
+    raise AssertionError("the outbox did not drain")
+
+
+async def test_worker_sends_the_email_with_our_message_id(
+    sessions: async_sessionmaker[AsyncSession], make_user: UserFactory, mailbox: Mailbox
+) -> None:
+    user, _ = await make_user()
+    comm_id = await _queue(sessions, user)
+    message_id = (await _comm(sessions, comm_id)).external_id
+    assert message_id and message_id.endswith("@crm.example.com>")
+    worker = _worker(sessions, mailbox.port)
+    assert await worker.run_once() == 1
+    [(envelope, msg)] = mailbox.messages
+    assert envelope.mail_from == SENDER and envelope.rcpt_tos == ["ivan@example.com"]
+    assert msg["Message-ID"] == message_id and msg["Subject"] == "Your offer"
+    assert msg["From"] == SENDER and msg["To"] == "ivan@example.com"
+    body = msg.get_body(preferencelist=("plain",))
+    assert (
+        body is not None
+        and body.get_content().replace("\r\n", "\n").strip() == "Dear Ivan,\nthe offer is attached."
+    )
+    comm = await _comm(sessions, comm_id)
+    assert comm.status == "sent" and comm.external_id == message_id
+    assert (await _row(sessions, comm_id)).state == "done"
+
+
+async def test_a_temporary_refusal_is_retried_with_the_same_message_id(
+    sessions: async_sessionmaker[AsyncSession], make_user: UserFactory, mailbox: Mailbox
+) -> None:
+    user, _ = await make_user()
+    comm_id = await _queue(sessions, user)
+    mailbox.answers = ["451 4.3.0 Try again later"]
+    await _drain(_worker(sessions, mailbox.port))
+    [(_, msg)] = mailbox.messages
+    comm = await _comm(sessions, comm_id)
+    assert comm.status == "sent" and msg["Message-ID"] == comm.external_id
+    row = await _row(sessions, comm_id)
+    assert row.attempts == 2 and row.state == "done" and "451" in (row.last_error or "")
+
+
+async def test_a_permanent_refusal_fails_at_once(
+    sessions: async_sessionmaker[AsyncSession], make_user: UserFactory, mailbox: Mailbox
+) -> None:
+    user, _ = await make_user()
+    comm_id = await _queue(sessions, user, max_attempts=5)
+    mailbox.answers = ["554 5.7.1 Rejected as spam"]
+    await _drain(_worker(sessions, mailbox.port))
+    comm = await _comm(sessions, comm_id)
+    assert comm.status == "failed" and "554" in comm.extra["error"]
+    assert (await _row(sessions, comm_id)).attempts == 1
+    assert mailbox.messages == []
+
+
+async def test_closed_smtp_port_is_retried_then_failed(
+    sessions: async_sessionmaker[AsyncSession], make_user: UserFactory
+) -> None:
+    user, _ = await make_user()
+    comm_id = await _queue(sessions, user, max_attempts=3)
+    worker = _worker(sessions, _free_port())
+    started = time.monotonic()
+    await _drain(worker)
+    assert time.monotonic() - started < 10
+    row = await _row(sessions, comm_id)
+    assert row.state == "failed" and row.attempts == 3
+    comm = await _comm(sessions, comm_id)
+    assert comm.status == "failed" and comm.extra["attempts"] == 3
+    assert worker.stats["retried"] == 2 and worker.stats["failed"] == 1
+
+
+# --- inbound -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def inbound(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[tuple[InboundSmtpServer, list[Any]]]:
+    events: list[Any] = []
+
+    async def publish(batch: list[Any]) -> None:
+        events.extend(batch)
+
+    server = InboundSmtpServer("127.0.0.1", 0, email_logger(sessions, publish, region="RU"))
+    await server.start()
+    yield server, events
+    await server.stop()
+
+
+def _letter(
+    message_id: str | None = "<abc-1@mail.example.org>",
+    sender: str = "Olga K <Olga@Mail.Example.org>",
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "sales@crm.example.com"
+    msg["Subject"] = "Price for 300 units?"
+    if message_id:
+        msg["Message-ID"] = message_id
+    msg.set_content("Hello,\nwhat is the price for 300 units?\nOlga")
+    return msg
+
+
+async def _send_in(server: InboundSmtpServer, msg: EmailMessage) -> None:
+    await aiosmtplib.send(msg, hostname="127.0.0.1", port=server.port, timeout=5)
+
+
+async def test_inbound_email_from_unknown_sender_opens_a_card_once(
+    sessions: async_sessionmaker[AsyncSession],
+    inbound: tuple[InboundSmtpServer, list[Any]],
+) -> None:
+    server, events = inbound
+    await _send_in(server, _letter())
+    await _send_in(server, _letter())  # the same Message-ID delivered twice
+    async with sessions() as s:
+        [comm] = (await s.scalars(select(Communication))).all()
+        assert (comm.kind, comm.direction, comm.status) == ("email", "in", "received")
+        assert comm.external_id == "<abc-1@mail.example.org>"
+        assert comm.subject == "Price for 300 units?" and "300 units" in (comm.body or "")
+        assert comm.email == "olga@mail.example.org"
+        client = await s.get(Client, comm.client_id)
+        assert client is not None and client.name == "Olga K"
+        emails = (await s.scalars(select(ClientEmail.email))).all()
+        assert list(emails) == ["olga@mail.example.org"]
+        deal = await s.get(Deal, comm.deal_id)
+        assert deal is not None and deal.client_id == client.id
+    [event] = [e for e in events if isinstance(e, MessageEvent)]
+    assert event.type == "message.received" and event.payload["created_client"] is True
+
+
+async def test_inbound_email_lands_on_the_known_clients_deal_and_pops_to_the_manager(
+    sessions: async_sessionmaker[AsyncSession],
+    inbound: tuple[InboundSmtpServer, list[Any]],
+    make_user: UserFactory,
+) -> None:
+    server, events = inbound
+    manager, _ = await make_user(role="manager")
+    async with sessions() as s:
+        client = await create_client(
+            s,
+            ClientCreate(name="Olga", emails=["olga@mail.example.org"], responsible_id=manager.id),
+            region="RU",
+        )
+        await s.commit()
+    await _send_in(server, _letter(message_id=None))
+    await _send_in(server, _letter(message_id=None))  # no Message-ID: the content identifies it
+    async with sessions() as s:
+        [comm] = (await s.scalars(select(Communication))).all()
+        assert comm.client_id == client.id and comm.external_id
+        assert await s.scalar(select(func.count()).select_from(Client)) == 1
+    [message] = messages_for([e for e in events if isinstance(e, MessageEvent)])
+    assert message.channel == user_channel(manager.id)
+    assert message.payload["subject"] == "Price for 300 units?"
+
+
+async def test_inbound_email_with_a_bad_sender_is_refused(
+    sessions: async_sessionmaker[AsyncSession], inbound: tuple[InboundSmtpServer, list[Any]]
+) -> None:
+    server, _ = inbound
+    with pytest.raises(aiosmtplib.SMTPDataError) as err:
+        await aiosmtplib.send(
+            _letter(sender="nobody"),
+            sender="nobody@invalid",
+            recipients=["sales@crm.example.com"],
+            hostname="127.0.0.1",
+            port=server.port,
+            timeout=5,
+        )
+    assert err.value.code == 550
+    async with sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Communication)) == 0
+
+
+def test_parse_email_html_only_and_missing_headers() -> None:
+    raw = (
+        b"From: someone@example.org\r\nSubject: =?utf-8?b?0J/RgNC40LLQtdGC?=\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>Hi</p>\r\n"
+    )
+    parsed = parse_email(raw, envelope_from="bounce@example.org", recipients=["a@b.c"])
+    assert parsed.sender == "someone@example.org" and parsed.subject == "Привет"
+    assert "<p>Hi</p>" in parsed.body and parsed.recipients == ["a@b.c"]
+    assert parsed.message_id.endswith("@no-message-id>")
+    assert parse_email(raw, envelope_from=None, recipients=[]).message_id == parsed.message_id
+
+
+async def test_lifespan_starts_and_stops_worker_and_inbound_server(
+    container: Container, settings: Settings, mailbox: Mailbox, make_user: UserFactory
+) -> None:
+    """The app's lifespan wires both: an email queued is sent, one received is logged."""
+    port = _free_port()
+    settings.notifier = NotifierSettings(
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=mailbox.port,
+        SMTP_FROM=SENDER,
+        INBOUND_SMTP_ENABLED=True,
+        INBOUND_SMTP_PORT=port,
+    )
+    user, _ = await make_user()
+    app = create_app(container=container)
+    async with app.router.lifespan_context(app):
+        messaging = container.extras["messaging"]
+        assert messaging.worker is not None and messaging.worker.kinds == ["email"]
+        assert messaging.inbound is not None and messaging.inbound.port == port
+        comm_id = await _queue(container.sessions, user)
+        async with asyncio.timeout(10):
+            while (await _comm(container.sessions, comm_id)).status != "sent":
+                await asyncio.sleep(0.02)
+        await aiosmtplib.send(_letter(), hostname="127.0.0.1", port=port, timeout=5)
+        async with container.sessions() as s:
+            kinds = (await s.scalars(select(Communication.direction))).all()
+            assert sorted(kinds) == ["in", "out"]
+    assert container.extras["messaging"].worker is None
+    with pytest.raises(OSError):
+        await aiosmtplib.send(_letter(), hostname="127.0.0.1", port=port, timeout=2)
