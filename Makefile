@@ -14,6 +14,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Test tools from npm: Stoplight Prism serves a mock of Twilio's API from ../shared/twilio.
+node_modules: package.json $(wildcard package-lock.json)
+	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; \
+	else npm install --no-audit --no-fund; fi
+	touch $@
+
 # Browser tests drive Debian's chromium through Playwright (Playwright's own download fails here).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -32,7 +38,7 @@ lint: install
 	$(VENV)/bin/mypy crm_core telephony notifier web
 	$(VENV)/bin/lint-imports
 
-test: install browser lint
+test: install browser lint node_modules
 	$(VENV)/bin/pytest -q
 
 bench: install
