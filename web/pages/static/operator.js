@@ -309,6 +309,14 @@
       case "task.created":
         if (S.panel && p.client_id === S.panel.clientId) loadTasks();
         return;
+      case "message.received": // SMS/email from a client of mine: say so, refresh their timeline
+        setStatus($("message-status"), `New ${p.kind === "sms" ? "SMS" : "email"} from ${p.client_name || p.from || "a client"}: ${p.subject || p.preview || ""}`);
+        if (S.panel && p.client_id === S.panel.clientId) loadTimeline();
+        return;
+      case "message.status":
+        if (S.panel && p.client_id === S.panel.clientId) loadTimeline();
+        if (p.status === "failed") setStatus($("message-status"), `Not sent to ${p.to || "the client"}: ${p.error || "failed"}`, true);
+        return;
       default:
         return;
     }
@@ -677,6 +685,27 @@
       $("task-title").value = "";
       loadTasks();
     } catch (e) { setStatus($("task-status"), e.message, true); }
+  };
+
+  // SMS and email from the card: queued now, sent by the server; the timeline shows the status
+  async function sendMessage(path, json, done) {
+    const panel = S.panel;
+    if (!panel) return;
+    try {
+      const c = await api(`/api/clients/${panel.clientId}/${path}`, { method: "POST", json });
+      setStatus($("message-status"), `${path === "sms" ? "SMS" : "Email"} to ${c.phone || c.email} queued`);
+      done();
+      loadTimeline();
+    } catch (e) { setStatus($("message-status"), e.message, true); }
+  }
+  $("sms-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    sendMessage("sms", { text: $("sms-text").value }, () => { $("sms-text").value = ""; });
+  };
+  $("email-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    sendMessage("email", { subject: $("email-subject").value, body: $("email-body").value },
+      () => { $("email-subject").value = ""; $("email-body").value = ""; });
   };
 
   // click-to-call: the operator's phone rings first, then the client's (logged on this deal)
