@@ -92,27 +92,30 @@ def prism() -> Iterator[str]:
 
 @dataclass
 class Wire:
-    """What went through the proxy, per direction."""
+    """What went through the proxy: per connection, each direction's bytes in order."""
 
     url: str
-    sent: bytearray = field(default_factory=bytearray)
-    received: bytearray = field(default_factory=bytearray)
+    connections: list[tuple[bytearray, bytearray]] = field(default_factory=list)
 
     def requests(self) -> list[tuple[str, dict[str, str], dict[str, list[str]]]]:
         """(request line, headers, form fields) of every request the mock received."""
         out = []
-        data = bytes(self.sent)
-        while data:
-            head, _, rest = data.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
-            length = int(headers.get("content-length", "0"))
-            body, data = rest[:length], rest[length:]
-            out.append((lines[0], headers, parse_qs(body.decode())))
+        for sent, _ in self.connections:
+            data = bytes(sent)
+            while data:
+                head, _, rest = data.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {
+                    k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])
+                }
+                length = int(headers.get("content-length", "0"))
+                body, data = rest[:length], rest[length:]
+                out.append((lines[0], headers, parse_qs(body.decode())))
         return out
 
     def sids(self) -> list[str]:
-        return re.findall(r'"sid":"([A-Za-z0-9]+)"', self.received.decode("utf-8", "replace"))
+        text = b"".join(received for _, received in self.connections).decode("utf-8", "replace")
+        return re.findall(r'"sid":"([A-Za-z0-9]+)"', text)
 
 
 @pytest.fixture
@@ -137,9 +140,11 @@ async def wire(prism: str) -> AsyncIterator[Wire]:
 
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         up_r, up_w = await asyncio.open_connection(host, port)
+        sent, received = bytearray(), bytearray()
+        w.connections.append((sent, received))
         for t in (
-            asyncio.create_task(pipe(client_r, up_w, w.sent)),
-            asyncio.create_task(pipe(up_r, client_w, w.received)),
+            asyncio.create_task(pipe(client_r, up_w, sent)),
+            asyncio.create_task(pipe(up_r, client_w, received)),
         ):
             tasks.add(t)
             t.add_done_callback(tasks.discard)
