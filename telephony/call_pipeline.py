@@ -1,18 +1,25 @@
 """AMI events -> call tracker -> the CRM database -> people, in batches.
 
 The listener awaits `on_event` for every AMI message in order. Feeding the tracker is pure and
-cheap, so it happens right there; the facts it yields queue up for one writer task that applies
+cheap, so it happens right there; the facts it yields queue up for two writer lanes that apply
 them in one transaction per batch (a burst of events costs one commit, not one per event) and
-publishes the resulting call events after that commit. Calls in progress are saved with every
-fact, so a restarted service picks them up again (`restore`).
+publish the resulting call events after that commit:
+
+- the live lane: call started, agent ringing, answered, transferred — what a screen-pop waits
+  for, so it never queues behind the heavier logging of finished calls;
+- the log lane: call ended (the communication, the callback task), which waits until every
+  earlier fact of the same call is in the database.
+
+Calls in progress are saved with every batch, so a restarted service picks them up (`restore`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +41,37 @@ from telephony.facts import (
 from telephony.tracker import CallTracker
 
 logger = logging.getLogger(__name__)
+
+
+class _Lane:
+    """A queue of facts and the one task that writes them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pending: list[Fact] = []
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def push(self, fact: Fact) -> None:
+        self.pending.append(fact)
+        self.idle.clear()
+        self._wake.set()
+
+    async def wait(self) -> None:
+        await self._wake.wait()
+        self._wake.clear()
+
+    def start(self, body: Coroutine[Any, Any, None]) -> None:
+        self._task = asyncio.create_task(body, name=f"call-pipeline-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 class CallPipeline:
@@ -59,15 +97,15 @@ class CallPipeline:
         self._callback_due = callback_due
         self._max_pending = max_pending
         self._batch = batch_size
-        self._pending: list[Fact] = []
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._live = _Lane("live")
+        self._log = _Lane("log")
+        # live facts not yet committed, per call: a call's end waits for them
+        self._outstanding: dict[str, int] = {}
+        self._progress = asyncio.Condition()
         self._room = asyncio.Event()
         self._room.set()
         # linkedid -> {client_id, deal_id, client_name}: who the call is with, while it lasts
         self._ctx: dict[str, dict[str, Any]] = {}
-        self._task: asyncio.Task[None] | None = None
         self.stats = {"events": 0, "facts": 0, "batches": 0, "calls_logged": 0, "errors": 0}
 
     # ------------------------------------------------------------------ inputs (the listener's)
@@ -90,10 +128,13 @@ class CallPipeline:
             await self._enqueue(facts)
 
     async def _enqueue(self, facts: list[Fact]) -> None:
-        self._pending.extend(facts)
-        self._idle.clear()
-        self._wake.set()
-        if len(self._pending) >= self._max_pending:
+        for fact in facts:
+            if isinstance(fact, CallEnded):
+                self._log.push(fact)
+            else:
+                self._outstanding[fact.linkedid] = self._outstanding.get(fact.linkedid, 0) + 1
+                self._live.push(fact)
+        if len(self._live.pending) + len(self._log.pending) >= self._max_pending:
             # back-pressure: the listener stops reading until the database catches up
             self._room.clear()
             await self._room.wait()
@@ -117,34 +158,59 @@ class CallPipeline:
         return len(rows)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="call-pipeline")
+        self._live.start(self._run_live())
+        self._log.start(self._run_log())
 
     async def close(self) -> None:
         await self.drain()
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._live.stop()
+        await self._log.stop()
 
     async def drain(self) -> None:
         """Wait until every fact fed so far is in the database (tests, shutdown)."""
-        await self._idle.wait()
+        while not (self._live.idle.is_set() and self._log.idle.is_set()):
+            await self._live.idle.wait()
+            await self._log.idle.wait()
 
-    # ----------------------------------------------------------------------------- the writer
+    # ----------------------------------------------------------------------------- the writers
 
-    async def _run(self) -> None:
+    def _take(self, lane: _Lane) -> list[Fact]:
+        # bounded batches: one commit per burst, but a session never grows huge
+        batch, lane.pending = lane.pending[: self._batch], lane.pending[self._batch :]
+        if len(self._live.pending) + len(self._log.pending) < self._max_pending:
+            self._room.set()
+        return batch
+
+    async def _run_live(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                # bounded batches: one commit per burst, but a session never grows huge
-                batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
-                if len(self._pending) < self._max_pending:
-                    self._room.set()
+            await self._live.wait()
+            while self._live.pending:
+                batch = self._take(self._live)
+                try:
+                    await self._apply_batch(batch)
+                finally:
+                    async with self._progress:
+                        for fact in batch:
+                            left = self._outstanding.get(fact.linkedid, 1) - 1
+                            if left > 0:
+                                self._outstanding[fact.linkedid] = left
+                            else:
+                                self._outstanding.pop(fact.linkedid, None)
+                        self._progress.notify_all()
+            self._live.idle.set()
+
+    async def _run_log(self) -> None:
+        while True:
+            await self._log.wait()
+            while self._log.pending:
+                batch = self._take(self._log)
+                calls_ended = {f.linkedid for f in batch}
+                async with self._progress:
+                    await self._progress.wait_for(
+                        lambda ids=calls_ended: self._outstanding.keys().isdisjoint(ids)  # type: ignore[misc]
+                    )
                 await self._apply_batch(batch)
-            self._idle.set()
+            self._log.idle.set()
 
     async def _apply_batch(self, batch: list[Fact]) -> None:
         self.stats["batches"] += 1
@@ -289,9 +355,9 @@ class CallPipeline:
         )
 
     def _view(self, linkedid: str) -> dict[str, Any]:
-        for snap in self.tracker.active_calls():
-            if snap.linkedid == linkedid:
-                return call_view(snap, self._ctx.get(linkedid))
+        snap = self.tracker.call_snapshot(linkedid)
+        if snap is not None:
+            return call_view(snap, self._ctx.get(linkedid))
         return {"linkedid": linkedid, **(self._ctx.get(linkedid) or {})}
 
     async def _save(self, session: AsyncSession, linkedid: str, at: float) -> None:

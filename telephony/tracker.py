@@ -195,6 +195,13 @@ class CallTracker:
         calls.sort(key=lambda c: uniqueid_key(c.linkedid))
         return [self._call_snapshot(c) for c in calls]
 
+    def call_snapshot(self, linkedid: str) -> CallSnapshot | None:
+        """One call in progress (None if unknown, not yet recognised, or ended): O(1)."""
+        call = self._calls.get(linkedid)
+        if call is None or not call.started or call.ended:
+            return None
+        return self._call_snapshot(call)
+
     def stats(self) -> dict[str, int]:
         """How much the tracker holds: calls (including ones not yet recognised) and channels."""
         return {"calls": len(self._calls), "channels": len(self._channels)}

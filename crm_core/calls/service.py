@@ -6,23 +6,18 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.calls.schemas import CallerContext, CallRecord
-from crm_core.clients import repository as clients_repo
 from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
-from crm_core.communications import repository as comms_repo
 from crm_core.communications.schemas import CommunicationIn, Logged
 from crm_core.communications.service import log_communication
-from crm_core.deals import repository as deals_repo
-from crm_core.deals.models import Deal, DealStage
 from crm_core.deals.service import ensure_open_deal
 from crm_core.phones import try_normalize_phone
-from crm_core.tasks.models import Task
 from crm_core.tasks.service import create_callback_once
 from crm_core.users.models import User
 
@@ -132,73 +127,47 @@ async def log_call(
     return logged
 
 
+# The whole pop card in one round trip: it sits on the path from a ringing phone to the screen.
+_POP_SQL = text(
+    """
+    WITH d AS (
+        SELECT d.id, d.title, d.amount, d.currency, d.stage_id, s.name AS stage
+        FROM deals d JOIN deal_stages s ON s.id = d.stage_id
+        WHERE d.id = COALESCE(
+            CAST(:deal_id AS integer),
+            (SELECT id FROM deals WHERE client_id = :client_id AND closed_at IS NULL
+             ORDER BY id DESC LIMIT 1))
+    )
+    SELECT json_build_object(
+        'client', json_build_object(
+            'id', c.id, 'name', c.name, 'company', c.company, 'notes', c.notes,
+            'phones', COALESCE((SELECT json_agg(p.e164 ORDER BY p.id)
+                                FROM client_phones p WHERE p.client_id = c.id), '[]'::json),
+            'emails', COALESCE((SELECT json_agg(e.email ORDER BY e.id)
+                                FROM client_emails e WHERE e.client_id = c.id), '[]'::json),
+            'responsible', (SELECT json_build_object('id', u.id, 'name', u.full_name)
+                            FROM users u WHERE u.id = c.responsible_id)),
+        'deal', (SELECT json_build_object(
+                    'id', d.id, 'title', d.title, 'amount', d.amount::text,
+                    'currency', d.currency, 'stage', d.stage, 'stage_id', d.stage_id) FROM d),
+        'recent', COALESCE((SELECT json_agg(r) FROM (
+                    SELECT id, kind, direction, status, occurred_at AS at, subject, talk_seconds
+                    FROM communications WHERE client_id = c.id
+                    ORDER BY occurred_at DESC, id DESC LIMIT 5) r), '[]'::json),
+        'tasks', COALESCE((SELECT json_agg(t) FROM (
+                    SELECT id, title, kind, due_at FROM tasks
+                    WHERE client_id = c.id AND NOT done
+                    ORDER BY due_at ASC NULLS LAST LIMIT 10) t), '[]'::json)
+    )
+    FROM clients c WHERE c.id = :client_id
+    """
+)
+
+
 async def screen_pop(session: AsyncSession, client_id: int, deal_id: int | None) -> dict[str, Any]:
     """What the operator sees while the phone rings: the card, the deal, recent history, tasks."""
-    card = await clients_repo.get_card(session, client_id)
-    if card is None:
-        return {}
-    deal = (
-        await session.get(Deal, deal_id)
-        if deal_id
-        else await deals_repo.open_deal_of(session, client_id)
-    )
-    stage = await session.get(DealStage, deal.stage_id) if deal else None
-    responsible = await session.get(User, card.responsible_id) if card.responsible_id else None
-    recent = await comms_repo.recent(session, client_id, limit=5)
-    tasks = (
-        await session.scalars(
-            select(Task)
-            .where(Task.client_id == client_id, Task.done.is_(False))
-            .order_by(Task.due_at.asc().nulls_last())
-            .limit(10)
-        )
-    ).all()
-    return {
-        "client": {
-            "id": card.id,
-            "name": card.name,
-            "company": card.company,
-            "phones": [p.e164 for p in card.phones],
-            "emails": [e.email for e in card.emails],
-            "notes": card.notes,
-            "responsible": (
-                {"id": responsible.id, "name": responsible.full_name} if responsible else None
-            ),
-        },
-        "deal": (
-            {
-                "id": deal.id,
-                "title": deal.title,
-                "amount": str(deal.amount),
-                "currency": deal.currency,
-                "stage": stage.name if stage else None,
-                "stage_id": deal.stage_id,
-            }
-            if deal
-            else None
-        ),
-        "recent": [
-            {
-                "id": c.id,
-                "kind": c.kind,
-                "direction": c.direction,
-                "status": c.status,
-                "at": c.occurred_at.isoformat(),
-                "subject": c.subject,
-                "talk_seconds": c.talk_seconds,
-            }
-            for c in recent
-        ],
-        "tasks": [
-            {
-                "id": t.id,
-                "title": t.title,
-                "kind": t.kind,
-                "due_at": t.due_at.isoformat() if t.due_at else None,
-            }
-            for t in tasks
-        ],
-    }
+    card = await session.scalar(_POP_SQL, {"client_id": client_id, "deal_id": deal_id})
+    return dict(card) if card else {}
 
 
 async def set_agent_state(

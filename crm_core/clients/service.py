@@ -127,7 +127,9 @@ async def open_card_for_unknown(
     """The card of the number, or a new one; safe when two transactions race for one number."""
     existing = await repository.client_id_by_phone(session, e164)
     if existing is not None:
-        return await get_card(session, existing), False
+        card = await session.get(Client, existing)  # the bare row: callers want id and owner
+        if card is not None:
+            return card, False
     client = Client(
         kind="person",
         name=name or e164,
@@ -144,7 +146,8 @@ async def open_card_for_unknown(
         # another transaction created the card for this number first: use theirs
         # (the savepoint rollback already dropped our pending card from the session)
         winner = await repository.client_id_by_phone(session, e164)
-        if winner is None:
+        won = await session.get(Client, winner) if winner is not None else None
+        if won is None:
             raise
-        return await get_card(session, winner), False
+        return won, False
     return client, True
