@@ -215,7 +215,8 @@ async def main() -> None:
     print(f"{'our listener + tracker (no database)':<48} {ours_parse:>10,.0f} events/s")
     print(
         f"{'our listener + tracker + database':<48} {full:>10,.0f} events/s  "
-        f"({pipeline.stats['calls_logged']:,} calls logged, {pipeline.stats['batches']:,} commits)"
+        f"({pipeline.stats['calls_logged']:,} calls logged, {pipeline.stats['batches']:,} commits, "
+        f"{pipeline.stats['errors']} facts failed)"
     )
     print(
         f"target >= 5,000 events/s through listener + tracker + database: "

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +36,7 @@ from telephony.facts import (
     CallAnswered,
     CallEnded,
     CallStarted,
+    CallSummary,
     CallTransferred,
     Fact,
 )
@@ -43,18 +45,41 @@ from telephony.tracker import CallTracker
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class _CallOver:
+    """The live lane's share of a call's end: its agents are free, it is no longer in progress.
+
+    Kept apart from logging the call so that the two lanes never write the same rows (rows two
+    concurrent transactions lock in different orders deadlock)."""
+
+    linkedid: str
+    at: float
+    agents: tuple[str, ...]
+
+
+Work = Fact | _CallOver
+
+
+def _agents(summary: CallSummary) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            {e for e in (*summary.agents_rung, summary.final_agent, summary.agent_extension) if e}
+        )
+    )
+
+
 class _Lane:
     """A queue of facts and the one task that writes them."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.pending: list[Fact] = []
+        self.pending: list[Work] = []
         self.idle = asyncio.Event()
         self.idle.set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def push(self, fact: Fact) -> None:
+    def push(self, fact: Work) -> None:
         self.pending.append(fact)
         self.idle.clear()
         self._wake.set()
@@ -129,11 +154,15 @@ class CallPipeline:
 
     async def _enqueue(self, facts: list[Fact]) -> None:
         for fact in facts:
+            live: Work = (
+                _CallOver(fact.linkedid, fact.at, _agents(fact.summary))
+                if isinstance(fact, CallEnded)
+                else fact
+            )
+            self._outstanding[fact.linkedid] = self._outstanding.get(fact.linkedid, 0) + 1
+            self._live.push(live)
             if isinstance(fact, CallEnded):
                 self._log.push(fact)
-            else:
-                self._outstanding[fact.linkedid] = self._outstanding.get(fact.linkedid, 0) + 1
-                self._live.push(fact)
         if len(self._live.pending) + len(self._log.pending) >= self._max_pending:
             # back-pressure: the listener stops reading until the database catches up
             self._room.clear()
@@ -174,7 +203,7 @@ class CallPipeline:
 
     # ----------------------------------------------------------------------------- the writers
 
-    def _take(self, lane: _Lane) -> list[Fact]:
+    def _take(self, lane: _Lane) -> list[Work]:
         # bounded batches: one commit per burst, but a session never grows huge
         batch, lane.pending = lane.pending[: self._batch], lane.pending[self._batch :]
         if len(self._live.pending) + len(self._log.pending) < self._max_pending:
@@ -212,7 +241,7 @@ class CallPipeline:
                 await self._apply_batch(batch)
             self._log.idle.set()
 
-    async def _apply_batch(self, batch: list[Fact]) -> None:
+    async def _apply_batch(self, batch: list[Work]) -> None:
         self.stats["batches"] += 1
         try:
             async with unit_of_work(self._sessions, self._publish) as session:
@@ -235,7 +264,7 @@ class CallPipeline:
                 self.stats["errors"] += 1
                 logger.exception("call fact %s of %s lost", type(fact).__name__, fact.linkedid)
 
-    async def _apply(self, session: AsyncSession, fact: Fact) -> None:
+    async def _apply(self, session: AsyncSession, fact: Work) -> None:
         self.stats["facts"] += 1
         if isinstance(fact, CallStarted):
             await self._on_started(session, fact)
@@ -268,6 +297,10 @@ class CallPipeline:
                 to_extension=fact.to_extension,
                 kind=fact.kind,
             )
+        elif isinstance(fact, _CallOver):
+            for ext in fact.agents:
+                await calls.set_agent_state(session, ext, "free", fact.linkedid, ts(fact.at))
+            await calls.drop_active_call(session, fact.linkedid)
         elif isinstance(fact, CallEnded):
             await self._on_ended(session, fact)
 
@@ -286,9 +319,13 @@ class CallPipeline:
             info.update(
                 client_id=ctx.client_id, deal_id=ctx.deal_id, client_created=ctx.client_created
             )
-            deal = fact.variables.get("CRM_DEAL_ID")
-            if deal and deal.isdigit():
-                info["deal_id"] = int(deal)
+            named = fact.variables.get("CRM_DEAL_ID")
+            if (
+                named
+                and named.isdigit()
+                and await calls.deal_of_client(session, int(named), ctx.client_id)
+            ):
+                info["deal_id"] = int(named)  # click-to-call from a deal: log it there
         self._ctx[fact.linkedid] = info
         exts = (fact.agent_extension,) if fact.agent_extension else ()
         await self._notify(session, "call.started", fact.linkedid, exts)
@@ -296,7 +333,7 @@ class CallPipeline:
     async def _on_ended(self, session: AsyncSession, fact: CallEnded) -> None:
         summary = fact.summary
         ctx = self._ctx.pop(fact.linkedid, None) or {}
-        record = to_record(summary, ctx.get("client_id"))
+        record = to_record(summary, ctx.get("client_id"), ctx.get("deal_id"))
         logged = await calls.log_call(
             session,
             record,
@@ -306,18 +343,12 @@ class CallPipeline:
         )
         if logged is not None and logged.created:
             self.stats["calls_logged"] += 1
-        agents = {
-            e for e in (*summary.agents_rung, summary.final_agent, summary.agent_extension) if e
-        }
-        for ext in sorted(agents):
-            await calls.set_agent_state(session, ext, "free", fact.linkedid, ts(fact.at))
-        await calls.drop_active_call(session, fact.linkedid)
         collect_event(
             session,
             CallEvent(
                 type="call.ended",
                 linkedid=fact.linkedid,
-                extensions=tuple(sorted(agents)),
+                extensions=_agents(summary),
                 payload={
                     "linkedid": fact.linkedid,
                     "status": summary.status,

@@ -21,7 +21,11 @@ def client_number(summary: CallSummary) -> str | None:
     return summary.caller_number if summary.direction == "inbound" else summary.dialled_number
 
 
-def to_record(summary: CallSummary, client_id: int | None) -> CallRecord:
+def to_record(
+    summary: CallSummary, client_id: int | None, deal_id: int | None = None
+) -> CallRecord:
+    """`client_id`/`deal_id`: who the call was matched to while it rang (the deal a click-to-call
+    named, once checked, or the client's open deal)."""
     inbound = summary.direction == "inbound"
     return CallRecord(
         linkedid=summary.linkedid,
@@ -39,7 +43,7 @@ def to_record(summary: CallSummary, client_id: int | None) -> CallRecord:
         started_at=ts(summary.t_start),
         answered_at=ts(summary.t_answer) if summary.t_answer else None,
         ended_at=ts(summary.t_end),
-        deal_id=_int(summary.variables.get("CRM_DEAL_ID")),
+        deal_id=deal_id if deal_id is not None else _int(summary.variables.get("CRM_DEAL_ID")),
         user_id=_int(summary.variables.get("CRM_USER_ID")),
         client_id=client_id,
         extra={

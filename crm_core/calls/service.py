@@ -16,6 +16,7 @@ from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
 from crm_core.communications.schemas import CommunicationIn, Logged
 from crm_core.communications.service import log_communication
+from crm_core.deals.models import Deal
 from crm_core.deals.service import ensure_open_deal
 from crm_core.phones import try_normalize_phone
 from crm_core.tasks.service import create_callback_once
@@ -45,6 +46,11 @@ async def identify_caller(
         session, client.id, responsible_id=client.responsible_id, title=f"{lead_source} {e164}"
     )
     return CallerContext(client.id, deal.id, created)
+
+
+async def deal_of_client(session: AsyncSession, deal_id: int, client_id: int) -> bool:
+    owner = await session.scalar(select(Deal.client_id).where(Deal.id == deal_id))
+    return owner == client_id
 
 
 def _real_name(name: str | None) -> str | None:

@@ -31,8 +31,13 @@ async def get_card(session: AsyncSession, client_id: int) -> Client | None:
 
 
 async def lock_client(session: AsyncSession, client_id: int) -> Client | None:
-    """Serialises "find or open a deal" for one client across concurrent transactions."""
-    return await session.scalar(select(Client).where(Client.id == client_id).with_for_update())
+    """Serialises "find or open a deal" for one client across concurrent transactions.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: rows that merely reference the client (a communication,
+    a task) take KEY SHARE locks, which must not wait for this one (nor deadlock with it)."""
+    return await session.scalar(
+        select(Client).where(Client.id == client_id).with_for_update(key_share=True)
+    )
 
 
 async def phone_owners(session: AsyncSession, numbers: list[str]) -> dict[str, int]:
