@@ -124,10 +124,24 @@ async def test_an_unknown_script_answers_no_target_without_routing(
     assert "unknown script 'billing'" in caplog.text
 
 
-async def test_an_error_reply_stops_the_commands(agi: AgiServer) -> None:
+ALL_THREE = [
+    'SET VARIABLE CRM_TARGET "101"',
+    'SET VARIABLE CRM_CLIENT_ID "7"',
+    'SET VARIABLE CRM_DEAL_ID "9"',
+]
+
+
+async def test_error_replies_and_hangup_end_the_conversation_cleanly(
+    agi: AgiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the commands go out in one write (pipelined); each reply is still read and judged
     usage = b"520-Invalid command syntax.  Proper usage follows:\nUsage: SET VARIABLE\n520 End\n"
-    assert await asterisk(agi.port, RECORDED, [usage]) == ['SET VARIABLE CRM_TARGET "101"']
-    assert await asterisk(agi.port, RECORDED, [b"HANGUP\n"]) == ['SET VARIABLE CRM_TARGET "101"']
+    with caplog.at_level(logging.WARNING, logger="telephony.agi"):
+        assert await asterisk(agi.port, RECORDED, [usage]) == ALL_THREE
+    assert "answered '520 End'" in caplog.text
+    served = agi.served
+    assert await asterisk(agi.port, RECORDED, [b"HANGUP\n"]) == ALL_THREE
+    assert agi.served == served + 1  # closed at the HANGUP, not left waiting for replies
 
 
 async def test_a_failing_or_hanging_route_answers_no_target(
