@@ -32,6 +32,7 @@ from crm_core.events.types import CallEvent
 from crm_core.phones import try_normalize_phone
 from telephony.call_record import call_view, client_number, to_record, ts
 from telephony.facts import (
+    AgentRingEnded,
     AgentRinging,
     CallAnswered,
     CallEnded,
@@ -273,6 +274,12 @@ class CallPipeline:
                 session, fact.extension, "ringing", fact.linkedid, ts(fact.at)
             )
             await self._notify(session, "call.ringing", fact.linkedid, (fact.extension,), pop=True)
+        elif isinstance(fact, AgentRingEnded):
+            # free again unless the same call rings them anew (the "free" is per call)
+            await calls.set_agent_state(session, fact.extension, "free", fact.linkedid, ts(fact.at))
+            await self._notify(
+                session, "call.ring_ended", fact.linkedid, (fact.extension,), result=fact.result
+            )
         elif isinstance(fact, CallAnswered):
             if fact.extension:
                 await calls.set_agent_state(

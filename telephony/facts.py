@@ -43,6 +43,14 @@ class AgentRinging(BaseFact):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRingEnded(BaseFact):
+    """An agent's phone stopped ringing without answering (NOANSWER, CANCEL, BUSY…)."""
+
+    extension: str
+    result: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallAnswered(BaseFact):
     # Inbound: the agent who picked up. Outbound: the agent who placed the call (the client
     # answered). Sent again when a transfer target answers.
@@ -136,4 +144,4 @@ class CallSnapshot:
     variables: dict[str, str] = field(default_factory=dict)
 
 
-Fact = CallStarted | AgentRinging | CallAnswered | CallTransferred | CallEnded
+Fact = CallStarted | AgentRinging | AgentRingEnded | CallAnswered | CallTransferred | CallEnded

@@ -35,6 +35,7 @@ from telephony.ami_fields import (
     uniqueid_key,
 )
 from telephony.facts import (
+    AgentRingEnded,
     AgentRinging,
     CallAnswered,
     CallEnded,
@@ -392,7 +393,9 @@ class CallTracker:
         if attempt is None or attempt.result is not None:
             return []
         attempt.result, attempt.t_end = status, t
-        return self._answer(call, attempt, t) if status == "ANSWER" else []
+        if status == "ANSWER":
+            return self._answer(call, attempt, t)
+        return _ring_ended(call, attempt, t)
 
     def _on_agent_ring_no_answer(self, ev: Mapping[str, str], t: float) -> list[Fact]:
         ring_s = ring_time_seconds(ev["RingTime"])  # milliseconds, unlike AgentConnect
@@ -402,6 +405,7 @@ class CallTracker:
         attempt = _find_attempt(found[1], ev["DestUniqueid"])
         if attempt is not None and attempt.result is None:
             attempt.result, attempt.t_end = "NOANSWER", attempt.t_begin + ring_s
+            return _ring_ended(found[1], attempt, t)
         return []
 
     def _on_agent_connect(self, ev: Mapping[str, str], t: float) -> list[Fact]:
@@ -756,6 +760,17 @@ class CallTracker:
             t_answer=call.t_answer,
             variables=dict(call.variables),
         )
+
+
+def _ring_ended(call: _Call, attempt: _Attempt, t: float) -> list[Fact]:
+    """The agent's phone is free again (the call goes on elsewhere, or ends)."""
+    if not attempt.to_agent or not call.started:
+        return []
+    return [
+        AgentRingEnded(
+            linkedid=call.linkedid, at=t, extension=attempt.extension, result=attempt.result or ""
+        )
+    ]
 
 
 def _find_attempt(call: _Call, dest_uid: str) -> _Attempt | None:

@@ -139,3 +139,36 @@ async def test_a_call_that_ended_while_the_listener_was_away_is_logged_once(
     calls = await _calls(sessions)
     assert len(calls) == 1 and calls[0].status == "answered"
     assert calls[0].agent_extension == "101"
+
+
+async def test_an_agent_whose_phone_stopped_ringing_is_free_again_mid_call(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from crm_core.calls.models import AgentState
+
+    events = read_events("inbound_queue_second_answers")
+    rang = next(
+        i for i, e in enumerate(events) if e.get("Event") == "DialBegin" and e.get("Channel")
+    )
+    no_answer = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "NOANSWER" and e.get("Channel")
+    )
+    pipeline = _pipeline(sessions)
+    pipeline.start()
+
+    async def state_of(ext: str) -> str | None:
+        async with sessions() as s:
+            row = await s.get(AgentState, ext)
+            return row.state if row else None
+
+    for event in events[: rang + 1]:
+        await pipeline.on_event(event, time.time())
+    await pipeline.drain()
+    assert await state_of("101") == "ringing"
+    for event in events[rang + 1 : no_answer + 1]:
+        await pipeline.on_event(event, time.time())
+    await pipeline.drain()
+    assert await state_of("101") == "free"  # the call goes on in the queue; 101 can be routed to
+    await pipeline.close()

@@ -12,6 +12,7 @@ import pytest
 
 from telephony.ami_fields import parse_message
 from telephony.facts import (
+    AgentRingEnded,
     AgentRinging,
     CallAnswered,
     CallEnded,
@@ -540,7 +541,9 @@ def test_inbound_nobody_answers_and_the_dialplan_hangs_up() -> None:
     pbx.channel("PJSIP/101-00000002", "1.2", "1.1", "from-internal", "101", "101")
     (ringing,) = pbx.dial("1.1", "1.2", "PJSIP/101-00000002")
     assert (ringing.extension, ringing.via) == ("101", "dial")
-    assert pbx.dial("1.1", "1.2", "PJSIP/101-00000002", "NOANSWER") == []
+    (ring_ended,) = pbx.dial("1.1", "1.2", "PJSIP/101-00000002", "NOANSWER")
+    assert isinstance(ring_ended, AgentRingEnded)
+    assert (ring_ended.extension, ring_ended.result) == ("101", "NOANSWER")
     pbx.hangup("1.2", "Unknown")
     pbx.step("1.1", "from-pstn", "84951112233", "Hangup")
     pbx.send("SoftHangupRequest", Uniqueid="1.1")

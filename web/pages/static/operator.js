@@ -301,6 +301,8 @@
     switch (msg.type) {
       case "call.ringing": return onRinging(msg, p, linkedid, replayed);
       case "call.answered": return onCallState(linkedid, "answered", p);
+      // this phone stopped ringing (the caller went on to the queue or someone else)
+      case "call.ring_ended": return onCallState(linkedid, "missed", p);
       case "call.transferred": return onCallState(linkedid, "transferred", p);
       case "call.ended": return onEnded(linkedid, p, replayed);
       case "originate.failed":
@@ -411,7 +413,7 @@
   }
 
   // ------------------------------------------------------------------ rendering the pop
-  const STATE_LABEL = { ringing: "Ringing", answered: "On the call", transferred: "Transferred", ended: "Ended" };
+  const STATE_LABEL = { ringing: "Ringing", answered: "On the call", transferred: "Transferred", ended: "Ended", missed: "Stopped ringing" };
 
   function renderPop() {
     const pop = S.pop;
