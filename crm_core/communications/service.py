@@ -126,7 +126,9 @@ async def log_communication(
     return Logged(comm, created=True, client_created=client_created, deal_created=deal_created)
 
 
-async def add_note(session: AsyncSession, data: NoteCreate, *, actor: User) -> Communication:
+async def add_note(
+    session: AsyncSession, data: NoteCreate, *, actor: User, region: str
+) -> Communication:
     if await clients_repo.get_card(session, data.client_id) is None:
         raise NotFound(f"client {data.client_id} not found")
     extra = {"result": data.result} if data.result else {}
@@ -144,6 +146,6 @@ async def add_note(session: AsyncSession, data: NoteCreate, *, actor: User) -> C
             body=data.body,
             extra=extra,
         ),
-        region="RU",
+        region=region,
     )
     return logged.communication

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request, status
 
 from crm_core.clients import repository, service
 from crm_core.clients.schemas import ClientCreate, ClientUpdate
-from crm_core.errors import Invalid
+from crm_core.errors import Forbidden, Invalid
 from crm_core.phones import InvalidPhone, normalize_phone
 from web import serializers
 from web.deps import CurrentUser, Session, Staff, container
@@ -64,8 +64,6 @@ async def update_client(
     if "responsible_id" in data.model_fields_set and user.role not in ("supervisor", "admin"):
         card = await service.get_card(session, client_id)
         if data.responsible_id != card.responsible_id:
-            from crm_core.errors import Forbidden
-
             raise Forbidden("only supervisors reassign a client's responsible manager")
     client = await service.update_client(session, client_id, data, region=_region(request))
     return serializers.client(client)

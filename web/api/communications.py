@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from crm_core.communications import repository, service
 from crm_core.communications.schemas import NoteCreate
 from web import serializers
-from web.deps import CurrentUser, Session
+from web.deps import CurrentUser, Session, container
 
 router = APIRouter(prefix="/api", tags=["communications"])
 
@@ -100,5 +100,10 @@ async def deal_timeline(
 
 
 @router.post("/notes", status_code=status.HTTP_201_CREATED)
-async def add_note(data: NoteCreate, session: Session, user: CurrentUser) -> dict[str, Any]:
-    return serializers.communication(await service.add_note(session, data, actor=user))
+async def add_note(
+    request: Request, data: NoteCreate, session: Session, user: CurrentUser
+) -> dict[str, Any]:
+    region = container(request).settings.core.phone_default_region
+    return serializers.communication(
+        await service.add_note(session, data, actor=user, region=region)
+    )
