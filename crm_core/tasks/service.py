@@ -4,6 +4,7 @@ from datetime import datetime
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import collect_event
@@ -33,9 +34,10 @@ async def create_task(session: AsyncSession, data: TaskCreate, *, actor: User) -
     )
     session.add(task)
     try:
-        await session.flush()
-    except Exception as exc:  # a bad client/deal id violates a foreign key
-        raise Invalid(f"cannot create the task: {exc.__class__.__name__}") from None
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:  # a client or deal id that does not exist
+        raise Invalid("cannot create the task: no such client or deal") from None
     collect_event(session, TaskCreated(task.id, task.kind, task.assignee_id, task.client_id))
     return task
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
 
 from sqlalchemy import Boolean, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -43,4 +42,4 @@ class User(Base):
         return f"User({self.id}, {self.login!r}, {self.role})"
 
 
-__all__ = ["ROLES", "Role", "User", "datetime"]
+__all__ = ["ROLES", "Role", "User"]

@@ -243,3 +243,12 @@ async def test_communications_and_notes(api: httpx.AsyncClient, make_user: UserF
     assert (
         await api.get("/api/communications", params={"kind": "fax"}, headers=h)
     ).status_code == 422
+
+
+async def test_a_task_for_a_client_that_does_not_exist_is_422(
+    api: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    _, h = await make_user(role="operator")
+    r = await api.post("/api/tasks", json={"title": "x", "client_id": 999}, headers=h)
+    assert r.status_code == 422 and "no such client" in r.text
+    assert (await api.get("/api/tasks", headers=h)).json() == []
