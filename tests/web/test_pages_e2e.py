@@ -1,0 +1,482 @@
+"""The supervisors' board, the schedules page and the card's SMS/email forms, in a real browser.
+
+Real uvicorn on an ephemeral port, real AMI replay, Debian's headless Chromium: people sign in
+through the pages, click the pages' own controls, and the tests look at what the page shows and
+at the rows in the database. No JavaScript error may happen on any page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date, datetime, time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.communications.models import Communication
+from crm_core.outbox.models import OutboxMessage
+from crm_core.schedules.models import ScheduleException, ScheduleInterval
+from crm_core.users.models import User
+from notifier.settings import NotifierSettings
+from telephony.replay import ReplayServer
+from tests.conftest import UserFactory
+from tests.telephony.helpers import AMI_DIR
+from tests.web.live import (
+    LiveService,
+    chromium_available,
+    headless_chromium,
+    live_service,
+    with_ami,
+)
+from tests.web.test_operator_e2e import seed_ivan
+from web.container import Container
+from web.settings import Settings
+
+assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
+
+from playwright.async_api import Browser, BrowserContext, Page, expect  # noqa: E402
+
+SUPERVISOR = ("sup1", "pw-sup")
+OPERATOR = ("op101", "pw-101")
+MANAGER = ("mgr102", "pw-102")
+ABANDONED_CALLER = "+79031234567"  # inbound_abandoned.ami: rings 101 for 3.5 s, nobody answers
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+# ---------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with headless_chromium() as b:
+        yield b
+
+
+class Pages:
+    """Fresh browser contexts (each its own localStorage, i.e. its own signed-in person), each
+    page watched for JavaScript errors."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+
+    async def new(self) -> Page:
+        context = await self.browser.new_context(viewport={"width": 1366, "height": 860})
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.set_default_timeout(10_000)
+        page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
+        return page
+
+
+@pytest.fixture
+async def pages(browser: Browser) -> AsyncIterator[Pages]:
+    p = Pages(browser)
+    yield p
+    for context in p.contexts:
+        await context.close()
+    assert not p.errors, f"JavaScript errors on the pages: {p.errors}"
+
+
+@pytest.fixture
+async def replay() -> AsyncIterator[ReplayServer]:
+    server = ReplayServer()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def supervisor(make_user: UserFactory) -> User:
+    user, _ = await make_user(
+        role="supervisor", login=SUPERVISOR[0], password=SUPERVISOR[1], full_name="Sofia Supervisor"
+    )
+    return user
+
+
+@pytest.fixture
+async def operator(make_user: UserFactory) -> User:
+    user, _ = await make_user(
+        role="operator",
+        extension="101",
+        login=OPERATOR[0],
+        password=OPERATOR[1],
+        full_name="Olga Operator",
+    )
+    return user
+
+
+@pytest.fixture
+async def manager(make_user: UserFactory) -> User:
+    user, _ = await make_user(
+        role="manager",
+        extension="102",
+        login=MANAGER[0],
+        password=MANAGER[1],
+        full_name="Mark Manager",
+        timezone="Europe/Moscow",
+    )
+    return user
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+async def sign_in(page: Page, live: LiveService, credentials: tuple[str, str], lands: str) -> None:
+    """Through the sign-in page at `/`, which sends staff to the board and others to work."""
+    await page.goto(live.url + "/")
+    await page.fill("#login", credentials[0])
+    await page.fill("#password", credentials[1])
+    await page.click("#login-submit")
+    await page.wait_for_url(f"**{lands}")
+
+
+async def play_and_settle(live: LiveService, replay: ReplayServer, name: str) -> None:
+    await replay.play([AMI_DIR / f"{name}.ami"], speed=0, shift_to_now=True, renumber=True)
+    await asyncio.wait_for(replay.wait_played(), 30)
+    pipeline = live.tracking.pipeline
+    async with asyncio.timeout(15):
+        while pipeline.stats["events"] < replay.events_sent:
+            await asyncio.sleep(0.02)
+        await pipeline.drain()
+
+
+async def always_on_duty(sessions: async_sessionmaker[AsyncSession], user: User) -> None:
+    async with sessions() as s:
+        for day in range(7):
+            s.add(
+                ScheduleInterval(user_id=user.id, weekday=day, start_time=time(0), end_time=time(0))
+            )
+        await s.commit()
+
+
+async def schedule_rows(
+    sessions: async_sessionmaker[AsyncSession], user: User
+) -> tuple[list[tuple[int, time, time]], list[tuple[str, date, date]]]:
+    async with sessions() as s:
+        intervals = (
+            await s.execute(
+                select(
+                    ScheduleInterval.weekday, ScheduleInterval.start_time, ScheduleInterval.end_time
+                )
+                .where(ScheduleInterval.user_id == user.id)
+                .order_by(ScheduleInterval.weekday)
+            )
+        ).all()
+        exceptions = (
+            await s.execute(
+                select(
+                    ScheduleException.kind,
+                    ScheduleException.start_date,
+                    ScheduleException.end_date,
+                ).where(ScheduleException.user_id == user.id)
+            )
+        ).all()
+    return [tuple(r) for r in intervals], [tuple(r) for r in exceptions]  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------- the board
+
+
+async def test_supervisor_board_shows_calls_agents_today_and_report(
+    settings: Settings,
+    container: Container,
+    replay: ReplayServer,
+    pages: Pages,
+    sessions: async_sessionmaker[AsyncSession],
+    supervisor: User,
+    operator: User,
+) -> None:
+    await always_on_duty(sessions, operator)
+    with_ami(settings, replay)
+    async with live_service(container) as live:
+        board = await pages.new()
+        await sign_in(board, live, SUPERVISOR, "/dashboard")
+        agent = board.locator('#agents tr[data-ext="101"]')
+        await expect(agent).to_contain_text("Olga Operator")
+        await expect(agent.locator("td").nth(2)).to_have_text("free")
+        await expect(board.locator("#missed li")).to_have_count(0)
+
+        await play_and_settle(live, replay, "inbound_abandoned")
+        await play_and_settle(live, replay, "inbound_answered")
+
+        # the board follows (the supervisors' channel, or its poll): the missed caller, who rang
+        missed = board.locator("#missed li")
+        await expect(missed).to_have_count(1)
+        await expect(missed).to_contain_text(ABANDONED_CALLER)
+        await expect(missed).to_contain_text("rang 101")
+        # the calls are over: 101 is free again, nothing in progress, nobody waiting
+        await expect(agent.locator("td").nth(2)).to_have_text("free")
+        await expect(board.locator("#n-calls")).to_have_text("(0)")
+        await expect(board.locator("#n-queue")).to_have_text("(0)")
+        # today per manager: Olga took the answered call (7.5 s of talk)
+        olga = board.locator("#today tr", has_text="Olga Operator")
+        await expect(olga).to_have_count(1)
+        cells = olga.locator("td")
+        await expect(cells.nth(1)).to_have_text("1")  # in
+        await expect(cells.nth(2)).to_have_text("0")  # out
+        await expect(cells.nth(3)).to_have_text("1")  # answered
+        await expect(cells.nth(5)).to_have_text("0:08")  # talk
+
+        # the report for today, through the date range controls
+        today = datetime.now(MOSCOW).date().isoformat()
+        await board.fill("#rep-from", today)
+        await board.fill("#rep-to", today)
+        await board.click("#rep-load")
+        report = board.locator("#report tr")
+        await expect(report.filter(has_text="Olga Operator")).to_have_count(1)
+        await expect(report.filter(has_text="Team")).to_have_count(1)
+        olga_report = report.filter(has_text="Olga Operator").locator("td")
+        await expect(olga_report.nth(1)).to_have_text("1")  # calls in
+        # a range with nothing in it empties the table
+        await board.fill("#rep-from", "2020-01-01")
+        await board.fill("#rep-to", "2020-01-02")
+        await board.click("#rep-load")
+        await expect(report.filter(has_text="Olga Operator")).to_have_count(0)
+
+        async with sessions() as s:
+            calls = (
+                await s.scalars(select(Communication).where(Communication.kind == "call"))
+            ).all()
+        assert sorted(c.status for c in calls) == ["abandoned", "answered"]
+        answered = next(c for c in calls if c.status == "answered")
+        assert answered.user_id == operator.id
+
+        # an operator is refused the board
+        op = await pages.new()
+        await sign_in(op, live, OPERATOR, "/operator")
+        await op.goto(live.url + "/dashboard")
+        await expect(op.locator("body")).to_contain_text("Supervisors only.")
+        await expect(op.locator("#agents")).to_have_count(0)
+
+
+# ---------------------------------------------------------------------------------- schedules
+
+
+async def test_supervisor_edits_a_schedule_and_the_status_follows(
+    container: Container,
+    pages: Pages,
+    sessions: async_sessionmaker[AsyncSession],
+    supervisor: User,
+    manager: User,
+) -> None:
+    async with live_service(container) as live:
+        page = await pages.new()
+        await sign_in(page, live, SUPERVISOR, "/dashboard")
+        await page.goto(live.url + "/schedules")
+        await expect(page.locator("#me")).to_have_text("Sofia Supervisor (supervisor)")
+        row = page.locator(f'tr[data-testid=status-row][data-user-id="{manager.id}"]')
+        await expect(row.locator("td").nth(2)).to_have_text("no")  # no schedule yet
+        await expect(page.locator("#next")).to_have_text(
+            "Nobody is on duty and free: calls go to the queue."
+        )
+
+        # open Mark's schedule from the status table; a shift every day, all day long
+        await row.click()
+        await expect(page.locator("#editor-name")).to_have_text("Mark Manager")
+        await expect(page.locator("#tz")).to_have_value("Europe/Moscow")
+        for day in range(7):
+            await page.click(f"[data-testid=add-interval-{day}]")
+        await expect(page.locator("[data-testid=interval]")).to_have_count(7)
+        for field in ("interval-start", "interval-end"):
+            inputs = page.locator(f"[data-testid={field}]")
+            for i in range(7):
+                await inputs.nth(i).fill("00:00")
+        # and a vacation next summer
+        await page.click("#add-exception")
+        exc = page.locator("[data-testid=exception]")
+        await exc.locator("[data-testid=exception-kind]").select_option("vacation")
+        await exc.locator("[data-testid=exception-start-date]").fill("2031-07-01")
+        await exc.locator("[data-testid=exception-end-date]").fill("2031-07-14")
+        await page.click("#save")
+        await expect(page.locator("#save-result")).to_have_text("Saved.")
+
+        intervals, exceptions = await schedule_rows(sessions, manager)
+        assert intervals == [(d, time(0), time(0)) for d in range(7)]
+        assert exceptions == [("vacation", date(2031, 7, 1), date(2031, 7, 14))]
+        await expect(row.locator("td").nth(2)).to_have_text("yes")
+        await expect(row.locator("td").nth(3)).to_have_text("free")
+        await expect(row.locator("td").nth(4)).to_have_text("1")
+        await expect(page.locator("#next")).to_have_text(
+            "Next round-robin call rings Mark Manager (102)."
+        )
+
+        # the vacation moved to today (Mark's day, in Moscow): off duty now
+        today = datetime.now(MOSCOW).date()
+        await exc.locator("[data-testid=exception-start-date]").fill(today.isoformat())
+        await exc.locator("[data-testid=exception-end-date]").fill(today.isoformat())
+        await page.click("#save")
+        await expect(page.locator("#save-result")).to_have_text("Saved.")
+        await expect(row.locator("td").nth(2)).to_have_text("no")
+        await expect(page.locator("#next")).to_have_text(
+            "Nobody is on duty and free: calls go to the queue."
+        )
+        intervals, exceptions = await schedule_rows(sessions, manager)
+        assert len(intervals) == 7
+        assert exceptions == [("vacation", today, today)]
+
+
+async def test_manager_sees_the_status_but_may_not_save(
+    container: Container,
+    pages: Pages,
+    sessions: async_sessionmaker[AsyncSession],
+    supervisor: User,
+    manager: User,
+    operator: User,
+) -> None:
+    await always_on_duty(sessions, operator)
+    before = await schedule_rows(sessions, operator)
+    async with live_service(container) as live:
+        # the schedules page's own sign-in form (no token in this browser yet)
+        page = await pages.new()
+        await page.goto(live.url + "/schedules")
+        await page.fill("#login-user", MANAGER[0])
+        await page.fill("#login-password", MANAGER[1])
+        await page.click("[data-testid=login-submit]")
+        await expect(page.locator("#me")).to_have_text("Mark Manager (manager)")
+
+        # the status: Olga on duty and next in turn, Mark not on duty
+        olga = page.locator(f'tr[data-testid=status-row][data-user-id="{operator.id}"]')
+        mark = page.locator(f'tr[data-testid=status-row][data-user-id="{manager.id}"]')
+        await expect(olga.locator("td").nth(2)).to_have_text("yes")
+        await expect(mark.locator("td").nth(2)).to_have_text("no")
+        await expect(page.locator("#next")).to_have_text(
+            "Next round-robin call rings Olga Operator (101)."
+        )
+
+        # Olga's schedule is read-only for him
+        await olga.click()
+        await expect(page.locator("#editor-name")).to_have_text("Olga Operator")
+        await expect(page.locator("#readonly")).to_be_visible()
+        await expect(page.locator("#save")).to_be_hidden()
+        await expect(page.locator("#add-exception")).to_be_hidden()
+        await expect(page.locator("[data-testid=interval-start]").first).to_be_disabled()
+
+        # a save that still reaches the server (a stale page) is refused, and the page says so
+        await page.evaluate("() => { document.getElementById('save').hidden = false; }")
+        await page.click("#save")
+        await expect(page.locator("#save-result")).to_have_text(
+            "Not saved: role 'manager' may not do this (allowed: supervisor, admin)"
+        )
+        await expect(page.locator("#save-result")).to_have_class("error")
+    assert await schedule_rows(sessions, operator) == before
+
+
+# ---------------------------------------------------------------------------------- SMS / email
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on loopback, in the test's loop, keeping what it is sent."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.messages: list[EmailMessage] = []
+        self.arrived = asyncio.Event()
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
+        content = envelope.content or b""
+        raw = content.encode() if isinstance(content, str) else content
+        msg = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        self.messages.append(msg)
+        self.arrived.set()
+        return "250 OK"
+
+
+@pytest.fixture
+async def mailbox() -> AsyncIterator[Mailbox]:
+    box = Mailbox()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(box, hostname="mx.test"), "127.0.0.1", 0)
+    box.port = int(server.sockets[0].getsockname()[1])
+    yield box
+    server.close()
+
+
+async def test_card_sends_email_and_reports_sms_not_configured(
+    settings: Settings,
+    container: Container,
+    replay: ReplayServer,
+    mailbox: Mailbox,
+    pages: Pages,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    # email through a local SMTP server; no Twilio credentials: SMS is not configured
+    settings.notifier = NotifierSettings(
+        TWILIO_ACCOUNT_SID="",
+        TWILIO_AUTH_TOKEN="",
+        TWILIO_FROM_NUMBER="",
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=mailbox.port,
+        SMTP_FROM="crm@sales.example.com",
+    )
+    with_ami(settings, replay)
+    client_id, deal_id = await seed_ivan(sessions, operator)
+    async with live_service(container) as live:
+        page = await pages.new()
+        await sign_in(page, live, OPERATOR, "/operator")
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+        await play_and_settle(live, replay, "inbound_answered")
+        await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+        await page.click("#pop-open")
+        await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+        status = page.locator("#message-status")
+
+        # SMS: the API's clear refusal is shown, the text stays, nothing is written
+        await page.fill("#sms-text", "Your offer is ready")
+        await page.click("#sms-send")
+        await expect(status).to_contain_text("SMS is not configured")
+        await expect(status).to_have_class("status error")
+        await expect(page.locator("#sms-text")).to_have_value("Your offer is ready")
+        async with sessions() as s:
+            assert (
+                await s.scalar(
+                    select(func.count())
+                    .select_from(Communication)
+                    .where(Communication.kind == "sms")
+                )
+                == 0
+            )
+            assert await s.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+        # email: queued, the form clears, the outbox worker delivers it, the timeline says sent
+        await page.fill("#email-subject", "Offer for chairs")
+        await page.fill("#email-body", "Dear Ivan,\nthe price list is attached.")
+        await page.click("#email-send")
+        await expect(status).to_have_text("Email to ivan@petrov.example queued")
+        await expect(status).not_to_have_class("status error")
+        await expect(page.locator("#email-subject")).to_have_value("")
+        await asyncio.wait_for(mailbox.arrived.wait(), 15)
+        [mail] = mailbox.messages
+        assert mail["Subject"] == "Offer for chairs"
+        assert mail["To"] == "ivan@petrov.example"
+        assert "the price list is attached" in mail.get_content()
+        email_item = page.locator("#timeline .tl-item[data-kind=email]")
+        await expect(email_item).to_have_attribute("data-status", "sent")
+        await expect(email_item).to_contain_text("Offer for chairs")
+
+        async with sessions() as s:
+            email = await s.scalar(select(Communication).where(Communication.kind == "email"))
+            assert email is not None
+            assert (email.client_id, email.deal_id, email.user_id) == (
+                client_id,
+                deal_id,
+                operator.id,
+            )
+            assert (email.direction, email.status, email.subject) == (
+                "out",
+                "sent",
+                "Offer for chairs",
+            )
+            assert mail["Message-ID"] == email.external_id
+            [row] = (await s.scalars(select(OutboxMessage))).all()
+            assert (row.kind, row.state, row.communication_id) == ("email", "done", email.id)
