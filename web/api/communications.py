@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from crm_core.communications import repository, service
 from crm_core.communications.schemas import NoteCreate
@@ -14,89 +14,67 @@ router = APIRouter(prefix="/api", tags=["communications"])
 Kind = Literal["call", "sms", "email", "note"]
 
 
+class Page:
+    """The filters and page every timeline takes (newest first)."""
+
+    def __init__(
+        self,
+        kind: Kind | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> None:
+        self.kind, self.limit, self.offset = kind, limit, offset
+
+
+PageQuery = Annotated[Page, Depends()]
+
+
 async def _timeline(
     session: Session,
+    page: Page,
     *,
-    client_id: int | None,
-    deal_id: int | None,
-    kind: Kind | None,
-    user_id: int | None,
-    limit: int,
-    offset: int,
+    client_id: int | None = None,
+    deal_id: int | None = None,
+    user_id: int | None = None,
 ) -> dict[str, Any]:
     rows, total = await repository.timeline(
         session,
         client_id=client_id,
         deal_id=deal_id,
-        kind=kind,
+        kind=page.kind,
         user_id=user_id,
-        limit=limit,
-        offset=offset,
+        limit=page.limit,
+        offset=page.offset,
     )
-    return serializers.page([serializers.communication(c) for c in rows], total, limit, offset)
+    items = [serializers.communication(c) for c in rows]
+    return serializers.page(items, total, page.limit, page.offset)
 
 
 @router.get("/communications")
 async def list_communications(
     session: Session,
     user: CurrentUser,
-    kind: Kind | None = None,
+    page: PageQuery,
     client_id: int | None = None,
     deal_id: int | None = None,
     user_id: int | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    """Newest first; `items` holds the page."""
-    return await _timeline(
-        session,
-        client_id=client_id,
-        deal_id=deal_id,
-        kind=kind,
-        user_id=user_id,
-        limit=limit,
-        offset=offset,
-    )
+    """Every kind or one (`kind=call|sms|email|note`), newest first; `items` holds the page."""
+    return await _timeline(session, page, client_id=client_id, deal_id=deal_id, user_id=user_id)
 
 
 @router.get("/clients/{client_id}/communications")
 async def client_timeline(
-    client_id: int,
-    session: Session,
-    user: CurrentUser,
-    kind: Kind | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    client_id: int, session: Session, user: CurrentUser, page: PageQuery
 ) -> dict[str, Any]:
-    return await _timeline(
-        session,
-        client_id=client_id,
-        deal_id=None,
-        kind=kind,
-        user_id=None,
-        limit=limit,
-        offset=offset,
-    )
+    return await _timeline(session, page, client_id=client_id)
 
 
 @router.get("/deals/{deal_id}/communications")
 async def deal_timeline(
-    deal_id: int,
-    session: Session,
-    user: CurrentUser,
-    kind: Kind | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    deal_id: int, session: Session, user: CurrentUser, page: PageQuery
 ) -> dict[str, Any]:
-    return await _timeline(
-        session,
-        client_id=None,
-        deal_id=deal_id,
-        kind=kind,
-        user_id=None,
-        limit=limit,
-        offset=offset,
-    )
+    return await _timeline(session, page, deal_id=deal_id)
 
 
 @router.post("/notes", status_code=status.HTTP_201_CREATED)
