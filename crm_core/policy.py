@@ -14,11 +14,3 @@ def is_staff(user: User) -> bool:
 def can_change_assigned(user: User, owner_id: int | None) -> bool:
     """Operators and managers change only what is assigned to them; supervisors and admins all."""
     return is_staff(user) or (owner_id is not None and owner_id == user.id)
-
-
-def can_manage_users(user: User) -> bool:
-    return user.role == Role.admin.value
-
-
-def can_manage_schedules(user: User) -> bool:
-    return is_staff(user)

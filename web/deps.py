@@ -11,6 +11,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import unit_of_work
+from crm_core.policy import STAFF_ROLES
 from crm_core.users.models import User
 from web.auth import decode_token
 from web.container import Container
@@ -73,5 +74,5 @@ def require_roles(*roles: str) -> Callable[[User], Coroutine[Any, Any, User]]:
     return check
 
 
-Staff = Annotated[User, Depends(require_roles("supervisor", "admin"))]
+Staff = Annotated[User, Depends(require_roles(*STAFF_ROLES))]
 Admin = Annotated[User, Depends(require_roles("admin"))]

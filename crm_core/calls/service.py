@@ -21,6 +21,7 @@ from crm_core.deals.service import ensure_open_deal
 from crm_core.phones import try_normalize_phone
 from crm_core.tasks.service import create_callback_once
 from crm_core.users.models import User
+from crm_core.users.service import users_by_extension
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +58,6 @@ def _real_name(name: str | None) -> str | None:
     if not name or name.strip().lower() in ("<unknown>", "unknown", "anonymous", ""):
         return None
     return name.strip()
-
-
-async def users_by_extension(session: AsyncSession, extensions: list[str]) -> dict[str, User]:
-    if not extensions:
-        return {}
-    rows = await session.scalars(select(User).where(User.extension.in_(extensions)))
-    return {u.extension: u for u in rows if u.extension}
 
 
 async def log_call(
@@ -193,10 +187,6 @@ async def set_agent_state(
             index_elements=["extension"], set_={"state": state, "linkedid": linkedid, "since": at}
         )
     await session.execute(stmt)
-
-
-async def agent_states(session: AsyncSession) -> dict[str, AgentState]:
-    return {a.extension: a for a in await session.scalars(select(AgentState))}
 
 
 async def save_active_call(

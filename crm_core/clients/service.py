@@ -111,16 +111,6 @@ async def get_card(session: AsyncSession, client_id: int) -> Client:
     return client
 
 
-async def find_by_phone(session: AsyncSession, raw: str, *, region: str) -> Client | None:
-    """Any written form of a number; raises Invalid for a string that is not a phone."""
-    try:
-        e164 = normalize_phone(raw, region)
-    except InvalidPhone as exc:
-        raise Invalid(str(exc)) from None
-    client_id = await repository.client_id_by_phone(session, e164)
-    return None if client_id is None else await repository.get_card(session, client_id)
-
-
 async def open_card_for_unknown(
     session: AsyncSession, e164: str, *, name: str | None, lead_source: str
 ) -> tuple[Client, bool]:

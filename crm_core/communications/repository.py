@@ -61,14 +61,3 @@ async def timeline(
         .offset(offset)
     )
     return list(rows.all()), total
-
-
-async def recent(session: AsyncSession, client_id: int, *, limit: int) -> list[Communication]:
-    """The client's latest contacts (the screen-pop's history), no count: one index probe."""
-    rows = await session.scalars(
-        select(Communication)
-        .where(Communication.client_id == client_id)
-        .order_by(Communication.occurred_at.desc(), Communication.id.desc())
-        .limit(limit)
-    )
-    return list(rows.all())

@@ -34,10 +34,6 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[created_at]
 
-    @property
-    def is_supervisor(self) -> bool:
-        return self.role in (Role.supervisor, Role.admin)
-
     def __repr__(self) -> str:
         return f"User({self.id}, {self.login!r}, {self.role})"
 

@@ -69,12 +69,9 @@ async def authenticate(session: AsyncSession, login: str, password: str) -> User
     return user
 
 
-async def user_by_extension(session: AsyncSession, extension: str) -> User | None:
-    return await session.scalar(
-        select(User).where(User.extension == extension, User.is_active.is_(True))
-    )
-
-
-async def users_by_extension(session: AsyncSession) -> dict[str, User]:
-    rows = await session.scalars(select(User).where(User.extension.is_not(None)))
+async def users_by_extension(session: AsyncSession, extensions: list[str]) -> dict[str, User]:
+    """The users behind these phone extensions, by extension."""
+    if not extensions:
+        return {}
+    rows = await session.scalars(select(User).where(User.extension.in_(extensions)))
     return {u.extension: u for u in rows if u.extension}
