@@ -27,10 +27,10 @@ from crm_core.tasks.models import Task
 from crm_core.users.models import User
 from telephony.replay import ReplayServer
 from tests.telephony.helpers import AMI_DIR
+from tests.telephony.pbx import settle_pipeline
 from tests.web.live import (
     LiveService,
     chromium_available,
-    headless_chromium,
     live_service,
     second_container,
     with_ami,
@@ -59,12 +59,6 @@ WORKSPACE_SCREENSHOT = "/tmp/workspace.png"
 # ---------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with headless_chromium() as b:
-        yield b
-
-
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
     context = await browser.new_context(viewport={"width": 1366, "height": 860})
@@ -75,14 +69,6 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     yield p
     await context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-@pytest.fixture
-async def replay() -> AsyncIterator[ReplayServer]:
-    server = ReplayServer()
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture
@@ -179,12 +165,8 @@ async def play(replay: ReplayServer, name: str, *, speed: float) -> None:
 async def settle(live: LiveService, replay: ReplayServer) -> None:
     """Everything played is in the database and published."""
     await asyncio.wait_for(replay.wait_played(), 30)
-    pipeline = live.tracking.pipeline
-    async with asyncio.timeout(15):
-        # the listener only counts what it read: poll the counter (no event to wait on)
-        while pipeline.stats["events"] < replay.events_sent:
-            await asyncio.sleep(0.02)
-        await pipeline.drain()
+    assert live.tracking.pipeline is not None
+    await settle_pipeline(replay, live.tracking.pipeline)
 
 
 async def diag(page: Page) -> dict[str, Any]:

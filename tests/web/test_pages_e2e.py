@@ -28,10 +28,10 @@ from notifier.settings import NotifierSettings
 from telephony.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.telephony.helpers import AMI_DIR
+from tests.telephony.pbx import settle_pipeline
 from tests.web.live import (
     LiveService,
     chromium_available,
-    headless_chromium,
     live_service,
     with_ami,
 )
@@ -51,12 +51,6 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 # ---------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with headless_chromium() as b:
-        yield b
 
 
 class Pages:
@@ -84,14 +78,6 @@ async def pages(browser: Browser) -> AsyncIterator[Pages]:
     for context in p.contexts:
         await context.close()
     assert not p.errors, f"JavaScript errors on the pages: {p.errors}"
-
-
-@pytest.fixture
-async def replay() -> AsyncIterator[ReplayServer]:
-    server = ReplayServer()
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture
@@ -142,11 +128,8 @@ async def sign_in(page: Page, live: LiveService, credentials: tuple[str, str], l
 async def play_and_settle(live: LiveService, replay: ReplayServer, name: str) -> None:
     await replay.play([AMI_DIR / f"{name}.ami"], speed=0, shift_to_now=True, renumber=True)
     await asyncio.wait_for(replay.wait_played(), 30)
-    pipeline = live.tracking.pipeline
-    async with asyncio.timeout(15):
-        while pipeline.stats["events"] < replay.events_sent:
-            await asyncio.sleep(0.02)
-        await pipeline.drain()
+    assert live.tracking.pipeline is not None
+    await settle_pipeline(replay, live.tracking.pipeline)
 
 
 async def always_on_duty(sessions: async_sessionmaker[AsyncSession], user: User) -> None:
