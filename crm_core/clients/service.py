@@ -111,6 +111,32 @@ async def get_card(session: AsyncSession, client_id: int) -> Client:
     return client
 
 
+def card_phones(card: Client, region: str) -> list[str]:
+    """Every number to reach the client at: the card's, then its contact persons', E.164."""
+    numbers = [p.e164 for p in card.phones]
+    for contact in card.contacts:
+        number = try_normalize_phone(contact.phone, region) if contact.phone else None
+        if number:
+            numbers.append(number)
+    return list(dict.fromkeys(numbers))
+
+
+def choose_phone(card: Client, wanted: str | None, region: str) -> str:
+    """The number asked for (any written form, but it must be the client's), else the first."""
+    numbers = card_phones(card, region)
+    if wanted:
+        try:
+            number = normalize_phone(wanted, region)
+        except InvalidPhone as exc:
+            raise Invalid(str(exc)) from None
+        if number not in numbers:
+            raise Invalid(f"{number} is not a phone of client {card.id}")
+        return number
+    if not numbers:
+        raise Invalid(f"client {card.id} has no phone number")
+    return numbers[0]
+
+
 async def open_card_for_unknown(
     session: AsyncSession, e164: str, *, name: str | None, lead_source: str
 ) -> tuple[Client, bool]:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.clients import repository as clients_repo
 from crm_core.clients.models import Client, ClientEmail
-from crm_core.clients.service import get_card
+from crm_core.clients.service import choose_phone, get_card
 from crm_core.communications import repository as comm_repo
 from crm_core.communications.models import Communication
 from crm_core.communications.schemas import CommunicationIn, Logged
@@ -33,7 +33,6 @@ from crm_core.models_common import utcnow
 from crm_core.outbox import repository
 from crm_core.outbox.models import OutboxMessage
 from crm_core.outbox.schemas import Claimed, EmailCreate, SmsCreate
-from crm_core.phones import InvalidPhone, normalize_phone, try_normalize_phone
 from crm_core.users.models import User
 
 logger = logging.getLogger(__name__)
@@ -77,15 +76,6 @@ def new_message_id(sender: str) -> str:
     return make_msgid(domain=domain or "localhost")
 
 
-def _card_phones(card: Client, region: str) -> list[str]:
-    numbers = [p.e164 for p in card.phones]
-    for contact in card.contacts:
-        number = try_normalize_phone(contact.phone, region) if contact.phone else None
-        if number:
-            numbers.append(number)
-    return list(dict.fromkeys(numbers))
-
-
 def _card_emails(card: Client) -> list[str]:
     addresses = [e.email for e in card.emails]
     addresses += [c.email.strip().lower() for c in card.contacts if c.email]
@@ -120,17 +110,7 @@ async def queue_sms(
 ) -> Communication:
     """An SMS to one of the card's numbers (default: its first), sent after the commit."""
     card = await get_card(session, client_id)
-    numbers = _card_phones(card, region)
-    if data.phone:
-        try:
-            wanted = normalize_phone(data.phone, region)
-        except InvalidPhone as exc:
-            raise Invalid(str(exc)) from None
-        if wanted not in numbers:
-            raise Invalid(f"{wanted} is not a phone of client {card.id}")
-        numbers = [wanted]
-    if not numbers:
-        raise Invalid(f"client {card.id} has no phone number")
+    number = choose_phone(card, data.phone, region)
     text = data.text.strip()
     if not text:
         raise Invalid("the SMS text is empty")
@@ -143,13 +123,13 @@ async def queue_sms(
             occurred_at=utcnow(),
             client_id=card.id,
             user_id=actor.id,
-            phone=numbers[0],
+            phone=number,
             body=text,
             lead_source="outbound SMS",
         ),
         region=region,
     )
-    await _enqueue(session, logged.communication, {"to": numbers[0], "body": text}, max_attempts)
+    await _enqueue(session, logged.communication, {"to": number, "body": text}, max_attempts)
     return logged.communication
 
 

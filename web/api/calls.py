@@ -6,10 +6,9 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
-from crm_core.clients.service import get_card
+from crm_core.clients.service import choose_phone, get_card
 from crm_core.deals.service import ensure_open_deal, get_deal
 from crm_core.errors import Invalid
-from crm_core.phones import InvalidPhone, normalize_phone
 from web.click_to_call import place_call
 from web.deps import CurrentUser, Session, container
 
@@ -33,17 +32,7 @@ async def originate(
         raise Invalid("you have no phone extension to call from")
     c = container(request)
     card = await get_card(session, data.client_id)
-    numbers = [p.e164 for p in card.phones]
-    if data.phone:
-        try:
-            wanted = normalize_phone(data.phone, c.settings.core.phone_default_region)
-        except InvalidPhone as exc:
-            raise Invalid(str(exc)) from None
-        if wanted not in numbers:
-            raise Invalid(f"{wanted} is not a phone of client {card.id}")
-        numbers = [wanted]
-    if not numbers:
-        raise Invalid(f"client {card.id} has no phone number")
+    phone = choose_phone(card, data.phone, c.settings.core.phone_default_region)
     if data.deal_id is not None:
         deal = await get_deal(session, data.deal_id)
         if deal.client_id != card.id:
@@ -53,10 +42,10 @@ async def originate(
             session,
             card.id,
             responsible_id=card.responsible_id or user.id,
-            title=f"Outbound call {numbers[0]}",
+            title=f"Outbound call {phone}",
         )
     # the dialplan dials digits; E.164's plus is the trunk's business
-    number = numbers[0].lstrip("+")
+    number = phone.lstrip("+")
     task = asyncio.create_task(
         place_call(c, extension=user.extension, number=number, deal_id=deal.id, user_id=user.id)
     )
@@ -65,6 +54,6 @@ async def originate(
     return {
         "status": "ringing your phone",
         "extension": user.extension,
-        "number": numbers[0],
+        "number": phone,
         "deal_id": deal.id,
     }
