@@ -67,7 +67,8 @@ def collect_event(session: AsyncSession, event: Any) -> None:
     session.info.setdefault(_EVENTS_KEY, []).append(event)
 
 
-async def _noop_publish(events: list[Any]) -> None:
+async def discard_events(events: list[Any]) -> None:
+    """A publisher for code that runs with nobody listening (CLI, tests)."""
     return None
 
 
@@ -87,6 +88,6 @@ async def unit_of_work(
         events: list[Any] = session.info.pop(_EVENTS_KEY, [])
     if events:
         try:
-            await (publish or _noop_publish)(events)
+            await (publish or discard_events)(events)
         except Exception:  # delivery must never undo or fail a committed transaction
             logger.exception("publishing %d domain events failed", len(events))

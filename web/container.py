@@ -7,12 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crm_core.db import Publisher
+from crm_core.db import Publisher, discard_events
 from web.settings import Settings
-
-
-async def _discard(events: list[Any]) -> None:
-    return None
 
 
 @dataclass
@@ -21,6 +17,6 @@ class Container:
     database_url: str
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    publish: Publisher = _discard
+    publish: Publisher = discard_events
     # parts added by the lifespan when their subsystems start (hub, AMI listener, AGI server…)
     extras: dict[str, Any] = field(default_factory=dict)
