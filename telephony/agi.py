@@ -109,6 +109,9 @@ class AgiServer:
         self._max_connections = max_connections
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
+        # One timer for all connections rather than one per connection and phase (see _sweep).
+        self._tick = min(max(min(read_timeout, route_timeout) / 4, 0.01), 0.5)
+        self._sweeper: asyncio.TimerHandle | None = None
         self.served = 0
 
     @property
@@ -125,9 +128,26 @@ class AgiServer:
         self._server = await loop.create_server(
             lambda: _Connection(self, loop), self._host, self._port, backlog=self._backlog
         )
+        self._sweeper = loop.call_later(self._tick, self._sweep, loop)
         logger.info("FastAGI listening on %s:%s", self._host, self.port)
 
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Time out connections past their deadline, a few times per timeout.
+
+        A deadline is a float on the connection, set as a phase starts; a timer per connection
+        and phase (three per request, each armed and cancelled) cost more under a burst than
+        this scan of the open connections does a few times a second. A timeout fires up to a
+        quarter of itself late, which is all the precision a call falling back needs.
+        """
+        now = loop.time()
+        for conn in [c for c in self._connections if c.deadline <= now]:
+            conn.expired()
+        self._sweeper = loop.call_later(self._tick, self._sweep, loop)
+
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -151,9 +171,9 @@ _OK_REPLY = b"200 result=1\n"
 class _Connection(asyncio.Protocol):
     """One FastAGI request, as a plain protocol: no streams, no task unless the route awaits.
 
-    Per request this costs a bytearray, one timer at a time (`call_later`, cancelled when the
-    phase ends) and, when the route does not answer at once, one task: under a burst of calls
-    the server's CPU per request is the latency of the last call in the burst.
+    Per request this costs a bytearray and a deadline (no timer: the server's sweep checks it);
+    the route's future is awaited through a callback, not a task: under a burst of calls the
+    server's CPU per request is the latency of the last call in the burst.
     """
 
     __slots__ = (
@@ -166,8 +186,8 @@ class _Connection(asyncio.Protocol):
         "_server",
         "_state",
         "_task",
-        "_timer",
         "_transport",
+        "deadline",
     )
 
     def __init__(self, server: AgiServer, loop: asyncio.AbstractEventLoop) -> None:
@@ -176,8 +196,8 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._state = _ENV
-        self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[RouteDecision] | None = None
+        self.deadline = float("inf")
+        self._task: asyncio.Future[RouteDecision] | None = None
         self._caller = ""
         self._commands: list[str] = []
         self._left = 0
@@ -195,14 +215,11 @@ class _Connection(asyncio.Protocol):
             return
         self._transport = transport
         server._connections.add(self)
-        self._timer = self._loop.call_later(server._read_timeout, self._read_timed_out)
+        self.deadline = self._loop.time() + server._read_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = _DONE
         self._server._connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self._task is not None:  # the caller hung up: the decision is moot
             self._task.cancel()
             self._task = None
@@ -249,9 +266,7 @@ class _Connection(asyncio.Protocol):
     # --- the conversation ------------------------------------------------------------------
 
     def _environment(self, env: dict[str, str]) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.deadline = float("inf")
         script = script_of(env)
         if script != ROUTE_SCRIPT:
             # Not ours to answer; an empty target keeps a misconfigured dialplan on its fallback.
@@ -277,16 +292,13 @@ class _Connection(asyncio.Protocol):
         self._state = _ROUTING
         self._task = task
         task.add_done_callback(self._routed)
-        self._timer = self._loop.call_later(server._route_timeout, self._route_timed_out)
+        self.deadline = self._loop.time() + server._route_timeout
 
     def _routed(self, task: asyncio.Future[RouteDecision]) -> None:
         if self._task is task:
             self._task = None
         if self._state not in (_ENV, _ROUTING):
             return  # timed out or the peer is gone
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if task.cancelled():
             self._route_failed(asyncio.CancelledError())
             return
@@ -296,10 +308,15 @@ class _Connection(asyncio.Protocol):
             return
         self._answer(task.result())
 
+    def expired(self) -> None:
+        """The deadline of the current phase has passed (called by the server's sweep)."""
+        self.deadline = float("inf")
+        if self._state == _ROUTING:
+            self._route_timed_out()
+        elif self._state != _DONE:
+            self._end("read timeout")
+
     def _route_timed_out(self) -> None:
-        self._timer = None
-        if self._state != _ROUTING:
-            return
         task, self._task = self._task, None
         if task is not None:
             task.remove_done_callback(self._routed)
@@ -327,7 +344,7 @@ class _Connection(asyncio.Protocol):
         if self._eof:
             self._end("connection closed")
             return
-        self._timer = self._loop.call_later(self._server._read_timeout, self._read_timed_out)
+        self.deadline = self._loop.time() + self._server._read_timeout
         if self._buf:
             self._replies()
 
@@ -360,19 +377,13 @@ class _Connection(asyncio.Protocol):
         logger.debug("FastAGI connection ended early: %s", why)
         self._close()
 
-    def _read_timed_out(self) -> None:
-        self._timer = None
-        self._end("read timeout")
-
     def _close(self) -> None:
         self._state = _DONE
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.deadline = float("inf")
         if self._transport is not None:
             self._transport.close()
 
-    def abort(self) -> asyncio.Task[RouteDecision] | None:
+    def abort(self) -> asyncio.Future[RouteDecision] | None:
         """Close now (the server stops); the route task, if any, to wait for."""
         task, self._task = self._task, None
         if task is not None:

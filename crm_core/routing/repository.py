@@ -32,9 +32,11 @@ EXCEPTIONS_SQL = """
 SELECT user_id, kind, start_date, end_date, start_time, end_time FROM schedule_exceptions
 WHERE user_id = ANY($1::int[])
 """
-# One round trip per batch: the callers (by E.164, the unique index of client_phones, as
-# client_id_by_phone probes it) with their responsible agent and open deal, which on-duty
-# extensions are ringing or talking, and the round-robin picks for the calls that need one.
+# One round trip per batch: the callers (each distinct E.164 probed in the unique index of
+# client_phones; not `e164 = ANY($1)`, which a cached generic plan evaluates as a linear scan of
+# the array per row: 5.5 ms instead of 0.9 ms for a batch of 200 calls) with their responsible
+# agent and open deal, which on-duty extensions are ringing or talking, and the round-robin picks
+# for the calls that need one.
 # The count of picks repeats rules.plan_batch in SQL (a call needs a pick unless its responsible
 # agent is on duty and free) so the pick rides in the same statement; the router checks that both
 # agree. $1 e164 per call ('' for unknown), $2/$3 on-duty user ids/extensions, $4 busy states.
@@ -44,8 +46,9 @@ callers AS (
     SELECT p.e164, c.id AS client_id, c.responsible_id,
            (SELECT d.id FROM deals d WHERE d.client_id = c.id AND d.closed_at IS NULL
             ORDER BY d.id DESC LIMIT 1) AS deal_id
-    FROM client_phones p JOIN clients c ON c.id = p.client_id
-    WHERE p.e164 = ANY($1::text[])
+    FROM (SELECT DISTINCT e164 FROM calls WHERE e164 <> '') AS n
+    JOIN client_phones p ON p.e164 = n.e164
+    JOIN clients c ON c.id = p.client_id
 ),
 busy AS (
     SELECT extension FROM agent_states
