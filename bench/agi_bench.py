@@ -162,15 +162,20 @@ async def _c_bursts(
     if proc.returncode:
         raise RuntimeError(f"{binary.name} exited with {proc.returncode}")
     results: dict[str, dict[str, Any]] = {
-        name: {"latencies": [], "targets": {}, "round_p99": []} for name in ports
+        name: {"latencies": [], "targets": {}, "round_p99": [], "seconds": 0.0} for name in ports
     }
-    lines = out.decode().splitlines()
-    for k in range(len(ports), total):  # the first round of each server was the warm-up
-        burst = [line.split(" ", 2) for line in lines[k * concurrency : (k + 1) * concurrency]]
-        r = results[names[int(burst[0][0])]]
+    rounds_out = out.decode().split("# ")[1:]
+    for k, block in enumerate(rounds_out):
+        if k < len(ports):
+            continue  # the first round of each server was the warm-up
+        head, *lines = block.splitlines()
+        port, wall = head.split()
+        r = results[names[int(port)]]
+        burst = [line.split(" ", 2) for line in lines]
         latencies = [int(micros) / 1000 for _, micros, _ in burst]
         r["latencies"] += latencies
         r["round_p99"].append(pct(latencies, 0.99))
+        r["seconds"] += int(wall) / 1e6
         for _, _, target in burst:
             r["targets"][target] = r["targets"].get(target, 0) + 1
     return results
@@ -235,24 +240,26 @@ async def _serve(
     from crm_core.routing.router import Router
     from crm_core.routing.rules import Reason, RouteDecision
     from telephony.agi import AgiServer
+    from web.app import settle_heap
 
     constant = RouteDecision("101", 1, None, None, Reason.round_robin)
 
     async def fixed(caller: str, did: str, env: Mapping[str, str]) -> RouteDecision:
         return constant
 
-    router = Router(url)
+    router = Router(url)  # the service's defaults (web/routing_runtime.py)
     assert await router.warm_up()
     real = AgiServer(router.route, port=0)
     const = AgiServer(fixed, port=0)
     await real.start()
     await const.start()
+    settle_heap()  # as the service does once started (web/app.py)
     ports = {"constant answer (protocol only)": const.port, "router + PostgreSQL": real.port}
     c_results: dict[str, Any] = {}
     binary = _c_client()
     if binary is not None:
         rnd = random.Random(7)
-        c_results = await _c_bursts(binary, ports, args.concurrency, args.rounds, rnd)
+        c_results = await _c_bursts(binary, ports, args.concurrency, args.c_rounds, rnd)
     recv, send = mp.Pipe(duplex=False)
     proc = mp.get_context("spawn").Process(
         target=_client,
@@ -278,7 +285,8 @@ async def _serve(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=20, help="bursts per server, Python client")
+    parser.add_argument("--c-rounds", type=int, default=100, help="bursts per server, C client")
     parser.add_argument("--managers", type=int, default=8)
     parser.add_argument(
         "--rates", type=float, nargs="*", default=[100.0, 500.0, 1000.0], help="paced req/s"
@@ -296,15 +304,19 @@ def main() -> None:
     header = f"{'server':<34} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     if c_results:
         print(
-            f"\n{args.rounds} bursts of {args.concurrency} simultaneous FastAGI requests from a C"
-            " client (bench/agi_client.c: connect + send at once per request, as Asterisk's"
-            " channel threads do; latency = connect -> close)\n"
+            f"\n{args.c_rounds} bursts of {args.concurrency} simultaneous FastAGI requests per"
+            " server from a C client (bench/agi_client.c: per request connect + send at once, as"
+            " Asterisk's channel threads do; the servers take turns burst by burst; latency ="
+            " connect -> close; decisions/s = requests / time bursts lasted)\n"
         )
-        print(header)
+        print(header + f" {'p99 of a burst: median':>24} {'p90':>6}")
         for name, r in c_results.items():
-            lat = r["latencies"]
-            cells = f"{pct(lat, 0.50):>8.2f} {pct(lat, 0.99):>8.2f} {max(lat):>8.2f}"
-            print(f"{name:<34} {'':>12} {cells}")
+            lat, rounds = r["latencies"], sorted(r["round_p99"])
+            print(
+                f"{name:<34} {len(lat) / r['seconds']:>12,.0f} {pct(lat, 0.50):>8.2f} "
+                f"{pct(lat, 0.99):>8.2f} {max(lat):>8.2f} {pct(rounds, 0.5):>24.2f} "
+                f"{pct(rounds, 0.9):>6.2f}"
+            )
     else:
         print("\n(no C compiler: the C client's bursts are skipped)")
 

@@ -16,7 +16,8 @@
  * the environment at once (as a channel thread would), and is then served by one epoll loop that
  * answers every line the server sends with `200 result=1` until the server closes. The loop also
  * runs between two starts, so an early request's answer is not held up by the later starts.
- * Prints one line per request: `<port> <microseconds connect -> close> <CRM_TARGET>`.
+ * Prints per round `# <port> <microseconds first connect -> last close>`, then one line per
+ * request: `<port> <microseconds connect -> close> <CRM_TARGET>`.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -119,14 +120,17 @@ int main(int argc, char **argv) {
     server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
     FILE *f = fopen(argv[4], "rb");
-    if (!f) die("payloads");
-    static char data[1 << 24];
-    size_t size = fread(data, 1, sizeof data, f);
+    if (!f || fseek(f, 0, SEEK_END) < 0) die("payloads");
+    long size = ftell(f);
+    rewind(f);
+    char *data = malloc(size + 1);
+    if (!data || fread(data, 1, size, f) != (size_t)size) die("payloads");
     fclose(f);
+    data[size] = 0;
     static char *payload[MAX_PAYLOADS];
     static size_t length[MAX_PAYLOADS];
     int count = 0;
-    for (size_t at = 0; at < size && count < MAX_PAYLOADS;) {
+    for (size_t at = 0; at < (size_t)size && count < MAX_PAYLOADS;) {
         size_t len = strnlen(data + at, size - at);
         payload[count] = data + at;
         length[count++] = len;
@@ -142,6 +146,7 @@ int main(int argc, char **argv) {
     for (int round = 0; round < rounds; round++) {
         int port = ports[round % nports], open = 0;
         server.sin_port = htons(port);
+        double began = now_ms();
         for (int i = 0; i < concurrency; i++, next++) {
             request *r = &reqs[i];
             memset(r, 0, sizeof *r);
@@ -162,6 +167,7 @@ int main(int argc, char **argv) {
             open -= poll_once(ep, events, concurrency, 0);
         }
         while (open > 0) open -= poll_once(ep, events, concurrency, 10000);
+        printf("# %d %.0f\n", port, (now_ms() - began) * 1000);
         for (int i = 0; i < concurrency; i++)
             printf("%d %.0f %s\n", port, reqs[i].ms * 1000, reqs[i].target);
         usleep(20000); /* a pause between bursts: each round is a burst of its own */

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import cast
 from urllib.parse import urlsplit
@@ -99,6 +100,7 @@ class AgiServer:
         route_timeout: float = 3.0,
         backlog: int = 1024,
         max_connections: int = 4096,
+        on_decision: Callable[[float], None] | None = None,
     ) -> None:
         self._route = route
         self._host = host
@@ -107,6 +109,9 @@ class AgiServer:
         self._route_timeout = route_timeout
         self._backlog = backlog
         self._max_connections = max_connections
+        # Called with the seconds from a request's environment read to its answer written: the
+        # routing decision as the server sees it, database included (bench/agi_bench.py).
+        self.on_decision = on_decision
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
         # One timer for all connections rather than one per connection and phase (see _sweep).
@@ -177,6 +182,7 @@ class _Connection(asyncio.Protocol):
     """
 
     __slots__ = (
+        "_asked",
         "_buf",
         "_caller",
         "_commands",
@@ -196,6 +202,7 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._state = _ENV
+        self._asked = 0.0
         self.deadline = float("inf")
         self._task: asyncio.Future[RouteDecision] | None = None
         self._caller = ""
@@ -267,6 +274,8 @@ class _Connection(asyncio.Protocol):
 
     def _environment(self, env: dict[str, str]) -> None:
         self.deadline = float("inf")
+        if self._server.on_decision is not None:
+            self._asked = time.perf_counter()
         script = script_of(env)
         if script != ROUTE_SCRIPT:
             # Not ours to answer; an empty target keeps a misconfigured dialplan on its fallback.
@@ -341,6 +350,10 @@ class _Connection(asyncio.Protocol):
         self._left = len(commands)
         self._state = _REPLIES
         transport.write("".join([f"{c}\n" for c in commands]).encode())
+        if self._asked:
+            on_decision = self._server.on_decision
+            if on_decision is not None:
+                on_decision(time.perf_counter() - self._asked)
         if self._eof:
             self._end("connection closed")
             return

@@ -227,7 +227,14 @@ class Router:
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is not None and not self._conn.is_closed():
             return self._conn
-        conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+        # Generic plans, always: the batch statement's shape never changes, and the default (a
+        # fresh custom plan whenever PostgreSQL guesses it may pay) re-planned most batches:
+        # 0.55 ms instead of 0.27 ms for a batch of one call, in routing_pick's statements too.
+        conn = await asyncpg.connect(
+            self._dsn,
+            timeout=self._connect_timeout,
+            server_settings={"plan_cache_mode": "force_generic_plan"},
+        )
         try:
             await conn.add_listener(sql.SCHEDULES_CHANNEL, self._on_schedules_changed)
         except BaseException:

@@ -124,6 +124,17 @@ async def test_an_unknown_script_answers_no_target_without_routing(
     assert "unknown script 'billing'" in caplog.text
 
 
+async def test_each_decision_is_timed_from_environment_to_answer() -> None:
+    """The bench's server-side decision latency: environment read -> commands written."""
+    timings: list[float] = []
+    async with AgiServer(StubRoute(delay=0.05), port=0, on_decision=timings.append) as server:
+        await asterisk(server.port, RECORDED)
+        await asterisk(server.port, b"garbage\n\n")  # answered too (no target): timed as well
+    assert len(timings) == 2
+    assert 0.05 <= timings[0] < 1.0  # the route's 50 ms are in it
+    assert timings[1] < 0.05
+
+
 ALL_THREE = [
     'SET VARIABLE CRM_TARGET "101"',
     'SET VARIABLE CRM_CLIENT_ID "7"',
