@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
+from crm_core.routing.router import Decision
 from crm_core.routing.rules import Reason, RouteDecision
 
 logger = logging.getLogger(__name__)
@@ -300,7 +301,10 @@ class _Connection(asyncio.Protocol):
             return
         self._state = _ROUTING
         self._task = task
-        task.add_done_callback(self._routed)
+        if isinstance(task, Decision):
+            task.then = self._routed  # answered in the router's own step, not a loop turn later
+        else:
+            task.add_done_callback(self._routed)
         self.deadline = self._loop.time() + server._route_timeout
 
     def _routed(self, task: asyncio.Future[RouteDecision]) -> None:
@@ -328,7 +332,10 @@ class _Connection(asyncio.Protocol):
     def _route_timed_out(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.remove_done_callback(self._routed)
+            if isinstance(task, Decision):
+                task.then = None
+            else:
+                task.remove_done_callback(self._routed)
             task.cancel()
         self._route_failed(TimeoutError(f"no decision in {self._server._route_timeout} s"))
 

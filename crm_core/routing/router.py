@@ -63,11 +63,27 @@ class RouterStats:
     failures: int = 0
 
 
+class Decision(asyncio.Future[RouteDecision]):
+    """A routing decision to come; `then`, if set, is called with it the moment it is made.
+
+    Whoever awaits the future resumes on the loop's next turn, as with any future; `then` runs
+    at once, in the batch's own step. Under a burst the loop's next turn is a millisecond or
+    more away (every ready socket is served first), and for a FastAGI request (telephony/agi.py
+    sets `then`) that would be a millisecond more of a caller waiting for the first ring.
+    """
+
+    __slots__ = ("then",)
+
+    def __init__(self, *, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self.then: Callable[[asyncio.Future[RouteDecision]], None] | None = None
+
+
 @dataclass(slots=True)
 class _Pending:
     e164: str | None
     did: str
-    future: asyncio.Future[RouteDecision]
+    future: Decision
 
 
 class Router:
@@ -83,7 +99,6 @@ class Router:
         query_timeout: float = 1.0,
         retry_after: float = 1.0,
         max_batch: int = 1000,
-        gather: float = 0.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._dsn = to_asyncpg_dsn(dsn)
@@ -93,7 +108,6 @@ class Router:
         self._query_timeout = query_timeout
         self._retry_after = retry_after
         self._max_batch = max_batch
-        self._gather = gather
         self._clock = clock
         self._conn: asyncpg.Connection | None = None
         self._agents: list[Agent] | None = None
@@ -101,7 +115,6 @@ class Router:
         self._duty: tuple[list[Agent], float, list[Agent]] | None = None
         self._pending: list[_Pending] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._last_batch = 0.0
         self._worker: asyncio.Task[None] | None = None
         self._down_until = 0.0
         self._down = False
@@ -123,7 +136,7 @@ class Router:
         loop = self._loop  # the connection's loop; asking asyncio for it costs a getpid() call
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()
-        future: asyncio.Future[RouteDecision] = loop.create_future()
+        future = Decision(loop=loop)
         if self._closed or time.monotonic() < self._down_until:
             future.set_result(UNAVAILABLE)
             return future
@@ -131,6 +144,14 @@ class Router:
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain(), name="routing-batches")
         return future
+
+    @staticmethod
+    def _then(future: Decision) -> None:
+        assert future.then is not None
+        try:
+            future.then(future)
+        except Exception:  # theirs, but it must not stop the batch: the other calls wait on it
+            logger.exception("routing: a decision's listener failed")
 
     def invalidate(self) -> None:
         """Forget the cached schedules: the next call reads them again."""
@@ -170,13 +191,6 @@ class Router:
             if time.monotonic() < self._down_until:
                 self._resolve_all(UNAVAILABLE)
                 return
-            if self._gather > 0:
-                # In a burst, let calls gather instead of sending a batch per few calls: each
-                # batch costs the database ~0.4 ms whatever its size (bench/agi_bench.py).
-                wait = self._last_batch + self._gather - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            self._last_batch = time.monotonic()
             batch = [p for p in self._pending[: self._max_batch] if not p.future.done()]
             del self._pending[: self._max_batch]
             if not batch:
@@ -196,6 +210,8 @@ class Router:
             for p, decision in zip(batch, decisions, strict=True):
                 if not p.future.done():  # the caller may have hung up meanwhile
                     p.future.set_result(decision)
+                    if p.future.then is not None:
+                        self._then(p.future)
                 if debug:
                     logger.debug(
                         "routed %s -> %r (%s) for DID %s",
