@@ -3,11 +3,12 @@
 Why this shape:
 - Every inbound call waits on this (the caller hears ringing only after it answers), and calls come
   in bursts. Calls arriving while a batch is in the database queue up and go together in the next
-  batch: two round trips per batch (caller lookup + busy agents, then the round-robin picks),
-  however many calls it holds.
+  batch: one round trip per batch (callers, busy agents and round-robin picks in one statement,
+  repository.BATCH_SQL), however many calls it holds.
 - One dedicated connection, no pool: on 2 cores a pool was no faster than one connection, and a
-  pool resets each connection on release (one more round trip). Several instances each have
-  their own router; fairness between them is the database's `routing_pick` (advisory lock).
+  pool resets each connection on release (one more round trip); two connections taking turns
+  were slower still under a burst (bench/agi_bench.py). Several instances each have their own
+  router; fairness between them is the database's `routing_pick` (advisory lock).
 - Schedules change rarely and are read on every call: cached for `schedule_ttl` seconds, dropped
   at once when the database NOTIFYs a change (triggers of migration 0002), and on reconnect.
 - The database being down must not hold a call: connect and queries are bounded, and after a
