@@ -28,6 +28,7 @@ from crm_core.users.models import User
 from telephony.replay import ReplayServer
 from tests.telephony.helpers import AMI_DIR
 from tests.telephony.pbx import settle_pipeline
+from tests.web.conftest import OPERATOR
 from tests.web.live import (
     LiveService,
     chromium_available,
@@ -43,7 +44,6 @@ assert chromium_available(), "chromium is not installed: run `make browser` (mak
 
 from playwright.async_api import Browser, Page, expect  # noqa: E402
 
-OPERATOR = ("op101", "pw-101")
 IVAN_PHONE = "+79161234567"
 POP_SCREENSHOT = "/tmp/pop.png"
 # Headless Chromium has no notification service: stand in for the browser's Notification with
@@ -69,18 +69,6 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     yield p
     await context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-@pytest.fixture
-async def operator(make_user: Any) -> User:
-    user, _ = await make_user(
-        role="operator",
-        extension="101",
-        login=OPERATOR[0],
-        password=OPERATOR[1],
-        full_name="Olga Operator",
-    )
-    return user
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from telephony.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.telephony.helpers import AMI_DIR
 from tests.telephony.pbx import settle_pipeline
+from tests.web.conftest import OPERATOR
 from tests.web.live import (
     LiveService,
     chromium_available,
@@ -44,7 +45,6 @@ assert chromium_available(), "chromium is not installed: run `make browser` (mak
 from playwright.async_api import Browser, BrowserContext, Page, expect  # noqa: E402
 
 SUPERVISOR = ("sup1", "pw-sup")
-OPERATOR = ("op101", "pw-101")
 MANAGER = ("mgr102", "pw-102")
 ABANDONED_CALLER = "+79031234567"  # inbound_abandoned.ami: rings 101 for 3.5 s, nobody answers
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -84,18 +84,6 @@ async def pages(browser: Browser) -> AsyncIterator[Pages]:
 async def supervisor(make_user: UserFactory) -> User:
     user, _ = await make_user(
         role="supervisor", login=SUPERVISOR[0], password=SUPERVISOR[1], full_name="Sofia Supervisor"
-    )
-    return user
-
-
-@pytest.fixture
-async def operator(make_user: UserFactory) -> User:
-    user, _ = await make_user(
-        role="operator",
-        extension="101",
-        login=OPERATOR[0],
-        password=OPERATOR[1],
-        full_name="Olga Operator",
     )
     return user
 
