@@ -24,7 +24,6 @@ from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal
 from crm_core.events.types import MessageEvent
 from crm_core.outbox import service
-from crm_core.outbox.models import OutboxMessage
 from crm_core.outbox.schemas import EmailCreate
 from crm_core.users.models import User
 from notifier.channels import messages_for, user_channel
@@ -32,6 +31,7 @@ from notifier.email import InboundSmtpServer, SmtpEmail, email_logger, parse_ema
 from notifier.outbox import OutboxWorker
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
+from tests.notifier.outbox_helpers import communication, drain, outbox_row
 from web.app import create_app
 from web.container import Container
 from web.settings import Settings
@@ -106,38 +106,12 @@ async def _queue(
         return comm.id
 
 
-async def _comm(sessions: async_sessionmaker[AsyncSession], comm_id: int) -> Communication:
-    async with sessions() as s:
-        comm = await s.get(Communication, comm_id)
-        assert comm is not None
-        return comm
-
-
-async def _row(sessions: async_sessionmaker[AsyncSession], comm_id: int) -> OutboxMessage:
-    async with sessions() as s:
-        row = await s.scalar(select(OutboxMessage).where(OutboxMessage.communication_id == comm_id))
-        assert row is not None
-        return row
-
-
-async def _drain(worker: OutboxWorker, *, rounds: int = 50) -> None:
-    for _ in range(rounds):
-        async with worker._sessions() as s:
-            due = await service.seconds_until_due(s, worker.kinds)
-        if due is None:
-            return
-        if due > 0:
-            await asyncio.sleep(min(due, 0.2))
-        await worker.run_once()
-    raise AssertionError("the outbox did not drain")
-
-
 async def test_worker_sends_the_email_with_our_message_id(
     sessions: async_sessionmaker[AsyncSession], make_user: UserFactory, mailbox: Mailbox
 ) -> None:
     user, _ = await make_user()
     comm_id = await _queue(sessions, user)
-    message_id = (await _comm(sessions, comm_id)).external_id
+    message_id = (await communication(sessions, comm_id)).external_id
     assert message_id and message_id.endswith("@crm.example.com>")
     worker = _worker(sessions, mailbox.port)
     assert await worker.run_once() == 1
@@ -150,9 +124,9 @@ async def test_worker_sends_the_email_with_our_message_id(
         body is not None
         and body.get_content().replace("\r\n", "\n").strip() == "Dear Ivan,\nthe offer is attached."
     )
-    comm = await _comm(sessions, comm_id)
+    comm = await communication(sessions, comm_id)
     assert comm.status == "sent" and comm.external_id == message_id
-    assert (await _row(sessions, comm_id)).state == "done"
+    assert (await outbox_row(sessions, comm_id)).state == "done"
 
 
 async def test_a_temporary_refusal_is_retried_with_the_same_message_id(
@@ -161,11 +135,11 @@ async def test_a_temporary_refusal_is_retried_with_the_same_message_id(
     user, _ = await make_user()
     comm_id = await _queue(sessions, user)
     mailbox.answers = ["451 4.3.0 Try again later"]
-    await _drain(_worker(sessions, mailbox.port))
+    await drain(_worker(sessions, mailbox.port))
     [(_, msg)] = mailbox.messages
-    comm = await _comm(sessions, comm_id)
+    comm = await communication(sessions, comm_id)
     assert comm.status == "sent" and msg["Message-ID"] == comm.external_id
-    row = await _row(sessions, comm_id)
+    row = await outbox_row(sessions, comm_id)
     assert row.attempts == 2 and row.state == "done" and "451" in (row.last_error or "")
 
 
@@ -175,10 +149,10 @@ async def test_a_permanent_refusal_fails_at_once(
     user, _ = await make_user()
     comm_id = await _queue(sessions, user, max_attempts=5)
     mailbox.answers = ["554 5.7.1 Rejected as spam"]
-    await _drain(_worker(sessions, mailbox.port))
-    comm = await _comm(sessions, comm_id)
+    await drain(_worker(sessions, mailbox.port))
+    comm = await communication(sessions, comm_id)
     assert comm.status == "failed" and "554" in comm.extra["error"]
-    assert (await _row(sessions, comm_id)).attempts == 1
+    assert (await outbox_row(sessions, comm_id)).attempts == 1
     assert mailbox.messages == []
 
 
@@ -189,11 +163,11 @@ async def test_closed_smtp_port_is_retried_then_failed(
     comm_id = await _queue(sessions, user, max_attempts=3)
     worker = _worker(sessions, _free_port())
     started = time.monotonic()
-    await _drain(worker)
+    await drain(worker)
     assert time.monotonic() - started < 10
-    row = await _row(sessions, comm_id)
+    row = await outbox_row(sessions, comm_id)
     assert row.state == "failed" and row.attempts == 3
-    comm = await _comm(sessions, comm_id)
+    comm = await communication(sessions, comm_id)
     assert comm.status == "failed" and comm.extra["attempts"] == 3
     assert worker.stats["retried"] == 2 and worker.stats["failed"] == 1
 
@@ -332,7 +306,7 @@ async def test_lifespan_starts_and_stops_worker_and_inbound_server(
         assert messaging.inbound is not None and messaging.inbound.port == port
         comm_id = await _queue(container.sessions, user)
         async with asyncio.timeout(10):
-            while (await _comm(container.sessions, comm_id)).status != "sent":
+            while (await communication(container.sessions, comm_id)).status != "sent":
                 await asyncio.sleep(0.02)
         await aiosmtplib.send(_letter(), hostname="127.0.0.1", port=port, timeout=5)
         async with container.sessions() as s:

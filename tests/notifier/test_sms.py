@@ -24,21 +24,19 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.clients.schemas import ClientCreate
 from crm_core.clients.service import create_client
-from crm_core.communications.models import Communication
 from crm_core.events.types import MessageEvent
 from crm_core.outbox import service
-from crm_core.outbox.models import OutboxMessage
 from crm_core.outbox.schemas import SmsCreate
 from crm_core.users.models import User
 from notifier.outbox import OutboxWorker, backoff_seconds
 from notifier.settings import NotifierSettings
 from notifier.sms import BaseUrlHttpClient, TwilioSms
 from tests.conftest import UserFactory
+from tests.notifier.outbox_helpers import communication, drain, outbox_row
 
 ROOT = Path(__file__).resolve().parents[2]
 PRISM = ROOT / "node_modules" / ".bin" / "prism"
@@ -194,33 +192,6 @@ async def _queue(
         return comm.id
 
 
-async def _comm(sessions: async_sessionmaker[AsyncSession], comm_id: int) -> Communication:
-    async with sessions() as s:
-        comm = await s.get(Communication, comm_id)
-        assert comm is not None
-        return comm
-
-
-async def _outbox_row(sessions: async_sessionmaker[AsyncSession], comm_id: int) -> OutboxMessage:
-    async with sessions() as s:
-        row = await s.scalar(select(OutboxMessage).where(OutboxMessage.communication_id == comm_id))
-        assert row is not None
-        return row
-
-
-async def _drain(worker: OutboxWorker, *, rounds: int = 50) -> None:
-    """Run the worker until nothing is left to send (bounded)."""
-    for _ in range(rounds):
-        async with worker._sessions() as s:
-            due = await service.seconds_until_due(s, worker.kinds)
-        if due is None:
-            return
-        if due > 0:
-            await asyncio.sleep(min(due, 0.2))
-        await worker.run_once()
-    raise AssertionError("the outbox did not drain")
-
-
 async def test_worker_sends_through_twilio_client_to_prism(
     sessions: async_sessionmaker[AsyncSession], make_user: UserFactory, wire: Wire
 ) -> None:
@@ -244,10 +215,10 @@ async def test_worker_sends_through_twilio_client_to_prism(
         "StatusCallback": ["https://crm.example.com/webhooks/twilio/status"],
     }
     [sid] = wire.sids()
-    comm = await _comm(sessions, comm_id)
+    comm = await communication(sessions, comm_id)
     assert comm.status == "sent" and comm.external_id == sid and sid.startswith(("SM", "MM"))
     assert comm.extra["attempts"] == 1
-    row = await _outbox_row(sessions, comm_id)
+    row = await outbox_row(sessions, comm_id)
     assert row.state == "done" and row.attempts == 1 and row.finished_at is not None
     # the sender's page hears that it went out
     [event] = [e for e in events if isinstance(e, MessageEvent)]
@@ -265,13 +236,13 @@ async def test_request_prism_rejects_fails_cleanly_without_retrying(
     user, _ = await make_user()
     comm_id = await _queue(sessions, user, max_attempts=5)
     worker = _worker(sessions, _settings(wire.url, public="not a url"))
-    await _drain(worker)
+    await drain(worker)
     [(_, _, form)] = wire.requests()
     assert form["StatusCallback"] == ["not a url/webhooks/twilio/status"]
-    comm = await _comm(sessions, comm_id)
+    comm = await communication(sessions, comm_id)
     assert comm.status == "failed" and comm.external_id is None
     assert "422" in comm.extra["error"] and comm.extra["attempts"] == 1
-    row = await _outbox_row(sessions, comm_id)
+    row = await outbox_row(sessions, comm_id)
     assert row.state == "failed" and row.attempts == 1 and "422" in (row.last_error or "")
 
 
@@ -295,12 +266,12 @@ async def test_unreachable_twilio_is_retried_then_marked_failed(
     comm_id = await _queue(sessions, user, max_attempts=3)
     worker = _worker(sessions, _settings(f"http://127.0.0.1:{_free_port()}"))
     started = time.monotonic()
-    await _drain(worker)
+    await drain(worker)
     assert time.monotonic() - started < 10
-    row = await _outbox_row(sessions, comm_id)
+    row = await outbox_row(sessions, comm_id)
     assert row.state == "failed" and row.attempts == 3
     assert "unreachable" in (row.last_error or "")
-    comm = await _comm(sessions, comm_id)
+    comm = await communication(sessions, comm_id)
     assert comm.status == "failed" and comm.extra["attempts"] == 3
     assert worker.stats == {"sent": 0, "retried": 2, "failed": 1, "lost": 0}
 
@@ -312,12 +283,12 @@ async def test_a_transient_failure_then_success(
     comm_id = await _queue(sessions, user, max_attempts=3)
     down = _worker(sessions, _settings(f"http://127.0.0.1:{_free_port()}"))
     assert await down.run_once() == 1
-    assert (await _outbox_row(sessions, comm_id)).state == "pending"
-    assert (await _comm(sessions, comm_id)).status == "queued"
-    await _drain(_worker(sessions, _settings(wire.url)))
-    comm = await _comm(sessions, comm_id)
+    assert (await outbox_row(sessions, comm_id)).state == "pending"
+    assert (await communication(sessions, comm_id)).status == "queued"
+    await drain(_worker(sessions, _settings(wire.url)))
+    comm = await communication(sessions, comm_id)
     assert comm.status == "sent" and comm.external_id == wire.sids()[0]
-    assert (await _outbox_row(sessions, comm_id)).attempts == 2
+    assert (await outbox_row(sessions, comm_id)).attempts == 2
 
 
 async def test_two_workers_share_the_work_and_send_each_message_once(
@@ -336,7 +307,7 @@ async def test_two_workers_share_the_work_and_send_each_message_once(
     assert a.stats["sent"] + b.stats["sent"] == 8
     sent_to = sorted(f["To"][0] for _, _, f in wire.requests())
     assert sent_to == sorted(f"+7916123450{i}" for i in range(8))
-    comms = [await _comm(sessions, i) for i in ids]
+    comms = [await communication(sessions, i) for i in ids]
     assert {c.status for c in comms} == {"sent"}
     assert sorted(c.external_id or "" for c in comms) == sorted(wire.sids())
 
@@ -351,12 +322,12 @@ async def test_an_expired_lease_is_taken_over_and_the_stale_result_ignored(
         await s.commit()
     # the first holder hangs past its lease; another worker takes the row and sends it
     await _worker(sessions, _settings(wire.url)).run_once()
-    assert (await _comm(sessions, comm_id)).status == "sent"
+    assert (await communication(sessions, comm_id)).status == "sent"
     async with sessions() as s:
         assert not await service.record_failed(s, stale, error="too late")
         await s.commit()
-    assert (await _comm(sessions, comm_id)).status == "sent"
-    assert (await _outbox_row(sessions, comm_id)).attempts == 2
+    assert (await communication(sessions, comm_id)).status == "sent"
+    assert (await outbox_row(sessions, comm_id)).attempts == 2
 
 
 async def test_a_rolled_back_request_sends_nothing(
@@ -390,7 +361,7 @@ async def test_running_worker_wakes_on_commit(
             await worker._bus.wait_connected()
         comm_id = await _queue(sessions, user)
         async with asyncio.timeout(10):
-            while (await _comm(sessions, comm_id)).status != "sent":
+            while (await communication(sessions, comm_id)).status != "sent":
                 await asyncio.sleep(0.02)
     finally:
         await worker.stop()
