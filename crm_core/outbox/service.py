@@ -197,30 +197,35 @@ async def _responsible(session: AsyncSession, comm: Communication) -> int | None
     return card.responsible_id if card is not None else None
 
 
+def _message_event(
+    type: str, comm: Communication, user_id: int | None, payload: dict[str, Any]
+) -> MessageEvent:
+    """News of one SMS or email for `user_id` (None: nobody named, the supervisors get it)."""
+    return MessageEvent(
+        type=type,
+        communication_id=comm.id,
+        kind=comm.kind,
+        direction=comm.direction,
+        status=comm.status,
+        client_id=comm.client_id,
+        deal_id=comm.deal_id,
+        user_ids=(user_id,) if user_id is not None else (),
+        payload=payload,
+    )
+
+
 async def _announce_received(session: AsyncSession, logged: Logged) -> None:
     comm = logged.communication
     responsible = await _responsible(session, comm)
     card = await session.get(Client, comm.client_id)
-    collect_event(
-        session,
-        MessageEvent(
-            type="message.received",
-            communication_id=comm.id,
-            kind=comm.kind,
-            direction=comm.direction,
-            status=comm.status,
-            client_id=comm.client_id,
-            deal_id=comm.deal_id,
-            user_ids=(responsible,) if responsible is not None else (),
-            payload={
-                "from": comm.phone or comm.email,
-                "client_name": card.name if card is not None else None,
-                "subject": comm.subject,
-                "preview": (comm.body or "")[:PREVIEW_LENGTH],
-                "created_client": logged.client_created,
-            },
-        ),
-    )
+    payload = {
+        "from": comm.phone or comm.email,
+        "client_name": card.name if card is not None else None,
+        "subject": comm.subject,
+        "preview": (comm.body or "")[:PREVIEW_LENGTH],
+        "created_client": logged.client_created,
+    }
+    collect_event(session, _message_event("message.received", comm, responsible, payload))
 
 
 async def log_inbound_sms(
@@ -337,20 +342,8 @@ async def _advance(
         if extra:
             await repository.merge_extra(session, communication_id, extra)
         return None
-    collect_event(
-        session,
-        MessageEvent(
-            type="message.status",
-            communication_id=comm.id,
-            kind=comm.kind,
-            direction=comm.direction,
-            status=comm.status,
-            client_id=comm.client_id,
-            deal_id=comm.deal_id,
-            user_ids=(comm.user_id,) if comm.user_id is not None else (),
-            payload={"to": comm.phone or comm.email, "error": (comm.extra or {}).get("error")},
-        ),
-    )
+    payload = {"to": comm.phone or comm.email, "error": (comm.extra or {}).get("error")}
+    collect_event(session, _message_event("message.status", comm, comm.user_id, payload))
     return comm
 
 
