@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -154,16 +156,33 @@ async def open_card_for_unknown(
         emails=[],
         contacts=[],
     )
+    winner = await add_unless_taken(
+        session, client, lambda: repository.client_id_by_phone(session, e164)
+    )
+    if winner is None:
+        return client, True
+    won = await session.get(Client, winner)
+    if won is None:
+        raise LookupError(f"client {winner} owning {e164} vanished")
+    return won, False
+
+
+async def add_unless_taken(
+    session: AsyncSession, card: Client, owner: Callable[[], Awaitable[int | None]]
+) -> int | None:
+    """Add a new card in a savepoint; None if added, else the id of the card that took its number.
+
+    For cards opened on the fly (an unknown caller, an unknown sender): two transactions may race
+    for one number or address, and the unique index lets one win; the loser uses the winner's
+    card. The savepoint's rollback has already dropped ours from the session.
+    """
     try:
         async with session.begin_nested():
-            session.add(client)
+            session.add(card)
             await session.flush()
     except IntegrityError:
-        # another transaction created the card for this number first: use theirs
-        # (the savepoint rollback already dropped our pending card from the session)
-        winner = await repository.client_id_by_phone(session, e164)
-        won = await session.get(Client, winner) if winner is not None else None
-        if won is None:
+        winner = await owner()
+        if winner is None:
             raise
-        return won, False
-    return client, True
+        return winner
+    return None

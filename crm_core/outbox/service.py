@@ -15,12 +15,11 @@ from datetime import timedelta
 from email.utils import make_msgid
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.clients import repository as clients_repo
 from crm_core.clients.models import Client, ClientEmail
-from crm_core.clients.service import choose_phone, get_card
+from crm_core.clients.service import add_unless_taken, choose_phone, get_card
 from crm_core.communications import repository as comm_repo
 from crm_core.communications.models import Communication
 from crm_core.communications.schemas import CommunicationIn, Logged
@@ -275,16 +274,10 @@ async def _card_for_email(
         emails=[ClientEmail(email=address)],
         contacts=[],
     )
-    try:
-        async with session.begin_nested():
-            session.add(client)
-            await session.flush()
-    except IntegrityError:
-        winner = await clients_repo.client_id_by_email(session, address)
-        if winner is None:
-            raise
-        return winner, False
-    return client.id, True
+    winner = await add_unless_taken(
+        session, client, lambda: clients_repo.client_id_by_email(session, address)
+    )
+    return (client.id, True) if winner is None else (winner, False)
 
 
 async def log_inbound_email(
