@@ -6,11 +6,12 @@
  * every latency; here a request costs the client a few syscalls and the figure is the server's.
  * (A thread per request was tried too: 200 threads on 2 cores cost more than the server does.)
  *
- *   agi_client PORTS CONCURRENCY ROUNDS PAYLOADS
+ *   agi_client PORTS CONCURRENCY ROUNDS PAYLOADS PAUSE_MS
  *
  * PORTS: one or more, comma-separated; round r goes to the (r mod n)-th, so servers compared in
  * one run take turns and share whatever else the machine is doing. PAYLOADS: a file of requests
- * separated by NUL bytes, used in turn.
+ * separated by NUL bytes, used in turn. PAUSE_MS: idle time between two rounds (0: back to back, as
+ * a busy PBX; 100: each burst comes to an idle machine, as the first calls after a lull do).
  *
  * Per round, CONCURRENCY requests are started back to back; each notes the time, connects, sends
  * the environment at once (as a channel thread would), and is then served by one epoll loop that
@@ -108,11 +109,11 @@ static int poll_once(int ep, struct epoll_event *events, int max, int timeout) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s PORTS CONCURRENCY ROUNDS PAYLOADS\n", argv[0]);
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s PORTS CONCURRENCY ROUNDS PAYLOADS PAUSE_MS\n", argv[0]);
         return 2;
     }
-    int concurrency = atoi(argv[2]), rounds = atoi(argv[3]);
+    int concurrency = atoi(argv[2]), rounds = atoi(argv[3]), pause_ms = atoi(argv[5]);
     int ports[16], nports = 0;
     for (char *p = strtok(argv[1], ","); p && nports < 16; p = strtok(NULL, ",")) ports[nports++] = atoi(p);
     if (!nports) die("no ports");
@@ -170,7 +171,7 @@ int main(int argc, char **argv) {
         printf("# %d %.0f\n", port, (now_ms() - began) * 1000);
         for (int i = 0; i < concurrency; i++)
             printf("%d %.0f %s\n", port, reqs[i].ms * 1000, reqs[i].target);
-        usleep(20000); /* a pause between bursts: each round is a burst of its own */
+        if (pause_ms > 0) usleep(pause_ms * 1000);
     }
     return 0;
 }
