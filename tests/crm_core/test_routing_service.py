@@ -312,3 +312,31 @@ async def test_status_lists_duty_state_and_turn(
     assert by_id[m2].state == "ringing"
     assert not by_id[off.id].on_duty
     assert status.turn == [m3, m1] and status.next_user_id == m3
+
+
+async def test_batch_probes_the_phone_index_under_the_generic_plan(database_url: str) -> None:
+    """The router's connection forces generic plans; its callers lookup must stay an index probe
+    per number. Written as a join, the generic plan hashed all of client_phones on every batch."""
+    from crm_core.routing import repository as sql
+    from crm_core.routing.router import to_asyncpg_dsn
+
+    conn = await asyncpg.connect(
+        to_asyncpg_dsn(database_url), server_settings={"plan_cache_mode": "force_generic_plan"}
+    )
+    try:
+        await conn.execute(
+            "INSERT INTO clients (kind, name, readiness, notes)"
+            " SELECT 'person', 'Client ' || i, 0, '' FROM generate_series(1, 3000) AS i;"
+            "INSERT INTO client_phones (client_id, e164, raw)"
+            " SELECT id, '+7916' || lpad(id::text, 7, '0'), '' FROM clients;"
+            "ANALYZE clients; ANALYZE client_phones"
+        )
+        await conn.execute(f"PREPARE batch(text[], int[], text[], text[]) AS {sql.BATCH_SQL}")
+        rows = await conn.fetch(
+            "EXPLAIN EXECUTE batch('{+79160000001}', '{1}', '{101}', '{ringing,talking}')"
+        )
+    finally:
+        await conn.close()
+    plan = "\n".join(r[0] for r in rows)
+    assert "Index Scan using uq_client_phones_e164 on client_phones" in plan, plan
+    assert "Seq Scan on client_phones" not in plan, plan
