@@ -36,6 +36,7 @@ from telephony.facts import (
     AgentRinging,
     CallAnswered,
     CallEnded,
+    CallQueueChanged,
     CallStarted,
     CallSummary,
     CallTransferred,
@@ -289,6 +290,10 @@ class CallPipeline:
             await self._notify(
                 session, "call.answered", fact.linkedid, exts, answered_by=fact.extension
             )
+        elif isinstance(fact, CallQueueChanged):
+            # for the supervisors' board (no phone rings): who waits in which queue, since when
+            kind = "call.queued" if fact.queue else "call.dequeued"
+            await self._notify(session, kind, fact.linkedid, (), queue=fact.queue)
         elif isinstance(fact, CallTransferred):
             exts = tuple(e for e in (fact.from_extension, fact.to_extension) if e)
             if fact.from_extension:

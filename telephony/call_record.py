@@ -85,6 +85,8 @@ def call_view(snapshot: CallSnapshot, ctx: dict[str, Any] | None) -> dict[str, A
         "talking": snapshot.talking_extension,
         "started_at": ts(snapshot.t_start).isoformat(),
         "answered_at": ts(snapshot.t_answer).isoformat() if snapshot.t_answer else None,
+        "queue": snapshot.queue,
+        "queued_at": ts(snapshot.t_queued).isoformat() if snapshot.t_queued is not None else None,
         "client_id": (ctx or {}).get("client_id"),
         "deal_id": (ctx or {}).get("deal_id"),
         "client_name": (ctx or {}).get("client_name"),

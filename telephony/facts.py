@@ -58,6 +58,13 @@ class CallAnswered(BaseFact):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallQueueChanged(BaseFact):
+    """The caller joined an Asterisk queue (`queue` names it) or left it (`queue` is None)."""
+
+    queue: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallTransferred(BaseFact):
     from_extension: str | None
     to_extension: str
@@ -142,6 +149,16 @@ class CallSnapshot:
     t_start: float
     t_answer: float | None
     variables: dict[str, str] = field(default_factory=dict)
+    queue: str | None = None  # the Asterisk queue the caller waits in, if any
+    t_queued: float | None = None
 
 
-Fact = CallStarted | AgentRinging | AgentRingEnded | CallAnswered | CallTransferred | CallEnded
+Fact = (
+    CallStarted
+    | AgentRinging
+    | AgentRingEnded
+    | CallAnswered
+    | CallQueueChanged
+    | CallTransferred
+    | CallEnded
+)

@@ -39,6 +39,7 @@ from telephony.facts import (
     AgentRinging,
     CallAnswered,
     CallEnded,
+    CallQueueChanged,
     CallSnapshot,
     CallStarted,
     CallState,
@@ -141,6 +142,9 @@ class _Call:
     hung_up_by: str | None = None
     agent_leg_begin: float | None = None
     agent_leg_ring_s: float | None = None
+    # The Asterisk queue the caller waits in (QueueCallerJoin .. QueueCallerLeave), and since when.
+    queue: str | None = None
+    t_queued: float | None = None
 
 
 class CallTracker:
@@ -164,6 +168,8 @@ class CallTracker:
             "AgentCalled": self._on_agent_called,
             "AgentRingNoAnswer": self._on_agent_ring_no_answer,
             "AgentConnect": self._on_agent_connect,
+            "QueueCallerJoin": self._on_queue_caller_join,
+            "QueueCallerLeave": self._on_queue_caller_leave,
             "BlindTransfer": self._on_blind_transfer,
             "AttendedTransfer": self._on_attended_transfer,
             "SoftHangupRequest": self._on_hangup_request,
@@ -396,6 +402,24 @@ class CallTracker:
         if status == "ANSWER":
             return self._answer(call, attempt, t)
         return _ring_ended(call, attempt, t)
+
+    def _on_queue_caller_join(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        queue = ev["Queue"]
+        found = self._live(ev["Uniqueid"])
+        if found is None or not found[1].started:
+            return []
+        call = found[1]
+        call.queue, call.t_queued = queue, t
+        return [CallQueueChanged(linkedid=call.linkedid, at=t, queue=queue)]
+
+    def _on_queue_caller_leave(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        # Sent however the caller left: answered, abandoned (after QueueCallerAbandon), timeout.
+        found = self._live(ev["Uniqueid"])
+        if found is None or found[1].queue is None:
+            return []
+        call = found[1]
+        call.queue = call.t_queued = None
+        return [CallQueueChanged(linkedid=call.linkedid, at=t, queue=None)]
 
     def _on_agent_ring_no_answer(self, ev: Mapping[str, str], t: float) -> list[Fact]:
         ring_s = ring_time_seconds(ev["RingTime"])  # milliseconds, unlike AgentConnect
@@ -759,6 +783,8 @@ class CallTracker:
             t_start=call.t_start,
             t_answer=call.t_answer,
             variables=dict(call.variables),
+            queue=call.queue,
+            t_queued=call.t_queued,
         )
 
 

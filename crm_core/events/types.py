@@ -39,7 +39,9 @@ class TaskCreated:
 class CallEvent:
     """A call fact for people: ringing, answered, transferred, ended (the screen-pop source)."""
 
-    type: str  # call.ringing | call.answered | call.transferred | call.ended | call.started
+    # call.started | call.ringing | call.ring_ended | call.answered | call.transferred |
+    # call.queued | call.dequeued | call.ended
+    type: str
     linkedid: str
     extensions: tuple[str, ...]  # whose sockets receive it
     payload: dict[str, Any] = field(default_factory=dict)

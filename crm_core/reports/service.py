@@ -153,6 +153,26 @@ async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[
     }
 
 
+def waiting_callers(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The board's queue: callers from outside still waiting for someone to pick up.
+
+    Longest waiting first. A caller in an Asterisk queue has its name and a position there, by
+    the time it joined (Asterisk tells a caller's position only as it joins; those ahead leaving
+    move it up without an event).
+    """
+    waiting = [
+        dict(c)
+        for c in calls
+        if c.get("direction") == "inbound" and c.get("state") in ("waiting", "ringing")
+    ]
+    waiting.sort(key=lambda c: c.get("started_at") or "")
+    queued = sorted((c for c in waiting if c.get("queue")), key=lambda c: c["queued_at"] or "")
+    ahead: dict[str, int] = {}
+    for c in queued:
+        c["position"] = ahead[c["queue"]] = ahead.get(c["queue"], 0) + 1
+    return waiting
+
+
 async def live_board(session: AsyncSession, now: datetime, day_start: datetime) -> dict[str, Any]:
     """Calls in progress, each agent's state (ringing/talking/free/off duty), the queue, today's
     missed calls and per-manager figures."""
@@ -197,12 +217,7 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
     return {
         "at": now.isoformat(),
         "calls": calls,
-        # the queue: callers from outside still waiting for someone to pick up
-        "queue": [
-            c
-            for c in calls
-            if c.get("direction") == "inbound" and c.get("state") in ("waiting", "ringing")
-        ],
+        "queue": waiting_callers(calls),
         "agents": agents,
         "missed_today": [
             {

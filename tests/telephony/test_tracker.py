@@ -16,6 +16,7 @@ from telephony.facts import (
     AgentRinging,
     CallAnswered,
     CallEnded,
+    CallQueueChanged,
     CallStarted,
     CallSummary,
     CallTransferred,
@@ -341,6 +342,42 @@ def test_active_calls_show_the_call_in_progress() -> None:
     assert (call.direction, call.state, call.talking_extension) == ("inbound", "talking", "101")
     assert call.caller_number == "+79167770001"
     assert call.did_or_dialled == "84951112233"
+
+
+def queue_events(name: str) -> list[dict[str, str]]:
+    return [e for e in read_events(name) if e.get("Event", "").startswith("QueueCaller")]
+
+
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_queue_join_and_leave_are_facts_and_shown_while_waiting(name: str) -> None:
+    events = read_events(name)
+    joins = [i for i, e in enumerate(events) if e.get("Event") == "QueueCallerJoin"]
+    leaves = [i for i, e in enumerate(events) if e.get("Event") == "QueueCallerLeave"]
+    queued = of_type(run(name), CallQueueChanged)
+    # one fact per join and per leave, at the PBX's time, in order
+    assert [(f.queue, f.at) for f in queued] == [
+        (events[i]["Queue"] if i in joins else None, float(events[i]["Timestamp"]))
+        for i in sorted(joins + leaves)
+    ]
+    for join, leave in zip(joins, leaves, strict=True):
+        tracker = new_tracker()
+        feed_all(tracker, events[: join + 1])
+        (call,) = tracker.active_calls()
+        assert (call.queue, call.t_queued) == ("sales", float(events[join]["Timestamp"]))
+        assert call.state in ("waiting", "ringing")
+        feed_all(
+            tracker, events[: leave + 1][join + 1 :], arrival_times(events)[join + 1 : leave + 1]
+        )
+        assert all(c.queue is None and c.t_queued is None for c in tracker.active_calls())
+
+
+def test_the_queued_recordings_are_the_ones_with_queue_events() -> None:
+    with_queue = {n for n in RECORDINGS if queue_events(n)}
+    assert with_queue == {
+        "inbound_missed_queue",
+        "inbound_queue_second_answers",
+        "inbound_router_down_queue",
+    }
 
 
 def test_snapshot_of_an_unknown_call_raises_key_error() -> None:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime, time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,7 +28,7 @@ from crm_core.users.models import User
 from notifier.settings import NotifierSettings
 from telephony.replay import ReplayServer
 from tests.conftest import UserFactory
-from tests.telephony.helpers import AMI_DIR
+from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.pbx import settle_pipeline
 from tests.web.conftest import OPERATOR
 from tests.web.live import (
@@ -113,8 +114,15 @@ async def sign_in(page: Page, live: LiveService, credentials: tuple[str, str], l
     await page.wait_for_url(f"**{lands}")
 
 
-async def play_and_settle(live: LiveService, replay: ReplayServer, name: str) -> None:
-    await replay.play([AMI_DIR / f"{name}.ami"], speed=0, shift_to_now=True, renumber=True)
+async def play_and_settle(
+    live: LiveService, replay: ReplayServer, name: str | Path, *, as_recorded: bool = False
+) -> None:
+    """Play a recording (by name, or a file) as fast as possible; wait until it is all in.
+
+    `as_recorded`: its own ids and times, as for the two halves of a split recording."""
+    path = name if isinstance(name, Path) else AMI_DIR / f"{name}.ami"
+    fresh = not as_recorded
+    await replay.play([path], speed=0, shift_to_now=fresh, renumber=fresh)
     await asyncio.wait_for(replay.wait_played(), 30)
     assert live.tracking.pipeline is not None
     await settle_pipeline(replay, live.tracking.pipeline)
@@ -227,6 +235,31 @@ async def test_supervisor_board_shows_calls_agents_today_and_report(
         await op.goto(live.url + "/dashboard")
         await expect(op.locator("body")).to_contain_text("Supervisors only.")
         await expect(op.locator("#agents")).to_have_count(0)
+
+
+async def test_board_shows_who_waits_in_the_asterisk_queue(
+    settings: Settings,
+    container: Container,
+    replay: ReplayServer,
+    pages: Pages,
+    supervisor: User,
+    tmp_path: Path,
+) -> None:
+    with_ami(settings, replay)
+    head, tail = split_recording("inbound_missed_queue", "QueueCallerJoin", tmp_path)
+    async with live_service(container) as live:
+        board = await pages.new()
+        await sign_in(board, live, SUPERVISOR, "/dashboard")
+        await expect(board.locator("#n-queue")).to_have_text("(0)")
+        await play_and_settle(live, replay, head, as_recorded=True)
+        waiting = board.locator("#queue li")
+        await expect(waiting).to_have_count(1)
+        await expect(waiting).to_contain_text("+74957654321")
+        await expect(waiting).to_contain_text("in queue sales #1")
+        await expect(board.locator("#n-queue")).to_have_text("(1)")
+        await play_and_settle(live, replay, tail, as_recorded=True)
+        await expect(board.locator("#n-queue")).to_have_text("(0)")
+        await expect(board.locator("#missed li")).to_contain_text("+74957654321")
 
 
 # ---------------------------------------------------------------------------------- schedules

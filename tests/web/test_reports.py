@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.events.types import CallEvent
+from crm_core.reports.service import waiting_callers
 from crm_core.schedules.models import ScheduleInterval
+from notifier.channels import SUPERVISORS, messages_for
 from tests.conftest import UserFactory
+from tests.telephony.helpers import split_recording
 from tests.telephony.pbx import replayed_pbx
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -75,3 +81,78 @@ async def test_board_and_report_figures(
         "/api/reports", params={"date_from": "2026-02-01", "date_to": "2026-01-01"}, headers=sup
     )
     assert bad.status_code == 422
+
+
+async def test_board_queue_follows_asterisk_queue_events(
+    api: httpx.AsyncClient,
+    make_user: UserFactory,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """A caller in Asterisk's queue `sales` is on the board's queue, named and numbered, until
+    QueueCallerLeave; the supervisors' channel is told both times."""
+    await make_user(role="operator", extension="101")
+    await make_user(role="operator", extension="102")
+    _, sup = await make_user(role="supervisor")
+    head, tail = split_recording("inbound_missed_queue", "QueueCallerJoin", tmp_path)
+    published: list[Any] = []
+
+    async def publish(events: list[Any]) -> None:
+        published.extend(events)
+
+    as_is = {"shift_to_now": False, "renumber": False, "speed": 0}
+    async with replayed_pbx(sessions, publish) as pbx:
+        await pbx.server.play([head], **as_is)
+        await pbx.server.wait_played()
+        await pbx.settle()
+        board = (await api.get("/api/dashboard", headers=sup)).json()
+        (waiting,) = board["queue"]
+        assert waiting["caller_number"] == "+74957654321"
+        assert (waiting["queue"], waiting["position"]) == ("sales", 1)
+        assert waiting["queued_at"] is not None and waiting["state"] in ("waiting", "ringing")
+
+        await pbx.server.play([tail], **as_is)
+        await pbx.server.wait_played()
+        await pbx.settle()
+    board = (await api.get("/api/dashboard", headers=sup)).json()
+    assert board["queue"] == [] and board["calls"] == []
+
+    kinds = [(e.type, e.payload.get("queue")) for e in published if isinstance(e, CallEvent)]
+    assert [k for k in kinds if k[0] in ("call.queued", "call.dequeued")] == [
+        ("call.queued", "sales"),
+        ("call.dequeued", None),
+    ]
+    to_board = [m for m in messages_for(published) if m.channel == SUPERVISORS]
+    queued = next(m for m in to_board if m.type == "call.queued")
+    assert queued.payload["queue"] == "sales" and queued.payload["call"]["queue"] == "sales"
+
+
+def test_waiting_callers_longest_first_and_numbered_per_queue() -> None:
+    def call(
+        linkedid: str, started: str, queue: str | None = None, queued: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "linkedid": linkedid,
+            "direction": "inbound",
+            "state": "waiting",
+            "started_at": started,
+            "queue": queue,
+            "queued_at": queued,
+        }
+
+    calls = [
+        call("a", "2026-03-10T10:00:05+00:00", "sales", "2026-03-10T10:00:30+00:00"),
+        call("b", "2026-03-10T10:00:01+00:00", "sales", "2026-03-10T10:00:40+00:00"),
+        call("c", "2026-03-10T10:00:03+00:00"),
+        call("d", "2026-03-10T10:00:02+00:00", "support", "2026-03-10T10:00:50+00:00"),
+        {**call("e", "2026-03-10T10:00:00+00:00"), "state": "talking"},
+        {**call("f", "2026-03-10T10:00:00+00:00"), "direction": "outbound"},
+    ]
+    queue = waiting_callers(calls)
+    assert [c["linkedid"] for c in queue] == ["b", "d", "c", "a"]
+    assert {c["linkedid"]: c.get("position") for c in queue} == {
+        "a": 1,  # joined sales first, though it called later
+        "b": 2,
+        "c": None,
+        "d": 1,
+    }
