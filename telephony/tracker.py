@@ -97,6 +97,7 @@ class _Channel:
     cid_num: str = ""
     cid_name: str = ""
     bridge: str = ""
+    queue: str = ""  # known from CoreShowChannel only: the queue its Queue() application serves
 
 
 @dataclass(slots=True)
@@ -276,6 +277,8 @@ class CallTracker:
             created = t - duration_seconds(ev.get("Duration", ""))
             chan = self._add_channel(ev, uid, linkedid, name, created)
             chan.app = ev.get("Application", "")
+            if chan.app == "Queue":  # ApplicationData: "sales,,,,30"
+                chan.queue = ev.get("ApplicationData", "").split(",", 1)[0]
         chan.bridge = ev.get("BridgeId", "")
         return []
 
@@ -765,6 +768,12 @@ class CallTracker:
                 attempt = call.attempts[-1]
                 attempt.result, attempt.t_end = "ANSWER", chan.t_created
                 facts += self._answer(call, attempt, chan.t_created)
+        if main.queue and call.leg_owner is None:
+            # still waiting in a queue; since when, Asterisk does not say here
+            call.queue = main.queue
+            facts.append(
+                CallQueueChanged(linkedid=call.linkedid, at=call.t_start, queue=call.queue)
+            )
         return facts
 
     def _call_snapshot(self, call: _Call) -> CallSnapshot:

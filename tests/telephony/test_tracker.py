@@ -419,6 +419,32 @@ def core_show_channel(**fields: str) -> dict[str, str]:
     return {"Event": "CoreShowChannel", "ActionID": "reconnect-1", **fields}
 
 
+def test_reconcile_takes_up_a_caller_waiting_in_a_queue() -> None:
+    tracker = new_tracker()
+    caller = core_show_channel(
+        Channel="PJSIP/trunk-00000030",
+        Uniqueid="1700000000.40",
+        Linkedid="1700000000.40",
+        Context="from-pstn",
+        Exten="84951112233",
+        CallerIDNum="+79161234567",
+        Application="Queue",
+        ApplicationData="sales,,,,30",
+        Duration="00:00:12",
+    )
+    assert tracker.feed(caller, 1000.0) == []
+    facts = tracker.reconcile({"1700000000.40"}, now=1000.0)
+    assert [type(f) for f in facts] == [CallStarted, CallQueueChanged]
+    assert facts[1] == CallQueueChanged(linkedid="1700000000.40", at=988.0, queue="sales")
+    (call,) = tracker.active_calls()
+    assert (call.state, call.queue, call.t_queued) == ("waiting", "sales", None)
+    leave = {"Event": "QueueCallerLeave", "Uniqueid": "1700000000.40", "Queue": "sales"}
+    assert tracker.feed(leave, 1001.0) == [
+        CallQueueChanged(linkedid="1700000000.40", at=1001.0, queue=None)
+    ]
+    assert tracker.active_calls()[0].queue is None
+
+
 def test_reconcile_takes_up_calls_found_by_core_show_channels() -> None:
     tracker = new_tracker()
     caller = core_show_channel(
