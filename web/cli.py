@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -104,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM ends the process as Ctrl-C does: through atexit, which stops embedded PostgreSQL.
+
+    uvicorn shuts down gracefully on SIGTERM and then raises the signal again; under Python's
+    default disposition that kills the process on the spot, leaving the embedded database running.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
@@ -114,10 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_migrate(args, settings)
     if args.command == "user":
         return asyncio.run(_user_add(args, settings))
-    if args.command == "serve":
-        return _cmd_serve(args, settings)
-    if args.command == "demo":
-        return _cmd_demo(args, settings)
+    if args.command in ("serve", "demo"):
+        _exit_on_sigterm()
+        return _cmd_serve(args, settings) if args.command == "serve" else _cmd_demo(args, settings)
     if args.command == "check":
         return _cmd_check(args, settings)
     return 2
