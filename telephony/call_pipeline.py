@@ -131,7 +131,7 @@ class CallPipeline:
         self._progress = asyncio.Condition()
         self._room = asyncio.Event()
         self._room.set()
-        # linkedid -> {client_id, deal_id, client_name}: who the call is with, while it lasts
+        # linkedid -> {client_id, deal_id, client_name, client_number}: who the call is with
         self._ctx: dict[str, dict[str, Any]] = {}
         self.stats = {"events": 0, "facts": 0, "batches": 0, "calls_logged": 0, "errors": 0}
 
@@ -180,7 +180,8 @@ class CallPipeline:
             try:
                 self.tracker.restore(row.state)
                 self._ctx[row.linkedid] = {
-                    k: row.view.get(k) for k in ("client_id", "deal_id", "client_name")
+                    k: row.view.get(k)
+                    for k in ("client_id", "deal_id", "client_name", "client_number")
                 }
             except (KeyError, ValueError, TypeError) as exc:
                 logger.warning("cannot restore call %s: %r", row.linkedid, exc)
@@ -329,7 +330,11 @@ class CallPipeline:
         info: dict[str, Any] = {"client_id": None, "deal_id": None, "client_name": None}
         if ctx is not None:
             info.update(
-                client_id=ctx.client_id, deal_id=ctx.deal_id, client_created=ctx.client_created
+                client_id=ctx.client_id,
+                deal_id=ctx.deal_id,
+                client_created=ctx.client_created,
+                client_name=ctx.client_name,
+                client_number=ctx.e164,
             )
             named = fact.variables.get("CRM_DEAL_ID")
             if (

@@ -90,4 +90,6 @@ def call_view(snapshot: CallSnapshot, ctx: dict[str, Any] | None) -> dict[str, A
         "client_id": (ctx or {}).get("client_id"),
         "deal_id": (ctx or {}).get("deal_id"),
         "client_name": (ctx or {}).get("client_name"),
+        # the client's number in E.164 (the dialplan's own digits are in did_or_dialled)
+        "client_number": (ctx or {}).get("client_number"),
     }

@@ -35,3 +35,5 @@ class CallerContext:
     client_id: int
     deal_id: int
     client_created: bool
+    client_name: str = ""
+    e164: str = ""  # the client's number the call is with

@@ -46,7 +46,7 @@ async def identify_caller(
     deal, _ = await ensure_open_deal(
         session, client.id, responsible_id=client.responsible_id, title=f"{lead_source} {e164}"
     )
-    return CallerContext(client.id, deal.id, created)
+    return CallerContext(client.id, deal.id, created, client.name, e164)
 
 
 async def deal_of_client(session: AsyncSession, deal_id: int, client_id: int) -> bool:

@@ -519,3 +519,35 @@ async def _stage_id(sessions: async_sessionmaker[AsyncSession], name: str) -> in
         value = await s.scalar(select(DealStage.id).where(DealStage.name == name))
         assert value is not None
         return value
+
+
+async def test_next_pop_starts_a_clean_result_and_outbound_calls_are_named(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    await seed_ivan(sessions, operator)
+    await login(page, service, *OPERATOR)
+    await play(replay, "inbound_answered", speed=0)
+    await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+    # a result begun for Ivan and not saved ...
+    await page.select_option("#result-select", "call back later")
+    await page.fill("#result-note", "Meant for Ivan")
+    await settle(service, replay)
+    # ... is not carried over to the next caller's pop
+    await play(replay, "inbound_abandoned", speed=0)
+    await expect(page.locator("#pop-number")).to_have_text("+79031234567")
+    await expect(page.locator("#result-note")).to_have_value("")
+    await expect(page.locator("#result-select")).to_have_value("")
+    await expect(page.locator("#result-callback-at")).to_be_hidden()
+    await settle(service, replay)
+
+    # a click-to-call this phone placed shows in the recent calls with the client and number
+    await play(replay, "click_to_call", speed=0)
+    await settle(service, replay)
+    outbound = page.locator("#calls li").first
+    await expect(outbound).to_contain_text("Ivan Petrov")
+    await expect(outbound).to_contain_text("answered")
+    await expect(page.locator("#calls")).not_to_contain_text("unknown")

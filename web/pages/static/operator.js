@@ -300,6 +300,10 @@
     if (!mine) return;
     switch (msg.type) {
       case "call.ringing": return onRinging(msg, p, linkedid, replayed);
+      // a call this phone placed (click-to-call or dialled by hand) is under way
+      case "call.started":
+        if (p.call && p.call.direction === "outbound") onCallState(linkedid, "calling", p);
+        return;
       case "call.answered": return onCallState(linkedid, "answered", p);
       // this phone stopped ringing (the caller went on to the queue or someone else)
       case "call.ring_ended": return onCallState(linkedid, "missed", p);
@@ -326,7 +330,13 @@
 
   function callNumber(call) {
     if (!call) return "";
+    if (call.client_number) return call.client_number; // E.164, as the card shows it
     return call.direction === "outbound" ? call.did_or_dialled || "" : call.caller_number || "";
+  }
+  // what the list of recent calls needs of a call it may not have seen ring
+  function callFacts(call) {
+    if (!call) return {};
+    return { number: callNumber(call), name: call.client_name || null, at: call.started_at || null };
   }
 
   function onRinging(msg, p, linkedid, replayed) {
@@ -337,6 +347,7 @@
     const client = card.client || null;
     const number = callNumber(call);
     const already = S.pop && S.pop.linkedid === linkedid;
+    if (!already) resetResultForm(); // a note typed for the last caller must not land on this one
     S.pop = {
       linkedid,
       state: "ringing",
@@ -370,7 +381,11 @@
   }
 
   function onCallState(linkedid, state, p) {
-    trackCall(linkedid, { state });
+    trackCall(linkedid, Object.assign(callFacts(p.call), { state }));
+    if (p.call && p.call.direction === "outbound" && (state === "calling" || state === "answered")) {
+      // the click-to-call's "Ringing your phone…" is over: say where the call stands
+      setStatus($("client-status"), `${state === "calling" ? "Calling" : "On the call with"} ${callNumber(p.call)}`);
+    }
     if (S.pop && S.pop.linkedid === linkedid) {
       S.pop.state = state;
       if (p.call) S.pop.call = Object.assign({}, S.pop.call, p.call);
@@ -380,7 +395,9 @@
   }
 
   function onEnded(linkedid, p, replayed) {
-    trackCall(linkedid, { state: "ended", status: p.status, talk: p.talk_seconds });
+    const known = S.calls.some((c) => c.linkedid === linkedid);
+    trackCall(linkedid, Object.assign(known ? {} : { number: p.client_number, at: new Date().toISOString() },
+      { state: "ended", status: p.status, talk: p.talk_seconds }));
     if (S.pop && S.pop.linkedid === linkedid && replayed && S.freshStart) {
       // a page opened after the call: its history, not something to answer
       S.pop = null;
@@ -413,7 +430,7 @@
   }
 
   // ------------------------------------------------------------------ rendering the pop
-  const STATE_LABEL = { ringing: "Ringing", answered: "On the call", transferred: "Transferred", ended: "Ended", missed: "Stopped ringing" };
+  const STATE_LABEL = { ringing: "Ringing", calling: "Calling", answered: "On the call", transferred: "Transferred", ended: "Ended", missed: "Stopped ringing" };
 
   function renderPop() {
     const pop = S.pop;
@@ -489,6 +506,13 @@
 
   // ------------------------------------------------------------------ result of the call
   const resultSelect = $("result-select");
+  function resetResultForm() {
+    $("result-note").value = "";
+    resultSelect.value = "";
+    $("result-callback-at").value = "";
+    resultSelect.onchange();
+    setStatus($("result-status"), "");
+  }
   resultSelect.onchange = () => {
     const later = resultSelect.value === "call back later";
     const at = $("result-callback-at");
