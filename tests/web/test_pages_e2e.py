@@ -215,11 +215,19 @@ async def test_supervisor_board_shows_calls_agents_today_and_report(
         await expect(report.filter(has_text="Team")).to_have_count(1)
         olga_report = report.filter(has_text="Olga Operator").locator("td")
         await expect(olga_report.nth(1)).to_have_text("1")  # calls in
+        await expect(board.locator("#report-period")).to_contain_text("Period:")
         # a range with nothing in it empties the table
         await board.fill("#rep-from", "2020-01-01")
         await board.fill("#rep-to", "2020-01-02")
         await board.click("#rep-load")
         await expect(report.filter(has_text="Olga Operator")).to_have_count(0)
+        # a reversed range is refused, and the page says so instead of showing stale figures
+        await board.fill("#rep-from", "2020-01-05")
+        await board.click("#rep-load")
+        await expect(board.locator("#report-error")).to_have_text("date_to is before date_from")
+        # signed in, the sign-in page sends a supervisor back to the board
+        await board.goto(live.url + "/")
+        await board.wait_for_url("**/dashboard")
 
         async with sessions() as s:
             calls = (
@@ -235,6 +243,13 @@ async def test_supervisor_board_shows_calls_agents_today_and_report(
         await op.goto(live.url + "/dashboard")
         await expect(op.locator("body")).to_contain_text("Supervisors only.")
         await expect(op.locator("#agents")).to_have_count(0)
+        await op.click("text=Back to your workspace")
+        await op.wait_for_url("**/operator")
+        # and signed out, the schedules page shows its sign-in form and nothing of the app
+        await op.evaluate("localStorage.clear()")
+        await op.goto(live.url + "/schedules")
+        await expect(op.locator("#login")).to_be_visible()
+        await expect(op.locator("#app")).to_be_hidden()
 
 
 async def test_board_shows_who_waits_in_the_asterisk_queue(

@@ -1,9 +1,13 @@
 // Sign-in: POST /api/auth/token (OAuth2 password form), keep the token, go to the workspace.
 "use strict";
 (function () {
+  // supervisors watch the board; everyone else works calls
+  const home = (user) => (["supervisor", "admin"].includes((user || {}).role) ? "/dashboard" : "/operator");
   if (localStorage.getItem("crm_token")) {
-    // already signed in: the workspace checks the token and comes back here if it is stale
-    location.replace("/operator");
+    // already signed in: that page checks the token and comes back here if it is stale
+    let user = null;
+    try { user = JSON.parse(localStorage.getItem("crm_user") || "null"); } catch (e) { /* none */ }
+    location.replace(home(user));
     return;
   }
   const form = document.getElementById("login-form");
@@ -25,9 +29,7 @@
       if ("Notification" in window && Notification.permission === "default") {
         Notification.requestPermission().catch(() => {});
       }
-      // supervisors watch the board; everyone else works calls
-      const staff = ["supervisor", "admin"].includes((data.user || {}).role);
-      location.assign(staff ? "/dashboard" : "/operator");
+      location.assign(home(data.user));
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;
