@@ -551,3 +551,36 @@ async def test_next_pop_starts_a_clean_result_and_outbound_calls_are_named(
     await expect(outbound).to_contain_text("Ivan Petrov")
     await expect(outbound).to_contain_text("answered")
     await expect(page.locator("#calls")).not_to_contain_text("unknown")
+
+
+async def test_a_card_is_found_without_a_call(
+    service: LiveService,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    client_id, deal_id = await seed_ivan(sessions, operator)
+    await login(page, service, *OPERATOR)
+    results = page.locator("#find-results li")
+    # nothing typed: the clients this user is responsible for
+    await page.click("[data-testid=find-submit]")
+    await expect(results).to_have_count(1)
+    await expect(results.first).to_contain_text("Ivan Petrov · Petrov & Sons")
+    # by phone, in another written form than stored
+    await page.fill("#find-q", "+7 (916) 123-45-67")
+    await page.click("[data-testid=find-submit]")
+    await expect(results).to_have_count(1)
+    await expect(results.first).to_have_attribute("data-client-id", str(client_id))
+    # by company; a click opens the card and its open deal
+    await page.fill("#find-q", "petrov & sons")
+    await page.click("[data-testid=find-submit]")
+    await results.first.click()
+    await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+    await expect(page.locator("#deal-id")).to_have_text(f"#{deal_id}")
+    # nobody, and a number that cannot be one, are said plainly
+    await page.fill("#find-q", "Nobody Such")
+    await page.click("[data-testid=find-submit]")
+    await expect(results).to_have_text(["nobody found"])
+    await page.fill("#find-q", "12345")
+    await page.click("[data-testid=find-submit]")
+    await expect(results.first).to_have_class("error")

@@ -734,6 +734,30 @@
       () => { $("email-subject").value = ""; $("email-body").value = ""; });
   };
 
+  // finding a card without a call: by name or company, by phone in any written form, or, with
+  // nothing typed, the clients this user is responsible for
+  const PHONE_LIKE = /^[+\d\s().-]+$/;
+  $("find-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const q = $("find-q").value.trim();
+    const digits = q.replace(/\D/g, "").length;
+    let query = `responsible_id=${user && user.id}`;
+    if (q) query = PHONE_LIKE.test(q) && digits >= 5 ? `phone=${encodeURIComponent(q)}` : `q=${encodeURIComponent(q)}`;
+    try {
+      const page = await api(`/api/clients?${query}&limit=20`);
+      fill($("find-results"), page.items.map((c) => {
+        const li = el("li", { "data-client-id": String(c.id), class: "link" },
+          el("span", { class: "strong", text: c.name }),
+          c.company ? ` · ${c.company}` : "",
+          (c.phones || []).length ? el("span", { class: "muted", text: ` · ${c.phones[0].number}` }) : null);
+        li.onclick = () => openClient(c.id, null);
+        return li;
+      }), q ? "nobody found" : "no clients of yours yet");
+    } catch (e) {
+      fill($("find-results"), [el("li", { class: "error", text: e.message })], "");
+    }
+  };
+
   // click-to-call: the operator's phone rings first, then the client's (logged on this deal)
   $("client-call").onclick = async () => {
     const panel = S.panel;
