@@ -135,7 +135,7 @@ def choose_phone(card: Client, wanted: str | None, region: str) -> str:
             raise Invalid(f"{number} is not a phone of client {card.id}")
         return number
     if not numbers:
-        raise Invalid(f"client {card.id} has no phone number")
+        raise Invalid(f"{card.name} has no phone number: add one to the card first")
     return numbers[0]
 
 

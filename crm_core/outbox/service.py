@@ -151,7 +151,7 @@ async def queue_email(
             raise Invalid(f"{wanted} is not an email of client {card.id}")
         addresses = [wanted]
     if not addresses:
-        raise Invalid(f"client {card.id} has no email address")
+        raise Invalid(f"{card.name} has no email address: add one to the card first")
     subject = data.subject.strip()
     if not subject or "\r" in subject or "\n" in subject:
         raise Invalid("the subject must be one non-empty line")

@@ -422,6 +422,7 @@ async def test_call_result_callback_and_stage_move_persist(
     await page.fill("#result-note", "Asked to call after the board meeting")
     await page.click("#result-save")
     await expect(page.locator("#result-status")).to_have_text("Saved")
+    await expect(page.locator("#pop-tasks")).to_contain_text("Call back Ivan Petrov")
 
     # stage: from the deal panel
     await page.click("#pop-open")
@@ -551,6 +552,9 @@ async def test_next_pop_starts_a_clean_result_and_outbound_calls_are_named(
     await expect(outbound).to_contain_text("Ivan Petrov")
     await expect(outbound).to_contain_text("answered")
     await expect(page.locator("#calls")).not_to_contain_text("unknown")
+    # and a recent call opens its client's card
+    await outbound.click()
+    await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
 
 
 async def test_a_card_is_found_without_a_call(

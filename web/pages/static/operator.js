@@ -336,7 +336,10 @@
   // what the list of recent calls needs of a call it may not have seen ring
   function callFacts(call) {
     if (!call) return {};
-    return { number: callNumber(call), name: call.client_name || null, at: call.started_at || null };
+    return {
+      number: callNumber(call), name: call.client_name || null, at: call.started_at || null,
+      clientId: call.client_id || null, dealId: call.deal_id || null,
+    };
   }
 
   function onRinging(msg, p, linkedid, replayed) {
@@ -364,7 +367,8 @@
       diag.popRenderedAt[linkedid] = Date.now();
       diag.popStateAtRender[linkedid] = $("pop").dataset.state;
     }
-    trackCall(linkedid, { state: "ringing", name: client ? client.name : null, number, at: call.started_at || msg.at });
+    trackCall(linkedid, { state: "ringing", name: client ? client.name : null, number, at: call.started_at || msg.at,
+      clientId: client ? client.id : null, dealId: card.deal ? card.deal.id : null });
     const fresh = !msg.at || Date.now() - Date.parse(msg.at) < ALERT_MAX_AGE_MS;
     if (fresh && !already) {
       const alert = () => {
@@ -478,11 +482,15 @@
   }
 
   function renderCalls() {
-    fill($("calls"), S.calls.map((c) => el("li", { "data-linkedid": c.linkedid, "data-state": c.state },
-      el("span", { class: "muted", text: fmtTime(c.at) }), " ",
-      c.name || c.number || "unknown", " — ",
-      c.state === "ended" ? `${c.status || "ended"}${c.talk ? `, ${fmtDuration(c.talk)}` : ""}` : STATE_LABEL[c.state] || c.state,
-    )), "no calls yet");
+    fill($("calls"), S.calls.map((c) => {
+      const li = el("li", { "data-linkedid": c.linkedid, "data-state": c.state, class: c.clientId ? "link" : null },
+        el("span", { class: "muted", text: fmtTime(c.at) }), " ",
+        c.name || c.number || "unknown", " — ",
+        c.state === "ended" ? `${c.status || "ended"}${c.talk ? `, ${fmtDuration(c.talk)}` : ""}` : STATE_LABEL[c.state] || c.state,
+      );
+      if (c.clientId) li.onclick = () => openClient(c.clientId, c.dealId || null);
+      return li;
+    }), "no calls yet");
   }
 
   $("pop-close").onclick = () => { S.pop = null; saveJSON(KEY_POP, null); renderPop(); };
@@ -548,12 +556,25 @@
       resultSelect.value = "";
       resultSelect.onchange();
       if (S.panel && S.panel.clientId === clientId) refreshPanel();
+      if (result === "call back later") refreshPopTasks(clientId);
     } catch (e) {
       setStatus(status, e.message, true);
     } finally {
       $("result-save").disabled = false;
     }
   };
+
+  // the pop's "open tasks" came with the call: a callback set since then belongs there too
+  async function refreshPopTasks(clientId) {
+    try {
+      const tasks = await api(`/api/tasks?client_id=${clientId}&open_only=true`);
+      const card = S.pop && S.pop.card;
+      if (!card || !card.client || card.client.id !== clientId) return;
+      card.tasks = tasks.map((t) => ({ title: t.title, due_at: t.due_at }));
+      saveJSON(KEY_POP, S.pop);
+      renderPop();
+    } catch (e) { /* the card panel shows the tasks anyway */ }
+  }
 
   // ------------------------------------------------------------------ client card and deal panel
   async function openClient(clientId, dealId, opts) {
