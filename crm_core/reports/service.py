@@ -230,7 +230,11 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
             for m in missed
         ],
         "today": [
-            {"user_id": uid, "name": by_user[uid].full_name if uid in by_user else "(unassigned)", **f}
+            {
+                "user_id": uid,
+                "name": by_user[uid].full_name if uid in by_user else "(unassigned)",
+                **f,
+            }
             for uid, f in figures.items()
         ],
     }
