@@ -369,6 +369,7 @@ class CallPipeline:
                 payload={
                     "linkedid": fact.linkedid,
                     "status": summary.status,
+                    "answered_by": summary.answered_by,
                     "missed": summary.missed,
                     "client_number": client_number(summary),
                     "client_id": logged.communication.client_id if logged else None,

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from typing import Any
 
 _STD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# Browsers can't set headers on a websocket, so its token rides in the URL (`/ws?token=…`), and
+# uvicorn logs that URL: a log reader must not get working credentials from it.
+_SECRET_IN_URL = re.compile(r"((?:access_)?token=)[^&\s\"']+")
+
+
+def redact(text: str) -> str:
+    return _SECRET_IN_URL.sub(r"\1[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -16,13 +24,15 @@ class JsonFormatter(logging.Formatter):
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STD and not key.startswith("_"):
-                out[key] = (
-                    value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-                )
+                if isinstance(value, str):
+                    out[key] = redact(value)
+                else:
+                    plain = isinstance(value, (int, float, bool, type(None)))
+                    out[key] = value if plain else redact(str(value))
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)

@@ -588,3 +588,14 @@ async def test_a_card_is_found_without_a_call(
     await page.fill("#find-q", "12345")
     await page.click("[data-testid=find-submit]")
     await expect(results.first).to_have_class("error")
+
+
+async def test_a_call_another_phone_answered_reads_so(
+    service: LiveService, replay: ReplayServer, page: Page, operator: User
+) -> None:
+    # 101 rings twice (router, then queue) and 102 answers
+    await login(page, service, *OPERATOR)
+    await play(replay, "inbound_queue_second_answers", speed=0)
+    await settle(service, replay)
+    await expect(page.locator("#calls li").first).to_contain_text("answered by 102")
+    await expect(page.locator("#pop-state")).to_have_text("Ended · answered by 102")

@@ -225,6 +225,8 @@ async def test_supervisor_board_shows_calls_agents_today_and_report(
         await board.fill("#rep-from", "2020-01-05")
         await board.click("#rep-load")
         await expect(board.locator("#report-error")).to_have_text("date_to is before date_from")
+        await expect(board.locator("#report tr")).to_have_count(0)
+        await expect(board.locator("#report-period")).to_have_text("")
         # signed in, the sign-in page sends a supervisor back to the board
         await board.goto(live.url + "/")
         await board.wait_for_url("**/dashboard")
@@ -278,6 +280,36 @@ async def test_board_shows_who_waits_in_the_asterisk_queue(
 
 
 # ---------------------------------------------------------------------------------- schedules
+
+
+async def test_signing_in_on_any_page_lands_each_user_on_their_page(
+    container: Container, pages: Pages, supervisor: User
+) -> None:
+    """The schedules page has its own sign-in; after it, the other pages know who it is (they
+    bounced between `/` and `/operator` for ever when only the token was kept)."""
+    async with live_service(container) as live:
+        page = await pages.new()
+        await page.goto(live.url + "/schedules")
+        await page.fill("[data-testid=login-user]", SUPERVISOR[0])
+        await page.fill("[data-testid=login-password]", SUPERVISOR[1])
+        await page.click("[data-testid=login-submit]")
+        await expect(page.locator("#me")).to_contain_text("Sofia Supervisor")
+        await page.click("text=Workspace")
+        await page.wait_for_url("**/operator")
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+        await page.goto(live.url + "/")
+        await page.wait_for_url("**/dashboard")
+        # a token whose user the page does not know yet: asked, then the right page
+        await page.evaluate("localStorage.removeItem('crm_user')")
+        await page.goto(live.url + "/")
+        await page.wait_for_url("**/dashboard")
+        # a token the server no longer takes: forgotten, and the sign-in form shows
+        await page.evaluate(
+            "localStorage.setItem('crm_token', 'stale'); localStorage.removeItem('crm_user')"
+        )
+        await page.goto(live.url + "/")
+        await expect(page.locator("#login-form")).to_be_visible()
+        assert await page.evaluate("localStorage.getItem('crm_token')") is None
 
 
 async def test_supervisor_edits_a_schedule_and_the_status_follows(

@@ -3,14 +3,20 @@
 (function () {
   // supervisors watch the board; everyone else works calls
   const home = (user) => (["supervisor", "admin"].includes((user || {}).role) ? "/dashboard" : "/operator");
-  if (localStorage.getItem("crm_token")) {
-    // already signed in: that page checks the token and comes back here if it is stale
+  const form = document.getElementById("login-form");
+  const token = localStorage.getItem("crm_token");
+  if (token) {
+    // already signed in: to that user's page. Who it is may be unknown (signed in on another
+    // page): ask, and forget a token the server no longer takes, or the pages bounce forever.
     let user = null;
     try { user = JSON.parse(localStorage.getItem("crm_user") || "null"); } catch (e) { /* none */ }
-    location.replace(home(user));
-    return;
+    if (user) { location.replace(home(user)); return; }
+    form.hidden = true;
+    fetch("/api/auth/me", { headers: { Authorization: `Bearer ${token}` } })
+      .then((res) => (res.ok ? res.json() : Promise.reject(new Error(String(res.status)))))
+      .then((me) => { localStorage.setItem("crm_user", JSON.stringify(me)); location.replace(home(me)); })
+      .catch(() => { localStorage.removeItem("crm_token"); localStorage.removeItem("crm_user"); form.hidden = false; });
   }
-  const form = document.getElementById("login-form");
   const error = document.getElementById("login-error");
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();

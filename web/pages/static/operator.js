@@ -198,13 +198,14 @@
     if (S.stopped) return;
     clearTimeout(S.timer);
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const qs = new URLSearchParams({ token, last_seq: String(S.lastSeq) });
     setConn("connecting", S.attempt ? `reconnecting… (${S.attempt})` : "connecting…");
     let ws;
-    try { ws = new WebSocket(`${proto}//${location.host}/ws?${qs}`); } catch (e) { scheduleReconnect(); return; }
+    try { ws = new WebSocket(`${proto}//${location.host}/ws`); } catch (e) { scheduleReconnect(); return; }
     S.ws = ws;
     S.lastHeard = Date.now();
     ws.onopen = () => {
+      // the token in the first message, not in the URL: URLs end up in logs
+      ws.send(JSON.stringify({ token, last_seq: S.lastSeq }));
       if (diag.connects > 0) S.freshStart = false; // a reconnect replays what was missed live
       S.attempt = 0;
       diag.connects += 1;
@@ -401,7 +402,7 @@
   function onEnded(linkedid, p, replayed) {
     const known = S.calls.some((c) => c.linkedid === linkedid);
     trackCall(linkedid, Object.assign(known ? {} : { number: p.client_number, at: new Date().toISOString() },
-      { state: "ended", status: p.status, talk: p.talk_seconds }));
+      { state: "ended", status: endedFor(p), talk: p.answered_by && p.answered_by !== user.extension ? null : p.talk_seconds }));
     if (S.pop && S.pop.linkedid === linkedid && replayed && S.freshStart) {
       // a page opened after the call: its history, not something to answer
       S.pop = null;
@@ -409,7 +410,7 @@
       renderPop();
     } else if (S.pop && S.pop.linkedid === linkedid) {
       S.pop.state = "ended";
-      S.pop.status = p.status;
+      S.pop.status = endedFor(p);
       saveJSON(KEY_POP, S.pop);
       renderPopState();
     }
@@ -418,6 +419,12 @@
       loadTimeline();
       loadTasks();
     }
+  }
+
+  // how a call ended, for this phone: "answered" by someone else is not this phone's call
+  function endedFor(p) {
+    if (p.status === "answered" && p.answered_by && p.answered_by !== user.extension) return `answered by ${p.answered_by}`;
+    return p.status;
   }
 
   function trackCall(linkedid, fields) {
