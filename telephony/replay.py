@@ -20,7 +20,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,6 +156,9 @@ class ReplayServer:
         self._seq_counters: dict[str, itertools.count[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._started_at = time.time()
+        # Called with each event as it goes out (after renumbering): the demo plays Asterisk's
+        # FastAGI side from it. Must not block; an exception is logged and the replay goes on.
+        self.on_event: Callable[[dict[str, str]], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -312,6 +315,11 @@ class ReplayServer:
                 client.writer.write(data)
             self.events_sent += 1
             self._track_channel(event)
+            if self.on_event is not None:
+                try:
+                    self.on_event(dict(event))
+                except Exception:
+                    logger.exception("replay: on_event failed")
             for raw in self._inject_at.pop(self.events_sent, []):
                 for client in self._receivers():
                     client.writer.write(raw)

@@ -22,6 +22,7 @@ from crm_core.embedded import default_data_dir
 from crm_core.schedules.models import ScheduleInterval
 from crm_core.users.models import User
 from crm_core.users.security import hash_password
+from telephony.agi_caller import agi_request_of, ask_route, env_from_event
 from telephony.replay import ReplayServer
 from web.app import create_app
 from web.container import Container
@@ -102,6 +103,37 @@ async def seed_demo(c: Container) -> None:
             )
 
 
+class _AgiCaller:
+    """The demo PBX's FastAGI side: where a recording ran `AGI(agi://…/route)`, ask our router
+    the same question then, so routing (turns, "next in turn", routed counts) moves live."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        self._port = port
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, event: dict[str, str]) -> None:
+        request = agi_request_of(event)
+        if request is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._ask(env_from_event(event, request)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ask(self, env: dict[str, str]) -> None:
+        try:
+            answer = await ask_route(self._host, self._port, env)
+        except (OSError, TimeoutError) as exc:
+            logger.warning("demo PBX: the router did not answer (%s)", exc)
+            return
+        logger.info(
+            "demo PBX: the router sends %s to %r",
+            env["agi_callerid"],
+            answer.get("CRM_TARGET", ""),
+            extra={"crm_variables": answer},
+        )
+
+
 async def _run(settings: Settings, speed: float) -> None:
     replay = ReplayServer(
         "127.0.0.1", 0, settings.telephony.ami_username, settings.telephony.ami_secret
@@ -112,6 +144,8 @@ async def _run(settings: Settings, speed: float) -> None:
     settings.telephony.ami_enabled = True
     c = await build_container(settings)
     await seed_demo(c)
+    if settings.telephony.agi_enabled:
+        replay.on_event = _AgiCaller(settings.telephony.agi_host, settings.telephony.agi_port)
     folder = recordings_dir()
     if folder is None:
         logger.warning("no AMI recordings found: the demo PBX stays silent")

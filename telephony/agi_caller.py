@@ -1,0 +1,77 @@
+"""Asterisk's side of a FastAGI request, for the demo PBX: a replayed call asks the real router.
+
+The recordings show where Asterisk ran `AGI(agi://…/route)` (a `Newexten` with Application AGI);
+the demo turns each such event into the request Asterisk made at that moment, so the router,
+its round-robin turn and the schedules page move as they would with a live PBX. (The recorded
+call still rings whom it rang when it was recorded.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+OK_REPLY = b"200 result=1\n"
+
+
+def agi_request_of(event: Mapping[str, str]) -> str | None:
+    """The `agi://…` URL this event runs, if it is the dialplan starting a FastAGI script."""
+    if event.get("Event") != "Newexten" or event.get("Application") != "AGI":
+        return None
+    url = event.get("AppData", "").split(",", 1)[0].strip()
+    return url if url.startswith("agi://") else None
+
+
+def env_from_event(event: Mapping[str, str], request: str) -> dict[str, str]:
+    """The `agi_*` environment Asterisk sends for the channel of `event` (as agi_request.txt)."""
+    channel = event.get("Channel", "")
+    return {
+        "agi_network": "yes",
+        "agi_network_script": urlsplit(request).path.lstrip("/"),
+        "agi_request": request,
+        "agi_channel": channel,
+        "agi_language": event.get("Language", "en"),
+        "agi_type": channel.split("/", 1)[0],
+        "agi_uniqueid": event.get("Uniqueid", ""),
+        "agi_callerid": event.get("CallerIDNum", "unknown"),
+        "agi_calleridname": event.get("CallerIDName", "unknown"),
+        "agi_dnid": "unknown",
+        "agi_rdnis": "unknown",
+        "agi_context": event.get("Context", ""),
+        "agi_extension": event.get("Exten", ""),
+        "agi_priority": event.get("Priority", "1"),
+        "agi_accountcode": event.get("AccountCode", ""),
+    }
+
+
+def parse_set_variable(line: str) -> tuple[str, str] | None:
+    """`SET VARIABLE CRM_TARGET "101"` -> ("CRM_TARGET", "101"); other commands -> None."""
+    prefix = "SET VARIABLE "
+    if not line.startswith(prefix):
+        return None
+    name, _, value = line[len(prefix) :].partition(" ")
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return name, value
+
+
+async def ask_route(
+    host: str, port: int, env: Mapping[str, str], *, within: float = 3.0
+) -> dict[str, str]:
+    """Send `env` as Asterisk does, answer every command `200 result=1` until the server closes;
+    the variables it set. Raises OSError/TimeoutError as a PBX would see them."""
+    reader, writer = await asyncio.open_connection(host, port)
+    variables: dict[str, str] = {}
+    try:
+        writer.write("".join(f"{k}: {v}\n" for k, v in env.items()).encode() + b"\n")
+        async with asyncio.timeout(within):
+            while line := await reader.readline():
+                found = parse_set_variable(line.decode("utf-8", "replace").rstrip("\r\n"))
+                if found is not None:
+                    variables[found[0]] = found[1]
+                writer.write(OK_REPLY)
+    finally:
+        writer.close()
+    return variables

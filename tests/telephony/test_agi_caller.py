@@ -1,0 +1,57 @@
+"""The demo PBX's FastAGI side: the recorded AGI step becomes the request Asterisk made."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_core.routing.rules import Reason, RouteDecision
+from telephony.agi import AgiServer, commands_for
+from telephony.agi_caller import agi_request_of, ask_route, env_from_event, parse_set_variable
+from tests.conftest import FIXTURES
+from tests.telephony.helpers import read_events
+from tests.telephony.test_agi import StubRoute
+
+RECORDED_REQUEST = FIXTURES / "asterisk" / "agi_request.txt"
+
+
+def recorded_env() -> dict[str, str]:
+    lines = RECORDED_REQUEST.read_text().splitlines()
+    return dict((k, v.strip()) for k, _, v in (line.partition(":") for line in lines if line))
+
+
+def test_the_recorded_agi_step_gives_the_recorded_request() -> None:
+    steps = [(e, agi_request_of(e)) for e in read_events("inbound_answered")]
+    ((event, request),) = [(e, r) for e, r in steps if r is not None]
+    assert request == "agi://127.0.0.1:4574/route"
+    env = env_from_event(event, request)
+    recorded = recorded_env()  # what Asterisk sent for this very call
+    same = {k: recorded[k] for k in env if k in recorded}
+    assert env == {**env, **same} and len(same) >= 13, set(env) - set(recorded)
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        ('SET VARIABLE CRM_TARGET "101"', ("CRM_TARGET", "101")),
+        ('SET VARIABLE CRM_TARGET ""', ("CRM_TARGET", "")),
+        ('SET VARIABLE NOTE "say \\"hi\\" \\\\ bye"', ("NOTE", 'say "hi" \\ bye')),
+        ("VERBOSE hello 1", None),
+    ],
+)
+def test_set_variable_lines(line: str, parsed: tuple[str, str] | None) -> None:
+    assert parse_set_variable(line) == parsed
+
+
+async def test_ask_route_reads_what_our_server_sets() -> None:
+    decision = RouteDecision("102", 5, 7, 9, Reason.round_robin)
+    # what our server writes, read back by the PBX side: every variable, quotes undone
+    assert [parse_set_variable(c) for c in commands_for(decision)] == [
+        ("CRM_TARGET", "102"),
+        ("CRM_CLIENT_ID", "7"),
+        ("CRM_DEAL_ID", "9"),
+    ]
+    stub = StubRoute(decision)
+    async with AgiServer(stub, port=0) as server:
+        answer = await ask_route("127.0.0.1", server.port, recorded_env())
+    assert answer == {"CRM_TARGET": "102", "CRM_CLIENT_ID": "7", "CRM_DEAL_ID": "9"}
+    assert [(caller, did) for caller, did, _ in stub.calls] == [("+79161234567", "84951112233")]
