@@ -114,6 +114,14 @@ async def sign_in(page: Page, live: LiveService, credentials: tuple[str, str], l
     await page.wait_for_url(f"**{lands}")
 
 
+async def sign_in_on_schedules(page: Page, live: LiveService, credentials: tuple[str, str]) -> None:
+    """Through the schedules page's own sign-in form (a browser with no token yet)."""
+    await page.goto(live.url + "/schedules")
+    await page.fill("#login-user", credentials[0])
+    await page.fill("#login-password", credentials[1])
+    await page.click("[data-testid=login-submit]")
+
+
 async def play_and_settle(
     live: LiveService, replay: ReplayServer, name: str | Path, *, as_recorded: bool = False
 ) -> None:
@@ -289,10 +297,7 @@ async def test_signing_in_on_any_page_lands_each_user_on_their_page(
     bounced between `/` and `/operator` for ever when only the token was kept)."""
     async with live_service(container) as live:
         page = await pages.new()
-        await page.goto(live.url + "/schedules")
-        await page.fill("[data-testid=login-user]", SUPERVISOR[0])
-        await page.fill("[data-testid=login-password]", SUPERVISOR[1])
-        await page.click("[data-testid=login-submit]")
+        await sign_in_on_schedules(page, live, SUPERVISOR)
         await expect(page.locator("#me")).to_contain_text("Sofia Supervisor")
         await page.click("text=Workspace")
         await page.wait_for_url("**/operator")
@@ -388,10 +393,7 @@ async def test_manager_sees_the_status_but_may_not_save(
     async with live_service(container) as live:
         # the schedules page's own sign-in form (no token in this browser yet)
         page = await pages.new()
-        await page.goto(live.url + "/schedules")
-        await page.fill("#login-user", MANAGER[0])
-        await page.fill("#login-password", MANAGER[1])
-        await page.click("[data-testid=login-submit]")
+        await sign_in_on_schedules(page, live, MANAGER)
         await expect(page.locator("#me")).to_have_text("Mark Manager (manager)")
 
         # the status: Olga on duty and next in turn, Mark not on duty
