@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from crm_core.models_common import utcnow
 from crm_core.tasks.models import Task
 from crm_core.users.models import User
 from telephony.replay import ReplayServer
-from tests.telephony.helpers import AMI_DIR
+from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.pbx import settle_pipeline
 from tests.web.conftest import OPERATOR
 from tests.web.live import (
@@ -599,3 +600,34 @@ async def test_a_call_another_phone_answered_reads_so(
     await settle(service, replay)
     await expect(page.locator("#calls li").first).to_contain_text("answered by 102")
     await expect(page.locator("#pop-state")).to_have_text("Ended · answered by 102")
+
+
+async def test_a_card_other_than_the_callers_says_so_while_the_call_is_on(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+    tmp_path: Path,
+) -> None:
+    await seed_ivan(sessions, operator)
+    async with sessions() as s:
+        s.add(Client(name="Olga Other", kind="person", readiness=0, notes=""))
+        await s.commit()
+    await login(page, service, *OPERATOR)
+    # Ivan's call, answered and still going on
+    head, _ = split_recording("inbound_answered", "BridgeEnter", tmp_path)
+    await replay.play([head], speed=0, shift_to_now=False, renumber=False)
+    await expect(page.locator("#pop-state")).to_have_text("On the call")
+    await page.click("#pop-open")
+    await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+    await expect(page.locator("#panel-other")).to_be_hidden()
+    # another card opened meanwhile is marked, and one click goes back to the caller's
+    await page.fill("#find-q", "Olga Other")
+    await page.click("[data-testid=find-submit]")
+    await page.locator("#find-results li").first.click()
+    await expect(page.locator("#client-name")).to_have_value("Olga Other")
+    await expect(page.locator("#panel-other")).to_contain_text("On the line: Ivan Petrov")
+    await page.click("#panel-other-open")
+    await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+    await expect(page.locator("#panel-other")).to_be_hidden()

@@ -447,7 +447,7 @@
     const pop = S.pop;
     $("pop").hidden = !pop;
     $("idle").hidden = !!pop;
-    if (!pop) return;
+    if (!pop) { markPanel(); return; }
     const card = pop.card || {};
     const client = card.client;
     const deal = card.deal;
@@ -479,7 +479,19 @@
     renderPopState();
   }
 
+  // the card beside a live pop should be the caller's; when it is not, say so (a note or a stage
+  // move meant for the caller must not go to the card that happens to be open)
+  function markPanel() {
+    const pop = S.pop;
+    const caller = pop && pop.state !== "ended" && pop.card && pop.card.client;
+    const other = !!(caller && S.panel && S.panel.clientId !== caller.id);
+    $("panel-other").hidden = !other;
+    if (other) $("panel-other-name").textContent = caller.name;
+  }
+  $("panel-other-open").onclick = () => $("pop-open").onclick();
+
   function renderPopState() {
+    markPanel();
     if (!S.pop) return;
     const pop = $("pop");
     pop.dataset.state = S.pop.state;
@@ -587,6 +599,7 @@
   async function openClient(clientId, dealId, opts) {
     S.panel = { clientId, dealId, client: null, deal: null };
     $("panel").hidden = false;
+    markPanel();
     await refreshPanel();
     if (opts && opts.focusName) {
       const name = $("client-name");
