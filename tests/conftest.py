@@ -20,6 +20,7 @@ from crm_core.users.models import User
 from crm_core.users.schemas import UserCreate
 from crm_core.users.service import create_user
 from telephony.settings import TelephonySettings
+from tests.mailbox import Mailbox, serving_mailbox
 from web.app import create_app
 from web.auth import issue_token
 from web.container import Container
@@ -143,3 +144,10 @@ def make_user(sessions: async_sessionmaker[AsyncSession], settings: Settings) ->
         return user, {"Authorization": f"Bearer {token}"}
 
     return factory
+
+
+@pytest.fixture
+async def mailbox() -> AsyncIterator[Mailbox]:
+    """An SMTP server on loopback keeping what it is sent (tests/mailbox.py)."""
+    async with serving_mailbox() as box:
+        yield box

@@ -6,14 +6,11 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,6 +28,7 @@ from notifier.email import InboundSmtpServer, SmtpEmail, email_logger, parse_ema
 from notifier.outbox import OutboxWorker
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
+from tests.mailbox import Mailbox
 from tests.notifier.outbox_helpers import communication, drain, outbox_row
 from web.app import create_app
 from web.container import Container
@@ -43,33 +41,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@dataclass
-class Mailbox:
-    """A real SMTP server (aiosmtpd) on loopback that keeps what it is sent."""
-
-    port: int = 0
-    messages: list[tuple[Envelope, EmailMessage]] = field(default_factory=list)
-    answers: list[str] = field(default_factory=list)  # scripted replies to DATA, then 250
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.answers:
-            return self.answers.pop(0)
-        msg = message_from_bytes(envelope.content or b"", policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append((envelope, msg))
-        return "250 OK"
-
-
-@pytest.fixture
-async def mailbox() -> AsyncIterator[Mailbox]:
-    box = Mailbox()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(box, hostname="mx.test"), "127.0.0.1", 0)
-    box.port = int(server.sockets[0].getsockname()[1])
-    yield box
-    server.close()
 
 
 def _settings(port: int) -> NotifierSettings:

@@ -10,14 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope
-from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,6 +24,7 @@ from crm_core.users.models import User
 from notifier.settings import NotifierSettings
 from telephony.replay import ReplayServer
 from tests.conftest import UserFactory
+from tests.mailbox import Mailbox
 from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.pbx import settle_pipeline
 from tests.web.conftest import OPERATOR
@@ -426,34 +423,6 @@ async def test_manager_sees_the_status_but_may_not_save(
 # ---------------------------------------------------------------------------------- SMS / email
 
 
-class Mailbox:
-    """A real SMTP server (aiosmtpd) on loopback, in the test's loop, keeping what it is sent."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.messages: list[EmailMessage] = []
-        self.arrived = asyncio.Event()
-
-    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
-        content = envelope.content or b""
-        raw = content.encode() if isinstance(content, str) else content
-        msg = message_from_bytes(raw, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append(msg)
-        self.arrived.set()
-        return "250 OK"
-
-
-@pytest.fixture
-async def mailbox() -> AsyncIterator[Mailbox]:
-    box = Mailbox()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(box, hostname="mx.test"), "127.0.0.1", 0)
-    box.port = int(server.sockets[0].getsockname()[1])
-    yield box
-    server.close()
-
-
 async def test_card_sends_email_and_reports_sms_not_configured(
     settings: Settings,
     container: Container,
@@ -509,7 +478,7 @@ async def test_card_sends_email_and_reports_sms_not_configured(
         await expect(status).not_to_have_class("status error")
         await expect(page.locator("#email-subject")).to_have_value("")
         await asyncio.wait_for(mailbox.arrived.wait(), 15)
-        [mail] = mailbox.messages
+        [(_, mail)] = mailbox.messages
         assert mail["Subject"] == "Offer for chairs"
         assert mail["To"] == "ivan@petrov.example"
         assert "the price list is attached" in mail.get_content()
