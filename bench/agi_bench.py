@@ -63,16 +63,13 @@ def _request(caller: str) -> bytes:
 
 
 async def _one(port: int, payload: bytes) -> tuple[float, str]:
+    from telephony.agi_caller import converse, parse_set_variable
+
     start = time.perf_counter()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(payload)
-    target = "?"
-    while line := await reader.readline():
-        if line.startswith(b"SET VARIABLE CRM_TARGET"):
-            target = line.split(b'"')[1].decode()
-        writer.write(b"200 result=1\n")
-    writer.close()
-    return (time.perf_counter() - start) * 1000, target
+    commands = await converse("127.0.0.1", port, payload, within=30)
+    ms = (time.perf_counter() - start) * 1000
+    found = dict(v for c in commands if (v := parse_set_variable(c)) is not None)
+    return ms, found.get("CRM_TARGET", "?")
 
 
 def _payload(rnd: random.Random) -> bytes:

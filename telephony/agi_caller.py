@@ -1,5 +1,6 @@
-"""Asterisk's side of a FastAGI request, for the demo PBX: a replayed call asks the real router.
+"""Asterisk's side of a FastAGI request: the demo PBX, the tests and the bench play it.
 
+For the demo, a replayed call asks the real router.
 The recordings show where Asterisk ran `AGI(agi://…/route)` (a `Newexten` with Application AGI);
 the demo turns each such event into the request Asterisk made at that moment, so the router,
 its round-robin turn and the schedules page move as they would with a live PBX. (The recorded
@@ -57,21 +58,39 @@ def parse_set_variable(line: str) -> tuple[str, str] | None:
     return name, value
 
 
+async def converse(
+    host: str,
+    port: int,
+    request: bytes,
+    replies: list[bytes] | None = None,
+    *,
+    within: float = 3.0,
+) -> list[str]:
+    """One FastAGI conversation as Asterisk has it: send `request` (the environment block),
+    answer each command line (`replies` in turn, then `200 result=1`) until the server closes;
+    the commands received. Raises OSError/TimeoutError as a PBX would see them."""
+    replies = list(replies or ())
+    reader, writer = await asyncio.open_connection(host, port)
+    commands: list[str] = []
+    try:
+        writer.write(request)
+        async with asyncio.timeout(within):
+            while line := await reader.readline():
+                commands.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+                writer.write(replies.pop(0) if replies else OK_REPLY)
+    finally:
+        writer.close()
+    return commands
+
+
+def env_block(env: Mapping[str, str]) -> bytes:
+    """`agi_name: value` lines and the blank line that ends them."""
+    return "".join(f"{k}: {v}\n" for k, v in env.items()).encode() + b"\n"
+
+
 async def ask_route(
     host: str, port: int, env: Mapping[str, str], *, within: float = 3.0
 ) -> dict[str, str]:
-    """Send `env` as Asterisk does, answer every command `200 result=1` until the server closes;
-    the variables it set. Raises OSError/TimeoutError as a PBX would see them."""
-    reader, writer = await asyncio.open_connection(host, port)
-    variables: dict[str, str] = {}
-    try:
-        writer.write("".join(f"{k}: {v}\n" for k, v in env.items()).encode() + b"\n")
-        async with asyncio.timeout(within):
-            while line := await reader.readline():
-                found = parse_set_variable(line.decode("utf-8", "replace").rstrip("\r\n"))
-                if found is not None:
-                    variables[found[0]] = found[1]
-                writer.write(OK_REPLY)
-    finally:
-        writer.close()
-    return variables
+    """Send `env` as Asterisk does; the variables the server set."""
+    commands = await converse(host, port, env_block(env), within=within)
+    return dict(found for c in commands if (found := parse_set_variable(c)) is not None)

@@ -19,6 +19,7 @@ from crm_core.routing.rules import Reason, RouteDecision
 from crm_core.schedules.schemas import IntervalIn, ScheduleIn
 from crm_core.schedules.service import replace_schedule
 from telephony.agi import AgiServer, commands_for, parse_env_line, quote, reply_code, script_of
+from telephony.agi_caller import converse
 from tests.conftest import FIXTURES, UserFactory
 
 RECORDED = (FIXTURES / "asterisk" / "agi_request.txt").read_bytes()
@@ -53,18 +54,7 @@ async def agi(stub: StubRoute) -> AsyncIterator[AgiServer]:
 
 async def asterisk(port: int, request: bytes, replies: list[bytes] | None = None) -> list[str]:
     """Play Asterisk: send `request`, answer each command (OK unless told), return the commands."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request)
-    commands: list[str] = []
-    try:
-        async with asyncio.timeout(5):
-            while line := await reader.readline():
-                commands.append(line.decode().rstrip("\n"))
-                reply = replies.pop(0) if replies else OK
-                writer.write(reply)
-    finally:
-        writer.close()
-    return commands
+    return await converse("127.0.0.1", port, request, replies, within=5)
 
 
 # --- the protocol, pure ----------------------------------------------------------------------
