@@ -402,7 +402,7 @@
   function onEnded(linkedid, p, replayed) {
     const known = S.calls.some((c) => c.linkedid === linkedid);
     trackCall(linkedid, Object.assign(known ? {} : { number: p.client_number, at: new Date().toISOString() },
-      { state: "ended", status: endedFor(p), talk: p.answered_by && p.answered_by !== user.extension ? null : p.talk_seconds }));
+      { state: "ended", status: endedFor(p), talk: answeredElsewhere(p) ? null : p.talk_seconds }));
     if (S.pop && S.pop.linkedid === linkedid && replayed && S.freshStart) {
       // a page opened after the call: its history, not something to answer
       S.pop = null;
@@ -422,9 +422,11 @@
   }
 
   // how a call ended, for this phone: "answered" by someone else is not this phone's call
+  function answeredElsewhere(p) {
+    return p.status === "answered" && !!p.answered_by && p.answered_by !== user.extension;
+  }
   function endedFor(p) {
-    if (p.status === "answered" && p.answered_by && p.answered_by !== user.extension) return `answered by ${p.answered_by}`;
-    return p.status;
+    return answeredElsewhere(p) ? `answered by ${p.answered_by}` : p.status;
   }
 
   function trackCall(linkedid, fields) {
