@@ -171,7 +171,7 @@ class AgiServer:
 
 # Connection states.
 _ENV, _ROUTING, _REPLIES, _DONE = range(4)
-_OK_REPLY = b"200 result=1\n"
+OK_REPLY = b"200 result=1\n"  # Asterisk's answer to a command that worked
 
 
 class _Connection(asyncio.Protocol):
@@ -242,7 +242,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         state = self._state
         if state == _REPLIES:
-            if data == _OK_REPLY and not self._buf:  # the usual reply, whole
+            if data == OK_REPLY and not self._buf:  # the usual reply, whole
                 self._left -= 1
                 if not self._left:
                     self._finish()

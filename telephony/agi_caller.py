@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-OK_REPLY = b"200 result=1\n"
+from telephony.agi import OK_REPLY
 
 
 def agi_request_of(event: Mapping[str, str]) -> str | None:
