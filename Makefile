@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install browser demo serve test lint bench
+.PHONY: install browser asterisk demo serve test lint bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Test tools from npm: Stoplight Prism serves a mock of Twilio's API from ../shared/twilio.
+# Test tools from npm: Stoplight Prism serves a mock of Twilio's API from tests/fixtures/twilio.
 node_modules: package.json $(wildcard package-lock.json)
 	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; \
 	else npm install --no-audit --no-fund; fi
@@ -25,6 +25,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'; }
+
+# The real Asterisk 22.10.1 the live tests drive (tests/live): built once into the cache
+# (~/.cache/asterisk-22.10.1-min, about 2 minutes on 2 cores), then a no-op. asterisk/build.sh
+# says which source it used: $$ASTERISK_SOURCE, ../shared/asterisk, or the upstream tarball.
+asterisk:
+	bash asterisk/build.sh
 
 demo: install
 	$(VENV)/bin/crm-telephony demo
@@ -38,7 +44,7 @@ lint: install
 	$(VENV)/bin/mypy crm_core telephony notifier web
 	$(VENV)/bin/lint-imports
 
-test: install browser lint node_modules
+test: install browser lint node_modules asterisk
 	$(VENV)/bin/pytest -q
 
 bench: install

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import embedded_database, pct
 
 RECORDED = (
-    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "asterisk" / "agi_request.txt"
+    Path(__file__).resolve().parents[1] / "asterisk" / "recordings" / "agi_request.txt"
 ).read_bytes()
 KNOWN = 2000
 

@@ -31,7 +31,7 @@ from telephony.call_pipeline import CallPipeline
 from telephony.settings import TelephonySettings
 from telephony.tracker import CallTracker, TrackerConfig
 
-AMI_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ami"
+AMI_DIR = Path(__file__).resolve().parents[1] / "asterisk" / "recordings"
 _UID = re.compile(rb"\b(17955\d{5})\.(\d+)\b")
 _CALLER = re.compile(rb"^(CallerIDNum|ConnectedLineNum): \+79(\d{9})\r$", re.M)
 

@@ -150,6 +150,7 @@ class ReplayServer:
         self._login_changed = asyncio.Condition()
         self._write_lock = asyncio.Lock()
         self._player: asyncio.Task[None] | None = None
+        self._last_pass: _Pass | None = None  # for `resume`
         self._cut_after: int | None = None
         self._inject_at: dict[int, list[bytes]] = {}
         self._uid_counter = itertools.count(1)
@@ -197,6 +198,7 @@ class ReplayServer:
         renumber: bool = True,
         strip_timestamps: bool = False,
         gap: float = 1.0,
+        resume: bool = False,
     ) -> None:
         """Start playing recordings in the background (replacing any current playback).
 
@@ -206,6 +208,8 @@ class ReplayServer:
         ``renumber``: fresh Uniqueid/Linkedid (every ``*Uniqueid``/``*Linkedid`` header, kept
         consistent), BridgeUniqueid and channel sequence numbers for each pass, so a looped replay
         makes new calls. ``gap``: recorded seconds of silence between two recordings.
+        ``resume``: the first recording goes on the last pass (its time shift and new ids), as
+        the second half of a recording split in two does.
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
@@ -215,7 +219,9 @@ class ReplayServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._player
         self._player = asyncio.create_task(
-            self._play(recordings, speed, loop, shift_to_now, renumber, strip_timestamps, gap),
+            self._play(
+                recordings, speed, loop, shift_to_now, renumber, strip_timestamps, gap, resume
+            ),
             name="ami-replay",
         )
 
@@ -233,6 +239,7 @@ class ReplayServer:
         renumber: bool,
         strip_timestamps: bool,
         gap: float,
+        resume: bool,
     ) -> None:
         fast = speed <= 0 or math.isinf(speed)
         aloop = asyncio.get_running_loop()
@@ -243,9 +250,13 @@ class ReplayServer:
                 if index and not fast and gap > 0:
                     await asyncio.sleep(gap / speed)
                 first_ts = next((t for e in events if (t := _timestamp(e)) is not None), None)
-                state = _Pass()
-                if shift_to_now and first_ts is not None:
-                    state.ts_offset = time.time() - first_ts
+                if resume and not index and self._last_pass is not None:
+                    state = self._last_pass
+                else:
+                    state = _Pass()
+                    if shift_to_now and first_ts is not None:
+                        state.ts_offset = time.time() - first_ts
+                self._last_pass = state
                 anchor: tuple[float, float] | None = None
                 for event in events:
                     ts = _timestamp(event)

@@ -3,7 +3,7 @@
 No I/O, no asyncio, no database: the AMI listener feeds it parsed events, crm_core and notifier
 consume the facts it returns. That keeps every rule below testable against recorded AMI traffic.
 
-How a call is recognised (see /work/shared/docs and the recordings in shared/fixtures/ami):
+How a call is recognised (see the recordings in asterisk/recordings):
 - one logical call is one ``Linkedid``; channels are remembered by ``Uniqueid`` from their
   ``Newchannel`` on, and events are routed through that channel, so events for a channel after
   its ``Hangup`` (late ``NewConnectedLine``, ``VarSet``) find nothing and are ignored;

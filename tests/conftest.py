@@ -26,7 +26,8 @@ from web.auth import issue_token
 from web.container import Container
 from web.settings import Settings, WebSettings
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+# Real Asterisk 22 traffic, its truth files and the AGI request, kept in the repository.
+RECORDINGS = Path(__file__).resolve().parents[1] / "asterisk" / "recordings"
 KEEP_TABLES = {"deal_stages", "alembic_version"}
 
 

@@ -22,7 +22,7 @@ from crm_core.embedded import default_data_dir
 from crm_core.schedules.models import ScheduleInterval
 from crm_core.users.models import User
 from crm_core.users.security import hash_password
-from telephony.agi_caller import agi_request_of, ask_route, env_from_event
+from telephony.agi_caller import CommandsAheadOfTurn, agi_request_of, ask_route, env_from_event
 from telephony.replay import ReplayServer
 from web.app import create_app
 from web.container import Container
@@ -47,12 +47,9 @@ DEMO_CLIENTS = [
 
 
 def recordings_dir() -> Path | None:
-    """The recordings beside the project (../shared/fixtures/ami) or a copy inside it."""
-    here = Path(__file__).resolve().parents[1]
-    for candidate in (here.parent / "shared" / "fixtures" / "ami", here / "demo_data" / "ami"):
-        if candidate.is_dir() and any(candidate.glob("*.ami")):
-            return candidate
-    return None
+    """The real Asterisk 22 recordings kept in the repository (asterisk/recordings)."""
+    folder = Path(__file__).resolve().parents[1] / "asterisk" / "recordings"
+    return folder if folder.is_dir() and any(folder.glob("*.ami")) else None
 
 
 async def seed_demo(c: Container) -> None:
@@ -123,8 +120,8 @@ class _AgiCaller:
     async def _ask(self, env: dict[str, str]) -> None:
         try:
             answer = await ask_route(self._host, self._port, env)
-        except (OSError, TimeoutError) as exc:
-            logger.warning("demo PBX: the router did not answer (%s)", exc)
+        except (OSError, TimeoutError, CommandsAheadOfTurn) as exc:
+            logger.warning("demo PBX: the router did not answer in turn (%s)", exc)
             return
         logger.info(
             "demo PBX: the router sends %s to %r",

@@ -40,7 +40,7 @@ from tests.notifier.outbox_helpers import communication, drain, outbox_row
 
 ROOT = Path(__file__).resolve().parents[2]
 PRISM = ROOT / "node_modules" / ".bin" / "prism"
-SPEC = ROOT.parent / "shared" / "twilio" / "twilio_api_v2010.json"
+SPEC = ROOT / "tests" / "fixtures" / "twilio" / "twilio_api_v2010.json"  # with its LICENSE
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 TOKEN = "prism-does-not-check-the-password"
 FROM = "+15005550006"
@@ -385,6 +385,6 @@ def test_base_url_client_rewrites_only_scheme_and_host() -> None:
         BaseUrlHttpClient("api.twilio.com", timeout=1)
 
 
-def test_prism_spec_is_the_shared_one() -> None:
+def test_prism_spec_is_twilios_messages_api() -> None:
     spec = json.loads(SPEC.read_text())
     assert "/2010-04-01/Accounts/{AccountSid}/Messages.json" in spec["paths"]

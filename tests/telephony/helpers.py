@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from telephony.ami_fields import parse_message
+from tests.conftest import RECORDINGS
 
-# /work/main/tests/telephony/helpers.py -> /work/shared/fixtures/ami (the repo's sibling "shared").
-AMI_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "ami"
+AMI_DIR = RECORDINGS
 
 
 def recordings() -> list[str]:

@@ -20,9 +20,9 @@ from crm_core.schedules.schemas import IntervalIn, ScheduleIn
 from crm_core.schedules.service import replace_schedule
 from telephony.agi import AgiServer, commands_for, parse_env_line, quote, reply_code, script_of
 from telephony.agi_caller import converse
-from tests.conftest import FIXTURES, UserFactory
+from tests.conftest import RECORDINGS, UserFactory
 
-RECORDED = (FIXTURES / "asterisk" / "agi_request.txt").read_bytes()
+RECORDED = (RECORDINGS / "agi_request.txt").read_bytes()
 OK = b"200 result=1\n"
 
 
@@ -135,14 +135,15 @@ ALL_THREE = [
 async def test_error_replies_and_hangup_end_the_conversation_cleanly(
     agi: AgiServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # the commands go out in one write (pipelined); each reply is still read and judged
+    # one command at a time; an error reply is logged and the next command still goes out
     usage = b"520-Invalid command syntax.  Proper usage follows:\nUsage: SET VARIABLE\n520 End\n"
     with caplog.at_level(logging.WARNING, logger="telephony.agi"):
         assert await asterisk(agi.port, RECORDED, [usage]) == ALL_THREE
     assert "answered '520 End'" in caplog.text
     served = agi.served
-    assert await asterisk(agi.port, RECORDED, [b"HANGUP\n"]) == ALL_THREE
-    assert agi.served == served + 1  # closed at the HANGUP, not left waiting for replies
+    # the channel hung up after the first: nothing more is sent, and the server closes at once
+    assert await asterisk(agi.port, RECORDED, [b"HANGUP\n"]) == ALL_THREE[:1]
+    assert agi.served == served + 1
 
 
 async def test_a_failing_or_hanging_route_answers_no_target(

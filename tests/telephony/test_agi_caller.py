@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from crm_core.routing.rules import Reason, RouteDecision
 from telephony.agi import AgiServer, commands_for
-from telephony.agi_caller import agi_request_of, ask_route, env_from_event, parse_set_variable
-from tests.conftest import FIXTURES
+from telephony.agi_caller import (
+    CommandsAheadOfTurn,
+    agi_request_of,
+    ask_route,
+    converse,
+    env_from_event,
+    parse_set_variable,
+)
+from tests.conftest import RECORDINGS
 from tests.telephony.helpers import read_events
 from tests.telephony.test_agi import StubRoute
 
-RECORDED_REQUEST = FIXTURES / "asterisk" / "agi_request.txt"
+RECORDED_REQUEST = RECORDINGS / "agi_request.txt"
 
 
 def recorded_env() -> dict[str, str]:
@@ -57,3 +67,27 @@ async def test_ask_route_reads_what_our_server_sets() -> None:
         answer = await ask_route("127.0.0.1", server.port, recorded_env())
     assert answer == {"CRM_TARGET": "102", "CRM_CLIENT_ID": "7", "CRM_DEAL_ID": "9"}
     assert [(caller, did) for caller, did, _ in stub.calls] == [("+79161234567", "84951112233")]
+
+
+async def test_a_command_written_ahead_of_its_turn_is_seen_only_when_the_socket_closes() -> None:
+    """The stand-in reads as Asterisk does: a pipelining server (the router before the live
+    Asterisk showed its 5.4 s stall) gets one reply, then nothing until it closes."""
+    replies: list[bytes] = []
+
+    async def pipelining(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readline() not in (b"\n", b""):
+            pass
+        writer.write(b'SET VARIABLE A "1"\nSET VARIABLE B "2"\nSET VARIABLE C "3"\n')
+        replies.append(await reader.readline())
+        with contextlib.suppress(TimeoutError):  # the other two replies never come
+            replies.append(await asyncio.wait_for(reader.readline(), 0.3))
+        writer.close()
+
+    server = await asyncio.start_server(pipelining, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(CommandsAheadOfTurn) as raised:
+            await converse("127.0.0.1", port, b"agi_network: yes\n\n", within=5)
+    assert raised.value.in_turn == ['SET VARIABLE A "1"']
+    assert raised.value.late == ['SET VARIABLE B "2"', 'SET VARIABLE C "3"']
+    assert replies == [b"200 result=1\n"]

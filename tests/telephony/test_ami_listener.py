@@ -27,7 +27,7 @@ from telephony.ami_listener import (
 from telephony.replay import ReplayServer, load_recording
 from telephony.settings import TelephonySettings
 
-AMI_DIR = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ami"
+from tests.telephony.helpers import AMI_DIR
 CLICK = AMI_DIR / "click_to_call.ami"
 INBOUND = AMI_DIR / "inbound_answered.ami"
 

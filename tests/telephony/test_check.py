@@ -13,7 +13,7 @@ from telephony.check import CheckResult, run_check
 from telephony.replay import ReplayServer
 from telephony.settings import TelephonySettings
 
-AMI_DIR = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ami"
+from tests.telephony.helpers import AMI_DIR
 QUEUE = AMI_DIR / "inbound_router_down_queue.ami"
 OBSERVE = 0.3
 

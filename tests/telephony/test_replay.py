@@ -12,7 +12,7 @@ import pytest
 
 from telephony.replay import ReplayServer, load_recording
 
-AMI_DIR = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ami"
+from tests.telephony.helpers import AMI_DIR
 ABANDONED = AMI_DIR / "inbound_abandoned.ami"
 TRANSFER = AMI_DIR / "inbound_blind_transfer_dial.ami"
 

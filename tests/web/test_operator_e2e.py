@@ -617,7 +617,7 @@ async def test_a_card_other_than_the_callers_says_so_while_the_call_is_on(
     await login(page, service, *OPERATOR)
     # Ivan's call, answered and still going on
     head, _ = split_recording("inbound_answered", "BridgeEnter", tmp_path)
-    await replay.play([head], speed=0, shift_to_now=False, renumber=False)
+    await replay.play([head], speed=0)
     await expect(page.locator("#pop-state")).to_have_text("On the call")
     await page.click("#pop-open")
     await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")

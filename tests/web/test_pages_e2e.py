@@ -120,14 +120,13 @@ async def sign_in_on_schedules(page: Page, live: LiveService, credentials: tuple
 
 
 async def play_and_settle(
-    live: LiveService, replay: ReplayServer, name: str | Path, *, as_recorded: bool = False
+    live: LiveService, replay: ReplayServer, name: str | Path, *, resume: bool = False
 ) -> None:
-    """Play a recording (by name, or a file) as fast as possible; wait until it is all in.
-
-    `as_recorded`: its own ids and times, as for the two halves of a split recording."""
+    """Play a recording (by name, or a file) as fast as possible, moved to now with new ids;
+    wait until it is all in. `resume`: the second half of a split recording (the first half's
+    time shift and ids)."""
     path = name if isinstance(name, Path) else AMI_DIR / f"{name}.ami"
-    fresh = not as_recorded
-    await replay.play([path], speed=0, shift_to_now=fresh, renumber=fresh)
+    await replay.play([path], speed=0, resume=resume)
     await asyncio.wait_for(replay.wait_played(), 30)
     assert live.tracking.pipeline is not None
     await settle_pipeline(replay, live.tracking.pipeline)
@@ -273,13 +272,13 @@ async def test_board_shows_who_waits_in_the_asterisk_queue(
         board = await pages.new()
         await sign_in(board, live, SUPERVISOR, "/dashboard")
         await expect(board.locator("#n-queue")).to_have_text("(0)")
-        await play_and_settle(live, replay, head, as_recorded=True)
+        await play_and_settle(live, replay, head)
         waiting = board.locator("#queue li")
         await expect(waiting).to_have_count(1)
         await expect(waiting).to_contain_text("+74957654321")
         await expect(waiting).to_contain_text("in queue sales #1")
         await expect(board.locator("#n-queue")).to_have_text("(1)")
-        await play_and_settle(live, replay, tail, as_recorded=True)
+        await play_and_settle(live, replay, tail, resume=True)
         await expect(board.locator("#n-queue")).to_have_text("(0)")
         await expect(board.locator("#missed li")).to_contain_text("+74957654321")
 

@@ -100,9 +100,8 @@ async def test_board_queue_follows_asterisk_queue_events(
     async def publish(events: list[Any]) -> None:
         published.extend(events)
 
-    as_is = {"shift_to_now": False, "renumber": False, "speed": 0}
     async with replayed_pbx(sessions, publish) as pbx:
-        await pbx.server.play([head], **as_is)
+        await pbx.server.play([head], speed=0)  # moved to now: the board shows today's calls
         await pbx.server.wait_played()
         await pbx.settle()
         board = (await api.get("/api/dashboard", headers=sup)).json()
@@ -111,7 +110,7 @@ async def test_board_queue_follows_asterisk_queue_events(
         assert (waiting["queue"], waiting["position"]) == ("sales", 1)
         assert waiting["queued_at"] is not None and waiting["state"] in ("waiting", "ringing")
 
-        await pbx.server.play([tail], **as_is)
+        await pbx.server.play([tail], speed=0, resume=True)
         await pbx.server.wait_played()
         await pbx.settle()
     board = (await api.get("/api/dashboard", headers=sup)).json()
