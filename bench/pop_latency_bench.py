@@ -64,9 +64,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
-RECORDING = (
-    Path(__file__).resolve().parents[1] / "asterisk" / "recordings" / "inbound_answered.ami"
-)
+RECORDING = Path(__file__).resolve().parents[1] / "asterisk" / "recordings" / "inbound_answered.ami"
 RECORDED_AGENT = "101"
 RECORDED_CALLER = "+79161234567"
 FIRST_EXTENSION = 1000

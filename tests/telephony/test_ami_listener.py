@@ -26,8 +26,8 @@ from telephony.ami_listener import (
 )
 from telephony.replay import ReplayServer, load_recording
 from telephony.settings import TelephonySettings
-
 from tests.telephony.helpers import AMI_DIR
+
 CLICK = AMI_DIR / "click_to_call.ami"
 INBOUND = AMI_DIR / "inbound_answered.ami"
 

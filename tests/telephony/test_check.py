@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +11,8 @@ import pytest
 from telephony.check import CheckResult, run_check
 from telephony.replay import ReplayServer
 from telephony.settings import TelephonySettings
-
 from tests.telephony.helpers import AMI_DIR
+
 QUEUE = AMI_DIR / "inbound_router_down_queue.ami"
 OBSERVE = 0.3
 

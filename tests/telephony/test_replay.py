@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from telephony.replay import ReplayServer, load_recording
-
 from tests.telephony.helpers import AMI_DIR
+
 ABANDONED = AMI_DIR / "inbound_abandoned.ami"
 TRANSFER = AMI_DIR / "inbound_blind_transfer_dial.ami"
 
