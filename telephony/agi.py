@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 Route = Callable[[str, str, Mapping[str, str]], Awaitable[RouteDecision]]
 
 ROUTE_SCRIPT = "route"
+# `crm-telephony check` asks this script as Asterisk would: answered without routing (no turn
+# taken, nothing counted), with two commands so a server that pipelines them shows up.
+CHECK_SCRIPT = "check"
+CHECK_COMMANDS = ['SET VARIABLE CRM_TARGET ""', 'SET VARIABLE CRM_CHECK "ok"']
 MAX_LINE = 4096  # a real environment line is < 200 bytes
 MAX_ENV_LINES = 256  # Asterisk sends ~25 (plus agi_arg_N); more is not Asterisk
 MAX_ENV_BYTES = 64 * 1024
@@ -279,6 +283,9 @@ class _Connection(asyncio.Protocol):
         if self._server.on_decision is not None:
             self._asked = time.perf_counter()
         script = script_of(env)
+        if script == CHECK_SCRIPT:
+            self._send(list(CHECK_COMMANDS))
+            return
         if script != ROUTE_SCRIPT:
             # Not ours to answer; an empty target keeps a misconfigured dialplan on its fallback.
             logger.warning(
@@ -346,10 +353,13 @@ class _Connection(asyncio.Protocol):
 
     def _answer(self, decision: RouteDecision) -> None:
         """Send the first command; each reply sends the next (never two unanswered)."""
+        self._send(commands_for(decision))
+
+    def _send(self, commands: list[str]) -> None:
         transport = self._transport
         if transport is None or self._state == _DONE:
             return
-        commands = self._commands = commands_for(decision)
+        self._commands = commands
         self._left = len(commands)
         self._state = _REPLIES
         transport.write(f"{commands[0]}\n".encode())

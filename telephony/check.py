@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from telephony.agi import CHECK_SCRIPT
+from telephony.agi_caller import CommandsAheadOfTurn, converse, env_block, parse_set_variable
 from telephony.ami_listener import AmiError, AmiEvent, AmiListener, AmiState
 from telephony.settings import TelephonySettings
 
@@ -45,7 +48,11 @@ async def run_check(
 ) -> list[CheckResult]:
     """Connect, inspect, observe for ``observe_seconds``, and report one result per check:
     ``reachable``, ``login``, ``permissions``, ``timestamps``, ``inbound_context``,
-    ``agent_pattern``."""
+    ``agent_pattern``, ``router``."""
+    return [*await _check_ami(settings, observe_seconds), await check_router(settings)]
+
+
+async def _check_ami(settings: TelephonySettings, observe_seconds: float) -> list[CheckResult]:
     results: list[CheckResult] = []
     where = f"{settings.ami_host}:{settings.ami_port}"
     events: list[AmiEvent] = []
@@ -278,18 +285,80 @@ def _check_agent_pattern(
             "ok",
             f"Agent extensions recognised in channel names: {', '.join(sorted(matched))}.",
         )
-    if not channels:
+    # A phone that was rung is a DialBegin's DestChannel from a channel of the PBX (the kit's
+    # simulated caller dials with no Channel). Seeing only callers' channels proves nothing.
+    rung = {e["DestChannel"] for e in events if e.get("Event") == "DialBegin" and e.get("Channel")}
+    if not rung:
+        seen = f"only {', '.join(channels[:3])} (no phone rung)" if channels else "no channel"
         return CheckResult(
             "agent_pattern",
             "warn",
-            f"No channel was seen in {seconds:g} s, so AGENT_CHANNEL_PATTERN could not be "
+            f"In {seconds:g} s {seen} was seen, so AGENT_CHANNEL_PATTERN could not be "
             "verified: ring an agent's phone while the check runs.",
         )
-    sample = ", ".join(channels[:5])
+    sample = ", ".join(sorted(rung)[:5])
     return CheckResult(
         "agent_pattern",
         "fail",
         f"AGENT_CHANNEL_PATTERN {settings.agent_channel_pattern!r} matched none of the "
-        f"{len(channels)} channels seen (e.g. {sample}): calls would be logged with no agent. "
+        f"{len(channels)} channels seen (phones rung: {sample}): calls would be logged with no "
+        "agent. "
         "Adjust it so its 'ext' group captures the extension in your agents' channel names.",
+    )
+
+
+async def check_router(settings: TelephonySettings, within: float = 5.0) -> CheckResult:
+    """Ask the FastAGI port what Asterisk's dialplan asks it, byte for byte as res_agi sends it,
+    and read the answer as Asterisk reads it (one command per reply)."""
+    where = f"{settings.agi_host}:{settings.agi_port}"
+    request = env_block(
+        {
+            "agi_network": "yes",
+            "agi_network_script": CHECK_SCRIPT,
+            "agi_request": f"agi://{where}/{CHECK_SCRIPT}",
+            "agi_channel": "Local/crm-telephony-check",
+            "agi_language": "en",
+            "agi_type": "Local",
+            "agi_uniqueid": f"{time.time():.6f}",
+            "agi_callerid": "unknown",
+            "agi_calleridname": "crm-telephony check",
+            "agi_context": settings.inbound_contexts[0] if settings.inbound_contexts else "",
+            "agi_extension": "s",
+            "agi_priority": "1",
+        }
+    )
+    started = time.perf_counter()
+    try:
+        commands = await converse(settings.agi_host, settings.agi_port, request, within=within)
+    except CommandsAheadOfTurn as exc:
+        return CheckResult(
+            "router",
+            "fail",
+            f"The FastAGI server at {where} writes a command before Asterisk has answered the "
+            f"one before ({exc.late}): Asterisk would run it only when the server closes the "
+            "connection, and the caller waits in silence until then.",
+        )
+    except (OSError, TimeoutError) as exc:
+        return CheckResult(
+            "router",
+            "fail",
+            f"Nothing answers FastAGI at {where} ({exc or type(exc).__name__}): every call "
+            "would fall back to the queue. Run 'crm-telephony serve' (it listens on "
+            "AGI_HOST/AGI_PORT) and point the dialplan at it: "
+            f"AGI(agi://{where}/route).",
+        )
+    ms = (time.perf_counter() - started) * 1000
+    variables = dict(v for c in commands if (v := parse_set_variable(c)) is not None)
+    if variables.get("CRM_CHECK") != "ok":
+        return CheckResult(
+            "router",
+            "warn",
+            f"Something answers FastAGI at {where}, but not this service's router "
+            f"(it answered {commands!r}).",
+        )
+    return CheckResult(
+        "router",
+        "ok",
+        f"The FastAGI router at {where} answered a request as Asterisk sends it, one command "
+        f"per reply, in {ms:.0f} ms.",
     )

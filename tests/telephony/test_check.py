@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from telephony.check import CheckResult, run_check
+from telephony.agi import AgiServer
+from telephony.check import CheckResult, check_router, run_check
 from telephony.replay import ReplayServer
 from telephony.settings import TelephonySettings
-from tests.telephony.helpers import AMI_DIR
+from tests.telephony.helpers import AMI_DIR, split_recording
+from tests.telephony.test_agi import StubRoute
 
 QUEUE = AMI_DIR / "inbound_router_down_queue.ami"
 OBSERVE = 0.3
@@ -39,6 +43,20 @@ async def start(**kwargs: Any) -> ReplayServer:
     return srv
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def router() -> AsyncIterator[tuple[AgiServer, StubRoute]]:
+    stub = StubRoute()
+    async with AgiServer(stub, port=0) as server:
+        yield server, stub
+
+
 @pytest.fixture
 async def good() -> AsyncIterator[ReplayServer]:
     srv = await start()
@@ -46,8 +64,9 @@ async def good() -> AsyncIterator[ReplayServer]:
     await srv.close()
 
 
-async def test_everything_ok(good: ReplayServer) -> None:
-    results = by_name(await run_check(make_settings(good.port), observe_seconds=OBSERVE))
+async def test_everything_ok(good: ReplayServer, router: tuple[AgiServer, StubRoute]) -> None:
+    settings = make_settings(good.port, AGI_PORT=router[0].port)
+    results = by_name(await run_check(settings, observe_seconds=OBSERVE))
     assert list(results) == [
         "reachable",
         "login",
@@ -55,9 +74,50 @@ async def test_everything_ok(good: ReplayServer) -> None:
         "timestamps",
         "inbound_context",
         "agent_pattern",
+        "router",
     ]
     assert all(r.status == "ok" for r in results.values()), results
     assert "101" in results["agent_pattern"].message
+    assert "one command per reply" in results["router"].message
+    assert router[1].calls == []  # the check's request routes nobody: no turn taken
+
+
+async def test_router_not_listening_or_pipelining_fails() -> None:
+    port = free_port()
+    result = await check_router(make_settings(0, AGI_PORT=port))
+    assert result.status == "fail"
+    assert f"Nothing answers FastAGI at 127.0.0.1:{port}" in result.message
+
+    async def pipelining(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readline() not in (b"\n", b""):
+            pass
+        writer.write(b'SET VARIABLE CRM_TARGET ""\nSET VARIABLE CRM_CHECK "ok"\n')
+        await reader.readline()
+        writer.close()
+
+    server = await asyncio.start_server(pipelining, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        result = await check_router(make_settings(0, AGI_PORT=port))
+    assert result.status == "fail"
+    assert "before Asterisk has answered" in result.message
+
+
+async def test_only_a_callers_channel_seen_is_a_warning_not_a_failure(tmp_path: Path) -> None:
+    """Before any phone rings (the caller is still in the router's AGI step) the pattern can't
+    be judged: a PJSIP-only pattern must not be reported as wrong."""
+    head, _ = split_recording("inbound_answered", "AGIExecStart", tmp_path)
+    srv = ReplayServer()
+    await srv.start()
+    await srv.play(head, speed=0)
+    try:
+        settings = make_settings(srv.port, AGENT_CHANNEL_PATTERN=r"^PJSIP/(?P<ext>\d+)-")
+        results = by_name(await run_check(settings, observe_seconds=OBSERVE))
+    finally:
+        await srv.close()
+    agent = results["agent_pattern"]
+    assert agent.status == "warn", agent
+    assert "Local/s@caller-sim" in agent.message and "no phone rung" in agent.message
 
 
 async def test_unreachable() -> None:
@@ -68,7 +128,7 @@ async def test_unreachable() -> None:
     assert results["reachable"].status == "fail"
     assert "Cannot reach" in results["reachable"].message
     assert f"127.0.0.1:{port}" in results["reachable"].message
-    assert {r.status for n, r in results.items() if n != "reachable"} == {"skip"}
+    assert {r.status for n, r in results.items() if n not in ("reachable", "router")} == {"skip"}
 
 
 async def test_bad_credentials(good: ReplayServer) -> None:
