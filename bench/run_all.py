@@ -19,6 +19,7 @@ BENCHES = [
     ("AMI event -> screen-pop latency (issue 5)", ["pop_latency_bench.py"]),
     ("websocket fan-out (issue 5)", ["ws_bench.py"]),
     ("FastAGI routing decisions (issue 6)", ["agi_bench.py"]),
+    ("FastAGI on a live Asterisk 22: AGI request -> Dial (issue 11)", ["live_agi_bench.py"]),
 ]
 
 
