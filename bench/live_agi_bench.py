@@ -138,23 +138,12 @@ async def one_call(listener: object, calls: Calls, caller: str, n: int) -> tuple
     return ms, dial.get("DestChannel", "?").split("@", 1)[0].removeprefix("Local/")
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace, ami_port: int, agi_port: int) -> int:
     from crm_core.routing.router import Router
     from telephony.agi import AgiServer
     from telephony.ami_listener import AmiListener
     from telephony.settings import TelephonySettings
 
-    binary = subprocess.run(
-        ["bash", str(ROOT / "asterisk" / "build.sh")], check=True, capture_output=True, text=True
-    ).stdout.strip().splitlines()[-1]
-    prefix = Path(binary).parents[1]
-    rundir = Path(tempfile.mkdtemp(prefix="crm-live-agi-"))
-    ami_port, agi_port = free_port(), free_port()
-    subprocess.run(
-        [str(KIT / "run.sh"), "start", str(rundir), "--ami-port", str(ami_port),
-         "--agi-port", str(agi_port), "--prefix", str(prefix)],
-        check=True, capture_output=True,
-    )  # fmt: skip
     url, pg = embedded_database()
     try:
         await seed(url)
@@ -179,7 +168,6 @@ async def run(args: argparse.Namespace) -> int:
             await listener.close(drain_timeout=1)
         await router.close()
     finally:
-        subprocess.run([str(KIT / "run.sh"), "stop", str(rundir)], capture_output=True)
         del pg
     print(f"Asterisk 22.10.1 (live) -> FastAGI router + PostgreSQL; {os.cpu_count()} cores")
     print(row("known caller (3 commands): AGI -> Dial", samples["known"]))
@@ -197,7 +185,28 @@ async def run(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20, help="calls per kind of caller")
-    return asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    binary = (
+        subprocess.run(
+            ["bash", str(ROOT / "asterisk" / "build.sh")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    rundir = Path(tempfile.mkdtemp(prefix="crm-live-agi-"))
+    ami_port, agi_port = free_port(), free_port()
+    subprocess.run(
+        [str(KIT / "run.sh"), "start", str(rundir), "--ami-port", str(ami_port),
+         "--agi-port", str(agi_port), "--prefix", str(Path(binary).parents[1])],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        return asyncio.run(run(args, ami_port, agi_port))
+    finally:
+        subprocess.run([str(KIT / "run.sh"), "stop", str(rundir)], capture_output=True)
 
 
 if __name__ == "__main__":
