@@ -20,12 +20,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "kit"))
-from example_calls import AMI, db, fastagi, inbound  # noqa: E402
+from example_calls import AMI, db, fastagi, inbound
 
 
 async def record(port: int, out: Path, stop: asyncio.Event) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"Action: Login\r\nActionID: rec-login\r\nUsername: crm\r\nSecret: crmsecret\r\n\r\n")
+    login = "Action: Login\r\nActionID: rec-login\r\nUsername: crm\r\nSecret: crmsecret\r\n\r\n"
+    writer.write(login.encode())
     await writer.drain()
     with out.open("wb") as sink:
         while not stop.is_set():
