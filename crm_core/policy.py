@@ -14,3 +14,21 @@ def is_staff(user: User) -> bool:
 def can_change_assigned(user: User, owner_id: int | None) -> bool:
     """Operators and managers change only what is assigned to them; supervisors and admins all."""
     return is_staff(user) or (owner_id is not None and owner_id == user.id)
+
+
+def may_hear_call(
+    user: User,
+    *,
+    call_user_id: int | None,
+    agent_extensions: set[str],
+    owner_ids: set[int | None],
+) -> bool:
+    """A call's recording: supervisors and admins hear all; others the calls they were on
+    (by user or extension) and those of their own clients and deals (`owner_ids`)."""
+    if is_staff(user):
+        return True
+    if call_user_id is not None and call_user_id == user.id:
+        return True
+    if user.extension and user.extension in agent_extensions:
+        return True
+    return user.id in owner_ids

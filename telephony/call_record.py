@@ -67,8 +67,26 @@ def to_record(
             "wait_s": summary.wait_s,
             "variables": summary.variables,
             "agent_leg_ring_s": summary.agent_leg_ring_s,
+            "recording": recording_link(summary),
         },
     )
+
+
+def recording_link(summary: CallSummary) -> dict[str, Any] | None:
+    """The call's recording as the CRM keeps it, or None when Asterisk named no file.
+
+    ``file`` is the path as Asterisk named it (on the PBX's disk; the web side maps it into
+    RECORDINGS_DIR or RECORDINGS_URL_TEMPLATE). MixMonitor with option b writes audio only while
+    the call is bridged, so an unanswered call leaves a header-only file: ``empty`` says so up
+    front, and players need not fetch it.
+    """
+    if not summary.recording:
+        return None
+    return {
+        "file": summary.recording,
+        "started": summary.recording_started,
+        "empty": summary.t_answer is None,
+    }
 
 
 def call_view(snapshot: CallSnapshot, ctx: dict[str, Any] | None) -> dict[str, Any]:

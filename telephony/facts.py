@@ -126,6 +126,8 @@ class CallSummary:
     t_end: float
     variables: dict[str, str] = field(default_factory=dict)
     agent_leg_ring_s: float | None = None  # click-to-call: how long the agent's phone rang
+    recording: str | None = None  # the recording file as Asterisk named it (a path on the PBX)
+    recording_started: bool = False  # MixMonitorStart was seen
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,6 +153,7 @@ class CallSnapshot:
     variables: dict[str, str] = field(default_factory=dict)
     queue: str | None = None  # the Asterisk queue the caller waits in, if any
     t_queued: float | None = None
+    recording: str | None = None  # the recording file being written, as Asterisk named it
 
 
 Fact = (

@@ -33,3 +33,9 @@ class TelephonySettings(BaseSettings):
     # Context and channel template for click-to-call originates.
     originate_context: str = Field(default="crm-outbound", alias="ORIGINATE_CONTEXT")
     originate_channel: str = Field(default="PJSIP/{ext}", alias="ORIGINATE_CHANNEL")
+    # Channel variables that name a call's recording file, first found wins: the kit's
+    # CRM_RECORDING, then the one MixMonitor itself sets (FreePBX relies on it too).
+    recording_variables: list[str] = Field(
+        default_factory=lambda: ["CRM_RECORDING", "MIXMONITOR_FILENAME"],
+        alias="RECORDING_VARIABLES",
+    )

@@ -73,6 +73,8 @@ class TrackerConfig:
     agent_channel_pattern: str = TelephonySettings.model_fields["agent_channel_pattern"].default
     # Channel variables copied into the call (set by click-to-call originates).
     call_variables: frozenset[str] = frozenset({"CRM_DEAL_ID", "CRM_USER_ID"})
+    # Channel variables naming the recording file, in order of preference.
+    recording_variables: tuple[str, ...] = ("CRM_RECORDING", "MIXMONITOR_FILENAME")
 
     @classmethod
     def from_settings(cls, settings: TelephonySettings) -> TrackerConfig:
@@ -80,6 +82,7 @@ class TrackerConfig:
             inbound_contexts=frozenset(settings.inbound_contexts),
             outbound_contexts=frozenset({settings.originate_context}),
             agent_channel_pattern=settings.agent_channel_pattern,
+            recording_variables=tuple(settings.recording_variables),
         )
 
 
@@ -146,6 +149,11 @@ class _Call:
     # The Asterisk queue the caller waits in (QueueCallerJoin .. QueueCallerLeave), and since when.
     queue: str | None = None
     t_queued: float | None = None
+    # The recording file as Asterisk named it, which variable named it (its rank in the
+    # configured list: a better-ranked one replaces it) and whether MixMonitorStart was seen.
+    recording: str | None = None
+    recording_rank: int = 0
+    recording_started: bool = False
 
 
 class CallTracker:
@@ -154,6 +162,7 @@ class CallTracker:
         self._inbound = config.inbound_contexts
         self._outbound = config.outbound_contexts
         self._variables = config.call_variables
+        self._recording_rank = {v: i for i, v in enumerate(config.recording_variables)}
         self._pattern: re.Pattern[str] = compile_agent_pattern(config.agent_channel_pattern)
         self._channels: dict[str, _Channel] = {}
         self._calls: dict[str, _Call] = {}
@@ -164,6 +173,7 @@ class CallTracker:
             "NewCallerid": self._on_new_callerid,
             "Rename": self._on_rename,
             "VarSet": self._on_var_set,
+            "MixMonitorStart": self._on_mixmonitor_start,
             "DialBegin": self._on_dial_begin,
             "DialEnd": self._on_dial_end,
             "AgentCalled": self._on_agent_called,
@@ -345,12 +355,25 @@ class CallTracker:
         return []
 
     def _on_var_set(self, ev: Mapping[str, str], t: float) -> list[Fact]:
-        variable = ev.get("Variable")
-        if variable not in self._variables:  # the most frequent event: leave early
+        variable = ev.get("Variable", "")
+        rank = self._recording_rank.get(variable)
+        if variable not in self._variables and rank is None:  # the most frequent event
             return []
         found = self._live(ev["Uniqueid"])
+        if found is None:
+            return []
+        call, value = found[1], ev.get("Value", "")
+        if rank is None:
+            call.variables[variable] = value
+        elif value and (call.recording is None or rank < call.recording_rank):
+            call.recording, call.recording_rank = value, rank
+        return []
+
+    def _on_mixmonitor_start(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        # Asterisk 22 names no file here: the file comes from the VarSet before or after it.
+        found = self._live(ev["Uniqueid"])
         if found is not None:
-            found[1].variables[variable] = ev.get("Value", "")
+            found[1].recording_started = True
         return []
 
     # --------------------------------------------------------------------------- dial events
@@ -718,6 +741,8 @@ class CallTracker:
             t_end=t,
             variables=dict(call.variables),
             agent_leg_ring_s=call.agent_leg_ring_s,
+            recording=call.recording,
+            recording_started=call.recording_started,
         )
         return [CallEnded(linkedid=call.linkedid, at=t, summary=summary)]
 
@@ -794,6 +819,7 @@ class CallTracker:
             variables=dict(call.variables),
             queue=call.queue,
             t_queued=call.t_queued,
+            recording=call.recording,
         )
 
 

@@ -148,6 +148,9 @@ async def _run(settings: Settings, speed: float) -> None:
         logger.warning("no AMI recordings found: the demo PBX stays silent")
     else:
         files = sorted(folder.glob("*.ami"))
+        if settings.web.recordings_dir is None and not settings.web.recordings_url_template:
+            # the WAV files MixMonitor wrote during the recorded calls lie beside them
+            settings.web.recordings_dir = folder
         await replay.play(files, speed=speed, loop=True, shift_to_now=True, renumber=True, gap=4)
     app = create_app(container=c)
     host, port = settings.web.http_host, settings.web.http_port

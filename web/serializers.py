@@ -118,8 +118,19 @@ def communication(c: Communication) -> dict[str, Any]:
             transfers=list(extra.get("transfers", [])),
             legs=list(extra.get("legs", [])),
             hung_up_by=extra.get("hung_up_by"),
+            recording=_recording(c.id, extra.get("recording")),
         )
     return out
+
+
+def _recording(communication_id: int, rec: Any) -> dict[str, Any] | None:
+    """What a page needs to offer a player: where to ask for its link, whether it holds audio."""
+    if not isinstance(rec, dict) or not rec.get("file"):
+        return None
+    return {
+        "link": f"/api/calls/{communication_id}/recording/link",
+        "empty": bool(rec.get("empty")),
+    }
 
 
 def task(t: Task, now: datetime | None = None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The application's settings: each package's own, combined here and read once."""
 
 import secrets
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,19 @@ class WebSettings(BaseSettings):
     secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(48), alias="SECRET_KEY")
     token_ttl_minutes: int = Field(default=12 * 60, alias="TOKEN_TTL_MINUTES")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    # Call recordings (MixMonitor). A URL template (for a remote PBX) wins over a directory.
+    # The directory Asterisk writes into, as mounted here; unset with no template: not served.
+    recordings_dir: Path | None = Field(default=None, alias="RECORDINGS_DIR")
+    # The same directory as Asterisk names it: paths under it keep their subfolders (FreePBX
+    # files by date), any other absolute path is looked up by its file name alone.
+    recordings_pbx_dir: str = Field(
+        default="/var/spool/asterisk/monitor", alias="RECORDINGS_PBX_DIR"
+    )
+    # e.g. "https://pbx.example/rec/{name}": {name} is the file's name as found above.
+    recordings_url_template: str = Field(default="", alias="RECORDINGS_URL_TEMPLATE")
+    # How long a player's signed recording URL works (an <audio> element sends no header).
+    recording_link_ttl_seconds: int = Field(default=1800, alias="RECORDING_LINK_TTL_SECONDS")
 
 
 class Settings:

@@ -153,6 +153,27 @@ async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[
     }
 
 
+RECENT_CALLS = 20
+
+
+def _recent_call(c: Communication) -> dict[str, Any]:
+    """A finished call on the board, with its recording if Asterisk made one."""
+    extra = c.extra or {}
+    rec = extra.get("recording")
+    return {
+        "id": c.id,
+        "direction": c.direction,
+        "status": c.status,
+        "phone": c.phone,
+        "client_id": c.client_id,
+        "at": c.occurred_at.isoformat(),
+        "agent_extension": c.agent_extension,
+        "talk_seconds": c.talk_seconds,
+        # an unanswered call's file holds no audio (MixMonitor writes only while bridged)
+        "recording": {"empty": bool(rec.get("empty"))} if isinstance(rec, dict) else None,
+    }
+
+
 def waiting_callers(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The board's queue: callers from outside still waiting for someone to pick up.
 
@@ -175,7 +196,7 @@ def waiting_callers(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def live_board(session: AsyncSession, now: datetime, day_start: datetime) -> dict[str, Any]:
     """Calls in progress, each agent's state (ringing/talking/free/off duty), the queue, today's
-    missed calls and per-manager figures."""
+    missed and most recent calls, and per-manager figures."""
     calls = [
         a.view for a in await session.scalars(select(ActiveCall).order_by(ActiveCall.started_at))
     ]
@@ -212,6 +233,14 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
             .limit(50)
         )
     ).all()
+    recent = (
+        await session.scalars(
+            select(Communication)
+            .where(Communication.kind == "call", Communication.occurred_at >= day_start)
+            .order_by(Communication.occurred_at.desc())
+            .limit(RECENT_CALLS)
+        )
+    ).all()
     figures = await communication_figures(session, day_start, day_start + timedelta(days=1))
     by_user = {u.id: u for u in users}
     return {
@@ -229,6 +258,7 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
             }
             for m in missed
         ],
+        "recent_calls": [_recent_call(c) for c in recent],
         "today": [
             {
                 "user_id": uid,

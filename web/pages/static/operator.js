@@ -660,8 +660,21 @@
     try {
       const data = await api(`/api/clients/${panel.clientId}/communications?limit=50`);
       if (S.panel !== panel) return;
-      fill($("timeline"), items(data).map(timelineItem), "no communications yet");
+      const shown = items(data);
+      fill($("timeline"), shown.map(timelineItem), "no communications yet");
+      // players of calls no longer on the card are let go
+      const ids = new Set(shown.map((c) => c.id));
+      for (const id of players.keys()) if (!ids.has(id)) players.delete(id);
     } catch (e) { fill($("timeline"), [], e.message); }
+  }
+
+  // A call's player survives the timeline being redrawn (a new call, a note): the same node is
+  // put back, so listening is not cut short.
+  const players = new Map(); // communication id -> the recording's element
+  function recordingOf(c) {
+    if (!c.recording) return null;
+    if (!players.has(c.id)) players.set(c.id, window.CrmRecordings.element(c.id, c.recording, token));
+    return players.get(c.id);
   }
 
   function timelineItem(c) {
@@ -673,7 +686,7 @@
       if (c.ring_seconds != null) bits.push(`ring ${fmtDuration(c.ring_seconds)}`);
       if (c.agent_extension) bits.push(`ext ${c.agent_extension}`);
       if (c.phone) bits.push(c.phone);
-      what = [el("span", { class: "kind", text: dir }), " ", el("span", { class: "muted", text: bits.join(" · ") })];
+      what = [el("span", { class: "kind", text: dir }), " ", el("span", { class: "muted", text: bits.join(" · ") }), recordingOf(c)];
     } else if (c.kind === "note") {
       const result = c.extra && c.extra.result;
       what = [el("span", { class: "kind", text: "Note" }), result ? el("span", { class: "badge", text: ` ${result}` }) : null,
