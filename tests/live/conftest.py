@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -200,9 +202,12 @@ class Live:
     # --- the PBX -------------------------------------------------------------------------------
 
     async def connect_ami(self) -> None:
-        if self.ami.connected:
-            await self.ami.close()
+        """(Re)connect the test's AMI session; the events seen so far are kept."""
+        old = self.ami
+        if old.connected:
+            await old.close()
         self.ami = RawAmi(self.kit.ami_port)
+        self.ami.events = old.events
         async with asyncio.timeout(30):
             await self.ami.connect()
 
@@ -319,6 +324,16 @@ class Live:
 
     # --- cleaning up ---------------------------------------------------------------------------
 
+    def keep_events(self, name: str) -> Path:
+        """Every AMI event the test saw, as JSON lines beside the PBX's logs (for a post-mortem)."""
+        folder = self.kit.rundir / "events"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.jsonl"
+        with path.open("w") as f:
+            for e in self.ami.events:
+                f.write(json.dumps(e) + "\n")
+        return path
+
     async def clean(self) -> None:
         """Asterisk idle, the flags deleted, the service stopped: the next test starts afresh."""
         try:
@@ -340,6 +355,7 @@ class Live:
 
 @pytest.fixture
 async def live(
+    request: pytest.FixtureRequest,
     asterisk: Kit,
     settings: Settings,
     container: Container,
@@ -352,6 +368,7 @@ async def live(
     try:
         yield lv
     finally:
+        lv.keep_events(request.node.name)
         await lv.clean()
 
 
