@@ -112,7 +112,7 @@ async def test_blind_transfer_into_the_queue_where_102_answers(live: Live) -> No
 async def test_hold_and_resume_count_the_hold_time(live: Live) -> None:
     await two_agents(live)
     await live.flag("hold", "101", 1)  # *8 3 s after answering, Unhold HOLD_SECS (6) later
-    await live.flag("agenttalk", "101", 14)
+    await live.flag("agenttalk", "101", 10)  # counted from the *8: hangs up 4 s after Unhold
     linkedid = await live.call_in("+79161234004", talk=40, name="Hold Me")
     hold = await live.ami.wait_for(event("Hold", Channel="Local/101@agent-phones-"))
     unhold = await live.ami.wait_for(event("Unhold", Channel="Local/101@agent-phones-"))
