@@ -57,7 +57,13 @@ async def test_asterisk_restarted_mid_call_the_call_is_logged_once_with_its_true
 
     # the service follows the new Asterisk: a call after the restart is logged too
     after = await live.call_in("+79161236002", talk=3, name="After Restart")
-    assert (await live.logged(after)).status == "answered"
+    next_call = await live.logged(after)
+    assert next_call.status == "answered"
+    # and 101 is free again for the router: the cut-off call did not leave them "talking"
+    assert 'SET VARIABLE CRM_TARGET "101"' in [
+        e["Command"] for e in live.of_call(after, "AGIExecStart")
+    ]
+    assert next_call.agent_extension == "101"
 
     rows = await live.communications(linkedid)
     assert len(rows) == 1, [(r.status, r.extra) for r in rows]
