@@ -4,7 +4,8 @@
 # Where the source comes from, first found wins (said plainly on stderr):
 #   1. $ASTERISK_SOURCE: a .tar.gz of the 22.10.1 source, or a folder holding
 #      asterisk-22.10.1.tar.gz, or an unpacked source tree (a folder with `configure`);
-#   2. ../shared/asterisk/asterisk-22.10.1.tar.gz beside this repository (the workspace's copy);
+#   2. ../shared/asterisk/asterisk-22.10.1.tar.gz beside this repository (the workspace's copy),
+#      or beside the main working tree when this is a linked git worktree;
 #   3. the upstream release tarball, downloaded into the cache folder.
 # The build itself is kit/build.sh (minimal: 49 modules, no SIP; about 2 minutes on 2 cores the
 # first time, then a no-op while PREFIX's stamp matches). The last line printed is the binary.
@@ -16,6 +17,11 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}"
 PREFIX="${1:-$CACHE/asterisk-$VERSION-min}"
 UPSTREAM="https://downloads.asterisk.org/pub/telephony/asterisk/releases/asterisk-$VERSION.tar.gz"
 say() { echo "asterisk/build.sh: $*" >&2; }
+# the main working tree when this is a linked git worktree (its .git is a file)
+MAIN_TREE=""
+if common="$(git -C "$HERE" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)"; then
+    MAIN_TREE="$(dirname "$common")"
+fi
 
 tarball=""
 if [ -n "${ASTERISK_SOURCE:-}" ]; then
@@ -40,6 +46,10 @@ if [ -n "${ASTERISK_SOURCE:-}" ]; then
 elif [ -f "$HERE/../../shared/asterisk/asterisk-$VERSION.tar.gz" ]; then
     tarball="$(cd "$HERE/../../shared/asterisk" && pwd)/asterisk-$VERSION.tar.gz"
     say "source: the workspace's copy ($tarball)"
+elif [ -n "$MAIN_TREE" ] && [ -f "$MAIN_TREE/../shared/asterisk/asterisk-$VERSION.tar.gz" ]; then
+    # a git worktree elsewhere: the workspace's copy is beside the main working tree
+    tarball="$(cd "$MAIN_TREE/../shared/asterisk" && pwd)/asterisk-$VERSION.tar.gz"
+    say "source: the workspace's copy beside the main worktree ($tarball)"
 else
     tarball="$CACHE/asterisk-$VERSION.tar.gz"
     if [ ! -f "$tarball" ]; then

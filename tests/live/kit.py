@@ -1,0 +1,273 @@
+"""The real Asterisk of the live tests: the kit's run.sh on free ports, and a raw AMI connection.
+
+`Kit` starts and stops one Asterisk 22 (asterisk/kit/run.sh) in its own RUNDIR. `RawAmi` is the
+test's own AMI session, separate from the service's: it places calls by real AMI actions
+(Originate, BlindTransfer, Atxfer, DBPut…) and keeps every event it sees, with its local arrival
+time, so a test can wait for what the PBX did instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "asterisk" / "build.sh"
+RUN = ROOT / "asterisk" / "kit" / "run.sh"
+USER, SECRET = "crm", "crmsecret"
+DID = "84951112233"  # any DID but the ring group goes through our router
+RING_GROUP_DID = "84951110002"
+
+Event = dict[str, str]
+Predicate = Callable[[Event], bool]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def build() -> Path:
+    """The kit's Asterisk (built once into the cache, then a no-op): its PREFIX."""
+    out = subprocess.run(
+        ["bash", str(BUILD)], check=True, capture_output=True, text=True, timeout=1800
+    )
+    binary = Path(out.stdout.strip().splitlines()[-1])
+    assert binary.name == "asterisk" and binary.exists(), out.stdout + out.stderr
+    return binary.parents[1]
+
+
+@dataclass
+class Kit:
+    """One kit Asterisk instance: `start()`, `stop()`, `rx("cli command")`."""
+
+    rundir: Path
+    prefix: Path
+    ami_port: int = field(default_factory=free_port)
+    agi_port: int = field(default_factory=free_port)
+
+    def _run(self, *args: str, timeout: float = 60) -> str:
+        out = subprocess.run(
+            ["bash", str(RUN), *args], capture_output=True, text=True, timeout=timeout
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"run.sh {' '.join(args)} failed: {out.stdout}{out.stderr}")
+        return out.stdout
+
+    def start(self) -> None:
+        self._run(
+            "start",
+            str(self.rundir),
+            "--ami-port",
+            str(self.ami_port),
+            "--agi-port",
+            str(self.agi_port),
+            "--prefix",
+            str(self.prefix),
+        )
+
+    def stop(self) -> None:
+        self._run("stop", str(self.rundir))
+
+    def rx(self, command: str) -> str:
+        return self._run("rx", str(self.rundir), command)
+
+    def running(self) -> bool:
+        out = subprocess.run(
+            ["bash", str(RUN), "status", str(self.rundir)], capture_output=True, text=True
+        )
+        return out.returncode == 0
+
+
+class RawAmi:
+    """A minimal AMI session of the test's own: actions by ActionID, every event kept."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.events: list[Event] = []
+        self._pending: dict[str, asyncio.Future[Event]] = {}
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Event()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+        banner = await asyncio.wait_for(self._reader.readline(), 30)
+        assert banner.startswith(b"Asterisk Call Manager"), banner
+        self._task = asyncio.create_task(self._read(), name="raw-ami")
+        reply = await self.action("Login", Username=USER, Secret=SECRET, Events="on")
+        assert reply.get("Response") == "Success", reply
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    @property
+    def connected(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _read(self) -> None:
+        assert self._reader is not None
+        msg: Event = {}
+        while True:
+            line = await self._reader.readline()
+            if not line:
+                break
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            if text:
+                key, _, value = text.partition(": ")
+                msg[key] = value if key not in msg else msg[key] + "\n" + value
+                continue
+            if "Event" in msg:
+                msg["_arrival"] = repr(time.monotonic())
+                self.events.append(msg)
+                self._changed.set()
+            elif msg.get("ActionID") in self._pending:
+                future = self._pending.pop(msg["ActionID"])
+                if not future.done():
+                    future.set_result(msg)
+            msg = {}
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("AMI connection closed"))
+        self._changed.set()
+
+    async def action(self, name: str, **fields: str | list[str]) -> Event:
+        assert self._writer is not None
+        action_id = f"live-{next(self._ids)}"
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._pending[action_id] = future
+        lines = [f"Action: {name}", f"ActionID: {action_id}"]
+        for key, value in fields.items():
+            for item in value if isinstance(value, list) else [value]:
+                lines.append(f"{key}: {item}")
+        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await self._writer.drain()
+        return await asyncio.wait_for(future, 30)
+
+    async def ok(self, name: str, **fields: str | list[str]) -> Event:
+        reply = await self.action(name, **fields)
+        assert reply.get("Response") == "Success", (name, fields, reply)
+        return reply
+
+    def mark(self) -> int:
+        return len(self.events)
+
+    def seen(self, pred: Predicate, since: int = 0) -> list[Event]:
+        return [e for e in self.events[since:] if pred(e)]
+
+    async def wait_for(self, pred: Predicate, since: int = 0, timeout: float = 60) -> Event:
+        """The first event after index `since` that `pred` accepts."""
+        i = since
+        async with asyncio.timeout(timeout):
+            while True:
+                while i < len(self.events):
+                    if pred(self.events[i]):
+                        return self.events[i]
+                    i += 1
+                if not self.connected:
+                    raise ConnectionError("AMI connection closed while waiting")
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def db_put(self, family: str, key: str, value: str) -> None:
+        await self.ok("DBPut", Family=family, Key=key, Val=value)
+
+    async def db_del(self, family: str, key: str) -> None:
+        await self.action("DBDel", Family=family, Key=key)  # Error when absent: fine
+
+    async def command(self, cli: str) -> str:
+        reply = await self.ok("Command", Command=cli)
+        return reply.get("Output", "")
+
+    async def active_channels(self) -> int:
+        out = await self.command("core show channels count")
+        found = re.search(r"(\d+) active channels?", out)
+        assert found, out
+        return int(found.group(1))
+
+    async def wait_idle(self, timeout: float = 90) -> None:
+        """Until Asterisk has no channel at all (`core show channels count` says 0)."""
+        async with asyncio.timeout(timeout):
+            while await self.active_channels():
+                await asyncio.sleep(0.3)
+
+
+def event(name: str, **match: str) -> Predicate:
+    """An event named `name` whose fields start with the given values."""
+
+    def pred(e: Event) -> bool:
+        return e.get("Event") == name and all(e.get(k, "").startswith(v) for k, v in match.items())
+
+    return pred
+
+
+def arrival(e: Event) -> float:
+    return float(e["_arrival"])
+
+
+# --- the kinds of calls, as Originate fields ---------------------------------------------------
+
+
+def inbound(caller: str, did: str = DID, talk: int = 8, name: str = "Caller") -> dict[str, Any]:
+    """An outside caller dialling `did`: Local/s@caller-sim's ;1 enters from-pstn, the ;2 half
+    answers and stays `talk` seconds, then hangs up."""
+    return {
+        "Channel": "Local/s@caller-sim",
+        "Context": "from-pstn",
+        "Exten": did,
+        "Priority": "1",
+        "CallerID": f'"{name}" <{caller}>',
+        "Async": "true",
+        "Variable": f"TALK={talk}",
+    }
+
+
+def agent_dial_out(agent: str, number: str) -> dict[str, Any]:
+    """The agent's phone dials `number` by itself (from-internal): no CRM variables."""
+    return {
+        "Channel": f"Local/{agent}@agent-phones",
+        "Context": "from-internal",
+        "Exten": number,
+        "Priority": "1",
+        "CallerID": f'"Agent {agent}" <{agent}>',
+        "Async": "true",
+        "Timeout": "30000",
+    }
+
+
+def caller_channel(caller: str) -> Predicate:
+    """Any event of the simulated caller `caller`'s ;1 channel once its caller ID is set."""
+
+    def pred(e: Event) -> bool:
+        return (
+            e.get("Channel", "").startswith("Local/s@caller-sim-")
+            and e.get("Channel", "").endswith(";1")
+            and e.get("CallerIDNum") == caller
+            and "Linkedid" in e
+        )
+
+    return pred
+
+
+def names(events: Iterable[Event]) -> list[str]:
+    return [e["Event"] for e in events]
