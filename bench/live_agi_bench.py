@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -27,18 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import embedded_database, pct, row
 
-ROOT = Path(__file__).resolve().parents[1]
-KIT = ROOT / "asterisk" / "kit"
 KNOWN = "+79161234567"
 DID = "84951112233"
 TARGET_MS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def seed(url: str) -> None:
@@ -186,27 +175,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20, help="calls per kind of caller")
     args = parser.parse_args()
-    binary = (
-        subprocess.run(
-            ["bash", str(ROOT / "asterisk" / "build.sh")],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    rundir = Path(tempfile.mkdtemp(prefix="crm-live-agi-"))
-    ami_port, agi_port = free_port(), free_port()
-    subprocess.run(
-        [str(KIT / "run.sh"), "start", str(rundir), "--ami-port", str(ami_port),
-         "--agi-port", str(agi_port), "--prefix", str(Path(binary).parents[1])],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    from telephony.asterisk_kit import Kit, build
+
+    kit = Kit(Path(tempfile.mkdtemp(prefix="crm-live-agi-")), build())
+    kit.start()
     try:
-        return asyncio.run(run(args, ami_port, agi_port))
+        return asyncio.run(run(args, kit.ami_port, kit.agi_port))
     finally:
-        subprocess.run([str(KIT / "run.sh"), "stop", str(rundir)], capture_output=True)
+        kit.stop()
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from web.demo import run_demo
 
-    return int(run_demo(settings, speed=args.speed))
+    return int(run_demo(settings, speed=args.speed, pbx=args.pbx))
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the service (settings from the environment)")
     demo = sub.add_parser("demo", help="embedded database, demo data and a replayed PBX")
     demo.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
+    demo.add_argument(
+        "--pbx",
+        choices=("replay", "asterisk"),
+        default="replay",
+        help="replay: real Asterisk traffic replayed (default); asterisk: the kit's real "
+        "Asterisk 22 (a source checkout, built by 'make asterisk') calling in by itself",
+    )
     sub.add_parser("migrate", help="migrate the database to the latest schema")
     user = sub.add_parser("user", help="manage users").add_subparsers(
         dest="user_cmd", required=True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +27,7 @@ from telephony.agi_caller import CommandsAheadOfTurn, agi_request_of, ask_route,
 from telephony.replay import ReplayServer
 from web.app import create_app
 from web.container import Container
+from web.demo_asterisk import DemoCaller, start_kit
 from web.runtime import build_container
 from web.settings import Settings
 
@@ -131,27 +133,37 @@ class _AgiCaller:
         )
 
 
-async def _run(settings: Settings, speed: float) -> None:
-    replay = ReplayServer(
-        "127.0.0.1", 0, settings.telephony.ami_username, settings.telephony.ami_secret
-    )
-    await replay.start()
+async def _run(settings: Settings, speed: float, pbx: str) -> None:
     settings.telephony.ami_host = "127.0.0.1"
-    settings.telephony.ami_port = replay.port
     settings.telephony.ami_enabled = True
+    kit = None
+    if pbx == "asterisk":
+        kit = await start_kit(
+            Path(tempfile.mkdtemp(prefix="crm-demo-pbx-")), settings.telephony.agi_port
+        )
+        if kit is None:
+            logger.warning("demo: falling back to the replayed PBX")
+    replay: ReplayServer | None = None
+    caller: DemoCaller | None = None
+    if kit is not None:
+        settings.telephony.ami_port = kit.ami_port
+        settings.telephony.originate_channel = "Local/{ext}@agent-phones"  # the kit's phones
+        if settings.web.recordings_dir is None and not settings.web.recordings_url_template:
+            settings.web.recordings_dir = kit.rundir / "recordings"  # MixMonitor writes there
+            settings.web.recordings_pbx_dir = str(kit.rundir / "recordings")
+    else:
+        replay = ReplayServer(
+            "127.0.0.1", 0, settings.telephony.ami_username, settings.telephony.ami_secret
+        )
+        await replay.start()
+        settings.telephony.ami_port = replay.port
     c = await build_container(settings)
     await seed_demo(c)
-    if settings.telephony.agi_enabled:
-        replay.on_event = _AgiCaller(settings.telephony.agi_host, settings.telephony.agi_port)
-    folder = recordings_dir()
-    if folder is None:
-        logger.warning("no AMI recordings found: the demo PBX stays silent")
+    if replay is not None:
+        await _play_recordings(settings, replay, speed)
     else:
-        files = sorted(folder.glob("*.ami"))
-        if settings.web.recordings_dir is None and not settings.web.recordings_url_template:
-            # the WAV files MixMonitor wrote during the recorded calls lie beside them
-            settings.web.recordings_dir = folder
-        await replay.play(files, speed=speed, loop=True, shift_to_now=True, renumber=True, gap=4)
+        caller = DemoCaller(settings.telephony)
+        await caller.start()
     app = create_app(container=c)
     host, port = settings.web.http_host, settings.web.http_port
     print(f"\n  CRM telephony demo: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
@@ -160,21 +172,43 @@ async def _run(settings: Settings, speed: float) -> None:
         print(
             f"    {login:<12} password {password:<16} {role}{f', extension {ext}' if ext else ''}"
         )
-    print(f"  A replayed PBX (real Asterisk 22 traffic) calls in a loop at {speed}x speed.\n")
+    if kit is not None:
+        print(f"  A real Asterisk 22 (the kit, AMI port {kit.ami_port}) calls in by itself.\n")
+    else:
+        print(f"  A replayed PBX (real Asterisk 22 traffic) calls in a loop at {speed}x speed.\n")
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_config=None, ws_per_message_deflate=False)
     )
     try:
         await server.serve()
     finally:
-        await replay.close()
+        if caller is not None:
+            await caller.close()
+        if replay is not None:
+            await replay.close()
+        if kit is not None:
+            await asyncio.to_thread(kit.stop)
         await c.engine.dispose()
 
 
-def run_demo(settings: Settings, speed: float = 1.0) -> int:
+async def _play_recordings(settings: Settings, replay: ReplayServer, speed: float) -> None:
+    if settings.telephony.agi_enabled:
+        replay.on_event = _AgiCaller(settings.telephony.agi_host, settings.telephony.agi_port)
+    folder = recordings_dir()
+    if folder is None:
+        logger.warning("no AMI recordings found: the demo PBX stays silent")
+        return
+    files = sorted(folder.glob("*.ami"))
+    if settings.web.recordings_dir is None and not settings.web.recordings_url_template:
+        # the WAV files MixMonitor wrote during the recorded calls lie beside them
+        settings.web.recordings_dir = folder
+    await replay.play(files, speed=speed, loop=True, shift_to_now=True, renumber=True, gap=4)
+
+
+def run_demo(settings: Settings, speed: float = 1.0, pbx: str = "replay") -> int:
     if not settings.core.database_url and not settings.core.data_dir:
         settings.core.data_dir = str(default_data_dir() / "demo")
     if not settings.web.secret_key:
         settings.web.secret_key = "demo"
-    asyncio.run(_run(settings, speed))
+    asyncio.run(_run(settings, speed, pbx))
     return 0

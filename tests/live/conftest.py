@@ -34,9 +34,10 @@ from crm_core.schedules.schemas import IntervalIn, ScheduleIn
 from crm_core.schedules.service import replace_schedule
 from crm_core.tasks.models import Task
 from crm_core.users.models import User
+from telephony.asterisk_kit import Kit, build
 from telephony.settings import TelephonySettings
 from tests.conftest import UserFactory
-from tests.live.kit import Event, Kit, Predicate, RawAmi, build, caller_channel, inbound
+from tests.live.kit import Event, Predicate, RawAmi, caller_channel, inbound
 from tests.web.live import LiveService, live_service
 from web.container import Container
 from web.settings import Settings

@@ -1,7 +1,7 @@
 """The real Asterisk of the live tests: the kit's run.sh on free ports, and a raw AMI connection.
 
-`Kit` starts and stops one Asterisk 22 (asterisk/kit/run.sh) in its own RUNDIR. `RawAmi` is the
-test's own AMI session, separate from the service's: it places calls by real AMI actions
+`Kit` (telephony/asterisk_kit.py) starts and stops one Asterisk 22 in its own RUNDIR. `RawAmi`
+is the test's own AMI session, separate from the service's: it places calls by real AMI actions
 (Originate, BlindTransfer, Atxfer, DBPut…) and keeps every event it sees, with its local arrival
 time, so a test can wait for what the PBX did instead of sleeping.
 """
@@ -12,82 +12,16 @@ import asyncio
 import contextlib
 import itertools
 import re
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "asterisk" / "build.sh"
-RUN = ROOT / "asterisk" / "kit" / "run.sh"
 USER, SECRET = "crm", "crmsecret"
 DID = "84951112233"  # any DID but the ring group goes through our router
 RING_GROUP_DID = "84951110002"
 
 Event = dict[str, str]
 Predicate = Callable[[Event], bool]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def build() -> Path:
-    """The kit's Asterisk (built once into the cache, then a no-op): its PREFIX."""
-    out = subprocess.run(
-        ["bash", str(BUILD)], check=True, capture_output=True, text=True, timeout=1800
-    )
-    binary = Path(out.stdout.strip().splitlines()[-1])
-    assert binary.name == "asterisk" and binary.exists(), out.stdout + out.stderr
-    return binary.parents[1]
-
-
-@dataclass
-class Kit:
-    """One kit Asterisk instance: `start()`, `stop()`, `rx("cli command")`."""
-
-    rundir: Path
-    prefix: Path
-    ami_port: int = field(default_factory=free_port)
-    agi_port: int = field(default_factory=free_port)
-
-    def _run(self, *args: str, timeout: float = 60) -> str:
-        out = subprocess.run(
-            ["bash", str(RUN), *args], capture_output=True, text=True, timeout=timeout
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"run.sh {' '.join(args)} failed: {out.stdout}{out.stderr}")
-        return out.stdout
-
-    def start(self) -> None:
-        self._run(
-            "start",
-            str(self.rundir),
-            "--ami-port",
-            str(self.ami_port),
-            "--agi-port",
-            str(self.agi_port),
-            "--prefix",
-            str(self.prefix),
-        )
-
-    def stop(self) -> None:
-        self._run("stop", str(self.rundir))
-
-    def rx(self, command: str) -> str:
-        return self._run("rx", str(self.rundir), command)
-
-    def running(self) -> bool:
-        out = subprocess.run(
-            ["bash", str(RUN), "status", str(self.rundir)], capture_output=True, text=True
-        )
-        return out.returncode == 0
 
 
 class RawAmi:
