@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles  # operator pages (issue 5)
 
 from notifier.hub import EventHub  # event hub (issue 5)
 from notifier.leader import LeaderElection, lock_key
-from web import errors
+from web import errors, health
 from web import webhooks as twilio_webhooks  # SMS and email: Twilio webhooks
 from web import ws as events_ws  # event hub (issue 5)
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     if container is not None:
         app.state.container = container
     errors.install(app)
+    app.include_router(health.router)  # the database and which parts are down
     for module in (auth, users, clients, deals, communications, tasks, schedules, calls, reports):
         app.include_router(module.router)
     app.include_router(events_ws.router)  # event hub (issue 5): /ws and /api/events
@@ -132,9 +133,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @app.get("/operator", include_in_schema=False)
     async def operator_page() -> FileResponse:  # operator pages (issue 5)
         return FileResponse(pages / "operator.html")
-
-    @app.get("/api/health", tags=["health"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app
