@@ -43,13 +43,29 @@ def to_async_url(url: str) -> str:
     raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {url.split(':', 1)[0]}://…")
 
 
-def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int = 5, echo: bool = False, timeout: float | None = None
+) -> AsyncEngine:
+    """An asyncpg engine; with `timeout` (seconds) no statement, connect or wait for a pooled
+    connection lasts longer: a frozen or unreachable database then fails fast instead of
+    holding every request (and its caller) until someone notices."""
+    if timeout is None:
+        return create_async_engine(
+            to_async_url(url), pool_size=pool_size, max_overflow=10, echo=echo
+        )
     return create_async_engine(
         to_async_url(url),
         pool_size=pool_size,
         max_overflow=10,
-        pool_pre_ping=False,
+        pool_timeout=timeout,
         echo=echo,
+        connect_args={
+            "timeout": timeout,
+            # the server cancels a statement waiting on a lock or running away (57014) …
+            "server_settings": {"statement_timeout": str(int(timeout * 1000))},
+            # … and the client gives up on a server that does not answer at all
+            "command_timeout": timeout + 2,
+        },
     )
 
 

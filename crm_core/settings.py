@@ -15,3 +15,5 @@ class CoreSettings(BaseSettings):
     company_numbers: list[str] = Field(default_factory=list, alias="COMPANY_NUMBERS")
     callback_due_minutes: int = Field(default=30, alias="CALLBACK_DUE_MINUTES")
     default_timezone: str = Field(default="Europe/Moscow", alias="DEFAULT_TIMEZONE")
+    # The longest any statement, connect or wait for a pooled connection may take (seconds).
+    database_timeout_seconds: float = Field(default=30.0, gt=0, alias="DATABASE_TIMEOUT_SECONDS")

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles  # operator pages (issue 5)
 
 from notifier.hub import EventHub  # event hub (issue 5)
 from notifier.leader import LeaderElection, lock_key
-from web import errors
+from web import docs_pages, errors, health
 from web import webhooks as twilio_webhooks  # SMS and email: Twilio webhooks
 from web import ws as events_ws  # event hub (issue 5)
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
@@ -25,6 +25,7 @@ from web.container import Container
 from web.messaging_runtime import Messaging  # SMS and email (outbox worker, inbound SMTP)
 from web.routing_runtime import AgiRouting
 from web.runtime import build_container, close_container
+from web.security_headers import SecurityHeaders, content_security_policy, origin_of
 from web.settings import Settings
 from web.telephony_runtime import CallTracking
 
@@ -97,10 +98,18 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         version="0.1.0",
         description="Asterisk PBX integration for a sales CRM: calls, SMS and email on the deal.",
         lifespan=lifespan,
+        docs_url=None,  # served by web.docs_pages, from local files
+        redoc_url=None,
     )
     if container is not None:
         app.state.container = container
     errors.install(app)
+    app.add_middleware(
+        SecurityHeaders,
+        policy=content_security_policy(origin_of(settings.web.recordings_url_template)),
+    )
+    docs_pages.install(app)
+    app.include_router(health.router)  # the database and which parts are down
     for module in (auth, users, clients, deals, communications, tasks, schedules, calls, reports):
         app.include_router(module.router)
     app.include_router(events_ws.router)  # event hub (issue 5): /ws and /api/events
@@ -132,9 +141,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @app.get("/operator", include_in_schema=False)
     async def operator_page() -> FileResponse:  # operator pages (issue 5)
         return FileResponse(pages / "operator.html")
-
-    @app.get("/api/health", tags=["health"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app

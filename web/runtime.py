@@ -17,7 +17,7 @@ async def build_container(settings: Settings, *, migrate: bool = True) -> Contai
     url, server = resolve_database_url(settings.core.database_url, settings.core.data_dir)
     if migrate:
         await upgrade_async(url)
-    engine = make_engine(url)
+    engine = make_engine(url, timeout=settings.core.database_timeout_seconds)
     c = Container(
         settings=settings,
         database_url=url,

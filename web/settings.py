@@ -20,6 +20,8 @@ class WebSettings(BaseSettings):
     secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(48), alias="SECRET_KEY")
     token_ttl_minutes: int = Field(default=12 * 60, alias="TOKEN_TTL_MINUTES")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # How long /api/health waits for the database's answer before reporting it down (503).
+    health_timeout_seconds: float = Field(default=3.0, gt=0, alias="HEALTH_TIMEOUT_SECONDS")
 
     # Call recordings (MixMonitor). A URL template (for a remote PBX) wins over a directory.
     # The directory Asterisk writes into, as mounted here; unset with no template: not served.

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from crm_core.clients.models import Client, ClientEmail, ClientPhone
+from crm_core.inputs import escape_like
 
 
 def _with_children(stmt: Select[Client]) -> Select[Client]:
@@ -60,9 +61,13 @@ async def search(
     if phone_e164:
         stmt = stmt.join(ClientPhone).where(ClientPhone.e164 == phone_e164)
     if text:
-        like = f"%{text.lower()}%"
+        # the words themselves, not patterns: `%`, `_` and a backslash match only themselves
+        like = "%" + escape_like(text.lower()) + "%"
         stmt = stmt.where(
-            or_(func.lower(Client.name).like(like), func.lower(Client.company).like(like))
+            or_(
+                func.lower(Client.name).like(like, escape="\\"),
+                func.lower(Client.company).like(like, escape="\\"),
+            )
         )
     if responsible_id is not None:
         stmt = stmt.where(Client.responsible_id == responsible_id)

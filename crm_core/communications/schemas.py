@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from crm_core.communications.models import Communication
+from crm_core.inputs import Id, Text
 
 
 @dataclass(slots=True)
@@ -44,10 +45,10 @@ class Logged:
 
 
 class NoteCreate(BaseModel):
-    client_id: int
-    deal_id: int | None = None
-    body: str = Field(min_length=1, max_length=20000)
-    subject: str | None = Field(default=None, max_length=500)
+    client_id: Id
+    deal_id: Id | None = None
+    body: Text = Field(min_length=1, max_length=20000)
+    subject: Text | None = Field(default=None, max_length=500)
     # a formal result of a call, e.g. "sent offer", "call back later"
-    result: str | None = Field(default=None, max_length=100)
+    result: Text | None = Field(default=None, max_length=100)
     direction: Literal["in", "out"] = "out"

@@ -5,19 +5,21 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from crm_core.inputs import Text
+
 # Twilio's limit for one message's Body (it splits it into segments itself)
 SMS_MAX_LENGTH = 1600
 
 
 class SmsCreate(BaseModel):
-    text: str = Field(min_length=1, max_length=SMS_MAX_LENGTH)
-    phone: str | None = Field(default=None, description="one of the card's phones; default first")
+    text: Text = Field(min_length=1, max_length=SMS_MAX_LENGTH)
+    phone: Text | None = Field(default=None, description="one of the card's phones; default first")
 
 
 class EmailCreate(BaseModel):
-    subject: str = Field(min_length=1, max_length=500)
-    body: str = Field(min_length=1, max_length=200_000)
-    to: str | None = Field(default=None, description="one of the card's emails; default first")
+    subject: Text = Field(min_length=1, max_length=500)
+    body: Text = Field(min_length=1, max_length=200_000)
+    to: Text | None = Field(default=None, description="one of the card's emails; default first")
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from crm_core.db import collect_event
 from crm_core.deals.models import Deal
 from crm_core.errors import Invalid
 from crm_core.events.types import MessageEvent
+from crm_core.inputs import sanitize, sanitize_all
 from crm_core.models_common import utcnow
 from crm_core.outbox import repository
 from crm_core.outbox.models import OutboxMessage
@@ -238,6 +239,9 @@ async def log_inbound_sms(
     extra: dict[str, Any] | None = None,
 ) -> Logged:
     """One row per MessageSid; the manager responsible for the client hears of a new one."""
+    # the sender cannot take it back: kept with what PostgreSQL cannot store replaced
+    sid, sender, text = sanitize(sid), sanitize(sender), sanitize(text)
+    extra = sanitize_all(extra or {})
     logged = await log_communication(
         session,
         CommunicationIn(
@@ -292,6 +296,11 @@ async def log_inbound_email(
     extra: dict[str, Any] | None = None,
 ) -> Logged:
     """One row per Message-ID, on the sender's card (a new card for an unknown address)."""
+    # refusing it would only make the sending server retry the same bytes forever
+    message_id, sender, body = sanitize(message_id), sanitize(sender), sanitize(body)
+    sender_name = sanitize(sender_name) if sender_name is not None else None
+    subject = sanitize(subject) if subject is not None else None
+    extra = sanitize_all(extra or {})
     existing = await comm_repo.by_external_id(session, "email", message_id)
     if existing is not None:
         return Logged(existing, created=False)

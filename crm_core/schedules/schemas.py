@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import time
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
+
+from crm_core.inputs import Day, Text
 
 
 class IntervalIn(BaseModel):
@@ -14,11 +16,11 @@ class IntervalIn(BaseModel):
 
 class ExceptionIn(BaseModel):
     kind: Literal["day_off", "vacation", "extra_shift"]
-    start_date: date
-    end_date: date | None = None
+    start_date: Day
+    end_date: Day | None = None
     start: time | None = None
     end: time | None = None
-    note: str = Field(default="", max_length=200)
+    note: Text = Field(default="", max_length=200)
 
     @model_validator(mode="after")
     def _check(self) -> ExceptionIn:
@@ -34,4 +36,4 @@ class ExceptionIn(BaseModel):
 class ScheduleIn(BaseModel):
     intervals: list[IntervalIn] = Field(default_factory=list, max_length=100)
     exceptions: list[ExceptionIn] = Field(default_factory=list, max_length=500)
-    timezone: str | None = None
+    timezone: Text | None = None

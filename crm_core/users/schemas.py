@@ -4,6 +4,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
 
+from crm_core.inputs import Patch, Text
 from crm_core.users.models import Role
 
 
@@ -16,24 +17,26 @@ def _check_tz(value: str) -> str:
 
 
 class UserCreate(BaseModel):
-    login: str = Field(min_length=1, max_length=64, pattern=r"^[\w.@-]+$")
-    password: str = Field(min_length=4, max_length=200)
+    login: Text = Field(min_length=1, max_length=64, pattern=r"^[\w.@-]+$")
+    password: Text = Field(min_length=4, max_length=200)
     role: Role
-    full_name: str = Field(default="", max_length=200)
-    extension: str | None = Field(default=None, pattern=r"^\d{2,6}$")
-    email: str | None = Field(default=None, max_length=254)
-    timezone: str = "Europe/Moscow"
+    full_name: Text = Field(default="", max_length=200)
+    extension: Text | None = Field(default=None, pattern=r"^\d{2,6}$")
+    email: Text | None = Field(default=None, max_length=254)
+    timezone: Text = "Europe/Moscow"
 
     _tz = field_validator("timezone")(_check_tz)
 
 
-class UserUpdate(BaseModel):
-    password: str | None = Field(default=None, min_length=4, max_length=200)
+class UserUpdate(Patch):
+    nullable = frozenset({"password", "extension", "email"})
+
+    password: Text | None = Field(default=None, min_length=4, max_length=200)
     role: Role | None = None
-    full_name: str | None = Field(default=None, max_length=200)
-    extension: str | None = Field(default=None, pattern=r"^\d{2,6}$")
-    email: str | None = Field(default=None, max_length=254)
-    timezone: str | None = None
+    full_name: Text | None = Field(default=None, max_length=200)
+    extension: Text | None = Field(default=None, pattern=r"^\d{2,6}$")
+    email: Text | None = Field(default=None, max_length=254)
+    timezone: Text | None = None
     is_active: bool | None = None
 
     @field_validator("timezone")

@@ -227,6 +227,35 @@ async def test_inbound_email_lands_on_the_known_clients_deal_and_pops_to_the_man
     assert message.payload["subject"] == "Price for 300 units?"
 
 
+async def test_inbound_email_with_nul_bytes_is_kept_with_them_replaced(
+    sessions: async_sessionmaker[AsyncSession],
+    inbound: tuple[InboundSmtpServer, list[Any]],
+) -> None:
+    """A 451 would make the sender retry the same bytes forever: keep it, cleaned, with a 250."""
+    server, _ = inbound
+    raw = (
+        b"From: =?utf-8?q?Olga=00K?= <olga@mail.example.org>\r\n"
+        b"To: sales@crm.example.com\r\nSubject: =?utf-8?q?Price=00list?=\r\n"
+        b"Message-ID: <nul-1@mail.example.org>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n"
+        b"\r\nHello=00 there\r\n"
+    )
+    await aiosmtplib.send(
+        raw,
+        sender="olga@mail.example.org",
+        recipients=["sales@crm.example.com"],
+        hostname="127.0.0.1",
+        port=server.port,
+        timeout=5,
+    )
+    async with sessions() as s:
+        [comm] = (await s.scalars(select(Communication))).all()
+        assert comm.subject == "Price\ufffdlist" and comm.body == "Hello\ufffd there\n"
+        client = await s.get(Client, comm.client_id)
+        assert client is not None and client.name == "Olga\ufffdK"
+
+
 async def test_inbound_email_with_a_bad_sender_is_refused(
     sessions: async_sessionmaker[AsyncSession], inbound: tuple[InboundSmtpServer, list[Any]]
 ) -> None:

@@ -137,3 +137,15 @@ async def headless_chromium() -> AsyncIterator[Any]:
             yield browser
         finally:
             await browser.close()
+
+
+def watch_errors(page: Any, errors: list[str]) -> None:
+    """Collect the page's JavaScript errors and every Content-Security-Policy violation (the
+    browser blocks the script or style and logs it to the console, raising no page error)."""
+    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+
+    def console(message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            errors.append(f"{page.url}: {message.text}")
+
+    page.on("console", console)

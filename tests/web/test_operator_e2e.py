@@ -35,6 +35,7 @@ from tests.web.live import (
     chromium_available,
     live_service,
     second_container,
+    watch_errors,
     with_ami,
 )
 from web.container import Container
@@ -66,7 +67,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     p = await context.new_page()
     p.set_default_timeout(10_000)
     errors: list[str] = []
-    p.on("pageerror", lambda exc: errors.append(str(exc)))
+    watch_errors(p, errors)
     yield p
     await context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"

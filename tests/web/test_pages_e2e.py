@@ -32,6 +32,7 @@ from tests.web.live import (
     LiveService,
     chromium_available,
     live_service,
+    watch_errors,
     with_ami,
 )
 from tests.web.test_operator_e2e import seed_ivan
@@ -65,7 +66,7 @@ class Pages:
         self.contexts.append(context)
         page = await context.new_page()
         page.set_default_timeout(10_000)
-        page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
+        watch_errors(page, self.errors)
         return page
 
 

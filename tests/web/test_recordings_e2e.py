@@ -19,7 +19,13 @@ from telephony.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.telephony.helpers import AMI_DIR, read_truth
 from tests.web.conftest import OPERATOR
-from tests.web.live import LiveService, chromium_available, live_service, with_ami
+from tests.web.live import (
+    LiveService,
+    chromium_available,
+    live_service,
+    watch_errors,
+    with_ami,
+)
 from tests.web.test_operator_e2e import login, play, seed_ivan, settle
 from web.container import Container
 from web.settings import Settings
@@ -51,7 +57,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     p = await context.new_page()
     p.set_default_timeout(15_000)
     errors: list[str] = []
-    p.on("pageerror", lambda exc: errors.append(str(exc)))
+    watch_errors(p, errors)
     yield p
     await context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"

@@ -81,6 +81,8 @@ async def test_the_schedules_page_is_served(api: httpx.AsyncClient) -> None:
     r = await api.get("/schedules")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
-    page = r.text
+    assert '<script src="/static/schedules.js">' in r.text  # a file: the CSP allows no inline one
+    script = await api.get("/static/schedules.js")
+    assert script.status_code == 200
     for needle in ("crm_token", "/api/auth/token", "/api/schedules/", "/api/routing/status"):
-        assert needle in page
+        assert needle in script.text

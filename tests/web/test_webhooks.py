@@ -112,6 +112,19 @@ async def test_inbound_sms_from_unknown_number_opens_card_and_deal_once(
     assert [m.channel for m in messages_for(received)] == ["supervisors"]
 
 
+async def test_inbound_sms_with_nul_bytes_is_kept_with_them_replaced(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], published: list[Any]
+) -> None:
+    """Twilio does not resend a message we answered with 500: it would be lost."""
+    params = _inbound(body="price\x00list please\x00")
+    params["FromCity"] = "Kazan\x00"  # stored among the extras Twilio sends
+    r = await _post(api, "/webhooks/twilio/sms", params)
+    assert r.status_code == 200, r.text
+    async with sessions() as s:
+        [comm] = (await s.scalars(select(Communication))).all()
+        assert comm.body == "price\ufffdlist please\ufffd" and comm.phone == "+79161234567"
+
+
 async def test_inbound_sms_reaches_the_responsible_manager(
     api: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],

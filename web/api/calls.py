@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from crm_core.clients.service import choose_phone, get_card
 from crm_core.deals.service import ensure_open_deal, get_deal
 from crm_core.errors import Invalid
+from crm_core.inputs import Id, Text
 from web.click_to_call import place_call
 from web.deps import CurrentUser, Session, container
 
@@ -18,9 +19,9 @@ _background: set[asyncio.Task[None]] = set()
 
 
 class ClickToCall(BaseModel):
-    client_id: int
-    phone: str | None = Field(default=None, description="one of the card's phones; default first")
-    deal_id: int | None = Field(default=None, description="default: the client's open deal")
+    client_id: Id
+    phone: Text | None = Field(default=None, description="one of the card's phones; default first")
+    deal_id: Id | None = Field(default=None, description="default: the client's open deal")
 
 
 @router.post("/originate", status_code=status.HTTP_202_ACCEPTED)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request, status
 from crm_core.clients import repository, service
 from crm_core.clients.schemas import ClientCreate, ClientUpdate
 from crm_core.errors import Forbidden, Invalid
+from crm_core.inputs import Id, Text
 from crm_core.phones import InvalidPhone, normalize_phone
 from web import serializers
 from web.deps import CurrentUser, Session, Staff, container
@@ -23,9 +24,9 @@ async def search_clients(
     request: Request,
     session: Session,
     user: CurrentUser,
-    q: Annotated[str | None, Query(max_length=200, description="name or company")] = None,
-    phone: Annotated[str | None, Query(max_length=64, description="any written form")] = None,
-    responsible_id: int | None = None,
+    q: Annotated[Text | None, Query(max_length=200, description="name or company")] = None,
+    phone: Annotated[Text | None, Query(max_length=64, description="any written form")] = None,
+    responsible_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
@@ -52,13 +53,13 @@ async def create_client(
 
 
 @router.get("/{client_id}")
-async def get_client(client_id: int, session: Session, user: CurrentUser) -> dict[str, Any]:
+async def get_client(client_id: Id, session: Session, user: CurrentUser) -> dict[str, Any]:
     return serializers.client(await service.get_card(session, client_id))
 
 
 @router.patch("/{client_id}")
 async def update_client(
-    request: Request, client_id: int, data: ClientUpdate, session: Session, user: CurrentUser
+    request: Request, client_id: Id, data: ClientUpdate, session: Session, user: CurrentUser
 ) -> dict[str, Any]:
     # every role edits cards (an operator fills in the card of a new caller); reassigning is staff's
     if "responsible_id" in data.model_fields_set and user.role not in ("supervisor", "admin"):
@@ -70,5 +71,5 @@ async def update_client(
 
 
 @router.delete("/{client_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_client(client_id: int, session: Session, staff: Staff) -> None:
+async def delete_client(client_id: Id, session: Session, staff: Staff) -> None:
     await session.delete(await service.get_card(session, client_id))

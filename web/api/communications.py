@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 
 from crm_core.communications import repository, service
 from crm_core.communications.schemas import NoteCreate
+from crm_core.inputs import Id
 from web import serializers
 from web.deps import CurrentUser, Session, container
 
@@ -33,9 +34,9 @@ async def _timeline(
     session: Session,
     page: Page,
     *,
-    client_id: int | None = None,
-    deal_id: int | None = None,
-    user_id: int | None = None,
+    client_id: Id | None = None,
+    deal_id: Id | None = None,
+    user_id: Id | None = None,
 ) -> dict[str, Any]:
     rows, total = await repository.timeline(
         session,
@@ -55,9 +56,9 @@ async def list_communications(
     session: Session,
     user: CurrentUser,
     page: PageQuery,
-    client_id: int | None = None,
-    deal_id: int | None = None,
-    user_id: int | None = None,
+    client_id: Id | None = None,
+    deal_id: Id | None = None,
+    user_id: Id | None = None,
 ) -> dict[str, Any]:
     """Every kind or one (`kind=call|sms|email|note`), newest first; `items` holds the page."""
     return await _timeline(session, page, client_id=client_id, deal_id=deal_id, user_id=user_id)
@@ -65,14 +66,14 @@ async def list_communications(
 
 @router.get("/clients/{client_id}/communications")
 async def client_timeline(
-    client_id: int, session: Session, user: CurrentUser, page: PageQuery
+    client_id: Id, session: Session, user: CurrentUser, page: PageQuery
 ) -> dict[str, Any]:
     return await _timeline(session, page, client_id=client_id)
 
 
 @router.get("/deals/{deal_id}/communications")
 async def deal_timeline(
-    deal_id: int, session: Session, user: CurrentUser, page: PageQuery
+    deal_id: Id, session: Session, user: CurrentUser, page: PageQuery
 ) -> dict[str, Any]:
     return await _timeline(session, page, deal_id=deal_id)
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, status
 from crm_core.deals import repository, service
 from crm_core.deals.schemas import DealCreate, DealUpdate, StageMove
 from crm_core.errors import Forbidden
+from crm_core.inputs import Id
 from crm_core.policy import is_staff
 from web import serializers
 from web.deps import CurrentUser, Session
@@ -23,9 +24,9 @@ async def list_stages(session: Session, user: CurrentUser) -> list[dict[str, Any
 async def list_deals(
     session: Session,
     user: CurrentUser,
-    stage_id: int | None = None,
-    client_id: int | None = None,
-    responsible_id: int | None = None,
+    stage_id: Id | None = None,
+    client_id: Id | None = None,
+    responsible_id: Id | None = None,
     open_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -50,7 +51,7 @@ async def create_deal(data: DealCreate, session: Session, user: CurrentUser) -> 
 
 
 @router.get("/deals/{deal_id}")
-async def get_deal(deal_id: int, session: Session, user: CurrentUser) -> dict[str, Any]:
+async def get_deal(deal_id: Id, session: Session, user: CurrentUser) -> dict[str, Any]:
     deal = await service.get_deal(session, deal_id)
     out = serializers.deal(deal)
     out["moves"] = [serializers.stage_move(m) for m in await repository.moves_of(session, deal_id)]
@@ -59,7 +60,7 @@ async def get_deal(deal_id: int, session: Session, user: CurrentUser) -> dict[st
 
 @router.patch("/deals/{deal_id}")
 async def update_deal(
-    deal_id: int, data: DealUpdate, session: Session, user: CurrentUser
+    deal_id: Id, data: DealUpdate, session: Session, user: CurrentUser
 ) -> dict[str, Any]:
     if "responsible_id" in data.model_fields_set and not is_staff(user):
         raise Forbidden("only supervisors reassign deals")
@@ -68,6 +69,6 @@ async def update_deal(
 
 @router.post("/deals/{deal_id}/stage")
 async def move_stage(
-    deal_id: int, move: StageMove, session: Session, user: CurrentUser
+    deal_id: Id, move: StageMove, session: Session, user: CurrentUser
 ) -> dict[str, Any]:
     return serializers.deal(await service.move_stage(session, deal_id, move, actor=user))

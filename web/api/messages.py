@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 
+from crm_core.inputs import Id
 from crm_core.outbox import service
 from crm_core.outbox.schemas import EmailCreate, SmsCreate
 from notifier.email import email_configured
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/clients", tags=["messages"])
 
 @router.post("/{client_id}/sms", status_code=status.HTTP_202_ACCEPTED)
 async def send_sms(
-    client_id: int, data: SmsCreate, request: Request, session: Session, user: CurrentUser
+    client_id: Id, data: SmsCreate, request: Request, session: Session, user: CurrentUser
 ) -> dict[str, Any]:
     """The SMS is logged on the client's deal as "queued"; its status follows delivery."""
     s = container(request).settings
@@ -41,7 +42,7 @@ async def send_sms(
 
 @router.post("/{client_id}/email", status_code=status.HTTP_202_ACCEPTED)
 async def send_email(
-    client_id: int, data: EmailCreate, request: Request, session: Session, user: CurrentUser
+    client_id: Id, data: EmailCreate, request: Request, session: Session, user: CurrentUser
 ) -> dict[str, Any]:
     """The email is logged on the client's deal as "queued" with its Message-ID."""
     s = container(request).settings

@@ -21,6 +21,7 @@ from crm_core.clients.models import Client
 from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal
 from crm_core.errors import Forbidden, NotFound
+from crm_core.inputs import Id
 from crm_core.policy import may_hear_call
 from crm_core.users.models import User
 from web.auth import decode_recording_token, issue_recording_token
@@ -73,7 +74,7 @@ async def _audible_call(session: AsyncSession, user: User, communication_id: int
 
 @router.post("/{communication_id}/recording/link", responses=_ERRORS)
 async def recording_link(
-    communication_id: int, request: Request, session: Session, user: CurrentUser
+    communication_id: Id, request: Request, session: Session, user: CurrentUser
 ) -> RecordingLink:
     """A URL for a player's `src`, valid for RECORDING_LINK_TTL_SECONDS; 404 when the file is
     missing (checked now, so a page can say so instead of showing a dead player)."""
@@ -94,7 +95,7 @@ async def recording_link(
 async def _listener(
     request: Request,
     session: Session,
-    communication_id: int,
+    communication_id: Id,
     bearer: Annotated[str | None, Depends(oauth2)],
     token: str | None = None,
 ) -> User:
@@ -125,7 +126,7 @@ async def _listener(
     },
 )
 async def recording(
-    communication_id: int,
+    communication_id: Id,
     request: Request,
     session: Session,
     user: Annotated[User, Depends(_listener)],

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 
 from crm_core.errors import Invalid
+from crm_core.inputs import Day
 from crm_core.models_common import utcnow
 from crm_core.policy import is_staff
 from crm_core.reports import service
@@ -32,8 +33,8 @@ async def reports(
     request: Request,
     session: Session,
     user: CurrentUser,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from: Day | None = None,
+    date_to: Day | None = None,
 ) -> dict[str, Any]:
     """Per manager and team for [date_from, date_to] (days in the company's time zone; default
     today). Managers and operators see their own row and no team totals."""

@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from crm_core.inputs import Id
 from crm_core.models_common import utcnow
 from crm_core.schedules import service
 from crm_core.schedules.schemas import ScheduleIn
@@ -20,13 +21,13 @@ async def on_duty_now(session: Session, user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/{user_id}")
-async def get_schedule(user_id: int, session: Session, user: CurrentUser) -> dict[str, Any]:
+async def get_schedule(user_id: Id, session: Session, user: CurrentUser) -> dict[str, Any]:
     _, schedule = await service.get_schedule(session, user_id)
     return serializers.schedule(schedule)
 
 
 @router.put("/{user_id}")
 async def put_schedule(
-    user_id: int, data: ScheduleIn, session: Session, staff: Staff
+    user_id: Id, data: ScheduleIn, session: Session, staff: Staff
 ) -> dict[str, Any]:
     return serializers.schedule(await service.replace_schedule(session, user_id, data))

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
+from crm_core.inputs import Id
 from crm_core.models_common import utcnow
 from crm_core.tasks import service
 from crm_core.tasks.schemas import TaskCreate, TaskUpdate
@@ -17,8 +18,8 @@ router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 async def list_tasks(
     session: Session,
     user: CurrentUser,
-    assignee_id: int | None = None,
-    client_id: int | None = None,
+    assignee_id: Id | None = None,
+    client_id: Id | None = None,
     open_only: bool = False,
     overdue: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -44,6 +45,6 @@ async def create_task(data: TaskCreate, session: Session, user: CurrentUser) -> 
 
 @router.patch("/{task_id}")
 async def update_task(
-    task_id: int, data: TaskUpdate, session: Session, user: CurrentUser
+    task_id: Id, data: TaskUpdate, session: Session, user: CurrentUser
 ) -> dict[str, Any]:
     return serializers.task(await service.update_task(session, task_id, data, actor=user), utcnow())

@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
+from crm_core.inputs import Id
 from crm_core.users import service
 from crm_core.users.schemas import UserCreate, UserUpdate
 from web import serializers
@@ -18,7 +19,7 @@ async def list_users(session: Session, user: CurrentUser) -> list[dict[str, Any]
 
 
 @router.get("/{user_id}")
-async def get_user(user_id: int, session: Session, user: CurrentUser) -> dict[str, Any]:
+async def get_user(user_id: Id, session: Session, user: CurrentUser) -> dict[str, Any]:
     return serializers.user(await service.get_user(session, user_id))
 
 
@@ -29,6 +30,6 @@ async def create_user(data: UserCreate, session: Session, admin: Admin) -> dict[
 
 @router.patch("/{user_id}")
 async def update_user(
-    user_id: int, data: UserUpdate, session: Session, admin: Admin
+    user_id: Id, data: UserUpdate, session: Session, admin: Admin
 ) -> dict[str, Any]:
     return serializers.user(await service.update_user(session, user_id, data))
