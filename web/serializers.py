@@ -30,6 +30,11 @@ def user(u: User) -> dict[str, Any]:
     }
 
 
+def user_public(u: User) -> dict[str, Any]:
+    """What every signed-in user may know of a colleague: who, and which phone rings them."""
+    return {"id": u.id, "full_name": u.full_name, "extension": u.extension}
+
+
 def client(c: Client) -> dict[str, Any]:
     return {
         "id": c.id,
