@@ -67,6 +67,11 @@ def test_the_service_accepts_the_compose_environment(monkeypatch: pytest.MonkeyP
     assert database_host is not None and database_host[1] in SERVICES
     assert settings.telephony.ami_host in SERVICES
     assert settings.telephony.agi_host == "0.0.0.0"  # reached from the asterisk container
+    # ... and only from it: the service whose dialplan asks the router is the one allowed
+    pbx = next(
+        n for n, s in SERVICES.items() if any("extensions.conf" in v for v in s.get("volumes", []))
+    )
+    assert settings.telephony.agi_allowed_hosts == [pbx]
     assert settings.core.company_numbers == json.loads(ENV["COMPANY_NUMBERS"])
 
 
