@@ -305,6 +305,14 @@ async def test_every_role_reads_every_card_and_its_timeline(
         assert (await api.get(f"/api/deals/{deal_id}", headers=h)).status_code == 200
         deal_timeline = await api.get(f"/api/deals/{deal_id}/communications", headers=h)
         assert deal_timeline.status_code == 200
+        everything = await api.get("/api/communications", headers=h)
+        assert everything.status_code == 200
+        # but one colleague's communications are a report on them: staff's
+        of_owner = await api.get("/api/communications", params={"user_id": owner.id}, headers=h)
+        assert of_owner.status_code == 403
+    assert (
+        await api.get("/api/communications", params={"user_id": owner.id}, headers=sup_h)
+    ).status_code == 200
 
 
 async def test_only_staff_create_a_client_for_another_manager(
