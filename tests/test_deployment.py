@@ -71,7 +71,7 @@ def test_the_service_accepts_the_compose_environment(monkeypatch: pytest.MonkeyP
     pbx = next(
         n for n, s in SERVICES.items() if any("extensions.conf" in v for v in s.get("volumes", []))
     )
-    assert settings.telephony.agi_allowed_hosts == [pbx]
+    assert settings.telephony.agi_allowed_hosts == [pbx, "127.0.0.1"]  # and `check` inside
     assert settings.core.company_numbers == json.loads(ENV["COMPANY_NUMBERS"])
 
 
