@@ -4,15 +4,30 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install browser asterisk demo serve test lint bench
+.PHONY: install constraints audit browser asterisk demo serve test lint bench
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package (build backend included) to the versions of a working venv:
+# each machine and CI installs the same set, and a new release upstream changes nothing here
+# until `make constraints` takes it in on purpose.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --upgrade pip setuptools -c constraints.txt
+	$(PY) -m pip install -q -e '.[dev]' -c constraints.txt --build-constraint constraints.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+# After upgrading a package in the venv (pip install -U NAME) and passing `make test`:
+# write the venv's exact versions back (the project itself, installed editable, is left out).
+constraints:
+	@test -x $(PY) || { echo "no $(VENV): run make install first"; exit 1; }
+	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --all --exclude-editable; } > constraints.new
+	mv constraints.new constraints.txt
+
+# Known vulnerabilities in the pinned set, from an OSV advisory source (AUDIT_OSV_URL: a local
+# mirror of the OSV API; else the public one) or PyPI's; says so and exits 0 when none answers.
+audit: install
+	$(PY) tools/audit.py
 
 # Test tools from npm: Stoplight Prism serves a mock of Twilio's API from tests/fixtures/twilio.
 node_modules: package.json $(wildcard package-lock.json)

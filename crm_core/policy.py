@@ -16,6 +16,21 @@ def can_change_assigned(user: User, owner_id: int | None) -> bool:
     return is_staff(user) or (owner_id is not None and owner_id == user.id)
 
 
+def may_see_user(viewer: User, user_id: int) -> bool:
+    """A user's full record and schedule: their own, or anyone's for supervisors and admins.
+
+    Client cards and timelines are open to every role (a call can come from anyone); what is
+    about a colleague (their login, role, schedule, report) is not.
+    """
+    return is_staff(viewer) or viewer.id == user_id
+
+
+def may_assign_to(actor: User, owner_id: int | None) -> bool:
+    """Whether `actor` may make `owner_id` responsible for something new: themselves or nobody,
+    anyone for supervisors and admins."""
+    return is_staff(actor) or owner_id is None or owner_id == actor.id
+
+
 def may_hear_call(
     user: User,
     *,

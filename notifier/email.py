@@ -2,6 +2,11 @@
 
 The inbound server runs on the service's event loop (not aiosmtpd's Controller thread), so its
 handler shares the loop, and with it the database engine, with everything else.
+
+It takes mail only for its own domains (no relaying), for a bounded number of recipients, and
+never believes a From header by itself: anyone can write one. A message is "verified" only when a
+trusted relay in front (the MX) says SPF, DKIM or DMARC passed for the From domain in its
+Authentication-Results header; everything else is filed marked unverified.
 """
 
 from __future__ import annotations
@@ -9,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
+from email import message_from_bytes
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, parseaddr
 from typing import Any
@@ -93,6 +101,124 @@ class SmtpEmail:
 # --- receiving ---------------------------------------------------------------------------------
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _peer_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped  # an IPv4 relay seen through a dual-stack socket
+    return ip
+
+
+@dataclass(frozen=True, slots=True)
+class SenderAuth:
+    """Whether the From address is the sender's own, as the trusted relay in front judged it."""
+
+    verified: bool
+    verdict: str  # "pass" (verified), "fail" (SPF/DKIM/DMARC failed), "none" (nobody said)
+    detail: str  # what decided it, for people
+    relay: str | None = None
+
+    def as_extra(self) -> dict[str, Any]:
+        return {
+            "verified": self.verified,
+            "verdict": self.verdict,
+            "detail": self.detail,
+            "relay": self.relay,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    """Whose Authentication-Results header is believed (INBOUND_SMTP_TRUSTED_RELAYS) and, when
+    given, which authserv-id it must carry (INBOUND_SMTP_AUTHSERV_ID)."""
+
+    trusted: tuple[IpNetwork, ...] = ()
+    authserv_id: str = ""
+
+    @classmethod
+    def of(cls, relays: Iterable[str], authserv_id: str = "") -> AuthPolicy:
+        return cls(
+            tuple(ipaddress.ip_network(r.strip(), strict=False) for r in relays if r.strip()),
+            authserv_id.strip().lower(),
+        )
+
+    def trusts(self, peer: str | None) -> bool:
+        ip = _peer_ip(peer) if peer else None
+        return ip is not None and any(ip in net for net in self.trusted)
+
+
+_COMMENT = re.compile(r"\([^()]*\)")
+
+
+def parse_auth_results(value: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]]:
+    """RFC 8601: `mx.example.com; spf=pass smtp.mailfrom=a.org; dkim=pass header.d=a.org` ->
+    ("mx.example.com", [("spf", "pass", {"smtp.mailfrom": "a.org"}), ("dkim", …)])."""
+    text = _COMMENT.sub(" ", value)
+    parts = [p.split() for p in text.split(";")]
+    authserv = parts[0][0].lower() if parts and parts[0] else ""
+    results = []
+    for tokens in parts[1:]:
+        if not tokens or "=" not in tokens[0]:
+            continue  # "none": the relay checked nothing
+        method, _, result = tokens[0].partition("=")
+        props = {}
+        for token in tokens[1:]:
+            key, sep, val = token.partition("=")
+            if sep:
+                props[key.lower()] = val.strip('"').lower()
+        results.append((method.split("/")[0].lower(), result.lower(), props))
+    return authserv, results
+
+
+def _aligned(domain: str, from_domain: str) -> bool:
+    """Relaxed alignment (DMARC): the same domain, or one a subdomain of the other."""
+    domain = domain.rpartition("@")[2].rstrip(".")
+    return bool(domain) and (
+        domain == from_domain
+        or from_domain.endswith("." + domain)
+        or domain.endswith("." + from_domain)
+    )
+
+
+def sender_auth(
+    msg: EmailMessage, from_address: str, *, peer: str | None, policy: AuthPolicy
+) -> SenderAuth:
+    """The verdict on `from_address`: only a trusted relay's Authentication-Results count."""
+    if not policy.trusts(peer):
+        return SenderAuth(False, "none", f"not received through a trusted relay ({peer})", peer)
+    from_domain = from_address.rpartition("@")[2].lower().rstrip(".")
+    for header in msg.get_all("Authentication-Results", []):
+        authserv, results = parse_auth_results(str(header))
+        if policy.authserv_id and authserv != policy.authserv_id:
+            continue  # not our relay's (a sender may write such a header into the message)
+        # the topmost one of ours is the relay's own verdict on this delivery
+        passed, failed = [], []
+        for method, result, props in results:
+            if method == "dmarc":
+                if result == "pass":
+                    return SenderAuth(True, "pass", "dmarc=pass", peer)
+                if result == "fail":
+                    return SenderAuth(False, "fail", "dmarc=fail", peer)
+            elif method in ("dkim", "spf"):
+                key = ("header.d", "header.i") if method == "dkim" else ("smtp.mailfrom",)
+                domain = next((props[k] for k in key if k in props), "")
+                if result == "pass" and _aligned(domain, from_domain):
+                    passed.append(f"{method}=pass {domain}")
+                elif result in ("fail", "softfail", "permerror"):
+                    failed.append(f"{method}={result}")
+        if passed:
+            return SenderAuth(True, "pass", ", ".join(passed), peer)
+        if failed:
+            return SenderAuth(False, "fail", ", ".join(failed), peer)
+        return SenderAuth(False, "none", f"no SPF or DKIM pass for {from_domain}", peer)
+    return SenderAuth(False, "none", "no Authentication-Results from the relay", peer)
+
+
 @dataclass(frozen=True, slots=True)
 class ReceivedEmail:
     message_id: str
@@ -101,6 +227,7 @@ class ReceivedEmail:
     subject: str | None
     body: str
     recipients: list[str] = field(default_factory=list)
+    auth: SenderAuth = SenderAuth(False, "none", "not checked")
 
 
 def _text_of(msg: EmailMessage) -> str:
@@ -115,9 +242,17 @@ def _text_of(msg: EmailMessage) -> str:
     return content if isinstance(content, str) else ""
 
 
-def parse_email(raw: bytes, *, envelope_from: str | None, recipients: list[str]) -> ReceivedEmail:
-    """What the CRM keeps of one received message (pure: tested without sockets)."""
-    msg = message_from_bytes(raw, policy=policy.default)
+def parse_email(
+    raw: bytes,
+    *,
+    envelope_from: str | None,
+    recipients: list[str],
+    peer: str | None = None,
+    policy: AuthPolicy | None = None,
+) -> ReceivedEmail:
+    """What the CRM keeps of one received message (pure: tested without sockets); `peer` is
+    the address that handed it over, judged by `policy` (none: unverified)."""
+    msg = message_from_bytes(raw, policy=email_policy.default)
     assert isinstance(msg, EmailMessage)
     name, address = parseaddr(str(msg.get("From", "")))
     address = address or (envelope_from or "")
@@ -134,6 +269,7 @@ def parse_email(raw: bytes, *, envelope_from: str | None, recipients: list[str])
         subject=str(subject) if subject is not None else None,
         body=_text_of(msg).replace("\r\n", "\n"),
         recipients=to or list(recipients),
+        auth=sender_auth(msg, address, peer=peer, policy=policy or AuthPolicy()),
     )
 
 
@@ -158,12 +294,13 @@ def email_logger(
                 subject=email.subject,
                 body=email.body,
                 region=region,
-                extra={"to": email.recipients},
+                extra={"to": email.recipients, "sender_auth": email.auth.as_extra()},
             )
         logger.info(
-            "email %s from %s %s as communication %s",
+            "email %s from %s (%s) %s as communication %s",
             email.message_id,
             email.sender,
+            "verified" if email.auth.verified else f"unverified: {email.auth.detail}",
             "logged" if logged.created else "already logged",
             logged.communication.id,
         )
@@ -172,18 +309,48 @@ def email_logger(
 
 
 class _Handler:
-    def __init__(self, on_email: EmailHandler) -> None:
+    def __init__(
+        self,
+        on_email: EmailHandler,
+        domains: Iterable[str],
+        max_recipients: int,
+        policy: AuthPolicy,
+    ) -> None:
         self._on_email = on_email
+        self._domains = frozenset(d.strip().lower().rstrip(".") for d in domains if d.strip())
+        self._max_recipients = max_recipients
+        self._policy = policy
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        # ours to take: mail for our own domains only, never a relay for the world
+        _, at, domain = address.rpartition("@")
+        if not at or domain.lower().rstrip(".") not in self._domains:
+            return "550 5.7.1 Relaying denied: not a domain of this server"
+        if len(envelope.rcpt_tos) >= self._max_recipients:
+            return "452 4.5.3 Too many recipients"  # the sender sends the rest later
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
+        peer = session.peer[0] if isinstance(session.peer, tuple) else None
         try:
             email = parse_email(
                 raw,
                 envelope_from=envelope.mail_from,
                 recipients=[str(r) for r in envelope.rcpt_tos],
+                peer=str(peer) if peer is not None else None,
+                policy=self._policy,
             )
             await self._on_email(email)
         except Invalid as exc:
@@ -205,12 +372,15 @@ class InboundSmtpServer:
         port: int,
         on_email: EmailHandler,
         *,
+        domains: Iterable[str],
+        max_recipients: int = 100,
+        policy: AuthPolicy | None = None,
         hostname: str = "crm-telephony",
         data_size_limit: int = MAX_INBOUND_BYTES,
     ) -> None:
         self._host = host
         self._port = port
-        self._handler = _Handler(on_email)
+        self._handler = _Handler(on_email, domains, max_recipients, policy or AuthPolicy())
         self._hostname = hostname
         self._limit = data_size_limit
         self._server: asyncio.Server | None = None

@@ -28,6 +28,25 @@ class NotifierSettings(BaseSettings):
     inbound_smtp_enabled: bool = Field(default=False, alias="INBOUND_SMTP_ENABLED")
     inbound_smtp_host: str = Field(default="127.0.0.1", alias="INBOUND_SMTP_HOST")
     inbound_smtp_port: int = Field(default=2525, alias="INBOUND_SMTP_PORT")
+    # Recipient domains it accepts mail for (anything else: 550, no relaying); empty: the domain
+    # of SMTP_FROM, the address clients reply to.
+    inbound_smtp_domains: list[str] = Field(default_factory=list, alias="INBOUND_SMTP_DOMAINS")
+    # Recipients per message; past it 452 (RFC 5321: the sender retries the rest later).
+    inbound_smtp_max_recipients: int = Field(
+        default=100, ge=1, le=1000, alias="INBOUND_SMTP_MAX_RECIPIENTS"
+    )
+    # The MX/relays in front (addresses or networks) whose Authentication-Results header (SPF,
+    # DKIM, DMARC) is believed; from anyone else a sender is "unverified".
+    inbound_smtp_trusted_relays: list[str] = Field(
+        default_factory=list, alias="INBOUND_SMTP_TRUSTED_RELAYS"
+    )
+    # The authserv-id those relays write (e.g. "mx.example.com"): when set, only their headers
+    # count, not one the sender wrote into the message beforehand.
+    inbound_smtp_authserv_id: str = Field(default="", alias="INBOUND_SMTP_AUTHSERV_ID")
+
+    def accepted_domains(self) -> list[str]:
+        domains = self.inbound_smtp_domains or [self.smtp_from.rpartition("@")[2]]
+        return [d.strip().lower().rstrip(".") for d in domains if d.strip()]
 
     ws_queue_size: int = Field(default=256, alias="WS_QUEUE_SIZE")
     ws_heartbeat_seconds: float = Field(default=20.0, alias="WS_HEARTBEAT_SECONDS")

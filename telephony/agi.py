@@ -12,14 +12,21 @@ the socket closes (5.4 s of silence for a known caller on a live Asterisk 22 whe
 Whatever goes wrong (garbage, a silent or vanished peer, a slow or absent database) the call must
 not hang in the dialplan: every read is bounded, the router is bounded, and the worst answer is an
 empty CRM_TARGET, on which the dialplan falls back to the queue.
+
+Who may talk to it: only the PBX addresses allowed (AGI_ALLOWED_HOSTS; others are reset before a
+byte is read), at most so many connections per address, and a connection that has not sent its
+environment soon (Asterisk sends it the moment it connects) is closed. When an address or the
+server is at its cap, the oldest connection still waiting for its environment makes room: a
+crowd of idle sockets can no longer turn the real requests away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -39,6 +46,8 @@ MAX_LINE = 4096  # a real environment line is < 200 bytes
 MAX_ENV_LINES = 256  # Asterisk sends ~25 (plus agi_arg_N); more is not Asterisk
 MAX_ENV_BYTES = 64 * 1024
 EMPTY = RouteDecision(reason=Reason.not_routed)
+LOOPBACK = ("127.0.0.0/8", "::1")
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 # --- the protocol, pure --------------------------------------------------------------------
@@ -92,6 +101,92 @@ def reply_code(line: str) -> tuple[int | None, bool]:
     return None, False
 
 
+# --- who may connect ---------------------------------------------------------------------------
+
+
+def peer_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A peer's address as the allow list compares it: an IPv4 peer of a dual-stack socket
+    (`::ffff:10.0.0.5`) as IPv4, a link-local one without its zone (`fe80::1%eth0`)."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+class HostAllowList:
+    """The PBX addresses the server answers: addresses, networks (CIDR) and host names.
+
+    Names are resolved when the server starts and again (at most every `refresh` seconds) when
+    an unknown peer knocks: a PBX container re-created with a new address is let in again.
+    Each peer's verdict is cached, so a connection costs one dict lookup.
+    """
+
+    def __init__(self, entries: Iterable[str], *, refresh: float = 10.0) -> None:
+        self.networks: list[IpNetwork] = []
+        self.names: list[str] = []
+        for entry in entries:
+            entry = entry.strip()
+            if not entry:
+                continue
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.names.append(entry)
+        self._resolved: list[IpNetwork] = []
+        self._refresh = refresh
+        self._resolved_at = -float("inf")
+        self._resolving: asyncio.Task[None] | None = None
+        self._verdicts: dict[str, bool] = {}
+
+    def __call__(self, host: str) -> bool:
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            ip = peer_address(host)
+            verdict = ip is not None and any(ip in net for net in (*self.networks, *self._resolved))
+            if len(self._verdicts) >= 4096:  # many strangers: forget, never grow without bound
+                self._verdicts.clear()
+            self._verdicts[host] = verdict
+        return verdict
+
+    async def resolve(self) -> None:
+        """Look the names up now (a name that does not resolve is logged and skipped)."""
+        loop = asyncio.get_running_loop()
+        self._resolved_at = loop.time()
+        found: list[IpNetwork] = []
+        for name in self.names:
+            try:
+                infos = await loop.getaddrinfo(name, None, type=1)  # SOCK_STREAM: one per address
+            except OSError as exc:
+                logger.warning("FastAGI: allowed host %r does not resolve (%s)", name, exc)
+                continue
+            for info in infos:
+                ip = peer_address(str(info[4][0]))
+                if ip is not None:
+                    found.append(ipaddress.ip_network(ip))
+        self._resolved = found
+        self._verdicts.clear()
+
+    def stranger(self, loop: asyncio.AbstractEventLoop) -> None:
+        """An unknown peer knocked: resolve the names again, unless that was done recently."""
+        if not self.names or self._resolving is not None:
+            return
+        if loop.time() - self._resolved_at < self._refresh:
+            return
+        self._resolving = loop.create_task(self.resolve())
+        self._resolving.add_done_callback(self._resolved_done)
+
+    def _resolved_done(self, task: asyncio.Task[None]) -> None:
+        self._resolving = None
+
+    async def close(self) -> None:
+        if self._resolving is not None:
+            self._resolving.cancel()
+            await asyncio.gather(self._resolving, return_exceptions=True)
+
+
 # --- the server ----------------------------------------------------------------------------
 
 
@@ -106,8 +201,11 @@ class AgiServer:
         *,
         read_timeout: float = 5.0,
         route_timeout: float = 3.0,
+        env_timeout: float = 2.0,
         backlog: int = 1024,
         max_connections: int = 4096,
+        max_connections_per_host: int = 512,
+        allowed_hosts: Iterable[str] = LOOPBACK,
         on_decision: Callable[[float], None] | None = None,
     ) -> None:
         self._route = route
@@ -115,15 +213,25 @@ class AgiServer:
         self._port = port
         self._read_timeout = read_timeout
         self._route_timeout = route_timeout
+        # Asterisk writes the environment as soon as it connects; a socket silent for longer
+        # than this is not Asterisk, and holds a place a real request may need.
+        self._env_timeout = env_timeout
         self._backlog = backlog
         self._max_connections = max_connections
+        self._max_per_host = max_connections_per_host
+        self.allowed = HostAllowList(allowed_hosts)
+        # open connections per peer address; a plain dict of counts, kept as they open and close
+        self.per_host: dict[str, int] = {}
+        self.refused = 0  # connections turned away (not allowed, or no room)
+        self._refusals_logged_at = -float("inf")
         # Called with the seconds from a request's environment read to its answer written: the
         # routing decision as the server sees it, database included (bench/agi_bench.py).
         self.on_decision = on_decision
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[_Connection] = set()
+        # Insertion-ordered (a dict, not a set): the oldest waiting connection is found first.
+        self._connections: dict[_Connection, None] = {}
         # One timer for all connections rather than one per connection and phase (see _sweep).
-        self._tick = min(max(min(read_timeout, route_timeout) / 4, 0.01), 0.5)
+        self._tick = min(max(min(read_timeout, route_timeout, env_timeout) / 4, 0.01), 0.5)
         self._sweeper: asyncio.TimerHandle | None = None
         self.served = 0
 
@@ -138,11 +246,62 @@ class AgiServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        await self.allowed.resolve()
         self._server = await loop.create_server(
             lambda: _Connection(self, loop), self._host, self._port, backlog=self._backlog
         )
         self._sweeper = loop.call_later(self._tick, self._sweep, loop)
-        logger.info("FastAGI listening on %s:%s", self._host, self.port)
+        logger.info(
+            "FastAGI listening on %s:%s for %s",
+            self._host,
+            self.port,
+            ", ".join([*map(str, self.allowed.networks), *self.allowed.names]) or "nobody",
+        )
+
+    def _admit(self, conn: _Connection, host: str) -> bool:
+        """Count `conn` in, making room if its peer or the server is full; False: refuse it."""
+        if not self.allowed(host):
+            self.allowed.stranger(conn._loop)
+            self._refuse(f"{host} is not in AGI_ALLOWED_HOSTS")
+            return False
+        count = self.per_host.get(host, 0)
+        if count >= self._max_per_host:
+            if not self._make_room(host):
+                self._refuse(f"{host} has {count} connections open")
+                return False
+            count = self.per_host.get(host, 0)
+        if len(self._connections) >= self._max_connections and not self._make_room(None):
+            self._refuse(f"{len(self._connections)} connections open")
+            return False
+        self.per_host[host] = count + 1
+        self._connections[conn] = None
+        return True
+
+    def _make_room(self, host: str | None) -> bool:
+        """Close the oldest connection (of `host`, or any) still waiting for its environment."""
+        for conn in self._connections:
+            if conn._state == _ENV and (host is None or conn._peer == host):
+                self._release(conn)  # now: its connection_lost comes a loop turn later
+                conn._end("closed to make room: no environment yet")
+                return True
+        return False
+
+    def _release(self, conn: _Connection) -> None:
+        if self._connections.pop(conn, 0) is not None:
+            return  # not counted in: refused, or already released
+        count = self.per_host[conn._peer] - 1
+        if count:
+            self.per_host[conn._peer] = count
+        else:
+            del self.per_host[conn._peer]
+
+    def _refuse(self, why: str) -> None:
+        # a flood refuses thousands a second: one line per ten seconds says it all
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._refusals_logged_at >= 10.0:
+            self._refusals_logged_at = now
+            logger.warning("FastAGI: refusing connections (%d so far): %s", self.refused, why)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         """Time out connections past their deadline, a few times per timeout.
@@ -167,6 +326,7 @@ class AgiServer:
             self._server = None
         routing = [c.abort() for c in list(self._connections)]
         await asyncio.gather(*(t for t in routing if t is not None), return_exceptions=True)
+        await self.allowed.close()
 
     async def __aenter__(self) -> AgiServer:
         await self.start()
@@ -197,6 +357,7 @@ class _Connection(asyncio.Protocol):
         "_eof",
         "_left",
         "_loop",
+        "_peer",
         "_server",
         "_state",
         "_task",
@@ -217,24 +378,25 @@ class _Connection(asyncio.Protocol):
         self._commands: list[str] = []
         self._left = 0
         self._eof = False
+        self._peer = ""
 
     # --- transport events ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         server = self._server
-        if len(server._connections) >= server._max_connections:
-            logger.warning("FastAGI: %d connections open, refusing one", len(server._connections))
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if peer else ""
+        if not server._admit(self, self._peer):
             self._state = _DONE
-            transport.abort()
+            transport.abort()  # a reset, at once: nothing is read from it
             return
         self._transport = transport
-        server._connections.add(self)
-        self.deadline = self._loop.time() + server._read_timeout
+        self.deadline = self._loop.time() + server._env_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = _DONE
-        self._server._connections.discard(self)
+        self._server._release(self)  # a no-op for one refused, or released to make room
         if self._task is not None:  # the caller hung up: the decision is moot
             self._task.cancel()
             self._task = None

@@ -307,6 +307,15 @@ def _check_agent_pattern(
     )
 
 
+def _turned_away(where: str) -> CheckResult:
+    return CheckResult(
+        "router",
+        "fail",
+        f"The FastAGI server at {where} closed the connection without answering: this "
+        "machine's address is probably not in AGI_ALLOWED_HOSTS (the PBX's must be too).",
+    )
+
+
 async def check_router(settings: TelephonySettings, within: float = 5.0) -> CheckResult:
     """Ask the FastAGI port what Asterisk's dialplan asks it, byte for byte as res_agi sends it,
     and read the answer as Asterisk reads it (one command per reply)."""
@@ -338,6 +347,8 @@ async def check_router(settings: TelephonySettings, within: float = 5.0) -> Chec
             f"one before ({exc.late}): Asterisk would run it only when the server closes the "
             "connection, and the caller waits in silence until then.",
         )
+    except ConnectionResetError:
+        return _turned_away(where)
     except (OSError, TimeoutError) as exc:
         return CheckResult(
             "router",
@@ -349,6 +360,8 @@ async def check_router(settings: TelephonySettings, within: float = 5.0) -> Chec
         )
     ms = (time.perf_counter() - started) * 1000
     variables = dict(v for c in commands if (v := parse_set_variable(c)) is not None)
+    if not commands:  # closed without a word: how the router turns a stranger away
+        return _turned_away(where)
     if variables.get("CRM_CHECK") != "ok":
         return CheckResult(
             "router",

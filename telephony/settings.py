@@ -1,7 +1,15 @@
 """Settings of the PBX side: AMI connection, FastAGI server, call recognition."""
 
-from pydantic import Field
+import ipaddress
+import re
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
 class TelephonySettings(BaseSettings):
@@ -20,6 +28,20 @@ class TelephonySettings(BaseSettings):
     agi_enabled: bool = Field(default=True, alias="AGI_ENABLED")
     agi_host: str = Field(default="127.0.0.1", alias="AGI_HOST")
     agi_port: int = Field(default=4574, alias="AGI_PORT")
+    # Who may ask the router (the PBX): addresses, CIDR networks or host names (resolved at start
+    # and again when an unknown peer knocks). Loopback by default: Asterisk on this machine, the
+    # demo; docker-compose.yml names its asterisk service.
+    agi_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1"], min_length=1, alias="AGI_ALLOWED_HOSTS"
+    )
+    # One PBX opens one connection per call being routed (milliseconds each): hundreds at once
+    # is a burst far beyond a contact center's; more is a fault or an attack.
+    agi_max_connections_per_host: int = Field(
+        default=512, ge=1, alias="AGI_MAX_CONNECTIONS_PER_HOST"
+    )
+    agi_max_connections: int = Field(default=4096, ge=1, alias="AGI_MAX_CONNECTIONS")
+    # Asterisk sends its environment as it connects; a socket silent this long is closed.
+    agi_env_timeout: float = Field(default=2.0, gt=0, alias="AGI_ENV_TIMEOUT")
 
     # Contexts where calls from the outside world enter the dialplan.
     inbound_contexts: list[str] = Field(
@@ -39,3 +61,20 @@ class TelephonySettings(BaseSettings):
         default_factory=lambda: ["CRM_RECORDING", "MIXMONITOR_FILENAME"],
         alias="RECORDING_VARIABLES",
     )
+
+    @field_validator("agi_allowed_hosts")
+    @classmethod
+    def _hosts_or_networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            if not _host_or_network(entry.strip()):
+                raise ValueError(f"{entry!r} is neither an address, a network nor a host name")
+        return entries
+
+
+def _host_or_network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry, strict=False)
+        return True
+    except ValueError:
+        # a host name, unless it is a mistyped address (10.0.0.256, 10.0.0.0/33)
+        return bool(_HOST_NAME.match(entry)) and not entry.replace(".", "").isdigit()

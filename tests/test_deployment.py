@@ -19,6 +19,7 @@ import yaml
 
 from telephony.ami_fields import compile_agent_pattern
 from telephony.check import NEEDED_CLASSES
+from web.secret_key import resolve_secret_key, weakness
 from web.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +67,34 @@ def test_the_service_accepts_the_compose_environment(monkeypatch: pytest.MonkeyP
     assert database_host is not None and database_host[1] in SERVICES
     assert settings.telephony.ami_host in SERVICES
     assert settings.telephony.agi_host == "0.0.0.0"  # reached from the asterisk container
-    assert settings.web.secret_key == ENV["SECRET_KEY"]
+    # ... and only from it: the service whose dialplan asks the router is the one allowed
+    pbx = next(
+        n for n, s in SERVICES.items() if any("extensions.conf" in v for v in s.get("volumes", []))
+    )
+    assert settings.telephony.agi_allowed_hosts == [pbx, "127.0.0.1"]  # and `check` inside
     assert settings.core.company_numbers == json.loads(ENV["COMPANY_NUMBERS"])
+
+
+def test_compose_ships_no_usable_secret_and_keeps_the_generated_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A sample SECRET_KEY in the file would be everyone's key: none is given, and the one the
+    service makes on its first start lives on a volume (DATA_DIR), surviving re-created images."""
+    for name, service in SERVICES.items():
+        for key, value in (service.get("environment") or {}).items():
+            if "SECRET_KEY" in key:
+                assert weakness(str(value)) is not None, f"{name} ships a usable {key}"
+    assert "SECRET_KEY" not in ENV
+    volumes = {v.split(":")[1]: v.split(":")[0] for v in SERVICES[CRM]["volumes"]}
+    assert volumes.get(ENV["DATA_DIR"]) in COMPOSE["volumes"], "DATA_DIR is not on a volume"
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert f"chown crm:crm {ENV['DATA_DIR']}" in dockerfile  # the service writes there
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    settings = Settings()
+    key = resolve_secret_key(settings)
+    assert (tmp_path / "secret_key").read_text().strip() == key and weakness(key) is None
 
 
 def test_the_dialplan_asks_the_service_and_falls_back_to_a_real_queue() -> None:

@@ -25,6 +25,7 @@ from web.container import Container
 from web.messaging_runtime import Messaging  # SMS and email (outbox worker, inbound SMTP)
 from web.routing_runtime import AgiRouting
 from web.runtime import build_container, close_container
+from web.secret_key import resolve_secret_key
 from web.security_headers import SecurityHeaders, content_security_policy, origin_of
 from web.settings import Settings
 from web.telephony_runtime import CallTracking
@@ -51,6 +52,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = container is None
+        if owned:
+            # before anything listens: a sample or short key would let anyone mint tokens
+            resolve_secret_key(settings)
         c = container or await build_container(settings)
         app.state.container = c
         # event hub (issue 5): numbered events in event_log, NOTIFY to every instance, sockets

@@ -58,15 +58,26 @@ async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from web.secret_key import UnsafeSecret, resolve_secret_key
     from web.server import serve
 
+    try:
+        resolve_secret_key(settings)  # refused here with a plain message, not a traceback
+    except (UnsafeSecret, OSError) as exc:
+        print(f"crm-telephony: not starting: {exc}", file=sys.stderr)
+        return 2
     return serve(settings)
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from web.demo import run_demo
+    from web.secret_key import UnsafeSecret
 
-    return int(run_demo(settings, speed=args.speed, pbx=args.pbx))
+    try:
+        return int(run_demo(settings, speed=args.speed, pbx=args.pbx))
+    except UnsafeSecret as exc:  # a stored key that was tampered with
+        print(f"crm-telephony: not starting: {exc}", file=sys.stderr)
+        return 2
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:

@@ -29,6 +29,7 @@ from web.app import create_app
 from web.container import Container
 from web.demo_asterisk import DemoCaller, start_kit
 from web.runtime import build_container
+from web.secret_key import resolve_secret_key
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ async def _play_recordings(settings: Settings, replay: ReplayServer, speed: floa
 def run_demo(settings: Settings, speed: float = 1.0, pbx: str = "replay") -> int:
     if not settings.core.database_url and not settings.core.data_dir:
         settings.core.data_dir = str(default_data_dir() / "demo")
-    if not settings.web.secret_key:
-        settings.web.secret_key = "demo"
+    # kept in the demo's data folder like any other; a sample key given is only warned about
+    resolve_secret_key(settings, demo=True)
     asyncio.run(_run(settings, speed, pbx))
     return 0

@@ -10,7 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from notifier.email import InboundSmtpServer, SmtpEmail, email_configured, email_logger
+from notifier.email import (
+    AuthPolicy,
+    InboundSmtpServer,
+    SmtpEmail,
+    email_configured,
+    email_logger,
+)
 from notifier.outbox import OutboxWorker, Sender
 from notifier.sms import TwilioSms, sms_configured
 from web.container import Container
@@ -54,6 +60,9 @@ class Messaging:
                     lambda events: self._c.publish(events),
                     region=self._c.settings.core.phone_default_region,
                 ),
+                domains=s.accepted_domains(),
+                max_recipients=s.inbound_smtp_max_recipients,
+                policy=AuthPolicy.of(s.inbound_smtp_trusted_relays, s.inbound_smtp_authserv_id),
             )
             await self.inbound.start()
 

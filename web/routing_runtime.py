@@ -24,7 +24,16 @@ class AgiRouting:
     async def start(self) -> None:
         s = self._c.settings
         self.router = Router(self._c.database_url, region=s.core.phone_default_region)
-        server = AgiServer(self.router.route, s.telephony.agi_host, s.telephony.agi_port)
+        t = s.telephony
+        server = AgiServer(
+            self.router.route,
+            t.agi_host,
+            t.agi_port,
+            env_timeout=t.agi_env_timeout,
+            max_connections=t.agi_max_connections,
+            max_connections_per_host=t.agi_max_connections_per_host,
+            allowed_hosts=t.agi_allowed_hosts,
+        )
         try:
             await server.start()
         except OSError as exc:

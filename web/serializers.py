@@ -30,6 +30,11 @@ def user(u: User) -> dict[str, Any]:
     }
 
 
+def user_public(u: User) -> dict[str, Any]:
+    """What every signed-in user may know of a colleague: who, and which phone rings them."""
+    return {"id": u.id, "full_name": u.full_name, "extension": u.extension}
+
+
 def client(c: Client) -> dict[str, Any]:
     return {
         "id": c.id,
@@ -107,6 +112,10 @@ def communication(c: Communication) -> dict[str, Any]:
         "body": c.body,
         "extra": extra,
     }
+    if c.kind == "email" and c.direction == "in":
+        # None: received before senders were checked; False: the From may be anyone's
+        auth = extra.get("sender_auth")
+        out["sender_verified"] = bool(auth.get("verified")) if isinstance(auth, dict) else None
     if c.kind == "call":
         out.update(
             direction_name="inbound" if c.direction == "in" else "outbound",

@@ -1,6 +1,5 @@
 """The application's settings: each package's own, combined here and read once."""
 
-import secrets
 from pathlib import Path
 
 from pydantic import Field
@@ -16,8 +15,9 @@ class WebSettings(BaseSettings):
 
     http_host: str = Field(default="127.0.0.1", alias="HTTP_HOST")
     http_port: int = Field(default=8000, alias="HTTP_PORT")
-    # Empty: a random key per process (fine for one instance; several must share SECRET_KEY).
-    secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(48), alias="SECRET_KEY")
+    # Empty: generated on the first start and kept in DATA_DIR (web/secret_key.py); a sample or
+    # short key is refused outside the demo.
+    secret_key: str = Field(default="", alias="SECRET_KEY")
     token_ttl_minutes: int = Field(default=12 * 60, alias="TOKEN_TTL_MINUTES")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     # How long /api/health waits for the database's answer before reporting it down (503).

@@ -225,6 +225,9 @@ async def _announce_received(session: AsyncSession, logged: Logged) -> None:
         "preview": (comm.body or "")[:PREVIEW_LENGTH],
         "created_client": logged.client_created,
     }
+    auth = (comm.extra or {}).get("sender_auth")
+    if isinstance(auth, dict):  # email: whether the From address is the sender's own
+        payload["sender_verified"] = bool(auth.get("verified"))
     collect_event(session, _message_event("message.received", comm, responsible, payload))
 
 

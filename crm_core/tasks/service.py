@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import collect_event
+from crm_core.deals.models import Deal
 from crm_core.errors import Forbidden, Invalid, NotFound
 from crm_core.events.types import TaskCreated
 from crm_core.models_common import utcnow
@@ -21,13 +22,24 @@ async def create_task(session: AsyncSession, data: TaskCreate, *, actor: User) -
     assignee = data.assignee_id if data.assignee_id is not None else actor.id
     if assignee != actor.id and not is_staff(actor):
         raise Forbidden("only supervisors assign tasks to others")
+    client_id = data.client_id
+    if data.deal_id is not None:
+        # a task names one client's deal: a deal of another client would file the work (and
+        # show the task) on the wrong card
+        deal_client = await session.scalar(select(Deal.client_id).where(Deal.id == data.deal_id))
+        if deal_client is None:
+            raise Invalid(f"cannot create the task: no such deal {data.deal_id}")
+        if client_id is None:
+            client_id = deal_client
+        elif deal_client != client_id:
+            raise Invalid(f"deal {data.deal_id} is not client {client_id}'s")
     task = Task(
         title=data.title,
         description=data.description,
         kind=data.kind,
         due_at=data.due_at,
         assignee_id=assignee,
-        client_id=data.client_id,
+        client_id=client_id,
         deal_id=data.deal_id,
         created_by_id=actor.id,
         done=False,

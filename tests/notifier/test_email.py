@@ -24,7 +24,15 @@ from crm_core.outbox import service
 from crm_core.outbox.schemas import EmailCreate
 from crm_core.users.models import User
 from notifier.channels import messages_for, user_channel
-from notifier.email import InboundSmtpServer, SmtpEmail, email_logger, parse_email
+from notifier.email import (
+    AuthPolicy,
+    InboundSmtpServer,
+    SmtpEmail,
+    email_logger,
+    parse_auth_results,
+    parse_email,
+    sender_auth,
+)
 from notifier.outbox import OutboxWorker
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
@@ -155,7 +163,9 @@ async def inbound(
     async def publish(batch: list[Any]) -> None:
         events.extend(batch)
 
-    server = InboundSmtpServer("127.0.0.1", 0, email_logger(sessions, publish, region="RU"))
+    server = InboundSmtpServer(
+        "127.0.0.1", 0, email_logger(sessions, publish, region="RU"), domains=["crm.example.com"]
+    )
     await server.start()
     yield server, events
     await server.stop()
@@ -315,3 +325,162 @@ async def test_lifespan_starts_and_stops_worker_and_inbound_server(
     assert container.extras["messaging"].worker is None
     with pytest.raises(OSError):
         await aiosmtplib.send(_letter(), hostname="127.0.0.1", port=port, timeout=2)
+
+
+# --- inbound limits: our domains, few recipients, a From proven by the relay or marked --------
+
+
+async def test_mail_for_other_domains_is_refused_and_recipients_are_capped(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    server = InboundSmtpServer(
+        "127.0.0.1",
+        0,
+        email_logger(sessions, None, region="RU"),
+        domains=["crm.example.com"],
+        max_recipients=5,
+    )
+    await server.start()
+    try:
+        for stranger in ("victim@elsewhere.org", "postmaster", "x@crm.example.com.evil.org"):
+            with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+                await aiosmtplib.send(
+                    _letter(),
+                    sender="a@b.org",
+                    recipients=[stranger],
+                    hostname="127.0.0.1",
+                    port=server.port,
+                    timeout=5,
+                )
+            assert [r.code for r in refused.value.recipients] == [550]
+        many = [f"sales{i}@crm.example.com" for i in range(8)] + ["x@Crm.Example.com"]
+        errors, _ = await aiosmtplib.send(
+            _letter(), recipients=many, hostname="127.0.0.1", port=server.port, timeout=5
+        )
+        assert sorted(errors) == sorted(many[5:])  # past the fifth: "later", not accepted
+        assert {e.code for e in errors.values()} == {452}
+    finally:
+        await server.stop()
+    async with sessions() as s:
+        [comm] = (await s.scalars(select(Communication))).all()  # only the one in our domain
+        assert comm.external_id == "<abc-1@mail.example.org>"
+
+
+def test_the_accepted_domains_default_to_the_reply_address_domain() -> None:
+    assert NotifierSettings(SMTP_FROM="sales@Crm.Example.com").accepted_domains() == [
+        "crm.example.com"
+    ]
+    assert NotifierSettings(INBOUND_SMTP_DOMAINS=["a.org", "b.org."]).accepted_domains() == [
+        "a.org",
+        "b.org",
+    ]
+
+
+RELAY_ID = "mx.crm.example.com"
+PASSED = f"{RELAY_ID}; spf=pass smtp.mailfrom=mail.example.org; dkim=pass header.d=mail.example.org"
+
+
+def _relayed(results: str | None, sender: str = "Olga K <olga@mail.example.org>") -> EmailMessage:
+    msg = _letter(sender=sender)
+    if results is not None:
+        msg["Authentication-Results"] = results
+    return msg
+
+
+def _verdict(
+    results: str | None, peer: str = "10.1.2.3", policy: AuthPolicy | None = None
+) -> tuple[bool, str]:
+    """(verified, verdict) of a letter from Olga carrying `results`, handed over by `peer`."""
+    parsed = parse_email(
+        _relayed(results).as_bytes(),
+        envelope_from=None,
+        recipients=[],
+        peer=peer,
+        policy=policy or AuthPolicy.of(["10.0.0.0/8"], RELAY_ID),
+    )
+    return parsed.auth.verified, parsed.auth.verdict
+
+
+def test_only_a_trusted_relays_authentication_results_verify_a_sender() -> None:
+    assert _verdict(PASSED) == (True, "pass")
+    assert _verdict(PASSED, "::ffff:10.1.2.3") == (True, "pass")
+    # the same header from anywhere else was written by the sender: worth nothing
+    assert _verdict(PASSED, "192.0.2.9") == (False, "none")
+    assert _verdict(PASSED, policy=AuthPolicy()) == (False, "none")  # no relay trusted
+    # another authserv-id (a header the sender wrote, passed along by the relay) does not count
+    assert _verdict(PASSED.replace(RELAY_ID, "evil.example")) == (False, "none")
+    # a pass for another domain than the From's is no proof for it
+    assert _verdict(
+        f"{RELAY_ID}; spf=pass smtp.mailfrom=evil.org; dkim=pass header.d=evil.org"
+    ) == (
+        False,
+        "none",
+    )
+    assert _verdict(f"{RELAY_ID}; dmarc=fail header.from=mail.example.org") == (False, "fail")
+    assert _verdict(f"{RELAY_ID}; spf=softfail smtp.mailfrom=x.org") == (False, "fail")
+    assert _verdict(f"{RELAY_ID}; dmarc=pass (p=reject) header.from=x") == (True, "pass")
+    assert _verdict(None) == (False, "none")
+    # a subdomain signing for its parent aligns (relaxed), as DMARC has it
+    assert _verdict(f"{RELAY_ID}; dkim=pass header.d=news.mail.example.org") == (True, "pass")
+    assert parse_auth_results(f"{RELAY_ID} 1; dkim/1=pass (good) header.i=@A.org; none") == (
+        RELAY_ID,
+        [("dkim", "pass", {"header.i": "@a.org"})],
+    )
+    unknown_peer = sender_auth(
+        _relayed(PASSED), "olga@mail.example.org", peer=None, policy=AuthPolicy.of(["0.0.0.0/0"])
+    )
+    assert unknown_peer.verified is False
+
+
+async def test_a_forged_from_is_filed_on_the_card_marked_unverified(
+    sessions: async_sessionmaker[AsyncSession],
+    container: Container,
+    api: Any,
+    make_user: UserFactory,
+) -> None:
+    """The probe: mail claiming a client's address, straight to our port. It is still on the
+    card (it may be real), but the card says the sender is unverified; through the trusted relay
+    with an aligned DKIM pass it is not marked."""
+    manager, headers = await make_user(role="manager")
+    async with sessions() as s:
+        client = await create_client(
+            s,
+            ClientCreate(name="Olga", emails=["olga@mail.example.org"], responsible_id=manager.id),
+            region="RU",
+        )
+        await s.commit()
+    events: list[Any] = []
+
+    async def publish(batch: list[Any]) -> None:
+        events.extend(batch)
+
+    def server(policy: AuthPolicy) -> InboundSmtpServer:
+        return InboundSmtpServer(
+            "127.0.0.1",
+            0,
+            email_logger(sessions, publish, region="RU"),
+            domains=["crm.example.com"],
+            policy=policy,
+        )
+
+    direct = server(AuthPolicy.of(["10.0.0.0/8"], RELAY_ID))  # the relay is elsewhere
+    relayed = server(AuthPolicy.of(["127.0.0.1"], RELAY_ID))  # the relay is this peer
+    await direct.start()
+    await relayed.start()
+    try:
+        forged = _relayed(PASSED)  # the forger even wrote a passing header
+        forged.replace_header("Message-ID", "<forged@x>")
+        await _send_in(direct, forged)
+        genuine = _relayed(PASSED)
+        genuine.replace_header("Message-ID", "<genuine@x>")
+        await _send_in(relayed, genuine)
+    finally:
+        await direct.stop()
+        await relayed.stop()
+    timeline = await api.get(f"/api/clients/{client.id}/communications", headers=headers)
+    items = {i["external_id"]: i for i in timeline.json()["items"]}
+    assert items["<forged@x>"]["sender_verified"] is False
+    assert items["<forged@x>"]["extra"]["sender_auth"]["verdict"] == "none"
+    assert items["<genuine@x>"]["sender_verified"] is True
+    received = [e for e in events if isinstance(e, MessageEvent) and e.type == "message.received"]
+    assert sorted(e.payload["sender_verified"] for e in received) == [False, True]

@@ -20,7 +20,11 @@ from crm_core.schedules.schemas import IntervalIn, ScheduleIn
 from crm_core.schedules.service import replace_schedule
 from telephony.agi import AgiServer, commands_for, parse_env_line, quote, reply_code, script_of
 from telephony.agi_caller import converse
+from telephony.settings import TelephonySettings
 from tests.conftest import RECORDINGS, UserFactory
+from web.container import Container
+from web.routing_runtime import AgiRouting
+from web.settings import Settings
 
 RECORDED = (RECORDINGS / "agi_request.txt").read_bytes()
 OK = b"200 result=1\n"
@@ -222,6 +226,130 @@ async def test_1000_idle_connections_neither_block_a_real_request_nor_stay_open(
         assert ends == [b""] * 1000
         for _, writer in idle:
             writer.close()
+
+
+Opened = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _idle(port: int, n: int, source: str = "127.0.0.1") -> list[Opened]:
+    """`n` connections that never send their environment (the attacker's), from `source`.
+    The writers are kept: a writer collected as garbage closes its connection."""
+    return [
+        await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0)) for _ in range(n)
+    ]
+
+
+async def _closed(opened: Opened) -> bool:
+    """Whether the server closed (or reset) it; ours is closed afterwards either way."""
+    try:
+        return await opened[0].read() == b""
+    except ConnectionResetError:
+        return True
+    finally:
+        opened[1].close()
+
+
+def _close_all(opened: list[Opened]) -> None:
+    for _, writer in opened:
+        writer.close()
+
+
+async def test_more_idle_connections_than_the_server_holds_still_leave_room_for_asterisk(
+    stub: StubRoute,
+) -> None:
+    """The probe: idle sockets past the server's cap. The oldest still-silent ones make room, so
+    real requests are answered instead of reset (timeouts long: room is made, not waited for)."""
+    async with AgiServer(
+        stub, port=0, read_timeout=60, env_timeout=60, max_connections=100
+    ) as server:
+        idle = await _idle(server.port, 300)
+        await asyncio.sleep(0.2)
+        assert len(server._connections) == 100  # full: the newest hundred idle ones
+        answered = await asyncio.gather(*(asterisk(server.port, RECORDED) for _ in range(10)))
+        assert all(a[0] == 'SET VARIABLE CRM_TARGET "101"' for a in answered)
+        assert len(stub.calls) == 10
+        async with asyncio.timeout(30):  # the oldest made room: they were closed
+            assert all(await asyncio.gather(*(_closed(o) for o in idle[:200])))
+        assert len(server._connections) <= 100
+        _close_all(idle)
+
+
+async def test_one_address_is_capped_and_crowds_out_only_itself(stub: StubRoute) -> None:
+    async with AgiServer(
+        stub, port=0, read_timeout=60, env_timeout=60, max_connections_per_host=50
+    ) as server:
+        crowd = await _idle(server.port, 150, source="127.0.0.2")
+        mine = await _idle(server.port, 10)  # idle too, but from another address
+        await asyncio.sleep(0.2)
+        assert server.per_host == {"127.0.0.2": 50, "127.0.0.1": 10}
+        # from the crowd's own address a request still gets in, making room among its own
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, local_addr=("127.0.0.2", 0)
+        )
+        writer.write(RECORDED)
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"SET VARIABLE")
+        writer.close()
+        assert (await asterisk(server.port, RECORDED))[0] == 'SET VARIABLE CRM_TARGET "101"'
+        async with asyncio.timeout(30):
+            assert all(await asyncio.gather(*(_closed(o) for o in crowd[:100])))
+        # the other address's idle connections were not the ones closed for the crowd
+        assert server.per_host["127.0.0.1"] == len(mine)
+        _close_all(crowd + mine)
+
+
+async def test_a_connection_silent_past_the_environment_timeout_is_closed(
+    stub: StubRoute,
+) -> None:
+    async with AgiServer(stub, port=0, read_timeout=60, env_timeout=0.3) as server:
+        [silent] = await _idle(server.port, 1)
+        async with asyncio.timeout(20):  # generous: 0.3 s plus the sweep, on a busy machine
+            assert await _closed(silent)
+        # a request whose route takes longer than that is not cut short by it
+        stub.delay = 0.6
+        assert (await asterisk(server.port, RECORDED))[0] == 'SET VARIABLE CRM_TARGET "101"'
+        assert server.per_host == {}
+
+
+async def test_only_allowed_addresses_are_answered(stub: StubRoute) -> None:
+    async with AgiServer(stub, port=0, allowed_hosts=["127.0.0.2", "10.0.0.0/8"]) as server:
+        refused = await asyncio.open_connection("127.0.0.1", server.port)
+        refused[1].write(RECORDED)
+        async with asyncio.timeout(10):
+            assert await _closed(refused)
+        assert stub.calls == [] and server.refused == 1
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, local_addr=("127.0.0.2", 0)
+        )
+        writer.write(RECORDED)
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"SET VARIABLE")
+        writer.close()
+    # by name: localhost resolves to loopback; the default is loopback alone
+    async with AgiServer(stub, port=0, allowed_hosts=["localhost"]) as server:
+        assert (await asterisk(server.port, RECORDED))[0] == 'SET VARIABLE CRM_TARGET "101"'
+    assert AgiServer(stub).allowed("127.0.0.1") and AgiServer(stub).allowed("::1")
+    assert not AgiServer(stub).allowed("192.0.2.7")
+    assert AgiServer(stub, allowed_hosts=["192.0.2.0/24"]).allowed("::ffff:192.0.2.7")
+
+
+async def test_the_service_passes_its_settings_to_the_server(
+    container: Container, settings: Settings
+) -> None:
+    settings.telephony = TelephonySettings(
+        AMI_ENABLED=False,
+        AGI_PORT=0,
+        AGI_ALLOWED_HOSTS=["127.0.0.2"],
+        AGI_MAX_CONNECTIONS_PER_HOST=7,
+        AGI_ENV_TIMEOUT=0.5,
+    )
+    routing = AgiRouting(container)
+    await routing.start()
+    try:
+        server = routing.server
+        assert server is not None
+        assert server.allowed("127.0.0.2") and not server.allowed("127.0.0.1")
+        assert server._max_per_host == 7 and server._env_timeout == 0.5
+    finally:
+        await routing.stop()
 
 
 async def test_stop_closes_open_connections() -> None:

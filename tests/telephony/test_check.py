@@ -232,3 +232,9 @@ async def test_quiet_pbx_gives_warnings_not_passes() -> None:
     assert results["agent_pattern"].status == "warn"
     assert results["permissions"].status == "ok"  # stated by Asterisk itself
     assert results["timestamps"].status == "ok"
+
+
+async def test_a_router_that_turns_this_machine_away_names_the_setting() -> None:
+    async with AgiServer(StubRoute(), port=0, allowed_hosts=["192.0.2.0/24"]) as server:
+        result = await check_router(make_settings(1, AGI_PORT=server.port))
+    assert result.status == "fail" and "AGI_ALLOWED_HOSTS" in result.message

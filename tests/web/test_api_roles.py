@@ -252,3 +252,116 @@ async def test_a_task_for_a_client_that_does_not_exist_is_422(
     r = await api.post("/api/tasks", json={"title": "x", "client_id": 999}, headers=h)
     assert r.status_code == 422 and "no such client" in r.text
     assert (await api.get("/api/tasks", headers=h)).json() == []
+
+
+# --- read scoping: cards for all, colleagues' details for staff ------------------------------
+
+PUBLIC_USER_KEYS = {"id", "full_name", "extension"}
+
+
+async def test_colleagues_are_names_and_extensions_to_operators_and_managers(
+    api: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    op, op_h = await make_user(role="operator", extension="101", full_name="Olga")
+    mgr, mgr_h = await make_user(role="manager", extension="103", full_name="Maria")
+    _, sup_h = await make_user(role="supervisor")
+    for me, h, other in ((op, op_h, mgr), (mgr, mgr_h, op)):
+        listed = {u["id"]: u for u in (await api.get("/api/users", headers=h)).json()}
+        assert set(listed[other.id]) == PUBLIC_USER_KEYS
+        assert listed[other.id]["extension"] == other.extension
+        assert listed[me.id]["login"] == me.login  # their own record is whole
+        one = await api.get(f"/api/users/{other.id}", headers=h)
+        assert one.status_code == 200 and set(one.json()) == PUBLIC_USER_KEYS
+    seen = (await api.get(f"/api/users/{op.id}", headers=sup_h)).json()
+    assert seen["login"] == op.login and seen["role"] == "operator"
+
+
+async def test_a_schedule_is_read_by_its_owner_and_staff_only(
+    api: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    op, op_h = await make_user(role="operator", extension="101")
+    mgr, mgr_h = await make_user(role="manager", extension="103")
+    _, sup_h = await make_user(role="supervisor")
+    assert (await api.get(f"/api/schedules/{mgr.id}", headers=op_h)).status_code == 403
+    assert (await api.get(f"/api/schedules/{op.id}", headers=mgr_h)).status_code == 403
+    assert (await api.get(f"/api/schedules/{op.id}", headers=op_h)).status_code == 200
+    assert (await api.get(f"/api/schedules/{op.id}", headers=sup_h)).status_code == 200
+    # who is on duty now stays open to all: the schedules page's status and transfers need it
+    assert (await api.get("/api/schedules/on-duty", headers=op_h)).status_code == 200
+
+
+async def test_every_role_reads_every_card_and_its_timeline(
+    api: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    owner, _ = await make_user(role="manager")
+    _, op_h = await make_user(role="operator")
+    _, mgr_h = await make_user(role="manager")
+    _, sup_h = await make_user(role="supervisor")
+    client_id, deal_id = await _client_and_deal(api, sup_h, owner.id)
+    for h in (op_h, mgr_h):
+        assert (await api.get(f"/api/clients/{client_id}", headers=h)).status_code == 200
+        timeline = await api.get(f"/api/clients/{client_id}/communications", headers=h)
+        assert timeline.status_code == 200
+        assert (await api.get(f"/api/deals/{deal_id}", headers=h)).status_code == 200
+        deal_timeline = await api.get(f"/api/deals/{deal_id}/communications", headers=h)
+        assert deal_timeline.status_code == 200
+        everything = await api.get("/api/communications", headers=h)
+        assert everything.status_code == 200
+        # but one colleague's communications are a report on them: staff's
+        of_owner = await api.get("/api/communications", params={"user_id": owner.id}, headers=h)
+        assert of_owner.status_code == 403
+    assert (
+        await api.get("/api/communications", params={"user_id": owner.id}, headers=sup_h)
+    ).status_code == 200
+
+
+async def test_only_staff_create_a_client_for_another_manager(
+    api: httpx.AsyncClient, make_user: UserFactory, session: AsyncSession
+) -> None:
+    op, op_h = await make_user(role="operator")
+    mgr, mgr_h = await make_user(role="manager")
+    _, sup_h = await make_user(role="supervisor")
+    for h, other in ((op_h, mgr), (mgr_h, op)):
+        r = await api.post(
+            "/api/clients", json={"name": "Theirs", "responsible_id": other.id}, headers=h
+        )
+        assert r.status_code == 403, r.text
+    assert await session.scalar(select(func.count()).select_from(Client)) == 0
+    unassigned = await api.post("/api/clients", json={"name": "Caller"}, headers=op_h)
+    assert unassigned.status_code == 201 and unassigned.json()["responsible_id"] is None
+    mine = await api.post(
+        "/api/clients", json={"name": "Mine", "responsible_id": op.id}, headers=op_h
+    )
+    assert mine.status_code == 201 and mine.json()["responsible_id"] == op.id
+    managers = await api.post("/api/clients", json={"name": "M"}, headers=mgr_h)
+    assert managers.json()["responsible_id"] == mgr.id
+    given = await api.post(
+        "/api/clients", json={"name": "Given", "responsible_id": mgr.id}, headers=sup_h
+    )
+    assert given.status_code == 201 and given.json()["responsible_id"] == mgr.id
+
+
+async def test_a_task_links_a_deal_of_its_own_client_only(
+    api: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    op, op_h = await make_user(role="operator")
+    _, sup_h = await make_user(role="supervisor")
+    client_a, deal_a = await _client_and_deal(api, sup_h, op.id)
+    client_b, _ = await _client_and_deal(api, sup_h, op.id)
+    for h in (op_h, sup_h):
+        wrong = await api.post(
+            "/api/tasks",
+            json={"title": "x", "client_id": client_b, "deal_id": deal_a},
+            headers=h,
+        )
+        assert wrong.status_code == 422 and "is not client" in wrong.text
+    assert (await api.get("/api/tasks", headers=sup_h)).json() == []
+    missing = await api.post("/api/tasks", json={"title": "x", "deal_id": 9999}, headers=op_h)
+    assert missing.status_code == 422
+    # a deal alone files the task on its client's card
+    by_deal = await api.post("/api/tasks", json={"title": "x", "deal_id": deal_a}, headers=op_h)
+    assert by_deal.status_code == 201 and by_deal.json()["client_id"] == client_a
+    both = await api.post(
+        "/api/tasks", json={"title": "y", "client_id": client_a, "deal_id": deal_a}, headers=op_h
+    )
+    assert both.status_code == 201

@@ -8,11 +8,14 @@ at the rows in the database. No JavaScript error may happen on any page.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time
+from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiosmtplib
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -101,6 +104,13 @@ async def manager(make_user: UserFactory) -> User:
 
 
 # ---------------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 async def sign_in(page: Page, live: LiveService, credentials: tuple[str, str], lands: str) -> None:
@@ -386,7 +396,7 @@ async def test_manager_sees_the_status_but_may_not_save(
     operator: User,
 ) -> None:
     await always_on_duty(sessions, operator)
-    before = await schedule_rows(sessions, operator)
+    before = await schedule_rows(sessions, manager)
     async with live_service(container) as live:
         # the schedules page's own sign-in form (no token in this browser yet)
         page = await pages.new()
@@ -402,13 +412,17 @@ async def test_manager_sees_the_status_but_may_not_save(
             "Next round-robin call rings Olga Operator (101)."
         )
 
-        # Olga's schedule is read-only for him
+        # Olga's schedule is not his to read: her row opens nothing, the list offers him alone
         await olga.click()
-        await expect(page.locator("#editor-name")).to_have_text("Olga Operator")
+        await expect(page.locator("#editor")).to_be_hidden()
+        await expect(page.locator("#user-select option")).to_have_count(2)  # "choose" and him
+
+        # his own schedule is read-only for him
+        await mark.click()
+        await expect(page.locator("#editor-name")).to_have_text("Mark Manager")
         await expect(page.locator("#readonly")).to_be_visible()
         await expect(page.locator("#save")).to_be_hidden()
         await expect(page.locator("#add-exception")).to_be_hidden()
-        await expect(page.locator("[data-testid=interval-start]").first).to_be_disabled()
 
         # a save that still reaches the server (a stale page) is refused, and the page says so
         await page.evaluate("() => { document.getElementById('save').hidden = false; }")
@@ -417,7 +431,7 @@ async def test_manager_sees_the_status_but_may_not_save(
             "Not saved: role 'manager' may not do this (allowed: supervisor, admin)"
         )
         await expect(page.locator("#save-result")).to_have_class("error")
-    assert await schedule_rows(sessions, operator) == before
+    assert await schedule_rows(sessions, manager) == before
 
 
 # ---------------------------------------------------------------------------------- SMS / email
@@ -440,6 +454,9 @@ async def test_card_sends_email_and_reports_sms_not_configured(
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=mailbox.port,
         SMTP_FROM="crm@sales.example.com",
+        # and our own SMTP server, taking mail for sales.example.com (SMTP_FROM's domain)
+        INBOUND_SMTP_ENABLED=True,
+        INBOUND_SMTP_PORT=free_port(),
     )
     with_ami(settings, replay)
     client_id, deal_id = await seed_ivan(sessions, operator)
@@ -485,9 +502,32 @@ async def test_card_sends_email_and_reports_sms_not_configured(
         email_item = page.locator("#timeline .tl-item[data-kind=email]")
         await expect(email_item).to_have_attribute("data-status", "sent")
         await expect(email_item).to_contain_text("Offer for chairs")
+        await expect(email_item.locator("[data-testid=unverified]")).to_have_count(0)
+
+        # a reply claiming to be Ivan's, handed to our port directly (no relay vouches for it):
+        # on his card all the same, marked, and the operator's notice says so
+        reply = EmailMessage()
+        reply["From"] = "Ivan Petrov <ivan@petrov.example>"
+        reply["To"] = "crm@sales.example.com"
+        reply["Subject"] = "Re: Offer for chairs"
+        reply.set_content("Please send the invoice to my new account.")
+        await aiosmtplib.send(
+            reply,
+            hostname="127.0.0.1",
+            port=settings.notifier.inbound_smtp_port,
+            timeout=10,
+        )
+        received = page.locator("#timeline .tl-item[data-kind=email][data-direction=in]")
+        await expect(received).to_contain_text("Re: Offer for chairs")
+        await expect(received.locator("[data-testid=unverified]")).to_have_text("unverified sender")
+        await expect(status).to_contain_text("(unverified sender)")
 
         async with sessions() as s:
-            email = await s.scalar(select(Communication).where(Communication.kind == "email"))
+            email = await s.scalar(
+                select(Communication).where(
+                    Communication.kind == "email", Communication.direction == "out"
+                )
+            )
             assert email is not None
             assert (email.client_id, email.deal_id, email.user_id) == (
                 client_id,

@@ -50,7 +50,19 @@ async def test_status_shows_duty_phone_state_and_turn(
     assert body["turn"] == [m3.id, op.id] and body["next_user_id"] == m3.id
     agents = {a["user_id"]: a for a in body["agents"]}
     assert agents[off.id]["on_duty"] is False and agents[off.id]["turn"] is None
+    # a colleague, to an operator: name and extension, not their login, role or time zone
     assert agents[m3.id] | {"user_id": 0} == {
+        "user_id": 0,
+        "full_name": m3.full_name,
+        "extension": "103",
+        "on_duty": True,
+        "state": "free",
+        "routed_count": 0,
+        "turn": 1,
+    }
+    assert agents[op.id]["login"] == op.login  # their own row is whole
+    staff_view = (await api.get("/api/routing/status", headers=admin)).json()
+    assert {a["user_id"]: a for a in staff_view["agents"]}[m3.id] | {"user_id": 0} == {
         "user_id": 0,
         "login": m3.login,
         "full_name": m3.full_name,

@@ -9,6 +9,7 @@ from crm_core.clients.schemas import ClientCreate, ClientUpdate
 from crm_core.errors import Forbidden, Invalid
 from crm_core.inputs import Id, Text
 from crm_core.phones import InvalidPhone, normalize_phone
+from crm_core.policy import is_staff, may_assign_to
 from web import serializers
 from web.deps import CurrentUser, Session, Staff, container
 
@@ -46,6 +47,8 @@ async def search_clients(
 async def create_client(
     request: Request, data: ClientCreate, session: Session, user: CurrentUser
 ) -> dict[str, Any]:
+    if not may_assign_to(user, data.responsible_id):
+        raise Forbidden("only supervisors create clients for someone else")
     if data.responsible_id is None and user.role == "manager":
         data.responsible_id = user.id
     client = await service.create_client(session, data, region=_region(request))
@@ -62,7 +65,7 @@ async def update_client(
     request: Request, client_id: Id, data: ClientUpdate, session: Session, user: CurrentUser
 ) -> dict[str, Any]:
     # every role edits cards (an operator fills in the card of a new caller); reassigning is staff's
-    if "responsible_id" in data.model_fields_set and user.role not in ("supervisor", "admin"):
+    if "responsible_id" in data.model_fields_set and not is_staff(user):
         card = await service.get_card(session, client_id)
         if data.responsible_id != card.responsible_id:
             raise Forbidden("only supervisors reassign a client's responsible manager")

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Depends, Query, Request, status
 
 from crm_core.communications import repository, service
 from crm_core.communications.schemas import NoteCreate
+from crm_core.errors import Forbidden
 from crm_core.inputs import Id
+from crm_core.policy import may_see_user
 from web import serializers
 from web.deps import CurrentUser, Session, container
 
@@ -61,6 +63,9 @@ async def list_communications(
     user_id: Id | None = None,
 ) -> dict[str, Any]:
     """Every kind or one (`kind=call|sms|email|note`), newest first; `items` holds the page."""
+    if user_id is not None and not may_see_user(user, user_id):
+        # every card's timeline is open to all, but one colleague's work is a report of them
+        raise Forbidden("only supervisors list another user's communications")
     return await _timeline(session, page, client_id=client_id, deal_id=deal_id, user_id=user_id)
 
 

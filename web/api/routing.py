@@ -7,26 +7,30 @@ from typing import Any
 from fastapi import APIRouter
 
 from crm_core.models_common import utcnow
+from crm_core.policy import may_see_user
 from crm_core.routing.service import AgentStatus, routing_status
+from crm_core.users.models import User
 from web.deps import CurrentUser, Session
 
 router = APIRouter(prefix="/api/routing", tags=["routing"])
 
 
-def _agent(a: AgentStatus, turn: list[int]) -> dict[str, Any]:
-    return {
+def _agent(a: AgentStatus, turn: list[int], viewer: User) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "user_id": a.user_id,
-        "login": a.login,
         "full_name": a.full_name,
-        "role": a.role,
         "extension": a.extension,
-        "timezone": a.timezone,
-        "on_duty": a.on_duty,
-        "state": a.state,
-        "routed_count": a.routed_count,
-        # 1 = the next round-robin call rings this agent; None = not in the rotation now
-        "turn": turn.index(a.user_id) + 1 if a.user_id in turn else None,
     }
+    if may_see_user(viewer, a.user_id):  # as /api/users: names and extensions for colleagues
+        out.update(login=a.login, role=a.role, timezone=a.timezone)
+    out.update(
+        on_duty=a.on_duty,
+        state=a.state,
+        routed_count=a.routed_count,
+        # 1 = the next round-robin call rings this agent; None = not in the rotation now
+        turn=turn.index(a.user_id) + 1 if a.user_id in turn else None,
+    )
+    return out
 
 
 @router.get("/status")
@@ -35,7 +39,7 @@ async def status(session: Session, user: CurrentUser) -> dict[str, Any]:
     duty = [a for a in s.agents if a.on_duty]
     return {
         "at": s.at.isoformat(),
-        "agents": [_agent(a, s.turn) for a in s.agents],
+        "agents": [_agent(a, s.turn, user) for a in s.agents],
         "on_duty": [a.user_id for a in duty],
         "free": [a.user_id for a in duty if a.state == "free"],
         "ringing": [a.user_id for a in s.agents if a.state == "ringing"],

@@ -4,8 +4,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from crm_core.errors import Forbidden
 from crm_core.inputs import Id
 from crm_core.models_common import utcnow
+from crm_core.policy import may_see_user
 from crm_core.schedules import service
 from crm_core.schedules.schemas import ScheduleIn
 from web import serializers
@@ -22,6 +24,8 @@ async def on_duty_now(session: Session, user: CurrentUser) -> dict[str, Any]:
 
 @router.get("/{user_id}")
 async def get_schedule(user_id: Id, session: Session, user: CurrentUser) -> dict[str, Any]:
+    if not may_see_user(user, user_id):
+        raise Forbidden("only supervisors see other people's schedules")
     _, schedule = await service.get_schedule(session, user_id)
     return serializers.schedule(schedule)
 

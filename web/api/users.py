@@ -5,7 +5,9 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from crm_core.inputs import Id
+from crm_core.policy import may_see_user
 from crm_core.users import service
+from crm_core.users.models import User
 from crm_core.users.schemas import UserCreate, UserUpdate
 from web import serializers
 from web.deps import Admin, CurrentUser, Session
@@ -13,14 +15,20 @@ from web.deps import Admin, CurrentUser, Session
 router = APIRouter(prefix="/api/users", tags=["users"])
 
 
+def _shown(viewer: User, u: User) -> dict[str, Any]:
+    # operators and managers pick colleagues by name and extension (transfers, the schedules
+    # page); logins, roles and e-mail addresses of others are the supervisors' business
+    return serializers.user(u) if may_see_user(viewer, u.id) else serializers.user_public(u)
+
+
 @router.get("")
 async def list_users(session: Session, user: CurrentUser) -> list[dict[str, Any]]:
-    return [serializers.user(u) for u in await service.list_users(session)]
+    return [_shown(user, u) for u in await service.list_users(session)]
 
 
 @router.get("/{user_id}")
 async def get_user(user_id: Id, session: Session, user: CurrentUser) -> dict[str, Any]:
-    return serializers.user(await service.get_user(session, user_id))
+    return _shown(user, await service.get_user(session, user_id))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

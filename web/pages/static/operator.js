@@ -317,7 +317,7 @@
         if (S.panel && p.client_id === S.panel.clientId) loadTasks();
         return;
       case "message.received": // SMS/email from a client of mine: say so, refresh their timeline
-        setStatus($("message-status"), `New ${p.kind === "sms" ? "SMS" : "email"} from ${p.client_name || p.from || "a client"}: ${p.subject || p.preview || ""}`);
+        setStatus($("message-status"), `New ${p.kind === "sms" ? "SMS" : "email"} from ${p.client_name || p.from || "a client"}${p.sender_verified === false ? " (unverified sender)" : ""}: ${p.subject || p.preview || ""}`);
         if (S.panel && p.client_id === S.panel.clientId) loadTimeline();
         return;
       case "message.status":
@@ -692,8 +692,12 @@
       what = [el("span", { class: "kind", text: "Note" }), result ? el("span", { class: "badge", text: ` ${result}` }) : null,
         el("div", { class: "tl-body", text: c.body || "" })];
     } else {
+      // an inbound email's From is only a claim: say so unless the relay verified it
+      const unverified = c.sender_verified === false
+        ? el("span", { class: "badge unverified", "data-testid": "unverified", title: "SPF/DKIM did not confirm the sender: the From address may be forged", text: "unverified sender" })
+        : null;
       what = [el("span", { class: "kind", text: `${c.kind.toUpperCase()} ${c.direction === "in" ? "in" : "out"}` }), " ",
-        el("span", { class: "muted", text: c.status }), c.subject ? el("div", { text: c.subject }) : null,
+        el("span", { class: "muted", text: c.status }), unverified ? " " : null, unverified, c.subject ? el("div", { text: c.subject }) : null,
         c.body ? el("div", { class: "tl-body", text: c.body }) : null];
     }
     return el("li", { class: "tl-item", "data-kind": c.kind, "data-status": c.status, "data-direction": c.direction, "data-id": String(c.id) },

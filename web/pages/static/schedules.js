@@ -60,17 +60,19 @@ $("login").addEventListener("submit", async (ev) => {
 $("logout").addEventListener("click", signOut);
 
 const canEdit = () => me && (me.role === "admin" || me.role === "supervisor");
-const userName = (u) => u.full_name || u.login;
+const userName = (u) => u.full_name || u.login || (u.extension ? `ext ${u.extension}` : `#${u.id ?? u.user_id}`);
+// operators and managers see their own schedule; colleagues are names and extensions to them
+const mayOpen = (userId) => canEdit() || (me && me.id === userId);
 
 async function start() {
   if (!localStorage.getItem(TOKEN_KEY)) { signOut(); return; }
   try { me = await api("GET", "/api/auth/me"); } catch { return; }
   $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false;
   $("me").textContent = `${userName(me)} (${me.role})`;
-  users = await api("GET", "/api/users");
+  users = (await api("GET", "/api/users")).filter((u) => mayOpen(u.id));
   const sel = $("user-select");
   sel.replaceChildren(el("option", { value: "", textContent: "— choose a person —" }),
-    ...users.map((u) => el("option", { value: u.id, textContent: `${userName(u)} · ${u.role}${u.extension ? " · " + u.extension : ""}` })));
+    ...users.map((u) => el("option", { value: u.id, textContent: `${userName(u)}${u.role ? " · " + u.role : ""}${u.extension ? " · " + u.extension : ""}` })));
   sel.onchange = () => sel.value && openSchedule(Number(sel.value));
   try { for (const tz of Intl.supportedValuesOf("timeZone")) $("tz-list").append(el("option", { value: tz })); } catch { /* old browser */ }
   await refreshStatus();
@@ -84,15 +86,15 @@ async function refreshStatus() {
   $("status-at").textContent = new Date(s.at).toLocaleTimeString();
   $("status-rows").replaceChildren(...s.agents.map((a) => el("tr", {
       className: a.user_id === selected ? "selected" : "", "data-testid": "status-row", "data-user-id": a.user_id,
-      on: { click: () => openSchedule(a.user_id) } },
+      on: { click: () => mayOpen(a.user_id) && openSchedule(a.user_id) } },
     el("td", { textContent: a.extension }),
-    el("td", { textContent: a.full_name || a.login }),
+    el("td", { textContent: userName(a) }),
     el("td", { className: a.on_duty ? "" : "off", textContent: a.on_duty ? "yes" : "no" }),
     el("td", { className: "state-" + a.state, textContent: a.state }),
     el("td", { textContent: a.turn ?? "" }),
     el("td", { textContent: a.routed_count }))));
   const next = s.agents.find((a) => a.user_id === s.next_user_id);
-  $("next").textContent = next ? `Next round-robin call rings ${next.full_name || next.login}${(next.full_name || "").includes(next.extension) ? "" : ` (${next.extension})`}.`
+  $("next").textContent = next ? `Next round-robin call rings ${userName(next)}${(next.full_name || "").includes(next.extension) ? "" : ` (${next.extension})`}.`
     : "Nobody is on duty and free: calls go to the queue.";
 }
 
