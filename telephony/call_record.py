@@ -67,6 +67,8 @@ def to_record(
             "wait_s": summary.wait_s,
             "variables": summary.variables,
             "agent_leg_ring_s": summary.agent_leg_ring_s,
+            "hold_s": summary.hold_s,
+            "end_inferred": summary.end_inferred,
         },
     )
 
