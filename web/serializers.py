@@ -118,6 +118,7 @@ def communication(c: Communication) -> dict[str, Any]:
             transfers=list(extra.get("transfers", [])),
             legs=list(extra.get("legs", [])),
             hung_up_by=extra.get("hung_up_by"),
+            hold_seconds=extra.get("hold_s"),
         )
     return out
 
