@@ -487,6 +487,11 @@ class AmiListener:
         self._closing = True
         if self._supervisor is not None:
             self._supervisor.cancel()
+            if self._protocol is not None:
+                # Python 3.11's wait_for drops a cancellation that races with its result (a
+                # Login reply arriving as we close): the session then waits for the
+                # connection to be lost, so lose it, or close() would wait forever.
+                self._protocol.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None

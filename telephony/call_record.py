@@ -68,6 +68,8 @@ def to_record(
             "variables": summary.variables,
             "agent_leg_ring_s": summary.agent_leg_ring_s,
             "recording": recording_link(summary),
+            "hold_s": summary.hold_s,
+            "end_inferred": summary.end_inferred,
         },
     )
 

@@ -15,9 +15,10 @@ Via = Literal["dial", "queue"]
 TransferKind = Literal["blind", "attended"]
 # answered: someone talked; abandoned: inbound caller hung up before an answer (a missed call);
 # missed: inbound, nobody answered and the PBX gave up; no_answer: outbound, the client did not
-# answer; failed: outbound, the call never reached the client (agent leg or trunk failed).
+# answer; busy: outbound, the client's line was busy (DialEnd BUSY); failed: outbound, the call
+# never reached the client (agent leg or trunk failed).
 CallState = Literal["waiting", "ringing", "talking"]
-Status = Literal["answered", "abandoned", "missed", "no_answer", "failed"]
+Status = Literal["answered", "abandoned", "missed", "no_answer", "busy", "failed"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +129,10 @@ class CallSummary:
     agent_leg_ring_s: float | None = None  # click-to-call: how long the agent's phone rang
     recording: str | None = None  # the recording file as Asterisk named it (a path on the PBX)
     recording_started: bool = False  # MixMonitorStart was seen
+    hold_s: float = 0.0  # seconds someone was on hold during the talk (Hold/Unhold or music)
+    # True when Asterisk never showed the end (it stopped, or we were away when the call ended):
+    # t_end is then the last event seen for the call, and talk_s is a lower bound.
+    end_inferred: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -157,6 +157,7 @@ class ReplayServer:
         self._seq_counters: dict[str, itertools.count[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._started_at = time.time()
+        self._snapshot_asked = asyncio.Event()  # set when a client asks CoreShowChannels
         # Called with each event as it goes out (after renumbering): the demo plays Asterisk's
         # FastAGI side from it. Must not block; an exception is logged and the replay goes on.
         self.on_event: Callable[[dict[str, str]], None] | None = None
@@ -258,6 +259,7 @@ class ReplayServer:
                         state.ts_offset = time.time() - first_ts
                 self._last_pass = state
                 anchor: tuple[float, float] | None = None
+                snapshot: list[Headers] = []
                 for event in events:
                     ts = _timestamp(event)
                     if ts is not None and not fast:
@@ -273,6 +275,13 @@ class ReplayServer:
                         if ts is not None:
                             anchor = (aloop.time(), ts)  # resume at the pace, not in a burst
                     out = self._transform(event, state, shift_to_now, renumber, strip_timestamps)
+                    if _is_snapshot_reply(out):
+                        if self._take_snapshot(out, snapshot):
+                            # as on the recording, nothing more until the client has asked
+                            await self._snapshot_asked.wait()
+                            if ts is not None:
+                                anchor = (aloop.time(), ts)
+                        continue
                     await self._broadcast_event(out)
             if not loop:
                 return
@@ -341,6 +350,28 @@ class ReplayServer:
                     for client in list(self._receivers()):
                         self._drop(client, abort=False)
             await self._drain(targets)
+
+    def _take_snapshot(self, event: Headers, snapshot: list[Headers]) -> bool:
+        """A recording made by a client that connected mid-call holds the CoreShowChannels
+        answer it got: that is what Asterisk had up at that point. Once complete it becomes
+        the channels this server reports, and the clients are made to reconnect, so that they
+        ask for it themselves: the service connects here."""
+        if _get(event, "Event") == "CoreShowChannel":
+            snapshot.append(event)
+            return False
+        now = time.time()
+        self.live_channels = {}
+        for item in snapshot:
+            fields = dict(item)
+            channel = {f: fields.get(f, "") for f in _CHANNEL_FIELDS}
+            for f in ("Application", "ApplicationData", "BridgeId"):
+                channel[f] = fields.get(f, "")
+            channel["_created"] = str(now - _duration(fields.get("Duration", "")))
+            self.live_channels[channel["Channel"]] = channel
+        snapshot.clear()
+        self._snapshot_asked.clear()
+        self.drop_clients()
+        return True
 
     def _may_read(self, classes: set[str]) -> bool:
         return not classes or "all" in self.read_perm or bool(classes & self.read_perm)
@@ -555,6 +586,7 @@ class ReplayServer:
                 ("Message", "Channels will follow"),
             ]
         ]
+        self._snapshot_asked.set()
         now = time.time()
         for snapshot in self.live_channels.values():
             seconds = int(now - float(snapshot["_created"]))
@@ -663,6 +695,22 @@ class ReplayServer:
                 *(("Output", line) for line in output),
             ],
         )
+
+
+def _is_snapshot_reply(event: Headers) -> bool:
+    # Replies to the recording client's own CoreShowChannels carry its ActionID; Asterisk
+    # broadcasts no such events.
+    name = _get(event, "Event")
+    return name in ("CoreShowChannel", "CoreShowChannelsComplete") and bool(_get(event, "ActionID"))
+
+
+def _duration(value: str) -> float:
+    hours, _, rest = value.partition(":")
+    minutes, _, seconds = rest.partition(":")
+    try:
+        return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+    except ValueError:
+        return 0.0
 
 
 def _timestamp(event: Headers) -> float | None:

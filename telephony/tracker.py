@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,6 +61,10 @@ logger = logging.getLogger(__name__)
 _SNAPSHOT_VERSION = 1
 # Outbound dial results that mean the call never reached the client's phone at all.
 _UNREACHABLE = frozenset({"CHANUNAVAIL", "CONGESTION", "INVALIDARGS"})
+# A hangup mark that is not a channel: the dialplan (or Asterisk itself) ended the call.
+_PBX_MARK = "pbx"
+# AST_SOFTHANGUP_SHUTDOWN (include/asterisk/channel.h): the SoftHangupRequest of `core stop`.
+_SOFTHANGUP_SHUTDOWN = 1 << 2
 
 Handler = Callable[[Mapping[str, str], float], list[Fact]]
 
@@ -114,6 +118,9 @@ class _Attempt:
     t_begin: float
     result: str | None = None
     t_end: float | None = None
+    # Dialled by a party of the call other than the main channel while the call was up: an
+    # agent consulting a colleague before an attended transfer (AMI Atxfer keeps the Linkedid).
+    consult: bool = False
 
 
 @dataclass(slots=True)
@@ -144,6 +151,15 @@ class _Call:
     legs: list[Leg] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
     hung_up_by: str | None = None
+    # Channel bases (or _PBX_MARK) in the order they asked to hang up. Who ended the call is
+    # decided at its end: a transferring agent's hangup can come before the transfer event.
+    hangups: list[str] = field(default_factory=list)
+    # The Timestamp of the last event seen for this call: its end when Asterisk never shows it.
+    t_last: float | None = None
+    # Hold: the sources holding right now ("hold:<uid>", "moh:<uid>"), since when, and the total.
+    holds: list[str] = field(default_factory=list)
+    hold_since: float | None = None
+    hold_s: float = 0.0
     agent_leg_begin: float | None = None
     agent_leg_ring_s: float | None = None
     # The Asterisk queue the caller waits in (QueueCallerJoin .. QueueCallerLeave), and since when.
@@ -166,6 +182,8 @@ class CallTracker:
         self._pattern: re.Pattern[str] = compile_agent_pattern(config.agent_channel_pattern)
         self._channels: dict[str, _Channel] = {}
         self._calls: dict[str, _Call] = {}
+        # Linkedids listed by CoreShowChannel events since the last CoreShowChannelsComplete.
+        self._listed: set[str] = set()
         # The one place that lists every AMI event the tracker uses (as wazo-calld's bus.py).
         self._handlers: dict[str, Handler] = {
             "Newchannel": self._on_newchannel,
@@ -183,10 +201,16 @@ class CallTracker:
             "QueueCallerLeave": self._on_queue_caller_leave,
             "BlindTransfer": self._on_blind_transfer,
             "AttendedTransfer": self._on_attended_transfer,
-            "SoftHangupRequest": self._on_hangup_request,
+            "SoftHangupRequest": self._on_soft_hangup_request,
             "HangupRequest": self._on_hangup_request,
             "Hangup": self._on_hangup,
+            "Hold": self._on_hold_start,
+            "MusicOnHoldStart": self._on_hold_start,
+            "Unhold": self._on_hold_stop,
+            "MusicOnHoldStop": self._on_hold_stop,
             "CoreShowChannel": self._on_core_show_channel,
+            "CoreShowChannelsComplete": self._on_core_show_channels_complete,
+            "Shutdown": self._on_shutdown,
         }
 
     # ----------------------------------------------------------------------------- public API
@@ -196,9 +220,11 @@ class CallTracker:
         try:
             name = event.get("Event")
             handler = self._handlers.get(name) if name else None
+            t = event_time(event, arrival)
+            self._seen(event, t)
             if handler is None:
                 return []
-            return handler(event, event_time(event, arrival))
+            return handler(event, t)
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             # A partial or garbled message: skip it, the calls around it stay intact because
             # handlers read every field they need before changing any state.
@@ -254,8 +280,9 @@ class CallTracker:
         """Align with Asterisk after an AMI reconnect.
 
         Calls we track that Asterisk no longer has ended while we were away: they are closed
-        (once) with time ``now``. Calls Asterisk has that we never saw started are taken up from
-        the ``CoreShowChannel`` events fed just before this call.
+        (once), at the last event we saw for them (``now`` if we never saw one), and marked as
+        inferred: ``now`` would count our own downtime as talk. Calls Asterisk has that we
+        never saw started are taken up from the ``CoreShowChannel`` events fed just before.
         """
         facts: list[Fact] = []
         for linkedid in [lid for lid in self._calls if lid not in live_linkedids]:
@@ -263,12 +290,27 @@ class CallTracker:
             for uid in call.channels:
                 self._channels.pop(uid, None)
             if call.started and not call.ended:
-                facts += self._end(call, now, cause=None)
-        for linkedid in sorted(live_linkedids, key=uniqueid_key):
+                end = call.t_last if call.t_last is not None else now
+                facts += self._end(call, max(end, call.t_start), cause=None, inferred=True)
+        self._listed.clear()  # the listener's snapshot comes here, not with a Complete event
+        for linkedid in live_linkedids:
+            self._seen({"Linkedid": linkedid}, now)  # Asterisk shows it up right now
+        facts += self._adopt_unknown(live_linkedids)
+        return facts
+
+    def _adopt_unknown(self, linkedids: Iterable[str]) -> list[Fact]:
+        facts: list[Fact] = []
+        for linkedid in sorted(linkedids, key=uniqueid_key):
             unknown = self._calls.get(linkedid)
             if unknown is not None and not unknown.started:
                 facts += self._adopt(unknown)
         return facts
+
+    def _seen(self, event: Mapping[str, str], t: float) -> None:
+        # Every event of a call (most carry its Linkedid) proves the call was up at t.
+        call = self._calls.get(event.get("Linkedid", ""))
+        if call is not None and not call.ended and (call.t_last is None or t > call.t_last):
+            call.t_last = t
 
     # ------------------------------------------------------------------------ channel events
 
@@ -278,10 +320,19 @@ class CallTracker:
             self._add_channel(ev, uid, linkedid, name, t)
         return []
 
+    def _on_core_show_channels_complete(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        # The end of a CoreShowChannels answer fed as events (a recording of a service that
+        # connected mid-call): take up the calls it showed. The listener's path does the same
+        # through reconcile(), which also ends the calls the answer no longer lists.
+        del ev, t
+        listed, self._listed = self._listed, set()
+        return self._adopt_unknown(listed)
+
     def _on_core_show_channel(self, ev: Mapping[str, str], t: float) -> list[Fact]:
         # Answers to CoreShowChannels after a reconnect: remember channels we missed so that
         # reconcile() can take their calls up.
         uid, linkedid, name = ev["Uniqueid"], ev["Linkedid"], ev["Channel"]
+        self._listed.add(linkedid)
         chan = self._channels.get(uid)
         if chan is None:
             created = t - duration_seconds(ev.get("Duration", ""))
@@ -335,9 +386,9 @@ class CallTracker:
             if context in self._outbound:
                 return self._start(call, chan, "outbound", t)
             return []
-        if app == "Hangup" and chan.uniqueid == call.main_uid and call.hung_up_by is None:
+        if app == "Hangup" and chan.uniqueid == call.main_uid:
             # The dialplan itself hangs up the main channel (Dial or Queue gave up).
-            call.hung_up_by = "pbx"
+            _mark_hangup(call, _PBX_MARK)
         return []
 
     def _on_new_callerid(self, ev: Mapping[str, str], t: float) -> list[Fact]:
@@ -396,6 +447,10 @@ class CallTracker:
             return []
         if dest_agent is not None:
             facts += self._ring(call, chan, dest_uid, dest_name, dest_agent, self._via(chan), t)
+            if call.t_answer is not None and chan.base != call.main_base:
+                # Not the caller's channel dialling: an agent consulting a colleague (AMI
+                # Atxfer runs the consult call on the transferer's Linkedid).
+                call.attempts[-1].consult = True
         elif call.direction == "outbound" and chan.uniqueid == call.main_uid:
             self._ring_client(call, chan, dest_uid, dest_name, ev.get("DestExten", ""), t)
         return facts
@@ -425,6 +480,10 @@ class CallTracker:
         if attempt is None or attempt.result is not None:
             return []
         attempt.result, attempt.t_end = status, t
+        if status == "ANSWER" and attempt.consult:
+            # The colleague talks with the agent, not yet with the caller: the leg is unchanged
+            # until the AttendedTransfer.
+            return [CallAnswered(linkedid=call.linkedid, at=t, extension=attempt.extension)]
         if status == "ANSWER":
             return self._answer(call, attempt, t)
         return _ring_ended(call, attempt, t)
@@ -511,7 +570,7 @@ class CallTracker:
             return []
         transferer = self._channels.get(ev.get("OrigTransfererUniqueid", ""))
         from_ext = transferer.agent if transferer is not None else call.leg_owner
-        target = self._channels.get(ev.get("TransferTargetUniqueid", ""))
+        target = self._channels.get(ev.get("TransferTargetUniqueid", "")) or self._consulted(call)
         to_ext = (target.agent if target is not None else None) or (
             known(ev.get("TransferTargetCallerIDNum"))
             or known(ev.get("SecondTransfererConnectedLineNum"))
@@ -552,6 +611,14 @@ class CallTracker:
             )
         ]
 
+    def _consulted(self, call: _Call) -> _Channel | None:
+        # DestType Bridge (AMI Atxfer): the event names no target; it is the colleague who
+        # answered the consult call.
+        for attempt in reversed(call.attempts):
+            if attempt.consult and attempt.result == "ANSWER":
+                return self._channels.get(attempt.dest_uniqueid)
+        return None
+
     def _move_device(self, chan: _Channel, call: _Call) -> None:
         old = self._calls.get(chan.linkedid)
         if old is None or old is call:
@@ -564,6 +631,24 @@ class CallTracker:
             del self._calls[old.linkedid]
 
     # ------------------------------------------------------------------------ hangup events
+
+    def _on_soft_hangup_request(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        # A SoftHangupRequest's Cause is Asterisk's soft-hangup flags, not a Q.850 cause: the
+        # shutdown flag means `core stop` hangs up every channel, whichever comes first.
+        found = self._live(ev["Uniqueid"])
+        if found is not None and found[1].started and _soft_flags(ev) & _SOFTHANGUP_SHUTDOWN:
+            _mark_hangup(found[1], _PBX_MARK)
+        return self._on_hangup_request(ev, t)
+
+    def _on_shutdown(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        # Asterisk stops and closes the connection: a call whose end we have not seen ends
+        # at its last event, by the PBX (usually every Hangup came before this).
+        facts: list[Fact] = []
+        for call in [c for c in self._calls.values() if c.started and not c.ended]:
+            _mark_hangup(call, _PBX_MARK)
+            end = call.t_last if call.t_last is not None else t
+            facts += self._end(call, end, cause=None, inferred=True)
+        return facts
 
     def _on_hangup_request(self, ev: Mapping[str, str], t: float) -> list[Fact]:
         found = self._live(ev["Uniqueid"])
@@ -582,6 +667,7 @@ class CallTracker:
         facts: list[Fact] = []
         if call.started and not call.ended:
             self._note_hangup(call, chan)
+            self._drop_holds(call, chan, t)
             if chan.uniqueid == call.main_uid:
                 facts = self._end(call, t, cause=ev.get("Cause-txt"))
         elif not call.started and not call.channels:
@@ -592,15 +678,65 @@ class CallTracker:
         return facts
 
     def _note_hangup(self, call: _Call, chan: _Channel) -> None:
-        # The first hangup of a party still in the conversation names who ended the call.
-        # Agents whose ring attempt ended, or who left by transferring, are not such a party.
-        if call.hung_up_by is not None:
-            return
-        if chan.base == call.main_base:
-            inbound = call.direction == "inbound"
-            call.hung_up_by = "caller" if inbound else _agent_label(call.agent_extension)
-        elif call.talking_base is not None and chan.base == call.talking_base:
-            call.hung_up_by = call.talking_party
+        # Only remembered here: whether this party was still in the conversation is known at
+        # the end (an agent who transfers hangs up, sometimes before BlindTransfer arrives, and
+        # always before AttendedTransfer when hanging up completes the transfer).
+        _mark_hangup(call, chan.base)
+
+    def _who_hung_up(self, call: _Call) -> str | None:
+        """The first hangup by a party still talking with the caller at the end: the caller's
+        own channel, the party that talked last (an agent, or the client), or the PBX. Ring
+        attempts that ended and agents who left by transferring are not such a party."""
+        for mark in call.hangups:
+            if mark == _PBX_MARK:
+                return "pbx"
+            if mark == call.main_base:
+                inbound = call.direction == "inbound"
+                return "caller" if inbound else _agent_label(call.agent_extension)
+            if call.talking_base is not None and mark == call.talking_base:
+                return call.talking_party
+        return call.hung_up_by
+
+    # -------------------------------------------------------------------------- hold events
+
+    def _drop_holds(self, call: _Call, chan: _Channel, t: float) -> None:
+        # A transferer on hold while consulting hangs up with no Unhold: its hold ends there.
+        keys = {f"hold:{chan.uniqueid}", f"moh:{chan.uniqueid}"}
+        if keys.intersection(call.holds):
+            call.holds[:] = [k for k in call.holds if k not in keys]
+            if not call.holds:
+                _close_hold(call, t)
+
+    def _on_hold_start(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        found = self._live(ev["Uniqueid"])
+        if found is None or not found[1].started:
+            return []
+        call = found[1]
+        # Music while waiting in a queue or ringing a transfer target is no hold: only a call
+        # whose talk someone owns can be put on hold.
+        if call.leg_owner is None:
+            return []
+        key = _hold_key(ev)
+        if key not in call.holds:
+            # A phone's hold key gives Hold on the agent and music to the caller at once: the
+            # time counts once while any source holds.
+            if not call.holds:
+                call.hold_since = t
+            call.holds.append(key)
+        return []
+
+    def _on_hold_stop(self, ev: Mapping[str, str], t: float) -> list[Fact]:
+        found = self._live(ev["Uniqueid"])
+        if found is None:
+            return []
+        call = found[1]
+        key = _hold_key(ev)
+        # A blind transfer sends Unhold with no Hold before it: nothing to close then.
+        if key in call.holds:
+            call.holds.remove(key)
+            if not call.holds:
+                _close_hold(call, t)
+        return []
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -636,14 +772,16 @@ class CallTracker:
             return False
         return chan.base == call.main_base or any(a.dest_base == chan.base for a in call.attempts)
 
-    def _start(self, call: _Call, chan: _Channel, direction: Direction, t: float) -> list[Fact]:
+    def _start(
+        self, call: _Call, chan: _Channel, direction: Direction, t: float, did: str | None = None
+    ) -> list[Fact]:
         call.started = True
         call.direction = direction
         call.main_uid, call.main_base = chan.uniqueid, chan.base
         call.t_start = t
         call.caller_number = known(chan.cid_num)
         call.caller_name = known(chan.cid_name)
-        call.did_or_dialled = chan.exten
+        call.did_or_dialled = chan.exten if did is None else did
         if direction == "outbound":
             call.agent_extension = chan.agent or call.agent_extension
         return [
@@ -707,9 +845,15 @@ class CallTracker:
             call.legs.append(Leg(extension=call.leg_owner, talk_s=t - call.leg_start))
         call.leg_owner = call.leg_start = None
 
-    def _end(self, call: _Call, t: float, cause: str | None) -> list[Fact]:
+    def _end(
+        self, call: _Call, t: float, cause: str | None, *, inferred: bool = False
+    ) -> list[Fact]:
         call.ended = True
+        call.hung_up_by = self._who_hung_up(call)
         self._close_leg(call, t)
+        if call.holds:
+            call.holds.clear()
+            _close_hold(call, t)
         attempts = tuple(_finish_attempt(a, t) for a in call.attempts)
         inbound = call.direction == "inbound"
         answered = call.t_answer is not None
@@ -743,6 +887,8 @@ class CallTracker:
             agent_leg_ring_s=call.agent_leg_ring_s,
             recording=call.recording,
             recording_started=call.recording_started,
+            hold_s=call.hold_s,
+            end_inferred=inferred,
         )
         return [CallEnded(linkedid=call.linkedid, at=t, summary=summary)]
 
@@ -770,14 +916,11 @@ class CallTracker:
         chans = sorted(
             (self._channels[u] for u in call.channels), key=lambda c: uniqueid_key(c.uniqueid)
         )
-        direction: Direction = "inbound"
-        main = next((c for c in chans if c.context in self._inbound), None)
-        if main is None:
-            direction = "outbound"
-            main = next((c for c in chans if c.context in self._outbound), None)
-        if main is None:
+        found = self._adopted_main(call, chans)
+        if found is None:
             return []
-        facts = self._start(call, main, direction, main.t_created)
+        main, direction, did = found
+        facts = self._start(call, main, direction, main.t_created, did=did)
         for chan in chans:
             if chan.base == main.base or any(a.dest_base == chan.base for a in call.attempts):
                 continue
@@ -800,6 +943,28 @@ class CallTracker:
                 CallQueueChanged(linkedid=call.linkedid, at=call.t_start, queue=call.queue)
             )
         return facts
+
+    def _adopted_main(
+        self, call: _Call, chans: list[_Channel]
+    ) -> tuple[_Channel, Direction, str] | None:
+        """The main channel of a call found running, its direction and DID (or number)."""
+        for chan in chans:
+            if chan.context in self._inbound:
+                return chan, "inbound", chan.exten
+        for chan in chans:
+            if chan.context in self._outbound:
+                return chan, "outbound", chan.exten
+        # After a transfer the caller's channel runs in the transfer context (transfer-internal
+        # dialling 102): the call's first channel, whose Uniqueid is its Linkedid, is still the
+        # caller (the trunk inbound, the agent's phone outbound). Its dialled digits are gone.
+        first = self._channels.get(call.linkedid)
+        if first is None:
+            return None
+        if first.agent is None:
+            return first, "inbound", ""
+        if all(c.agent is not None for c in chans):
+            return None  # agents calling each other: not a call of ours
+        return first, "outbound", ""
 
     def _call_snapshot(self, call: _Call) -> CallSnapshot:
         ringing = tuple(a.extension for a in call.attempts if a.to_agent and a.result is None)
@@ -863,7 +1028,30 @@ def _status(call: _Call, attempts: tuple[RingAttempt, ...]) -> Status:
     client = [a for a in attempts if not a.to_agent]
     if not client or client[-1].result in _UNREACHABLE:
         return "failed"
+    if client[-1].result == "BUSY":
+        return "busy"
     return "no_answer"
+
+
+def _soft_flags(ev: Mapping[str, str]) -> int:
+    cause = ev.get("Cause", "")
+    return int(cause) if cause.isdigit() else 0
+
+
+def _mark_hangup(call: _Call, mark: str) -> None:
+    if mark not in call.hangups:
+        call.hangups.append(mark)
+
+
+def _hold_key(ev: Mapping[str, str]) -> str:
+    kind = "moh" if ev["Event"].startswith("MusicOnHold") else "hold"
+    return f"{kind}:{ev['Uniqueid']}"
+
+
+def _close_hold(call: _Call, t: float) -> None:
+    if call.hold_since is not None:
+        call.hold_s += max(0.0, t - call.hold_since)
+    call.hold_since = None
 
 
 def _agent_label(extension: str | None) -> str:

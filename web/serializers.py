@@ -128,6 +128,7 @@ def communication(c: Communication) -> dict[str, Any]:
             legs=list(extra.get("legs", [])),
             hung_up_by=extra.get("hung_up_by"),
             recording=_recording(c.id, extra.get("recording")),
+            hold_seconds=extra.get("hold_s"),
         )
     return out
 

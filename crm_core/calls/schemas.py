@@ -11,7 +11,7 @@ class CallRecord:
 
     linkedid: str
     direction: str  # "in" | "out"
-    status: str  # answered | abandoned | missed | no_answer | failed
+    status: str  # answered | abandoned | missed | no_answer | busy | failed
     missed: bool
     client_number: str | None  # the client's number as the PBX gave it
     client_name: str | None

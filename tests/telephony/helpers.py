@@ -13,9 +13,16 @@ from tests.conftest import RECORDINGS
 AMI_DIR = RECORDINGS
 
 
-def recordings() -> list[str]:
-    """Names (without extension) of every recording that has a truth file."""
-    return sorted(p.name.removesuffix(".truth.json") for p in AMI_DIR.glob("*.truth.json"))
+def recordings(*, mid_call: bool = False) -> list[str]:
+    """Names (without extension) of the recordings that have a truth file: those that hold
+    whole calls, or (``mid_call``) those made by a client that connected while a call was up,
+    which begin with its CoreShowChannels answer (truth key ``service_connected_at``)."""
+    names = sorted(p.name.removesuffix(".truth.json") for p in AMI_DIR.glob("*.truth.json"))
+    return [n for n in names if _starts_mid_call(n) == mid_call]
+
+
+def _starts_mid_call(name: str) -> bool:
+    return any("service_connected_at" in call for call in read_truth(name)["calls"])
 
 
 def split_messages(data: bytes) -> list[bytes]:

@@ -106,6 +106,9 @@ def test_summary_matches_truth(name: str) -> None:
         assert summary.t_answer is None
     else:
         assert summary.t_answer == pytest.approx(float(truth["t_answer"]), abs=0.001)
+    if "hold_s" in truth:
+        assert summary.hold_s == pytest.approx(truth["hold_s"], abs=SECONDS)
+    assert not summary.end_inferred
     attempts = [(a.extension, a.via, a.context, a.result) for a in summary.ring_attempts]
     assert attempts == [
         (a["ext"], a["via"], a["context"], a["result"]) for a in truth["ring_attempts"]
@@ -196,7 +199,9 @@ def test_legs_and_transfers(name: str) -> None:
         transfer["to"],
     )
     assert record.at_s == pytest.approx(transfer["at_s"], abs=SECONDS)
-    assert summary.final_agent == truth["transferred_to"] == transfer["answered_by"]
+    # A transfer into a queue names the queue; the agent it reached owns the last leg.
+    assert truth["transferred_to"] == transfer["to"]
+    assert summary.final_agent == transfer["answered_by"]
     assert [leg.extension for leg in summary.legs] == [transfer["by"], transfer["answered_by"]]
     before, after = (leg.talk_s for leg in summary.legs)
     assert before == pytest.approx(truth["talk_before_transfer_s"], abs=SECONDS)
@@ -374,6 +379,7 @@ def test_queue_join_and_leave_are_facts_and_shown_while_waiting(name: str) -> No
 def test_the_queued_recordings_are_the_ones_with_queue_events() -> None:
     with_queue = {n for n in RECORDINGS if queue_events(n)}
     assert with_queue == {
+        "blind_transfer_queue",
         "inbound_missed_queue",
         "inbound_queue_second_answers",
         "inbound_router_down_queue",
@@ -404,8 +410,12 @@ def test_reconcile_ends_a_vanished_call_once() -> None:
     now = times[half] + 60.0
     facts = tracker.reconcile(set(), now=now)
     (summary,) = summaries(facts)
-    assert facts == [CallEnded(linkedid=active.linkedid, at=now, summary=summary)]
-    assert summary.t_end == now
+    # It ended at some point after Asterisk last showed it (the first reconcile), not at
+    # `now`: our own time away is no talk. The record says the end was inferred.
+    last_seen = times[half]
+    assert facts == [CallEnded(linkedid=active.linkedid, at=last_seen, summary=summary)]
+    assert summary.t_end == last_seen
+    assert summary.end_inferred
     assert summary.answered_by == "101"
     assert summary.hung_up_by is None  # nobody knows who, and we say so
     assert tracker.reconcile(set(), now=now + 1) == []

@@ -683,6 +683,7 @@
       const dir = c.direction === "in" ? "↙ Inbound call" : "↗ Outbound call";
       const bits = [c.status];
       if (c.talk_seconds) bits.push(`talk ${fmtDuration(c.talk_seconds)}`);
+      if (c.hold_seconds) bits.push(`on hold ${fmtDuration(c.hold_seconds)}`);
       if (c.ring_seconds != null) bits.push(`ring ${fmtDuration(c.ring_seconds)}`);
       if (c.agent_extension) bits.push(`ext ${c.agent_extension}`);
       if (c.phone) bits.push(c.phone);

@@ -1,0 +1,181 @@
+"""Calls across faults, end to end (replayed real traffic -> listener -> tracker -> database):
+a service that connects mid-call, Asterisk killed, the service killed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.communications.models import Communication
+from telephony.ami_fields import parse_message
+from telephony.call_pipeline import CallPipeline
+from telephony.call_record import ts
+from telephony.replay import ReplayServer
+from telephony.tracker import CallTracker, TrackerConfig
+from tests.telephony.helpers import read_events, read_truth, split_messages, split_recording
+from tests.telephony.pbx import replayed_pbx, settle_pipeline
+
+pytestmark = pytest.mark.usefixtures("db")
+
+
+async def _calls(sessions: async_sessionmaker[AsyncSession]) -> list[Communication]:
+    async with sessions() as s:
+        rows = await s.scalars(
+            select(Communication).where(Communication.kind == "call").order_by(Communication.id)
+        )
+        return list(rows.all())
+
+
+async def _until_logged(sessions: async_sessionmaker[AsyncSession]) -> list[Communication]:
+    # the reconnect runs in the listener's own task: wait for its outcome, not for a time
+    async with asyncio.timeout(30):
+        while not (calls := await _calls(sessions)):
+            await asyncio.sleep(0.05)
+    return calls
+
+
+def _pipeline(sessions: async_sessionmaker[AsyncSession]) -> CallPipeline:
+    return CallPipeline(
+        CallTracker(TrackerConfig()),
+        sessions,
+        None,
+        region="RU",
+        callback_due=timedelta(minutes=30),
+    )
+
+
+# ----------------------------------------------------- 3. a call in progress at connect time
+
+
+@pytest.mark.parametrize("mode", ["fast", "paced"])
+async def test_a_service_connecting_after_a_blind_transfer_logs_the_call_once(
+    mode: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    name = "service_started_after_blind_transfer"
+    (truth,) = read_truth(name)["calls"]
+    server = ReplayServer()
+    async with replayed_pbx(sessions, server=server) as pbx:
+        # The recording begins with the CoreShowChannels answer its client got: the replay
+        # makes the listener log in again there and answers it with those channels.
+        # (times moved to now, as the adopted call's start comes from our clock and Duration)
+        await pbx.play(name, renumber=False, speed=0 if mode == "fast" else 25)
+        assert server.logins >= 2
+        server.drop_clients()  # and one more reconnect: nothing is logged twice
+        await server.wait_logins(3)
+        await pbx.settle()
+    (call,) = await _calls(sessions)
+    assert call.external_id == truth["linkedid"]
+    assert (call.direction, call.status, call.phone) == ("in", "answered", truth["caller"])
+    assert call.agent_extension == truth["seen_by_service"]["answered_by"] == "102"
+    assert call.extra["final_agent"] == "102"
+    assert call.extra["hung_up_by"] == "caller"
+    seen = truth["seen_by_service"]
+    assert seen["talk_s_at_least"] - 1 <= call.talk_seconds <= seen["talk_s_at_most"] + 1
+    assert call.extra["end_inferred"] is False
+
+
+async def test_the_pipeline_adopts_a_call_from_the_channels_listed_at_connect(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    events = read_events("service_started_after_blind_transfer")
+    listed = [e for e in events if e.get("Event") == "CoreShowChannel"]
+    after = [e for e in events if "Timestamp" in e]
+    pipeline = _pipeline(sessions)
+    pipeline.start()
+    await pipeline.on_connected(listed)  # what the listener hands over after its login
+    await pipeline.on_connected(listed)  # a second reconnect while the call goes on
+    for event in after:
+        await pipeline.on_event(event, time.time())
+    await pipeline.on_connected([])
+    await pipeline.close()
+    (call,) = await _calls(sessions)
+    assert (call.status, call.agent_extension) == ("answered", "102")
+    assert call.extra["end_inferred"] is False
+
+
+# --------------------------------------------------------------- 4. end times after faults
+
+
+def _last_event_of_call(path: Path, linkedid: str) -> float:
+    events = [parse_message(block) for block in split_messages(path.read_bytes())]
+    return max(
+        float(e["Timestamp"]) for e in events if e.get("Linkedid") == linkedid and "Timestamp" in e
+    )
+
+
+async def test_asterisk_killed_mid_call_ends_the_call_at_its_last_event(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    name = "hold_resume"
+    (truth,) = read_truth(name)["calls"]
+    head, _ = split_recording(name, "MusicOnHoldStart", tmp_path)
+    last = _last_event_of_call(head, truth["linkedid"])
+    server = ReplayServer()
+    async with replayed_pbx(sessions, server=server) as pbx:
+        await server.play([head], speed=0, renumber=False, shift_to_now=False)
+        await server.wait_played()
+        await settle_pipeline(server, pbx.pipeline)
+        assert await _calls(sessions) == []
+        # kill -9: no Hangup, no Shutdown; the restarted Asterisk has no channels
+        server.live_channels.clear()
+        server.drop_clients()
+        (call,) = await _until_logged(sessions)
+    assert call.extra["end_inferred"] is True
+    assert call.ended_at == ts(last)  # not the reconnect time
+    assert call.talk_seconds == pytest.approx(last - float(truth["t_answer"]), abs=0.01)
+    assert call.talk_seconds < truth["talk_s"]
+    assert call.extra["hung_up_by"] is None  # nobody knows who, and the record says so
+
+
+async def test_the_service_killed_mid_call_does_not_count_its_downtime_as_talk(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    name = "agent_hangs_up_first"
+    (truth,) = read_truth(name)["calls"]
+    events = read_events(name)
+    answered = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
+    )
+    upto = answered + 10  # a little into the talk
+    last = max(
+        float(e["Timestamp"])
+        for e in events[:upto]
+        if e.get("Linkedid") == truth["linkedid"] and "Timestamp" in e
+    )
+    first = _pipeline(sessions)
+    first.start()
+    for event in events[:upto]:
+        await first.on_event(event, time.time())
+    await first.close()  # killed; the call ends while the service is down
+
+    second = _pipeline(sessions)
+    assert await second.restore() == 1
+    second.start()
+    await second.on_connected([])  # Asterisk no longer has the call
+    await second.close()
+    (call,) = await _calls(sessions)
+    assert call.extra["end_inferred"] is True
+    assert call.ended_at == ts(last)
+    assert call.talk_seconds == pytest.approx(last - float(truth["t_answer"]), abs=0.01)
+    assert call.talk_seconds <= truth["talk_s"]
+
+
+async def test_core_stop_mid_call_is_logged_as_ended_by_the_pbx(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    name = "asterisk_stopped_mid_call"
+    (truth,) = read_truth(name)["calls"]
+    async with replayed_pbx(sessions) as pbx:
+        await pbx.play(name, renumber=False, shift_to_now=False)
+    (call,) = await _calls(sessions)
+    assert call.extra["hung_up_by"] == "pbx"
+    assert call.ended_at == ts(float(truth["t_end"]))
+    assert call.talk_seconds == pytest.approx(truth["talk_s"], abs=0.01)
