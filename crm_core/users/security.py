@@ -1,9 +1,25 @@
-"""Password hashing (argon2)."""
+"""Password hashing (argon2), off the event loop.
+
+One argon2 verification costs ~300 ms of CPU by design. Run on the event loop it stalls every
+other request, websocket and FastAGI answer for that long, so the service hashes and verifies in
+a small thread pool (argon2-cffi releases the GIL while it works). The pool is kept smaller than
+the machine (cores - 1) so a burst of sign-ins always leaves a core to the event loop; the extra
+sign-ins wait in the pool's queue, not on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
+_T = TypeVar("_T")
 
 
 def hash_password(password: str) -> str:
@@ -15,3 +31,47 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def default_workers() -> int:
+    """One thread fewer than the machine has cores, at least one (2 cores: 1 thread)."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+class PasswordWorkers:
+    """Hash and verify passwords in a thread pool; `workers=0` runs inline (CLI, scripts)."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else workers
+        self._pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="argon2") if self.workers else None
+        )
+        self._decoy: str | None = None
+
+    async def _run(self, fn: Callable[..., _T], *args: str) -> _T:
+        if self._pool is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def hash(self, password: str) -> str:
+        return await self._run(hash_password, password)
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return await self._run(verify_password, password_hash, password)
+
+    async def waste(self, password: str) -> None:
+        """Spend what a verification costs, for a login that does not exist or is disabled.
+
+        Without it an unknown login answers in a few milliseconds and a known one in hundreds,
+        which tells an attacker which logins are worth guessing.
+        """
+        if self._decoy is None:
+            self._decoy = await self.hash("decoy password never given to anyone")
+        await self.verify(self._decoy, password)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+INLINE = PasswordWorkers(0)

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from crm_core.users import service
 from crm_core.users.schemas import UserCreate, UserUpdate
 from web import serializers
-from web.deps import Admin, CurrentUser, Session
+from web.deps import Admin, CurrentUser, Session, container
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -23,12 +23,17 @@ async def get_user(user_id: int, session: Session, user: CurrentUser) -> dict[st
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_user(data: UserCreate, session: Session, admin: Admin) -> dict[str, Any]:
-    return serializers.user(await service.create_user(session, data))
+async def create_user(
+    data: UserCreate, request: Request, session: Session, admin: Admin
+) -> dict[str, Any]:
+    passwords = container(request).passwords
+    return serializers.user(await service.create_user(session, data, passwords))
 
 
 @router.patch("/{user_id}")
 async def update_user(
-    user_id: int, data: UserUpdate, session: Session, admin: Admin
+    user_id: int, data: UserUpdate, request: Request, session: Session, admin: Admin
 ) -> dict[str, Any]:
-    return serializers.user(await service.update_user(session, user_id, data))
+    """A new password or `is_active: false` ends the user's sessions and closes their sockets."""
+    passwords = container(request).passwords
+    return serializers.user(await service.update_user(session, user_id, data, passwords))
