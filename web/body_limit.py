@@ -80,7 +80,13 @@ class BodyLimit:
                 state["started"] = True
             await send(message)
 
-        await self.app(scope, counted_receive, guarded_send)
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not state["answered"]:
+                raise
+            # the app tripped over the body it was denied ("stream consumed"): already answered
+            logger.debug("application failed after its body was cut off", exc_info=True)
 
 
 def _content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
