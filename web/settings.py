@@ -30,6 +30,11 @@ class WebSettings(BaseSettings):
     )
     login_window_seconds: int = Field(default=900, ge=1, alias="LOGIN_WINDOW_SECONDS")
     login_lockout_seconds: int = Field(default=300, ge=1, alias="LOGIN_LOCKOUT_SECONDS")
+    # A 429 is held this long before it goes out: a locked-out script then waits instead of
+    # flooding the service with sign-ins that cost it nothing to send.
+    login_refusal_delay_seconds: float = Field(
+        default=1.0, ge=0, le=30, alias="LOGIN_REFUSAL_DELAY_SECONDS"
+    )
     # Threads hashing and checking passwords (argon2, ~0.3 s of CPU each); 0: cores - 1.
     password_hash_workers: int = Field(default=0, ge=0, alias="PASSWORD_HASH_WORKERS")
     # Request bodies: larger ones get 413 before they are read. Routes anyone may call without a

@@ -64,15 +64,15 @@ def address_key(address: str) -> str:
 
 async def count_attempt(
     session: AsyncSession, policy: ThrottlePolicy, login: str, address: str
-) -> float:
-    """Count one attempt; seconds until either key unlocks (0: go ahead and check the password).
+) -> dict[str, float]:
+    """Count one attempt; the locked keys with their seconds to go (empty: check the password).
 
     The keys are taken in a fixed order so two concurrent attempts never deadlock.
     """
     limits = {login_key(login): policy.per_login, address_key(address): policy.per_address}
-    wait = 0.0
+    locked: dict[str, float] = {}
     for key in sorted(limits):
-        locked = await session.scalar(
+        wait = await session.scalar(
             _COUNT_SQL,
             {
                 "key": key,
@@ -81,9 +81,9 @@ async def count_attempt(
                 "lockout": policy.lockout.total_seconds(),
             },
         )
-        if locked is not None:
-            wait = max(wait, float(locked))
-    return wait
+        if wait is not None and wait > 0:
+            locked[key] = float(wait)
+    return locked
 
 
 async def signed_in_ok(session: AsyncSession, login: str, address: str) -> None:
