@@ -114,7 +114,9 @@ async def sign_in(c: Container, login: str, password: str, address: str) -> Gran
                 ttl = timedelta(minutes=c.settings.web.token_ttl_minutes)
                 token, session_id = await start_session(session, user.id, ttl)
                 await throttle.signed_in_ok(session, login, address)
+                # housekeeping rides on successful sign-ins: no timer, and they are rare enough
                 await purge_expired(session)
+                await throttle.purge(session, rules)
                 return Granted(token, session_id, user)
     logger.info("sign-in failed", extra={"login": login[:64], "address": address})
     raise HTTPException(

@@ -7,11 +7,14 @@ import asyncio
 
 import httpx
 import pytest
+from sqlalchemy import delete, func, select
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from crm_core.users.models import AuthSession
 from tests.conftest import UserFactory
 from tests.web.test_ws import WAIT, Launch, launch, recv, token_of
+from web.session_watch import SessionWatch
 
 __all__ = ["launch"]  # the fixture, shared with test_ws.py
 
@@ -115,3 +118,23 @@ async def test_ending_a_session_on_one_instance_closes_its_sockets_on_another(
                 with pytest.raises(ConnectionClosed):
                     await recv(ws)
                 assert ws.close_code == 4401
+
+
+async def test_a_session_ended_while_the_listener_was_away_closes_on_reconnect(
+    launch: Launch, make_user: UserFactory
+) -> None:
+    """Notifications sent while an instance's listener is down are lost: it re-checks its
+    sockets' sessions when the listener is back."""
+    user, operator = await make_user(role="operator", extension="101")
+    token = operator["Authorization"].removeprefix("Bearer ")
+    async with launch() as a:
+        watch = a.container.extras["session_watch"]
+        assert isinstance(watch, SessionWatch)
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        closing = asyncio.create_task(_closed_with(a.ws, token, ready))
+        await ready
+        async with a.container.engine.begin() as conn:
+            # ended without an announcement, as if it had been lost, then the listener drops
+            await conn.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
+            await conn.execute(select(func.pg_terminate_backend(watch.bus.backend_pid)))
+        assert await closing == 4401
