@@ -406,8 +406,8 @@ async def make_users(url: str, operators: int, supervisors: int) -> list[dict[st
     """One bulk insert sharing one password hash (argon2 is slow); a token per user."""
     import asyncpg
 
+    from bench._common import session_tokens
     from crm_core.users.security import hash_password
-    from web.auth import issue_token
 
     rows = [
         ("operator", f"op{FIRST_EXTENSION + i}", str(FIRST_EXTENSION + i)) for i in range(operators)
@@ -428,12 +428,10 @@ async def make_users(url: str, operators: int, supervisors: int) -> list[dict[st
             [r[0] for r in rows],
             [r[2] for r in rows],
         )
+        tokens = await session_tokens(conn, [r["id"] for r in created], hours=4)
     finally:
         await conn.close()
-    return [
-        {"extension": r["extension"], "token": issue_token(r["id"], r["role"], SECRET, 240)}
-        for r in created
-    ]
+    return [{"extension": r["extension"], "token": t} for r, t in zip(created, tokens, strict=True)]
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -20,6 +20,10 @@ BENCHES = [
     ("websocket fan-out (issue 5)", ["ws_bench.py"]),
     ("FastAGI routing decisions (issue 6)", ["agi_bench.py"]),
     ("FastAGI on a live Asterisk 22: AGI request -> Dial (issue 11)", ["live_agi_bench.py"]),
+    (
+        "health and FastAGI latency during 20 concurrent wrong sign-ins (hardening, item 1)",
+        ["login_storm_bench.py"],
+    ),
 ]
 
 

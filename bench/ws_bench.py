@@ -125,8 +125,8 @@ async def make_users(url: str, operators: int, supervisors: int) -> list[tuple[s
     """(role, token) per user: one bulk insert sharing one password hash (argon2 is slow)."""
     import asyncpg
 
+    from bench._common import session_tokens
     from crm_core.users.security import hash_password
-    from web.auth import issue_token
 
     pw = hash_password("bench")
     rows: list[tuple[str, str, str | None]]
@@ -147,9 +147,10 @@ async def make_users(url: str, operators: int, supervisors: int) -> list[tuple[s
             [r[0] for r in rows],
             [r[2] for r in rows],
         )
+        tokens = await session_tokens(conn, [r["id"] for r in created], hours=2)
     finally:
         await conn.close()
-    return [(r["role"], issue_token(r["id"], r["role"], SECRET, 120)) for r in created]
+    return [(r["role"], t) for r, t in zip(created, tokens, strict=True)]
 
 
 async def browsers(port: int, users: list[tuple[str, str]]) -> dict[str, list[float]]:

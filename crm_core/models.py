@@ -10,11 +10,12 @@ from crm_core.outbox.models import OutboxMessage
 from crm_core.routing.models import RoutingTurn
 from crm_core.schedules.models import ScheduleException, ScheduleInterval
 from crm_core.tasks.models import Task
-from crm_core.users.models import Role, User
+from crm_core.users.models import AuthSession, LoginThrottle, Role, User
 
 __all__ = [
     "ActiveCall",
     "AgentState",
+    "AuthSession",
     "Base",
     "Client",
     "ClientEmail",
@@ -25,6 +26,7 @@ __all__ = [
     "DealStage",
     "DealStageMove",
     "EventLogEntry",
+    "LoginThrottle",
     "OutboxMessage",
     "Role",
     "RoutingTurn",

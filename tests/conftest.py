@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,10 @@ from crm_core.settings import CoreSettings
 from crm_core.users.models import User
 from crm_core.users.schemas import UserCreate
 from crm_core.users.service import create_user
+from crm_core.users.sessions import start_session
 from telephony.settings import TelephonySettings
 from tests.mailbox import Mailbox, serving_mailbox
 from web.app import create_app
-from web.auth import issue_token
 from web.container import Container
 from web.settings import Settings, WebSettings
 
@@ -140,8 +141,8 @@ def make_user(sessions: async_sessionmaker[AsyncSession], settings: Settings) ->
                     **extra,
                 ),
             )
+            token, _ = await start_session(s, user.id, timedelta(hours=1))
             await s.commit()
-        token = issue_token(user.id, user.role, settings.web.secret_key, 60)
         return user, {"Authorization": f"Bearer {token}"}
 
     return factory

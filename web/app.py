@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,12 +21,15 @@ from web.api import auth, calls, clients, communications, deals, reports, schedu
 from web.api import messages as messages_api  # SMS and email: send from the card
 from web.api import recordings as recordings_api
 from web.api import routing as routing_api
+from web.body_auth import BodyAuth, is_public
+from web.body_limit import BodyLimit
 from web.container import Container
 from web.messaging_runtime import Messaging  # SMS and email (outbox worker, inbound SMTP)
 from web.routing_runtime import AgiRouting
 from web.runtime import build_container, close_container
 from web.secret_key import resolve_secret_key
 from web.security_headers import SecurityHeaders, content_security_policy, origin_of
+from web.session_watch import SessionWatch
 from web.settings import Settings
 from web.telephony_runtime import CallTracking
 
@@ -43,6 +46,16 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def body_limit_for(settings: Settings) -> Callable[[str], int]:
+    """MAX_BODY_BYTES for signed-in routes, PUBLIC_MAX_BODY_BYTES for the ones without a token."""
+    web = settings.web
+
+    def limit(path: str) -> int:
+        return web.public_max_body_bytes if is_public(path) else web.max_body_bytes
+
+    return limit
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -62,6 +75,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         await hub.start()
         c.extras["hub"] = hub
         c.publish = hub.publish
+        # sign-outs: close the sockets of ended sessions, whichever instance ended them
+        watch = SessionWatch(c.database_url, c.sessions)
+        await watch.start()
+        c.extras["session_watch"] = watch
         # call tracking (issue 4): the AMI listener follows the PBX, in the elected instance only
         tracking = CallTracking(c)
         c.extras["tracking"] = tracking
@@ -93,6 +110,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             await agi.stop()  # FastAGI router (issue 6)
             await election.stop()
             await tracking.stop_following()
+            await watch.stop()
             await hub.stop()  # event hub (issue 5)
             if owned:
                 await close_container(c)
@@ -108,6 +126,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     if container is not None:
         app.state.container = container
     errors.install(app)
+    # added last = runs first: a too-large body is refused before the token is even looked up
+    app.add_middleware(BodyAuth)
+    app.add_middleware(BodyLimit, limit_for=body_limit_for(settings))
+    # added after them = runs before them: every answer, a 413 or 401 too, carries the headers
     app.add_middleware(
         SecurityHeaders,
         policy=content_security_policy(origin_of(settings.web.recordings_url_template)),

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core.db import Publisher, discard_events
+from crm_core.users.security import PasswordWorkers
 from web.settings import Settings
 
 
@@ -18,5 +19,7 @@ class Container:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     publish: Publisher = discard_events
+    # argon2 runs here, never on the event loop (PASSWORD_HASH_WORKERS)
+    passwords: PasswordWorkers = field(default_factory=PasswordWorkers)
     # parts added by the lifespan when their subsystems start (hub, AMI listener, AGI server…)
     extras: dict[str, Any] = field(default_factory=dict)

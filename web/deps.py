@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.db import unit_of_work
 from crm_core.policy import STAFF_ROLES
 from crm_core.users.models import User
-from web.auth import decode_token
+from crm_core.users.sessions import SignedIn, signed_in
 from web.container import Container
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -33,30 +32,41 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 Session = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
+NO_TOKEN = "not authenticated: send a bearer token from POST /api/auth/token"
+BAD_TOKEN = "invalid, expired or signed-out token"
 
-def _unauthorized(detail: str) -> HTTPException:
+
+def unauthorized(detail: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
     )
 
 
-async def user_from_token(c: Container, session: AsyncSession, token: str | None) -> User:
+async def signin_from_token(session: AsyncSession, token: str | None) -> SignedIn:
+    """The live session behind a bearer token (one indexed query), or 401."""
     if not token:
-        raise _unauthorized("not authenticated: send a bearer token from POST /api/auth/token")
-    try:
-        user_id = decode_token(token, c.settings.web.secret_key)
-    except jwt.PyJWTError:
-        raise _unauthorized("invalid or expired token") from None
-    user = await session.get(User, user_id)
-    if user is None or not user.is_active:
-        raise _unauthorized("the token's user no longer exists or is disabled")
-    return user
+        raise unauthorized(NO_TOKEN)
+    found = await signed_in(session, token)
+    if found is None:
+        raise unauthorized(BAD_TOKEN)
+    return found
 
 
-async def current_user(
-    request: Request, session: Session, token: Annotated[str | None, Depends(oauth2)]
-) -> User:
-    return await user_from_token(container(request), session, token)
+async def user_from_token(c: Container, session: AsyncSession, token: str | None) -> User:
+    return (await signin_from_token(session, token)).user
+
+
+async def current_signin(
+    session: Session, token: Annotated[str | None, Depends(oauth2)]
+) -> SignedIn:
+    return await signin_from_token(session, token)
+
+
+CurrentSignIn = Annotated[SignedIn, Depends(current_signin)]
+
+
+async def current_user(signin: CurrentSignIn) -> User:
+    return signin.user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -7,6 +7,7 @@ import logging
 from crm_core.db import make_engine, make_session_factory
 from crm_core.embedded import resolve_database_url
 from crm_core.migrate import upgrade_async
+from crm_core.users.security import PasswordWorkers
 from web.container import Container
 from web.settings import Settings
 
@@ -23,10 +24,12 @@ async def build_container(settings: Settings, *, migrate: bool = True) -> Contai
         database_url=url,
         engine=engine,
         sessions=make_session_factory(engine),
+        passwords=PasswordWorkers(settings.web.password_hash_workers or None),
     )
     c.extras["embedded_server"] = server
     return c
 
 
 async def close_container(c: Container) -> None:
+    c.passwords.close()
     await c.engine.dispose()

@@ -16,5 +16,7 @@ def serve(settings: Settings) -> int:
         port=settings.web.http_port,
         log_config=None,
         ws_per_message_deflate=False,  # compression doubles the cost of a fan-out
+        # pages send a token and pongs: a socket's frames get the limit of token-less bodies
+        ws_max_size=settings.web.public_max_body_bytes,
     )
     return 0

@@ -17,8 +17,31 @@ class WebSettings(BaseSettings):
     http_port: int = Field(default=8000, alias="HTTP_PORT")
     # Empty: generated on the first start and kept in DATA_DIR (web/secret_key.py); a sample or
     # short key is refused outside the demo.
+    # It signs recording links (bearer tokens are server-side sessions, web/sessions).
     secret_key: str = Field(default="", alias="SECRET_KEY")
+    # How long a sign-in (server-side session, its bearer token) lasts; sign-out ends it sooner.
     token_ttl_minutes: int = Field(default=12 * 60, alias="TOKEN_TTL_MINUTES")
+    # Sign-in throttling, counted in PostgreSQL (shared by every instance): more than
+    # LOGIN_MAX_ATTEMPTS failed sign-ins of one login, or LOGIN_MAX_ATTEMPTS_PER_ADDRESS from one
+    # client address, within LOGIN_WINDOW_SECONDS lock that login or address for
+    # LOGIN_LOCKOUT_SECONDS (429 with Retry-After).
+    login_max_attempts: int = Field(default=5, ge=1, alias="LOGIN_MAX_ATTEMPTS")
+    login_max_attempts_per_address: int = Field(
+        default=30, ge=1, alias="LOGIN_MAX_ATTEMPTS_PER_ADDRESS"
+    )
+    login_window_seconds: int = Field(default=900, ge=1, alias="LOGIN_WINDOW_SECONDS")
+    login_lockout_seconds: int = Field(default=300, ge=1, alias="LOGIN_LOCKOUT_SECONDS")
+    # A 429 is held this long before it goes out: a locked-out script then waits instead of
+    # flooding the service with sign-ins that cost it nothing to send.
+    login_refusal_delay_seconds: float = Field(
+        default=1.0, ge=0, le=30, alias="LOGIN_REFUSAL_DELAY_SECONDS"
+    )
+    # Threads hashing and checking passwords (argon2, ~0.3 s of CPU each); 0: cores - 1.
+    password_hash_workers: int = Field(default=0, ge=0, alias="PASSWORD_HASH_WORKERS")
+    # Request bodies: larger ones get 413 before they are read. Routes anyone may call without a
+    # token (sign-in form, Twilio webhooks) take PUBLIC_MAX_BODY_BYTES.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, alias="MAX_BODY_BYTES")
+    public_max_body_bytes: int = Field(default=64 * 1024, ge=1, alias="PUBLIC_MAX_BODY_BYTES")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     # How long /api/health waits for the database's answer before reporting it down (503).
     health_timeout_seconds: float = Field(default=3.0, gt=0, alias="HEALTH_TIMEOUT_SECONDS")

@@ -9,8 +9,10 @@ Server -> page, one JSON object per frame:
   {"seq": N, "channel": "ext:101", "type": "call.ringing", "payload": {...}, "at": "<ISO 8601>"}
   {"type": "replay.truncated", "after": N}    the page missed more than can be replayed: reload
   {"type": "ping"}                            answer {"type": "pong"} (any message counts)
-Close codes: 4401 no or bad token, 4403 a channel the user may not read, 4400 bad request,
-4008 too slow to read (queue full), 4000 no answer to pings, 1011 event hub not running.
+Close codes: 4401 no or bad token, or the sign-in ended (sign-out, new password, user disabled,
+session expired; on whichever instance it happened), 4403 a channel the user may not read, 4400
+bad request, 4008 too slow to read (queue full), 4000 no answer to pings, 1011 event hub not
+running.
 
 The page remembers the highest `seq` it has seen and sends it back as `last_seq` on reconnect;
 it then receives what it missed on its channels, in order, then live messages, with no duplicate.
@@ -25,6 +27,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, status
@@ -32,7 +35,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, status
 from notifier.channels import default_channels, may_read, parse_channels
 from notifier.hub import EventHub, Subscriber, control_frame
 from web.container import Container
-from web.deps import CurrentUser, user_from_token
+from web.deps import CurrentUser, signin_from_token
+from web.session_watch import SessionWatch
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ AUTH_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 1.0
 UNAUTHORIZED, FORBIDDEN, BAD_REQUEST, TOO_SLOW, NO_PONG = 4401, 4403, 4400, 4008, 4000
 HUB_DOWN, GOING_AWAY = 1011, 1001
+SESSION_ENDED = "sign-in ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,9 @@ class _Viewer:
     id: int
     role: str
     extension: str | None
+    session_id: int = 0
+    expires_at: datetime | None = None
+    checked_at: float = 0.0  # loop time just before the session was found valid
 
 
 class _Reject(Exception):
@@ -63,6 +71,20 @@ class _Reject(Exception):
 def _hub(c: Container) -> EventHub | None:
     hub = c.extras.get("hub")
     return hub if isinstance(hub, EventHub) else None
+
+
+def _watch_session(c: Container, viewer: _Viewer, sub: Subscriber) -> Callable[[], None]:
+    """End the socket when its sign-in ends, here or on another instance."""
+    watch = c.extras.get("session_watch")
+    if not isinstance(watch, SessionWatch) or viewer.expires_at is None:
+        return lambda: None
+    return watch.watch(
+        viewer.session_id,
+        viewer.id,
+        viewer.expires_at,
+        viewer.checked_at,
+        lambda: sub.fail(SESSION_ENDED),
+    )
 
 
 def _last_seq(raw: Any) -> int | None:
@@ -103,10 +125,14 @@ async def _authenticate(ws: WebSocket, c: Container) -> tuple[_Viewer, dict[str,
             raise _Reject(UNAUTHORIZED, 'the first message must be {"token": ...}')
         request.update(first)
     token = request.get("token")
+    checked_at = asyncio.get_running_loop().time()
     try:
         async with c.sessions() as session:
-            user = await user_from_token(c, session, token if isinstance(token, str) else None)
-            viewer = _Viewer(user.id, user.role, user.extension)
+            found = await signin_from_token(session, token if isinstance(token, str) else None)
+            user = found.user
+            viewer = _Viewer(
+                user.id, user.role, user.extension, found.session_id, found.expires_at, checked_at
+            )
     except HTTPException as exc:
         raise _Reject(UNAUTHORIZED, str(exc.detail)[:120]) from None
     return viewer, request
@@ -200,6 +226,9 @@ async def _pump(ws: WebSocket, sub: Subscriber, heartbeat_seconds: float) -> Non
                 await task
     if sub.closed_reason is not None:
         reason = sub.closed_reason
+        if reason == SESSION_ENDED:  # the page signs out on 4401
+            await _close(ws, UNAUTHORIZED, reason)
+            return
         slow = reason.startswith("too slow")
         logger.warning("dropping websocket of %s: %s", sorted(sub.channels), reason)
         await _close(ws, TOO_SLOW if slow else GOING_AWAY, reason[:120], abort_if_stuck=slow)
@@ -225,6 +254,7 @@ async def events_socket(ws: WebSocket) -> None:
         return
     # registered before the replay query, so nothing committed meanwhile can fall between them
     sub = hub.subscribe(channels)
+    unwatch = _watch_session(c, viewer, sub)
     try:
         hello = control_frame("subscribed", channels=sorted(channels), last_seq=hub.last_seq)
         await ws.send_text(hello)
@@ -243,6 +273,7 @@ async def events_socket(ws: WebSocket) -> None:
         logger.debug("websocket ended: %s: %s", type(exc).__name__, exc)
         await _close(ws, HUB_DOWN, "internal error")
     finally:
+        unwatch()
         hub.unsubscribe(sub)
 
 

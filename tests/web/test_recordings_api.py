@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from crm_core.clients.models import Client
 from crm_core.communications.models import Communication
+from crm_core.users.models import AuthSession
 from tests.conftest import UserFactory
 from tests.telephony.helpers import AMI_DIR, read_truth
 from tests.telephony.pbx import replayed_pbx
@@ -171,12 +172,24 @@ async def test_a_signed_link_plays_without_a_header_for_that_call_only(
     assert (await api.get(f"{body['url']}x")).status_code == 401
     secret = container.settings.web.secret_key
     user_id = (await api.get("/api/auth/me", headers=agent)).json()["id"]
-    expired = issue_recording_token(user_id, comm_id, secret, ttl_s=-1)
+    sid = await _session_of(container, user_id)
+    expired = issue_recording_token(user_id, sid, comm_id, secret, ttl_s=-1)
     assert (await api.get(f"{_url(comm_id)}?token={expired}")).status_code == 401
     # access is checked on every request: a link of someone who may not hear it opens nothing
     stranger, _ = await make_user(role="operator", extension="109")
-    theirs = issue_recording_token(stranger.id, comm_id, secret, ttl_s=60)
+    stranger_sid = await _session_of(container, stranger.id)
+    theirs = issue_recording_token(stranger.id, stranger_sid, comm_id, secret, ttl_s=60)
     assert (await api.get(f"{_url(comm_id)}?token={theirs}")).status_code == 403
+    # a link lives no longer than the sign-in it came from
+    assert (await api.post("/api/auth/logout", headers=agent)).status_code == 204
+    assert (await api.get(body["url"], headers={"Range": "bytes=0-43"})).status_code == 401
+
+
+async def _session_of(container: Container, user_id: int) -> int:
+    async with container.sessions() as s:
+        sid = await s.scalar(select(AuthSession.id).where(AuthSession.user_id == user_id))
+    assert sid is not None
+    return int(sid)
 
 
 async def test_no_recording_or_a_missing_file_is_a_clear_404(

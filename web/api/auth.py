@@ -2,34 +2,47 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from crm_core.users.service import authenticate
+from crm_core.users.sessions import end_session
 from web import serializers
-from web.auth import issue_token
-from web.deps import CurrentUser, Session, container
+from web.deps import CurrentSignIn, CurrentUser, Session, container
+from web.signin import sign_in
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-@router.post("/token")
+def client_address(request: Request) -> str:
+    # behind a load balancer uvicorn puts the forwarded client here (FORWARDED_ALLOW_IPS)
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/token",
+    responses={
+        401: {"description": "wrong login or password"},
+        429: {"description": "too many attempts for this login or address (Retry-After)"},
+    },
+)
 async def token(
-    request: Request, session: Session, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> dict[str, Any]:
-    user = await authenticate(session, form.username, form.password)
-    if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="wrong login or password",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    web = container(request).settings.web
+    """Sign in: a bearer token naming a new server-side session (TOKEN_TTL_MINUTES)."""
+    address = client_address(request)
+    granted = await sign_in(container(request), form.username, form.password, address)
     return {
-        "access_token": issue_token(user.id, user.role, web.secret_key, web.token_ttl_minutes),
+        "access_token": granted.token,
         "token_type": "bearer",
-        "user": serializers.user(user),
+        "user": serializers.user(granted.user),
     }
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(session: Session, signin: CurrentSignIn) -> Response:
+    """Sign out: this token stops working on every instance, its websockets are closed."""
+    await end_session(session, signin.session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me")

@@ -24,8 +24,9 @@ from crm_core.errors import Forbidden, NotFound
 from crm_core.inputs import Id
 from crm_core.policy import may_hear_call
 from crm_core.users.models import User
+from crm_core.users.sessions import session_alive
 from web.auth import decode_recording_token, issue_recording_token
-from web.deps import CurrentUser, Session, container, oauth2, user_from_token
+from web.deps import CurrentSignIn, Session, container, oauth2, user_from_token
 from web.recording_files import Recording, locate
 
 router = APIRouter(prefix="/api/calls", tags=["recordings"])
@@ -74,16 +75,17 @@ async def _audible_call(session: AsyncSession, user: User, communication_id: int
 
 @router.post("/{communication_id}/recording/link", responses=_ERRORS)
 async def recording_link(
-    communication_id: Id, request: Request, session: Session, user: CurrentUser
+    communication_id: Id, request: Request, session: Session, signin: CurrentSignIn
 ) -> RecordingLink:
     """A URL for a player's `src`, valid for RECORDING_LINK_TTL_SECONDS; 404 when the file is
     missing (checked now, so a page can say so instead of showing a dead player)."""
     settings = container(request).settings.web
+    user = signin.user
     comm = await _audible_call(session, user, communication_id)
     rec = _recording_of(comm)
     found = locate(str(rec["file"]), settings)
     ttl = settings.recording_link_ttl_seconds
-    token = issue_recording_token(user.id, comm.id, settings.secret_key, ttl)
+    token = issue_recording_token(user.id, signin.session_id, comm.id, settings.secret_key, ttl)
     return RecordingLink(
         url=f"/api/calls/{comm.id}/recording?token={token}",
         expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
@@ -104,14 +106,15 @@ async def _listener(
     if token is None:
         return await user_from_token(c, session, bearer)
     try:
-        user_id, call_id = decode_recording_token(token, c.settings.web.secret_key)
+        user_id, session_id, call_id = decode_recording_token(token, c.settings.web.secret_key)
     except jwt.PyJWTError:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired link") from None
     if call_id != communication_id:
         raise Forbidden("this link is for another call")
+    # the link lives no longer than the sign-in it came from (sign-out, new password, disabled)
     user = await session.get(User, user_id)
-    if user is None or not user.is_active:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the link's user is disabled")
+    if user is None or not await session_alive(session, session_id, user_id):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the link's sign-in has ended")
     return user
 
 

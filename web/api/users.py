@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from crm_core.inputs import Id
 from crm_core.policy import may_see_user
@@ -10,7 +10,7 @@ from crm_core.users import service
 from crm_core.users.models import User
 from crm_core.users.schemas import UserCreate, UserUpdate
 from web import serializers
-from web.deps import Admin, CurrentUser, Session
+from web.deps import Admin, CurrentUser, Session, container
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -32,12 +32,17 @@ async def get_user(user_id: Id, session: Session, user: CurrentUser) -> dict[str
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_user(data: UserCreate, session: Session, admin: Admin) -> dict[str, Any]:
-    return serializers.user(await service.create_user(session, data))
+async def create_user(
+    data: UserCreate, request: Request, session: Session, admin: Admin
+) -> dict[str, Any]:
+    passwords = container(request).passwords
+    return serializers.user(await service.create_user(session, data, passwords))
 
 
 @router.patch("/{user_id}")
 async def update_user(
-    user_id: Id, data: UserUpdate, session: Session, admin: Admin
+    user_id: Id, data: UserUpdate, request: Request, session: Session, admin: Admin
 ) -> dict[str, Any]:
-    return serializers.user(await service.update_user(session, user_id, data))
+    """A new password or `is_active: false` ends the user's sessions and closes their sockets."""
+    passwords = container(request).passwords
+    return serializers.user(await service.update_user(session, user_id, data, passwords))

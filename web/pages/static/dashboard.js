@@ -92,7 +92,10 @@
     $("player").replaceChildren(window.CrmRecordings.element(id, { empty: false }, token, true));
   });
   $("rep-load").onclick = () => loadReport().catch(() => {});
-  $("logout").onclick = () => { localStorage.removeItem("crm_token"); localStorage.removeItem("crm_user"); location.replace("/"); };
+  $("logout").onclick = () => { // ends the session on the server too: the token stops working everywhere
+    fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` }, keepalive: true }).catch(() => {});
+    localStorage.removeItem("crm_token"); localStorage.removeItem("crm_user"); location.replace("/");
+  };
   refresh(); loadReport().catch(() => {});
   setInterval(refresh, 3000);
   setInterval(() => { if (last) render(last); }, 1000); // the "since" clocks tick between refreshes

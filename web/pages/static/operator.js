@@ -132,7 +132,12 @@
   }
   const items = (data) => (Array.isArray(data) ? data : (data && (data.items || data.events)) || []);
 
-  function logout() {
+  // Sign-out ends the session on the server (POST /api/auth/logout), so the token is dead even if
+  // someone copied it; after a 401 there is nothing left to end.
+  function logout(endSession) {
+    if (endSession === true) {
+      fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` }, keepalive: true }).catch(() => {});
+    }
     S.stopped = true;
     if (S.ws) S.ws.close(1000, "sign out");
     localStorage.removeItem("crm_token");
@@ -832,7 +837,7 @@
   };
 
   // ------------------------------------------------------------------ start
-  $("logout").onclick = logout;
+  $("logout").onclick = () => logout(true);
   $("me").textContent = `${user.full_name || user.login}${user.extension ? ` · ext ${user.extension}` : ""}`;
   $("task-due").value = localInputValue(new Date(Date.now() + 60 * 60 * 1000));
   setupNotifyButton();

@@ -57,7 +57,11 @@ $("login").addEventListener("submit", async (ev) => {
   localStorage.setItem("crm_user", JSON.stringify(data.user)); // as the sign-in page keeps it
   start();
 });
-$("logout").addEventListener("click", signOut);
+$("logout").addEventListener("click", () => { // ends the session on the server too
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` }, keepalive: true }).catch(() => {});
+  signOut();
+});
 
 const canEdit = () => me && (me.role === "admin" || me.role === "supervisor");
 const userName = (u) => u.full_name || u.login || (u.extension ? `ext ${u.extension}` : `#${u.id ?? u.user_id}`);
