@@ -336,6 +336,24 @@ async def sc_service_started_after_blind_transfer(ctx: Ctx) -> Recorder:
     return rec
 
 
+async def sc_inbound_recorded(ctx: Ctx) -> Recorder:
+    """+79161234567 calls, 101 answers, the caller hangs up after 6 s; MixMonitor records it."""
+    rec = await _recorded(ctx)
+    await ctx.ctl.action("Originate", **inbound("+79161234567", "Ivan Petrov", 6))
+    await rec.wait_idle()
+    return rec
+
+
+async def sc_inbound_recorded_abandoned(ctx: Ctx) -> Recorder:
+    """89031234567 calls, 101 never answers, the caller gives up after 4 s: a header-only WAV."""
+    await ctx.ctl.db("noanswer", "101", "1")
+    rec = await _recorded(ctx)
+    await ctx.ctl.action("Originate", **inbound("89031234567", "Caller", 4))
+    await rec.wait_idle()
+    await ctx.ctl.db("noanswer", "101")
+    return rec
+
+
 SCENARIOS: dict[str, Scenario] = {
     n[3:]: f for n, f in globals().items() if n.startswith("sc_") and callable(f)
 }
