@@ -7,8 +7,11 @@ whether one is there.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +74,21 @@ class Kit:
 
     def stop(self) -> None:
         self._run("stop", str(self.rundir))
+
+    def kill(self) -> None:
+        """kill -9: Asterisk dies mid-call without a word (no Hangup, no Shutdown event)."""
+        out = subprocess.run(
+            ["bash", str(RUN), "status", str(self.rundir)], capture_output=True, text=True
+        )
+        if out.returncode == 0:  # "running PID"
+            pid = int(out.stdout.split()[-1])
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.1)
 
     def rx(self, command: str) -> str:
         return self._run("rx", str(self.rundir), command)

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from crm_core.schedules.schemas import IntervalIn, ScheduleIn
 from crm_core.schedules.service import replace_schedule
 from crm_core.tasks.models import Task
 from crm_core.users.models import User
+from crm_core.users.sessions import start_session
 from telephony.asterisk_kit import Kit, build
 from telephony.settings import TelephonySettings
 from tests.conftest import UserFactory
@@ -191,9 +192,10 @@ class Live:
         return sock
 
     async def token_headers(self, user: User) -> tuple[User, dict[str, str]]:
-        from web.auth import issue_token
-
-        token = issue_token(user.id, user.role, self.settings.web.secret_key, 60)
+        """A signed-in session of `user` (as the sign-in page gets one)."""
+        async with self.sessions() as s:
+            token, _ = await start_session(s, user.id, timedelta(hours=1))
+            await s.commit()
         return user, {"Authorization": f"Bearer {token}"}
 
     def http(self) -> httpx.AsyncClient:

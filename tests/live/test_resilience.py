@@ -6,6 +6,8 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.live.conftest import Live
 from tests.live.kit import Event, Predicate
 
@@ -38,9 +40,13 @@ async def wait_reconnected(live: Live, after: int, timeout: float = 60) -> None:
             await asyncio.sleep(0.2)
 
 
+@pytest.mark.parametrize("down", ["core_stop", "kill_9"])
 async def test_asterisk_restarted_mid_call_the_call_is_logged_once_with_its_true_end(
-    live: Live,
+    live: Live, down: str
 ) -> None:
+    """`core stop`: Asterisk hangs every call up (SoftHangupRequest with the shutdown flag,
+    Hangup, then Shutdown), so the end is seen and the PBX hung up. kill -9: nothing more comes;
+    the end is the last event seen before it, and the record says it was inferred."""
     await live.manager("101")
     await live.flag("agenttalk", "101", 60)
     await live.start_service()
@@ -49,7 +55,7 @@ async def test_asterisk_restarted_mid_call_the_call_is_logged_once_with_its_true
     linkedid = await live.call_in("+79161236001", talk=60, name="Cut Off")
     await live.bridged_agent(linkedid, "101")
     stopping = time.time()
-    await asyncio.to_thread(live.kit.stop)  # core stop now: every call is hung up
+    await asyncio.to_thread(live.kit.stop if down == "core_stop" else live.kit.kill)
     stopped = time.time()
     await asyncio.to_thread(live.kit.start)
     await live.connect_ami()
@@ -76,9 +82,12 @@ async def test_asterisk_restarted_mid_call_the_call_is_logged_once_with_its_true
         at(stopping) - timedelta(seconds=1) <= record.ended_at <= at(stopped) + timedelta(seconds=1)
     )
     assert len(await live.communications()) == 2
-    # nobody of the call hung up: Asterisk did, and the record says its end was inferred
-    assert record.extra["hung_up_by"] == "pbx"
-    assert record.extra.get("end_inferred") is True
+    if down == "core_stop":  # nobody of the call hung up: Asterisk did, and it said so
+        assert record.extra["hung_up_by"] == "pbx"
+        assert record.extra["end_inferred"] is False
+    else:  # Asterisk vanished: the end is inferred from the last event seen, never later
+        assert record.extra["end_inferred"] is True
+        assert record.extra["hung_up_by"] != "caller"
 
 
 async def test_the_service_started_mid_call_adopts_the_call_and_logs_it_once(
