@@ -570,7 +570,10 @@ class CallTracker:
             return []
         transferer = self._channels.get(ev.get("OrigTransfererUniqueid", ""))
         from_ext = transferer.agent if transferer is not None else call.leg_owner
-        target = self._channels.get(ev.get("TransferTargetUniqueid", "")) or self._consulted(call)
+        # The colleague who answered the consult call, when it ran on this call: the target
+        # Asterisk names may be the Local channel that dialled them (Local/102@transfer-internal),
+        # which Asterisk optimizes away and hangs up right after the transfer.
+        target = self._consulted(call) or self._channels.get(ev.get("TransferTargetUniqueid", ""))
         to_ext = (target.agent if target is not None else None) or (
             known(ev.get("TransferTargetCallerIDNum"))
             or known(ev.get("SecondTransfererConnectedLineNum"))

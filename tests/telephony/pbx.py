@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.communications.models import Communication
 from crm_core.db import Publisher
 from telephony.ami_listener import AmiListener
 from telephony.call_pipeline import CallPipeline
@@ -91,3 +93,12 @@ async def replayed_pbx(
         await listener.close()
         await pipeline.close()
         await server.close()
+
+
+async def call_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Communication]:
+    """Every call logged, oldest first."""
+    async with sessions() as s:
+        rows = await s.scalars(
+            select(Communication).where(Communication.kind == "call").order_by(Communication.id)
+        )
+        return list(rows.all())

@@ -354,6 +354,59 @@ async def sc_inbound_recorded_abandoned(ctx: Ctx) -> Recorder:
     return rec
 
 
+async def sc_ring_group_second_answers(ctx: Ctx) -> Recorder:
+    """DID 84951110002 rings 101 and 102 at once; 101 never answers, 102 does (101: CANCEL)."""
+    await ctx.ctl.db("noanswer", "101", "1")
+    await ctx.ctl.db("agenttalk", "102", "5")
+    rec = await _recorded(ctx)
+    fields = inbound("+79168880002", "Ring Group", 20)
+    await ctx.ctl.action("Originate", **{**fields, "Exten": "84951110002"})
+    await rec.wait_idle()
+    await ctx.ctl.db("noanswer", "101")
+    return rec
+
+
+async def sc_agent_dials_out(ctx: Ctx) -> Recorder:
+    """101 dials 79161234599 from the phone (from-internal): no CRM variables."""
+    await ctx.ctl.db("pstntalk", "79161234599", "4")
+    rec = await _recorded(ctx)
+    await ctx.ctl.action(
+        "Originate",
+        Channel="Local/101@agent-phones",
+        Context="from-internal",
+        Exten="79161234599",
+        Priority="1",
+        CallerID='"Olga 101" <101>',
+        Async="true",
+        Timeout="30000",
+    )
+    await rec.wait_idle()
+    await ctx.ctl.db("pstntalk", "79161234599")
+    return rec
+
+
+async def sc_click_to_call_no_answer(ctx: Ctx) -> Recorder:
+    """Click-to-call by 101 to a number that never answers: Dial gives up after 30 s."""
+    await ctx.ctl.db("noanswer", "79161234597", "1")
+    await ctx.ctl.db("agenttalk", "101", "45")  # the agent's phone waits out Dial's 30 s
+    rec = await _recorded(ctx)
+    await ctx.ctl.action(
+        "Originate",
+        Channel="Local/101@agent-phones",
+        Context="crm-outbound",
+        Exten="79161234597",
+        Priority="1",
+        CallerID='"Manager 101" <101>',
+        Async="true",
+        Timeout="30000",
+        Variable=["CRM_DEAL_ID=42", "CRM_USER_ID=7"],
+    )
+    await rec.wait_idle()
+    await ctx.ctl.db("noanswer", "79161234597")
+    await ctx.ctl.db("agenttalk", "101")
+    return rec
+
+
 SCENARIOS: dict[str, Scenario] = {
     n[3:]: f for n, f in globals().items() if n.startswith("sc_") and callable(f)
 }

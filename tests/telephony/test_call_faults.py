@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.communications.models import Communication
@@ -19,23 +18,15 @@ from telephony.call_record import ts
 from telephony.replay import ReplayServer
 from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import read_events, read_truth, split_messages, split_recording
-from tests.telephony.pbx import replayed_pbx, settle_pipeline
+from tests.telephony.pbx import call_rows, replayed_pbx, settle_pipeline
 
 pytestmark = pytest.mark.usefixtures("db")
-
-
-async def _calls(sessions: async_sessionmaker[AsyncSession]) -> list[Communication]:
-    async with sessions() as s:
-        rows = await s.scalars(
-            select(Communication).where(Communication.kind == "call").order_by(Communication.id)
-        )
-        return list(rows.all())
 
 
 async def _until_logged(sessions: async_sessionmaker[AsyncSession]) -> list[Communication]:
     # the reconnect runs in the listener's own task: wait for its outcome, not for a time
     async with asyncio.timeout(30):
-        while not (calls := await _calls(sessions)):
+        while not (calls := await call_rows(sessions)):
             await asyncio.sleep(0.05)
     return calls
 
@@ -69,7 +60,7 @@ async def test_a_service_connecting_after_a_blind_transfer_logs_the_call_once(
         server.drop_clients()  # and one more reconnect: nothing is logged twice
         await server.wait_logins(3)
         await pbx.settle()
-    (call,) = await _calls(sessions)
+    (call,) = await call_rows(sessions)
     assert call.external_id == truth["linkedid"]
     assert (call.direction, call.status, call.phone) == ("in", "answered", truth["caller"])
     assert call.agent_extension == truth["seen_by_service"]["answered_by"] == "102"
@@ -94,7 +85,7 @@ async def test_the_pipeline_adopts_a_call_from_the_channels_listed_at_connect(
         await pipeline.on_event(event, time.time())
     await pipeline.on_connected([])
     await pipeline.close()
-    (call,) = await _calls(sessions)
+    (call,) = await call_rows(sessions)
     assert (call.status, call.agent_extension) == ("answered", "102")
     assert call.extra["end_inferred"] is False
 
@@ -121,7 +112,7 @@ async def test_asterisk_killed_mid_call_ends_the_call_at_its_last_event(
         await server.play([head], speed=0, renumber=False, shift_to_now=False)
         await server.wait_played()
         await settle_pipeline(server, pbx.pipeline)
-        assert await _calls(sessions) == []
+        assert await call_rows(sessions) == []
         # kill -9: no Hangup, no Shutdown; the restarted Asterisk has no channels
         server.live_channels.clear()
         server.drop_clients()
@@ -161,7 +152,7 @@ async def test_the_service_killed_mid_call_does_not_count_its_downtime_as_talk(
     second.start()
     await second.on_connected([])  # Asterisk no longer has the call
     await second.close()
-    (call,) = await _calls(sessions)
+    (call,) = await call_rows(sessions)
     assert call.extra["end_inferred"] is True
     assert call.ended_at == ts(last)
     assert call.talk_seconds == pytest.approx(last - float(truth["t_answer"]), abs=0.01)
@@ -175,7 +166,7 @@ async def test_core_stop_mid_call_is_logged_as_ended_by_the_pbx(
     (truth,) = read_truth(name)["calls"]
     async with replayed_pbx(sessions) as pbx:
         await pbx.play(name, renumber=False, shift_to_now=False)
-    (call,) = await _calls(sessions)
+    (call,) = await call_rows(sessions)
     assert call.extra["hung_up_by"] == "pbx"
     assert call.ended_at == ts(float(truth["t_end"]))
     assert call.talk_seconds == pytest.approx(truth["talk_s"], abs=0.01)

@@ -16,17 +16,9 @@ from crm_core.deals.models import Deal
 from crm_core.phones import normalize_phone
 from crm_core.tasks.models import Task
 from tests.telephony.helpers import read_truth, recordings
-from tests.telephony.pbx import replayed_pbx
+from tests.telephony.pbx import call_rows, replayed_pbx
 
 pytestmark = pytest.mark.usefixtures("db")
-
-
-async def _calls(sessions: async_sessionmaker[AsyncSession]) -> list[Communication]:
-    async with sessions() as s:
-        rows = await s.scalars(
-            select(Communication).where(Communication.kind == "call").order_by(Communication.id)
-        )
-        return list(rows.all())
 
 
 async def _tasks(sessions: async_sessionmaker[AsyncSession]) -> list[Task]:
@@ -96,7 +88,7 @@ async def test_recording_logs_exactly_its_truth(
         options["strip_timestamps"] = True
     async with replayed_pbx(sessions) as pbx:
         await pbx.play(name, **options)
-    calls = await _calls(sessions)
+    calls = await call_rows(sessions)
     assert len(calls) == len(truth["calls"])
     for comm, expected in zip(calls, truth["calls"], strict=True):
         _check(comm, expected, timed=mode != "no_timestamps")
@@ -116,7 +108,7 @@ async def test_missed_call_callback_goes_to_first_agent_rung_and_once_per_caller
     agent, _ = await make_user(role="operator", extension="101")
     async with replayed_pbx(sessions) as pbx:
         await pbx.play("inbound_missed_queue", "inbound_missed_queue", renumber=True)
-    calls = await _calls(sessions)
+    calls = await call_rows(sessions)
     assert len(calls) == 2 and len({c.external_id for c in calls}) == 2
     tasks = await _tasks(sessions)
     assert len(tasks) == 1  # the same number called twice before the callback: one task
@@ -129,7 +121,7 @@ async def test_the_same_recording_played_twice_logs_nothing_new(
     async with replayed_pbx(sessions) as pbx:
         await pbx.play("inbound_answered", renumber=False)
         await pbx.play("inbound_answered", renumber=False)
-    assert len(await _calls(sessions)) == 1
+    assert len(await call_rows(sessions)) == 1
     async with sessions() as s:
         assert len((await s.scalars(select(Client))).all()) == 1
 
@@ -141,7 +133,7 @@ async def test_answered_call_belongs_to_the_answering_agent(
     a102, _ = await make_user(role="operator", extension="102")
     async with replayed_pbx(sessions) as pbx:
         await pbx.play("inbound_answered", "inbound_blind_transfer_dial", renumber=False)
-    answered, transferred = await _calls(sessions)
+    answered, transferred = await call_rows(sessions)
     assert answered.user_id == a101.id
     assert transferred.user_id == a102.id  # the final owner is the last agent who talked
     async with sessions() as s:
@@ -155,7 +147,7 @@ async def test_company_numbers_never_become_clients(
     async with replayed_pbx(sessions, company_numbers=("+79161234567",)) as pbx:
         await pbx.play("inbound_answered", "inbound_abandoned", renumber=False)
     # the company's own number logged nothing; the other caller in the same replay did
-    calls = await _calls(sessions)
+    calls = await call_rows(sessions)
     assert [c.phone for c in calls] == ["+79031234567"]
     async with sessions() as s:
         phones = (await s.scalars(select(ClientPhone.e164))).all()

@@ -15,17 +15,9 @@ from telephony.call_pipeline import CallPipeline
 from telephony.replay import ReplayServer
 from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import read_events, read_truth
-from tests.telephony.pbx import replayed_pbx
+from tests.telephony.pbx import call_rows, replayed_pbx
 
 pytestmark = pytest.mark.usefixtures("db")
-
-
-async def _calls(sessions: async_sessionmaker[AsyncSession]) -> list[Communication]:
-    async with sessions() as s:
-        rows = await s.scalars(
-            select(Communication).where(Communication.kind == "call").order_by(Communication.id)
-        )
-        return list(rows.all())
 
 
 def _assert_matches(comm: Communication, name: str) -> None:
@@ -46,7 +38,7 @@ async def test_connection_cut_mid_recording_loses_nothing_and_doubles_nothing(
         server.cut_after(60)  # in the middle of the call: after the ring, before the answer ends
         await pbx.play("inbound_queue_second_answers", renumber=False)
         assert server.connections >= 2  # it really was cut and came back
-    calls = await _calls(sessions)
+    calls = await call_rows(sessions)
     assert len(calls) == 1
     _assert_matches(calls[0], "inbound_queue_second_answers")
 
@@ -71,7 +63,7 @@ async def test_malformed_input_is_skipped_without_losing_the_calls_around_it(
     async with replayed_pbx(sessions, server=server) as pbx:
         await pbx.play("inbound_answered", "inbound_abandoned", renumber=False)
         assert pbx.listener.connected
-    calls = await _calls(sessions)
+    calls = await call_rows(sessions)
     assert [c.external_id for c in calls] == [
         read_truth("inbound_answered")["calls"][0]["linkedid"],
         read_truth("inbound_abandoned")["calls"][0]["linkedid"],
@@ -102,7 +94,7 @@ async def test_a_restart_of_the_service_mid_call_loses_nothing(
     async with sessions() as s:
         saved = (await s.scalars(select(ActiveCall))).all()
         assert [a.linkedid for a in saved] == ["1795570746.0"]
-    assert await _calls(sessions) == []
+    assert await call_rows(sessions) == []
 
     second = _pipeline(sessions)  # a new process: nothing in memory but what the DB kept
     assert await second.restore() == 1
@@ -110,7 +102,7 @@ async def test_a_restart_of_the_service_mid_call_loses_nothing(
     for event in events[half:]:
         await second.on_event(event, time.time())
     await second.close()
-    calls = await _calls(sessions)
+    calls = await call_rows(sessions)
     assert len(calls) == 1
     truth = read_truth("inbound_blind_transfer_dial")["calls"][0]
     assert calls[0].talk_seconds == pytest.approx(truth["talk_s"], abs=1.0)
@@ -136,7 +128,7 @@ async def test_a_call_that_ended_while_the_listener_was_away_is_logged_once(
     await pipeline.on_connected([])
     await pipeline.on_connected([])  # and a second reconnect changes nothing
     await pipeline.close()
-    calls = await _calls(sessions)
+    calls = await call_rows(sessions)
     assert len(calls) == 1 and calls[0].status == "answered"
     assert calls[0].agent_extension == "101"
 

@@ -91,10 +91,29 @@ def _attended_orders() -> dict[str, list[Event]]:
         if e.get("Event") == "HangupRequest" and e.get("Channel", "").startswith(agent)
     )
     assert request < transfer
-    return {"as_recorded": events, "transfer_first": _before(events, [transfer], request)}
+    # Live, Asterisk sometimes names a target: the Local channel that dialled 102 for the
+    # consult (Local/102@transfer-internal-…;1), optimized away and hung up right after.
+    consult = next(
+        e
+        for e in events
+        if e.get("Event") == "Newchannel"
+        and e.get("Channel", "").startswith("Local/102@transfer-internal-")
+        and e["Channel"].endswith(";1")
+    )
+    named = [dict(e) for e in events]
+    named[transfer] |= {
+        "TransferTargetChannel": consult["Channel"],
+        "TransferTargetUniqueid": consult["Uniqueid"],
+        "TransferTargetLinkedid": consult["Linkedid"],
+    }
+    return {
+        "as_recorded": events,
+        "transfer_first": _before(events, [transfer], request),
+        "target_named": named,
+    }
 
 
-@pytest.mark.parametrize("order", ["as_recorded", "transfer_first"])
+@pytest.mark.parametrize("order", ["as_recorded", "transfer_first", "target_named"])
 def test_attended_transfer_completed_by_the_agent_hanging_up(order: str) -> None:
     summary = _summary(_feed(_attended_orders()[order]))
     truth = _truth("attended_transfer")

@@ -10,7 +10,7 @@ import pytest
 from crm_core.users.models import User
 from telephony.replay import ReplayServer
 from tests.conftest import UserFactory
-from tests.web.live import headless_chromium
+from tests.web.live import headless_chromium, watch_errors
 
 OPERATOR = ("op101", "pw-101")  # login, password of the operator at extension 101
 
@@ -40,3 +40,16 @@ async def operator(make_user: UserFactory) -> User:
         full_name="Olga Operator",
     )
     return user
+
+
+@pytest.fixture
+async def page(browser: Any) -> AsyncIterator[Any]:
+    """A fresh browser page at 1366×860; the test fails on any JavaScript error it showed."""
+    context = await browser.new_context(viewport={"width": 1366, "height": 860})
+    p = await context.new_page()
+    p.set_default_timeout(15_000)
+    errors: list[str] = []
+    watch_errors(p, errors)
+    yield p
+    await context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

@@ -35,7 +35,6 @@ from tests.web.live import (
     chromium_available,
     live_service,
     second_container,
-    watch_errors,
     with_ami,
 )
 from web.container import Container
@@ -59,18 +58,6 @@ WORKSPACE_SCREENSHOT = "/tmp/workspace.png"
 
 
 # ---------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1366, "height": 860})
-    p = await context.new_page()
-    p.set_default_timeout(10_000)
-    errors: list[str] = []
-    watch_errors(p, errors)
-    yield p
-    await context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from tests.web.live import (
     LiveService,
     chromium_available,
     live_service,
-    watch_errors,
     with_ami,
 )
 from tests.web.test_operator_e2e import login, play, seed_ivan, settle
@@ -32,7 +31,7 @@ from web.settings import Settings
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
-from playwright.async_api import Browser, Locator, Page, expect  # noqa: E402
+from playwright.async_api import Locator, Page, expect  # noqa: E402
 
 ANSWERED = read_truth("inbound_recorded")["calls"][0]
 ABANDONED = read_truth("inbound_recorded_abandoned")["calls"][0]
@@ -49,18 +48,6 @@ def rec_dir(tmp_path: Path, settings: Settings) -> Path:
     shutil.copy(HEADER_ONLY, folder)
     settings.web.recordings_dir = folder
     return folder
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1366, "height": 860})
-    p = await context.new_page()
-    p.set_default_timeout(15_000)
-    errors: list[str] = []
-    watch_errors(p, errors)
-    yield p
-    await context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.fixture
