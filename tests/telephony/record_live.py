@@ -482,7 +482,12 @@ def _ext(channel: str) -> str:
 
 def _main_start(events: list[Event]) -> tuple[Event, str] | None:
     for e in events:
-        if e["Event"] == "Newexten" and e.get("Context") in ("from-pstn", "crm-outbound"):
+        # from-internal: an agent dialling out from the phone, as crm-outbound but by hand
+        if e["Event"] == "Newexten" and e.get("Context") in (
+            "from-pstn",
+            "crm-outbound",
+            "from-internal",
+        ):
             return e, "inbound" if e["Context"] == "from-pstn" else "outbound"
     return None
 

@@ -321,7 +321,11 @@ def test_snapshot_and_restore_mid_call(name: str) -> None:
     events = read_events(name)
     times = arrival_times(events)
     clean = summaries(run(name))
-    half = len(events) // 2
+    # halfway through the call itself (an agent dialling out starts only at its DialBegin)
+    dialled = next(
+        i for i, e in enumerate(events) if e.get("Event") == "DialBegin" and e.get("Channel")
+    )
+    half = (dialled + len(events)) // 2
     first = new_tracker()
     facts = feed_all(first, events[:half], times[:half])
     (active,) = first.active_calls()
