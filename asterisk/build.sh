@@ -6,7 +6,8 @@
 #      asterisk-22.10.1.tar.gz, or an unpacked source tree (a folder with `configure`);
 #   2. ../shared/asterisk/asterisk-22.10.1.tar.gz beside this repository (the workspace's copy),
 #      or beside the main working tree when this is a linked git worktree;
-#   3. the upstream release tarball, downloaded into the cache folder.
+#   3. the upstream release tarball, downloaded into the cache folder (unless PREFIX already
+#      holds a kit build: then that one is used as it is, with no source and no network).
 # The build itself is kit/build.sh (minimal: 49 modules, no SIP; about 2 minutes on 2 cores the
 # first time, then a no-op while PREFIX's stamp matches). The last line printed is the binary.
 set -euo pipefail
@@ -50,6 +51,12 @@ elif [ -n "$MAIN_TREE" ] && [ -f "$MAIN_TREE/../shared/asterisk/asterisk-$VERSIO
     # a git worktree elsewhere: the workspace's copy is beside the main working tree
     tarball="$(cd "$MAIN_TREE/../shared/asterisk" && pwd)/asterisk-$VERSION.tar.gz"
     say "source: the workspace's copy beside the main worktree ($tarball)"
+elif [ ! -f "$CACHE/asterisk-$VERSION.tar.gz" ] && [ -x "$PREFIX/sbin/asterisk" ] \
+    && [ -f "$PREFIX/.asterisk-kit.stamp" ]; then
+    # No source at hand, but a kit build is already there: use it rather than download.
+    say "no source here; using the Asterisk already built in $PREFIX ($(cat "$PREFIX/.asterisk-kit.stamp"))"
+    echo "$PREFIX/sbin/asterisk"
+    exit 0
 else
     tarball="$CACHE/asterisk-$VERSION.tar.gz"
     if [ ! -f "$tarball" ]; then
