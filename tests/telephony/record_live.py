@@ -204,13 +204,37 @@ async def _recorded(ctx: Ctx) -> Recorder:
     return rec
 
 
-async def sc_blind_transfer_caller_hangs_up(ctx: Ctx) -> Recorder:
-    """101 answers, blind-transfers to 102 after 2 s; 102 talks on; the caller hangs up."""
+async def _answered_by_101(ctx: Ctx, caller: str, name: str, talk: int) -> tuple[Recorder, Event]:
+    """Record a call from `caller` that 101 answers (both phones stay on for 30 s); the
+    recorder and 101's DialEnd ANSWER (its DestChannel is 101's bridged channel)."""
     await ctx.ctl.db("agenttalk", "101", "30")
     await ctx.ctl.db("agenttalk", "102", "30")
     rec = await _recorded(ctx)
-    await ctx.ctl.action("Originate", **inbound("+79167770002", "Blind Caller", 8))
-    dial = await rec.wait_for(answered("101"))
+    await ctx.ctl.action("Originate", **inbound(caller, name, talk))
+    return rec, await rec.wait_for(answered("101"))
+
+
+async def _click_to_call(ctx: Ctx, number: str) -> Recorder:
+    """Record a click-to-call by 101 (deal 42, user 7) to `number`, to its end."""
+    rec = await _recorded(ctx)
+    await ctx.ctl.action(
+        "Originate",
+        Channel="Local/101@agent-phones",
+        Context="crm-outbound",
+        Exten=number,
+        Priority="1",
+        CallerID='"Manager 101" <101>',
+        Async="true",
+        Timeout="30000",
+        Variable=["CRM_DEAL_ID=42", "CRM_USER_ID=7"],
+    )
+    await rec.wait_idle()
+    return rec
+
+
+async def sc_blind_transfer_caller_hangs_up(ctx: Ctx) -> Recorder:
+    """101 answers, blind-transfers to 102 after 2 s; 102 talks on; the caller hangs up."""
+    rec, dial = await _answered_by_101(ctx, "+79167770002", "Blind Caller", 8)
     await asyncio.sleep(2)
     await ctx.ctl.action(
         "BlindTransfer", Channel=dial["DestChannel"], Context="transfer-internal", Exten="102"
@@ -221,11 +245,7 @@ async def sc_blind_transfer_caller_hangs_up(ctx: Ctx) -> Recorder:
 
 async def sc_blind_transfer_by_phone(ctx: Ctx) -> Recorder:
     """As blind_transfer_caller_hangs_up, but the phone keys the transfer: #1 then 102."""
-    await ctx.ctl.db("agenttalk", "101", "30")
-    await ctx.ctl.db("agenttalk", "102", "30")
-    rec = await _recorded(ctx)
-    await ctx.ctl.action("Originate", **inbound("+79167770006", "Phone Transfer", 8))
-    dial = await rec.wait_for(answered("101"))
+    rec, dial = await _answered_by_101(ctx, "+79167770006", "Phone Transfer", 8)
     await asyncio.sleep(1.5)
     for digit in "#1102":
         await ctx.ctl.action("PlayDTMF", Channel=dial["DestChannel"], Digit=digit, Receive="true")
@@ -236,11 +256,7 @@ async def sc_blind_transfer_by_phone(ctx: Ctx) -> Recorder:
 
 async def sc_attended_transfer(ctx: Ctx) -> Recorder:
     """101 answers, consults 102 (Atxfer), hangs up to complete it; the caller hangs up later."""
-    await ctx.ctl.db("agenttalk", "101", "30")
-    await ctx.ctl.db("agenttalk", "102", "30")
-    rec = await _recorded(ctx)
-    await ctx.ctl.action("Originate", **inbound("+79167770003", "Attended Caller", 10))
-    dial = await rec.wait_for(answered("101"))
+    rec, dial = await _answered_by_101(ctx, "+79167770003", "Attended Caller", 10)
     agent = dial["DestChannel"]
     await asyncio.sleep(1.5)
     await ctx.ctl.action("Atxfer", Channel=agent, Exten="102", Context="transfer-internal")
@@ -253,11 +269,7 @@ async def sc_attended_transfer(ctx: Ctx) -> Recorder:
 
 async def sc_blind_transfer_queue(ctx: Ctx) -> Recorder:
     """101 answers, blind-transfers into queue sales; a member answers; the caller hangs up."""
-    await ctx.ctl.db("agenttalk", "101", "30")
-    await ctx.ctl.db("agenttalk", "102", "30")
-    rec = await _recorded(ctx)
-    await ctx.ctl.action("Originate", **inbound("+79167770004", "Queue Transfer", 10))
-    dial = await rec.wait_for(answered("101"))
+    rec, dial = await _answered_by_101(ctx, "+79167770004", "Queue Transfer", 10)
     await asyncio.sleep(2)
     await ctx.ctl.action(
         "BlindTransfer", Channel=dial["DestChannel"], Context="transfer-internal", Exten="sales"
@@ -269,19 +281,7 @@ async def sc_blind_transfer_queue(ctx: Ctx) -> Recorder:
 async def sc_click_to_call_busy(ctx: Ctx) -> Recorder:
     """Click-to-call by 101 to a busy number: DialEnd BUSY."""
     await ctx.ctl.db("busy", "79161234598", "1")
-    rec = await _recorded(ctx)
-    await ctx.ctl.action(
-        "Originate",
-        Channel="Local/101@agent-phones",
-        Context="crm-outbound",
-        Exten="79161234598",
-        Priority="1",
-        CallerID='"Manager 101" <101>',
-        Async="true",
-        Timeout="30000",
-        Variable=["CRM_DEAL_ID=42", "CRM_USER_ID=7"],
-    )
-    await rec.wait_idle()
+    rec = await _click_to_call(ctx, "79161234598")
     await ctx.ctl.db("busy", "79161234598")
     return rec
 
@@ -389,19 +389,7 @@ async def sc_click_to_call_no_answer(ctx: Ctx) -> Recorder:
     """Click-to-call by 101 to a number that never answers: Dial gives up after 30 s."""
     await ctx.ctl.db("noanswer", "79161234597", "1")
     await ctx.ctl.db("agenttalk", "101", "45")  # the agent's phone waits out Dial's 30 s
-    rec = await _recorded(ctx)
-    await ctx.ctl.action(
-        "Originate",
-        Channel="Local/101@agent-phones",
-        Context="crm-outbound",
-        Exten="79161234597",
-        Priority="1",
-        CallerID='"Manager 101" <101>',
-        Async="true",
-        Timeout="30000",
-        Variable=["CRM_DEAL_ID=42", "CRM_USER_ID=7"],
-    )
-    await rec.wait_idle()
+    rec = await _click_to_call(ctx, "79161234597")
     await ctx.ctl.db("noanswer", "79161234597")
     await ctx.ctl.db("agenttalk", "101")
     return rec
