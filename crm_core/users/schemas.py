@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, field_validator
 
 from crm_core.inputs import Patch, Text
-from crm_core.users.models import Role
+from crm_core.users.models import Role, User
 
 
 def _check_tz(value: str) -> str:
@@ -43,3 +43,41 @@ class UserUpdate(Patch):
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
         return None if value is None else _check_tz(value)
+
+
+class UserPublic(BaseModel):
+    """What every signed-in user may know of a colleague: who, and which phone rings them."""
+
+    id: int
+    full_name: str
+    extension: str | None
+
+    @classmethod
+    def from_row(cls, u: User) -> UserPublic:
+        return cls(id=u.id, full_name=u.full_name, extension=u.extension)
+
+
+class UserOut(BaseModel):
+    """A user as the user, a supervisor or an admin sees them."""
+
+    id: int
+    login: str
+    role: Role
+    full_name: str
+    extension: str | None
+    email: str | None
+    timezone: str
+    is_active: bool
+
+    @classmethod
+    def from_row(cls, u: User) -> UserOut:
+        return cls(
+            id=u.id,
+            login=u.login,
+            role=u.role,
+            full_name=u.full_name,
+            extension=u.extension,
+            email=u.email,
+            timezone=u.timezone,
+            is_active=u.is_active,
+        )

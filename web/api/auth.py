@@ -1,16 +1,25 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel
 
+from crm_core.users.schemas import UserOut
 from crm_core.users.sessions import end_session
-from web import serializers
 from web.deps import CurrentSignIn, CurrentUser, Session, container
 from web.signin import sign_in
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+class TokenOut(BaseModel):
+    """OAuth2's password-flow answer (Swagger UI's Authorize reads it), with the user signed in."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    user: UserOut
 
 
 def client_address(request: Request) -> str:
@@ -27,15 +36,11 @@ def client_address(request: Request) -> str:
 )
 async def token(
     request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
-) -> dict[str, Any]:
+) -> TokenOut:
     """Sign in: a bearer token naming a new server-side session (TOKEN_TTL_MINUTES)."""
     address = client_address(request)
     granted = await sign_in(container(request), form.username, form.password, address)
-    return {
-        "access_token": granted.token,
-        "token_type": "bearer",
-        "user": serializers.user(granted.user),
-    }
+    return TokenOut(access_token=granted.token, user=UserOut.from_row(granted.user))
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
@@ -46,5 +51,5 @@ async def logout(session: Session, signin: CurrentSignIn) -> Response:
 
 
 @router.get("/me")
-async def me(user: CurrentUser) -> dict[str, Any]:
-    return serializers.user(user)
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut.from_row(user)
