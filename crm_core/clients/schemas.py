@@ -4,7 +4,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from crm_core.clients.models import Client
 from crm_core.inputs import Id, Patch, Text
+from crm_core.outputs import IsoDatetime
 
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -71,3 +73,51 @@ class ClientUpdate(Patch):
 
     _p = field_validator("phones", mode="before")(_phones)
     _e = field_validator("emails")(ClientCreate._emails.__func__)  # type: ignore[attr-defined]
+
+
+class PhoneOut(BaseModel):
+    number: str  # E.164
+    raw: str  # as it was written
+    label: str | None
+
+
+class ContactOut(BaseModel):
+    name: str
+    position: str | None
+    phone: str | None
+    email: str | None
+
+
+class ClientOut(BaseModel):
+    id: int
+    kind: str
+    name: str
+    company: str | None
+    phones: list[PhoneOut]
+    emails: list[str]
+    contacts: list[ContactOut]
+    lead_source: str | None
+    responsible_id: int | None
+    readiness: int
+    notes: str
+    created_at: IsoDatetime | None
+
+    @classmethod
+    def from_row(cls, c: Client) -> ClientOut:
+        return cls(
+            id=c.id,
+            kind=c.kind,
+            name=c.name,
+            company=c.company,
+            phones=[PhoneOut(number=p.e164, raw=p.raw, label=p.label) for p in c.phones],
+            emails=[e.email for e in c.emails],
+            contacts=[
+                ContactOut(name=p.name, position=p.position, phone=p.phone, email=p.email)
+                for p in c.contacts
+            ],
+            lead_source=c.lead_source,
+            responsible_id=c.responsible_id,
+            readiness=c.readiness,
+            notes=c.notes,
+            created_at=c.created_at,
+        )

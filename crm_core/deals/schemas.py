@@ -4,7 +4,9 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from crm_core.deals.models import Deal, DealStage, DealStageMove
 from crm_core.inputs import Id, Patch, Text
+from crm_core.outputs import IsoDatetime
 
 
 class DealCreate(BaseModel):
@@ -31,3 +33,75 @@ class StageMove(BaseModel):
     stage_id: Id | None = None
     stage: Text | None = Field(default=None, description="stage name, instead of stage_id")
     lost_reason: Text | None = Field(default=None, max_length=2000)
+
+
+class StageOut(BaseModel):
+    id: int
+    name: str
+    position: int
+    is_closed: bool
+    is_won: bool
+
+    @classmethod
+    def from_row(cls, s: DealStage) -> StageOut:
+        return cls(
+            id=s.id, name=s.name, position=s.position, is_closed=s.is_closed, is_won=s.is_won
+        )
+
+
+class DealOut(BaseModel):
+    id: int
+    client_id: int
+    title: str
+    amount: str  # the Decimal written out ("1500.00"): a float would round money
+    currency: str
+    responsible_id: int | None
+    lead_source: str | None
+    stage_id: int
+    stage: str | None  # the stage's name, when the row came with it
+    is_closed: bool
+    created_at: IsoDatetime | None
+    closed_at: IsoDatetime | None
+    lost_reason: str | None
+
+    @classmethod
+    def from_row(cls, d: Deal) -> DealOut:
+        # the stage is named only when loaded: reading it otherwise would query (lazy IO in async)
+        stage = d.__dict__.get("stage")
+        return cls(
+            id=d.id,
+            client_id=d.client_id,
+            title=d.title,
+            amount=str(d.amount),
+            currency=d.currency,
+            responsible_id=d.responsible_id,
+            lead_source=d.lead_source,
+            stage_id=d.stage_id,
+            stage=stage.name if stage else None,
+            is_closed=d.closed_at is not None,
+            created_at=d.created_at,
+            closed_at=d.closed_at,
+            lost_reason=d.lost_reason,
+        )
+
+
+class StageMoveOut(BaseModel):
+    from_stage_id: int | None
+    to_stage_id: int
+    user_id: int | None
+    moved_at: IsoDatetime | None
+
+    @classmethod
+    def from_row(cls, m: DealStageMove) -> StageMoveOut:
+        return cls(
+            from_stage_id=m.from_stage_id,
+            to_stage_id=m.to_stage_id,
+            user_id=m.user_id,
+            moved_at=m.moved_at,
+        )
+
+
+class DealWithMoves(DealOut):
+    """One deal with its stage history, oldest move first."""
+
+    moves: list[StageMoveOut]

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from crm_core.inputs import Id, Moment, Patch, Text
+from crm_core.outputs import IsoDatetime
+from crm_core.tasks.models import Task
 
 
 class TaskCreate(BaseModel):
@@ -25,3 +28,35 @@ class TaskUpdate(Patch):
     due_at: Moment | None = None
     assignee_id: Id | None = None
     done: bool | None = None
+
+
+class TaskOut(BaseModel):
+    id: int
+    title: str
+    description: str
+    kind: str
+    due_at: IsoDatetime | None
+    assignee_id: int | None
+    client_id: int | None
+    deal_id: int | None
+    communication_id: int | None
+    done: bool
+    done_at: IsoDatetime | None
+    overdue: bool  # open and past due at `now`
+
+    @classmethod
+    def from_row(cls, t: Task, now: datetime | None = None) -> TaskOut:
+        return cls(
+            id=t.id,
+            title=t.title,
+            description=t.description,
+            kind=t.kind,
+            due_at=t.due_at,
+            assignee_id=t.assignee_id,
+            client_id=t.client_id,
+            deal_id=t.deal_id,
+            communication_id=t.communication_id,
+            done=t.done,
+            done_at=t.done_at,
+            overdue=bool(now and not t.done and t.due_at and t.due_at < now),
+        )

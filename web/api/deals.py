@@ -1,23 +1,30 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
 from crm_core.deals import repository, service
-from crm_core.deals.schemas import DealCreate, DealUpdate, StageMove
+from crm_core.deals.schemas import (
+    DealCreate,
+    DealOut,
+    DealUpdate,
+    DealWithMoves,
+    StageMove,
+    StageMoveOut,
+    StageOut,
+)
 from crm_core.errors import Forbidden
 from crm_core.inputs import Id
 from crm_core.policy import is_staff
-from web import serializers
 from web.deps import CurrentUser, Session
 
 router = APIRouter(prefix="/api", tags=["deals"])
 
 
 @router.get("/stages")
-async def list_stages(session: Session, user: CurrentUser) -> list[dict[str, Any]]:
-    return [serializers.stage(s) for s in await repository.stages(session)]
+async def list_stages(session: Session, user: CurrentUser) -> list[StageOut]:
+    return [StageOut.from_row(s) for s in await repository.stages(session)]
 
 
 @router.get("/deals")
@@ -30,7 +37,7 @@ async def list_deals(
     open_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[dict[str, Any]]:
+) -> list[DealOut]:
     rows = await repository.list_deals(
         session,
         stage_id=stage_id,
@@ -40,35 +47,32 @@ async def list_deals(
         limit=limit,
         offset=offset,
     )
-    return [serializers.deal(d) for d in rows]
+    return [DealOut.from_row(d) for d in rows]
 
 
 @router.post("/deals", status_code=status.HTTP_201_CREATED)
-async def create_deal(data: DealCreate, session: Session, user: CurrentUser) -> dict[str, Any]:
+async def create_deal(data: DealCreate, session: Session, user: CurrentUser) -> DealOut:
     if data.responsible_id not in (None, user.id) and not is_staff(user):
         raise Forbidden("only supervisors create deals for someone else")
-    return serializers.deal(await service.create_deal(session, data, actor=user))
+    return DealOut.from_row(await service.create_deal(session, data, actor=user))
 
 
 @router.get("/deals/{deal_id}")
-async def get_deal(deal_id: Id, session: Session, user: CurrentUser) -> dict[str, Any]:
-    deal = await service.get_deal(session, deal_id)
-    out = serializers.deal(deal)
-    out["moves"] = [serializers.stage_move(m) for m in await repository.moves_of(session, deal_id)]
-    return out
+async def get_deal(deal_id: Id, session: Session, user: CurrentUser) -> DealWithMoves:
+    deal = DealOut.from_row(await service.get_deal(session, deal_id))
+    moves = [StageMoveOut.from_row(m) for m in await repository.moves_of(session, deal_id)]
+    return DealWithMoves(**deal.model_dump(), moves=moves)
 
 
 @router.patch("/deals/{deal_id}")
 async def update_deal(
     deal_id: Id, data: DealUpdate, session: Session, user: CurrentUser
-) -> dict[str, Any]:
+) -> DealOut:
     if "responsible_id" in data.model_fields_set and not is_staff(user):
         raise Forbidden("only supervisors reassign deals")
-    return serializers.deal(await service.update_deal(session, deal_id, data, actor=user))
+    return DealOut.from_row(await service.update_deal(session, deal_id, data, actor=user))
 
 
 @router.post("/deals/{deal_id}/stage")
-async def move_stage(
-    deal_id: Id, move: StageMove, session: Session, user: CurrentUser
-) -> dict[str, Any]:
-    return serializers.deal(await service.move_stage(session, deal_id, move, actor=user))
+async def move_stage(deal_id: Id, move: StageMove, session: Session, user: CurrentUser) -> DealOut:
+    return DealOut.from_row(await service.move_stage(session, deal_id, move, actor=user))
