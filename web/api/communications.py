@@ -1,18 +1,21 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from crm_core.communications import repository, service
-from crm_core.communications.schemas import NoteCreate
+from crm_core.communications.schemas import CommunicationOut, NoteCreate
 from crm_core.errors import Forbidden
 from crm_core.inputs import Id
+from crm_core.outputs import Page as Listing
 from crm_core.policy import may_see_user
-from web import serializers
 from web.deps import CurrentUser, Session, container
 
 router = APIRouter(prefix="/api", tags=["communications"])
+
+# response_model_exclude_unset: CommunicationOut's keys of one kind (a call's, an inbound
+# email's) stay absent on the others, as the pages have always received them
 
 Kind = Literal["call", "sms", "email", "note"]
 
@@ -39,7 +42,7 @@ async def _timeline(
     client_id: Id | None = None,
     deal_id: Id | None = None,
     user_id: Id | None = None,
-) -> dict[str, Any]:
+) -> Listing[CommunicationOut]:
     rows, total = await repository.timeline(
         session,
         client_id=client_id,
@@ -49,11 +52,11 @@ async def _timeline(
         limit=page.limit,
         offset=page.offset,
     )
-    items = [serializers.communication(c) for c in rows]
-    return serializers.page(items, total, page.limit, page.offset)
+    items = [CommunicationOut.from_row(c) for c in rows]
+    return Listing(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@router.get("/communications")
+@router.get("/communications", response_model_exclude_unset=True)
 async def list_communications(
     session: Session,
     user: CurrentUser,
@@ -61,7 +64,7 @@ async def list_communications(
     client_id: Id | None = None,
     deal_id: Id | None = None,
     user_id: Id | None = None,
-) -> dict[str, Any]:
+) -> Listing[CommunicationOut]:
     """Every kind or one (`kind=call|sms|email|note`), newest first; `items` holds the page."""
     if user_id is not None and not may_see_user(user, user_id):
         # every card's timeline is open to all, but one colleague's work is a report of them
@@ -69,25 +72,25 @@ async def list_communications(
     return await _timeline(session, page, client_id=client_id, deal_id=deal_id, user_id=user_id)
 
 
-@router.get("/clients/{client_id}/communications")
+@router.get("/clients/{client_id}/communications", response_model_exclude_unset=True)
 async def client_timeline(
     client_id: Id, session: Session, user: CurrentUser, page: PageQuery
-) -> dict[str, Any]:
+) -> Listing[CommunicationOut]:
     return await _timeline(session, page, client_id=client_id)
 
 
-@router.get("/deals/{deal_id}/communications")
+@router.get("/deals/{deal_id}/communications", response_model_exclude_unset=True)
 async def deal_timeline(
     deal_id: Id, session: Session, user: CurrentUser, page: PageQuery
-) -> dict[str, Any]:
+) -> Listing[CommunicationOut]:
     return await _timeline(session, page, deal_id=deal_id)
 
 
-@router.post("/notes", status_code=status.HTTP_201_CREATED)
+@router.post("/notes", status_code=status.HTTP_201_CREATED, response_model_exclude_unset=True)
 async def add_note(
     request: Request, data: NoteCreate, session: Session, user: CurrentUser
-) -> dict[str, Any]:
+) -> CommunicationOut:
     region = container(request).settings.core.phone_default_region
-    return serializers.communication(
+    return CommunicationOut.from_row(
         await service.add_note(session, data, actor=user, region=region)
     )

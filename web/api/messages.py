@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException, Request, status
 
+from crm_core.communications.schemas import CommunicationOut
 from crm_core.inputs import Id
 from crm_core.outbox import service
 from crm_core.outbox.schemas import EmailCreate, SmsCreate
 from notifier.email import email_configured
 from notifier.sms import sms_configured
-from web import serializers
 from web.deps import CurrentUser, Session, container
 
 router = APIRouter(prefix="/api/clients", tags=["messages"])
 
 
-@router.post("/{client_id}/sms", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{client_id}/sms", status_code=status.HTTP_202_ACCEPTED, response_model_exclude_unset=True
+)
 async def send_sms(
     client_id: Id, data: SmsCreate, request: Request, session: Session, user: CurrentUser
-) -> dict[str, Any]:
+) -> CommunicationOut:
     """The SMS is logged on the client's deal as "queued"; its status follows delivery."""
     s = container(request).settings
     if not sms_configured(s.notifier):
@@ -37,13 +37,15 @@ async def send_sms(
         region=s.core.phone_default_region,
         max_attempts=s.notifier.outbox_max_attempts,
     )
-    return serializers.communication(comm)
+    return CommunicationOut.from_row(comm)
 
 
-@router.post("/{client_id}/email", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{client_id}/email", status_code=status.HTTP_202_ACCEPTED, response_model_exclude_unset=True
+)
 async def send_email(
     client_id: Id, data: EmailCreate, request: Request, session: Session, user: CurrentUser
-) -> dict[str, Any]:
+) -> CommunicationOut:
     """The email is logged on the client's deal as "queued" with its Message-ID."""
     s = container(request).settings
     if not email_configured(s.notifier):
@@ -59,4 +61,4 @@ async def send_email(
         region=s.core.phone_default_region,
         max_attempts=s.notifier.outbox_max_attempts,
     )
-    return serializers.communication(comm)
+    return CommunicationOut.from_row(comm)
