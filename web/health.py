@@ -7,10 +7,11 @@ and a 200, so a load balancer keeps the instance while a human sees what to fix.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from web.container import Container
 from web.db_health import probe
@@ -57,16 +58,38 @@ def parts(c: Container) -> dict[str, str]:
     return {"ami": _ami(c), "agi": _agi(c), "outbox": _outbox(c), "inbound_smtp": _inbound_smtp(c)}
 
 
-@router.get("/api/health")
+class Parts(BaseModel):
+    """Each part: up, down, disabled (not configured here) or, for AMI, standby (another
+    instance follows the PBX)."""
+
+    ami: str
+    agi: str
+    outbox: str
+    inbound_smtp: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    database: Literal["up", "down"]
+    parts: Parts
+    database_error: str | None = None  # only when the database is down: why
+
+
+@router.get(
+    "/api/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "the database does not answer"}},
+)
 async def health(request: Request) -> JSONResponse:
     c = container(request)
     problem = await probe(c.engine, c.settings.web.health_timeout_seconds)
     states = parts(c)
-    body: dict[str, Any] = {
-        "status": "down" if problem else "degraded" if "down" in states.values() else "ok",
-        "database": "down" if problem else "up",
-        "parts": states,
-    }
+    body = HealthOut(
+        status="down" if problem else "degraded" if "down" in states.values() else "ok",
+        database="down" if problem else "up",
+        parts=Parts(**states),
+    )
     if problem:
-        body["database_error"] = problem
-    return JSONResponse(body, status_code=503 if problem else 200)
+        body.database_error = problem
+    # a JSONResponse for the 503; database_error stays absent, not null, while the database is up
+    return JSONResponse(body.model_dump(exclude_unset=True), status_code=503 if problem else 200)

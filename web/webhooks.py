@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response
+from pydantic import BaseModel
 from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
 
@@ -72,7 +73,21 @@ def _required(form: FormData, *names: str) -> dict[str, str]:
     return values
 
 
-@router.post("/sms", include_in_schema=True)
+class DeliveryStatusOut(BaseModel):
+    """Twilio reads only the 2xx; the body says what the callback did, for logs and tests."""
+
+    communication_id: int | None  # None: no SMS of ours has this MessageSid
+    status: str | None  # the SMS's status now
+    changed: bool  # False for a repeated or late status
+
+
+@router.post(
+    "/sms",
+    include_in_schema=True,
+    # TwiML, not JSON: said so in /openapi.json
+    response_class=Response,
+    responses={200: {"content": {"text/xml": {}}, "description": "empty TwiML: no reply"}},
+)
 async def inbound_sms(request: Request, session: Session) -> Response:
     """An SMS to one of our numbers: logged once per MessageSid on the sender's card and deal."""
     form = await signed_form(request)
@@ -106,7 +121,7 @@ async def inbound_sms(request: Request, session: Session) -> Response:
 
 
 @router.post("/status")
-async def delivery_status(request: Request, session: Session) -> dict[str, Any]:
+async def delivery_status(request: Request, session: Session) -> DeliveryStatusOut:
     """A status of one of our SMS; repeated or late ones (sent after delivered) change nothing."""
     form = await signed_form(request)
     fields = _required(form, "MessageSid|SmsSid", "MessageStatus|SmsStatus")
@@ -121,8 +136,8 @@ async def delivery_status(request: Request, session: Session) -> dict[str, Any]:
         logger.warning(
             "status %s for unknown SMS %s", fields["MessageStatus"], fields["MessageSid"]
         )
-    return {
-        "communication_id": comm.id if comm else None,
-        "status": comm.status if comm else None,
-        "changed": changed,
-    }
+    return DeliveryStatusOut(
+        communication_id=comm.id if comm else None,
+        status=comm.status if comm else None,
+        changed=changed,
+    )

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from crm_core.inputs import Day, Text
+from crm_core.outputs import IsoDatetime, IsoTime
+from crm_core.schedules.rules import Schedule
 
 
 class IntervalIn(BaseModel):
@@ -37,3 +39,51 @@ class ScheduleIn(BaseModel):
     intervals: list[IntervalIn] = Field(default_factory=list, max_length=100)
     exceptions: list[ExceptionIn] = Field(default_factory=list, max_length=500)
     timezone: Text | None = None
+
+
+class IntervalOut(BaseModel):
+    weekday: int  # Monday = 0
+    start: IsoTime
+    end: IsoTime  # at or before start: the shift ends the next day
+
+
+class ExceptionOut(BaseModel):
+    kind: str  # day_off | vacation | extra_shift
+    start_date: date
+    end_date: date
+    start: IsoTime | None  # extra shifts only
+    end: IsoTime | None
+    note: str
+
+
+class ScheduleOut(BaseModel):
+    user_id: int
+    timezone: str
+    intervals: list[IntervalOut]
+    exceptions: list[ExceptionOut]
+
+    @classmethod
+    def from_rules(cls, s: Schedule) -> ScheduleOut:
+        return cls(
+            user_id=s.user_id,
+            timezone=s.timezone,
+            intervals=[
+                IntervalOut(weekday=i.weekday, start=i.start, end=i.end) for i in s.intervals
+            ],
+            exceptions=[
+                ExceptionOut(
+                    kind=c.kind,
+                    start_date=c.start_date,
+                    end_date=c.end_date,
+                    start=c.start,
+                    end=c.end,
+                    note=c.note,
+                )
+                for c in s.changes
+            ],
+        )
+
+
+class OnDutyOut(BaseModel):
+    at: IsoDatetime
+    user_ids: list[int]  # on duty at `at`

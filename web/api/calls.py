@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
@@ -24,10 +24,19 @@ class ClickToCall(BaseModel):
     deal_id: Id | None = Field(default=None, description="default: the client's open deal")
 
 
+class CallPlaced(BaseModel):
+    """The Originate is under way: the caller's phone rings first; failures come by websocket."""
+
+    status: Literal["ringing your phone"]
+    extension: str  # the caller's phone
+    number: str  # the client's, E.164
+    deal_id: int  # where the call will be logged
+
+
 @router.post("/originate", status_code=status.HTTP_202_ACCEPTED)
 async def originate(
     request: Request, data: ClickToCall, session: Session, user: CurrentUser
-) -> dict[str, Any]:
+) -> CallPlaced:
     """Ring the caller's own phone, then the client; the call is logged on the deal by AMI."""
     if not user.extension:
         raise Invalid("you have no phone extension to call from")
@@ -52,9 +61,6 @@ async def originate(
     )
     _background.add(task)
     task.add_done_callback(_background.discard)
-    return {
-        "status": "ringing your phone",
-        "extension": user.extension,
-        "number": phone,
-        "deal_id": deal.id,
-    }
+    return CallPlaced(
+        status="ringing your phone", extension=user.extension, number=phone, deal_id=deal.id
+    )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from crm_core.models_common import utcnow
+from crm_core.outputs import IsoDatetime
 from crm_core.policy import may_see_user
 from crm_core.routing.service import AgentStatus, routing_status
 from crm_core.users.models import User
@@ -15,35 +15,60 @@ from web.deps import CurrentUser, Session
 router = APIRouter(prefix="/api/routing", tags=["routing"])
 
 
-def _agent(a: AgentStatus, turn: list[int], viewer: User) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "user_id": a.user_id,
-        "full_name": a.full_name,
-        "extension": a.extension,
-    }
-    if may_see_user(viewer, a.user_id):  # as /api/users: names and extensions for colleagues
-        out.update(login=a.login, role=a.role, timezone=a.timezone)
-    out.update(
+class AgentOut(BaseModel):
+    """One agent; `login`, `role` and `timezone` only for those the viewer may see in full
+    (absent, not null, otherwise: the route answers with response_model_exclude_unset)."""
+
+    user_id: int
+    full_name: str
+    extension: str
+    login: str | None = None
+    role: str | None = None
+    timezone: str | None = None
+    on_duty: bool
+    state: str
+    routed_count: int
+    # 1 = the next round-robin call rings this agent; None = not in the rotation now
+    turn: int | None
+
+
+class RoutingStatusOut(BaseModel):
+    at: IsoDatetime
+    agents: list[AgentOut]
+    on_duty: list[int]
+    free: list[int]
+    ringing: list[int]
+    talking: list[int]
+    next_user_id: int | None
+    turn: list[int]  # user ids in round-robin order, the next first
+
+
+def _agent(a: AgentStatus, turn: list[int], viewer: User) -> AgentOut:
+    out = AgentOut(
+        user_id=a.user_id,
+        full_name=a.full_name,
+        extension=a.extension,
         on_duty=a.on_duty,
         state=a.state,
         routed_count=a.routed_count,
-        # 1 = the next round-robin call rings this agent; None = not in the rotation now
         turn=turn.index(a.user_id) + 1 if a.user_id in turn else None,
     )
+    if may_see_user(viewer, a.user_id):  # as /api/users: names and extensions for colleagues
+        out.login, out.role, out.timezone = a.login, a.role, a.timezone
     return out
 
 
-@router.get("/status")
-async def status(session: Session, user: CurrentUser) -> dict[str, Any]:
+@router.get("/status", response_model_exclude_unset=True)
+async def status(session: Session, user: CurrentUser) -> RoutingStatusOut:
     s = await routing_status(session, utcnow())
     duty = [a for a in s.agents if a.on_duty]
-    return {
-        "at": s.at.isoformat(),
-        "agents": [_agent(a, s.turn, user) for a in s.agents],
-        "on_duty": [a.user_id for a in duty],
-        "free": [a.user_id for a in duty if a.state == "free"],
-        "ringing": [a.user_id for a in s.agents if a.state == "ringing"],
-        "talking": [a.user_id for a in s.agents if a.state == "talking"],
-        "next_user_id": s.next_user_id,
-        "turn": s.turn,
-    }
+    return RoutingStatusOut(
+        at=s.at,
+        agents=[_agent(a, s.turn, user) for a in s.agents],
+        on_duty=[a.user_id for a in duty],
+        free=[a.user_id for a in duty if a.state == "free"],
+        ringing=[a.user_id for a in s.agents if a.state == "ringing"],
+        talking=[a.user_id for a in s.agents if a.state == "talking"],
+        next_user_id=s.next_user_id,
+        turn=s.turn,
+    )
