@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -11,6 +10,7 @@ from crm_core.inputs import Day
 from crm_core.models_common import utcnow
 from crm_core.policy import is_staff
 from crm_core.reports import service
+from crm_core.reports.schemas import BoardOut, ReportOut
 from web.deps import CurrentUser, Session, Staff, container
 
 router = APIRouter(prefix="/api", tags=["reports"])
@@ -23,19 +23,20 @@ def _day_start(request: Request, day: date | None = None) -> datetime:
 
 
 @router.get("/dashboard")
-async def dashboard(request: Request, session: Session, staff: Staff) -> dict[str, Any]:
+async def dashboard(request: Request, session: Session, staff: Staff) -> BoardOut:
     """The supervisors' live board: calls in progress, agents, queue, missed calls, today."""
-    return await service.live_board(session, utcnow(), _day_start(request))
+    return BoardOut.model_validate(await service.live_board(session, utcnow(), _day_start(request)))
 
 
-@router.get("/reports")
+# team and lead_sources stay absent, not null, for managers and operators
+@router.get("/reports", response_model_exclude_unset=True)
 async def reports(
     request: Request,
     session: Session,
     user: CurrentUser,
     date_from: Day | None = None,
     date_to: Day | None = None,
-) -> dict[str, Any]:
+) -> ReportOut:
     """Per manager and team for [date_from, date_to] (days in the company's time zone; default
     today). Managers and operators see their own row and no team totals."""
     start = _day_start(request, date_from)
@@ -49,4 +50,4 @@ async def reports(
         result["per_manager"] = [r for r in result["per_manager"] if r["user_id"] == user.id]
         result.pop("team")
         result.pop("lead_sources")
-    return result
+    return ReportOut.model_validate(result)

@@ -1,0 +1,108 @@
+"""The shapes of the reports and of the supervisors' live board, as GET /api/reports and
+GET /api/dashboard answer them. Money is the Decimal written out ("1500.00"), never a float."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CommunicationFigures(BaseModel):
+    calls_in: int
+    calls_out: int
+    answered: int
+    missed: int
+    talk_seconds: float
+    emails_out: int
+    emails_in: int
+    sms: int
+
+
+class Figures(CommunicationFigures):
+    """Communications and deals (created, won and lost in the period, with their sums)."""
+
+    created: int
+    created_sum: str
+    won: int
+    won_sum: str
+    lost: int
+    lost_sum: str
+
+
+class ManagerFigures(Figures):
+    user_id: int | None  # None: nobody's (a missed call, an unassigned deal)
+    name: str
+    extension: str | None
+
+
+class LeadSourceFigures(BaseModel):
+    lead_source: str  # "unknown" when the deal has none
+    deals: int
+    amount: str
+
+
+class ReportOut(BaseModel):
+    """`team` and `lead_sources` only for supervisors (absent, not null, for others: the route
+    answers with response_model_exclude_unset); `from`/`to` are the period's bounds."""
+
+    # "from" is a keyword: the field is named by its alias, both ways
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    per_manager: list[ManagerFigures]
+    team: Figures | None = None
+    lead_sources: list[LeadSourceFigures] | None = None
+
+
+class BoardAgent(BaseModel):
+    user_id: int
+    name: str
+    extension: str | None
+    role: str
+    state: str  # ringing | talking | free | off duty
+    on_duty: bool
+    since: str | None  # when the state began (ISO), None before the tracker saw the agent
+    linkedid: str | None  # the call ringing or talking, if any
+
+
+class MissedCall(BaseModel):
+    id: int
+    phone: str | None
+    client_id: int
+    at: str
+    agents_rung: list[str]
+
+
+class RecentRecording(BaseModel):
+    empty: bool  # an unanswered call's file holds no audio
+
+
+class RecentCall(BaseModel):
+    id: int
+    direction: str
+    status: str
+    phone: str | None
+    client_id: int
+    at: str
+    agent_extension: str | None
+    talk_seconds: float | None
+    recording: RecentRecording | None
+
+
+class TodayFigures(CommunicationFigures):
+    user_id: int | None
+    name: str
+
+
+class BoardOut(BaseModel):
+    at: str
+    # the call tracker's view of each call in progress, as its websocket events carry it (typed
+    # with the event catalogue, not here); `queue` adds `position` for callers in a queue
+    calls: list[dict[str, Any]]
+    queue: list[dict[str, Any]]
+    agents: list[BoardAgent]
+    missed_today: list[MissedCall]
+    recent_calls: list[RecentCall]
+    today: list[TodayFigures]
