@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import httpx
+import pytest
 from jsonschema import Draft202012Validator
 
 from crm_core.events.messages import BY_TYPE, CATALOGUE
 from tests.event_contract import frame_violations, violations
 
+ROOT = Path(__file__).resolve().parents[2]
 # Every message type a page or another instance receives today (web/ws.py's contract).
 EXPECTED = {
     "call.started",
@@ -74,3 +79,22 @@ def test_a_payload_that_does_not_match_its_schema_fails() -> None:
     assert frame_violations({"type": "subscribed", "channels": ["ext:101"], "last_seq": 3}) == []
     assert frame_violations({"type": "subscribed", "channels": "ext:101"})
     assert frame_violations({"seq": 1, "channel": "ext:101", "type": "call.ringing", "payload": {}})
+
+
+@pytest.mark.parametrize("package", ["crm_core", "telephony", "notifier", "web"])
+def test_message_types_are_spelled_only_in_the_catalogue(package: str) -> None:
+    """Producers name a type by its class's constant (CallRingingMessage.TYPE), never a string."""
+    catalogue = ROOT / "crm_core" / "events" / "messages.py"
+    spelled: list[str] = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if path == catalogue:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            # "ping" is also an AMI action: undotted names count in the websocket's own code only
+            if (
+                isinstance(node, ast.Constant)
+                and node.value in EXPECTED
+                and ("." in node.value or package == "web")
+            ):
+                spelled.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    assert spelled == []
