@@ -157,7 +157,8 @@ async def mailbox() -> AsyncIterator[Mailbox]:
 
 @pytest.fixture(autouse=True)
 def messages_match_catalogue(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every message the hub publishes, and every control frame /ws sends, fits its schema.
+    """Every message a unit of work would send or the hub publishes, and every control frame /ws
+    sends, fits its schema in GET /api/events/schema.
 
     The failures are collected and asserted at teardown: a publisher's exception could be logged
     and swallowed by the code under test, and the mismatch would go unnoticed.
@@ -171,7 +172,7 @@ def messages_match_catalogue(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[s
     found: list[str] = []
     real_messages_for = notifier.hub.messages_for
     real_control_frame = web.ws.control_frame
-    real_discard = crm_core.db.discard_events
+    real_commit = AsyncSession.commit
 
     def checked_messages_for(events: Any) -> Any:
         messages = real_messages_for(events)
@@ -183,14 +184,15 @@ def messages_match_catalogue(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[s
         found.extend(violations(type_, fields))
         return real_control_frame(type_, **fields)
 
-    async def checked_discard(events: list[Any]) -> None:
-        # a pipeline run with nobody listening (publish=None) still makes its messages
-        for m in messages_for(events):
+    async def checked_commit(self: AsyncSession) -> None:
+        # every unit of work, whoever publishes it (the hub, a test's list, or nobody: a
+        # pipeline run with publish=None still makes the messages it would send)
+        for m in messages_for(self.info.get(crm_core.db._EVENTS_KEY, ())):
             found.extend(violations(m.type, m.payload))
-        await real_discard(events)
+        await real_commit(self)
 
     monkeypatch.setattr(notifier.hub, "messages_for", checked_messages_for)
-    monkeypatch.setattr(crm_core.db, "discard_events", checked_discard)
+    monkeypatch.setattr(AsyncSession, "commit", checked_commit)
     monkeypatch.setattr(web.ws, "control_frame", checked_control_frame)
     yield found
     assert found == [], "messages that do not match GET /api/events/schema"

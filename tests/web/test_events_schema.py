@@ -8,8 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.events.messages import BY_TYPE, CATALOGUE
+from crm_core.db import collect_event, unit_of_work
+from crm_core.events.messages import BY_TYPE, CATALOGUE, CallRingingMessage
+from crm_core.events.types import CallEvent
 from tests.event_contract import frame_violations, violations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +82,17 @@ def test_a_payload_that_does_not_match_its_schema_fails() -> None:
     assert frame_violations({"type": "subscribed", "channels": ["ext:101"], "last_seq": 3}) == []
     assert frame_violations({"type": "subscribed", "channels": "ext:101"})
     assert frame_violations({"seq": 1, "channel": "ext:101", "type": "call.ringing", "payload": {}})
+
+
+async def test_a_unit_of_work_sending_a_bad_message_is_caught(
+    sessions: async_sessionmaker[AsyncSession], messages_match_catalogue: list[str]
+) -> None:
+    """The autouse check sees events however they are published (here: nobody listens)."""
+    async with unit_of_work(sessions) as session:
+        collect_event(session, CallEvent(CallRingingMessage.TYPE, "L1", ("101",), {"n": 1}))
+    # one for the phone's channel, one for the supervisors' summary
+    assert messages_match_catalogue == ["call.ringing: $: 'call' is a required property"] * 2
+    messages_match_catalogue.clear()  # the mismatch was this test's point, not a failure
 
 
 @pytest.mark.parametrize("package", ["crm_core", "telephony", "notifier", "web"])
