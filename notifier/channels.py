@@ -11,6 +11,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from crm_core.events.messages import (
+    CommunicationLoggedMessage,
+    DealStageChangedMessage,
+    TaskCreatedMessage,
+)
 from crm_core.events.types import (
     CallEvent,
     CommunicationLogged,
@@ -129,7 +134,7 @@ def _task_created(event: TaskCreated) -> list[Message]:
     if event.assignee_id is None:
         return []
     payload = {"task_id": event.task_id, "kind": event.kind, "client_id": event.client_id}
-    return [Message(user_channel(event.assignee_id), "task.created", payload)]
+    return [Message(user_channel(event.assignee_id), TaskCreatedMessage.TYPE, payload)]
 
 
 def _communication_logged(event: CommunicationLogged) -> list[Message]:
@@ -142,7 +147,7 @@ def _communication_logged(event: CommunicationLogged) -> list[Message]:
         "deal_id": event.deal_id,
         "user_id": event.user_id,
     }
-    return [Message(SUPERVISORS, "communication.logged", payload)]
+    return [Message(SUPERVISORS, CommunicationLoggedMessage.TYPE, payload)]
 
 
 def _deal_stage_changed(event: DealStageChanged) -> list[Message]:
@@ -153,7 +158,7 @@ def _deal_stage_changed(event: DealStageChanged) -> list[Message]:
         "to_stage_id": event.to_stage_id,
         "user_id": event.user_id,
     }
-    return [Message(SUPERVISORS, "deal.stage_changed", payload)]
+    return [Message(SUPERVISORS, DealStageChangedMessage.TYPE, payload)]
 
 
 def _message_event(event: MessageEvent) -> list[Message]:

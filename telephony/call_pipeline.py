@@ -28,6 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.calls import service as calls
 from crm_core.db import Publisher, collect_event, unit_of_work
+from crm_core.events.messages import (
+    CallAnsweredMessage,
+    CallDequeuedMessage,
+    CallEndedMessage,
+    CallQueuedMessage,
+    CallRingEndedMessage,
+    CallRingingMessage,
+    CallStartedMessage,
+    CallTransferredMessage,
+)
 from crm_core.events.types import CallEvent
 from crm_core.phones import try_normalize_phone
 from telephony.call_record import call_view, client_number, to_record, ts
@@ -275,12 +285,18 @@ class CallPipeline:
             await calls.set_agent_state(
                 session, fact.extension, "ringing", fact.linkedid, ts(fact.at)
             )
-            await self._notify(session, "call.ringing", fact.linkedid, (fact.extension,), pop=True)
+            await self._notify(
+                session, CallRingingMessage.TYPE, fact.linkedid, (fact.extension,), pop=True
+            )
         elif isinstance(fact, AgentRingEnded):
             # free again unless the same call rings them anew (the "free" is per call)
             await calls.set_agent_state(session, fact.extension, "free", fact.linkedid, ts(fact.at))
             await self._notify(
-                session, "call.ring_ended", fact.linkedid, (fact.extension,), result=fact.result
+                session,
+                CallRingEndedMessage.TYPE,
+                fact.linkedid,
+                (fact.extension,),
+                result=fact.result,
             )
         elif isinstance(fact, CallAnswered):
             if fact.extension:
@@ -289,11 +305,11 @@ class CallPipeline:
                 )
             exts: tuple[str, ...] = (fact.extension,) if fact.extension else ()
             await self._notify(
-                session, "call.answered", fact.linkedid, exts, answered_by=fact.extension
+                session, CallAnsweredMessage.TYPE, fact.linkedid, exts, answered_by=fact.extension
             )
         elif isinstance(fact, CallQueueChanged):
             # for the supervisors' board (no phone rings): who waits in which queue, since when
-            kind = "call.queued" if fact.queue else "call.dequeued"
+            kind = CallQueuedMessage.TYPE if fact.queue else CallDequeuedMessage.TYPE
             await self._notify(session, kind, fact.linkedid, (), queue=fact.queue)
         elif isinstance(fact, CallTransferred):
             exts = tuple(e for e in (fact.from_extension, fact.to_extension) if e)
@@ -303,7 +319,7 @@ class CallPipeline:
                 )
             await self._notify(
                 session,
-                "call.transferred",
+                CallTransferredMessage.TYPE,
                 fact.linkedid,
                 exts,
                 from_extension=fact.from_extension,
@@ -345,7 +361,7 @@ class CallPipeline:
                 info["deal_id"] = int(named)  # click-to-call from a deal: log it there
         self._ctx[fact.linkedid] = info
         exts = (fact.agent_extension,) if fact.agent_extension else ()
-        await self._notify(session, "call.started", fact.linkedid, exts)
+        await self._notify(session, CallStartedMessage.TYPE, fact.linkedid, exts)
 
     async def _on_ended(self, session: AsyncSession, fact: CallEnded) -> None:
         summary = fact.summary
@@ -363,7 +379,7 @@ class CallPipeline:
         collect_event(
             session,
             CallEvent(
-                type="call.ended",
+                type=CallEndedMessage.TYPE,
                 linkedid=fact.linkedid,
                 extensions=_agents(summary),
                 payload={

@@ -153,3 +153,46 @@ async def mailbox() -> AsyncIterator[Mailbox]:
     """An SMTP server on loopback keeping what it is sent (tests/mailbox.py)."""
     async with serving_mailbox() as box:
         yield box
+
+
+@pytest.fixture(autouse=True)
+def messages_match_catalogue(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every message a unit of work would send or the hub publishes, and every control frame /ws
+    sends, fits its schema in GET /api/events/schema.
+
+    The failures are collected and asserted at teardown: a publisher's exception could be logged
+    and swallowed by the code under test, and the mismatch would go unnoticed.
+    """
+    import crm_core.db
+    import notifier.hub
+    import web.ws
+    from notifier.channels import messages_for
+    from tests.event_contract import violations
+
+    found: list[str] = []
+    real_messages_for = notifier.hub.messages_for
+    real_control_frame = web.ws.control_frame
+    real_commit = AsyncSession.commit
+
+    def checked_messages_for(events: Any) -> Any:
+        messages = real_messages_for(events)
+        for m in messages:
+            found.extend(violations(m.type, m.payload))
+        return messages
+
+    def checked_control_frame(type_: str, **fields: Any) -> str:
+        found.extend(violations(type_, fields))
+        return real_control_frame(type_, **fields)
+
+    async def checked_commit(self: AsyncSession) -> None:
+        # every unit of work, whoever publishes it (the hub, a test's list, or nobody: a
+        # pipeline run with publish=None still makes the messages it would send)
+        for m in messages_for(self.info.get(crm_core.db._EVENTS_KEY, ())):
+            found.extend(violations(m.type, m.payload))
+        await real_commit(self)
+
+    monkeypatch.setattr(notifier.hub, "messages_for", checked_messages_for)
+    monkeypatch.setattr(AsyncSession, "commit", checked_commit)
+    monkeypatch.setattr(web.ws, "control_frame", checked_control_frame)
+    yield found
+    assert found == [], "messages that do not match GET /api/events/schema"

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from crm_core.db import unit_of_work
+from crm_core.events.messages import OriginateFailedMessage
 from crm_core.events.types import CallEvent
 from telephony.ami_listener import AmiError, AmiListener
 from telephony.originate import OriginateError, originate_call
@@ -60,7 +61,7 @@ async def place_call(
             collect_event(
                 session,
                 CallEvent(
-                    type="originate.failed",
+                    type=OriginateFailedMessage.TYPE,
                     linkedid="",
                     extensions=(extension,),
                     payload={"number": number, "deal_id": deal_id, "reason": str(exc)},

@@ -14,6 +14,10 @@ session expired; on whichever instance it happened), 4403 a channel the user may
 bad request, 4008 too slow to read (queue full), 4000 no answer to pings, 1011 event hub not
 running.
 
+Every message type and the shape of its payload (of its fields, for the connection's own
+messages) is one class of crm_core/events/messages.py, published as JSON Schemas by
+`GET /api/events/schema`; the tests check every message sent against it.
+
 The page remembers the highest `seq` it has seen and sends it back as `last_seq` on reconnect;
 it then receives what it missed on its channels, in order, then live messages, with no duplicate.
 """
@@ -32,6 +36,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, status
 
+from crm_core.events.messages import PingMessage, ReplayTruncatedMessage, SubscribedMessage
 from notifier.channels import default_channels, may_read, parse_channels
 from notifier.hub import EventHub, Subscriber, control_frame
 from web.container import Container
@@ -199,7 +204,7 @@ async def _reader(ws: WebSocket, seen: list[float]) -> None:
 
 async def _heartbeat(sub: Subscriber, interval: float, seen: list[float]) -> None:
     loop = asyncio.get_running_loop()
-    ping = control_frame("ping")
+    ping = control_frame(PingMessage.TYPE)
     # a random phase: pages that (re)connected together must not all ping in the same instant
     await asyncio.sleep(interval * random.uniform(0.5, 1.0))
     while True:
@@ -256,13 +261,15 @@ async def events_socket(ws: WebSocket) -> None:
     sub = hub.subscribe(channels)
     unwatch = _watch_session(c, viewer, sub)
     try:
-        hello = control_frame("subscribed", channels=sorted(channels), last_seq=hub.last_seq)
+        hello = control_frame(
+            SubscribedMessage.TYPE, channels=sorted(channels), last_seq=hub.last_seq
+        )
         await ws.send_text(hello)
         after = last_seq or 0
         if last_seq is not None:
             replay = await hub.replay(channels, last_seq)
             if replay.truncated:
-                await ws.send_text(control_frame("replay.truncated", after=last_seq))
+                await ws.send_text(control_frame(ReplayTruncatedMessage.TYPE, after=last_seq))
             else:
                 for env in replay.envelopes:
                     await ws.send_text(env.frame)

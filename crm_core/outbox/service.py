@@ -27,6 +27,7 @@ from crm_core.communications.service import log_communication
 from crm_core.db import collect_event
 from crm_core.deals.models import Deal
 from crm_core.errors import Invalid
+from crm_core.events.messages import MessageReceivedMessage, MessageStatusMessage
 from crm_core.events.types import MessageEvent
 from crm_core.inputs import sanitize, sanitize_all
 from crm_core.models_common import utcnow
@@ -228,7 +229,7 @@ async def _announce_received(session: AsyncSession, logged: Logged) -> None:
     auth = (comm.extra or {}).get("sender_auth")
     if isinstance(auth, dict):  # email: whether the From address is the sender's own
         payload["sender_verified"] = bool(auth.get("verified"))
-    collect_event(session, _message_event("message.received", comm, responsible, payload))
+    collect_event(session, _message_event(MessageReceivedMessage.TYPE, comm, responsible, payload))
 
 
 async def log_inbound_sms(
@@ -348,7 +349,7 @@ async def _advance(
             await repository.merge_extra(session, communication_id, extra)
         return None
     payload = {"to": comm.phone or comm.email, "error": (comm.extra or {}).get("error")}
-    collect_event(session, _message_event("message.status", comm, comm.user_id, payload))
+    collect_event(session, _message_event(MessageStatusMessage.TYPE, comm, comm.user_id, payload))
     return comm
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.db import collect_event, unit_of_work
+from crm_core.events.messages import CallRingingMessage
 from crm_core.events.types import CallEvent, TaskCreated
 from notifier.hub import EventHub, SlowConsumer, Subscriber
 from notifier.pgbus import plain_dsn
@@ -33,7 +34,9 @@ async def hub(database_url: str) -> AsyncIterator[EventHub]:
 
 
 def ring(ext: str, n: int, **payload: Any) -> CallEvent:
-    return CallEvent("call.ringing", f"L{n}", (ext,), {"n": n, **payload})
+    # a screen-pop as the catalogue describes it (the call's view), numbered by `n`
+    view = {"linkedid": f"L{n}"}
+    return CallEvent(CallRingingMessage.TYPE, f"L{n}", (ext,), {"call": view, "n": n, **payload})
 
 
 async def commit(

@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from crm_core.db import collect_event, unit_of_work
+from crm_core.events.messages import CallRingingMessage
 from crm_core.events.types import CallEvent
 from notifier.hub import EventHub
 from notifier.settings import NotifierSettings
@@ -100,7 +101,9 @@ async def token_of(make_user: UserFactory, **kwargs: Any) -> str:
 
 
 def ring(ext: str, n: int, **payload: Any) -> CallEvent:
-    return CallEvent("call.ringing", f"L{n}", (ext,), {"n": n, **payload})
+    # a screen-pop as the catalogue describes it (the call's view), numbered by `n`
+    view = {"linkedid": f"L{n}"}
+    return CallEvent(CallRingingMessage.TYPE, f"L{n}", (ext,), {"call": view, "n": n, **payload})
 
 
 async def recv(ws: ClientConnection, within: float = WAIT) -> dict[str, Any]:

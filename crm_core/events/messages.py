@@ -1,0 +1,233 @@
+"""The catalogue of messages pages (and other instances) receive: one class per message type.
+
+Each class names its type (`TYPE`, the only place the string is spelled) and describes the
+payload as the browser gets it, so `GET /api/events/schema` and the tests share one contract.
+The classes document and check; producers keep building plain dicts on the pop path, because
+validating every screen-pop in production would cost latency for no behaviour (the tests check
+every message the hub publishes against these schemas instead).
+
+Supervisors get a summary of call and message payloads (scalars and shallow objects, no lists:
+notifier.channels), so whatever the summary may leave out is optional here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EventMessage(BaseModel):
+    """A message's payload; extra keys are allowed so a producer may add news without breakage."""
+
+    model_config = ConfigDict(extra="allow")
+    TYPE: ClassVar[str]
+
+
+# ---- calls (channel ext:<phone> gets them whole, supervisors a summary) -------------------------
+
+
+class CallView(BaseModel):
+    """A call in progress as dashboards and pop cards show it (telephony.call_record.call_view).
+
+    Only `linkedid` is sure: a call the tracker no longer holds is shown from what the CRM knows.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    linkedid: str
+    direction: str | None = None
+    state: str | None = None
+    caller_number: str | None = None
+    caller_name: str | None = None
+    did_or_dialled: str | None = None
+    agent_extension: str | None = None
+    ringing: list[str] | None = None  # left out of the supervisors' summary (a list)
+    talking: str | None = None
+    started_at: str | None = None
+    answered_at: str | None = None
+    queue: str | None = None
+    queued_at: str | None = None
+    client_id: int | None = None
+    deal_id: int | None = None
+    client_name: str | None = None
+    client_number: str | None = None
+    client_created: bool | None = None
+
+
+class _CallMessage(EventMessage):
+    linkedid: str
+    extensions: list[str]  # whose phones the call concerns
+
+
+class _CallStateMessage(_CallMessage):
+    call: CallView
+
+
+class CallStartedMessage(_CallStateMessage):
+    TYPE = "call.started"
+
+
+class CallRingingMessage(_CallStateMessage):
+    """The screen-pop: `card` and `new_client` only when the caller is a known client."""
+
+    TYPE = "call.ringing"
+    card: dict[str, Any] | None = None
+    new_client: bool | None = None
+
+
+class CallRingEndedMessage(_CallStateMessage):
+    TYPE = "call.ring_ended"
+    result: str | None
+
+
+class CallAnsweredMessage(_CallStateMessage):
+    TYPE = "call.answered"
+    answered_by: str | None
+
+
+class CallQueuedMessage(_CallStateMessage):
+    TYPE = "call.queued"
+    queue: str | None
+
+
+class CallDequeuedMessage(_CallStateMessage):
+    TYPE = "call.dequeued"
+    queue: str | None
+
+
+class CallTransferredMessage(_CallStateMessage):
+    TYPE = "call.transferred"
+    from_extension: str | None
+    to_extension: str | None
+    kind: str
+
+
+class CallEndedMessage(_CallMessage):
+    TYPE = "call.ended"
+    status: str
+    answered_by: str | None
+    missed: bool
+    client_number: str | None
+    client_id: int | None
+    deal_id: int | None
+    communication_id: int | None
+    talk_seconds: float
+    ring_seconds: float
+
+
+class OriginateFailedMessage(_CallMessage):
+    """Click-to-call could not start: the agent's page says why (no call exists: linkedid "")."""
+
+    TYPE = "originate.failed"
+    number: str
+    deal_id: int
+    reason: str
+
+
+# ---- CRM records ---------------------------------------------------------------------------------
+
+
+class TaskCreatedMessage(EventMessage):
+    TYPE = "task.created"
+    task_id: int
+    kind: str
+    client_id: int | None
+
+
+class CommunicationLoggedMessage(EventMessage):
+    TYPE = "communication.logged"
+    communication_id: int
+    kind: str
+    direction: str
+    status: str
+    client_id: int
+    deal_id: int
+    user_id: int | None
+
+
+class DealStageChangedMessage(EventMessage):
+    TYPE = "deal.stage_changed"
+    deal_id: int
+    client_id: int
+    from_stage_id: int | None
+    to_stage_id: int
+    user_id: int | None
+
+
+# ---- SMS and email -------------------------------------------------------------------------------
+
+
+class _MessageNews(EventMessage):
+    communication_id: int
+    kind: str  # sms | email
+    direction: str
+    status: str
+    client_id: int
+    deal_id: int
+
+
+class MessageReceivedMessage(_MessageNews):
+    TYPE = "message.received"
+    from_: str | None = Field(alias="from")
+    client_name: str | None
+    subject: str | None
+    preview: str
+    created_client: bool
+    sender_verified: bool | None = None  # email only: the From address is the sender's own
+
+
+class MessageStatusMessage(_MessageNews):
+    TYPE = "message.status"
+    to: str | None
+    error: str | None
+
+
+# ---- the connection itself (web/ws.py): no seq, no channel, fields beside "type" ---------------
+
+
+class SubscribedMessage(EventMessage):
+    TYPE = "subscribed"
+    channels: list[str]
+    last_seq: int
+
+
+class ReplayTruncatedMessage(EventMessage):
+    """The page missed more than can be replayed: it reloads its state."""
+
+    TYPE = "replay.truncated"
+    after: int
+
+
+class PingMessage(EventMessage):
+    """Answered by the page with {"type": "pong"} (any message proves it alive)."""
+
+    TYPE = "ping"
+
+
+CATALOGUE: tuple[type[EventMessage], ...] = (
+    CallStartedMessage,
+    CallRingingMessage,
+    CallRingEndedMessage,
+    CallAnsweredMessage,
+    CallQueuedMessage,
+    CallDequeuedMessage,
+    CallTransferredMessage,
+    CallEndedMessage,
+    OriginateFailedMessage,
+    TaskCreatedMessage,
+    CommunicationLoggedMessage,
+    DealStageChangedMessage,
+    MessageReceivedMessage,
+    MessageStatusMessage,
+    SubscribedMessage,
+    ReplayTruncatedMessage,
+    PingMessage,
+)
+BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}
+# control messages carry their fields beside "type" rather than in a numbered frame's payload
+CONTROL_TYPES = frozenset({SubscribedMessage.TYPE, ReplayTruncatedMessage.TYPE, PingMessage.TYPE})
+
+
+def payload_schemas() -> dict[str, dict[str, Any]]:
+    """Message type -> JSON Schema of its payload (what GET /api/events/schema returns)."""
+    return {cls.TYPE: cls.model_json_schema() for cls in CATALOGUE}
