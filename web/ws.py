@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, status
+from pydantic import BaseModel, Field
 
 from crm_core.events.messages import PingMessage, ReplayTruncatedMessage, SubscribedMessage
 from notifier.channels import default_channels, may_read, parse_channels
@@ -284,6 +285,25 @@ async def events_socket(ws: WebSocket) -> None:
         hub.unsubscribe(sub)
 
 
+class EventFrame(BaseModel):
+    """One message as the websocket delivered it; its payload's shape, by `type`, is in the
+    catalogue at /api/events/schema."""
+
+    seq: int
+    channel: str
+    type: str
+    payload: dict[str, Any] = Field(description="as /api/events/schema describes for `type`")
+    at: str
+
+
+class MissedEvents(BaseModel):
+    channels: list[str]
+    events: list[EventFrame]
+    more: bool = Field(description="more after these: ask again with after=last_seq")
+    gap: bool = Field(description="older events were already cleaned up: reload the page's state")
+    last_seq: int
+
+
 @router.get("/api/events")
 async def missed_events(
     request: Request,
@@ -291,7 +311,7 @@ async def missed_events(
     after: Annotated[int, Query(ge=0)],
     channels: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-) -> dict[str, Any]:
+) -> MissedEvents:
     """Events of the user's channels after seq `after` (a page reloaded while the phone rings)."""
     c: Container = request.app.state.container
     hub = _hub(c)
@@ -306,12 +326,12 @@ async def missed_events(
     position = hub.last_seq
     replay = await hub.replay(names, after, limit)
     events = [json.loads(env.frame) for env in replay.envelopes]
-    return {
-        "channels": sorted(names),
-        "events": events,
-        "more": replay.more,  # ask again with after=last_seq
-        "gap": replay.gap,  # older events were already cleaned up: reload the page's state
-        "last_seq": events[-1]["seq"]
+    return MissedEvents(
+        channels=sorted(names),
+        events=[EventFrame.model_validate(e) for e in events],
+        more=replay.more,
+        gap=replay.gap,
+        last_seq=events[-1]["seq"]
         if replay.more
         else max(after, position, *(e["seq"] for e in events)),
-    }
+    )
