@@ -63,7 +63,7 @@ def _request(caller: str) -> bytes:
 
 
 async def _one(port: int, payload: bytes) -> tuple[float, str]:
-    from telephony.agi_caller import converse, parse_set_variable
+    from telephony.agi_client import converse, parse_set_variable
 
     start = time.perf_counter()
     commands = await converse("127.0.0.1", port, payload, within=30)

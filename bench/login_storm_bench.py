@@ -63,7 +63,7 @@ async def _measure(
     import httpx
 
     from bench.agi_bench import _request
-    from telephony.agi_caller import converse, parse_set_variable
+    from telephony.agi_client import converse, parse_set_variable
 
     base = f"http://127.0.0.1:{http_port}"
     agi_payload = _request("+79160000001")  # a known client: the router's full path

@@ -98,7 +98,7 @@ def _call_events(
     recording: list[list[tuple[str, str]]], k: int, ext: str, caller: str, start: float
 ) -> list[tuple[float, bytes]]:
     """Call number `k` of the run: (send time, AMI bytes) of each event of the recording."""
-    from telephony.replay import serialize
+    from telephony.testing.replay import serialize
 
     first = next(float(v) for e in recording for n, v in e if n == "Timestamp")
     epoch = int(start)
@@ -127,7 +127,7 @@ def _call_events(
 
 
 def _load_calls_recording() -> list[list[tuple[str, str]]]:
-    from telephony.replay import load_recording
+    from telephony.testing.replay import load_recording
 
     events = load_recording(RECORDING)
     # from the call's first channel on: the recorder's own logins are not part of a call

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from telephony.agi import CHECK_SCRIPT
-from telephony.agi_caller import CommandsAheadOfTurn, converse, env_block, parse_set_variable
+from telephony.agi_client import CommandsAheadOfTurn, converse, env_block, parse_set_variable
 from telephony.ami_listener import AmiError, AmiEvent, AmiListener, AmiState
 from telephony.settings import TelephonySettings
 

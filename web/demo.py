@@ -23,8 +23,9 @@ from crm_core.embedded import default_data_dir
 from crm_core.schedules.models import ScheduleInterval
 from crm_core.users.models import User
 from crm_core.users.security import hash_password
-from telephony.agi_caller import CommandsAheadOfTurn, agi_request_of, ask_route, env_from_event
-from telephony.replay import ReplayServer
+from telephony.agi_client import CommandsAheadOfTurn
+from telephony.testing.agi_caller import agi_request_of, ask_route, env_from_event
+from telephony.testing.replay import ReplayServer
 from web.app import create_app
 from web.container import Container
 from web.demo_asterisk import DemoCaller, start_kit

@@ -16,8 +16,8 @@ from crm_core.communications.models import Communication
 from crm_core.db import Publisher
 from telephony.ami_listener import AmiListener
 from telephony.call_pipeline import CallPipeline
-from telephony.replay import ReplayServer
 from telephony.settings import TelephonySettings
+from telephony.testing.replay import ReplayServer
 from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import AMI_DIR
 

@@ -19,7 +19,7 @@ from crm_core.routing.rules import Reason, RouteDecision
 from crm_core.schedules.schemas import IntervalIn, ScheduleIn
 from crm_core.schedules.service import replace_schedule
 from telephony.agi import AgiServer, commands_for, parse_env_line, quote, reply_code, script_of
-from telephony.agi_caller import converse
+from telephony.agi_client import converse
 from telephony.settings import TelephonySettings
 from tests.conftest import RECORDINGS, UserFactory
 from web.container import Container

@@ -9,14 +9,8 @@ import pytest
 
 from crm_core.routing.rules import Reason, RouteDecision
 from telephony.agi import AgiServer, commands_for
-from telephony.agi_caller import (
-    CommandsAheadOfTurn,
-    agi_request_of,
-    ask_route,
-    converse,
-    env_from_event,
-    parse_set_variable,
-)
+from telephony.agi_client import CommandsAheadOfTurn, converse, parse_set_variable
+from telephony.testing.agi_caller import agi_request_of, ask_route, env_from_event
 from tests.conftest import RECORDINGS
 from tests.telephony.helpers import read_events
 from tests.telephony.test_agi import StubRoute

@@ -24,8 +24,8 @@ from telephony.ami_listener import (
     _Action,
     parse_message,
 )
-from telephony.replay import ReplayServer, load_recording
 from telephony.settings import TelephonySettings
+from telephony.testing.replay import ReplayServer, load_recording
 from tests.telephony.helpers import AMI_DIR
 
 CLICK = AMI_DIR / "click_to_call.ami"

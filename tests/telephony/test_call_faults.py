@@ -15,7 +15,7 @@ from crm_core.communications.models import Communication
 from telephony.ami_fields import parse_message
 from telephony.call_pipeline import CallPipeline
 from telephony.call_record import ts
-from telephony.replay import ReplayServer
+from telephony.testing.replay import ReplayServer
 from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import read_events, read_truth, split_messages, split_recording
 from tests.telephony.pbx import call_rows, replayed_pbx, settle_pipeline

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.calls.models import ActiveCall
 from crm_core.communications.models import Communication
 from telephony.call_pipeline import CallPipeline
-from telephony.replay import ReplayServer
+from telephony.testing.replay import ReplayServer
 from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import read_events, read_truth
 from tests.telephony.pbx import call_rows, replayed_pbx

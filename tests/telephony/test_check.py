@@ -12,8 +12,8 @@ import pytest
 
 from telephony.agi import AgiServer
 from telephony.check import CheckResult, check_router, run_check
-from telephony.replay import ReplayServer
 from telephony.settings import TelephonySettings
+from telephony.testing.replay import ReplayServer
 from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.test_agi import StubRoute
 

@@ -10,8 +10,8 @@ import pytest
 
 from telephony.ami_listener import AmiConnectionLost, AmiListener
 from telephony.originate import OriginateError, originate_call
-from telephony.replay import ReplayServer
 from telephony.settings import TelephonySettings
+from telephony.testing.replay import ReplayServer
 
 
 def make_settings(port: int) -> TelephonySettings:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from telephony.replay import ReplayServer, load_recording
+from telephony.testing.replay import ReplayServer, load_recording
 from tests.telephony.helpers import AMI_DIR
 
 ABANDONED = AMI_DIR / "inbound_abandoned.ami"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from crm_core.users.models import User
-from telephony.replay import ReplayServer
+from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.web.live import headless_chromium, watch_errors
 

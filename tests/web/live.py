@@ -21,7 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from crm_core.db import make_engine, make_session_factory
-from telephony.replay import ReplayServer
+from telephony.testing.replay import ReplayServer
 from tests.telephony.pbx import ami_settings
 from web.app import create_app
 from web.container import Container

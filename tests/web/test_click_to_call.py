@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from telephony.replay import ReplayServer
+from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.telephony.pbx import ami_settings
 from web.container import Container

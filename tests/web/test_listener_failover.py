@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core.communications.models import Communication
-from telephony.replay import ReplayServer
+from telephony.testing.replay import ReplayServer
 from tests.telephony.helpers import AMI_DIR
 from tests.telephony.pbx import ami_settings
 from web.app import create_app

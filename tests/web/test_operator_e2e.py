@@ -26,7 +26,7 @@ from crm_core.deals.models import Deal, DealStage, DealStageMove
 from crm_core.models_common import utcnow
 from crm_core.tasks.models import Task
 from crm_core.users.models import User
-from telephony.replay import ReplayServer
+from telephony.testing.replay import ReplayServer
 from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.pbx import settle_pipeline
 from tests.web.conftest import OPERATOR

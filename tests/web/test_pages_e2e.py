@@ -25,7 +25,7 @@ from crm_core.outbox.models import OutboxMessage
 from crm_core.schedules.models import ScheduleException, ScheduleInterval
 from crm_core.users.models import User
 from notifier.settings import NotifierSettings
-from telephony.replay import ReplayServer
+from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.mailbox import Mailbox
 from tests.telephony.helpers import AMI_DIR, split_recording

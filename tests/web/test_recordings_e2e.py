@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.users.models import User
-from telephony.replay import ReplayServer
+from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.telephony.helpers import AMI_DIR, read_truth
 from tests.web.conftest import OPERATOR
