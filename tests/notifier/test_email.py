@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
@@ -38,17 +37,12 @@ from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
 from tests.mailbox import Mailbox
 from tests.notifier.outbox_helpers import communication, drain, outbox_row
+from tests.ports import free_port
 from web.app import create_app
 from web.container import Container
 from web.settings import Settings
 
 SENDER = "sales@crm.example.com"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _settings(port: int) -> NotifierSettings:
@@ -140,7 +134,7 @@ async def test_closed_smtp_port_is_retried_then_failed(
 ) -> None:
     user, _ = await make_user()
     comm_id = await _queue(sessions, user, max_attempts=3)
-    worker = _worker(sessions, _free_port())
+    worker = _worker(sessions, free_port())
     started = time.monotonic()
     await drain(worker)
     assert time.monotonic() - started < 10
@@ -300,7 +294,7 @@ async def test_lifespan_starts_and_stops_worker_and_inbound_server(
     container: Container, settings: Settings, mailbox: Mailbox, make_user: UserFactory
 ) -> None:
     """The app's lifespan wires both: an email queued is sent, one received is logged."""
-    port = _free_port()
+    port = free_port()
     settings.notifier = NotifierSettings(
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=mailbox.port,

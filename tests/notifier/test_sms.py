@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -37,6 +36,7 @@ from notifier.settings import NotifierSettings
 from notifier.sms import BaseUrlHttpClient, TwilioSms
 from tests.conftest import UserFactory
 from tests.notifier.outbox_helpers import communication, drain, outbox_row
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PRISM = ROOT / "node_modules" / ".bin" / "prism"
@@ -46,18 +46,12 @@ TOKEN = "prism-does-not-check-the-password"
 FROM = "+15005550006"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def prism() -> Iterator[str]:
     """`prism mock -d` on a free port, up until it answers; the base URL."""
     if not PRISM.exists():
         pytest.fail("Prism is missing: run `make node_modules` (npm ci) first")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(PRISM), "mock", "-d", "-h", "127.0.0.1", "-p", str(port), str(SPEC)],
         stdout=subprocess.DEVNULL,
@@ -264,7 +258,7 @@ async def test_unreachable_twilio_is_retried_then_marked_failed(
 ) -> None:
     user, _ = await make_user()
     comm_id = await _queue(sessions, user, max_attempts=3)
-    worker = _worker(sessions, _settings(f"http://127.0.0.1:{_free_port()}"))
+    worker = _worker(sessions, _settings(f"http://127.0.0.1:{free_port()}"))
     started = time.monotonic()
     await drain(worker)
     assert time.monotonic() - started < 10
@@ -281,7 +275,7 @@ async def test_a_transient_failure_then_success(
 ) -> None:
     user, _ = await make_user()
     comm_id = await _queue(sessions, user, max_attempts=3)
-    down = _worker(sessions, _settings(f"http://127.0.0.1:{_free_port()}"))
+    down = _worker(sessions, _settings(f"http://127.0.0.1:{free_port()}"))
     assert await down.run_once() == 1
     assert (await outbox_row(sessions, comm_id)).state == "pending"
     assert (await communication(sessions, comm_id)).status == "queued"

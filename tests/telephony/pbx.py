@@ -102,3 +102,14 @@ async def call_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Communic
             select(Communication).where(Communication.kind == "call").order_by(Communication.id)
         )
         return list(rows.all())
+
+
+def bare_pipeline(sessions: async_sessionmaker[AsyncSession]) -> CallPipeline:
+    """The call pipeline with the service's defaults and nobody listening to its events."""
+    return CallPipeline(
+        CallTracker(TrackerConfig()),
+        sessions,
+        None,
+        region="RU",
+        callback_due=timedelta(minutes=30),
+    )

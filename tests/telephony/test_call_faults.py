@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.communications.models import Communication
 from telephony.ami_fields import parse_message
-from telephony.call_pipeline import CallPipeline
 from telephony.call_record import ts
 from telephony.testing.replay import ReplayServer
-from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import read_events, read_truth, split_messages, split_recording
-from tests.telephony.pbx import call_rows, replayed_pbx, settle_pipeline
+from tests.telephony.pbx import bare_pipeline, call_rows, replayed_pbx, settle_pipeline
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -29,16 +26,6 @@ async def _until_logged(sessions: async_sessionmaker[AsyncSession]) -> list[Comm
         while not (calls := await call_rows(sessions)):
             await asyncio.sleep(0.05)
     return calls
-
-
-def _pipeline(sessions: async_sessionmaker[AsyncSession]) -> CallPipeline:
-    return CallPipeline(
-        CallTracker(TrackerConfig()),
-        sessions,
-        None,
-        region="RU",
-        callback_due=timedelta(minutes=30),
-    )
 
 
 # ----------------------------------------------------- 3. a call in progress at connect time
@@ -77,7 +64,7 @@ async def test_the_pipeline_adopts_a_call_from_the_channels_listed_at_connect(
     events = read_events("service_started_after_blind_transfer")
     listed = [e for e in events if e.get("Event") == "CoreShowChannel"]
     after = [e for e in events if "Timestamp" in e]
-    pipeline = _pipeline(sessions)
+    pipeline = bare_pipeline(sessions)
     pipeline.start()
     await pipeline.on_connected(listed)  # what the listener hands over after its login
     await pipeline.on_connected(listed)  # a second reconnect while the call goes on
@@ -141,13 +128,13 @@ async def test_the_service_killed_mid_call_does_not_count_its_downtime_as_talk(
         for e in events[:upto]
         if e.get("Linkedid") == truth["linkedid"] and "Timestamp" in e
     )
-    first = _pipeline(sessions)
+    first = bare_pipeline(sessions)
     first.start()
     for event in events[:upto]:
         await first.on_event(event, time.time())
     await first.close()  # killed; the call ends while the service is down
 
-    second = _pipeline(sessions)
+    second = bare_pipeline(sessions)
     assert await second.restore() == 1
     second.start()
     await second.on_connected([])  # Asterisk no longer has the call

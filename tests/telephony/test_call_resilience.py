@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,11 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.calls.models import ActiveCall
 from crm_core.communications.models import Communication
-from telephony.call_pipeline import CallPipeline
 from telephony.testing.replay import ReplayServer
-from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import read_events, read_truth
-from tests.telephony.pbx import call_rows, replayed_pbx
+from tests.telephony.pbx import bare_pipeline, call_rows, replayed_pbx
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -71,22 +68,12 @@ async def test_malformed_input_is_skipped_without_losing_the_calls_around_it(
     _assert_matches(calls[0], "inbound_answered")
 
 
-def _pipeline(sessions: async_sessionmaker[AsyncSession]) -> CallPipeline:
-    return CallPipeline(
-        CallTracker(TrackerConfig()),
-        sessions,
-        None,
-        region="RU",
-        callback_due=timedelta(minutes=30),
-    )
-
-
 async def test_a_restart_of_the_service_mid_call_loses_nothing(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     events = read_events("inbound_blind_transfer_dial")
     half = len(events) // 2
-    first = _pipeline(sessions)
+    first = bare_pipeline(sessions)
     first.start()
     for event in events[:half]:
         await first.on_event(event, time.time())
@@ -96,7 +83,7 @@ async def test_a_restart_of_the_service_mid_call_loses_nothing(
         assert [a.linkedid for a in saved] == ["1795570746.0"]
     assert await call_rows(sessions) == []
 
-    second = _pipeline(sessions)  # a new process: nothing in memory but what the DB kept
+    second = bare_pipeline(sessions)  # a new process: nothing in memory but what the DB kept
     assert await second.restore() == 1
     second.start()
     for event in events[half:]:
@@ -120,7 +107,7 @@ async def test_a_call_that_ended_while_the_listener_was_away_is_logged_once(
         for i, e in enumerate(events)
         if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
     )
-    pipeline = _pipeline(sessions)
+    pipeline = bare_pipeline(sessions)
     pipeline.start()
     for event in events[: answered_at + 1]:
         await pipeline.on_event(event, time.time())
@@ -147,7 +134,7 @@ async def test_an_agent_whose_phone_stopped_ringing_is_free_again_mid_call(
         for i, e in enumerate(events)
         if e.get("Event") == "DialEnd" and e.get("DialStatus") == "NOANSWER" and e.get("Channel")
     )
-    pipeline = _pipeline(sessions)
+    pipeline = bare_pipeline(sessions)
     pipeline.start()
 
     async def state_of(ext: str) -> str | None:

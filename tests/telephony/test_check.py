@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from telephony.agi import AgiServer
 from telephony.check import CheckResult, check_router, run_check
 from telephony.settings import TelephonySettings
 from telephony.testing.replay import ReplayServer
+from tests.ports import free_port
 from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.test_agi import StubRoute
 
@@ -41,13 +41,6 @@ async def start(**kwargs: Any) -> ReplayServer:
     # Plays as soon as the check logs in: a queue call through from-pstn to Local/101@….
     await srv.play(QUEUE, speed=0, shift_to_now=True, renumber=True)
     return srv
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -121,9 +114,7 @@ async def test_only_a_callers_channel_seen_is_a_warning_not_a_failure(tmp_path: 
 
 
 async def test_unreachable() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     results = by_name(await run_check(make_settings(port), observe_seconds=OBSERVE))
     assert results["reachable"].status == "fail"
     assert "Cannot reach" in results["reachable"].message

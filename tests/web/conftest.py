@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,8 @@ from crm_core.users.models import User
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.web.live import headless_chromium, watch_errors
+from tests.web.recorded_calls import HEADER_ONLY, WAV
+from web.settings import Settings
 
 OPERATOR = ("op101", "pw-101")  # login, password of the operator at extension 101
 
@@ -53,3 +57,14 @@ async def page(browser: Any) -> AsyncIterator[Any]:
     yield p
     await context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def rec_dir(tmp_path: Path, settings: Settings) -> Path:
+    """RECORDINGS_DIR shared with 'Asterisk', holding the files of both recorded calls."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    shutil.copy(WAV, folder)
+    shutil.copy(HEADER_ONLY, folder)
+    settings.web.recordings_dir = folder
+    return folder

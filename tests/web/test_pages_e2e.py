@@ -8,7 +8,6 @@ at the rows in the database. No JavaScript error may happen on any page.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time
 from email.message import EmailMessage
@@ -28,6 +27,7 @@ from notifier.settings import NotifierSettings
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.mailbox import Mailbox
+from tests.ports import free_port
 from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.pbx import settle_pipeline
 from tests.web.conftest import OPERATOR
@@ -104,13 +104,6 @@ async def manager(make_user: UserFactory) -> User:
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def sign_in(page: Page, live: LiveService, credentials: tuple[str, str], lands: str) -> None:

@@ -6,7 +6,6 @@ and the audio is the WAV file MixMonitor wrote during that very call.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,9 @@ from crm_core.clients.models import Client
 from crm_core.communications.models import Communication
 from crm_core.users.models import AuthSession
 from tests.conftest import UserFactory
-from tests.telephony.helpers import AMI_DIR, read_truth
+from tests.telephony.helpers import read_truth
 from tests.telephony.pbx import replayed_pbx
+from tests.web.recorded_calls import ABANDONED, ANSWERED, WAV
 from web.auth import issue_recording_token
 from web.container import Container
 from web.logs import redact
@@ -29,23 +29,8 @@ from web.recording_files import UnsafeName, file_name
 
 pytestmark = pytest.mark.usefixtures("db")
 
-ANSWERED = read_truth("inbound_recorded")["calls"][0]
-ABANDONED = read_truth("inbound_recorded_abandoned")["calls"][0]
 UNRECORDED = read_truth("inbound_answered")["calls"][0]
-WAV = AMI_DIR / Path(ANSWERED["recording"]).name
-HEADER_ONLY = AMI_DIR / Path(ABANDONED["recording"]).name
 SIZE = WAV.stat().st_size
-
-
-@pytest.fixture
-def rec_dir(tmp_path: Path, container: Container) -> Path:
-    """RECORDINGS_DIR shared with 'Asterisk', holding the files of both recorded calls."""
-    folder = tmp_path / "recordings"
-    folder.mkdir()
-    shutil.copy(WAV, folder)
-    shutil.copy(HEADER_ONLY, folder)
-    container.settings.web.recordings_dir = folder
-    return folder
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ folder the service reads holds the very WAV file MixMonitor wrote for it.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.users.models import User
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
-from tests.telephony.helpers import AMI_DIR, read_truth
+from tests.telephony.helpers import AMI_DIR
 from tests.web.conftest import OPERATOR
 from tests.web.live import (
     LiveService,
@@ -25,6 +24,7 @@ from tests.web.live import (
     live_service,
     with_ami,
 )
+from tests.web.recorded_calls import ANSWERED, WAV
 from tests.web.test_operator_e2e import login, play, seed_ivan, settle
 from web.container import Container
 from web.settings import Settings
@@ -33,21 +33,7 @@ assert chromium_available(), "chromium is not installed: run `make browser` (mak
 
 from playwright.async_api import Locator, Page, expect  # noqa: E402
 
-ANSWERED = read_truth("inbound_recorded")["calls"][0]
-ABANDONED = read_truth("inbound_recorded_abandoned")["calls"][0]
-WAV = AMI_DIR / Path(ANSWERED["recording"]).name
-HEADER_ONLY = AMI_DIR / Path(ABANDONED["recording"]).name
 SUPERVISOR = ("sup", "pw-sup")
-
-
-@pytest.fixture
-def rec_dir(tmp_path: Path, settings: Settings) -> Path:
-    folder = tmp_path / "recordings"
-    folder.mkdir()
-    shutil.copy(WAV, folder)
-    shutil.copy(HEADER_ONLY, folder)
-    settings.web.recordings_dir = folder
-    return folder
 
 
 @pytest.fixture
