@@ -42,6 +42,8 @@ class User(Base):
     extension: Mapped[str | None] = mapped_column(String(16), unique=True)
     email: Mapped[str | None] = mapped_column(String(254))
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
+    # "ru" or "en"; None: the browser's language decides (issue 14)
+    locale: Mapped[str | None] = mapped_column(String(8))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[created_at]
 

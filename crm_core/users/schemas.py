@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
@@ -16,6 +17,10 @@ def _check_tz(value: str) -> str:
     return value
 
 
+# The languages the pages, messages and e-mails are written in.
+Locale = Literal["ru", "en"]
+
+
 class UserCreate(BaseModel):
     login: Text = Field(min_length=1, max_length=64, pattern=r"^[\w.@-]+$")
     password: Text = Field(min_length=4, max_length=200)
@@ -24,12 +29,13 @@ class UserCreate(BaseModel):
     extension: Text | None = Field(default=None, pattern=r"^\d{2,6}$")
     email: Text | None = Field(default=None, max_length=254)
     timezone: Text = "Europe/Moscow"
+    locale: Locale | None = None
 
     _tz = field_validator("timezone")(_check_tz)
 
 
 class UserUpdate(Patch):
-    nullable = frozenset({"password", "extension", "email"})
+    nullable = frozenset({"password", "extension", "email", "locale"})
 
     password: Text | None = Field(default=None, min_length=4, max_length=200)
     role: Role | None = None
@@ -37,6 +43,7 @@ class UserUpdate(Patch):
     extension: Text | None = Field(default=None, pattern=r"^\d{2,6}$")
     email: Text | None = Field(default=None, max_length=254)
     timezone: Text | None = None
+    locale: Locale | None = None
     is_active: bool | None = None
 
     @field_validator("timezone")
@@ -67,6 +74,7 @@ class UserOut(BaseModel):
     extension: str | None
     email: str | None
     timezone: str
+    locale: Locale | None
     is_active: bool
 
     @classmethod
@@ -79,5 +87,6 @@ class UserOut(BaseModel):
             extension=u.extension,
             email=u.email,
             timezone=u.timezone,
+            locale="ru" if u.locale == "ru" else "en" if u.locale == "en" else None,
             is_active=u.is_active,
         )

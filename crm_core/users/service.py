@@ -22,6 +22,7 @@ async def create_user(
         extension=data.extension,
         email=data.email,
         timezone=data.timezone,
+        locale=data.locale,
         is_active=True,
     )
     session.add(user)
