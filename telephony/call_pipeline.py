@@ -1,16 +1,19 @@
-"""AMI events -> call tracker -> the CRM database -> people, in batches.
+"""AMI events -> call tracker -> the CRM database -> people: lanes, batches, retries, back-pressure.
 
 The listener awaits `on_event` for every AMI message in order. Feeding the tracker is pure and
-cheap, so it happens right there; the facts it yields queue up for two writer lanes that apply
-them in one transaction per batch (a burst of events costs one commit, not one per event) and
-publish the resulting call events after that commit:
+cheap, so it happens right there; the facts it yields (each with its call's snapshot) queue up
+for three writer lanes. Each lane applies what is pending in one transaction (a burst costs one
+commit, not one per fact) through crm_core.calls.progress, whose messages are published after
+that commit:
 
-- the live lane: call started, agent ringing, answered, transferred — what a screen-pop waits
-  for, so it never queues behind the heavier logging of finished calls;
+- the pop lane: who is calling (call started) and the screen-pop (agent ringing) — a few small
+  statements, so a pop never queues behind the writes of other calls;
+- the live lane: agents' phones, answered, transferred, queued, and the calls in progress saved
+  for dashboards and restarts (`restore`);
 - the log lane: call ended (the communication, the callback task), which waits until every
   earlier fact of the same call is in the database.
 
-Calls in progress are saved with every batch, so a restarted service picks them up (`restore`).
+What the CRM makes of each fact lives in crm_core.calls; this module only decides when.
 """
 
 from __future__ import annotations
@@ -19,28 +22,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.calls import service as calls
-from crm_core.db import Publisher, collect_event, unit_of_work
-from crm_core.events.messages import (
-    CallAnsweredMessage,
-    CallDequeuedMessage,
-    CallEndedMessage,
-    CallQueuedMessage,
-    CallRingEndedMessage,
-    CallRingingMessage,
-    CallStartedMessage,
-    CallTransferredMessage,
-)
-from crm_core.events.types import CallEvent
+from crm_core.calls import active, progress
+from crm_core.calls.active import CallSave
+from crm_core.calls.schemas import NO_CONTEXT, CallInfo
+from crm_core.db import Publisher, unit_of_work
 from crm_core.phones import try_normalize_phone
-from telephony.call_record import call_view, client_number, to_record, ts
+from telephony.call_in_progress import call_info
 from telephony.facts import (
     AgentRingEnded,
     AgentRinging,
@@ -52,6 +46,7 @@ from telephony.facts import (
     CallTransferred,
     Fact,
 )
+from telephony.finished_call import to_record, ts
 from telephony.tracker import CallTracker
 
 logger = logging.getLogger(__name__)
@@ -59,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class _CallOver:
-    """The live lane's share of a call's end: its agents are free, it is no longer in progress.
+    """The live lane's share of a call's end: its agents are free.
 
     Kept apart from logging the call so that the two lanes never write the same rows (rows two
     concurrent transactions lock in different orders deadlock)."""
@@ -70,6 +65,7 @@ class _CallOver:
 
 
 Work = Fact | _CallOver
+Apply = Callable[[AsyncSession, list[Any]], Awaitable[None]]
 
 
 def _agents(summary: CallSummary) -> tuple[str, ...]:
@@ -81,18 +77,18 @@ def _agents(summary: CallSummary) -> tuple[str, ...]:
 
 
 class _Lane:
-    """A queue of facts and the one task that writes them."""
+    """A queue of work and the one task that writes it."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.pending: list[Work] = []
+        self.pending: list[Any] = []
         self.idle = asyncio.Event()
         self.idle.set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def push(self, fact: Work) -> None:
-        self.pending.append(fact)
+    def push(self, item: Work) -> None:
+        self.pending.append(item)
         self.idle.clear()
         self._wake.set()
 
@@ -134,15 +130,15 @@ class CallPipeline:
         self._callback_due = callback_due
         self._max_pending = max_pending
         self._batch = batch_size
+        self._pop = _Lane("pop")
         self._live = _Lane("live")
         self._log = _Lane("log")
-        # live facts not yet committed, per call: a call's end waits for them
+        self._lanes = (self._pop, self._live, self._log)
+        # pop and live work not yet committed, per call: a call's end waits for it
         self._outstanding: dict[str, int] = {}
         self._progress = asyncio.Condition()
         self._room = asyncio.Event()
         self._room.set()
-        # linkedid -> {client_id, deal_id, client_name, client_number}: who the call is with
-        self._ctx: dict[str, dict[str, Any]] = {}
         self.stats = {"events": 0, "facts": 0, "batches": 0, "calls_logged": 0, "errors": 0}
 
     # ------------------------------------------------------------------ inputs (the listener's)
@@ -166,33 +162,39 @@ class CallPipeline:
 
     async def _enqueue(self, facts: list[Fact]) -> None:
         for fact in facts:
-            live: Work = (
-                _CallOver(fact.linkedid, fact.at, _agents(fact.summary))
-                if isinstance(fact, CallEnded)
-                else fact
-            )
-            self._outstanding[fact.linkedid] = self._outstanding.get(fact.linkedid, 0) + 1
-            self._live.push(live)
+            lid = fact.linkedid
             if isinstance(fact, CallEnded):
+                self._count(lid, 1)
+                self._live.push(_CallOver(lid, fact.at, _agents(fact.summary)))
                 self._log.push(fact)
-        if len(self._live.pending) + len(self._log.pending) >= self._max_pending:
+                continue
+            if isinstance(fact, CallStarted | AgentRinging):
+                self._count(lid, 1)
+                self._pop.push(fact)
+            self._count(lid, 1)
+            self._live.push(fact)
+        if sum(len(lane.pending) for lane in self._lanes) >= self._max_pending:
             # back-pressure: the listener stops reading until the database catches up
             self._room.clear()
             await self._room.wait()
+
+    def _count(self, linkedid: str, n: int) -> None:
+        left = self._outstanding.get(linkedid, 0) + n
+        if left > 0:
+            self._outstanding[linkedid] = left
+        else:
+            self._outstanding.pop(linkedid, None)
 
     # ----------------------------------------------------------------------------- lifecycle
 
     async def restore(self) -> int:
         """Calls in progress saved before a restart go back into the tracker."""
-        async with self._sessions() as session:
-            rows = await calls.active_calls(session)
+        async with unit_of_work(self._sessions) as session:
+            await active.forget_unresumable(session)
+            rows = await active.active_calls(session)
         for row in rows:
             try:
-                self.tracker.restore(row.state)
-                self._ctx[row.linkedid] = {
-                    k: row.view.get(k)
-                    for k in ("client_id", "deal_id", "client_name", "client_number")
-                }
+                self.tracker.restore(row.tracker_state)
             except (KeyError, ValueError, TypeError) as exc:
                 logger.warning("cannot restore call %s: %r", row.linkedid, exc)
         if rows:
@@ -200,234 +202,161 @@ class CallPipeline:
         return len(rows)
 
     def start(self) -> None:
-        self._live.start(self._run_live())
-        self._log.start(self._run_log())
+        self._pop.start(self._run(self._pop, self._apply_pop))
+        self._live.start(self._run(self._live, self._apply_live))
+        self._log.start(self._run(self._log, self._apply_log, after_live=True))
 
     async def close(self) -> None:
         await self.drain()
-        await self._live.stop()
-        await self._log.stop()
+        for lane in self._lanes:
+            await lane.stop()
 
     async def drain(self) -> None:
         """Wait until every fact fed so far is in the database (tests, shutdown)."""
-        while not (self._live.idle.is_set() and self._log.idle.is_set()):
-            await self._live.idle.wait()
-            await self._log.idle.wait()
+        while not all(lane.idle.is_set() for lane in self._lanes):
+            for lane in self._lanes:
+                await lane.idle.wait()
 
     # ----------------------------------------------------------------------------- the writers
 
-    def _take(self, lane: _Lane) -> list[Work]:
+    def _take(self, lane: _Lane) -> list[Any]:
         # bounded batches: one commit per burst, but a session never grows huge
         batch, lane.pending = lane.pending[: self._batch], lane.pending[self._batch :]
-        if len(self._live.pending) + len(self._log.pending) < self._max_pending:
+        if sum(len(lane.pending) for lane in self._lanes) < self._max_pending:
             self._room.set()
         return batch
 
-    async def _run_live(self) -> None:
+    async def _run(self, lane: _Lane, apply: Apply, *, after_live: bool = False) -> None:
         while True:
-            await self._live.wait()
-            while self._live.pending:
-                batch = self._take(self._live)
+            await lane.wait()
+            while lane.pending:
+                batch = self._take(lane)
+                if after_live:
+                    ids = {f.linkedid for f in batch}
+                    async with self._progress:
+                        await self._progress.wait_for(
+                            lambda ids=ids: self._outstanding.keys().isdisjoint(ids)  # type: ignore[misc]
+                        )
+                    await self._apply_batch(apply, batch)
+                    continue
                 try:
-                    await self._apply_batch(batch)
+                    await self._apply_batch(apply, batch)
                 finally:
                     async with self._progress:
-                        for fact in batch:
-                            left = self._outstanding.get(fact.linkedid, 1) - 1
-                            if left > 0:
-                                self._outstanding[fact.linkedid] = left
-                            else:
-                                self._outstanding.pop(fact.linkedid, None)
+                        for item in batch:
+                            self._count(item.linkedid, -1)
                         self._progress.notify_all()
-            self._live.idle.set()
+            lane.idle.set()
 
-    async def _run_log(self) -> None:
-        while True:
-            await self._log.wait()
-            while self._log.pending:
-                batch = self._take(self._log)
-                calls_ended = {f.linkedid for f in batch}
-                async with self._progress:
-                    await self._progress.wait_for(
-                        lambda ids=calls_ended: self._outstanding.keys().isdisjoint(ids)  # type: ignore[misc]
-                    )
-                await self._apply_batch(batch)
-            self._log.idle.set()
-
-    async def _apply_batch(self, batch: list[Work]) -> None:
+    async def _apply_batch(self, apply: Apply, batch: list[Any]) -> None:
         self.stats["batches"] += 1
         try:
             async with unit_of_work(self._sessions, self._publish) as session:
-                touched: dict[str, float] = {}
-                for fact in batch:
-                    await self._apply(session, fact)
-                    touched[fact.linkedid] = fact.at
-                # calls in progress are saved once per batch, not once per fact
-                for linkedid, at in touched.items():
-                    await self._save(session, linkedid, at)
+                await apply(session, batch)
             return
         except Exception:
             logger.exception("a batch of %d call facts failed; retrying one by one", len(batch))
-        for fact in batch:  # isolate the bad fact; every other one still lands
+        for item in batch:  # isolate the bad fact; every other one still lands
             try:
                 async with unit_of_work(self._sessions, self._publish) as session:
-                    await self._apply(session, fact)
-                    await self._save(session, fact.linkedid, fact.at)
+                    await apply(session, [item])
             except Exception:
                 self.stats["errors"] += 1
-                logger.exception("call fact %s of %s lost", type(fact).__name__, fact.linkedid)
+                logger.exception("call fact %s of %s lost", type(item).__name__, item.linkedid)
 
-    async def _apply(self, session: AsyncSession, fact: Work) -> None:
-        self.stats["facts"] += 1
-        if isinstance(fact, CallStarted):
-            await self._on_started(session, fact)
-        elif isinstance(fact, AgentRinging):
-            await calls.set_agent_state(
-                session, fact.extension, "ringing", fact.linkedid, ts(fact.at)
-            )
-            await self._notify(
-                session, CallRingingMessage.TYPE, fact.linkedid, (fact.extension,), pop=True
-            )
-        elif isinstance(fact, AgentRingEnded):
-            # free again unless the same call rings them anew (the "free" is per call)
-            await calls.set_agent_state(session, fact.extension, "free", fact.linkedid, ts(fact.at))
-            await self._notify(
-                session,
-                CallRingEndedMessage.TYPE,
-                fact.linkedid,
-                (fact.extension,),
-                result=fact.result,
-            )
-        elif isinstance(fact, CallAnswered):
-            if fact.extension:
-                await calls.set_agent_state(
-                    session, fact.extension, "talking", fact.linkedid, ts(fact.at)
+    async def _apply_pop(self, session: AsyncSession, facts: list[Fact]) -> None:
+        """Who is calling, and the screen-pop from a read: small statements, no batch to wait."""
+        for fact in facts:
+            self.stats["facts"] += 1
+            if isinstance(fact, CallStarted):
+                info = call_info(fact.call)
+                if info is None:  # over within the same event (a click-to-call that failed)
+                    continue
+                await progress.call_started(
+                    session,
+                    info,
+                    at=ts(fact.at),
+                    region=self._region,
+                    company_numbers=self._company,
                 )
-            exts: tuple[str, ...] = (fact.extension,) if fact.extension else ()
-            await self._notify(
-                session, CallAnsweredMessage.TYPE, fact.linkedid, exts, answered_by=fact.extension
-            )
-        elif isinstance(fact, CallQueueChanged):
-            # for the supervisors' board (no phone rings): who waits in which queue, since when
-            kind = CallQueuedMessage.TYPE if fact.queue else CallDequeuedMessage.TYPE
-            await self._notify(session, kind, fact.linkedid, (), queue=fact.queue)
-        elif isinstance(fact, CallTransferred):
-            exts = tuple(e for e in (fact.from_extension, fact.to_extension) if e)
-            if fact.from_extension:
-                await calls.set_agent_state(
-                    session, fact.from_extension, "free", fact.linkedid, ts(fact.at)
+            elif isinstance(fact, AgentRinging):
+                await progress.agent_ringing_pop(
+                    session, call_info(fact.call), fact.linkedid, fact.extension
                 )
-            await self._notify(
+
+    async def _apply_live(self, session: AsyncSession, batch: list[Fact | _CallOver]) -> None:
+        known = await active.contexts(session, {fact.linkedid for fact in batch})
+        saves: dict[str, tuple[CallInfo, datetime]] = {}
+        for fact in batch:
+            self.stats["facts"] += 1
+            at = ts(fact.at)
+            if isinstance(fact, _CallOver):
+                await progress.call_over(session, fact.linkedid, fact.agents, at)
+                saves.pop(fact.linkedid, None)
+                continue
+            call = call_info(fact.call)
+            ctx = known.get(fact.linkedid, NO_CONTEXT)
+            if isinstance(fact, AgentRinging):
+                await progress.agent_ringing(session, fact.linkedid, fact.extension, at)
+            elif isinstance(fact, AgentRingEnded):
+                await progress.agent_ring_ended(
+                    session,
+                    call,
+                    ctx,
+                    linkedid=fact.linkedid,
+                    extension=fact.extension,
+                    result=fact.result,
+                    at=at,
+                )
+            elif isinstance(fact, CallAnswered):
+                await progress.call_answered(
+                    session, call, ctx, linkedid=fact.linkedid, extension=fact.extension, at=at
+                )
+            elif isinstance(fact, CallQueueChanged):
+                await progress.call_queue_changed(
+                    session, call, ctx, linkedid=fact.linkedid, queue=fact.queue
+                )
+            elif isinstance(fact, CallTransferred):
+                await progress.call_transferred(
+                    session,
+                    call,
+                    ctx,
+                    linkedid=fact.linkedid,
+                    from_extension=fact.from_extension,
+                    to_extension=fact.to_extension,
+                    kind=fact.kind,
+                    at=at,
+                )
+            # CallStarted: nothing but the save (who is calling is the pop lane's)
+            if call is not None:
+                saves[fact.linkedid] = (call, at)
+        # calls in progress are saved once per batch, not once per fact
+        await active.save_calls(session, self._saves(saves))
+
+    def _saves(self, latest: dict[str, tuple[CallInfo, datetime]]) -> list[CallSave]:
+        """Each call as its last fact in the batch showed it, with the tracker's resumable state
+        as of now: for a restart the newest state is the right one (events that made no fact,
+        such as the last one seen, count too)."""
+        out: list[CallSave] = []
+        for linkedid in sorted(latest):
+            try:
+                state = self.tracker.snapshot(linkedid)
+            except KeyError:
+                continue  # the call ended since: its end is on its way
+            call, at = latest[linkedid]
+            out.append(CallSave(call, state, at))
+        return out
+
+    async def _apply_log(self, session: AsyncSession, facts: list[CallEnded]) -> None:
+        for fact in facts:
+            self.stats["facts"] += 1
+            logged = await progress.call_ended(
                 session,
-                CallTransferredMessage.TYPE,
-                fact.linkedid,
-                exts,
-                from_extension=fact.from_extension,
-                to_extension=fact.to_extension,
-                kind=fact.kind,
+                to_record(fact.summary, None),
+                agents=_agents(fact.summary),
+                region=self._region,
+                company_numbers=self._company,
+                callback_due=self._callback_due,
             )
-        elif isinstance(fact, _CallOver):
-            for ext in fact.agents:
-                await calls.set_agent_state(session, ext, "free", fact.linkedid, ts(fact.at))
-            await calls.drop_active_call(session, fact.linkedid)
-        elif isinstance(fact, CallEnded):
-            await self._on_ended(session, fact)
-
-    async def _on_started(self, session: AsyncSession, fact: CallStarted) -> None:
-        number = fact.caller_number if fact.direction == "inbound" else fact.did_or_dialled
-        ctx = await calls.identify_caller(
-            session,
-            number,
-            fact.caller_name if fact.direction == "inbound" else None,
-            region=self._region,
-            company_numbers=self._company,
-            lead_source="inbound call" if fact.direction == "inbound" else "outbound call",
-        )
-        info: dict[str, Any] = {"client_id": None, "deal_id": None, "client_name": None}
-        if ctx is not None:
-            info.update(
-                client_id=ctx.client_id,
-                deal_id=ctx.deal_id,
-                client_created=ctx.client_created,
-                client_name=ctx.client_name,
-                client_number=ctx.e164,
-            )
-            named = fact.variables.get("CRM_DEAL_ID")
-            if (
-                named
-                and named.isdigit()
-                and await calls.deal_of_client(session, int(named), ctx.client_id)
-            ):
-                info["deal_id"] = int(named)  # click-to-call from a deal: log it there
-        self._ctx[fact.linkedid] = info
-        exts = (fact.agent_extension,) if fact.agent_extension else ()
-        await self._notify(session, CallStartedMessage.TYPE, fact.linkedid, exts)
-
-    async def _on_ended(self, session: AsyncSession, fact: CallEnded) -> None:
-        summary = fact.summary
-        ctx = self._ctx.pop(fact.linkedid, None) or {}
-        record = to_record(summary, ctx.get("client_id"), ctx.get("deal_id"))
-        logged = await calls.log_call(
-            session,
-            record,
-            region=self._region,
-            company_numbers=self._company,
-            callback_due=self._callback_due,
-        )
-        if logged is not None and logged.created:
-            self.stats["calls_logged"] += 1
-        collect_event(
-            session,
-            CallEvent(
-                type=CallEndedMessage.TYPE,
-                linkedid=fact.linkedid,
-                extensions=_agents(summary),
-                payload={
-                    "linkedid": fact.linkedid,
-                    "status": summary.status,
-                    "answered_by": summary.answered_by,
-                    "missed": summary.missed,
-                    "client_number": client_number(summary),
-                    "client_id": logged.communication.client_id if logged else None,
-                    "deal_id": logged.communication.deal_id if logged else None,
-                    "communication_id": logged.communication.id if logged else None,
-                    "talk_seconds": summary.talk_s,
-                    "ring_seconds": summary.ring_s,
-                },
-            ),
-        )
-
-    async def _notify(
-        self,
-        session: AsyncSession,
-        type_: str,
-        linkedid: str,
-        extensions: tuple[str, ...],
-        *,
-        pop: bool = False,
-        **details: Any,
-    ) -> None:
-        ctx = self._ctx.get(linkedid) or {}
-        payload: dict[str, Any] = {"call": self._view(linkedid), **details}
-        if pop and ctx.get("client_id"):
-            card = await calls.screen_pop(session, ctx["client_id"], ctx.get("deal_id"))
-            payload["card"] = card
-            payload["new_client"] = bool(ctx.get("client_created"))
-            ctx["client_name"] = card.get("client", {}).get("name")
-        collect_event(
-            session,
-            CallEvent(type=type_, linkedid=linkedid, extensions=extensions, payload=payload),
-        )
-
-    def _view(self, linkedid: str) -> dict[str, Any]:
-        snap = self.tracker.call_snapshot(linkedid)
-        if snap is not None:
-            return call_view(snap, self._ctx.get(linkedid))
-        return {"linkedid": linkedid, **(self._ctx.get(linkedid) or {})}
-
-    async def _save(self, session: AsyncSession, linkedid: str, at: float) -> None:
-        try:
-            state = self.tracker.snapshot(linkedid)
-        except KeyError:
-            return  # the call ended within this batch
-        await calls.save_active_call(session, linkedid, state, self._view(linkedid), ts(at))
+            if logged is not None and logged.created:
+                self.stats["calls_logged"] += 1

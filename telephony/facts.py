@@ -1,8 +1,9 @@
 """Call facts: what the tracker tells the rest of the service, as frozen dataclasses.
 
 Facts are values, not commands: crm_core decides what to store, notifier what to show. Every fact
-carries the call's ``linkedid`` (one logical call, however many channels) and ``at``, the PBX
-time of the event that produced it (epoch seconds).
+carries the call's ``linkedid`` (one logical call, however many channels), ``at``, the PBX
+time of the event that produced it (epoch seconds), and ``call``, the call's snapshot at that
+moment (the tracker fills it in; None for a call that is over).
 """
 
 from __future__ import annotations
@@ -22,9 +23,34 @@ Status = Literal["answered", "abandoned", "missed", "no_answer", "busy", "failed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallSnapshot:
+    """A call in progress, for dashboards and persistence."""
+
+    linkedid: str
+    direction: Direction
+    state: CallState
+    caller_number: str | None
+    caller_name: str | None
+    did_or_dialled: str
+    agent_extension: str | None
+    ringing_extensions: tuple[str, ...]
+    talking_extension: str | None
+    t_start: float
+    t_answer: float | None
+    variables: dict[str, str] = field(default_factory=dict)
+    queue: str | None = None  # the Asterisk queue the caller waits in, if any
+    t_queued: float | None = None
+    recording: str | None = None  # the recording file being written, as Asterisk named it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BaseFact:
     linkedid: str
     at: float
+    # The call as it stood when the fact happened (None once it has ended): what the CRM shows
+    # and saves, so nobody downstream re-reads the tracker. Left out of equality: a fact is
+    # what happened, the snapshot its surroundings.
+    call: CallSnapshot | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,27 +164,6 @@ class CallSummary:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallEnded(BaseFact):
     summary: CallSummary
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallSnapshot:
-    """A call in progress, for dashboards and persistence."""
-
-    linkedid: str
-    direction: Direction
-    state: CallState
-    caller_number: str | None
-    caller_name: str | None
-    did_or_dialled: str
-    agent_extension: str | None
-    ringing_extensions: tuple[str, ...]
-    talking_extension: str | None
-    t_start: float
-    t_answer: float | None
-    variables: dict[str, str] = field(default_factory=dict)
-    queue: str | None = None  # the Asterisk queue the caller waits in, if any
-    t_queued: float | None = None
-    recording: str | None = None  # the recording file being written, as Asterisk named it
 
 
 Fact = (

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from telephony.ami_fields import (
@@ -224,7 +224,7 @@ class CallTracker:
             self._seen(event, t)
             if handler is None:
                 return []
-            return handler(event, t)
+            return self._with_snapshots(handler(event, t))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             # A partial or garbled message: skip it, the calls around it stay intact because
             # handlers read every field they need before changing any state.
@@ -296,7 +296,22 @@ class CallTracker:
         for linkedid in live_linkedids:
             self._seen({"Linkedid": linkedid}, now)  # Asterisk shows it up right now
         facts += self._adopt_unknown(live_linkedids)
-        return facts
+        return self._with_snapshots(facts)
+
+    def _with_snapshots(self, facts: list[Fact]) -> list[Fact]:
+        """Each fact with the call as it stands now, the moment the fact happened."""
+        if not facts:
+            return facts
+        snaps: dict[str, CallSnapshot | None] = {}
+        out: list[Fact] = []
+        for fact in facts:
+            if isinstance(fact, CallEnded):
+                out.append(fact)
+                continue
+            if fact.linkedid not in snaps:
+                snaps[fact.linkedid] = self.call_snapshot(fact.linkedid)
+            out.append(replace(fact, call=snaps[fact.linkedid]))
+        return out
 
     def _adopt_unknown(self, linkedids: Iterable[str]) -> list[Fact]:
         facts: list[Fact] = []

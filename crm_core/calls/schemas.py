@@ -30,8 +30,53 @@ class CallRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallInfo:
+    """A call in progress as the PBX side reports it, at the moment of one fact.
+
+    The typed input of every function in crm_core.calls.progress: each fact carries the call's
+    state when it happened, so nothing on the CRM side asks the tracker again.
+    """
+
+    linkedid: str
+    direction: str  # "inbound" | "outbound"
+    state: str  # waiting | ringing | talking
+    caller_number: str | None
+    caller_name: str | None
+    did_or_dialled: str  # inbound: the DID; outbound: the client's number as dialled
+    agent_extension: str | None  # outbound: the agent who placed the call
+    ringing: tuple[str, ...]
+    talking: str | None
+    started_at: datetime
+    answered_at: datetime | None
+    queue: str | None = None
+    queued_at: datetime | None = None
+    variables: dict[str, str] = field(default_factory=dict)  # CRM_DEAL_ID, CRM_USER_ID …
+
+    @property
+    def client_raw_number(self) -> str | None:
+        """The client's side of the call as the PBX spelled it."""
+        return self.caller_number if self.direction == "inbound" else self.did_or_dialled
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallContext:
+    """Who a call is with, as the CRM matched it when the call started (active_calls columns)."""
+
+    client_id: int | None = None
+    deal_id: int | None = None
+    client_name: str | None = None
+    client_number: str | None = None  # the client's number in E.164
+    client_created: bool = False  # the call opened the card
+
+
+NO_CONTEXT = CallContext()
+
+
+@dataclass(frozen=True, slots=True)
 class CallerContext:
+    """identify_caller's answer: the caller's card and open deal."""
+
     client_id: int
     deal_id: int
     client_created: bool

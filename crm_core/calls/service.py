@@ -1,16 +1,13 @@
-"""Calls on the CRM side: who is calling, the screen-pop card, logging a finished call once."""
+"""Calls on the CRM side: who is calling, and logging a finished call once."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-from sqlalchemy import delete, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.calls.schemas import CallerContext, CallRecord
 from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
@@ -125,85 +122,3 @@ async def log_call(
             communication_id=comm.id,
         )
     return logged
-
-
-# The whole pop card in one round trip: it sits on the path from a ringing phone to the screen.
-_POP_SQL = text(
-    """
-    WITH d AS (
-        SELECT d.id, d.title, d.amount, d.currency, d.stage_id, s.name AS stage
-        FROM deals d JOIN deal_stages s ON s.id = d.stage_id
-        WHERE d.id = COALESCE(
-            CAST(:deal_id AS integer),
-            (SELECT id FROM deals WHERE client_id = :client_id AND closed_at IS NULL
-             ORDER BY id DESC LIMIT 1))
-    )
-    SELECT json_build_object(
-        'client', json_build_object(
-            'id', c.id, 'name', c.name, 'company', c.company, 'notes', c.notes,
-            'phones', COALESCE((SELECT json_agg(p.e164 ORDER BY p.id)
-                                FROM client_phones p WHERE p.client_id = c.id), '[]'::json),
-            'emails', COALESCE((SELECT json_agg(e.email ORDER BY e.id)
-                                FROM client_emails e WHERE e.client_id = c.id), '[]'::json),
-            'responsible', (SELECT json_build_object('id', u.id, 'name', u.full_name)
-                            FROM users u WHERE u.id = c.responsible_id)),
-        'deal', (SELECT json_build_object(
-                    'id', d.id, 'title', d.title, 'amount', d.amount::text,
-                    'currency', d.currency, 'stage', d.stage, 'stage_id', d.stage_id) FROM d),
-        'recent', COALESCE((SELECT json_agg(r) FROM (
-                    SELECT id, kind, direction, status, occurred_at AS at, subject, talk_seconds
-                    FROM communications WHERE client_id = c.id
-                    ORDER BY occurred_at DESC, id DESC LIMIT 5) r), '[]'::json),
-        'tasks', COALESCE((SELECT json_agg(t) FROM (
-                    SELECT id, title, kind, due_at FROM tasks
-                    WHERE client_id = c.id AND NOT done
-                    ORDER BY due_at ASC NULLS LAST LIMIT 10) t), '[]'::json)
-    )
-    FROM clients c WHERE c.id = :client_id
-    """
-)
-
-
-async def screen_pop(session: AsyncSession, client_id: int, deal_id: int | None) -> dict[str, Any]:
-    """What the operator sees while the phone rings: the card, the deal, recent history, tasks."""
-    card = await session.scalar(_POP_SQL, {"client_id": client_id, "deal_id": deal_id})
-    return dict(card) if card else {}
-
-
-async def set_agent_state(
-    session: AsyncSession, extension: str, state: str, linkedid: str | None, at: datetime
-) -> None:
-    """Ringing/talking/free as the PBX reports it; a stale 'free' of another call is ignored."""
-    stmt = insert(AgentState).values(extension=extension, state=state, linkedid=linkedid, since=at)
-    if state == "free":
-        # only the call that made the agent busy frees them (calls overlap during transfers)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["extension"],
-            set_={"state": state, "linkedid": None, "since": at},
-            where=(AgentState.linkedid == linkedid) | (AgentState.linkedid.is_(None)),
-        )
-    else:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["extension"], set_={"state": state, "linkedid": linkedid, "since": at}
-        )
-    await session.execute(stmt)
-
-
-async def save_active_call(
-    session: AsyncSession, linkedid: str, state: dict[str, Any], view: dict[str, Any], at: datetime
-) -> None:
-    stmt = insert(ActiveCall).values(
-        linkedid=linkedid, state=state, view=view, started_at=at, updated_at=at
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["linkedid"], set_={"state": state, "view": view, "updated_at": at}
-    )
-    await session.execute(stmt)
-
-
-async def drop_active_call(session: AsyncSession, linkedid: str) -> None:
-    await session.execute(delete(ActiveCall).where(ActiveCall.linkedid == linkedid))
-
-
-async def active_calls(session: AsyncSession) -> list[ActiveCall]:
-    return list((await session.scalars(select(ActiveCall).order_by(ActiveCall.started_at))).all())

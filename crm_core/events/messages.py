@@ -2,9 +2,8 @@
 
 Each class names its type (`TYPE`, the only place the string is spelled) and describes the
 payload as the browser gets it, so `GET /api/events/schema` and the tests share one contract.
-The classes document and check; producers keep building plain dicts on the pop path, because
-validating every screen-pop in production would cost latency for no behaviour (the tests check
-every message the hub publishes against these schemas instead).
+Call messages are built as these classes (crm_core.calls.views); other producers still build
+plain dicts, and the tests check every message the hub publishes against these schemas.
 
 Supervisors get a summary of call and message payloads (scalars and shallow objects, no lists:
 notifier.channels), so whatever the summary may leave out is optional here.
@@ -28,7 +27,7 @@ class EventMessage(BaseModel):
 
 
 class CallView(BaseModel):
-    """A call in progress as dashboards and pop cards show it (telephony.call_record.call_view).
+    """A call in progress as dashboards and pop cards show it (crm_core.calls.views.call_view).
 
     Only `linkedid` is sure: a call the tracker no longer holds is shown from what the CRM knows.
     """
@@ -59,6 +58,9 @@ class _CallMessage(EventMessage):
     extensions: list[str]  # whose phones the call concerns
 
 
+CallMessage = _CallMessage  # what crm_core.calls.views serializes
+
+
 class _CallStateMessage(_CallMessage):
     call: CallView
 
@@ -68,11 +70,16 @@ class CallStartedMessage(_CallStateMessage):
 
 
 class CallRingingMessage(_CallStateMessage):
-    """The screen-pop: `card` and `new_client` only when the caller is a known client."""
+    """The screen-pop, built from a read as the phone rings (it waits for no batch of writes).
+
+    `card` and `new_client` (this call opened the card) when the CRM knows who is calling;
+    otherwise `unknown` is true and the call's `client_id` null (a hidden or company number).
+    """
 
     TYPE = "call.ringing"
     card: dict[str, Any] | None = None
     new_client: bool | None = None
+    unknown: bool | None = None
 
 
 class CallRingEndedMessage(_CallStateMessage):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.communications.models import Communication
 from telephony.ami_fields import parse_message
-from telephony.call_record import ts
+from telephony.finished_call import ts
 from telephony.testing.replay import ReplayServer
 from tests.telephony.helpers import read_events, read_truth, split_messages, split_recording
 from tests.telephony.pbx import bare_pipeline, call_rows, replayed_pbx, settle_pipeline

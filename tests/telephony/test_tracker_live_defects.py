@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from telephony.call_record import to_record
 from telephony.facts import CallEnded, CallStarted, CallSummary, Fact
+from telephony.finished_call import to_record
 from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import arrival_times, read_events, read_truth
 

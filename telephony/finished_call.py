@@ -1,4 +1,4 @@
-"""Pure mapping from the tracker's call facts to what the CRM logs and what people are shown."""
+"""A finished call as the CRM logs it: the tracker's CallSummary -> crm_core's CallRecord (pure)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_core.calls.schemas import CallRecord
-from telephony.facts import CallSnapshot, CallSummary
+from telephony.facts import CallSummary
 
 
 def ts(epoch: float) -> datetime:
@@ -88,28 +88,4 @@ def recording_link(summary: CallSummary) -> dict[str, Any] | None:
         "file": summary.recording,
         "started": summary.recording_started,
         "empty": summary.t_answer is None,
-    }
-
-
-def call_view(snapshot: CallSnapshot, ctx: dict[str, Any] | None) -> dict[str, Any]:
-    """A call in progress as dashboards and pop cards show it."""
-    return {
-        "linkedid": snapshot.linkedid,
-        "direction": snapshot.direction,
-        "state": snapshot.state,
-        "caller_number": snapshot.caller_number,
-        "caller_name": snapshot.caller_name,
-        "did_or_dialled": snapshot.did_or_dialled,
-        "agent_extension": snapshot.agent_extension,
-        "ringing": list(snapshot.ringing_extensions),
-        "talking": snapshot.talking_extension,
-        "started_at": ts(snapshot.t_start).isoformat(),
-        "answered_at": ts(snapshot.t_answer).isoformat() if snapshot.t_answer else None,
-        "queue": snapshot.queue,
-        "queued_at": ts(snapshot.t_queued).isoformat() if snapshot.t_queued is not None else None,
-        "client_id": (ctx or {}).get("client_id"),
-        "deal_id": (ctx or {}).get("deal_id"),
-        "client_name": (ctx or {}).get("client_name"),
-        # the client's number in E.164 (the dialplan's own digits are in did_or_dialled)
-        "client_number": (ctx or {}).get("client_number"),
     }

@@ -1,0 +1,170 @@
+"""Calls in progress and agents' phones as every instance sees them: active_calls, agent_states.
+
+`active_calls` has three writers that never overwrite each other's columns: `save_calls` (the
+call as the PBX shows it, and the tracker's resumable state), `remember_client` (who the call is
+with) and `end_call` (the row goes when the call is logged, handing back its client).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.calls.models import ActiveCall, AgentState
+from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo
+
+_CONTEXT_COLUMNS = (
+    ActiveCall.linkedid,
+    ActiveCall.client_id,
+    ActiveCall.deal_id,
+    ActiveCall.client_name,
+    ActiveCall.client_number,
+    ActiveCall.client_created,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSave:
+    """One call's latest state in a batch: the PBX's view and the tracker's resumable state."""
+
+    call: CallInfo
+    tracker_state: dict[str, Any]
+    at: datetime
+
+
+def _call_columns(call: CallInfo) -> dict[str, Any]:
+    return {
+        "direction": call.direction,
+        "state": call.state,
+        "caller_number": call.caller_number,
+        "caller_name": call.caller_name,
+        "did_or_dialled": call.did_or_dialled,
+        "agent_extension": call.agent_extension,
+        "ringing": list(call.ringing),
+        "talking": call.talking,
+        "queue": call.queue,
+        "queued_at": call.queued_at,
+        "answered_at": call.answered_at,
+    }
+
+
+def _context(row: Any) -> CallContext:
+    return CallContext(
+        client_id=row.client_id,
+        deal_id=row.deal_id,
+        client_name=row.client_name,
+        client_number=row.client_number,
+        client_created=bool(row.client_created),
+    )
+
+
+async def save_calls(session: AsyncSession, saves: Sequence[CallSave]) -> None:
+    """Calls in progress, once per batch each: what dashboards show and a restart resumes."""
+    if not saves:
+        return
+    rows = [
+        {
+            "linkedid": s.call.linkedid,
+            "tracker_state": s.tracker_state,
+            "started_at": s.call.started_at,
+            "updated_at": s.at,
+            **_call_columns(s.call),
+        }
+        for s in saves
+    ]
+    stmt = insert(ActiveCall).values(rows)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["linkedid"],
+        set_={
+            "tracker_state": excluded.tracker_state,
+            "updated_at": excluded.updated_at,
+            **{name: excluded[name] for name in _call_columns(saves[0].call)},
+        },
+    )
+    await session.execute(stmt)
+
+
+async def remember_client(
+    session: AsyncSession, call: CallInfo, ctx: CallContext, at: datetime
+) -> None:
+    """Who the call is with, for its pop, its messages and its log (the call's own columns are
+    written only when the row is new: the live lane may already have saved a later state)."""
+    stmt = insert(ActiveCall).values(
+        linkedid=call.linkedid,
+        tracker_state={},
+        started_at=call.started_at,
+        updated_at=at,
+        client_id=ctx.client_id,
+        deal_id=ctx.deal_id,
+        client_name=ctx.client_name,
+        client_number=ctx.client_number,
+        client_created=ctx.client_created,
+        **_call_columns(call),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["linkedid"],
+        set_={
+            "client_id": ctx.client_id,
+            "deal_id": ctx.deal_id,
+            "client_name": ctx.client_name,
+            "client_number": ctx.client_number,
+            "client_created": ctx.client_created,
+        },
+    )
+    await session.execute(stmt)
+
+
+async def contexts(session: AsyncSession, linkedids: Iterable[str]) -> dict[str, CallContext]:
+    """Who each call is with, as far as the CRM has matched it (absent: nobody yet)."""
+    ids = sorted(set(linkedids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(*_CONTEXT_COLUMNS).where(ActiveCall.linkedid.in_(ids)))
+    return {row.linkedid: _context(row) for row in rows}
+
+
+async def end_call(session: AsyncSession, linkedid: str) -> CallContext:
+    """The call is over and logged: its row goes, handing back who it was with."""
+    row = (
+        await session.execute(
+            delete(ActiveCall).where(ActiveCall.linkedid == linkedid).returning(*_CONTEXT_COLUMNS)
+        )
+    ).first()
+    return _context(row) if row is not None else NO_CONTEXT
+
+
+async def active_calls(session: AsyncSession) -> list[ActiveCall]:
+    return list((await session.scalars(select(ActiveCall).order_by(ActiveCall.started_at))).all())
+
+
+async def set_agent_state(
+    session: AsyncSession, extension: str, state: str, linkedid: str | None, at: datetime
+) -> None:
+    """Ringing/talking/free as the PBX reports it; a stale 'free' of another call is ignored."""
+    stmt = insert(AgentState).values(extension=extension, state=state, linkedid=linkedid, since=at)
+    if state == "free":
+        # only the call that made the agent busy frees them (calls overlap during transfers)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["extension"],
+            set_={"state": state, "linkedid": None, "since": at},
+            where=(AgentState.linkedid == linkedid) | (AgentState.linkedid.is_(None)),
+        )
+    else:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["extension"], set_={"state": state, "linkedid": linkedid, "since": at}
+        )
+    await session.execute(stmt)
+
+
+async def forget_unresumable(session: AsyncSession) -> int:
+    """Rows a crash left with a client but no tracker state: nothing can resume them (a call
+    still up comes back by adoption after the PBX lists its channels)."""
+    result = await session.execute(delete(ActiveCall).where(ActiveCall.tracker_state == {}))
+    return int(getattr(result, "rowcount", 0) or 0)

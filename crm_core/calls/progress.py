@@ -1,0 +1,296 @@
+"""What a call means to the CRM, fact by fact: one function per fact kind.
+
+Each takes the call as it stood when the fact happened (`CallInfo`) and who it is with
+(`CallContext`, from `active_calls`), does its database work in the caller's session and
+collects the typed messages people get (published after the commit: crm_core.db.unit_of_work).
+The PBX side (telephony.call_pipeline) decides only when and in which transaction each runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.calls.active import end_call, remember_client, set_agent_state
+from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo, CallRecord
+from crm_core.calls.service import deal_of_client, identify_caller, log_call
+from crm_core.calls.views import call_event, call_view
+from crm_core.communications.schemas import Logged
+from crm_core.db import collect_event
+from crm_core.events.messages import (
+    CallAnsweredMessage,
+    CallDequeuedMessage,
+    CallEndedMessage,
+    CallQueuedMessage,
+    CallRingEndedMessage,
+    CallRingingMessage,
+    CallStartedMessage,
+    CallTransferredMessage,
+)
+
+logger = logging.getLogger(__name__)
+
+
+async def call_started(
+    session: AsyncSession,
+    call: CallInfo,
+    *,
+    at: datetime,
+    region: str,
+    company_numbers: frozenset[str],
+) -> CallContext:
+    """Who is calling: the caller's card and open deal (an unknown number opens both, so the pop
+    can show the new card), remembered in `active_calls`; `call.started` for the placing agent
+    (outbound) and the supervisors."""
+    inbound = call.direction == "inbound"
+    caller = await identify_caller(
+        session,
+        call.client_raw_number,
+        call.caller_name if inbound else None,
+        region=region,
+        company_numbers=company_numbers,
+        lead_source="inbound call" if inbound else "outbound call",
+    )
+    ctx = NO_CONTEXT
+    if caller is not None:
+        deal_id = caller.deal_id
+        named = call.variables.get("CRM_DEAL_ID")
+        if (
+            named
+            and named.isdigit()
+            and await deal_of_client(session, int(named), caller.client_id)
+        ):
+            deal_id = int(named)  # click-to-call from a deal: log it there
+        ctx = CallContext(
+            client_id=caller.client_id,
+            deal_id=deal_id,
+            client_name=caller.client_name,
+            client_number=caller.e164,
+            client_created=caller.client_created,
+        )
+    await remember_client(session, call, ctx, at)
+    exts = [call.agent_extension] if call.agent_extension else []
+    message = CallStartedMessage(
+        linkedid=call.linkedid, extensions=exts, call=call_view(call.linkedid, call, ctx)
+    )
+    collect_event(session, call_event(message))
+    return ctx
+
+
+# The whole pop in one round trip, a read: who the call is with (as call_started remembered it),
+# the card, the open deal, the last communications and open tasks.
+_POP_SQL = text(
+    """
+    WITH ac AS (
+        SELECT client_id, deal_id, client_name, client_number, client_created
+        FROM active_calls WHERE linkedid = :linkedid
+    ), d AS (
+        SELECT d.id, d.title, d.amount, d.currency, d.stage_id, s.name AS stage
+        FROM deals d JOIN deal_stages s ON s.id = d.stage_id
+        WHERE d.id = COALESCE(
+            (SELECT deal_id FROM ac),
+            (SELECT id FROM deals WHERE client_id = (SELECT client_id FROM ac)
+             AND closed_at IS NULL ORDER BY id DESC LIMIT 1))
+    )
+    SELECT json_build_object(
+        'context', (SELECT row_to_json(ac) FROM ac),
+        'card', (SELECT json_build_object(
+            'client', json_build_object(
+                'id', c.id, 'name', c.name, 'company', c.company, 'notes', c.notes,
+                'phones', COALESCE((SELECT json_agg(p.e164 ORDER BY p.id)
+                                    FROM client_phones p WHERE p.client_id = c.id), '[]'::json),
+                'emails', COALESCE((SELECT json_agg(e.email ORDER BY e.id)
+                                    FROM client_emails e WHERE e.client_id = c.id), '[]'::json),
+                'responsible', (SELECT json_build_object('id', u.id, 'name', u.full_name)
+                                FROM users u WHERE u.id = c.responsible_id)),
+            'deal', (SELECT json_build_object(
+                        'id', d.id, 'title', d.title, 'amount', d.amount::text,
+                        'currency', d.currency, 'stage', d.stage, 'stage_id', d.stage_id) FROM d),
+            'recent', COALESCE((SELECT json_agg(r) FROM (
+                        SELECT id, kind, direction, status, occurred_at AS at, subject,
+                               talk_seconds
+                        FROM communications WHERE client_id = c.id
+                        ORDER BY occurred_at DESC, id DESC LIMIT 5) r), '[]'::json),
+            'tasks', COALESCE((SELECT json_agg(t) FROM (
+                        SELECT id, title, kind, due_at FROM tasks
+                        WHERE client_id = c.id AND NOT done
+                        ORDER BY due_at ASC NULLS LAST LIMIT 10) t), '[]'::json))
+            FROM clients c WHERE c.id = (SELECT client_id FROM ac))
+    )
+    """
+)
+
+
+async def agent_ringing_pop(
+    session: AsyncSession, call: CallInfo | None, linkedid: str, extension: str
+) -> CallRingingMessage:
+    """The screen-pop: a read, no write. A caller the CRM could not match (hidden number, a
+    company number) pops at once as `unknown` with no card."""
+    found: dict[str, Any] = await session.scalar(_POP_SQL, {"linkedid": linkedid}) or {}
+    raw = found.get("context") or {}
+    ctx = CallContext(
+        client_id=raw.get("client_id"),
+        deal_id=raw.get("deal_id"),
+        client_name=raw.get("client_name"),
+        client_number=raw.get("client_number"),
+        client_created=bool(raw.get("client_created")),
+    )
+    card = found.get("card")
+    view = call_view(linkedid, call, ctx)
+    if card:
+        view.client_name = card.get("client", {}).get("name")
+        message = CallRingingMessage(
+            linkedid=linkedid,
+            extensions=[extension],
+            call=view,
+            card=card,
+            new_client=ctx.client_created,
+        )
+    else:
+        message = CallRingingMessage(
+            linkedid=linkedid, extensions=[extension], call=view, unknown=True
+        )
+    collect_event(session, call_event(message))
+    return message
+
+
+async def agent_ringing(session: AsyncSession, linkedid: str, extension: str, at: datetime) -> None:
+    """The agent's phone rings: busy for routing (the pop itself is `agent_ringing_pop`)."""
+    await set_agent_state(session, extension, "ringing", linkedid, at)
+
+
+async def agent_ring_ended(
+    session: AsyncSession,
+    call: CallInfo | None,
+    ctx: CallContext,
+    *,
+    linkedid: str,
+    extension: str,
+    result: str,
+    at: datetime,
+) -> None:
+    """Free again unless the same call rings them anew (the "free" is per call)."""
+    await set_agent_state(session, extension, "free", linkedid, at)
+    message = CallRingEndedMessage(
+        linkedid=linkedid,
+        extensions=[extension],
+        call=call_view(linkedid, call, ctx),
+        result=result,
+    )
+    collect_event(session, call_event(message))
+
+
+async def call_answered(
+    session: AsyncSession,
+    call: CallInfo | None,
+    ctx: CallContext,
+    *,
+    linkedid: str,
+    extension: str | None,
+    at: datetime,
+) -> None:
+    if extension:
+        await set_agent_state(session, extension, "talking", linkedid, at)
+    message = CallAnsweredMessage(
+        linkedid=linkedid,
+        extensions=[extension] if extension else [],
+        call=call_view(linkedid, call, ctx),
+        answered_by=extension,
+    )
+    collect_event(session, call_event(message))
+
+
+async def call_queue_changed(
+    session: AsyncSession,
+    call: CallInfo | None,
+    ctx: CallContext,
+    *,
+    linkedid: str,
+    queue: str | None,
+) -> None:
+    """For the supervisors' board (no phone rings): who waits in which queue, since when."""
+    kind = CallQueuedMessage if queue else CallDequeuedMessage
+    message = kind(
+        linkedid=linkedid, extensions=[], call=call_view(linkedid, call, ctx), queue=queue
+    )
+    collect_event(session, call_event(message))
+
+
+async def call_transferred(
+    session: AsyncSession,
+    call: CallInfo | None,
+    ctx: CallContext,
+    *,
+    linkedid: str,
+    from_extension: str | None,
+    to_extension: str,
+    kind: str,
+    at: datetime,
+) -> None:
+    if from_extension:
+        await set_agent_state(session, from_extension, "free", linkedid, at)
+    message = CallTransferredMessage(
+        linkedid=linkedid,
+        extensions=[e for e in (from_extension, to_extension) if e],
+        call=call_view(linkedid, call, ctx),
+        from_extension=from_extension,
+        to_extension=to_extension,
+        kind=kind,
+    )
+    collect_event(session, call_event(message))
+
+
+async def call_over(
+    session: AsyncSession, linkedid: str, agents: tuple[str, ...], at: datetime
+) -> None:
+    """The live share of a call's end: its agents are free (the log follows apart)."""
+    for ext in agents:
+        await set_agent_state(session, ext, "free", linkedid, at)
+
+
+async def call_ended(
+    session: AsyncSession,
+    record: CallRecord,
+    *,
+    agents: tuple[str, ...],
+    region: str,
+    company_numbers: frozenset[str],
+    callback_due: timedelta,
+) -> Logged | None:
+    """The finished call: off the calls in progress, logged once on the deal it was matched to
+    while it rang (or the deal a click-to-call named), `call.ended` to its agents."""
+    ctx = await end_call(session, record.linkedid)
+    if ctx.client_id is not None:
+        record = replace(
+            record,
+            client_id=ctx.client_id,
+            deal_id=ctx.deal_id if ctx.deal_id is not None else record.deal_id,
+        )
+    logged = await log_call(
+        session,
+        record,
+        region=region,
+        company_numbers=company_numbers,
+        callback_due=callback_due,
+    )
+    comm = logged.communication if logged else None
+    message = CallEndedMessage(
+        linkedid=record.linkedid,
+        extensions=list(agents),
+        status=record.status,
+        answered_by=record.extra.get("answered_by"),
+        missed=record.missed,
+        client_number=record.client_number,
+        client_id=comm.client_id if comm else None,
+        deal_id=comm.deal_id if comm else None,
+        communication_id=comm.id if comm else None,
+        talk_seconds=record.talk_seconds,
+        ring_seconds=record.ring_seconds,
+    )
+    collect_event(session, call_event(message))
+    return logged
