@@ -134,8 +134,9 @@ class CallPipeline:
         self._live = _Lane("live")
         self._log = _Lane("log")
         self._lanes = (self._pop, self._live, self._log)
-        # pop and live work not yet committed, per call: a call's end waits for it
-        self._outstanding: dict[str, int] = {}
+        # work not yet committed, per call and lane: a call's live facts wait for its pop work
+        # (its people see ringing before answered), its end for both
+        self._pending: dict[str, dict[str, int]] = {"pop": {}, "live": {}}
         self._progress = asyncio.Condition()
         self._room = asyncio.Event()
         self._room.set()
@@ -164,26 +165,30 @@ class CallPipeline:
         for fact in facts:
             lid = fact.linkedid
             if isinstance(fact, CallEnded):
-                self._count(lid, 1)
+                self._count("live", lid, 1)
                 self._live.push(_CallOver(lid, fact.at, _agents(fact.summary)))
                 self._log.push(fact)
                 continue
             if isinstance(fact, CallStarted | AgentRinging):
-                self._count(lid, 1)
+                self._count("pop", lid, 1)
                 self._pop.push(fact)
-            self._count(lid, 1)
+            self._count("live", lid, 1)
             self._live.push(fact)
         if sum(len(lane.pending) for lane in self._lanes) >= self._max_pending:
             # back-pressure: the listener stops reading until the database catches up
             self._room.clear()
             await self._room.wait()
 
-    def _count(self, linkedid: str, n: int) -> None:
-        left = self._outstanding.get(linkedid, 0) + n
+    def _count(self, lane: str, linkedid: str, n: int) -> None:
+        counts = self._pending[lane]
+        left = counts.get(linkedid, 0) + n
         if left > 0:
-            self._outstanding[linkedid] = left
+            counts[linkedid] = left
         else:
-            self._outstanding.pop(linkedid, None)
+            counts.pop(linkedid, None)
+
+    def _clear(self, lanes: tuple[str, ...], ids: set[str]) -> bool:
+        return all(self._pending[lane].keys().isdisjoint(ids) for lane in lanes)
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -203,8 +208,8 @@ class CallPipeline:
 
     def start(self) -> None:
         self._pop.start(self._run(self._pop, self._apply_pop))
-        self._live.start(self._run(self._live, self._apply_live))
-        self._log.start(self._run(self._log, self._apply_log, after_live=True))
+        self._live.start(self._run(self._live, self._apply_live, after=("pop",)))
+        self._log.start(self._run(self._log, self._apply_log, after=("pop", "live")))
 
     async def close(self) -> None:
         await self.drain()
@@ -226,26 +231,25 @@ class CallPipeline:
             self._room.set()
         return batch
 
-    async def _run(self, lane: _Lane, apply: Apply, *, after_live: bool = False) -> None:
+    async def _run(self, lane: _Lane, apply: Apply, *, after: tuple[str, ...] = ()) -> None:
+        """Apply what is pending, batch by batch; first wait until the lanes `after` have
+        committed what they hold of the same calls (never the other way round: no cycles)."""
         while True:
             await lane.wait()
             while lane.pending:
                 batch = self._take(lane)
-                if after_live:
-                    ids = {f.linkedid for f in batch}
+                if after:
+                    ids = {item.linkedid for item in batch}
                     async with self._progress:
-                        await self._progress.wait_for(
-                            lambda ids=ids: self._outstanding.keys().isdisjoint(ids)  # type: ignore[misc]
-                        )
-                    await self._apply_batch(apply, batch)
-                    continue
+                        await self._progress.wait_for(lambda ids=ids: self._clear(after, ids))  # type: ignore[misc]
                 try:
                     await self._apply_batch(apply, batch)
                 finally:
-                    async with self._progress:
-                        for item in batch:
-                            self._count(item.linkedid, -1)
-                        self._progress.notify_all()
+                    if lane.name in self._pending:
+                        async with self._progress:
+                            for item in batch:
+                                self._count(lane.name, item.linkedid, -1)
+                            self._progress.notify_all()
             lane.idle.set()
 
     async def _apply_batch(self, apply: Apply, batch: list[Any]) -> None:
