@@ -44,7 +44,13 @@ def _events_of(path: Path) -> bytes:
 
 def build_stream(calls: int) -> tuple[bytes, int]:
     """`calls` distinct calls: each pass renumbers Uniqueids/Linkedids, callers vary."""
-    bodies = [_events_of(p) for p in sorted(AMI_DIR.glob("*.ami"))]
+    # not the recordings that end in Asterisk's Shutdown: panoramisk drops the connection on it
+    # (as Asterisk does right after), which would end the bare run's stream there
+    bodies = [
+        b
+        for b in (_events_of(p) for p in sorted(AMI_DIR.glob("*.ami")))
+        if b"Event: Shutdown\r\n" not in b
+    ]
     per_pass = len(bodies)
     chunks: list[bytes] = []
     for k in range(-(-calls // per_pass)):

@@ -1,0 +1,188 @@
+"""The call pipeline's lanes: the pop from a read that waits for no batch, a call's messages in
+the order its facts happened, and the log after everything else of the call."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from crm_core.calls.models import ActiveCall, AgentState
+from crm_core.clients.models import Client, ClientPhone
+from crm_core.events.types import CallEvent
+from telephony.call_pipeline import CallPipeline
+from telephony.tracker import CallTracker, TrackerConfig
+from tests.telephony.helpers import read_events, read_truth
+from tests.telephony.pbx import call_rows
+
+pytestmark = pytest.mark.usefixtures("db")
+
+CALLER = "+79031234567"  # inbound_abandoned's caller, in E.164
+
+
+class Published:
+    """The pipeline's publisher: every call event, in publishing order."""
+
+    def __init__(self) -> None:
+        self.events: list[CallEvent] = []
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, events: list[Any]) -> None:
+        self.events += [e for e in events if isinstance(e, CallEvent)]
+        self.arrived.set()
+
+    def of_type(self, type_: str) -> list[CallEvent]:
+        return [e for e in self.events if e.type == type_]
+
+    async def wait_for(self, type_: str) -> CallEvent:
+        async with asyncio.timeout(30):
+            while not self.of_type(type_):
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.of_type(type_)[0]
+
+
+def _pipeline(
+    sessions: async_sessionmaker[AsyncSession],
+    published: Published,
+    company_numbers: tuple[str, ...] = (),
+) -> CallPipeline:
+    return CallPipeline(
+        CallTracker(TrackerConfig()),
+        sessions,
+        published,
+        region="RU",
+        company_numbers=company_numbers,
+        callback_due=timedelta(minutes=30),
+    )
+
+
+async def _feed(pipeline: CallPipeline, events: list[dict[str, str]]) -> None:
+    for event in events:
+        await pipeline.on_event(event, time.time())
+
+
+async def test_an_unknown_caller_pops_with_the_card_the_call_opened(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    published = Published()
+    pipeline = _pipeline(sessions, published)
+    pipeline.start()
+    await _feed(pipeline, read_events("inbound_abandoned"))
+    await pipeline.close()
+
+    async with sessions() as s:
+        client = await s.scalar(select(Client).join(ClientPhone).where(ClientPhone.e164 == CALLER))
+        assert client is not None
+    (pop,) = published.of_type("call.ringing")
+    assert pop.extensions == ("101",)
+    assert pop.payload["new_client"] is True
+    assert pop.payload["card"]["client"]["id"] == client.id
+    assert pop.payload["card"]["deal"]["id"] == pop.payload["call"]["deal_id"]
+    assert pop.payload["call"]["client_id"] == client.id
+    assert "unknown" not in pop.payload
+    (ended,) = published.of_type("call.ended")
+    assert (ended.payload["client_id"], ended.payload["deal_id"]) == (
+        client.id,
+        pop.payload["call"]["deal_id"],
+    )
+
+
+async def test_a_caller_the_crm_cannot_match_pops_at_once_as_unknown(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    published = Published()
+    # the caller's number is one of the company's own: nobody to match, no card to open
+    pipeline = _pipeline(sessions, published, company_numbers=(CALLER,))
+    pipeline.start()
+    await _feed(pipeline, read_events("inbound_abandoned"))
+    await pipeline.close()
+
+    (pop,) = published.of_type("call.ringing")
+    assert pop.payload["unknown"] is True
+    assert pop.payload["call"]["client_id"] is None
+    assert "card" not in pop.payload and "new_client" not in pop.payload
+    async with sessions() as s:
+        assert await s.scalar(select(ClientPhone).where(ClientPhone.e164 == CALLER)) is None
+
+
+async def test_the_pop_waits_for_no_write_of_the_live_lane(
+    sessions: async_sessionmaker[AsyncSession], db: AsyncEngine
+) -> None:
+    published = Published()
+    pipeline = _pipeline(sessions, published)
+    pipeline.start()
+    events = read_events("inbound_answered")
+    rung = next(
+        i for i, e in enumerate(events) if e.get("Event") == "DialBegin" and e.get("Channel")
+    )
+    # another transaction holds agent_states: every live batch (agents' phones) waits on it
+    async with db.connect() as blocker:
+        await blocker.execute(text("LOCK TABLE agent_states IN EXCLUSIVE MODE"))
+        await _feed(pipeline, events[: rung + 1])
+        pop = await published.wait_for("call.ringing")
+        assert pop.payload["card"]["client"]["phones"] == ["+79161234567"]
+        async with sessions() as s:  # the ringing agent is not in the database yet
+            assert await s.get(AgentState, "101") is None
+        await blocker.rollback()
+    await _feed(pipeline, events[rung + 1 :])
+    await pipeline.close()
+    assert len(await call_rows(sessions)) == 1
+
+
+@pytest.mark.parametrize("name", ["inbound_answered", "inbound_queue_second_answers"])
+async def test_each_calls_messages_leave_in_the_order_its_facts_happened(
+    sessions: async_sessionmaker[AsyncSession], name: str
+) -> None:
+    published = Published()
+    pipeline = _pipeline(sessions, published)
+    pipeline.start()
+    await _feed(pipeline, read_events(name))  # as fast as it goes: the lanes race
+    await pipeline.close()
+
+    types = [e.type for e in published.events]
+    assert types[0] == "call.started"
+    assert types.index("call.ringing") < types.index("call.answered")
+    assert types[-1] == "call.ended"
+    assert types.count("call.ended") == 1
+    linkedid = read_truth(name)["calls"][0]["linkedid"]
+    assert {e.linkedid for e in published.events} == {linkedid}
+    async with sessions() as s:  # the log took the call off the calls in progress
+        assert (await s.scalars(select(ActiveCall))).all() == []
+
+
+async def test_a_call_in_progress_is_saved_with_who_it_is_with(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    published = Published()
+    pipeline = _pipeline(sessions, published)
+    pipeline.start()
+    events = read_events("inbound_answered")
+    answered = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
+    )
+    await _feed(pipeline, events[: answered + 1])
+    await pipeline.drain()
+    async with sessions() as s:
+        (row,) = (await s.scalars(select(ActiveCall))).all()
+    (pop,) = published.of_type("call.ringing")
+    assert row.view == {
+        **row.view,
+        "direction": "inbound",
+        "state": "talking",
+        "talking": "101",
+        "client_id": pop.payload["call"]["client_id"],
+        "deal_id": pop.payload["call"]["deal_id"],
+        "client_number": "+79161234567",
+    }
+    assert row.client_created is True
+    assert row.tracker_state["call"]["linkedid"] == row.linkedid
+    await _feed(pipeline, events[answered + 1 :])
+    await pipeline.close()
