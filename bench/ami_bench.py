@@ -37,9 +37,10 @@ _CALLER = re.compile(rb"^(CallerIDNum|ConnectedLineNum): \+79(\d{9})\r$", re.M)
 
 
 def _events_of(path: Path) -> bytes:
-    data = path.read_bytes()
-    start = data.index(b"\r\n\r\n", data.index(b"Response:")) + 4  # skip banner and login
-    return data[start:]
+    """The recording's events only: the banner, the login and any action's answer (recordings
+    made mid-call begin with CoreShowChannels) are not events, and no client dispatches them."""
+    blocks = path.read_bytes().split(b"\r\n\r\n")
+    return b"".join(b + b"\r\n\r\n" for b in blocks if b.startswith(b"Event: "))
 
 
 def build_stream(calls: int) -> tuple[bytes, int]:

@@ -1,0 +1,239 @@
+"""crm_core.calls.progress and .active: what each call fact means to the CRM, with typed inputs and
+no PBX (the call as a CallInfo, who it is with from active_calls)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.calls import active, progress
+from crm_core.calls.models import ActiveCall, AgentState
+from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo, CallRecord
+from crm_core.clients.models import Client, ClientPhone
+from crm_core.communications.models import Communication
+from crm_core.db import unit_of_work
+from crm_core.deals.models import Deal
+from crm_core.events.types import CallEvent
+from crm_core.tasks.models import Task
+
+pytestmark = pytest.mark.usefixtures("db")
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+COMPANY = frozenset({"+74951112233"})
+
+
+def _call(linkedid: str = "1.1", number: str = "89031234567", **changes: Any) -> CallInfo:
+    call = CallInfo(
+        linkedid=linkedid,
+        direction="inbound",
+        state="waiting",
+        caller_number=number,
+        caller_name="Unknown",
+        did_or_dialled="84951112233",
+        agent_extension=None,
+        ringing=(),
+        talking=None,
+        started_at=NOW,
+        answered_at=None,
+    )
+    return replace(call, **changes)
+
+
+def _record(linkedid: str = "1.1", **changes: Any) -> CallRecord:
+    record = CallRecord(
+        linkedid=linkedid,
+        direction="in",
+        status="abandoned",
+        missed=True,
+        client_number="89031234567",
+        client_name=None,
+        answered_by=None,
+        agent_extension=None,
+        final_agent=None,
+        agents_rung=["101"],
+        ring_seconds=3.5,
+        talk_seconds=0.0,
+        started_at=NOW,
+        answered_at=None,
+        ended_at=NOW + timedelta(seconds=4),
+    )
+    for key, value in changes.items():
+        setattr(record, key, value)
+    return record
+
+
+class Events:
+    def __init__(self) -> None:
+        self.calls: list[CallEvent] = []
+
+    async def __call__(self, events: list[Any]) -> None:
+        self.calls += [e for e in events if isinstance(e, CallEvent)]
+
+
+async def _started(sessions: async_sessionmaker[AsyncSession], call: CallInfo) -> CallContext:
+    async with unit_of_work(sessions) as s:
+        return await progress.call_started(s, call, at=NOW, region="RU", company_numbers=COMPANY)
+
+
+async def test_an_unknown_caller_gets_a_card_and_a_deal_remembered_with_the_call(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    ctx = await _started(sessions, _call())
+    assert ctx.client_created and ctx.client_number == "+79031234567"
+    async with sessions() as s:
+        client = await s.get(Client, ctx.client_id)
+        deal = await s.get(Deal, ctx.deal_id)
+        row = await s.get(ActiveCall, "1.1")
+    assert client is not None and client.name == "+79031234567"
+    assert deal is not None and deal.client_id == client.id
+    assert row is not None
+    assert (row.client_id, row.deal_id, row.client_created) == (client.id, deal.id, True)
+    assert row.caller_number == "89031234567" and row.state == "waiting"
+
+    # a second call from the same number finds the card, and says it is not new
+    again = await _started(sessions, _call("1.2"))
+    assert (again.client_id, again.deal_id, again.client_created) == (client.id, deal.id, False)
+
+
+async def test_a_company_number_is_nobody_to_match(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    ctx = await _started(sessions, _call(number="84951112233"))
+    assert ctx == NO_CONTEXT
+    async with sessions() as s:
+        assert (await s.scalars(select(Client))).all() == []
+        row = await s.get(ActiveCall, "1.1")
+    assert row is not None and row.client_id is None
+
+
+async def test_a_click_to_call_is_logged_on_the_deal_it_named_only_if_the_clients(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        client = Client(name="Ivan", phones=[ClientPhone(e164="+79161234567", raw="")])
+        other = Client(name="Olga", phones=[ClientPhone(e164="+79160000000", raw="")])
+        s.add_all([client, other])
+        await s.flush()
+        s.add(Deal(id=42, client_id=client.id, title="Offer", amount=Decimal(1), stage_id=1))
+        s.add(Deal(id=43, client_id=other.id, title="Other", amount=Decimal(1), stage_id=1))
+        await s.commit()
+    outbound = _call(
+        direction="outbound",
+        caller_number="101",
+        did_or_dialled="89161234567",
+        agent_extension="101",
+    )
+    named = await _started(sessions, replace(outbound, variables={"CRM_DEAL_ID": "42"}))
+    assert (named.client_id, named.deal_id) == (client.id, 42)
+    wrong = await _started(
+        sessions, replace(outbound, linkedid="1.2", variables={"CRM_DEAL_ID": "43"})
+    )
+    assert wrong.client_id == client.id and wrong.deal_id == 42  # its open deal, not Olga's
+
+
+async def test_the_pop_is_a_read_of_the_card_and_says_whether_the_call_opened_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    ctx = await _started(sessions, _call())
+    events = Events()
+    async with unit_of_work(sessions, events) as s:
+        message = await progress.agent_ringing_pop(s, _call(state="ringing"), "1.1", "101")
+        assert not s.new and not s.dirty  # nothing written
+    assert message.new_client is True and message.unknown is None
+    assert message.card is not None
+    assert message.card["client"]["id"] == ctx.client_id
+    assert message.card["deal"]["id"] == ctx.deal_id
+    assert message.call.client_id == ctx.client_id
+    (event,) = events.calls
+    assert (event.type, event.linkedid, event.extensions) == ("call.ringing", "1.1", ("101",))
+    assert event.payload["card"] == message.card
+    async with sessions() as s:
+        assert await s.get(AgentState, "101") is None  # the live lane's, not the pop's
+
+
+async def test_a_pop_for_a_call_the_crm_has_not_matched_says_unknown(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    events = Events()
+    async with unit_of_work(sessions, events) as s:
+        message = await progress.agent_ringing_pop(s, _call(), "1.1", "101")
+    assert message.unknown is True and message.card is None
+    (event,) = events.calls
+    assert event.payload["unknown"] is True
+    assert event.payload["call"]["client_id"] is None
+    assert "card" not in event.payload
+
+
+async def test_the_live_lane_and_the_pop_lane_keep_to_their_own_columns(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    talking = _call(state="talking", talking="101", answered_at=NOW + timedelta(seconds=2))
+    async with unit_of_work(sessions) as s:  # the live lane saved a later state first
+        await active.save_calls(s, [active.CallSave(talking, {"version": 1}, NOW)])
+    ctx = await _started(sessions, _call())  # then who is calling arrives
+    async with sessions() as s:
+        row = await s.get(ActiveCall, "1.1")
+        assert row is not None
+        assert (row.state, row.talking, row.answered_at) == ("talking", "101", talking.answered_at)
+        assert row.tracker_state == {"version": 1}
+        assert row.client_id == ctx.client_id
+        assert (await active.contexts(s, ["1.1", "9.9"])) == {"1.1": ctx}
+    async with unit_of_work(sessions) as s:  # and a later save keeps the client
+        await active.save_calls(s, [active.CallSave(replace(talking, talking="102"), {}, NOW)])
+    async with sessions() as s:
+        row = await s.get(ActiveCall, "1.1")
+        assert row is not None and (row.talking, row.client_id) == ("102", ctx.client_id)
+
+
+async def test_the_end_logs_on_the_remembered_deal_and_takes_the_call_off(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    ctx = await _started(sessions, _call())
+    events = Events()
+    async with unit_of_work(sessions, events) as s:
+        logged = await progress.call_ended(
+            s,
+            _record(),
+            agents=("101",),
+            region="RU",
+            company_numbers=COMPANY,
+            callback_due=timedelta(minutes=30),
+        )
+    assert logged is not None and logged.created
+    async with sessions() as s:
+        comm = await s.scalar(select(Communication))
+        task = await s.scalar(select(Task))
+        assert await s.get(ActiveCall, "1.1") is None
+    assert comm is not None and (comm.client_id, comm.deal_id) == (ctx.client_id, ctx.deal_id)
+    assert task is not None and task.client_id == ctx.client_id  # the missed call's callback
+    (ended,) = events.calls
+    assert ended.type == "call.ended" and ended.extensions == ("101",)
+    assert ended.payload["communication_id"] == comm.id
+    assert ended.payload["missed"] is True
+
+
+async def test_agents_phones_follow_the_call_and_a_stale_free_is_ignored(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    events = Events()
+    async with unit_of_work(sessions, events) as s:
+        await progress.agent_ringing(s, "1.1", "101", NOW)
+        await progress.call_answered(
+            s, _call(state="talking"), NO_CONTEXT, linkedid="1.1", extension="101", at=NOW
+        )
+        await progress.call_over(s, "2.2", ("101",), NOW)  # another call's end: not 101's
+    async with sessions() as s:
+        state = await s.get(AgentState, "101")
+        assert state is not None and (state.state, state.linkedid) == ("talking", "1.1")
+    assert [(e.type, e.payload["answered_by"]) for e in events.calls] == [("call.answered", "101")]
+    async with unit_of_work(sessions) as s:
+        await progress.call_over(s, "1.1", ("101",), NOW)
+    async with sessions() as s:
+        state = await s.get(AgentState, "101")
+        assert state is not None and state.state == "free"
