@@ -290,21 +290,23 @@ class CallPipeline:
 
     async def _apply_live(self, session: AsyncSession, batch: list[Fact | _CallOver]) -> None:
         known = await active.contexts(session, {fact.linkedid for fact in batch})
+        phones = active.AgentPhones()
         saves: dict[str, tuple[CallInfo, datetime]] = {}
         for fact in batch:
             self.stats["facts"] += 1
             at = ts(fact.at)
             if isinstance(fact, _CallOver):
-                await progress.call_over(session, fact.linkedid, fact.agents, at)
+                progress.call_over(phones, fact.linkedid, fact.agents, at)
                 saves.pop(fact.linkedid, None)
                 continue
             call = call_info(fact.call)
             ctx = known.get(fact.linkedid, NO_CONTEXT)
             if isinstance(fact, AgentRinging):
-                await progress.agent_ringing(session, fact.linkedid, fact.extension, at)
+                progress.agent_ringing(phones, fact.linkedid, fact.extension, at)
             elif isinstance(fact, AgentRingEnded):
                 await progress.agent_ring_ended(
                     session,
+                    phones,
                     call,
                     ctx,
                     linkedid=fact.linkedid,
@@ -314,7 +316,13 @@ class CallPipeline:
                 )
             elif isinstance(fact, CallAnswered):
                 await progress.call_answered(
-                    session, call, ctx, linkedid=fact.linkedid, extension=fact.extension, at=at
+                    session,
+                    phones,
+                    call,
+                    ctx,
+                    linkedid=fact.linkedid,
+                    extension=fact.extension,
+                    at=at,
                 )
             elif isinstance(fact, CallQueueChanged):
                 await progress.call_queue_changed(
@@ -323,6 +331,7 @@ class CallPipeline:
             elif isinstance(fact, CallTransferred):
                 await progress.call_transferred(
                     session,
+                    phones,
                     call,
                     ctx,
                     linkedid=fact.linkedid,
@@ -334,7 +343,8 @@ class CallPipeline:
             # CallStarted: nothing but the save (who is calling is the pop lane's)
             if call is not None:
                 saves[fact.linkedid] = (call, at)
-        # calls in progress are saved once per batch, not once per fact
+        # agents' phones and calls in progress are written once per batch, not once per fact
+        await phones.write(session)
         await active.save_calls(session, self._saves(saves))
 
     def _saves(self, latest: dict[str, tuple[CallInfo, datetime]]) -> list[CallSave]:

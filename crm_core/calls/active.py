@@ -168,3 +168,55 @@ async def forget_unresumable(session: AsyncSession) -> int:
     still up comes back by adoption after the PBX lists its channels)."""
     result = await session.execute(delete(ActiveCall).where(ActiveCall.tracker_state == {}))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+class AgentPhones:
+    """A batch's changes to agents' phones, written at once: one row per agent, not per fact.
+
+    Each agent's changes are folded in order as `set_agent_state` would apply them one by one.
+    Only a "free" that comes before anything else in the batch depends on the row as it is (was
+    the agent busy with that call?), so those few are written conditionally, one by one.
+    """
+
+    def __init__(self) -> None:
+        self._changes: dict[str, list[tuple[str, str | None, datetime]]] = {}
+
+    def set(self, extension: str, state: str, linkedid: str | None, at: datetime) -> None:
+        self._changes.setdefault(extension, []).append((state, linkedid, at))
+
+    def folded(self) -> tuple[list[tuple[str, str | None, datetime]], list[dict[str, Any]]]:
+        """(conditional frees as (extension, linkedid, at), final rows to upsert)."""
+        frees: list[tuple[str, str | None, datetime]] = []
+        rows: list[dict[str, Any]] = []
+        for ext in sorted(self._changes):
+            final: tuple[str, str | None, datetime] | None = None
+            for state, linkedid, at in self._changes[ext]:
+                if state != "free":
+                    final = (state, linkedid, at)
+                elif final is None:
+                    frees.append((ext, linkedid, at))
+                elif final[1] == linkedid or final[1] is None:
+                    final = ("free", None, at)
+            if final is not None:  # it overwrites whatever the frees before it did
+                frees = [f for f in frees if f[0] != ext]
+                rows.append(
+                    {"extension": ext, "state": final[0], "linkedid": final[1], "since": final[2]}
+                )
+        return frees, rows
+
+    async def write(self, session: AsyncSession) -> None:
+        frees, rows = self.folded()
+        self._changes.clear()
+        for ext, linkedid, at in frees:
+            await set_agent_state(session, ext, "free", linkedid, at)
+        if rows:
+            stmt = insert(AgentState).values(rows)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["extension"],
+                set_={
+                    "state": stmt.excluded.state,
+                    "linkedid": stmt.excluded.linkedid,
+                    "since": stmt.excluded.since,
+                },
+            )
+            await session.execute(stmt)

@@ -1,8 +1,9 @@
 """What a call means to the CRM, fact by fact: one function per fact kind.
 
 Each takes the call as it stood when the fact happened (`CallInfo`) and who it is with
-(`CallContext`, from `active_calls`), does its database work in the caller's session and
-collects the typed messages people get (published after the commit: crm_core.db.unit_of_work).
+(`CallContext`, from `active_calls`), does its database work in the caller's session (agents'
+phones go through the batch's `AgentPhones`, written once per batch) and collects the typed
+messages people get (published after the commit: crm_core.db.unit_of_work).
 The PBX side (telephony.call_pipeline) decides only when and in which transaction each runs.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls.active import end_call, remember_client, set_agent_state
+from crm_core.calls.active import AgentPhones, end_call, remember_client
 from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo, CallRecord
 from crm_core.calls.service import deal_of_client, identify_caller, log_call
 from crm_core.calls.views import call_event, call_view
@@ -159,13 +160,14 @@ async def agent_ringing_pop(
     return message
 
 
-async def agent_ringing(session: AsyncSession, linkedid: str, extension: str, at: datetime) -> None:
+def agent_ringing(phones: AgentPhones, linkedid: str, extension: str, at: datetime) -> None:
     """The agent's phone rings: busy for routing (the pop itself is `agent_ringing_pop`)."""
-    await set_agent_state(session, extension, "ringing", linkedid, at)
+    phones.set(extension, "ringing", linkedid, at)
 
 
 async def agent_ring_ended(
     session: AsyncSession,
+    phones: AgentPhones,
     call: CallInfo | None,
     ctx: CallContext,
     *,
@@ -175,7 +177,7 @@ async def agent_ring_ended(
     at: datetime,
 ) -> None:
     """Free again unless the same call rings them anew (the "free" is per call)."""
-    await set_agent_state(session, extension, "free", linkedid, at)
+    phones.set(extension, "free", linkedid, at)
     message = CallRingEndedMessage(
         linkedid=linkedid,
         extensions=[extension],
@@ -187,6 +189,7 @@ async def agent_ring_ended(
 
 async def call_answered(
     session: AsyncSession,
+    phones: AgentPhones,
     call: CallInfo | None,
     ctx: CallContext,
     *,
@@ -195,7 +198,7 @@ async def call_answered(
     at: datetime,
 ) -> None:
     if extension:
-        await set_agent_state(session, extension, "talking", linkedid, at)
+        phones.set(extension, "talking", linkedid, at)
     message = CallAnsweredMessage(
         linkedid=linkedid,
         extensions=[extension] if extension else [],
@@ -223,6 +226,7 @@ async def call_queue_changed(
 
 async def call_transferred(
     session: AsyncSession,
+    phones: AgentPhones,
     call: CallInfo | None,
     ctx: CallContext,
     *,
@@ -233,7 +237,7 @@ async def call_transferred(
     at: datetime,
 ) -> None:
     if from_extension:
-        await set_agent_state(session, from_extension, "free", linkedid, at)
+        phones.set(from_extension, "free", linkedid, at)
     message = CallTransferredMessage(
         linkedid=linkedid,
         extensions=[e for e in (from_extension, to_extension) if e],
@@ -245,12 +249,10 @@ async def call_transferred(
     collect_event(session, call_event(message))
 
 
-async def call_over(
-    session: AsyncSession, linkedid: str, agents: tuple[str, ...], at: datetime
-) -> None:
+def call_over(phones: AgentPhones, linkedid: str, agents: tuple[str, ...], at: datetime) -> None:
     """The live share of a call's end: its agents are free (the log follows apart)."""
     for ext in agents:
-        await set_agent_state(session, ext, "free", linkedid, at)
+        phones.set(ext, "free", linkedid, at)
 
 
 async def call_ended(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.schemas import CallerContext, CallRecord
@@ -23,6 +23,19 @@ from crm_core.users.service import users_by_extension
 logger = logging.getLogger(__name__)
 
 
+# Most calls come from someone with a card and an open deal: one probe of the phone index and
+# of the open-deal index, no lock (the lock only serialises opening a deal, and there is one).
+_KNOWN_CALLER_SQL = text(
+    """
+    SELECT c.id, c.name,
+           (SELECT d.id FROM deals d WHERE d.client_id = c.id AND d.closed_at IS NULL
+            ORDER BY d.id DESC LIMIT 1) AS deal_id
+    FROM client_phones p JOIN clients c ON c.id = p.client_id
+    WHERE p.e164 = :e164
+    """
+)
+
+
 async def identify_caller(
     session: AsyncSession,
     number: str | None,
@@ -37,6 +50,9 @@ async def identify_caller(
     e164 = try_normalize_phone(number, region)
     if e164 is None or e164 in company_numbers:
         return None
+    known = (await session.execute(_KNOWN_CALLER_SQL, {"e164": e164})).first()
+    if known is not None and known.deal_id is not None:
+        return CallerContext(known.id, known.deal_id, False, known.name, e164)
     client, created = await open_card_for_unknown(
         session, e164, name=_real_name(name), lead_source=lead_source
     )

@@ -223,17 +223,45 @@ async def test_agents_phones_follow_the_call_and_a_stale_free_is_ignored(
 ) -> None:
     events = Events()
     async with unit_of_work(sessions, events) as s:
-        await progress.agent_ringing(s, "1.1", "101", NOW)
+        phones = active.AgentPhones()
+        progress.agent_ringing(phones, "1.1", "101", NOW)
         await progress.call_answered(
-            s, _call(state="talking"), NO_CONTEXT, linkedid="1.1", extension="101", at=NOW
+            s, phones, _call(state="talking"), NO_CONTEXT, linkedid="1.1", extension="101", at=NOW
         )
-        await progress.call_over(s, "2.2", ("101",), NOW)  # another call's end: not 101's
+        progress.call_over(phones, "2.2", ("101",), NOW)  # another call's end: not 101's
+        await phones.write(s)
     async with sessions() as s:
         state = await s.get(AgentState, "101")
         assert state is not None and (state.state, state.linkedid) == ("talking", "1.1")
     assert [(e.type, e.payload["answered_by"]) for e in events.calls] == [("call.answered", "101")]
     async with unit_of_work(sessions) as s:
-        await progress.call_over(s, "1.1", ("101",), NOW)
+        phones = active.AgentPhones()
+        progress.call_over(phones, "2.2", ("101",), NOW)  # alone in its batch: still not 101's
+        await phones.write(s)
     async with sessions() as s:
         state = await s.get(AgentState, "101")
-        assert state is not None and state.state == "free"
+        assert state is not None and state.state == "talking"
+    async with unit_of_work(sessions) as s:
+        phones = active.AgentPhones()
+        progress.call_over(phones, "1.1", ("101",), NOW)
+        await phones.write(s)
+    async with sessions() as s:
+        state = await s.get(AgentState, "101")
+        assert state is not None and (state.state, state.linkedid) == ("free", None)
+
+
+def test_a_batch_of_phone_changes_folds_to_what_one_by_one_would_leave() -> None:
+    later = NOW + timedelta(seconds=1)
+    phones = active.AgentPhones()
+    phones.set("101", "free", "0.9", NOW)  # first in the batch: depends on the row
+    phones.set("102", "free", "0.9", NOW)
+    phones.set("102", "ringing", "1.1", NOW)  # overwrites whatever that free did
+    phones.set("102", "free", "2.2", later)  # another call's: ignored
+    phones.set("103", "talking", "1.1", NOW)
+    phones.set("103", "free", "1.1", later)
+    frees, rows = phones.folded()
+    assert frees == [("101", "0.9", NOW)]
+    assert rows == [
+        {"extension": "102", "state": "ringing", "linkedid": "1.1", "since": NOW},
+        {"extension": "103", "state": "free", "linkedid": None, "since": later},
+    ]
