@@ -34,7 +34,7 @@ from crm_core.calls.active import CallSave
 from crm_core.calls.schemas import NO_CONTEXT, CallInfo
 from crm_core.db import Publisher, unit_of_work
 from crm_core.phones import try_normalize_phone
-from telephony.call_in_progress import call_info
+from telephony.call_in_progress import call_info, started_call_info
 from telephony.facts import (
     AgentRingEnded,
     AgentRinging,
@@ -273,12 +273,9 @@ class CallPipeline:
         for fact in facts:
             self.stats["facts"] += 1
             if isinstance(fact, CallStarted):
-                info = call_info(fact.call)
-                if info is None:  # over within the same event (a click-to-call that failed)
-                    continue
                 await progress.call_started(
                     session,
-                    info,
+                    started_call_info(fact),
                     at=ts(fact.at),
                     region=self._region,
                     company_numbers=self._company,
