@@ -119,6 +119,7 @@ class CallPipeline:
         callback_due: timedelta = timedelta(minutes=30),
         max_pending: int = 20_000,
         batch_size: int = 200,
+        pop_batch_size: int = 16,
     ) -> None:
         self.tracker = tracker
         self._sessions = sessions
@@ -130,6 +131,8 @@ class CallPipeline:
         self._callback_due = callback_due
         self._max_pending = max_pending
         self._batch = batch_size
+        # a pop leaves with its batch's commit: short batches, so it waits for few other calls
+        self._pop_batch = pop_batch_size
         self._pop = _Lane("pop")
         self._live = _Lane("live")
         self._log = _Lane("log")
@@ -226,7 +229,8 @@ class CallPipeline:
 
     def _take(self, lane: _Lane) -> list[Any]:
         # bounded batches: one commit per burst, but a session never grows huge
-        batch, lane.pending = lane.pending[: self._batch], lane.pending[self._batch :]
+        size = self._pop_batch if lane is self._pop else self._batch
+        batch, lane.pending = lane.pending[:size], lane.pending[size:]
         if sum(len(lane.pending) for lane in self._lanes) < self._max_pending:
             self._room.set()
         return batch
