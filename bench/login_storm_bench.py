@@ -23,6 +23,7 @@ import multiprocessing as mp
 import socket
 import sys
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ async def _serve(url: str, setup: dict[str, bool], args: argparse.Namespace) -> 
     from crm_core.users.security import PasswordWorkers
     from telephony.settings import TelephonySettings
     from web.app import create_app, settle_heap
-    from web.runtime import build_container, close_container
+    from web.compose import close_container, open_container
     from web.settings import Settings, WebSettings
 
     agi_port = _free_port()
@@ -157,9 +158,10 @@ async def _serve(url: str, setup: dict[str, bool], args: argparse.Namespace) -> 
         telephony=TelephonySettings(AMI_ENABLED=False, AGI_PORT=agi_port),
         web=WebSettings(**web),
     )
-    c = await build_container(settings, migrate=False)
+    c = await open_container(settings, migrate=False)
     if setup["inline"]:
-        c.passwords = PasswordWorkers(0)
+        c.passwords.close()
+        c = replace(c, passwords=PasswordWorkers(0))
     app = create_app(container=c)
     config = uvicorn.Config(
         app,

@@ -20,10 +20,11 @@ Three processes, as in production (PostgreSQL is a fourth, embedded):
   service   (this process) the real thing: uvicorn + web.app.create_app with a Container, the
             EventHub of its lifespan, AmiListener -> CallTracker -> CallPipeline -> PostgreSQL
             -> hub.publish (event_log + NOTIFY + COMMIT -> LISTEN -> fan-out) -> /ws sockets.
-            The listener and pipeline are wired here as web/telephony_runtime.py wires them
-            (without the leader election, which is not on the hot path), so that a thin wrapper
-            around pipeline.on_event can note the listener's arrival time of each agent
-            DialBegin, and the pipeline's publisher notes when each call.ringing is published.
+            The pipeline is the service's own (web/parts/call_tracking.py: call_pipeline)
+            and the listener is wired to it here (without the leader election, which is not
+            on the hot path), so that a thin wrapper around pipeline.on_event can note the
+            listener's arrival time of each agent DialBegin, and the pipeline's publisher notes
+            when each call.ringing is published.
   browsers  every operator socket (`/ws?token=...`, one user per extension 1000..1499),
             answering pings, stamping each call.ringing frame with time.time() on receipt.
 
@@ -57,7 +58,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -474,14 +474,14 @@ async def main() -> None:
 
     from bench._common import embedded_database
     from crm_core.settings import CoreSettings
-    from notifier.hub import EventHub
     from notifier.settings import NotifierSettings
     from telephony.ami_listener import AmiListener
-    from telephony.call_pipeline import CallPipeline
     from telephony.settings import TelephonySettings
     from telephony.tracker import CallTracker, TrackerConfig
     from web.app import create_app
-    from web.runtime import build_container
+    from web.compose import open_container
+    from web.container import Container
+    from web.parts.call_tracking import call_pipeline
     from web.settings import Settings, WebSettings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -516,10 +516,11 @@ async def main() -> None:
             web=WebSettings(SECRET_KEY=SECRET),
             notifier=NotifierSettings(),
         )
-        container = await build_container(settings, migrate=False)
+        container = await open_container(settings, migrate=False)
+        app = create_app(container=container)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(container=container),
+                app,
                 host="127.0.0.1",
                 port=0,
                 log_level="warning",
@@ -532,8 +533,9 @@ async def main() -> None:
         while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
             await asyncio.sleep(0.02)
         port = server.servers[0].sockets[0].getsockname()[1]
-        hub = container.extras["hub"]
-        assert isinstance(hub, EventHub)
+        running: Container = app.state.container
+        hub = running.hub
+        assert hub is not None
         async with asyncio.timeout(60):
             await hub.wait_ready()
 
@@ -543,7 +545,7 @@ async def main() -> None:
             while hub.subscriber_count() < len(users):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
 
-        # the listener and the pipeline, as web/telephony_runtime.py wires them
+        # the service's pipeline; the listener wired to it through the probe's router
         probe = Probe()
 
         async def publish(events: list[Any]) -> None:
@@ -557,14 +559,7 @@ async def main() -> None:
                         probe.card = event.payload["card"]
 
         s = settings
-        pipeline = CallPipeline(
-            CallTracker(TrackerConfig.from_settings(s.telephony)),
-            container.sessions,
-            publish,
-            region=s.core.phone_default_region,
-            company_numbers=s.core.company_numbers,
-            callback_due=timedelta(minutes=s.core.callback_due_minutes),
-        )
+        pipeline = call_pipeline(s, container.sessions, publish)
         await pipeline.restore()
         writer = WriterClock(pipeline, probe)
         collector = GcClock(probe)

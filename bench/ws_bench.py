@@ -58,10 +58,10 @@ async def serve(url: str, operators: int, supervisors: int, rate: int, seconds: 
 
     from crm_core.events.types import CallEvent
     from crm_core.settings import CoreSettings
-    from notifier.hub import EventHub
     from notifier.settings import NotifierSettings
     from web.app import create_app
-    from web.runtime import build_container
+    from web.compose import open_container
+    from web.container import Container
     from web.settings import Settings, WebSettings
 
     settings = Settings(
@@ -69,9 +69,10 @@ async def serve(url: str, operators: int, supervisors: int, rate: int, seconds: 
         web=WebSettings(SECRET_KEY=SECRET),
         notifier=NotifierSettings(),
     )
-    container = await build_container(settings, migrate=False)
+    container = await open_container(settings, migrate=False)
+    app = create_app(container=container)
     config = uvicorn.Config(
-        create_app(container=container),
+        app,
         host="127.0.0.1",
         port=0,
         log_level="warning",
@@ -84,8 +85,9 @@ async def serve(url: str, operators: int, supervisors: int, rate: int, seconds: 
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
         await asyncio.sleep(0.02)
     print("PORT", server.servers[0].sockets[0].getsockname()[1], flush=True)
-    hub = container.extras["hub"]
-    assert isinstance(hub, EventHub)
+    running: Container = app.state.container
+    hub = running.hub
+    assert hub is not None
     async with asyncio.timeout(300):
         await hub.wait_ready()
         while hub.subscriber_count() < operators + supervisors:  # noqa: ASYNC110

@@ -23,13 +23,13 @@ from crm_core.events.types import (
     MessageEvent,
     TaskCreated,
 )
+from crm_core.policy import is_staff
 
 logger = logging.getLogger(__name__)
 
 SUPERVISORS = "supervisors"
 _EXT = "ext:"
 _USER = "user:"
-_STAFF_ROLES = frozenset({"supervisor", "admin"})
 # event_log.channel is VARCHAR(64)
 MAX_CHANNEL_LENGTH = 64
 SUMMARY_TEXT_LIMIT = 200
@@ -56,10 +56,6 @@ class Reader(Protocol):
 
     @property
     def extension(self) -> str | None: ...
-
-
-def is_staff(reader: Reader) -> bool:
-    return reader.role in _STAFF_ROLES
 
 
 def default_channels(reader: Reader) -> frozenset[str]:
