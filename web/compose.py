@@ -65,10 +65,10 @@ def build_services(c: Container) -> Container:
     watch = SessionWatch(c.database_url, c.sessions)
     parts: list[Part] = [hub, watch]
     # call tracking: the AMI listener follows the PBX, in the elected instance only
-    tracking: CallTracking | None = None
+    tracking = CallTracking(s, c.sessions, publish)
+    parts.append(tracking)
     election: LeaderElection | None = None
     if s.telephony.ami_enabled:
-        tracking = CallTracking(s, c.sessions, publish)
         election = LeaderElection(
             c.database_url,
             AMI_LISTENER_LOCK,
@@ -76,7 +76,7 @@ def build_services(c: Container) -> Container:
             tracking.stop_following,
             name="ami-listener",
         )
-        parts += [tracking, election]
+        parts.append(election)
     # FastAGI router: Asterisk asks it whom each inbound call rings
     agi = AgiRouting(s, c.database_url) if s.telephony.agi_enabled else None
     if agi is not None:

@@ -47,8 +47,8 @@ class Container:
     # the running parts (web/parts/ and the hub), composed by the lifespan
     hub: EventHub | None = None
     session_watch: SessionWatch | None = None
-    call_tracking: CallTracking | None = None  # None: AMI_ENABLED is off
-    ami_election: LeaderElection | None = None  # which instance follows the PBX
+    call_tracking: CallTracking | None = None  # follows the PBX while this instance is elected
+    ami_election: LeaderElection | None = None  # None: AMI_ENABLED is off
     agi_routing: AgiRouting | None = None  # None: AGI_ENABLED is off
     messaging: Messaging | None = None
     parts: tuple[Part, ...] = ()
