@@ -133,16 +133,20 @@ def _task_created(event: TaskCreated) -> list[Message]:
     return [Message(user_channel(event.assignee_id), TaskCreatedMessage.TYPE, payload)]
 
 
-def _communication_logged(event: CommunicationLogged) -> list[Message]:
-    payload = {
+def _communication(event: CommunicationLogged | MessageEvent) -> dict[str, Any]:
+    """What every message about a logged call, SMS or email names."""
+    return {
         "communication_id": event.communication_id,
         "kind": event.kind,
         "direction": event.direction,
         "status": event.status,
         "client_id": event.client_id,
         "deal_id": event.deal_id,
-        "user_id": event.user_id,
     }
+
+
+def _communication_logged(event: CommunicationLogged) -> list[Message]:
+    payload = {**_communication(event), "user_id": event.user_id}
     return [Message(SUPERVISORS, CommunicationLoggedMessage.TYPE, payload)]
 
 
@@ -159,15 +163,7 @@ def _deal_stage_changed(event: DealStageChanged) -> list[Message]:
 
 def _message_event(event: MessageEvent) -> list[Message]:
     """SMS/email news reach the people named; nobody named (no responsible yet): supervisors."""
-    payload = {
-        **event.payload,
-        "communication_id": event.communication_id,
-        "kind": event.kind,
-        "direction": event.direction,
-        "status": event.status,
-        "client_id": event.client_id,
-        "deal_id": event.deal_id,
-    }
+    payload = {**event.payload, **_communication(event)}
     if not event.user_ids:
         return [Message(SUPERVISORS, event.type, _summary(payload))]
     users = dict.fromkeys(event.user_ids)

@@ -16,6 +16,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from crm_core.background import cancel_and_wait
 from crm_core.pg_connection import DedicatedConnection
 
 logger = logging.getLogger(__name__)
@@ -67,10 +68,7 @@ class LeaderElection:
     async def stop(self) -> None:
         """Step down (releasing the lock by closing the connection) and stop competing."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self._demote("stopping")
         await self._db.close()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from crm_core.background import cancel_and_wait
 from crm_core.pg_connection import DedicatedConnection
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,7 @@ class PgBus:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self._db.close()
 
     async def _listen(self, conn: asyncpg.Connection) -> None:

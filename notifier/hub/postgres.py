@@ -12,12 +12,12 @@ are lost: on every (re)connection the dispatcher catches up from event_log first
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 
 import asyncpg
 
+from crm_core.background import cancel_and_wait
 from crm_core.pg_connection import DedicatedConnection
 from notifier.channels import Message
 from notifier.hub import event_log
@@ -87,11 +87,7 @@ class PostgresBackend:
     async def stop(self) -> None:
         await self.bus.stop()
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
         await self._writer.close()
         await self._reader.close()
 
