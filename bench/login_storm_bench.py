@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import embedded_database, pct
+from bench._common import embedded_database, pct, served
 
 PACE = 0.025
 SETUPS = [
@@ -140,12 +140,10 @@ def _client(
 
 
 async def _serve(url: str, setup: dict[str, bool], args: argparse.Namespace) -> Any:
-    import uvicorn
-
     from crm_core.settings import CoreSettings
     from crm_core.users.security import PasswordWorkers
     from telephony.settings import TelephonySettings
-    from web.app import create_app, settle_heap
+    from web.app import settle_heap
     from web.compose import close_container, open_container
     from web.settings import Settings, WebSettings
 
@@ -162,34 +160,20 @@ async def _serve(url: str, setup: dict[str, bool], args: argparse.Namespace) -> 
     if setup["inline"]:
         c.passwords.close()
         c = replace(c, passwords=PasswordWorkers(0))
-    app = create_app(container=c)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="error",
-        lifespan="on",
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.02)
-    settle_heap()
-    http_port = server.servers[0].sockets[0].getsockname()[1]
-    recv, send = mp.Pipe(duplex=False)
-    proc = mp.get_context("spawn").Process(
-        target=_client,
-        args=(http_port, agi_port, args.seconds, args.attackers, not setup["throttle"], send),
-    )
-    proc.start()
-    send.close()
-    loop = asyncio.get_running_loop()
-    results = await loop.run_in_executor(None, recv.recv)
-    await loop.run_in_executor(None, proc.join)
-    server.should_exit = True
-    await task
+    async with served(
+        c, log_level="error", proxy_headers=True, forwarded_allow_ips="127.0.0.1"
+    ) as (_, http_port):
+        settle_heap()
+        recv, send = mp.Pipe(duplex=False)
+        proc = mp.get_context("spawn").Process(
+            target=_client,
+            args=(http_port, agi_port, args.seconds, args.attackers, not setup["throttle"], send),
+        )
+        proc.start()
+        send.close()
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(None, recv.recv)
+        await loop.run_in_executor(None, proc.join)
     await close_container(c)
     return results
 

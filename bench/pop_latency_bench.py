@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -404,34 +405,12 @@ class LocalPipeline:
 
 async def make_users(url: str, operators: int, supervisors: int) -> list[dict[str, Any]]:
     """One bulk insert sharing one password hash (argon2 is slow); a token per user."""
-    import asyncpg
+    from bench._common import signed_in_users
 
-    from bench._common import session_tokens
-    from crm_core.users.security import hash_password
-
-    rows = [
-        ("operator", f"op{FIRST_EXTENSION + i}", str(FIRST_EXTENSION + i)) for i in range(operators)
-    ]
-    rows += [("supervisor", f"sup{i}", None) for i in range(supervisors)]
-    conn = await asyncpg.connect(url)
-    try:
-        created = await conn.fetch(
-            """
-            INSERT INTO users
-                (login, password_hash, role, full_name, extension, timezone, is_active)
-            SELECT l, $2, r, l, e, 'Europe/Moscow', true
-            FROM unnest($1::text[], $3::text[], $4::text[]) AS u(l, r, e)
-            RETURNING id, role, extension
-            """,
-            [r[1] for r in rows],
-            hash_password("bench"),
-            [r[0] for r in rows],
-            [r[2] for r in rows],
-        )
-        tokens = await session_tokens(conn, [r["id"] for r in created], hours=4)
-    finally:
-        await conn.close()
-    return [{"extension": r["extension"], "token": t} for r, t in zip(created, tokens, strict=True)]
+    users = await signed_in_users(
+        url, operators, supervisors, first_extension=FIRST_EXTENSION, hours=4
+    )
+    return [{"extension": u["extension"], "token": u["token"]} for u in users]
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -470,17 +449,13 @@ def _send(proc: asyncio.subprocess.Process, line: str) -> None:
 
 
 async def main() -> None:
-    import uvicorn
-
-    from bench._common import embedded_database
+    from bench._common import embedded_database, served
     from crm_core.settings import CoreSettings
     from notifier.settings import NotifierSettings
     from telephony.ami_listener import AmiListener
     from telephony.settings import TelephonySettings
     from telephony.tracker import CallTracker, TrackerConfig
-    from web.app import create_app
     from web.compose import open_container
-    from web.container import Container
     from web.parts.call_tracking import call_pipeline
     from web.settings import Settings, WebSettings
 
@@ -504,8 +479,7 @@ async def main() -> None:
 
     pbx = await _spawn("--pbx", str(args.operators), str(args.callers))
     clients: asyncio.subprocess.Process | None = None
-    server: uvicorn.Server | None = None
-    serving: asyncio.Task[None] | None = None
+    service = contextlib.AsyncExitStack()
     try:
         pbx_port = int((await _expect(pbx, "PORT", 60))[0])
         settings = Settings(
@@ -517,23 +491,14 @@ async def main() -> None:
             notifier=NotifierSettings(),
         )
         container = await open_container(settings, migrate=False)
-        app = create_app(container=container)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=0,
+        running, port = await service.enter_async_context(
+            served(
+                container,
                 log_level="warning",
                 ws_per_message_deflate=False,  # as web/server.py runs it
-                lifespan="on",
                 backlog=4096,
             )
         )
-        serving = asyncio.create_task(server.serve())
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
-            await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        running: Container = app.state.container
         hub = running.hub
         assert hub is not None
         async with asyncio.timeout(60):
@@ -609,9 +574,7 @@ async def main() -> None:
                         await proc.wait()
                 except TimeoutError:
                     proc.kill()
-        if server is not None and serving is not None:
-            server.should_exit = True
-            await serving
+        await service.aclose()
 
     report(args, probe, results, played, stats, connected, load_before)
     report_writer(writer, wall, collector)
