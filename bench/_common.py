@@ -1,11 +1,18 @@
-"""Shared bench plumbing: a throwaway embedded PostgreSQL at head, and percentile printing."""
+"""Shared bench plumbing: a throwaway embedded PostgreSQL at head, the service served on a free
+port, and percentile printing."""
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from web.container import Container
 
 
 def embedded_database() -> tuple[str, Any]:
@@ -15,6 +22,30 @@ def embedded_database() -> tuple[str, Any]:
     url, server = start_embedded(Path(tempfile.mkdtemp(prefix="crm-bench-")) / "pg", throwaway=True)
     upgrade(url)
     return url, server
+
+
+@asynccontextmanager
+async def served(container: Container, **options: Any) -> AsyncIterator[tuple[Container, int]]:
+    """`create_app(container)` on uvicorn at a free loopback port, its lifespan run as in
+    production; yields the container as the lifespan composed it (its hub, its parts) and the
+    port. `options` go to uvicorn.Config."""
+    import uvicorn
+
+    from web.app import create_app
+
+    app = create_app(container=container)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", **options))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # uvicorn offers no event to wait on
+            if task.done():
+                task.result()  # the startup failed: raise its error
+                raise RuntimeError("uvicorn stopped during startup")
+            await asyncio.sleep(0.02)
+        yield app.state.container, server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -43,3 +74,38 @@ async def session_tokens(conn: Any, user_ids: list[int], hours: float) -> list[s
         hours * 3600,
     )
     return [token for token, _ in pairs]
+
+
+async def signed_in_users(
+    url: str, operators: int, supervisors: int, *, first_extension: int, hours: float
+) -> list[dict[str, Any]]:
+    """Operators (extensions from `first_extension` on) and supervisors, each with a bearer
+    token: one bulk insert sharing one password hash (argon2 is slow). Rows of id, role,
+    extension, token."""
+    import asyncpg
+
+    from crm_core.users.security import hash_password
+
+    rows: list[tuple[str, str, str | None]] = [
+        ("operator", f"op{first_extension + i}", str(first_extension + i)) for i in range(operators)
+    ]
+    rows += [("supervisor", f"sup{i}", None) for i in range(supervisors)]
+    conn = await asyncpg.connect(url)
+    try:
+        created = await conn.fetch(
+            """
+            INSERT INTO users
+                (login, password_hash, role, full_name, extension, timezone, is_active)
+            SELECT l, $2, r, l, e, 'Europe/Moscow', true
+            FROM unnest($1::text[], $3::text[], $4::text[]) AS u(l, r, e)
+            RETURNING id, role, extension
+            """,
+            [r[1] for r in rows],
+            hash_password("bench"),
+            [r[0] for r in rows],
+            [r[2] for r in rows],
+        )
+        tokens = await session_tokens(conn, [r["id"] for r in created], hours=hours)
+    finally:
+        await conn.close()
+    return [{**dict(r), "token": t} for r, t in zip(created, tokens, strict=True)]

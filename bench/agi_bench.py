@@ -255,7 +255,7 @@ async def _serve(
     async def fixed(caller: str, did: str, env: Mapping[str, str]) -> RouteDecision:
         return constant
 
-    router = Router(url)  # the service's defaults (web/routing_runtime.py)
+    router = Router(url)  # the service's defaults (web/parts/agi_routing.py)
     assert await router.warm_up()
     real = AgiServer(router.route, port=0)
     const = AgiServer(fixed, port=0)

@@ -23,13 +23,14 @@ import multiprocessing as mp
 import socket
 import sys
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import embedded_database, pct
+from bench._common import embedded_database, pct, served
 
 PACE = 0.025
 SETUPS = [
@@ -139,13 +140,11 @@ def _client(
 
 
 async def _serve(url: str, setup: dict[str, bool], args: argparse.Namespace) -> Any:
-    import uvicorn
-
     from crm_core.settings import CoreSettings
     from crm_core.users.security import PasswordWorkers
     from telephony.settings import TelephonySettings
-    from web.app import create_app, settle_heap
-    from web.runtime import build_container, close_container
+    from web.app import settle_heap
+    from web.compose import close_container, open_container
     from web.settings import Settings, WebSettings
 
     agi_port = _free_port()
@@ -157,37 +156,24 @@ async def _serve(url: str, setup: dict[str, bool], args: argparse.Namespace) -> 
         telephony=TelephonySettings(AMI_ENABLED=False, AGI_PORT=agi_port),
         web=WebSettings(**web),
     )
-    c = await build_container(settings, migrate=False)
+    c = await open_container(settings, migrate=False)
     if setup["inline"]:
-        c.passwords = PasswordWorkers(0)
-    app = create_app(container=c)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="error",
-        lifespan="on",
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.02)
-    settle_heap()
-    http_port = server.servers[0].sockets[0].getsockname()[1]
-    recv, send = mp.Pipe(duplex=False)
-    proc = mp.get_context("spawn").Process(
-        target=_client,
-        args=(http_port, agi_port, args.seconds, args.attackers, not setup["throttle"], send),
-    )
-    proc.start()
-    send.close()
-    loop = asyncio.get_running_loop()
-    results = await loop.run_in_executor(None, recv.recv)
-    await loop.run_in_executor(None, proc.join)
-    server.should_exit = True
-    await task
+        c.passwords.close()
+        c = replace(c, passwords=PasswordWorkers(0))
+    async with served(
+        c, log_level="error", proxy_headers=True, forwarded_allow_ips="127.0.0.1"
+    ) as (_, http_port):
+        settle_heap()
+        recv, send = mp.Pipe(duplex=False)
+        proc = mp.get_context("spawn").Process(
+            target=_client,
+            args=(http_port, agi_port, args.seconds, args.attackers, not setup["throttle"], send),
+        )
+        proc.start()
+        send.close()
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(None, recv.recv)
+        await loop.run_in_executor(None, proc.join)
     await close_container(c)
     return results
 

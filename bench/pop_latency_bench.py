@@ -20,10 +20,11 @@ Three processes, as in production (PostgreSQL is a fourth, embedded):
   service   (this process) the real thing: uvicorn + web.app.create_app with a Container, the
             EventHub of its lifespan, AmiListener -> CallTracker -> CallPipeline -> PostgreSQL
             -> hub.publish (event_log + NOTIFY + COMMIT -> LISTEN -> fan-out) -> /ws sockets.
-            The listener and pipeline are wired here as web/telephony_runtime.py wires them
-            (without the leader election, which is not on the hot path), so that a thin wrapper
-            around pipeline.on_event can note the listener's arrival time of each agent
-            DialBegin, and the pipeline's publisher notes when each call.ringing is published.
+            The pipeline is the service's own (web/parts/call_tracking.py: call_pipeline)
+            and the listener is wired to it here (without the leader election, which is not
+            on the hot path), so that a thin wrapper around pipeline.on_event can note the
+            listener's arrival time of each agent DialBegin, and the pipeline's publisher notes
+            when each call.ringing is published.
   browsers  every operator socket (`/ws?token=...`, one user per extension 1000..1499),
             answering pings, stamping each call.ringing frame with time.time() on receipt.
 
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -59,7 +61,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -413,34 +414,12 @@ class LocalPipeline:
 
 async def make_users(url: str, operators: int, supervisors: int) -> list[dict[str, Any]]:
     """One bulk insert sharing one password hash (argon2 is slow); a token per user."""
-    import asyncpg
+    from bench._common import signed_in_users
 
-    from bench._common import session_tokens
-    from crm_core.users.security import hash_password
-
-    rows = [
-        ("operator", f"op{FIRST_EXTENSION + i}", str(FIRST_EXTENSION + i)) for i in range(operators)
-    ]
-    rows += [("supervisor", f"sup{i}", None) for i in range(supervisors)]
-    conn = await asyncpg.connect(url)
-    try:
-        created = await conn.fetch(
-            """
-            INSERT INTO users
-                (login, password_hash, role, full_name, extension, timezone, is_active)
-            SELECT l, $2, r, l, e, 'Europe/Moscow', true
-            FROM unnest($1::text[], $3::text[], $4::text[]) AS u(l, r, e)
-            RETURNING id, role, extension
-            """,
-            [r[1] for r in rows],
-            hash_password("bench"),
-            [r[0] for r in rows],
-            [r[2] for r in rows],
-        )
-        tokens = await session_tokens(conn, [r["id"] for r in created], hours=4)
-    finally:
-        await conn.close()
-    return [{"extension": r["extension"], "token": t} for r, t in zip(created, tokens, strict=True)]
+    users = await signed_in_users(
+        url, operators, supervisors, first_extension=FIRST_EXTENSION, hours=4
+    )
+    return [{"extension": u["extension"], "token": u["token"]} for u in users]
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -479,18 +458,14 @@ def _send(proc: asyncio.subprocess.Process, line: str) -> None:
 
 
 async def main() -> None:
-    import uvicorn
-
-    from bench._common import embedded_database
+    from bench._common import embedded_database, served
     from crm_core.settings import CoreSettings
-    from notifier.hub import EventHub
     from notifier.settings import NotifierSettings
     from telephony.ami_listener import AmiListener
-    from telephony.call_pipeline import CallPipeline
     from telephony.settings import TelephonySettings
     from telephony.tracker import CallTracker, TrackerConfig
-    from web.app import create_app
-    from web.runtime import build_container
+    from web.compose import open_container
+    from web.parts.call_tracking import call_pipeline
     from web.settings import Settings, WebSettings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -513,8 +488,7 @@ async def main() -> None:
 
     pbx = await _spawn("--pbx", str(args.operators), str(args.callers))
     clients: asyncio.subprocess.Process | None = None
-    server: uvicorn.Server | None = None
-    serving: asyncio.Task[None] | None = None
+    service = contextlib.AsyncExitStack()
     try:
         pbx_port = int((await _expect(pbx, "PORT", 60))[0])
         settings = Settings(
@@ -529,24 +503,17 @@ async def main() -> None:
             web=WebSettings(SECRET_KEY=SECRET),
             notifier=NotifierSettings(),
         )
-        container = await build_container(settings, migrate=False)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(container=container),
-                host="127.0.0.1",
-                port=0,
+        container = await open_container(settings, migrate=False)
+        running, port = await service.enter_async_context(
+            served(
+                container,
                 log_level="warning",
                 ws_per_message_deflate=False,  # as web/server.py runs it
-                lifespan="on",
                 backlog=4096,
             )
         )
-        serving = asyncio.create_task(server.serve())
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
-            await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        hub = container.extras["hub"]
-        assert isinstance(hub, EventHub)
+        hub = running.hub
+        assert hub is not None
         async with asyncio.timeout(60):
             await hub.wait_ready()
 
@@ -556,7 +523,7 @@ async def main() -> None:
             while hub.subscriber_count() < len(users):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
 
-        # the listener and the pipeline, as web/telephony_runtime.py wires them
+        # the service's pipeline; the listener wired to it through the probe's router
         probe = Probe()
 
         async def publish(events: list[Any]) -> None:
@@ -570,14 +537,7 @@ async def main() -> None:
                         probe.card = event.payload["card"]
 
         s = settings
-        pipeline = CallPipeline(
-            CallTracker(TrackerConfig.from_settings(s.telephony)),
-            container.sessions,
-            publish,
-            region=s.core.phone_default_region,
-            company_numbers=s.core.company_numbers,
-            callback_due=timedelta(minutes=s.core.callback_due_minutes),
-        )
+        pipeline = call_pipeline(s, container.sessions, publish)
         await pipeline.restore()
         writer = WriterClock(pipeline, probe)
         collector = GcClock(probe)
@@ -627,9 +587,7 @@ async def main() -> None:
                         await proc.wait()
                 except TimeoutError:
                     proc.kill()
-        if server is not None and serving is not None:
-            server.should_exit = True
-            await serving
+        await service.aclose()
 
     report(args, probe, results, played, stats, connected, load_before)
     report_writer(writer, wall, collector)

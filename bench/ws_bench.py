@@ -25,7 +25,10 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from web.container import Container
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -54,14 +57,10 @@ def _card(k: int) -> dict[str, Any]:
 
 
 async def serve(url: str, operators: int, supervisors: int, rate: int, seconds: float) -> None:
-    import uvicorn
-
-    from crm_core.events.types import CallEvent
+    from bench._common import served
     from crm_core.settings import CoreSettings
-    from notifier.hub import EventHub
     from notifier.settings import NotifierSettings
-    from web.app import create_app
-    from web.runtime import build_container
+    from web.compose import open_container
     from web.settings import Settings, WebSettings
 
     settings = Settings(
@@ -69,23 +68,21 @@ async def serve(url: str, operators: int, supervisors: int, rate: int, seconds: 
         web=WebSettings(SECRET_KEY=SECRET),
         notifier=NotifierSettings(),
     )
-    container = await build_container(settings, migrate=False)
-    config = uvicorn.Config(
-        create_app(container=container),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        ws_per_message_deflate=False,
-        lifespan="on",
-        backlog=4096,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
-        await asyncio.sleep(0.02)
-    print("PORT", server.servers[0].sockets[0].getsockname()[1], flush=True)
-    hub = container.extras["hub"]
-    assert isinstance(hub, EventHub)
+    container = await open_container(settings, migrate=False)
+    async with served(
+        container, log_level="warning", ws_per_message_deflate=False, backlog=4096
+    ) as (running, port):
+        print("PORT", port, flush=True)
+        await _publish(running, operators, supervisors, rate, seconds)
+
+
+async def _publish(
+    running: Container, operators: int, supervisors: int, rate: int, seconds: float
+) -> None:
+    from crm_core.events.types import CallEvent
+
+    hub = running.hub
+    assert hub is not None
     async with asyncio.timeout(300):
         await hub.wait_ready()
         while hub.subscriber_count() < operators + supervisors:  # noqa: ASYNC110
@@ -114,8 +111,6 @@ async def serve(url: str, operators: int, supervisors: int, rate: int, seconds: 
     hub.publish_local([CallEvent("bench.done", "done", (), {"mode": "done", "t0": 0.0})])
     print("STATS", json.dumps(stats), flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)  # until the clients are done
-    server.should_exit = True
-    await task
 
 
 # ---- the browsers (this process) ----------------------------------------------------------
@@ -123,34 +118,10 @@ async def serve(url: str, operators: int, supervisors: int, rate: int, seconds: 
 
 async def make_users(url: str, operators: int, supervisors: int) -> list[tuple[str, str]]:
     """(role, token) per user: one bulk insert sharing one password hash (argon2 is slow)."""
-    import asyncpg
+    from bench._common import signed_in_users
 
-    from bench._common import session_tokens
-    from crm_core.users.security import hash_password
-
-    pw = hash_password("bench")
-    rows: list[tuple[str, str, str | None]]
-    rows = [("operator", f"op{2000 + i}", str(2000 + i)) for i in range(operators)]
-    rows += [("supervisor", f"sup{i}", None) for i in range(supervisors)]
-    conn = await asyncpg.connect(url)
-    try:
-        created = await conn.fetch(
-            """
-            INSERT INTO users
-                (login, password_hash, role, full_name, extension, timezone, is_active)
-            SELECT l, $2, r, l, e, 'Europe/Moscow', true
-            FROM unnest($1::text[], $3::text[], $4::text[]) AS u(l, r, e)
-            RETURNING id, role
-            """,
-            [r[1] for r in rows],
-            pw,
-            [r[0] for r in rows],
-            [r[2] for r in rows],
-        )
-        tokens = await session_tokens(conn, [r["id"] for r in created], hours=2)
-    finally:
-        await conn.close()
-    return [(r["role"], t) for r, t in zip(created, tokens, strict=True)]
+    users = await signed_in_users(url, operators, supervisors, first_extension=2000, hours=2)
+    return [(u["role"], u["token"]) for u in users]
 
 
 async def browsers(port: int, users: list[tuple[str, str]]) -> dict[str, list[float]]:

@@ -35,12 +35,25 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def to_async_url(url: str) -> str:
-    """Accept plain postgresql:// URLs too: the service always talks asyncpg."""
-    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+_POSTGRES_SCHEMES = ("postgresql+asyncpg://", "postgres+asyncpg://", "postgresql://", "postgres://")
+
+
+def _postgres_rest(url: str) -> str:
+    """What follows the scheme of a PostgreSQL URL (SQLAlchemy's `+asyncpg` or plain)."""
+    for prefix in _POSTGRES_SCHEMES:
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
+            return url[len(prefix) :]
     raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {url.split(':', 1)[0]}://…")
+
+
+def to_async_url(url: str) -> str:
+    """SQLAlchemy's form, `postgresql+asyncpg://…`: the engine always talks asyncpg."""
+    return "postgresql+asyncpg://" + _postgres_rest(url)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """asyncpg's own form, `postgresql://…`, for the connections the service keeps for itself."""
+    return "postgresql://" + _postgres_rest(url)
 
 
 def make_engine(

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from crm_core.users.models import Role, User
 
 STAFF_ROLES = (Role.supervisor.value, Role.admin.value)
 
 
-def is_staff(user: User) -> bool:
+class HasRole(Protocol):
+    """Anyone with a role: a User, or the detached view of one a websocket keeps."""
+
+    @property
+    def role(self) -> str: ...
+
+
+def is_staff(user: HasRole) -> bool:
+    """Supervisors and admins: they see and change everyone's work."""
     return user.role in STAFF_ROLES
 
 

@@ -23,13 +23,13 @@ from crm_core.events.types import (
     MessageEvent,
     TaskCreated,
 )
+from crm_core.policy import is_staff
 
 logger = logging.getLogger(__name__)
 
 SUPERVISORS = "supervisors"
 _EXT = "ext:"
 _USER = "user:"
-_STAFF_ROLES = frozenset({"supervisor", "admin"})
 # event_log.channel is VARCHAR(64)
 MAX_CHANNEL_LENGTH = 64
 SUMMARY_TEXT_LIMIT = 200
@@ -56,10 +56,6 @@ class Reader(Protocol):
 
     @property
     def extension(self) -> str | None: ...
-
-
-def is_staff(reader: Reader) -> bool:
-    return reader.role in _STAFF_ROLES
 
 
 def default_channels(reader: Reader) -> frozenset[str]:
@@ -137,16 +133,20 @@ def _task_created(event: TaskCreated) -> list[Message]:
     return [Message(user_channel(event.assignee_id), TaskCreatedMessage.TYPE, payload)]
 
 
-def _communication_logged(event: CommunicationLogged) -> list[Message]:
-    payload = {
+def _communication(event: CommunicationLogged | MessageEvent) -> dict[str, Any]:
+    """What every message about a logged call, SMS or email names."""
+    return {
         "communication_id": event.communication_id,
         "kind": event.kind,
         "direction": event.direction,
         "status": event.status,
         "client_id": event.client_id,
         "deal_id": event.deal_id,
-        "user_id": event.user_id,
     }
+
+
+def _communication_logged(event: CommunicationLogged) -> list[Message]:
+    payload = {**_communication(event), "user_id": event.user_id}
     return [Message(SUPERVISORS, CommunicationLoggedMessage.TYPE, payload)]
 
 
@@ -163,15 +163,7 @@ def _deal_stage_changed(event: DealStageChanged) -> list[Message]:
 
 def _message_event(event: MessageEvent) -> list[Message]:
     """SMS/email news reach the people named; nobody named (no responsible yet): supervisors."""
-    payload = {
-        **event.payload,
-        "communication_id": event.communication_id,
-        "kind": event.kind,
-        "direction": event.direction,
-        "status": event.status,
-        "client_id": event.client_id,
-        "deal_id": event.deal_id,
-    }
+    payload = {**event.payload, **_communication(event)}
     if not event.user_ids:
         return [Message(SUPERVISORS, event.type, _summary(payload))]
     users = dict.fromkeys(event.user_ids)

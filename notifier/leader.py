@@ -16,9 +16,8 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import asyncpg
-
-from notifier.pgbus import plain_dsn
+from crm_core.background import cancel_and_wait
+from crm_core.pg_connection import DedicatedConnection
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +43,12 @@ class LeaderElection:
         poll_seconds: float = 1.0,
         name: str = "leader",
     ) -> None:
-        self._dsn = plain_dsn(dsn)
+        self._db = DedicatedConnection(dsn, f"{name} election")
         self._key = key
         self._on_elected = on_elected
         self._on_demoted = on_demoted
         self._poll = poll_seconds
         self._name = name
-        self._conn: asyncpg.Connection | None = None
         self._leader = False
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -61,8 +59,7 @@ class LeaderElection:
 
     @property
     def backend_pid(self) -> int | None:
-        conn = self._conn
-        return conn.get_server_pid() if conn is not None and not conn.is_closed() else None
+        return self._db.backend_pid
 
     async def start(self) -> None:
         if self._task is None:
@@ -71,26 +68,15 @@ class LeaderElection:
     async def stop(self) -> None:
         """Step down (releasing the lock by closing the connection) and stop competing."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self._demote("stopping")
-        await self._drop()
+        await self._db.close()
 
     async def wait_until(self, leader: bool) -> None:
         """Until this elector becomes (or stops being) the leader; bound it with asyncio.timeout."""
         while self._leader != leader:
             self._changed.clear()
             await self._changed.wait()
-
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2.0)
-            if not conn.is_closed():
-                conn.terminate()
 
     async def _demote(self, why: str) -> None:
         if not self._leader:
@@ -114,17 +100,11 @@ class LeaderElection:
             logger.exception("%s: on_elected failed", self._name)
 
     async def _run(self) -> None:
-        # one event per connection, so a late callback from a dropped one cannot fire the next
-        lost = asyncio.Event()
         while True:
+            lost = self._db.lost
             try:
-                if self._conn is None or self._conn.is_closed():
-                    lost = asyncio.Event()
-                    conn = await asyncpg.connect(self._dsn)
-                    conn.add_termination_listener(lambda _c, ev=lost: ev.set())
-                    self._conn = conn
-                    logger.debug("%s: connected", self._name)
-                conn = self._conn
+                conn = await self._db.connect()
+                lost = self._db.lost  # the lock lives exactly as long as this connection
                 if self._leader:
                     # the lock lives as long as this connection: prove it still does
                     await asyncio.wait_for(conn.fetchval("SELECT 1"), self._poll * 3)
@@ -145,6 +125,5 @@ class LeaderElection:
                 await asyncio.wait_for(lost.wait(), self._poll)
             if lost.is_set():
                 await self._demote("connection lost")
-                await self._drop()
-                lost = asyncio.Event()
+                await self._db.close()
                 await asyncio.sleep(self._poll)

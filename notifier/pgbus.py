@@ -15,15 +15,10 @@ from typing import Any
 
 import asyncpg
 
+from crm_core.background import cancel_and_wait
+from crm_core.pg_connection import DedicatedConnection
+
 logger = logging.getLogger(__name__)
-
-
-def plain_dsn(url: str) -> str:
-    """asyncpg wants postgresql://…; the service's URLs may carry SQLAlchemy's +asyncpg."""
-    for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
 
 
 class PgBus:
@@ -40,7 +35,7 @@ class PgBus:
         retry_seconds: float = 1.0,
         check_seconds: float = 10.0,
     ) -> None:
-        self._dsn = plain_dsn(dsn)
+        self._db = DedicatedConnection(dsn, f"listener on {channel}", on_open=self._listen)
         self._channel = channel
         self._on_message = on_message
         self._on_listening = on_listening
@@ -48,7 +43,6 @@ class PgBus:
         self._retry = retry_seconds
         self._check = check_seconds
         self._task: asyncio.Task[None] | None = None
-        self._conn: asyncpg.Connection | None = None
         self._connected = asyncio.Event()
 
     @property
@@ -58,8 +52,7 @@ class PgBus:
     @property
     def backend_pid(self) -> int | None:
         """The server process of the listening connection (tests terminate it)."""
-        conn = self._conn
-        return conn.get_server_pid() if conn is not None and not conn.is_closed() else None
+        return self._db.backend_pid
 
     async def start(self) -> None:
         if self._task is None:
@@ -71,11 +64,11 @@ class PgBus:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._drop()
+        await cancel_and_wait(task)
+        await self._db.close()
+
+    async def _listen(self, conn: asyncpg.Connection) -> None:
+        await conn.add_listener(self._channel, self._notify)
 
     def _notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -83,23 +76,12 @@ class PgBus:
         except Exception:  # one bad message must not kill the listener
             logger.exception("handling a notification on %s failed", self._channel)
 
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2.0)
-            if not conn.is_closed():
-                conn.terminate()
-
     async def _run(self) -> None:
         failures = 0
         while True:
-            lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self._dsn)
-                self._conn = conn
-                conn.add_termination_listener(lambda _c, ev=lost: ev.set())
-                await conn.add_listener(self._channel, self._notify)
+                conn = await self._db.connect()
+                lost = self._db.lost
                 self._connected.set()
                 logger.info(
                     "listening on %s (backend pid %s)", self._channel, conn.get_server_pid()
@@ -131,5 +113,5 @@ class PgBus:
                     self._connected.clear()
                     if self._on_lost is not None:
                         self._on_lost()
-                await self._drop()
+                await self._db.close()
             await asyncio.sleep(self._retry)

@@ -164,13 +164,13 @@ def messages_match_catalogue(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[s
     and swallowed by the code under test, and the mismatch would go unnoticed.
     """
     import crm_core.db
-    import notifier.hub
+    import notifier.hub.event_hub
     import web.ws
     from notifier.channels import messages_for
     from tests.event_contract import violations
 
     found: list[str] = []
-    real_messages_for = notifier.hub.messages_for
+    real_messages_for = notifier.hub.event_hub.messages_for
     real_control_frame = web.ws.control_frame
     real_commit = AsyncSession.commit
 
@@ -191,7 +191,7 @@ def messages_match_catalogue(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[s
             found.extend(violations(m.type, m.payload))
         await real_commit(self)
 
-    monkeypatch.setattr(notifier.hub, "messages_for", checked_messages_for)
+    monkeypatch.setattr(notifier.hub.event_hub, "messages_for", checked_messages_for)
     monkeypatch.setattr(AsyncSession, "commit", checked_commit)
     monkeypatch.setattr(web.ws, "control_frame", checked_control_frame)
     yield found

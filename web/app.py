@@ -8,31 +8,25 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
-from fastapi.staticfiles import StaticFiles  # operator pages (issue 5)
+from fastapi.staticfiles import StaticFiles
 
-from notifier.hub import EventHub  # event hub (issue 5)
-from notifier.leader import LeaderElection, lock_key
 from web import docs_pages, errors, health
-from web import webhooks as twilio_webhooks  # SMS and email: Twilio webhooks
-from web import ws as events_ws  # event hub (issue 5)
+from web import webhooks as twilio_webhooks
+from web import ws as events_ws
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
-from web.api import events_schema as events_schema_api  # what /ws sends (GET /api/events/schema)
-from web.api import messages as messages_api  # SMS and email: send from the card
+from web.api import events_schema as events_schema_api
+from web.api import messages as messages_api
 from web.api import recordings as recordings_api
 from web.api import routing as routing_api
 from web.body_auth import BodyAuth, is_public
 from web.body_limit import BodyLimit
+from web.compose import build_services, close_container, open_container, running
 from web.container import Container
-from web.messaging_runtime import Messaging  # SMS and email (outbox worker, inbound SMTP)
-from web.routing_runtime import AgiRouting
-from web.runtime import build_container, close_container
 from web.secret_key import resolve_secret_key
 from web.security_headers import SecurityHeaders, content_security_policy, origin_of
-from web.session_watch import SessionWatch
 from web.settings import Settings
-from web.telephony_runtime import CallTracking
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +53,27 @@ def body_limit_for(settings: Settings) -> Callable[[str], int]:
     return limit
 
 
+# Every API router, in the order /docs lists them; a feature adds its own line.
+ROUTERS: list[APIRouter] = [
+    health.router,  # the database and which parts are down
+    auth.router,
+    users.router,
+    clients.router,
+    deals.router,
+    communications.router,
+    tasks.router,
+    schedules.router,
+    calls.router,
+    reports.router,
+    events_ws.router,  # /ws and /api/events (the event hub)
+    events_schema_api.router,  # what /ws sends (GET /api/events/schema)
+    recordings_api.router,  # call recordings: the player's link and audio
+    messages_api.router,  # SMS and email sent from the card
+    twilio_webhooks.router,  # Twilio's inbound SMS and status webhooks
+    routing_api.router,  # FastAGI router status and schedules
+]
+
+
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     """An app for `settings`; with `container` given (tests), it uses that and does not own it."""
     settings = settings or (container.settings if container else Settings())
@@ -69,50 +84,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if owned:
             # before anything listens: a sample or short key would let anyone mint tokens
             resolve_secret_key(settings)
-        c = container or await build_container(settings)
+        c = build_services(container or await open_container(settings))
         app.state.container = c
-        # event hub (issue 5): numbered events in event_log, NOTIFY to every instance, sockets
-        hub = EventHub(c.database_url, queue_size=settings.notifier.ws_queue_size)
-        await hub.start()
-        c.extras["hub"] = hub
-        c.publish = hub.publish
-        # sign-outs: close the sockets of ended sessions, whichever instance ended them
-        watch = SessionWatch(c.database_url, c.sessions)
-        await watch.start()
-        c.extras["session_watch"] = watch
-        # call tracking (issue 4): the AMI listener follows the PBX, in the elected instance only
-        tracking = CallTracking(c)
-        c.extras["tracking"] = tracking
-        election = LeaderElection(
-            c.database_url,
-            lock_key("crm-telephony:ami-listener"),
-            tracking.start_following,
-            tracking.stop_following,
-            name="ami-listener",
-        )
-        c.extras["election"] = election
-        if settings.telephony.ami_enabled:
-            await election.start()
-        # FastAGI router (issue 6): Asterisk asks it whom each inbound call rings
-        agi = AgiRouting(c)
-        c.extras["agi"] = agi
-        if settings.telephony.agi_enabled:
-            await agi.start()
-        # SMS and email (outbox worker, inbound SMTP): each starts when configured
-        messaging = Messaging(c)
-        c.extras["messaging"] = messaging
-        await messaging.start()
-        if owned:
-            settle_heap()
         try:
-            yield
+            async with running(c):
+                if owned:
+                    settle_heap()
+                yield
         finally:
-            await messaging.stop()  # SMS and email (outbox worker, inbound SMTP)
-            await agi.stop()  # FastAGI router (issue 6)
-            await election.stop()
-            await tracking.stop_following()
-            await watch.stop()
-            await hub.stop()  # event hub (issue 5)
             if owned:
                 await close_container(c)
 
@@ -136,19 +115,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         policy=content_security_policy(origin_of(settings.web.recordings_url_template)),
     )
     docs_pages.install(app)
-    app.include_router(health.router)  # the database and which parts are down
-    for module in (auth, users, clients, deals, communications, tasks, schedules, calls, reports):
-        app.include_router(module.router)
-    app.include_router(events_ws.router)  # event hub (issue 5): /ws and /api/events
-    app.include_router(events_schema_api.router)
-    app.include_router(recordings_api.router)  # call recordings: the player's link and audio
-
-    # SMS and email: sending from the card, Twilio's inbound SMS and status webhooks
-    app.include_router(messages_api.router)
-    app.include_router(twilio_webhooks.router)
-
-    # FastAGI router (issue 6): status API and the schedules page
-    app.include_router(routing_api.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/schedules", include_in_schema=False)
     async def schedules_page() -> FileResponse:

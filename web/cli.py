@@ -28,7 +28,7 @@ async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.errors import DomainError
     from crm_core.users.schemas import UserCreate
     from crm_core.users.service import create_user
-    from web.runtime import build_container, close_container
+    from web.compose import close_container, open_container
 
     try:
         data = UserCreate(
@@ -44,7 +44,7 @@ async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
             f"invalid user: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr
         )
         return 2
-    c = await build_container(settings)
+    c = await open_container(settings)
     try:
         async with unit_of_work(c.sessions) as session:
             user = await create_user(session, data)

@@ -26,8 +26,7 @@ async def _noop_event(event: dict[str, str], arrival: float) -> None:
 
 
 async def _originate(c: Container, **kwargs: Any) -> str:
-    tracking = c.extras.get("tracking")
-    listener = getattr(tracking, "listener", None)
+    listener = c.call_tracking.listener if c.call_tracking is not None else None
     if listener is not None and listener.connected:
         return await originate_call(listener, settings=c.settings.telephony, **kwargs)
     transient = AmiListener(c.settings.telephony, _noop_event)

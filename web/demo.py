@@ -27,9 +27,9 @@ from telephony.agi_client import CommandsAheadOfTurn
 from telephony.testing.agi_caller import agi_request_of, ask_route, env_from_event
 from telephony.testing.replay import ReplayServer
 from web.app import create_app
+from web.compose import open_container
 from web.container import Container
 from web.demo_asterisk import DemoCaller, start_kit
-from web.runtime import build_container
 from web.secret_key import resolve_secret_key
 from web.settings import Settings
 
@@ -159,7 +159,7 @@ async def _run(settings: Settings, speed: float, pbx: str) -> None:
         )
         await replay.start()
         settings.telephony.ami_port = replay.port
-    c = await build_container(settings)
+    c = await open_container(settings)
     await seed_demo(c)
     if replay is not None:
         await _play_recordings(settings, replay, speed)

@@ -23,8 +23,7 @@ router = APIRouter(tags=["health"])
 def _ami(c: Container) -> str:
     if not c.settings.telephony.ami_enabled:
         return "disabled"
-    election = c.extras.get("election")
-    tracking = c.extras.get("tracking")
+    election, tracking = c.ami_election, c.call_tracking
     if election is None or tracking is None:
         return "down"
     if not election.is_leader:
@@ -36,12 +35,12 @@ def _ami(c: Container) -> str:
 def _agi(c: Container) -> str:
     if not c.settings.telephony.agi_enabled:
         return "disabled"
-    agi = c.extras.get("agi")
+    agi = c.agi_routing
     return "up" if agi is not None and agi.server is not None else "down"
 
 
 def _outbox(c: Container) -> str:
-    messaging = c.extras.get("messaging")
+    messaging = c.messaging
     if messaging is None or not messaging.senders() or not c.settings.notifier.outbox_enabled:
         return "disabled"
     return "up" if messaging.worker is not None and messaging.worker.running else "down"
@@ -50,7 +49,7 @@ def _outbox(c: Container) -> str:
 def _inbound_smtp(c: Container) -> str:
     if not c.settings.notifier.inbound_smtp_enabled:
         return "disabled"
-    messaging = c.extras.get("messaging")
+    messaging = c.messaging
     return "up" if messaging is not None and messaging.inbound is not None else "down"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -53,41 +52,10 @@ def _too_many(wait: float) -> HTTPException:
     )
 
 
-class KnownLocks:
-    """Locks this instance has already been told about, to refuse a flood without the database.
-
-    A lock only ever runs out at its own time, so remembering it here until then is exact; the
-    database stays the one place where attempts are counted and locks are decided.
-    """
-
-    MAX_KEYS = 10_000
-
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
-
-    def wait(self, *keys: str) -> float:
-        now = time.monotonic()
-        return max((self._until.get(k, now) - now for k in keys), default=0.0)
-
-    def learn(self, locked: dict[str, float]) -> None:
-        now = time.monotonic()
-        if len(self._until) > self.MAX_KEYS:
-            self._until = {k: t for k, t in self._until.items() if t > now}
-        for key, seconds in locked.items():
-            self._until[key] = now + seconds
-
-
-def known_locks(c: Container) -> KnownLocks:
-    locks = c.extras.get("signin_locks")
-    if not isinstance(locks, KnownLocks):
-        locks = c.extras["signin_locks"] = KnownLocks()
-    return locks
-
-
 async def sign_in(c: Container, login: str, password: str, address: str) -> Granted:
     """A new session for good credentials; 429 when throttled, 401 otherwise."""
     rules = policy(c)
-    locks = known_locks(c)
+    locks = c.signin_locks
     wait = locks.wait(throttle.login_key(login), throttle.address_key(address))
     if wait <= 0:
         # committed at once: concurrent attempts on any instance see this one

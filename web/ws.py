@@ -39,10 +39,9 @@ from pydantic import BaseModel, Field
 
 from crm_core.events.messages import PingMessage, ReplayTruncatedMessage, SubscribedMessage
 from notifier.channels import default_channels, may_read, parse_channels
-from notifier.hub import EventHub, Subscriber, control_frame
+from notifier.hub import Subscriber, control_frame
 from web.container import Container
 from web.deps import CurrentUser, signin_from_token
-from web.session_watch import SessionWatch
 
 logger = logging.getLogger(__name__)
 
@@ -74,15 +73,10 @@ class _Reject(Exception):
         self.reason = reason
 
 
-def _hub(c: Container) -> EventHub | None:
-    hub = c.extras.get("hub")
-    return hub if isinstance(hub, EventHub) else None
-
-
 def _watch_session(c: Container, viewer: _Viewer, sub: Subscriber) -> Callable[[], None]:
     """End the socket when its sign-in ends, here or on another instance."""
-    watch = c.extras.get("session_watch")
-    if not isinstance(watch, SessionWatch) or viewer.expires_at is None:
+    watch = c.session_watch
+    if watch is None or viewer.expires_at is None:
         return lambda: None
     return watch.watch(
         viewer.session_id,
@@ -247,7 +241,7 @@ async def _pump(ws: WebSocket, sub: Subscriber, heartbeat_seconds: float) -> Non
 async def events_socket(ws: WebSocket) -> None:
     c: Container = ws.app.state.container
     await ws.accept()  # before closing with an application code: a rejected handshake has none
-    hub = _hub(c)
+    hub = c.hub
     if hub is None:
         await _close(ws, HUB_DOWN, "event hub not running")
         return
@@ -314,7 +308,7 @@ async def missed_events(
 ) -> MissedEvents:
     """Events of the user's channels after seq `after` (a page reloaded while the phone rings)."""
     c: Container = request.app.state.container
-    hub = _hub(c)
+    hub = c.hub
     if hub is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="event hub not running")
     viewer = _Viewer(user.id, user.role, user.extension)

@@ -317,11 +317,11 @@ async def test_status_lists_duty_state_and_turn(
 async def test_batch_probes_the_phone_index_under_the_generic_plan(database_url: str) -> None:
     """The router's connection forces generic plans; its callers lookup must stay an index probe
     per number. Written as a join, the generic plan hashed all of client_phones on every batch."""
+    from crm_core.db import asyncpg_dsn
     from crm_core.routing import repository as sql
-    from crm_core.routing.router import to_asyncpg_dsn
 
     conn = await asyncpg.connect(
-        to_asyncpg_dsn(database_url), server_settings={"plan_cache_mode": "force_generic_plan"}
+        asyncpg_dsn(database_url), server_settings={"plan_cache_mode": "force_generic_plan"}
     )
     try:
         await conn.execute(

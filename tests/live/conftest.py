@@ -154,15 +154,14 @@ class Live:
             AGI_PORT=self.kit.agi_port,
             ORIGINATE_CHANNEL="Local/{ext}@agent-phones",
         )
-        self.container.extras.clear()
         stack = AsyncExitStack()
         self.service = await stack.enter_async_context(
             live_service(self.container, ready_timeout=60)
         )
         self._service_stack = stack
         if router:
-            agi = self.container.extras["agi"]
-            assert agi.server is not None, "the FastAGI router is not listening"
+            agi = self.service.running.agi_routing
+            assert agi is not None and agi.server is not None, "the FastAGI router is not listening"
         return self.service
 
     async def stop_service(self) -> None:

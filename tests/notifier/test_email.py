@@ -305,7 +305,7 @@ async def test_lifespan_starts_and_stops_worker_and_inbound_server(
     user, _ = await make_user()
     app = create_app(container=container)
     async with app.router.lifespan_context(app):
-        messaging = container.extras["messaging"]
+        messaging = app.state.container.messaging
         assert messaging.worker is not None and messaging.worker.kinds == ["email"]
         assert messaging.inbound is not None and messaging.inbound.port == port
         comm_id = await _queue(container.sessions, user)
@@ -316,7 +316,7 @@ async def test_lifespan_starts_and_stops_worker_and_inbound_server(
         async with container.sessions() as s:
             kinds = (await s.scalars(select(Communication.direction))).all()
             assert sorted(kinds) == ["in", "out"]
-    assert container.extras["messaging"].worker is None
+    assert app.state.container.messaging.worker is None
     with pytest.raises(OSError):
         await aiosmtplib.send(_letter(), hostname="127.0.0.1", port=port, timeout=2)
 

@@ -12,11 +12,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.db import collect_event, unit_of_work
+from crm_core.db import asyncpg_dsn, collect_event, unit_of_work
 from crm_core.events.messages import CallRingingMessage
 from crm_core.events.types import CallEvent, TaskCreated
 from notifier.hub import EventHub, SlowConsumer, Subscriber
-from notifier.pgbus import plain_dsn
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -64,12 +63,12 @@ async def nothing_more(sub: Subscriber, seconds: float = 0.4) -> None:
 
 async def test_unix_socket_url_connects(database_url: str) -> None:
     # the embedded server's URL names a socket directory: postgresql://…@/postgres?host=/tmp/…
-    conn = await asyncpg.connect(plain_dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         assert await conn.fetchval("SELECT 1") == 1
     finally:
         await conn.close()
-    assert plain_dsn("postgresql+asyncpg://u@h/db") == "postgresql://u@h/db"
+    assert asyncpg_dsn("postgresql+asyncpg://u@h/db") == "postgresql://u@h/db"
 
 
 async def test_committed_events_reach_their_channels_in_seq_order(
@@ -99,7 +98,7 @@ async def test_rolled_back_unit_of_work_publishes_nothing(
             collect_event(session, ring("101", 1))
             raise RuntimeError("boom")
     await nothing_more(sub)
-    conn = await asyncpg.connect(plain_dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         assert await conn.fetchval("SELECT count(*) FROM event_log") == 0
     finally:
@@ -189,7 +188,7 @@ async def test_listener_reconnects_and_catches_up(
     await take(sub, 1)
     assert hub.bus is not None
     pid = hub.bus.backend_pid
-    admin = await asyncpg.connect(plain_dsn(database_url))
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
     finally:
@@ -207,7 +206,7 @@ async def test_cleanup_keeps_recent_rows(
 ) -> None:
     await commit(sessions, hub, ring("101", 1), ring("101", 2))
     assert await hub.cleanup() == 0  # 15 minutes of retention
-    conn = await asyncpg.connect(plain_dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await conn.execute("UPDATE event_log SET created_at = now() - interval '1 hour'")
         await commit(sessions, hub, ring("101", 3))

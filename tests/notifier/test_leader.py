@@ -6,8 +6,8 @@ import asyncio
 
 import asyncpg
 
+from crm_core.db import asyncpg_dsn
 from notifier.leader import LeaderElection, lock_key
-from notifier.pgbus import plain_dsn
 
 TAKEOVER = 10.0  # generous: the poll is 1 s
 
@@ -42,7 +42,7 @@ async def test_one_leader_and_takeover_when_its_connection_dies(database_url: st
     assert a.is_leader and not b.is_leader
     assert b_hooks.log == []
 
-    admin = await asyncpg.connect(plain_dsn(database_url))
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", a.backend_pid)
     finally:
@@ -67,7 +67,7 @@ async def test_one_leader_and_takeover_when_its_connection_dies(database_url: st
 
 async def test_stop_without_ever_leading(database_url: str) -> None:
     hooks = Recorder()
-    holder = await asyncpg.connect(plain_dsn(database_url))
+    holder = await asyncpg.connect(asyncpg_dsn(database_url))
     key = lock_key("held-elsewhere")
     try:
         assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", key)

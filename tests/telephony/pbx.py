@@ -1,4 +1,7 @@
-"""A replayed PBX wired into the real listener, tracker, pipeline and database, for tests."""
+"""A replayed PBX wired into the real listener, tracker, pipeline and database, for tests.
+
+Wired by the service's own CallTracking (web/parts/call_tracking.py), without its election.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -14,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.communications.models import Communication
 from crm_core.db import Publisher
+from crm_core.settings import CoreSettings
 from telephony.ami_listener import AmiListener
 from telephony.call_pipeline import CallPipeline
 from telephony.settings import TelephonySettings
 from telephony.testing.replay import ReplayServer
-from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import AMI_DIR
+from web.parts.call_tracking import CallTracking, call_pipeline
+from web.settings import Settings
 
 
 @dataclass
@@ -63,6 +67,16 @@ def ami_settings(port: int, **overrides: Any) -> TelephonySettings:
     return TelephonySettings(**values)
 
 
+def service_settings(
+    telephony: TelephonySettings, company_numbers: tuple[str, ...] = ()
+) -> Settings:
+    """The settings call tracking reads, as the test database's service has them."""
+    core = CoreSettings(
+        PHONE_DEFAULT_REGION="RU", COMPANY_NUMBERS=list(company_numbers), CALLBACK_DUE_MINUTES=30
+    )
+    return Settings(core=core, telephony=telephony)
+
+
 @asynccontextmanager
 async def replayed_pbx(
     sessions: async_sessionmaker[AsyncSession],
@@ -73,25 +87,16 @@ async def replayed_pbx(
 ) -> AsyncIterator[Pbx]:
     server = server or ReplayServer()
     await server.start()
-    settings = ami_settings(server.port)
-    pipeline = CallPipeline(
-        CallTracker(TrackerConfig.from_settings(settings)),
-        sessions,
-        publish,
-        region="RU",
-        company_numbers=company_numbers,
-        callback_due=timedelta(minutes=30),
+    tracking = CallTracking(
+        service_settings(ami_settings(server.port), company_numbers), sessions, publish
     )
-    await pipeline.restore()
-    pipeline.start()
-    listener = AmiListener(settings, pipeline.on_event, pipeline.on_connected)
-    await listener.start()
     try:
-        await asyncio.wait_for(listener.wait_connected(), 10)
-        yield Pbx(server, listener, pipeline)
+        await tracking.start_following()
+        assert tracking.listener is not None and tracking.pipeline is not None
+        await asyncio.wait_for(tracking.listener.wait_connected(), 10)
+        yield Pbx(server, tracking.listener, tracking.pipeline)
     finally:
-        await listener.close()
-        await pipeline.close()
+        await tracking.stop_following()
         await server.close()
 
 
@@ -106,10 +111,4 @@ async def call_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Communic
 
 def bare_pipeline(sessions: async_sessionmaker[AsyncSession]) -> CallPipeline:
     """The call pipeline with the service's defaults and nobody listening to its events."""
-    return CallPipeline(
-        CallTracker(TrackerConfig()),
-        sessions,
-        None,
-        region="RU",
-        callback_due=timedelta(minutes=30),
-    )
+    return call_pipeline(service_settings(ami_settings(0)), sessions, None)

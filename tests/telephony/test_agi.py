@@ -23,7 +23,7 @@ from telephony.agi_client import converse
 from telephony.settings import TelephonySettings
 from tests.conftest import RECORDINGS, UserFactory
 from web.container import Container
-from web.routing_runtime import AgiRouting
+from web.parts.agi_routing import AgiRouting
 from web.settings import Settings
 
 RECORDED = (RECORDINGS / "agi_request.txt").read_bytes()
@@ -341,7 +341,7 @@ async def test_the_service_passes_its_settings_to_the_server(
         AGI_MAX_CONNECTIONS_PER_HOST=7,
         AGI_ENV_TIMEOUT=0.5,
     )
-    routing = AgiRouting(container)
+    routing = AgiRouting(container.settings, container.database_url)
     await routing.start()
     try:
         server = routing.server

@@ -56,12 +56,18 @@ class LiveService:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     @property
+    def running(self) -> Container:
+        """The container as the lifespan composed it, with its running parts."""
+        c: Container = self.app.state.container
+        return c
+
+    @property
     def hub(self) -> Any:
-        return self.container.extras["hub"]
+        return self.running.hub
 
     @property
     def tracking(self) -> Any:
-        return self.container.extras["tracking"]
+        return self.running.call_tracking
 
 
 @asynccontextmanager
@@ -89,10 +95,10 @@ async def live_service(
                     raise RuntimeError("uvicorn stopped during startup")
                 await asyncio.sleep(0.02)
             port = server.servers[0].sockets[0].getsockname()[1]
-            hub = container.extras.get("hub")
-            if hub is not None:
-                await hub.wait_ready()
-            tracking = container.extras.get("tracking")
+            running: Container = app.state.container
+            if running.hub is not None:
+                await running.hub.wait_ready()
+            tracking = running.call_tracking
             if tracking is not None and tracking.listener is not None:
                 await tracking.listener.wait_connected()
         yield LiveService(f"http://127.0.0.1:{port}", port, app, container, server)

@@ -12,8 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_core.db import make_engine, make_session_factory
-from notifier.pgbus import plain_dsn
+from crm_core.db import asyncpg_dsn, make_engine, make_session_factory
 from telephony.settings import TelephonySettings
 from tests.conftest import UserFactory
 from web.app import create_app
@@ -105,7 +104,7 @@ async def test_a_frozen_table_gives_503_then_the_service_comes_back(
         engine=quick_engine,
         sessions=make_session_factory(quick_engine),
     )
-    locker = await asyncpg.connect(plain_dsn(database_url))
+    locker = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         async for client in _client_for(c):
             assert (await client.get("/api/clients", headers=h)).status_code == 200

@@ -15,8 +15,8 @@ from tests.telephony.helpers import AMI_DIR
 from tests.telephony.pbx import ami_settings
 from web.app import create_app
 from web.container import Container
+from web.parts.call_tracking import CallTracking
 from web.settings import Settings
-from web.telephony_runtime import CallTracking
 
 
 def _instance(
@@ -56,9 +56,9 @@ async def test_one_instance_follows_and_another_takes_over(
             def following() -> list[str]:
                 return [
                     name
-                    for name, c in (("a", a), ("b", b))
-                    if isinstance(c.extras.get("tracking"), CallTracking)
-                    and c.extras["tracking"].listener is not None
+                    for name, app in (("a", app_a), ("b", app_b))
+                    if isinstance(app.state.container.call_tracking, CallTracking)
+                    and app.state.container.call_tracking.listener is not None
                 ]
 
             await _wait(lambda: len(following()) == 1)

@@ -128,7 +128,7 @@ async def test_a_session_ended_while_the_listener_was_away_closes_on_reconnect(
     user, operator = await make_user(role="operator", extension="101")
     token = operator["Authorization"].removeprefix("Bearer ")
     async with launch() as a:
-        watch = a.container.extras["session_watch"]
+        watch = a.container.session_watch
         assert isinstance(watch, SessionWatch)
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         closing = asyncio.create_task(_closed_with(a.ws, token, ready))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,14 +43,18 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def published(container: Container) -> list[Any]:
-    seen: list[Any] = []
+def published() -> list[Any]:
+    return []
+
+
+@pytest.fixture
+def container(container: Container, published: list[Any]) -> Container:
+    """The test's container, publishing into `published`."""
 
     async def publish(events: list[Any]) -> None:
-        seen.extend(events)
+        published.extend(events)
 
-    container.publish = publish
-    return seen
+    return replace(container, publish=publish)
 
 
 def _sign(path: str, params: dict[str, str], token: str = TOKEN) -> dict[str, str]:

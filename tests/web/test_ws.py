@@ -33,7 +33,8 @@ WAIT = 10.0
 
 @dataclass
 class Instance:
-    """One running service instance: its base URLs and its container (to publish through)."""
+    """One running service instance: its base URLs and its composed container (to publish
+    through)."""
 
     http: str
     ws: str
@@ -41,8 +42,8 @@ class Instance:
 
     @property
     def hub(self) -> EventHub:
-        hub = self.container.extras["hub"]
-        assert isinstance(hub, EventHub)
+        hub = self.container.hub
+        assert hub is not None
         return hub
 
     async def commit(self, *events: object, fail: bool = False) -> None:
@@ -70,8 +71,9 @@ def launch(
         c = Container(
             settings=own, database_url=own.core.database_url, engine=db, sessions=sessions
         )
+        app = create_app(container=c)
         config = uvicorn.Config(
-            create_app(container=c),
+            app,
             host="127.0.0.1",
             port=0,
             log_level="warning",
@@ -84,10 +86,11 @@ def launch(
             async with asyncio.timeout(WAIT):
                 while not server.started:
                     await asyncio.sleep(0.02)
-                hub = c.extras["hub"]
-                await hub.wait_ready()
+                running: Container = app.state.container
+                assert running.hub is not None
+                await running.hub.wait_ready()
             port = server.servers[0].sockets[0].getsockname()[1]
-            yield Instance(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", c)
+            yield Instance(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", running)
         finally:
             server.should_exit = True
             await task

@@ -1,4 +1,4 @@
-"""Wiring of SMS and email into the running service: the outbox worker and the inbound SMTP server.
+"""SMS and email in the running service: the outbox worker and the inbound SMTP server.
 
 The worker runs in every instance (claims are row-locked, so instances share the work); it starts
 when OUTBOX_ENABLED and at least one channel is configured: Twilio credentials and a From number
@@ -8,8 +8,10 @@ for SMS, SMTP_HOST for email. The inbound SMTP server starts when INBOUND_SMTP_E
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.db import Publisher
 from notifier.email import (
     AuthPolicy,
     InboundSmtpServer,
@@ -19,19 +21,28 @@ from notifier.email import (
 )
 from notifier.outbox import OutboxWorker, Sender
 from notifier.sms import TwilioSms, sms_configured
-from web.container import Container
+from web.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 class Messaging:
-    def __init__(self, c: Container) -> None:
-        self._c = c
+    def __init__(
+        self,
+        settings: Settings,
+        database_url: str,
+        sessions: async_sessionmaker[AsyncSession],
+        publish: Publisher,
+    ) -> None:
+        self._settings = settings
+        self._database_url = database_url
+        self._sessions = sessions
+        self._publish = publish
         self.worker: OutboxWorker | None = None
         self.inbound: InboundSmtpServer | None = None
 
     def senders(self) -> list[Sender]:
-        s = self._c.settings.notifier
+        s = self._settings.notifier
         senders: list[Sender] = []
         if sms_configured(s):
             senders.append(TwilioSms(s))
@@ -40,14 +51,14 @@ class Messaging:
         return senders
 
     async def start(self) -> None:
-        s = self._c.settings.notifier
+        s = self._settings.notifier
         senders = self.senders() if s.outbox_enabled else []
         if senders:
             self.worker = OutboxWorker(
-                self._c.sessions,
+                self._sessions,
                 senders,
-                publish=lambda events: self._c.publish(events),  # the hub may come later
-                dsn=self._c.database_url,
+                publish=self._publish,
+                dsn=self._database_url,
                 backoff_base=s.outbox_retry_seconds,
             )
             await self.worker.start()
@@ -56,9 +67,9 @@ class Messaging:
                 s.inbound_smtp_host,
                 s.inbound_smtp_port,
                 email_logger(
-                    self._c.sessions,
-                    lambda events: self._c.publish(events),
-                    region=self._c.settings.core.phone_default_region,
+                    self._sessions,
+                    self._publish,
+                    region=self._settings.core.phone_default_region,
                 ),
                 domains=s.accepted_domains(),
                 max_recipients=s.inbound_smtp_max_recipients,
@@ -73,11 +84,3 @@ class Messaging:
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "outbox": {"kinds": self.worker.kinds, "stats": dict(self.worker.stats)}
-            if self.worker
-            else None,
-            "inbound_smtp_port": self.inbound.port if self.inbound else None,
-        }

@@ -1,4 +1,4 @@
-"""Wiring of the FastAGI router into the running service: AGI server -> Router -> database.
+"""The FastAGI router in the running service: AGI server -> Router -> database.
 
 Every instance may run one: the round-robin turn lives in the database (`routing_pick`), so two
 instances behind the same Asterisk (or two Asterisks) share one fair rotation.
@@ -10,20 +10,21 @@ import logging
 
 from crm_core.routing.router import Router
 from telephony.agi import AgiServer
-from web.container import Container
+from web.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 class AgiRouting:
-    def __init__(self, c: Container) -> None:
-        self._c = c
+    def __init__(self, settings: Settings, database_url: str) -> None:
+        self._settings = settings
+        self._database_url = database_url
         self.router: Router | None = None
         self.server: AgiServer | None = None
 
     async def start(self) -> None:
-        s = self._c.settings
-        self.router = Router(self._c.database_url, region=s.core.phone_default_region)
+        s = self._settings
+        self.router = Router(self._database_url, region=s.core.phone_default_region)
         t = s.telephony
         server = AgiServer(
             self.router.route,

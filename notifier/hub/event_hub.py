@@ -1,0 +1,146 @@
+"""EventHub: publish domain events to people's sockets, on a backend chosen by the DSN.
+
+The hub turns committed domain events into channel messages (notifier.channels), hands them to
+its backend to be numbered and spread, and keeps this instance's sockets (Fanout). A socket is
+registered (holding live messages) before its replay query runs, and anything the replay already
+sent is dropped from the held ones by its seq, so replay and live meet without gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from notifier.channels import Message, messages_for
+from notifier.hub.event_log import Replay
+from notifier.hub.fanout import Fanout
+from notifier.hub.local import LocalBackend, publish_locally
+from notifier.hub.notify import NOTIFY_CHANNEL
+from notifier.hub.postgres import PostgresBackend
+from notifier.hub.subscriber import Subscriber
+from notifier.pgbus import PgBus
+
+
+class Backend(Protocol):
+    """Where messages are numbered and how they reach every instance's Fanout."""
+
+    durable: bool
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def wait_ready(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, messages: list[Message]) -> None: ...
+
+    async def replay(self, channels: Iterable[str], after: int, limit: int) -> Replay: ...
+
+    async def cleanup(self) -> int: ...
+
+
+class EventHub:
+    """Publish domain events to people's sockets, across every instance of the service.
+
+    `dsn=None` is the local mode (notifier/hub/local.py): no database, this process only.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None,
+        *,
+        queue_size: int = 256,
+        supervisor_flush_seconds: float = 0.25,
+        retention_seconds: float = 15 * 60,
+        cleanup_seconds: float = 60.0,
+        max_replay: int = 1000,
+        notify_channel: str = NOTIFY_CHANNEL,
+    ) -> None:
+        self.queue_size = queue_size
+        self.max_replay = max_replay
+        self._fanout = Fanout(
+            last_seq=None if dsn else 0,
+            queue_size=queue_size,
+            flush_seconds=supervisor_flush_seconds,
+        )
+        self.bus: PgBus | None = None
+        self._backend: Backend
+        if dsn:
+            postgres = PostgresBackend(
+                dsn,
+                self._fanout,
+                retention_seconds=retention_seconds,
+                cleanup_seconds=cleanup_seconds,
+                notify_channel=notify_channel,
+            )
+            self.bus = postgres.bus
+            self._backend = postgres
+        else:
+            self._backend = LocalBackend(self._fanout)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def durable(self) -> bool:
+        return self._backend.durable
+
+    @property
+    def last_seq(self) -> int:
+        """The highest seq this instance has dispatched (0 before the first sync)."""
+        return self._fanout.last_seq or 0
+
+    @property
+    def ready(self) -> bool:
+        """Live delivery is running (the listener is connected and caught up)."""
+        return self._backend.ready
+
+    async def start(self) -> None:
+        await self._backend.start()
+
+    async def wait_ready(self) -> None:
+        """Until live delivery runs (callers bound it with asyncio.timeout)."""
+        await self._backend.wait_ready()
+
+    async def stop(self) -> None:
+        await self._backend.stop()
+        self._fanout.close_all("server shutting down")
+
+    # ---- publishing -----------------------------------------------------------------------
+
+    async def publish(self, events: Sequence[object]) -> None:
+        """The unit of work's publisher: called after commit with the collected domain events."""
+        messages = messages_for(events)
+        if messages:
+            await self._backend.publish(messages)
+
+    def publish_local(self, events: Sequence[object]) -> None:
+        """Fan out on this instance only, skipping event_log and NOTIFY.
+
+        Not for the service: nothing is durable or replayable, other instances see nothing, and
+        the numbers continue from this instance's last seq. It exists so the benchmark can show
+        what the database step costs next to the bare fan-out.
+        """
+        publish_locally(self._fanout, messages_for(events))
+
+    # ---- subscribing ----------------------------------------------------------------------
+
+    def subscribe(self, channels: Iterable[str]) -> Subscriber:
+        """Register a socket; it holds live messages until `go_live` (after any replay)."""
+        return self._fanout.subscribe(channels)
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self._fanout.unsubscribe(sub)
+
+    def subscriber_count(self) -> int:
+        return self._fanout.subscriber_count()
+
+    async def replay(self, channels: Iterable[str], after: int, limit: int | None = None) -> Replay:
+        """What `channels` got after seq `after`, oldest first; at most `limit` (max_replay)."""
+        return await self._backend.replay(channels, after, limit or self.max_replay)
+
+    async def cleanup(self) -> int:
+        """Delete event_log rows older than the retention; returns how many went."""
+        return await self._backend.cleanup()

@@ -1,0 +1,117 @@
+"""The `event_log` table: every published message numbered, kept for replay, cleaned up later.
+
+Publishers of all instances append under one transaction-scoped advisory lock, so seq order ==
+commit order == the order PostgreSQL delivers the NOTIFY that announces them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import asyncpg
+
+from notifier.channels import Message
+from notifier.hub.frames import Envelope, dumps, encode_frame
+
+# Serialises publishers of all instances so seq order == commit order == notification order.
+PUBLISH_LOCK_KEY = 0x5C12_E5E0_0001
+
+_ROW_SQL = "seq, channel, type, payload::text AS payload, created_at"
+_INSERT_SQL = f"""
+INSERT INTO event_log (channel, type, payload)
+SELECT u.c, u.t, u.p::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(c, t, p, n)
+ORDER BY u.n
+RETURNING {_ROW_SQL}
+"""
+_AFTER_SQL = f"SELECT {_ROW_SQL} FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+_BY_SEQ_SQL = f"SELECT {_ROW_SQL} FROM event_log WHERE seq = ANY($1::bigint[]) ORDER BY seq"
+_REPLAY_SQL = f"""
+SELECT {_ROW_SQL} FROM event_log
+WHERE channel = ANY($1::text[]) AND seq > $2
+ORDER BY seq LIMIT $3
+"""
+# Oldest rows first by primary key, so each round touches only what it deletes.
+_CLEANUP_SQL = """
+DELETE FROM event_log WHERE seq IN (
+    SELECT seq FROM event_log ORDER BY seq LIMIT $2
+) AND created_at < now() - make_interval(secs => $1)
+"""
+CLEANUP_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    envelopes: list[Envelope]
+    more: bool  # more rows than the limit: ask again after the last one
+    gap: bool  # rows after `after` were already cleaned up: the reader's state is stale
+
+    @property
+    def truncated(self) -> bool:
+        return self.more or self.gap
+
+
+def envelope(row: asyncpg.Record) -> Envelope:
+    seq, channel, type_ = row["seq"], row["channel"], row["type"]
+    return Envelope(
+        seq, channel, type_, encode_frame(seq, channel, type_, row["payload"], row["created_at"])
+    )
+
+
+async def append(
+    conn: asyncpg.Connection,
+    messages: list[Message],
+    announce: str,
+    body_of: Callable[[list[Envelope]], str],
+) -> None:
+    """Number `messages` and NOTIFY `announce` with `body_of(envelopes)`, in one transaction."""
+    channels = [m.channel for m in messages]
+    types = [m.type for m in messages]
+    payloads = [dumps(m.payload) for m in messages]
+    # simple-protocol BEGIN + lock in one round trip; the key is our own constant
+    await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")
+    try:
+        rows = await conn.fetch(_INSERT_SQL, channels, types, payloads)
+        envelopes = sorted((envelope(r) for r in rows), key=lambda e: e.seq)
+        await conn.execute("SELECT pg_notify($1, $2)", announce, body_of(envelopes))
+        await conn.execute("COMMIT")
+    except BaseException:
+        if not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
+
+
+async def after(conn: asyncpg.Connection, seq: int, limit: int) -> list[Envelope]:
+    return [envelope(r) for r in await conn.fetch(_AFTER_SQL, seq, limit)]
+
+
+async def by_seq(conn: asyncpg.Connection, seqs: list[int]) -> list[Envelope]:
+    return [envelope(r) for r in await conn.fetch(_BY_SEQ_SQL, seqs)]
+
+
+async def last_seq(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM event_log"))
+
+
+async def replay(
+    conn: asyncpg.Connection, channels: Iterable[str], after_seq: int, limit: int
+) -> Replay:
+    """What `channels` got after `after_seq`, oldest first, at most `limit`."""
+    rows = await conn.fetch(_REPLAY_SQL, sorted(set(channels)), after_seq, limit + 1)
+    oldest = await conn.fetchval("SELECT min(seq) FROM event_log")
+    gap = oldest is not None and 0 < after_seq < oldest - 1
+    return Replay([envelope(r) for r in rows[:limit]], more=len(rows) > limit, gap=gap)
+
+
+async def cleanup(conn: asyncpg.Connection, retention_seconds: float) -> int:
+    """Delete rows older than the retention, a batch at a time; returns how many went."""
+    total = 0
+    while True:
+        status = await conn.execute(_CLEANUP_SQL, float(retention_seconds), CLEANUP_BATCH)
+        deleted = int(status.split()[-1])
+        total += deleted
+        if deleted < CLEANUP_BATCH:
+            return total

@@ -1,0 +1,198 @@
+"""The hub across instances: event_log numbers every message, NOTIFY spreads it, LISTEN hears it.
+
+    publish(messages) ── one transaction: advisory xact lock, INSERT … RETURNING, pg_notify, COMMIT
+        └── every instance's PgBus ── dispatcher (in seq order) ── Fanout ── Subscriber queues
+
+Ordering is what makes "reconnect with last_seq" exact: commits happen in seq order across all
+instances (event_log's lock) and PostgreSQL delivers notifications in commit order, so each
+instance sees sequence numbers only ever increasing. While the listener is away, notifications
+are lost: on every (re)connection the dispatcher catches up from event_log first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+import asyncpg
+
+from crm_core.background import cancel_and_wait
+from crm_core.pg_connection import DedicatedConnection
+from notifier.channels import Message
+from notifier.hub import event_log
+from notifier.hub.event_log import Replay
+from notifier.hub.fanout import Fanout
+from notifier.hub.notify import CATCH_UP, NOTIFY_CHANNEL, notify_body, parse_body, seqs_of
+from notifier.pgbus import PgBus
+
+logger = logging.getLogger(__name__)
+
+_RESYNC = object()
+CATCH_UP_BATCH = 1000
+
+
+class PostgresBackend:
+    durable = True
+
+    def __init__(
+        self,
+        dsn: str,
+        fanout: Fanout,
+        *,
+        retention_seconds: float,
+        cleanup_seconds: float,
+        notify_channel: str = NOTIFY_CHANNEL,
+    ) -> None:
+        self._fanout = fanout
+        self._retention = retention_seconds
+        self._cleanup_every = cleanup_seconds
+        self._notify_channel = notify_channel
+        self._synced = False
+        self._ready = asyncio.Event()
+        self._busy = False
+        self._inbox: asyncio.Queue[object] = asyncio.Queue()
+        self._pending: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writer = DedicatedConnection(dsn, "hub writer")
+        self._reader = DedicatedConnection(dsn, "hub reader")
+        self.bus = PgBus(
+            dsn,
+            notify_channel,
+            self._on_notify,
+            on_listening=self._on_listening,
+            on_lost=self._on_lost,
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Live delivery is running (the listener is connected and caught up)."""
+        return self._synced
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="hub-dispatch"))
+        self._tasks.append(asyncio.create_task(self._cleanup_loop(), name="hub-cleanup"))
+        await self.bus.start()
+        try:  # open the publishing connection now rather than on the first screen-pop
+            async with self._writer.use():
+                pass
+        except (OSError, asyncpg.PostgresError) as exc:
+            logger.warning("event hub cannot reach the database yet (%s)", exc)
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(*tasks)
+        await self._writer.close()
+        await self._reader.close()
+
+    # ---- publishing -----------------------------------------------------------------------
+
+    async def publish(self, messages: list[Message]) -> None:
+        async with self._writer.use() as conn:
+            await event_log.append(conn, messages, self._notify_channel, notify_body)
+
+    async def replay(self, channels: Iterable[str], after: int, limit: int) -> Replay:
+        async with self._reader.use() as conn:
+            return await event_log.replay(conn, channels, after, limit)
+
+    # ---- receiving --------------------------------------------------------------------------
+
+    def _on_lost(self) -> None:
+        self._synced = False
+        self._ready.clear()
+
+    async def _on_listening(self) -> None:
+        self._inbox.put_nowait(_RESYNC)
+
+    def _on_notify(self, body: str) -> None:
+        # fast path: nothing queued ahead and everything inline -> deliver without a task switch
+        if self._synced and not self._busy and self._inbox.empty():
+            envelopes = parse_body(body)
+            if envelopes is not None:
+                for env in envelopes:
+                    self._fanout.deliver(env)
+                return
+        self._inbox.put_nowait(body)
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            self._busy = True
+            try:
+                if item is _RESYNC:
+                    await self._resync()
+                elif not self._synced:
+                    self._pending.append(str(item))
+                else:
+                    await self._handle(str(item))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("dispatching events failed; catching up from event_log")
+                self._on_lost()
+                self._inbox.put_nowait(_RESYNC)
+                await asyncio.sleep(1.0)
+            finally:
+                self._busy = False
+
+    async def _handle(self, body: str) -> None:
+        envelopes = parse_body(body)
+        if envelopes is None:
+            async with self._reader.use() as conn:
+                if body == CATCH_UP:
+                    await self._catch_up(conn)
+                    return
+                # some messages were too big for NOTIFY: read them back from the log
+                envelopes = await event_log.by_seq(conn, seqs_of(body))
+        for env in envelopes:
+            self._fanout.deliver(env)
+
+    async def _catch_up(self, conn: asyncpg.Connection) -> int:
+        """Deliver every row after the last one delivered (commit order == seq order)."""
+        missed = 0
+        while True:
+            envelopes = await event_log.after(conn, self._fanout.last_seq or 0, CATCH_UP_BATCH)
+            for env in envelopes:
+                self._fanout.deliver(env)
+            missed += len(envelopes)
+            if len(envelopes) < CATCH_UP_BATCH:
+                return missed
+
+    async def _resync(self) -> None:
+        async with self._reader.use() as conn:
+            if self._fanout.last_seq is None:
+                # first start: sockets connecting from now on replay by themselves
+                self._fanout.last_seq = await event_log.last_seq(conn)
+            else:
+                missed = await self._catch_up(conn)
+                if missed:
+                    logger.info("caught up %d events missed while the listener was away", missed)
+        self._synced = True
+        self._ready.set()
+        pending, self._pending = self._pending, []
+        for body in pending:
+            await self._handle(body)
+
+    # ---- retention ------------------------------------------------------------------------
+
+    async def cleanup(self) -> int:
+        """Delete event_log rows older than the retention; returns how many went."""
+        async with self._writer.use() as conn:
+            total = await event_log.cleanup(conn, self._retention)
+        if total:
+            logger.info("event_log cleanup removed %d rows", total)
+        return total
+
+    async def _cleanup_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._cleanup_every)
+            try:
+                await self.cleanup()
+            except Exception as exc:
+                logger.warning("event_log cleanup failed (%s: %s)", type(exc).__name__, exc)

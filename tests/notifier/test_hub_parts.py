@@ -1,0 +1,50 @@
+"""The hub's pure parts, without a database or a socket: the NOTIFY body and the fan-out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from notifier.hub.fanout import Fanout
+from notifier.hub.frames import Envelope, encode_frame
+from notifier.hub.notify import CATCH_UP, NOTIFY_BUDGET, notify_body, parse_body, seqs_of
+
+AT = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
+
+
+def env(seq: int, channel: str = "ext:101", text: str = "x") -> Envelope:
+    frame = encode_frame(seq, channel, "call.ringing", f'{{"text":"{text}"}}', AT)
+    return Envelope(seq, channel, "call.ringing", frame)
+
+
+def test_frames_that_fit_travel_inline() -> None:
+    batch = [env(7), env(8, "supervisors")]
+    assert parse_body(notify_body(batch)) == batch
+
+
+def test_a_frame_too_big_travels_as_its_number() -> None:
+    big = env(9, text="y" * NOTIFY_BUDGET)
+    body = notify_body([env(8), big])
+    assert parse_body(body) is None  # the listener must read the log
+    assert seqs_of(body) == [8, 9]
+    assert len(body.encode()) <= NOTIFY_BUDGET
+
+
+def test_a_batch_too_big_even_for_its_numbers_says_catch_up() -> None:
+    many = [env(n, text="z" * 200) for n in range(1, 2000)]
+    assert notify_body(many) == CATCH_UP
+
+
+def test_each_seq_is_delivered_once_in_order_to_its_channel() -> None:
+    fanout = Fanout(last_seq=0, queue_size=8, flush_seconds=0.25)
+    mine, other = fanout.subscribe({"ext:101"}), fanout.subscribe({"ext:102"})
+    mine.go_live(0)
+    other.go_live(0)
+    for e in (env(1), env(2), env(1), env(2), env(3, "ext:102")):
+        fanout.deliver(e)
+    assert (mine.pending, other.pending) == (2, 1)
+    assert fanout.last_seq == 3 and fanout.subscriber_count() == 2
+    fanout.unsubscribe(mine)
+    fanout.deliver(env(4))
+    assert mine.pending == 2 and fanout.subscriber_count() == 1
+    fanout.close_all("server shutting down")
+    assert other.closed_reason == "server shutting down"

@@ -1,0 +1,80 @@
+"""Call tracking in the running service: AMI listener -> tracker -> pipeline -> database, hub.
+
+The listener must run in exactly one instance (two would log every call twice and pop twice):
+`start_following` / `stop_following` are what leader election switches (web/compose.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.db import Publisher
+from telephony.ami_listener import AmiListener, AmiState
+from telephony.call_pipeline import CallPipeline
+from telephony.tracker import CallTracker, TrackerConfig
+from web.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def call_pipeline(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], publish: Publisher | None
+) -> CallPipeline:
+    """The call pipeline as the service configures it (the tests and benchmarks use this too)."""
+    return CallPipeline(
+        CallTracker(TrackerConfig.from_settings(settings.telephony)),
+        sessions,
+        publish,
+        region=settings.core.phone_default_region,
+        company_numbers=settings.core.company_numbers,
+        callback_due=timedelta(minutes=settings.core.callback_due_minutes),
+    )
+
+
+class CallTracking:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        publish: Publisher | None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._publish = publish
+        self.pipeline: CallPipeline | None = None
+        self.listener: AmiListener | None = None
+
+    async def start(self) -> None:
+        """Nothing: following starts when this instance is elected."""
+
+    async def stop(self) -> None:
+        await self.stop_following()
+
+    async def start_following(self) -> None:
+        """Become the instance that follows the PBX: restore calls in progress, then listen."""
+        if self.listener is not None:
+            return
+        s = self._settings
+        self.pipeline = call_pipeline(s, self._sessions, self._publish)
+        await self.pipeline.restore()
+        self.pipeline.start()
+        self.listener = AmiListener(
+            s.telephony, self.pipeline.on_event, self.pipeline.on_connected, self._on_state
+        )
+        await self.listener.start()
+        logger.info("following the PBX at %s:%s", s.telephony.ami_host, s.telephony.ami_port)
+
+    async def stop_following(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
+            self.listener = None
+        if self.pipeline is not None:
+            await self.pipeline.close()
+            self.pipeline = None
+
+    def _on_state(self, state: AmiState, detail: str) -> None:
+        level = logging.ERROR if state == AmiState.AUTH_FAILED else logging.INFO
+        logger.log(level, "AMI %s %s", state, detail, extra={"ami_state": str(state)})
