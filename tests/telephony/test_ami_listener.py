@@ -21,9 +21,9 @@ from telephony.ami_listener import (
     AmiListener,
     AmiNotConnected,
     AmiState,
-    _Action,
-    parse_message,
 )
+from telephony.ami_wire import parse_message
+from telephony.panoramisk_fixes import PendingAction
 from telephony.settings import TelephonySettings
 from telephony.testing.replay import ReplayServer, load_recording
 from tests.telephony.helpers import AMI_DIR
@@ -199,7 +199,7 @@ async def test_fault5_originate_without_async_is_sent_async(
     assert server.originates[0]["Async"] == "true"
     assert [r.get("Event", r.get("Response")) for r in replies] == ["Success", "OriginateResponse"]
     # panoramisk's Action.multi raised KeyError('async') inside the parser; ours does not.
-    action = _Action({"Action": "Originate"})
+    action = PendingAction({"Action": "Originate"})
     action.responses.append({"Response": "Success", "Message": "Originate successfully queued"})
     assert action.multi is False
     assert listener.connections == 1 and listener.connected

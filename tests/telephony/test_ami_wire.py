@@ -7,7 +7,6 @@ replaced it must read every recording exactly as it did.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from telephony import ami_listener
+from telephony.ami_wire import AmiEvent, AmiFramer, AmiResponse, Banner, parse_message
 from tests.telephony.helpers import AMI_DIR
 
 GOLDEN: dict[str, dict[str, Any]] = json.loads(
@@ -32,29 +31,13 @@ def digest(messages: Sequence[Mapping[str, str]]) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
-class _Owner:
-    max_message_bytes = ami_listener.DEFAULT_MAX_MESSAGE_BYTES
-
-    def _on_protocol_connected(self, protocol: object) -> None:
-        pass
-
-    def _on_protocol_lost(self, protocol: object) -> None:
-        pass
-
-
-class _Transport:
-    def write(self, data: bytes) -> None:
-        pass
-
-
-async def parsed(data: bytes, step: int) -> tuple[str | None, list[dict[str, str]]]:
-    protocol = ami_listener._AmiProtocol(_Owner())  # type: ignore[arg-type]
-    protocol.connection_made(_Transport())  # type: ignore[arg-type]
-    seen: list[dict[str, str]] = []
-    protocol.handle_message = lambda m, arrival=0.0: seen.append(m)  # type: ignore[method-assign]
-    for i in range(0, len(data), step):
-        protocol.data_received(data[i : i + step])
-    return protocol.version, seen
+def parsed(data: bytes, step: int) -> tuple[str | None, list[AmiEvent | AmiResponse]]:
+    """The banner's version and every message, the bytes fed ``step`` at a time."""
+    framer = AmiFramer(parse_message)
+    items = [item for i in range(0, len(data), step) for item in framer.feed(data[i : i + step])]
+    assert isinstance(items[0], Banner) and framer.pending == b""
+    messages = [m for m in items[1:] if not isinstance(m, Banner)]
+    return items[0].version, messages
 
 
 def test_the_golden_file_covers_every_recording() -> None:
@@ -64,7 +47,7 @@ def test_the_golden_file_covers_every_recording() -> None:
 @pytest.mark.parametrize("name", RECORDINGS)
 @pytest.mark.parametrize("step", [1 << 30, 7])
 def test_every_recording_parses_as_the_old_listener_did(name: str, step: int) -> None:
-    version, messages = asyncio.run(parsed((AMI_DIR / name).read_bytes(), step))
+    version, messages = parsed((AMI_DIR / name).read_bytes(), step)
     golden = GOLDEN[name]
     assert (version, len(messages), digest(messages)) == (
         golden["banner"],
