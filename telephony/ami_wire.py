@@ -214,6 +214,14 @@ def parse_action(raw: bytes | str) -> AmiAction:
 M = TypeVar("M", bound=AmiMessage)
 
 
+def split_frames(data: bytes) -> tuple[list[bytes], bytes]:
+    """The messages ``data`` completes, each without its blank line, and the bytes after the
+    last one (the start of the next message)."""
+    parts = _MESSAGE_END.split(data)
+    tail = parts.pop()
+    return parts, tail
+
+
 class AmiFramer(Generic[M]):
     """Fed the bytes of one connection as they arrive; returns the messages they complete.
 
@@ -243,15 +251,25 @@ class AmiFramer(Generic[M]):
         return b"" if self._discarding else self._buf
 
     def feed(self, data: bytes) -> list[M | Banner]:
+        # Where a message end may begin: the bytes held had none (a blank line is <= 4 bytes).
+        scan_from = max(len(self._buf) - 3, 0)
         buf = self._buf + data if self._buf else data
         out: list[M | Banner] = []
+        if not self._want_banner and _MESSAGE_END.search(buf, scan_from) is None:
+            if len(buf) > self.max_message_bytes:
+                self._start_discarding(buf, f"message longer than {self.max_message_bytes} bytes")
+            else:
+                self._buf = buf  # nothing completed yet
+            return out
         if self._want_banner:
             newline = buf.find(b"\n")
             if newline < 0:
                 if len(buf) > self.max_message_bytes:
                     out.append(Banner(None))
                     self._want_banner = False
-                    self._start_discarding(buf, "banner line too long")
+                    self._start_discarding(
+                        buf, f"banner line longer than {self.max_message_bytes} bytes"
+                    )
                 else:
                     self._buf = buf
                 return out
@@ -262,20 +280,17 @@ class AmiFramer(Generic[M]):
                 version = first[len(BANNER_PREFIX) :].decode("utf-8", "replace").strip()
                 buf = buf[newline + 1 :]
             out.append(Banner(version))
-        parts = _MESSAGE_END.split(buf)
-        tail = parts.pop()
+        parts, tail = split_frames(buf)
         if parts and self._discarding:
-            self._discarding = False
-            self.skipped += 1
-            logger.warning(
-                "ami: skipped the end of an oversized message (%d bytes)", len(parts.pop(0))
-            )
+            self._discarding = False  # the oversized message ends here; its warning was given
+            logger.debug("ami: skipped the end of an oversized message (%d bytes)", len(parts[0]))
+            del parts[0]
         parse = self._parse
         for raw in parts:
             if len(raw) > self.max_message_bytes:
                 self.skipped += 1
                 logger.warning(
-                    "ami: skipped a message of %d bytes (limit %d): %r...",
+                    "ami: skipping a message of %d bytes (limit %d): %r...",
                     len(raw),
                     self.max_message_bytes,
                     raw[:80],
@@ -294,7 +309,9 @@ class AmiFramer(Generic[M]):
         return out
 
     def _start_discarding(self, buf: bytes, why: str) -> None:
-        logger.warning("ami: skipping input: %s; %r...", why, buf[:80])
+        if not self._discarding:
+            self.skipped += 1
+            logger.warning("ami: skipping a %s; %r...", why, buf[:80])
         # Keep 3 bytes, so that a blank line straddling this read and the next is still found.
         self._buf = buf[-3:]
         self._discarding = True
