@@ -448,3 +448,37 @@ async def test_asterisk_restart_is_survived(sink: Sink) -> None:
             await second.close()
     finally:
         await lst.close()
+
+
+async def test_handlers_by_event_name_run_after_on_event_in_stream_order(
+    server: ReplayServer, listener: AmiListener, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[str, str, int]] = []
+
+    async def on_hangup(event: dict[str, str], arrival: float) -> None:
+        # on_event has already had this very event
+        seen.append(("hangup", event["Uniqueid"], len(sink.events)))
+        if sum(k == "hangup" for k, _, _ in seen) == 1:
+            raise RuntimeError("a handler's bug")
+
+    async def on_dial(event: dict[str, str], arrival: float) -> None:
+        seen.append(("dial", event["DestChannel"], len(sink.events)))
+
+    listener.on("Hangup", on_hangup)
+    listener.on("DialBegin", on_dial)
+    expected = recorded(INBOUND)
+    with caplog.at_level(logging.ERROR, logger="telephony.ami_listener"):
+        await play_all(server, INBOUND)
+        await until(lambda: len(sink.played()) == len(expected))
+        await until(
+            lambda: len(seen) == sum(e["Event"] in ("Hangup", "DialBegin") for e in expected)
+        )
+    assert sink.played() == expected  # a handler's exception costs no event
+    assert "Hangup handler failed" in caplog.text
+    order = [e for e in sink.events if e.get("Event") in ("Hangup", "DialBegin")]
+    assert [(k, v) for k, v, _ in seen] == [
+        ("hangup", e["Uniqueid"]) if e["Event"] == "Hangup" else ("dial", e["DestChannel"])
+        for e in order
+    ]
+    positions = [sink.events.index(e) + 1 for e in order]
+    assert [delivered for _, _, delivered in seen] == positions
