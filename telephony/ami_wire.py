@@ -44,7 +44,7 @@ EOL = "\r\n"
 _MESSAGE_END = re.compile(rb"\r?\n\r?\n")
 _NAME = r"[^\s:\x00-\x1f\x7f]+"
 # Every line of a well-formed message; findall over a whole message is the fast path.
-_HEADER_LINES = re.compile(rf"^({_NAME}): ?(.*?)\r?$", re.M)
+_HEADER_LINES = re.compile(rf"^({_NAME}): ?([^\r\n]*)\r?$", re.M)
 _HEADER_LINE = re.compile(rf"({_NAME}): ?(.*)")
 
 
@@ -217,7 +217,10 @@ M = TypeVar("M", bound=AmiMessage)
 def split_frames(data: bytes) -> tuple[list[bytes], bytes]:
     """The messages ``data`` completes, each without its blank line, and the bytes after the
     last one (the start of the next message)."""
-    parts = _MESSAGE_END.split(data)
+    if b"\n\n" not in data and data.count(b"\n\r\n") == data.count(b"\r\n\r\n"):
+        parts = data.split(b"\r\n\r\n")  # only CRLF ends, as Asterisk writes: 3x faster
+    else:
+        parts = _MESSAGE_END.split(data)
     tail = parts.pop()
     return parts, tail
 
