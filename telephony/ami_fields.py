@@ -1,5 +1,7 @@
 """Pure helpers for AMI fields: no sockets, no state, cheap enough to run per event.
 
+(Bytes become messages in telephony/ami_wire.py; these read the fields of a message.)
+
 Everything here is deliberately forgiving: the tracker is fed by a long-running listener and a
 single odd message must never take it down, so parsers return "nothing" rather than raise where
 the caller can carry on without the value.
@@ -15,29 +17,6 @@ logger = logging.getLogger(__name__)
 
 # Asterisk writes this for caller ID parts that were never set.
 UNKNOWN = "<unknown>"
-
-
-def parse_message(raw: bytes | str) -> dict[str, str]:
-    """Turn one raw AMI message block (``Key: value`` lines) into a dict.
-
-    Lines without a colon (the ``Asterisk Call Manager/…`` banner, binary garbage) are skipped.
-    An empty value is kept as ``""``: ``VarSet`` with ``Value: `` is meaningful (panoramisk fault
-    2 drops it). The first occurrence of a key wins, so junk appended to a message cannot
-    overwrite the real fields. Bytes are decoded as UTF-8 with replacement: the whole block
-    is decoded at once, so multi-byte names are not split (panoramisk fault 1).
-    """
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if not sep:
-            continue
-        key = key.strip()
-        if not key or key in fields:
-            continue
-        # AMI writes exactly one space after the colon; anything beyond it belongs to the value.
-        fields[key] = value[1:] if value.startswith(" ") else value
-    return fields
 
 
 def event_time(event: Mapping[str, str], arrival: float) -> float:

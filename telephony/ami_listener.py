@@ -1,18 +1,15 @@
-"""The long-running AMI connection, built on panoramisk 1.4 with our remedies for its faults.
+"""The long-running AMI connection: supervision, back-pressure and the dispatch of events.
 
-panoramisk gives us the action plumbing (ActionID generation, serialisation, the bookkeeping that
-collects a multi-response action's replies into one result). Everything that decides whether a
-long-running service survives is ours, each remedy commented with its number in
-docs/PANORAMISK.md:
+Bytes become messages in ``telephony/ami_wire.py``; the connection itself is panoramisk's
+protocol with our remedies for its faults (``telephony/panoramisk_fixes.py``, each remedy
+numbered as in docs/PANORAMISK.md). This module decides what a long-running service needs:
 
-- the byte stream is split into messages *before* decoding and every message is parsed by us
-  (#1, #2); malformed input is logged and skipped, never fatal;
-- events are only enqueued by the protocol; one consumer task awaits ``on_event`` (#3, #9);
-- one supervisor task owns connect / login / reconnect with float exponential backoff, which
-  ``close()`` cancels (#6, #7, #11), and our own Ping liveness check (#8);
+- one supervisor task owns connect / login / reconnect with float exponential backoff, and
+  ``close()`` cancels it (#6, #7, #11); a Ping liveness check runs beside each session (#8);
+- the protocol only enqueues events; one consumer task dispatches them in order (#3, #9):
+  ``on_event`` sees every event, then the handlers registered by name with :meth:`AmiListener.on`;
 - actions pending when a connection dies fail with :class:`AmiConnectionLost`; nothing is
-  re-sent (#4);
-- Originate always carries ``Async: true`` (#5); every action has a timeout (#10).
+  re-sent (#4); every action has a timeout (#10).
 """
 
 from __future__ import annotations
@@ -21,35 +18,30 @@ import asyncio
 import contextlib
 import enum
 import logging
-import re
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
-from panoramisk import actions as pm_actions
-from panoramisk.ami_protocol import AMIProtocol
-from panoramisk.manager import Manager
-from panoramisk.message import Message
-
+from telephony import ami_wire
+from telephony.ami_errors import AmiActionTimeout as AmiActionTimeout
+from telephony.ami_errors import AmiAuthError as AmiAuthError
+from telephony.ami_errors import AmiConnectionLost as AmiConnectionLost
+from telephony.ami_errors import AmiError as AmiError
+from telephony.ami_errors import AmiNotConnected as AmiNotConnected
+from telephony.panoramisk_fixes import AmiProtocol, OnComplete, open_connection
 from telephony.settings import TelephonySettings
 
 logger = logging.getLogger(__name__)
-_V = TypeVar("_V")
 
-AmiEvent = dict[str, str]
+# What on_event receives, and what an action's reply list holds (names its callers import).
+AmiEvent = ami_wire.AmiEvent
+AmiMessage = ami_wire.AmiMessage
 OnEvent = Callable[[AmiEvent, float], Awaitable[None]]
-OnConnected = Callable[[list[AmiEvent]], Awaitable[None]]
+OnConnected = Callable[[list[dict[str, str]]], Awaitable[None]]
 OnState = Callable[["AmiState", str], None]
 
-BANNER_PREFIX = b"Asterisk Call Manager/"
-DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = ami_wire.DEFAULT_MAX_MESSAGE_BYTES
 DEFAULT_QUEUE_SIZE = 10_000
-
-# A blank line ends a message. Asterisk sends \r\n; a bare \n is tolerated as panoramisk does.
-_MESSAGE_END = re.compile(rb"\r?\n\r?\n")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 class AmiState(enum.StrEnum):
@@ -59,338 +51,6 @@ class AmiState(enum.StrEnum):
     AUTH_FAILED = "auth_failed"
     DISCONNECTED = "disconnected"
     CLOSED = "closed"
-
-
-class AmiError(Exception):
-    """Base class of the AMI errors raised to callers."""
-
-
-class AmiNotConnected(AmiError):
-    """No logged-in AMI connection right now; the action was not sent."""
-
-
-class AmiConnectionLost(AmiError):
-    """The connection died before the action was answered. It is NOT re-sent (fault #4):
-    whether Asterisk executed it is unknown."""
-
-
-class AmiActionTimeout(AmiError, TimeoutError):
-    """No complete answer to an action within its timeout."""
-
-
-class AmiAuthError(AmiError):
-    """Asterisk refused the login."""
-
-
-# --------------------------------------------------------------------------------------------
-# Parsing: pure functions, usable without a socket.
-
-
-class MalformedMessage(ValueError):
-    pass
-
-
-def parse_message(raw: bytes) -> AmiEvent:
-    """Parse one AMI message (the bytes between two blank lines) into a dict.
-
-    The whole message is decoded at once, so a character split across TCP reads is intact (#1).
-    Invalid UTF-8 (a phone sending Latin-1 caller names) is replaced, not fatal: losing a call
-    event is worse than one odd character. A value may be empty (``Value: `` -> "") (#2).
-    Repeated headers (``ChanVariable``, ``Output``) are joined with "\\n", which cannot occur
-    inside an AMI value, so nothing is lost.
-    """
-    text = raw.decode("utf-8", errors="replace")
-    headers: AmiEvent = {}
-    follows = False
-    for n, line in enumerate(text.split("\n")):
-        line = line.removesuffix("\r")
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not _HEADER_NAME.match(name):
-            if follows:  # legacy "Response: Follows" body lines carry no header name
-                name, value = "Output", line
-            else:
-                raise MalformedMessage(f"line {n + 1} is not a header: {line[:80]!r}")
-        else:
-            # Strip exactly the separator's space: a value's own content, even empty, is kept (#2).
-            value = value.removeprefix(" ")
-        if n == 0:
-            if name not in ("Event", "Response"):
-                raise MalformedMessage(f"first header is {name!r}, not Event or Response")
-            follows = name == "Response" and value == "Follows"
-        if name in headers:
-            if name in ("Event", "Response"):
-                raise MalformedMessage(f"two {name} headers: a message cut in half?")
-            headers[name] = f"{headers[name]}\n{value}"
-        else:
-            headers[name] = value
-    if not headers:
-        raise MalformedMessage("empty message")
-    return headers
-
-
-def _header(message: Mapping[str, _V], name: str) -> _V | None:
-    """Case-insensitive header lookup (Asterisk spells ActionID, ActionId... inconsistently)."""
-    value = message.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    for key, val in message.items():
-        if key.lower() == lowered:
-            return val
-    return None
-
-
-def _to_dict(message: Any) -> AmiEvent:
-    return {str(k): str(v) for k, v in message.items()}
-
-
-# --------------------------------------------------------------------------------------------
-# panoramisk subclasses
-
-
-class _Action(pm_actions.Action):  # type: ignore[misc]
-    """panoramisk Action with a safe ``multi`` and a synchronous completion hook."""
-
-    on_complete: Callable[[list[AmiEvent]], None] | None = None
-
-    def __init__(self, fields: Mapping[str, Any]) -> None:
-        super().__init__(fields)
-        # The replies as we parsed them: panoramisk's Message adds a 'content' key of its own.
-        self.replies: list[AmiEvent] = []
-
-    @property
-    def multi(self) -> bool:
-        # Fault #5: panoramisk reads self['async'], a KeyError for an Originate without Async,
-        # raised inside data_received, which kills the connection.
-        resp = self.responses[0]
-        msg = str(resp.get("message", "")).lower()
-        if self.as_list is not None:
-            return bool(self.as_list)
-        if str(resp.get("eventlist", "")).lower() == "start" or "will follow" in msg:
-            return True
-        if msg.startswith("added") and msg.endswith("to queue"):
-            return True
-        return msg.endswith("successfully queued") and str(self.get("async", "false")) != "false"
-
-
-class _AmiProtocol(AMIProtocol):  # type: ignore[misc]
-    """Byte-buffering AMI protocol: splits on blank lines, then decodes whole messages."""
-
-    def __init__(self, listener: AmiListener) -> None:
-        super().__init__()
-        self._listener = listener
-        self.banner: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-        self.paused = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.encoding = "utf-8"
-        self.log = logger
-        self._buf = bytearray()
-        self._discarding = False
-        self._listener._on_protocol_connected(self)
-
-    # -- receiving -------------------------------------------------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        # Fault #1: panoramisk decodes each read with errors='ignore', dropping the halves of a
-        # multi-byte character split across reads. We keep bytes until a message is complete.
-        arrival = time.time()
-        buf = self._buf
-        buf += data
-        if not self.banner.done():
-            newline = buf.find(b"\n")
-            if newline < 0:
-                if len(buf) > self._listener.max_message_bytes:
-                    self._start_discarding("banner line too long")
-                return
-            first = bytes(buf[:newline]).rstrip(b"\r")
-            version: str | None = None
-            if first.startswith(BANNER_PREFIX):
-                version = first[len(BANNER_PREFIX) :].decode("utf-8", "replace").strip()
-                del buf[: newline + 1]
-            self.version = version
-            self.banner.set_result(version)
-        start = 0
-        while True:
-            match = _MESSAGE_END.search(buf, start)
-            if match is None:
-                break
-            raw = bytes(buf[start : match.start()])
-            start = match.end()
-            if self._discarding:
-                # The tail of an oversized message: drop it, resume with the next message.
-                self._discarding = False
-                logger.warning("ami: skipped the end of an oversized message (%d bytes)", len(raw))
-                continue
-            self._handle_raw(raw, arrival)
-        del buf[:start]
-        if len(buf) > self._listener.max_message_bytes:
-            self._start_discarding(f"message longer than {self._listener.max_message_bytes} bytes")
-
-    def _start_discarding(self, why: str) -> None:
-        logger.warning("ami: skipping malformed input: %s; %r...", why, bytes(self._buf[:80]))
-        # Keep 3 bytes so that a blank line straddling this read and the next is still found.
-        del self._buf[:-3]
-        self._discarding = True
-
-    def _handle_raw(self, raw: bytes, arrival: float) -> None:
-        if not raw.strip():
-            return
-        try:
-            message = parse_message(raw)
-        except MalformedMessage as exc:
-            logger.warning("ami: skipping malformed message: %s; %r", exc, raw[:200])
-            return
-        try:
-            self.handle_message(message, arrival)
-        except Exception:
-            # Never let one message kill the connection (fault #3 in spirit).
-            logger.exception("ami: failed to handle message %r", message)
-
-    def handle_message(self, message: AmiEvent, arrival: float = 0.0) -> None:
-        action_id = _header(message, "ActionID")
-        action: _Action | None = self.responses.get(action_id) if action_id else None
-        if action is not None:
-            self._add_to_action(action, message)
-            # OriginateResponse of our Originate is also a broadcast call event (it carries a
-            # Privilege class); list items such as CoreShowChannel do not and stay private.
-            if "Event" in message and "Privilege" in message:
-                self._listener._enqueue_event(message, arrival)
-            return
-        if "Event" in message:
-            # Faults #3, #9: no fnmatch handler lookup, no callbacks run inside the protocol:
-            # every event is queued, in order, for the consumer task.
-            self._listener._enqueue_event(message, arrival)
-        else:
-            logger.debug("ami: response to no pending action (timed out?): %r", message)
-
-    def _add_to_action(self, action: _Action, message: AmiEvent) -> None:
-        action.replies.append(message)
-        try:
-            completed = action.add_message(Message(message))
-        except Exception as exc:
-            logger.exception("ami: could not match a reply to action %s", action.get("action"))
-            self.forget(action)
-            if not action.future.done():
-                action.future.set_exception(AmiError(f"bad reply: {exc}"))
-            return
-        if completed:
-            self.forget(action)
-            if action.on_complete is not None:
-                # Called synchronously, so a marker it enqueues sits exactly at this point of the
-                # stream, before any event that followed the reply.
-                action.on_complete(list(action.replies))
-
-    # -- sending ---------------------------------------------------------------------------
-
-    def send_action(self, action: _Action) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = self.send(action, as_list=action.as_list)
-        return future
-
-    def forget(self, action: _Action) -> None:
-        self.responses.pop(action.id, None)
-        if action.action_id:
-            self.responses.pop(action.action_id, None)
-
-    def fail_pending(self, reason: str) -> None:
-        # Fault #4: panoramisk's close() moves unanswered actions to awaiting_actions and sends
-        # them again after the next FullyBooted: an Originate would ring a client twice. We fail
-        # them to their caller instead.
-        pending = {id(a): a for a in self.responses.values()}
-        self.responses.clear()
-        for action in pending.values():
-            if not action.future.done():
-                action.future.set_exception(
-                    AmiConnectionLost(
-                        f"{action.get('action')} (ActionID {action.action_id}) unanswered when "
-                        f"the connection was lost ({reason}); it will not be re-sent"
-                    )
-                )
-
-    # -- closing ---------------------------------------------------------------------------
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        # panoramisk's version re-queues actions (#4) and schedules an uncancellable reconnect
-        # (#7, #11); ours fails pending actions and lets the supervisor decide.
-        self.closed = True
-        if getattr(self, "_buf", None) and bytes(self._buf).strip():
-            logger.warning(
-                "ami: connection lost inside a message; skipped %d bytes: %r",
-                len(self._buf),
-                bytes(self._buf[:200]),
-            )
-        self.fail_pending(str(exc) if exc else "closed")
-        if not self.banner.done():
-            self.banner.set_result(None)
-        if not self.lost.done():
-            self.lost.set_result(exc)
-        self._listener._on_protocol_lost(self)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.transport.close()
-
-    def abort(self) -> None:
-        self.closed = True
-        self.transport.abort()
-
-
-class _AmiManager(Manager):  # type: ignore[misc]
-    """panoramisk's Manager, kept for its configuration and ``send_action`` plumbing.
-
-    Its lifecycle machinery is bypassed: ``connect``/``connection_made`` (silent login retry,
-    fault #6), ``connection_lost`` (int reconnect timeout, #11, that ``close`` cannot cancel, #7),
-    ``ping`` (reply never checked, #8), ``dispatch`` (callbacks run in the protocol, #3; fnmatch
-    patterns, #9) and ``send_awaiting_actions`` (re-sending, #4).
-    """
-
-    def __init__(self, listener: AmiListener, settings: TelephonySettings) -> None:
-        super().__init__(
-            host=settings.ami_host,
-            port=settings.ami_port,
-            username=settings.ami_username,
-            secret=settings.ami_secret,
-            encoding="utf-8",
-            loop=asyncio.get_running_loop(),
-            forgetable_actions=(),
-        )
-        self._listener = listener
-        self.protocol: _AmiProtocol | None = None
-
-    async def open(self, connect_timeout: float) -> _AmiProtocol:
-        loop = asyncio.get_running_loop()
-        _, protocol = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: _AmiProtocol(self._listener), self.config["host"], self.config["port"]
-            ),
-            connect_timeout,
-        )
-        assert isinstance(protocol, _AmiProtocol)
-        protocol.factory = self
-        self.protocol = protocol
-        return protocol
-
-    def dispatch(self, event: Any) -> list[str]:
-        self._listener._enqueue_event(_to_dict(event), time.time())
-        return []
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        pass
-
-    def ping(self) -> None:
-        pass
-
-    async def send_awaiting_actions(self, *_: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        if self.protocol is not None:
-            self.protocol.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,7 +64,7 @@ class _EventItem:
 
 @dataclass(slots=True)
 class _ConnectedItem:
-    channels: list[AmiEvent]
+    channels: list[dict[str, str]]
 
 
 _Item = _EventItem | _ConnectedItem
@@ -413,10 +73,12 @@ _Item = _EventItem | _ConnectedItem
 class AmiListener:
     """A supervised AMI connection delivering every event, in order, to ``on_event``.
 
-    - ``on_event(event, arrival)``: awaited by one consumer task for each event (a dict of the
-      headers as Asterisk sent them; ``arrival`` is the epoch time the bytes arrived). An exception
-      is logged and the next event is delivered. If the consumer falls behind, the bounded queue
-      fills and reading from the socket pauses (back-pressure); events are never dropped.
+    - ``on_event(event, arrival)``: awaited by one consumer task for each event (an
+      :class:`~telephony.ami_wire.AmiEvent`, a read-only dict of the headers as Asterisk sent
+      them; ``arrival`` is the epoch time the bytes arrived). An exception is logged and the next
+      event is delivered. If the consumer falls behind, the bounded queue fills and reading from
+      the socket pauses (back-pressure); events are never dropped.
+    - :meth:`on` adds a handler for the events of one name, awaited after ``on_event``.
     - ``on_connected(channels)``: after each login, the result of CoreShowChannels (one dict per
       live channel), delivered through the same queue, in stream order with the events.
     - ``on_state(state, detail)``: a plain function called on each state change.
@@ -441,8 +103,9 @@ class AmiListener:
         self._overflow: deque[_Item] = deque()
         self._state = AmiState.STOPPED
         self._last_error: str | None = None
-        self._manager: _AmiManager | None = None
-        self._protocol: _AmiProtocol | None = None
+        self._protocol: AmiProtocol | None = None
+        # The dispatch table: event name -> handlers awaited after on_event (see _dispatch).
+        self._handlers: dict[str, list[OnEvent]] = {}
         self._logged_in = False
         self._connected_event = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -471,9 +134,13 @@ class AmiListener:
         if self._supervisor is not None:
             return
         self._closing = False
-        self._manager = _AmiManager(self, self.settings)
         self._consumer = asyncio.create_task(self._consume(), name="ami-consumer")
         self._supervisor = asyncio.create_task(self._supervise(), name="ami-supervisor")
+
+    def on(self, event_name: str, handler: OnEvent) -> None:
+        """Also await ``handler(event, arrival)`` for every event named ``event_name``, after
+        ``on_event`` and in stream order; its exceptions are logged like ``on_event``'s."""
+        self._handlers.setdefault(event_name, []).append(handler)
 
     async def wait_connected(self) -> None:
         """Wait until logged in (wrap in asyncio.timeout to bound it)."""
@@ -513,7 +180,7 @@ class AmiListener:
         action: Mapping[str, str | Sequence[str]],
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - a per-action reply timeout, applied inside
-    ) -> list[AmiEvent]:
+    ) -> list[AmiMessage]:
         """Send an action; return its reply and, for list actions, the events that follow
         (CoreShowChannels -> [Response, CoreShowChannel..., CoreShowChannelsComplete]; an async
         Originate -> [Response, OriginateResponse]) (fault #9).
@@ -521,50 +188,13 @@ class AmiListener:
         Raises AmiNotConnected if not logged in (nothing sent), AmiActionTimeout after ``timeout``
         (default: settings.ami_action_timeout) (fault #10), AmiConnectionLost if the connection
         dies first: the action is never re-sent (fault #4). An ``Response: Error`` is returned,
-        not raised.
+        not raised. A line break in a field raises ValueError (nothing sent).
         """
         protocol = self._protocol
         if not self._logged_in or protocol is None or protocol.closed:
             raise AmiNotConnected(f"not connected to AMI ({self._state}); action not sent")
-        return await self._request(protocol, action, timeout)
-
-    # -- internals: actions ----------------------------------------------------------------------
-
-    async def _request(
-        self,
-        protocol: _AmiProtocol,
-        action: Mapping[str, str | Sequence[str]],
-        reply_timeout: float | None,
-        on_complete: Callable[[list[AmiEvent]], None] | None = None,
-    ) -> list[AmiEvent]:
-        fields: dict[str, str | list[str]] = {}
-        for key, value in action.items():
-            values = [value] if isinstance(value, str) else list(value)
-            for v in values:
-                if "\r" in v or "\n" in v or "\r" in key or "\n" in key:
-                    raise ValueError(f"AMI header {key!r} contains a line break")
-            fields[key] = value if isinstance(value, str) else values
-        name = str(_header(fields, "Action") or "")
-        if name.lower() == "originate":
-            # Fault #5: an Originate without Async breaks panoramisk's parser; and only an async
-            # Originate reports its outcome (OriginateResponse) without blocking the session.
-            for key in [k for k in fields if k.lower() == "async"]:
-                if str(fields.pop(key)).lower() != "true":
-                    logger.warning("ami: Originate always goes with Async: true")
-            fields["Async"] = "true"
-        act = _Action(fields)
-        act.on_complete = on_complete
-        future = protocol.send_action(act)
-        wait = self.settings.ami_action_timeout if reply_timeout is None else reply_timeout
-        try:
-            # Fault #10: panoramisk's send_action has no timeout.
-            await asyncio.wait_for(future, wait)
-        except TimeoutError:
-            protocol.forget(act)
-            raise AmiActionTimeout(
-                f"no complete reply to {name} (ActionID {act.action_id}) in {wait:g}s"
-            ) from None
-        return list(act.replies)
+        wait = self.settings.ami_action_timeout if timeout is None else timeout
+        return await protocol.request(action, wait)
 
     # -- internals: lifecycle --------------------------------------------------------------------
 
@@ -623,9 +253,9 @@ class AmiListener:
             await asyncio.sleep(delay)
 
     async def _session(self) -> None:
-        assert self._manager is not None
         timeout = self.settings.ami_action_timeout
-        protocol = await self._manager.open(timeout)
+        host, port = self.settings.ami_host, self.settings.ami_port
+        protocol = await open_connection(self, host, port, timeout)
         try:
             try:
                 version = await asyncio.wait_for(asyncio.shield(protocol.banner), timeout)
@@ -639,29 +269,16 @@ class AmiListener:
             if version is None:
                 raise AmiError("no 'Asterisk Call Manager' banner: is this an AMI port?")
             self.version = version
-            reply = await self._request(
-                protocol,
-                {
-                    "Action": "Login",
-                    "Username": self.settings.ami_username,
-                    "Secret": self.settings.ami_secret,
-                    "Events": "on",
-                },
-                timeout,
-            )
-            if reply[0].get("Response") != "Success":
-                # Fault #6: panoramisk ignores a refused login and retries forever, silently.
-                raise AmiAuthError(
-                    f"login refused for AMI user {self.settings.ami_username!r}: "
-                    f"{reply[0].get('Message', reply[0])}"
-                )
+            await protocol.login(self.settings.ami_username, self.settings.ami_secret, timeout)
             self._logged_in = True
             self._delay = self.settings.ami_reconnect_min
             self.connections += 1
             self._last_error = None
             self._connected_event.set()
             self._set_state(AmiState.CONNECTED, f"Asterisk Call Manager/{version}")
-            pinger = asyncio.create_task(self._ping_loop(protocol), name="ami-ping")
+            pinger = asyncio.create_task(
+                protocol.keep_alive(self.settings.ami_ping_interval, timeout), name="ami-ping"
+            )
             try:
                 await self._snapshot(protocol)
                 await asyncio.shield(protocol.lost)
@@ -675,15 +292,18 @@ class AmiListener:
             protocol.fail_pending("connection closed")
             protocol.close()
 
-    async def _snapshot(self, protocol: _AmiProtocol) -> None:
-        def enqueue_snapshot(replies: list[AmiEvent]) -> None:
+    async def _snapshot(self, protocol: AmiProtocol) -> None:
+        def enqueue_snapshot(replies: list[AmiMessage]) -> None:
             if replies and replies[0].get("Response") == "Success":
-                channels = [r for r in replies[1:] if r.get("Event") == "CoreShowChannel"]
+                channels: list[dict[str, str]] = [
+                    r for r in replies[1:] if r.get("Event") == "CoreShowChannel"
+                ]
                 self._enqueue(_ConnectedItem(channels))
 
+        on_complete: OnComplete = enqueue_snapshot
         try:
-            replies = await self._request(
-                protocol, {"Action": "CoreShowChannels"}, None, on_complete=enqueue_snapshot
+            replies = await protocol.request(
+                {"Action": "CoreShowChannels"}, self.settings.ami_action_timeout, on_complete
             )
         except AmiActionTimeout:
             logger.warning("ami: CoreShowChannels unanswered; dropping the connection")
@@ -698,37 +318,17 @@ class AmiListener:
                 replies[0].get("Message"),
             )
 
-    async def _ping_loop(self, protocol: _AmiProtocol) -> None:
-        # Fault #8: panoramisk sends Ping but never looks at the reply, so a half-open TCP
-        # connection (peer gone, no RST) looks alive forever. No Pong in time -> drop, reconnect.
-        interval = self.settings.ami_ping_interval
-        while not protocol.closed:
-            await asyncio.sleep(interval)
-            if protocol.paused:
-                continue  # our own back-pressure stalls replies: not the peer's fault
-            try:
-                await self._request(protocol, {"Action": "Ping"}, self.settings.ami_action_timeout)
-            except AmiActionTimeout:
-                logger.warning(
-                    "ami: no Pong within %.1fs: connection is half-open, dropping it",
-                    self.settings.ami_action_timeout,
-                )
-                protocol.abort()
-                return
-            except AmiError:
-                return
+    # -- internals: what the protocol reports (panoramisk_fixes.ProtocolOwner) ------------------
 
-    def _on_protocol_connected(self, protocol: _AmiProtocol) -> None:
+    def protocol_connected(self, protocol: AmiProtocol) -> None:
         self._protocol = protocol
         if self._overflow:
             self._pause_reading()
 
-    def _on_protocol_lost(self, protocol: _AmiProtocol) -> None:
+    def protocol_lost(self, protocol: AmiProtocol) -> None:
         protocol.paused = False
 
-    # -- internals: delivery ---------------------------------------------------------------------
-
-    def _enqueue_event(self, event: AmiEvent, arrival: float) -> None:
+    def event_received(self, event: AmiEvent, arrival: float) -> None:
         self._enqueue(_EventItem(event, arrival))
 
     def _enqueue(self, item: _Item) -> None:
@@ -766,7 +366,7 @@ class AmiListener:
             self._refill()
             try:
                 if isinstance(item, _EventItem):
-                    await self._on_event(item.event, item.arrival)
+                    await self._dispatch(item.event, item.arrival)
                 elif self._on_connected is not None:
                     await self._on_connected(item.channels)
             except Exception:
@@ -774,3 +374,16 @@ class AmiListener:
                 logger.exception("ami: event handler failed on %r", item)
             finally:
                 self._queue.task_done()
+
+    async def _dispatch(self, event: AmiEvent, arrival: float) -> None:
+        """The one place an event goes out: ``on_event``, then the handlers for its name."""
+        try:
+            await self._on_event(event, arrival)
+        except Exception:
+            # Fault #3: a handler's exception must not cost the connection or other events.
+            logger.exception("ami: event handler failed on %r", event)
+        for handler in self._handlers.get(event.name, ()):
+            try:
+                await handler(event, arrival)
+            except Exception:
+                logger.exception("ami: %s handler failed on %r", event.name, event)

@@ -56,13 +56,13 @@ async def _check_ami(settings: TelephonySettings, observe_seconds: float) -> lis
     results: list[CheckResult] = []
     where = f"{settings.ami_host}:{settings.ami_port}"
     events: list[AmiEvent] = []
-    snapshot: list[AmiEvent] = []
+    snapshot: list[dict[str, str]] = []
     outcome: asyncio.Future[tuple[AmiState, str]] = asyncio.get_running_loop().create_future()
 
     async def on_event(event: AmiEvent, arrival: float) -> None:
         events.append(event)
 
-    async def on_connected(channels: list[AmiEvent]) -> None:
+    async def on_connected(channels: list[dict[str, str]]) -> None:
         snapshot.extend(channels)
 
     def on_state(state: AmiState, detail: str) -> None:
@@ -136,7 +136,7 @@ async def _command_output(listener: AmiListener, command: str) -> list[str] | No
         return None
     if replies[0].get("Response") != "Success":
         return None
-    return replies[0].get("Output", "").split("\n")
+    return list(replies[0].get_all("Output"))
 
 
 async def _read_permissions(listener: AmiListener, username: str) -> set[str] | None:
@@ -229,7 +229,7 @@ def _check_timestamps(setting: bool | None, events: list[AmiEvent], seconds: flo
 def _check_inbound(
     settings: TelephonySettings,
     events: list[AmiEvent],
-    snapshot: list[AmiEvent],
+    snapshot: list[dict[str, str]],
     seconds: float,
 ) -> CheckResult:
     wanted = set(settings.inbound_contexts)
@@ -261,7 +261,7 @@ def _check_inbound(
 def _check_agent_pattern(
     settings: TelephonySettings,
     events: list[AmiEvent],
-    snapshot: list[AmiEvent],
+    snapshot: list[dict[str, str]],
     seconds: float,
 ) -> CheckResult:
     try:

@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Protocol
 
-from telephony.ami_listener import AmiActionTimeout, AmiError, AmiEvent
+from telephony.ami_listener import AmiActionTimeout, AmiError, AmiMessage
 from telephony.settings import TelephonySettings
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class ActionSender(Protocol):
         action: dict[str, str],
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - mirrors AmiListener.send_action
-    ) -> list[AmiEvent]: ...
+    ) -> list[AmiMessage]: ...
 
 
 class OriginateError(AmiError):

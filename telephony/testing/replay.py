@@ -24,12 +24,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from telephony.ami_wire import (
+    EOL,
+    AmiAction,
+    AmiEvent,
+    AmiFramer,
+    parse_action,
+    parse_message,
+    serialize,
+)
+
 logger = logging.getLogger(__name__)
 
 Headers = list[tuple[str, str]]
 
 BANNER_VERSION = "11.0.0"
-_EOL = "\r\n"
 # Channel names carry a per-technology hex sequence: Local/101@agent-phones-0000001a;1
 _CHANNEL_SEQ = re.compile(r"\b(?P<tech>[A-Za-z0-9]+)/(?P<rest>[^\s,;|()]*?)-(?P<seq>[0-9a-f]{8})\b")
 _UNIQUEID = re.compile(r"^(?P<epoch>\d+)\.(?P<seq>\d+)$")
@@ -61,22 +70,14 @@ def load_recording(path: str | Path) -> list[Headers]:
     Skips the banner and responses (the recorder's own Login) and the session's ``FullyBooted``
     (the server sends its own at each login, as Asterisk does).
     """
+    framer = AmiFramer(parse_message)
     events: list[Headers] = []
-    for chunk in Path(path).read_bytes().split(b"\r\n\r\n"):
-        lines = [line for line in chunk.decode("utf-8").split(_EOL) if line]
-        if lines and lines[0].startswith("Asterisk Call Manager/"):
-            lines = lines[1:]
-        if not lines:
+    for message in framer.feed(Path(path).read_bytes() + b"\r\n\r\n"):
+        if not isinstance(message, AmiEvent):
             continue
-        headers: Headers = []
-        for line in lines:
-            name, _, value = line.partition(":")
-            headers.append((name, value.removeprefix(" ")))
-        if headers[0][0] != "Event":
+        if message.name == "FullyBooted" and "Timestamp" not in message:
             continue
-        if headers[0][1] == "FullyBooted" and _get(headers, "Timestamp") is None:
-            continue
-        events.append(headers)
+        events.append(list(message.headers))
     return events
 
 
@@ -85,10 +86,6 @@ def _get(headers: Headers, name: str) -> str | None:
         if key == name:
             return value
     return None
-
-
-def serialize(headers: Iterable[tuple[str, str]]) -> bytes:
-    return ("".join(f"{k}: {v}{_EOL}" for k, v in headers) + _EOL).encode("utf-8")
 
 
 @dataclass(eq=False)
@@ -139,7 +136,7 @@ class ReplayServer:
         self.originate_delay = originate_delay
         self.originate_response = originate_response
         self.answer_pings = True
-        self.actions_received: list[dict[str, str]] = []
+        self.actions_received: list[AmiAction] = []
         self.connections = 0
         self.logins = 0
         self.events_sent = 0
@@ -337,7 +334,7 @@ class ReplayServer:
             self._track_channel(event)
             if self.on_event is not None:
                 try:
-                    self.on_event(dict(event))
+                    self.on_event(AmiEvent(event))
                 except Exception:
                     logger.exception("replay: on_event failed")
             for raw in self._inject_at.pop(self.events_sent, []):
@@ -362,7 +359,7 @@ class ReplayServer:
         now = time.time()
         self.live_channels = {}
         for item in snapshot:
-            fields = dict(item)
+            fields = AmiEvent(item)
             channel = {f: fields.get(f, "") for f in _CHANNEL_FIELDS}
             for f in ("Application", "ApplicationData", "BridgeId"):
                 channel[f] = fields.get(f, "")
@@ -377,7 +374,7 @@ class ReplayServer:
         return not classes or "all" in self.read_perm or bool(classes & self.read_perm)
 
     def _track_channel(self, event: Headers) -> None:
-        headers = dict(event)
+        headers = AmiEvent(event)
         name, channel = headers.get("Event"), headers.get("Channel")
         if not channel:
             return
@@ -447,12 +444,8 @@ class ReplayServer:
             await self._login_changed.wait_for(lambda: self.logins >= n)
 
     @property
-    def originates(self) -> list[dict[str, str]]:
-        return [
-            a
-            for a in self.actions_received
-            if any(k.lower() == "action" and v.lower() == "originate" for k, v in a.items())
-        ]
+    def originates(self) -> list[AmiAction]:
+        return [a for a in self.actions_received if a.name.lower() == "originate"]
 
     # -- serving -------------------------------------------------------------------------------
 
@@ -486,16 +479,19 @@ class ReplayServer:
         client = _Client(writer)
         self.connections += 1
         self._clients.add(client)
-        writer.write(f"Asterisk Call Manager/{BANNER_VERSION}{_EOL}".encode())
+        writer.write(f"Asterisk Call Manager/{BANNER_VERSION}{EOL}".encode())
+        framer = AmiFramer(parse_action, banner=False)
         try:
             while not client.closing:
-                raw = await reader.readuntil(b"\r\n\r\n")
-                action = _parse_action(raw)
-                self.actions_received.append(action)
-                if client.frozen:
-                    continue
-                await self._handle_action(client, action)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                data = await reader.read(65536)
+                if not data:
+                    break
+                for action in framer.feed(data):
+                    assert isinstance(action, AmiAction)  # no banner from a client
+                    self.actions_received.append(action)
+                    if not client.frozen and not client.closing:
+                        await self._handle_action(client, action)
+        except ConnectionError:
             pass
         finally:
             self._clients.discard(client)
@@ -509,7 +505,7 @@ class ReplayServer:
                 client.writer.write(serialize(headers))
                 await self._drain([client])
 
-    async def _handle_action(self, client: _Client, received: dict[str, str]) -> None:
+    async def _handle_action(self, client: _Client, received: AmiAction) -> None:
         # Asterisk reads header names case-insensitively.
         action = {k.lower(): v for k, v in received.items()}
         name = action.get("action", "").lower()
@@ -723,13 +719,3 @@ def _timestamp(event: Headers) -> float | None:
 
 def _now() -> str:
     return f"{time.time():.6f}"
-
-
-def _parse_action(raw: bytes) -> dict[str, str]:
-    action: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").split(_EOL):
-        name, sep, value = line.partition(":")
-        if sep:
-            value = value.removeprefix(" ")
-            action[name] = f"{action[name]}\n{value}" if name in action else value
-    return action

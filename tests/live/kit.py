@@ -16,6 +16,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from telephony.ami_wire import (
+    AmiEvent,
+    AmiFramer,
+    AmiMessage,
+    action_headers,
+    parse_message,
+    serialize,
+)
+
 USER, SECRET = "crm", "crmsecret"
 DID = "84951112233"  # any DID but the ring group goes through our router
 RING_GROUP_DID = "84951110002"
@@ -30,7 +39,7 @@ class RawAmi:
     def __init__(self, port: int) -> None:
         self.port = port
         self.events: list[Event] = []
-        self._pending: dict[str, asyncio.Future[Event]] = {}
+        self._pending: dict[str, asyncio.Future[AmiMessage]] = {}
         self._ids = itertools.count(1)
         self._changed = asyncio.Event()
         self._reader: asyncio.StreamReader | None = None
@@ -61,44 +70,35 @@ class RawAmi:
 
     async def _read(self) -> None:
         assert self._reader is not None
-        msg: Event = {}
+        framer = AmiFramer(parse_message, banner=False)  # connect() read the banner
         while True:
-            line = await self._reader.readline()
-            if not line:
+            data = await self._reader.read(65536)
+            if not data:
                 break
-            text = line.decode("utf-8", "replace").rstrip("\r\n")
-            if text:
-                key, _, value = text.partition(": ")
-                msg[key] = value if key not in msg else msg[key] + "\n" + value
-                continue
-            if "Event" in msg:
-                msg["_arrival"] = repr(time.monotonic())
-                self.events.append(msg)
-                self._changed.set()
-            elif msg.get("ActionID") in self._pending:
-                future = self._pending.pop(msg["ActionID"])
-                if not future.done():
-                    future.set_result(msg)
-            msg = {}
+            for msg in framer.feed(data):
+                if isinstance(msg, AmiEvent):
+                    self.events.append({**msg, "_arrival": repr(time.monotonic())})
+                    self._changed.set()
+                elif isinstance(msg, AmiMessage) and msg.get("ActionID") in self._pending:
+                    future = self._pending.pop(msg["ActionID"])
+                    if not future.done():
+                        future.set_result(msg)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(ConnectionError("AMI connection closed"))
         self._changed.set()
 
-    async def action(self, name: str, **fields: str | list[str]) -> Event:
+    async def action(self, name: str, **fields: str | list[str]) -> AmiMessage:
         assert self._writer is not None
         action_id = f"live-{next(self._ids)}"
-        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[AmiMessage] = asyncio.get_running_loop().create_future()
         self._pending[action_id] = future
-        lines = [f"Action: {name}", f"ActionID: {action_id}"]
-        for key, value in fields.items():
-            for item in value if isinstance(value, list) else [value]:
-                lines.append(f"{key}: {item}")
-        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        headers = action_headers({"Action": name, "ActionID": action_id, **fields})
+        self._writer.write(serialize(headers))
         await self._writer.drain()
         return await asyncio.wait_for(future, 30)
 
-    async def ok(self, name: str, **fields: str | list[str]) -> Event:
+    async def ok(self, name: str, **fields: str | list[str]) -> AmiMessage:
         reply = await self.action(name, **fields)
         assert reply.get("Response") == "Success", (name, fields, reply)
         return reply
@@ -131,7 +131,7 @@ class RawAmi:
 
     async def command(self, cli: str) -> str:
         reply = await self.ok("Command", Command=cli)
-        return reply.get("Output", "")
+        return "\n".join(reply.get_all("Output"))
 
     async def active_channels(self) -> int:
         out = await self.command("core show channels count")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from telephony.ami_fields import parse_message
+from telephony.ami_wire import AmiEvent, AmiFramer, AmiResponse, Banner, parse_message, split_frames
 from tests.conftest import RECORDINGS
 
 AMI_DIR = RECORDINGS
@@ -26,13 +26,18 @@ def _starts_mid_call(name: str) -> bool:
 
 
 def split_messages(data: bytes) -> list[bytes]:
-    """Split an AMI byte stream into message blocks (a blank line ends each message).
+    """Split an AMI byte stream into message blocks, as the listener frames it (``\\r\\n`` or
+    bare ``\\n`` line ends; a blank line ends each message). The login banner stays glued to
+    the first block."""
+    frames, rest = split_frames(data)
+    return [block for block in [*frames, rest] if block.strip()]
 
-    Accepts ``\\r\\n`` (the protocol) and bare ``\\n`` line ends; the login banner stays glued
-    to the first block, where ``parse_message`` skips it as a line without a colon.
-    """
-    data = data.replace(b"\r\n", b"\n")
-    return [block for block in data.split(b"\n\n") if block.strip()]
+
+def parse_stream(data: bytes) -> list[AmiEvent | AmiResponse]:
+    """Every message of an AMI byte stream, as the listener reads it: banner first (if any),
+    malformed messages logged and skipped."""
+    framer = AmiFramer(parse_message)
+    return [m for m in framer.feed(data + b"\r\n\r\n") if not isinstance(m, Banner)]
 
 
 def read_messages(name: str) -> list[bytes]:
@@ -40,8 +45,9 @@ def read_messages(name: str) -> list[bytes]:
 
 
 def read_events(name: str) -> list[dict[str, str]]:
-    """Every message of a recording parsed into a dict (responses included, as on the wire)."""
-    return [parse_message(block) for block in read_messages(name)]
+    """Every message of a recording (responses included, as on the wire), as plain dicts a
+    test may change."""
+    return [dict(m) for m in parse_stream((AMI_DIR / f"{name}.ami").read_bytes())]
 
 
 def read_truth(name: str) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from telephony.ami_fields import parse_message
+from telephony.ami_wire import AmiEvent, AmiFramer, action_headers, parse_message, serialize
+from tests.telephony.helpers import parse_stream
 
 USER, SECRET = "crm", "crmsecret"
 DID = "84951112233"
@@ -56,22 +57,16 @@ class Recorder:
         await self.writer.drain()
 
     async def _read(self) -> None:
-        buf = b""
+        framer = AmiFramer(parse_message)
         while True:
             data = await self.reader.read(65536)
             if not data:
                 break
             self.raw += data
-            buf += data
-            while b"\r\n\r\n" in buf:
-                block, buf = buf.split(b"\r\n\r\n", 1)
-                if block.startswith(b"Asterisk Call Manager/"):
-                    block = block.split(b"\r\n", 1)[1] if b"\r\n" in block else b""
-                if block.strip():
-                    message = parse_message(block)
-                    if "Event" in message:
-                        self.events.append(message)
-                        self.changed.set()
+            for message in framer.feed(data):
+                if isinstance(message, AmiEvent):
+                    self.events.append(message)
+                    self.changed.set()
         self.closed = True
         self.changed.set()
 
@@ -135,11 +130,7 @@ class Control:
 
     async def action(self, name: str, **fields: str | list[str]) -> Event:
         aid = f"ctl-{next(self.ids)}"
-        lines = [f"Action: {name}", f"ActionID: {aid}"]
-        for key, value in fields.items():
-            for item in value if isinstance(value, list) else [value]:
-                lines.append(f"{key}: {item}")
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.writer.write(serialize(action_headers({"Action": name, "ActionID": aid, **fields})))
         await self.writer.drain()
         while True:
             block = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 15)
@@ -530,9 +521,9 @@ def _hold_s(events: list[Event], t_answer: float | None) -> float:
 
 
 def draft_truth(name: str) -> dict[str, object]:
-    raw = (OUT / f"{name}.ami").read_bytes().split(b"\r\n\r\n")
-    blocks = [b.split(b"\r\n", 1)[1] if b.startswith(b"Asterisk Call") else b for b in raw]
-    events = [m for m in (parse_message(b) for b in blocks if b.strip()) if "Event" in m]
+    events: list[Event] = [
+        m for m in parse_stream((OUT / f"{name}.ami").read_bytes()) if "Event" in m
+    ]
     timed = [e for e in events if "Timestamp" in e]
     found = _main_start(timed)
     assert found is not None, "no start in the recording"

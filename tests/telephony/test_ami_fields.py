@@ -13,47 +13,20 @@ from telephony.ami_fields import (
     duration_seconds,
     event_time,
     known,
-    parse_message,
     ring_time_seconds,
     uniqueid_before,
     uniqueid_key,
 )
 from telephony.settings import TelephonySettings
-from tests.telephony.helpers import read_messages, recordings, split_messages
+from tests.telephony.helpers import read_events, recordings, split_messages
 
 DEFAULT_PATTERN = compile_agent_pattern(TelephonySettings().agent_channel_pattern)
 
 
-def test_parse_message_keeps_empty_values_and_skips_lines_without_colon() -> None:
-    raw = b"Asterisk Call Manager/11.0.0\r\nEvent: VarSet\r\nVariable: DIALSTATUS\r\nValue: \r\n"
-    assert parse_message(raw) == {"Event": "VarSet", "Variable": "DIALSTATUS", "Value": ""}
-
-
-def test_parse_message_keeps_colons_and_spaces_inside_values() -> None:
-    raw = "Event: Newexten\r\nAppData: agi://127.0.0.1:4574/route\r\nAppData2:  two spaces"
-    fields = parse_message(raw)
-    assert fields["AppData"] == "agi://127.0.0.1:4574/route"
-    assert fields["AppData2"] == " two spaces"
-
-
-def test_parse_message_decodes_utf8_names_whole() -> None:
-    raw = "Event: NewCallerid\r\nCallerIDName: Иван Петров\r\n".encode()
-    assert parse_message(raw)["CallerIDName"] == "Иван Петров"
-
-
-def test_parse_message_survives_garbage_and_first_key_wins() -> None:
-    assert parse_message(bytes(range(256)))  # no exception; whatever it made of it is a dict
-    assert parse_message(b"") == {}
-    assert parse_message(b"no colon") == {}
-    assert parse_message(b": value without key") == {}
-    assert parse_message(b"Event: Hangup\nEvent: Other\n") == {"Event": "Hangup"}
-
-
 def test_split_messages_gives_every_message_of_a_recording() -> None:
     for name in recordings():
-        blocks = read_messages(name)
-        events = [parse_message(b) for b in blocks]
-        # The banner is glued to the login response, every other block is one event.
+        events = read_events(name)
+        # The banner is read first; the login response, then every other message is one event.
         assert events[0]["Response"] == "Success"
         assert all("Event" in e for e in events[1:])
     assert split_messages(b"A: 1\r\n\r\nB: 2\r\n\r\n\r\n") == [b"A: 1", b"B: 2"]

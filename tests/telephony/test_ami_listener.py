@@ -21,9 +21,9 @@ from telephony.ami_listener import (
     AmiListener,
     AmiNotConnected,
     AmiState,
-    _Action,
-    parse_message,
 )
+from telephony.ami_wire import parse_message
+from telephony.panoramisk_fixes import PendingAction
 from telephony.settings import TelephonySettings
 from telephony.testing.replay import ReplayServer, load_recording
 from tests.telephony.helpers import AMI_DIR
@@ -199,7 +199,7 @@ async def test_fault5_originate_without_async_is_sent_async(
     assert server.originates[0]["Async"] == "true"
     assert [r.get("Event", r.get("Response")) for r in replies] == ["Success", "OriginateResponse"]
     # panoramisk's Action.multi raised KeyError('async') inside the parser; ours does not.
-    action = _Action({"Action": "Originate"})
+    action = PendingAction({"Action": "Originate"})
     action.responses.append({"Response": "Success", "Message": "Originate successfully queued"})
     assert action.multi is False
     assert listener.connections == 1 and listener.connected
@@ -448,3 +448,37 @@ async def test_asterisk_restart_is_survived(sink: Sink) -> None:
             await second.close()
     finally:
         await lst.close()
+
+
+async def test_handlers_by_event_name_run_after_on_event_in_stream_order(
+    server: ReplayServer, listener: AmiListener, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[str, str, int]] = []
+
+    async def on_hangup(event: dict[str, str], arrival: float) -> None:
+        # on_event has already had this very event
+        seen.append(("hangup", event["Uniqueid"], len(sink.events)))
+        if sum(k == "hangup" for k, _, _ in seen) == 1:
+            raise RuntimeError("a handler's bug")
+
+    async def on_dial(event: dict[str, str], arrival: float) -> None:
+        seen.append(("dial", event["DestChannel"], len(sink.events)))
+
+    listener.on("Hangup", on_hangup)
+    listener.on("DialBegin", on_dial)
+    expected = recorded(INBOUND)
+    with caplog.at_level(logging.ERROR, logger="telephony.ami_listener"):
+        await play_all(server, INBOUND)
+        await until(lambda: len(sink.played()) == len(expected))
+        await until(
+            lambda: len(seen) == sum(e["Event"] in ("Hangup", "DialBegin") for e in expected)
+        )
+    assert sink.played() == expected  # a handler's exception costs no event
+    assert "Hangup handler failed" in caplog.text
+    order = [e for e in sink.events if e.get("Event") in ("Hangup", "DialBegin")]
+    assert [(k, v) for k, v, _ in seen] == [
+        ("hangup", e["Uniqueid"]) if e["Event"] == "Hangup" else ("dial", e["DestChannel"])
+        for e in order
+    ]
+    positions = [sink.events.index(e) + 1 for e in order]
+    assert [delivered for _, _, delivered in seen] == positions

@@ -11,10 +11,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.communications.models import Communication
-from telephony.ami_fields import parse_message
 from telephony.finished_call import ts
 from telephony.testing.replay import ReplayServer
-from tests.telephony.helpers import read_events, read_truth, split_messages, split_recording
+from tests.telephony.helpers import parse_stream, read_events, read_truth, split_recording
 from tests.telephony.pbx import bare_pipeline, call_rows, replayed_pbx, settle_pipeline
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -81,7 +80,7 @@ async def test_the_pipeline_adopts_a_call_from_the_channels_listed_at_connect(
 
 
 def _last_event_of_call(path: Path, linkedid: str) -> float:
-    events = [parse_message(block) for block in split_messages(path.read_bytes())]
+    events = parse_stream(path.read_bytes())
     return max(
         float(e["Timestamp"]) for e in events if e.get("Linkedid") == linkedid and "Timestamp" in e
     )

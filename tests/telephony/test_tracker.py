@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from telephony.ami_fields import parse_message
 from telephony.facts import (
     AgentRingEnded,
     AgentRinging,
@@ -26,6 +25,7 @@ from telephony.settings import TelephonySettings
 from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import (
     arrival_times,
+    parse_stream,
     read_events,
     read_messages,
     read_truth,
@@ -269,9 +269,9 @@ def test_malformed_messages_neither_raise_nor_lose_calls(
     facts: list[Fact] = []
     arrival = 0.0
     with caplog.at_level(logging.WARNING, logger="telephony.tracker"):
-        for block in corrupt_stream(name):
+        for message in parse_stream(b"\n\n".join(corrupt_stream(name))):
             arrival += 0.01
-            facts += tracker.feed(parse_message(block), arrival)
+            facts += tracker.feed(message, arrival)
     assert summaries(facts) == clean
     assert any("malformed" in r.getMessage() for r in caplog.records)
     assert tracker.stats() == {"calls": 0, "channels": 0}
