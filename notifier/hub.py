@@ -32,7 +32,7 @@ from typing import Any
 
 import asyncpg
 
-from notifier.channels import SUPERVISORS, Message, messages_for
+from notifier.channels import SUPERVISORS, Message, messages_for, user_of_channel
 from notifier.pgbus import PgBus, plain_dsn
 
 logger = logging.getLogger(__name__)
@@ -416,6 +416,11 @@ class EventHub:
                 if not subs:
                     del self._by_channel[name]
 
+    def watching_users(self) -> set[int]:
+        """Users with a socket on their own channel here: a page open (task reminders ask)."""
+        ids = (user_of_channel(name) for name, subs in self._by_channel.items() if subs)
+        return {uid for uid in ids if uid is not None}
+
     def subscriber_count(self) -> int:
         return len({s for subs in self._by_channel.values() for s in subs})
 
@@ -567,6 +572,9 @@ def _notify_body(envelopes: list[Envelope]) -> str:
         lines.append(line)
         size += cost
     return "\n".join(lines) if size <= NOTIFY_BUDGET else CATCH_UP
+
+
+notify_body = _notify_body  # public: notifier.reminders publishes within its own transaction
 
 
 def _parse_body(body: str) -> list[Envelope] | None:

@@ -26,6 +26,7 @@ from web.body_auth import BodyAuth, is_public
 from web.body_limit import BodyLimit
 from web.container import Container
 from web.messaging_runtime import Messaging  # SMS and email (outbox worker, inbound SMTP)
+from web.reminders_runtime import Reminders  # agenda: task reminders, once across instances
 from web.routing_runtime import AgiRouting
 from web.runtime import build_container, close_container
 from web.secret_key import resolve_secret_key
@@ -102,11 +103,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         messaging = Messaging(c)
         c.extras["messaging"] = messaging
         await messaging.start()
+        reminders = Reminders(c)  # agenda: task reminders (issue 15)
+        c.extras["reminders"] = reminders
+        await reminders.start(hub)
         if owned:
             settle_heap()
         try:
             yield
         finally:
+            await reminders.stop()  # agenda: task reminders (issue 15)
             await messaging.stop()  # SMS and email (outbox worker, inbound SMTP)
             await agi.stop()  # FastAGI router (issue 6)
             await election.stop()

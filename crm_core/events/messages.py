@@ -154,6 +154,45 @@ class DealStageChangedMessage(EventMessage):
     user_id: int | None
 
 
+class TaskUpdatedMessage(EventMessage):
+    """On the assignee's channel (and the previous assignee's when reassigned)."""
+
+    TYPE = "task.updated"
+    id: int
+    task_id: int
+    kind: str
+    client_id: int | None
+    due_at: str | None
+    remind_at: str | None
+    done: bool
+
+
+class TaskDoneMessage(EventMessage):
+    """A task closed: by hand, or a callback closed by the answered call `closed_by_...`."""
+
+    TYPE = "task.done"
+    id: int
+    task_id: int
+    kind: str
+    client_id: int | None
+    closed_by_communication_id: int | None = None
+
+
+class TaskReminderMessage(EventMessage):
+    """A task's reminder, once, on its assignee's own channel (user:<id>)."""
+
+    TYPE = "task.reminder"
+    id: int
+    task_id: int
+    title: str
+    kind: str
+    due_at: str | None
+    remind_at: str | None
+    client_id: int | None
+    client_name: str | None
+    deal_id: int | None
+
+
 # ---- SMS and email -------------------------------------------------------------------------------
 
 
@@ -222,6 +261,9 @@ CATALOGUE: tuple[type[EventMessage], ...] = (
     SubscribedMessage,
     ReplayTruncatedMessage,
     PingMessage,
+    TaskUpdatedMessage,
+    TaskDoneMessage,
+    TaskReminderMessage,
 )
 BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}
 # control messages carry their fields beside "type" rather than in a numbered frame's payload

@@ -34,9 +34,7 @@ class ContactResultRecord(Base):
     id: Mapped[intpk]
     result_id: Mapped[int] = mapped_column(ForeignKey("contact_results.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # the result's kind when it was set
-    client_id: Mapped[int] = mapped_column(
-        ForeignKey("clients.id", ondelete="CASCADE"), index=True
-    )
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
     communication_id: Mapped[int | None] = mapped_column(
         ForeignKey("communications.id", ondelete="SET NULL"), index=True

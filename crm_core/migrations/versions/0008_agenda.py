@@ -32,9 +32,7 @@ def upgrade() -> None:
         sa.Column("tries", sa.SmallInteger(), server_default=sa.text("0"), nullable=False),
     )
     op.add_column("tasks", sa.Column("last_missed_at", sa.DateTime(timezone=True), nullable=True))
-    op.add_column(
-        "tasks", sa.Column("closed_by_communication_id", sa.Integer(), nullable=True)
-    )
+    op.add_column("tasks", sa.Column("closed_by_communication_id", sa.Integer(), nullable=True))
     op.create_foreign_key(
         op.f("fk_tasks_closed_by_communication_id_communications"),
         "tasks",
