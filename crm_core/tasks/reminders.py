@@ -16,12 +16,12 @@ from email.utils import make_msgid
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.clients.models import Client
 from crm_core.events.types import TaskReminder
 from crm_core.models_common import utcnow
 from crm_core.tasks.models import ReminderEmail, Task
 from crm_core.tasks.presence import present_users
 from crm_core.tasks.reminder_text import pick_locale, reminder_email
+from crm_core.tasks.service import client_names
 from crm_core.users.models import User
 
 
@@ -71,15 +71,7 @@ async def claim_due(
     if not claimed:
         return []
     client_ids = {r.client_id for r in claimed if r.client_id is not None}
-    names = (
-        dict(
-            (await session.execute(select(Client.id, Client.name).where(Client.id.in_(client_ids))))
-            .tuples()
-            .all()
-        )
-        if client_ids
-        else {}
-    )
+    names = await client_names(session, client_ids) if client_ids else {}
     users = {
         u.id: u
         for u in (
