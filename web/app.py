@@ -22,6 +22,7 @@ from web.api import events_schema as events_schema_api  # what /ws sends (GET /a
 from web.api import messages as messages_api  # SMS and email: send from the card
 from web.api import recordings as recordings_api
 from web.api import routing as routing_api
+from web.api import workspace as workspace_api  # agenda: missed/recent calls, results, comments
 from web.body_auth import BodyAuth, is_public
 from web.body_limit import BodyLimit
 from web.container import Container
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(events_ws.router)  # event hub (issue 5): /ws and /api/events
     app.include_router(events_schema_api.router)
     app.include_router(recordings_api.router)  # call recordings: the player's link and audio
+    app.include_router(workspace_api.router)  # agenda (issue 15)
 
     # SMS and email: sending from the card, Twilio's inbound SMS and status webhooks
     app.include_router(messages_api.router)
