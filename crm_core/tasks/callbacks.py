@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.db import collect_event
 from crm_core.models_common import utcnow
 from crm_core.tasks.models import Task
-from crm_core.tasks.service import changed_event, create_callback_once
+from crm_core.tasks.service import DONE, changed_event, create_callback_once
 
 logger = logging.getLogger(__name__)
 
@@ -67,5 +67,5 @@ async def on_answered_call(
         communication_id,
         extra={"task_id": task.id, "communication_id": communication_id},
     )
-    collect_event(session, changed_event("task.done", task))
+    collect_event(session, changed_event(DONE, task))
     return task

@@ -11,12 +11,16 @@ from crm_core.clients.models import Client
 from crm_core.db import collect_event
 from crm_core.deals.models import Deal
 from crm_core.errors import Forbidden, Invalid, NotFound
+from crm_core.events.messages import TaskDoneMessage, TaskUpdatedMessage
 from crm_core.events.types import TaskChanged, TaskCreated
 from crm_core.models_common import utcnow
 from crm_core.policy import can_change_assigned, is_staff
 from crm_core.tasks.models import Task
 from crm_core.tasks.schemas import Reschedule, TaskCreate, TaskState, TaskUpdate
 from crm_core.users.models import User
+
+UPDATED = TaskUpdatedMessage.TYPE
+DONE = TaskDoneMessage.TYPE
 
 
 async def create_task(session: AsyncSession, data: TaskCreate, *, actor: User) -> Task:
@@ -123,7 +127,7 @@ async def _count_missed_try(
     if task.due_at is None or due_at < task.due_at:
         _move_due(task, due_at, None)
     await session.flush()
-    collect_event(session, changed_event("task.updated", task))
+    collect_event(session, changed_event(UPDATED, task))
 
 
 def _move_due(task: Task, due_at: datetime | None, remind_at: datetime | None) -> None:
@@ -150,7 +154,7 @@ def changed_event(type_: str, task: Task, previous_assignee: int | None = None) 
         "remind_at": task.remind_at.isoformat() if task.remind_at else None,
         "done": task.done,
     }
-    if type_ == "task.done":
+    if type_ == DONE:
         payload = {"closed_by_communication_id": task.closed_by_communication_id}
     if previous_assignee is not None and previous_assignee != task.assignee_id:
         payload["previous_assignee_id"] = previous_assignee
@@ -194,9 +198,7 @@ async def update_task(
             await session.flush()
     except IntegrityError:  # no such assignee; or reopening a second open callback
         raise Invalid("cannot change the task: no such assignee, or it conflicts") from None
-    collect_event(
-        session, changed_event("task.done" if closing else "task.updated", task, previous_assignee)
-    )
+    collect_event(session, changed_event(DONE if closing else UPDATED, task, previous_assignee))
     return task
 
 
