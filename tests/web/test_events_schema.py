@@ -38,6 +38,7 @@ EXPECTED = {
     "task.updated",  # agenda (issue 15)
     "task.done",
     "task.reminder",
+    "system.status",
 }
 
 
