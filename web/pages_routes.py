@@ -40,6 +40,7 @@ class Page:
 PAGES: list[Page] = [
     Page("/", "index.html", EVERYONE, None),  # sign-in
     Page("/operator", "operator.html", EVERYONE, "nav.operator"),
+    Page("/tasks", "tasks.html", EVERYONE, "nav.tasks"),  # agenda (issue 15)
     Page("/dashboard", "dashboard.html", STAFF, "nav.dashboard"),
     # schedules: everyone sees who is on duty and their own schedule; staff edit (the API decides)
     Page("/schedules", "schedules.html", EVERYONE, "nav.schedules"),

@@ -270,13 +270,10 @@ CATALOGUE: tuple[type[EventMessage], ...] = (
     SubscribedMessage,
     ReplayTruncatedMessage,
     PingMessage,
-<<<<<<< HEAD
+    SystemStatusMessage,
     TaskUpdatedMessage,
     TaskDoneMessage,
     TaskReminderMessage,
-=======
-    SystemStatusMessage,
->>>>>>> shell
 )
 BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}
 # control messages carry their fields beside "type" rather than in a numbered frame's payload
