@@ -24,10 +24,10 @@ __all__ = ["launch"]  # the fixture, used by name
 pytestmark = pytest.mark.usefixtures("db")
 
 EXPECTED_NAV = {
-    "operator": ["/operator", "/schedules"],
-    "manager": ["/operator", "/schedules"],
-    "supervisor": ["/operator", "/dashboard", "/schedules"],
-    "admin": ["/operator", "/dashboard", "/schedules"],
+    "operator": ["/operator", "/tasks", "/schedules"],
+    "manager": ["/operator", "/tasks", "/schedules"],
+    "supervisor": ["/operator", "/tasks", "/dashboard", "/schedules"],
+    "admin": ["/operator", "/tasks", "/dashboard", "/schedules"],
 }
 
 
