@@ -144,8 +144,11 @@ def _move_due(task: Task, due_at: datetime | None, remind_at: datetime | None) -
 
 
 def _arm(task: Task, remind_at: datetime | None) -> None:
+    """Armed again: the scheduler claims it when it comes due. A reminder moved into the past
+    is not: dragging a task to yesterday should not make it ring now."""
     task.remind_at = remind_at
-    task.reminded_at = None  # armed again: the scheduler claims it when it comes due
+    now = utcnow()
+    task.reminded_at = now if remind_at is not None and remind_at <= now else None
 
 
 def changed_event(type_: str, task: Task, previous_assignee: int | None = None) -> TaskChanged:

@@ -54,12 +54,15 @@ async def test_rescheduling_re_arms_the_reminder_keeping_its_lead(
         assert moved.reminded_at is None
         assert moved.remind_at == new_due - timedelta(minutes=15)
         # an explicit reminder time wins
-        moved = await reschedule(
-            s, task.id, Reschedule(due_at=due, remind_at=due - timedelta(seconds=1)), actor=me
-        )
+        soon = utcnow() + timedelta(hours=1)
+        moved = await reschedule(s, task.id, Reschedule(due_at=new_due, remind_at=soon), actor=me)
         await s.commit()
-        assert [e.task_id for e in await claim_due(s, POLICY)] == [task.id]
+        assert (moved.remind_at, moved.reminded_at) == (soon, None)
+        # moved into the past: not armed (nothing rings for a task dragged to yesterday)
+        moved = await reschedule(s, task.id, Reschedule(due_at=due), actor=me)
         await s.commit()
+        assert moved.reminded_at is not None
+        assert await claim_due(s, POLICY) == []
 
 
 async def test_concurrent_claims_never_share_a_reminder(
