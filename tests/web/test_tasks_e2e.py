@@ -167,3 +167,42 @@ async def _api_task(url: str, h: dict[str, str], task_id: int) -> dict[str, Any]
                 if got["done"]:
                     return got
                 await asyncio.sleep(0.05)
+
+
+async def test_a_supervisor_reads_and_plans_anothers_agenda(
+    settings: Settings,
+    container: Container,
+    sessions: async_sessionmaker[AsyncSession],
+    make_user: UserFactory,
+    page: Any,
+) -> None:
+    settings.notifier = NotifierSettings(SMTP_HOST="", OUTBOX_ENABLED=False)
+    olga, _ = await make_user(role="operator", full_name="Olga Operator", timezone=COMPANY_TZ)
+    _, h = await make_user(role="supervisor", full_name="Sofia Sup", locale="en")
+    async with sessions() as s:
+        theirs = Task(
+            title="Olga's visit",
+            kind="meeting",
+            due_at=utcnow() + timedelta(days=9),
+            assignee_id=olga.id,
+            done=False,
+            tries=0,
+        )
+        s.add(theirs)
+        await s.commit()
+    async with live_service(container) as live:
+        await page.goto(live.url + "/")
+        await page.evaluate("t => localStorage.setItem('crm_token', t)", h["Authorization"][7:])
+        await page.goto(live.url + "/tasks")
+        await page.wait_for_selector("body[data-ready=yes]")
+        assert await page.locator(f"#upcoming li[data-task-id='{theirs.id}']").count() == 0
+        await page.select_option("#whose", str(olga.id))
+        await page.locator(f"#upcoming li[data-task-id='{theirs.id}']").wait_for()
+        # a task for her, from the form (the assignee follows the agenda shown)
+        await page.fill("#nt-title", "Call the bank for Olga")
+        await page.click("[data-testid=nt-save]")
+        await page.wait_for_selector("#nt-status:not([hidden])")
+        async with sessions() as s:
+            made = await s.scalar(select(Task).where(Task.title == "Call the bank for Olga"))
+        assert made is not None and made.assignee_id == olga.id and made.due_at is None
+        await page.locator(f"#upcoming li[data-task-id='{made.id}']").wait_for()
