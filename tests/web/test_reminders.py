@@ -34,7 +34,7 @@ def _notifier(mailbox: Mailbox) -> NotifierSettings:
         SMTP_FROM="crm@example.com",
         OUTBOX_ENABLED=False,
         REMINDER_POLL_SECONDS=0.1,
-        PRESENCE_HEARTBEAT_SECONDS=0.3,
+        PRESENCE_HEARTBEAT_SECONDS=2.0,  # presence lasts 3 beats: slack for a busy machine
     )
 
 
