@@ -2,14 +2,16 @@
 
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.clients.models import Client, ClientEmail, ClientPhone, ContactPerson
+from crm_core.comments.models import CommunicationComment
 from crm_core.communications.models import Communication
 from crm_core.db import Base
 from crm_core.deals.models import Deal, DealStage, DealStageMove
 from crm_core.events.models import EventLogEntry
 from crm_core.outbox.models import OutboxMessage
+from crm_core.results.models import ContactResult, ContactResultRecord
 from crm_core.routing.models import RoutingTurn
 from crm_core.schedules.models import ScheduleException, ScheduleInterval
-from crm_core.tasks.models import Task
+from crm_core.tasks.models import ReminderEmail, Task, UserPresence
 from crm_core.users.models import AuthSession, LoginThrottle, Role, User
 
 __all__ = [
@@ -21,17 +23,22 @@ __all__ = [
     "ClientEmail",
     "ClientPhone",
     "Communication",
+    "CommunicationComment",
     "ContactPerson",
+    "ContactResult",
+    "ContactResultRecord",
     "Deal",
     "DealStage",
     "DealStageMove",
     "EventLogEntry",
     "LoginThrottle",
     "OutboxMessage",
+    "ReminderEmail",
     "Role",
     "RoutingTurn",
     "ScheduleException",
     "ScheduleInterval",
     "Task",
     "User",
+    "UserPresence",
 ]

@@ -15,13 +15,16 @@ from crm_core.events.messages import (
     CommunicationLoggedMessage,
     DealStageChangedMessage,
     TaskCreatedMessage,
+    TaskReminderMessage,
 )
 from crm_core.events.types import (
     CallEvent,
     CommunicationLogged,
     DealStageChanged,
     MessageEvent,
+    TaskChanged,
     TaskCreated,
+    TaskReminder,
 )
 from crm_core.policy import is_staff
 
@@ -43,6 +46,13 @@ def ext_channel(extension: str) -> str:
 def user_channel(user_id: int) -> str:
     """A person's own channel: tasks assigned to them, whatever phone they use."""
     return f"{_USER}{user_id}"
+
+
+def user_of_channel(channel: str) -> int | None:
+    """The user id of a user channel's name, else None."""
+    if channel.startswith(_USER) and channel[len(_USER) :].isdigit():
+        return int(channel[len(_USER) :])
+    return None
 
 
 class Reader(Protocol):
@@ -170,10 +180,31 @@ def _message_event(event: MessageEvent) -> list[Message]:
     return [Message(user_channel(uid), event.type, payload) for uid in users]
 
 
+def _task_changed(event: TaskChanged) -> list[Message]:
+    payload = {
+        **event.payload,
+        "id": event.task_id,
+        "task_id": event.task_id,
+        "kind": event.kind,
+        "client_id": event.client_id,
+    }
+    users = dict.fromkeys(
+        uid for uid in (event.assignee_id, payload.pop("previous_assignee_id", None)) if uid
+    )
+    return [Message(user_channel(uid), event.type, payload) for uid in users]
+
+
+def _task_reminder(event: TaskReminder) -> list[Message]:
+    payload = {**event.payload, "id": event.task_id, "task_id": event.task_id}
+    return [Message(user_channel(event.assignee_id), TaskReminderMessage.TYPE, payload)]
+
+
 # One serializer per domain event type; handlers never build JSON themselves.
 _SERIALIZERS: dict[type[Any], Callable[[Any], list[Message]]] = {
     CallEvent: _call_event,
     TaskCreated: _task_created,
+    TaskChanged: _task_changed,
+    TaskReminder: _task_reminder,
     CommunicationLogged: _communication_logged,
     DealStageChanged: _deal_stage_changed,
     MessageEvent: _message_event,

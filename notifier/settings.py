@@ -50,3 +50,11 @@ class NotifierSettings(BaseSettings):
 
     ws_queue_size: int = Field(default=256, alias="WS_QUEUE_SIZE")
     ws_heartbeat_seconds: float = Field(default=20.0, alias="WS_HEARTBEAT_SECONDS")
+    # Task reminders (every instance claims due ones; exactly once across them): the longest
+    # sleep between looks for due reminders, and how often each instance records which users
+    # have a page open (an absent user with an email address is emailed the reminder instead).
+    reminders_enabled: bool = Field(default=True, alias="REMINDERS_ENABLED")
+    reminder_poll_seconds: float = Field(default=5.0, gt=0, alias="REMINDER_POLL_SECONDS")
+    presence_heartbeat_seconds: float = Field(
+        default=10.0, gt=0, alias="PRESENCE_HEARTBEAT_SECONDS"
+    )

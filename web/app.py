@@ -6,13 +6,10 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse
-from fastapi.staticfiles import StaticFiles
 
-from web import docs_pages, errors, health
+from web import docs_pages, errors, health, pages_routes
 from web import webhooks as twilio_webhooks
 from web import ws as events_ws
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
@@ -20,6 +17,7 @@ from web.api import events_schema as events_schema_api
 from web.api import messages as messages_api
 from web.api import recordings as recordings_api
 from web.api import routing as routing_api
+from web.api import workspace as workspace_api  # agenda: missed/recent calls, results, comments
 from web.body_auth import BodyAuth, is_public
 from web.body_limit import BodyLimit
 from web.compose import build_services, close_container, open_container, running
@@ -71,6 +69,7 @@ ROUTERS: list[APIRouter] = [
     messages_api.router,  # SMS and email sent from the card
     twilio_webhooks.router,  # Twilio's inbound SMS and status webhooks
     routing_api.router,  # FastAGI router status and schedules
+    workspace_api.router,  # the agenda's missed and recent calls, results, comments, merging
 ]
 
 
@@ -118,24 +117,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     for router in ROUTERS:
         app.include_router(router)
 
-    @app.get("/schedules", include_in_schema=False)
-    async def schedules_page() -> FileResponse:
-        return FileResponse(Path(__file__).parent / "pages" / "schedules.html")
-
-    # operator pages (issue 5): sign-in at /, the workspace at /operator, plain static files
-    pages = Path(__file__).parent / "pages"
-    app.mount("/static", StaticFiles(directory=pages / "static"), name="static")
-
-    @app.get("/", include_in_schema=False)
-    async def login_page() -> FileResponse:  # operator pages (issue 5)
-        return FileResponse(pages / "index.html")
-
-    @app.get("/dashboard", include_in_schema=False)
-    async def dashboard_page() -> FileResponse:  # supervisors' live board
-        return FileResponse(pages / "dashboard.html")
-
-    @app.get("/operator", include_in_schema=False)
-    async def operator_page() -> FileResponse:  # operator pages (issue 5)
-        return FileResponse(pages / "operator.html")
+    # the pages (web/pages_routes.py: one row per page) and their static files
+    pages_routes.install(app)
 
     return app

@@ -4,7 +4,7 @@
                                workers: what a request or a CLI command needs
     build_services(container)  the running parts on it, in the order each needs the one before:
                                event hub -> its publish -> session watch, call tracking and its
-                               election, FastAGI routing, messaging
+                               election, FastAGI routing, messaging, reminders
     running(container)         starts the parts in that order, stops them in reverse
 
 The app's lifespan uses these; so do the demo, the live tests and bench/ through `create_app`.
@@ -27,6 +27,7 @@ from web.container import Container, Part
 from web.parts.agi_routing import AgiRouting
 from web.parts.call_tracking import CallTracking
 from web.parts.messaging import Messaging
+from web.parts.reminders import Reminders
 from web.session_watch import SessionWatch
 from web.settings import Settings
 
@@ -84,6 +85,9 @@ def build_services(c: Container) -> Container:
     # SMS and email (outbox worker, inbound SMTP): each starts when configured
     messaging = Messaging(s, c.database_url, c.sessions, publish)
     parts.append(messaging)
+    # task reminders: one scheduler per instance, each reminder claimed once in the database
+    reminders = Reminders(s, c.sessions, hub)
+    parts.append(reminders)
     return replace(
         c,
         publish=publish,
@@ -93,6 +97,7 @@ def build_services(c: Container) -> Container:
         ami_election=election,
         agi_routing=agi,
         messaging=messaging,
+        reminders=reminders,
         parts=tuple(parts),
     )
 

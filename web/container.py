@@ -19,6 +19,7 @@ from notifier.leader import LeaderElection
 from web.parts.agi_routing import AgiRouting
 from web.parts.call_tracking import CallTracking
 from web.parts.messaging import Messaging
+from web.parts.reminders import Reminders
 from web.session_watch import SessionWatch
 from web.settings import Settings
 from web.signin_locks import KnownLocks
@@ -51,4 +52,5 @@ class Container:
     ami_election: LeaderElection | None = None  # None: AMI_ENABLED is off
     agi_routing: AgiRouting | None = None  # None: AGI_ENABLED is off
     messaging: Messaging | None = None
+    reminders: Reminders | None = None
     parts: tuple[Part, ...] = ()

@@ -16,6 +16,7 @@ from crm_core.communications.service import log_communication
 from crm_core.deals.models import Deal
 from crm_core.deals.service import ensure_open_deal
 from crm_core.phones import try_normalize_phone
+from crm_core.tasks.callbacks import on_answered_call
 from crm_core.tasks.service import create_callback_once
 from crm_core.users.models import User
 from crm_core.users.service import users_by_extension
@@ -136,5 +137,8 @@ async def log_call(
             due_at=record.ended_at + callback_due,
             title=f"Call back {comm.phone}: missed call",
             communication_id=comm.id,
+            missed_at=record.ended_at,
         )
+    if logged.created and record.answered_at is not None:  # agenda: the return call closes it
+        await on_answered_call(session, logged.communication.client_id, logged.communication.id)
     return logged

@@ -161,6 +161,45 @@ class DealStageChangedMessage(EventMessage):
     user_id: int | None
 
 
+class TaskUpdatedMessage(EventMessage):
+    """On the assignee's channel (and the previous assignee's when reassigned)."""
+
+    TYPE = "task.updated"
+    id: int
+    task_id: int
+    kind: str
+    client_id: int | None
+    due_at: str | None
+    remind_at: str | None
+    done: bool
+
+
+class TaskDoneMessage(EventMessage):
+    """A task closed: by hand, or a callback closed by the answered call `closed_by_...`."""
+
+    TYPE = "task.done"
+    id: int
+    task_id: int
+    kind: str
+    client_id: int | None
+    closed_by_communication_id: int | None = None
+
+
+class TaskReminderMessage(EventMessage):
+    """A task's reminder, once, on its assignee's own channel (user:<id>)."""
+
+    TYPE = "task.reminder"
+    id: int
+    task_id: int
+    title: str
+    kind: str
+    due_at: str | None
+    remind_at: str | None
+    client_id: int | None
+    client_name: str | None
+    deal_id: int | None
+
+
 # ---- SMS and email -------------------------------------------------------------------------------
 
 
@@ -211,6 +250,15 @@ class PingMessage(EventMessage):
     TYPE = "ping"
 
 
+class SystemStatusMessage(EventMessage):
+    """Whether the service follows the PBX (sent to a socket that asked with `"status": true`,
+    at once and on every change): `ami` is up, down, standby (another instance follows the PBX)
+    or disabled (no AMI configured here)."""
+
+    TYPE = "system.status"
+    ami: str
+
+
 CATALOGUE: tuple[type[EventMessage], ...] = (
     CallStartedMessage,
     CallRingingMessage,
@@ -229,10 +277,21 @@ CATALOGUE: tuple[type[EventMessage], ...] = (
     SubscribedMessage,
     ReplayTruncatedMessage,
     PingMessage,
+    SystemStatusMessage,
+    TaskUpdatedMessage,
+    TaskDoneMessage,
+    TaskReminderMessage,
 )
 BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}
 # control messages carry their fields beside "type" rather than in a numbered frame's payload
-CONTROL_TYPES = frozenset({SubscribedMessage.TYPE, ReplayTruncatedMessage.TYPE, PingMessage.TYPE})
+CONTROL_TYPES = frozenset(
+    {
+        SubscribedMessage.TYPE,
+        ReplayTruncatedMessage.TYPE,
+        PingMessage.TYPE,
+        SystemStatusMessage.TYPE,
+    }
+)
 
 
 def payload_schemas() -> dict[str, dict[str, Any]]:

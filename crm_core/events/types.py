@@ -60,3 +60,24 @@ class MessageEvent:
     deal_id: int
     user_ids: tuple[int, ...]  # whose pages receive it: the responsible manager, the sender
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskChanged:
+    """A task rescheduled, reassigned, edited (task.updated) or closed (task.done)."""
+
+    type: str  # task.updated | task.done
+    task_id: int
+    kind: str
+    assignee_id: int | None
+    client_id: int | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReminder:
+    """A task's reminder came due: its assignee is told once (crm_core.tasks.reminders)."""
+
+    task_id: int
+    assignee_id: int
+    payload: dict[str, Any] = field(default_factory=dict)

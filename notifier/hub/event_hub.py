@@ -137,6 +137,9 @@ class EventHub:
     def subscriber_count(self) -> int:
         return self._fanout.subscriber_count()
 
+    def watching_users(self) -> set[int]:
+        return self._fanout.watching_users()
+
     async def replay(self, channels: Iterable[str], after: int, limit: int | None = None) -> Replay:
         """What `channels` got after seq `after`, oldest first; at most `limit` (max_replay)."""
         return await self._backend.replay(channels, after, limit or self.max_replay)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from notifier.channels import user_of_channel
 from notifier.hub.frames import Envelope
 from notifier.hub.subscriber import Subscriber
 
@@ -43,6 +44,11 @@ class Fanout:
 
     def subscriber_count(self) -> int:
         return len({s for subs in self._by_channel.values() for s in subs})
+
+    def watching_users(self) -> set[int]:
+        """Users with a socket on their own channel here: a page open (task reminders ask)."""
+        ids = (user_of_channel(name) for name, subs in self._by_channel.items() if subs)
+        return {uid for uid in ids if uid is not None}
 
     def close_all(self, reason: str) -> None:
         for subs in list(self._by_channel.values()):

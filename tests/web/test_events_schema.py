@@ -35,6 +35,10 @@ EXPECTED = {
     "subscribed",
     "replay.truncated",
     "ping",
+    "task.updated",  # agenda (issue 15)
+    "task.done",
+    "task.reminder",
+    "system.status",
 }
 
 

@@ -1,0 +1,71 @@
+"""Callbacks driven by calls: a missed call makes (or hurries) one, an answered call closes it.
+
+Hooked in where a finished call is logged (crm_core.calls.service.log_call), in the same
+transaction as the call's communication, so the task and the call never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.db import collect_event
+from crm_core.models_common import utcnow
+from crm_core.tasks.models import Task
+from crm_core.tasks.service import DONE, changed_event, create_callback_once
+
+logger = logging.getLogger(__name__)
+
+
+async def on_missed_call(
+    session: AsyncSession,
+    client_id: int,
+    *,
+    deal_id: int | None,
+    assignee_id: int | None,
+    due_at: datetime,
+    title: str,
+    communication_id: int | None,
+    missed_at: datetime | None = None,
+) -> tuple[Task, bool]:
+    """The client's open callback, made now or hurried: due no later than `due_at`, one try
+    more. Returns (task, created)."""
+    return await create_callback_once(
+        session,
+        client_id=client_id,
+        deal_id=deal_id,
+        assignee_id=assignee_id,
+        due_at=due_at,
+        title=title,
+        communication_id=communication_id,
+        missed_at=missed_at,
+    )
+
+
+async def on_answered_call(
+    session: AsyncSession, client_id: int, communication_id: int
+) -> Task | None:
+    """A call with the client was answered (either direction): their open callback is done,
+    closed by that call. Returns the task closed, if any."""
+    task = await session.scalar(
+        select(Task)
+        .where(Task.client_id == client_id, Task.kind == "callback", Task.done.is_(False))
+        .with_for_update()
+    )
+    if task is None:
+        return None
+    task.done = True
+    task.done_at = utcnow()
+    task.closed_by_communication_id = communication_id
+    await session.flush()
+    logger.info(
+        "callback task %s closed by answered call %s",
+        task.id,
+        communication_id,
+        extra={"task_id": task.id, "communication_id": communication_id},
+    )
+    collect_event(session, changed_event(DONE, task))
+    return task
