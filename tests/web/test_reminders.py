@@ -117,7 +117,7 @@ async def test_two_instances_deliver_each_reminder_once_and_email_the_absent(
                 return len(got) >= len(mine) and len(mailbox.messages) >= 2
 
             await _until(all_delivered)
-            schedulers = [s.container.reminders.scheduler for s in (one, two)]
+            schedulers = [s.running.reminders.scheduler for s in (one, two)]
             # both look again now: nothing is left to claim
             assert [await sch.run_once() for sch in schedulers] == [0, 0]
             await asyncio.sleep(0.5)  # any duplicate would have been sent by now
@@ -161,7 +161,7 @@ async def test_a_restart_delivers_what_came_due_while_down_and_nothing_twice(
             return sum((await _reminders_logged(sessions)).values()) >= 1
 
         await _until(claimed)
-        assert first.container.reminders.scheduler.delivered == 1
+        assert first.running.reminders.scheduler.delivered == 1
     # down: a reminder comes due with no instance running
     during = await _add_tasks(sessions, user.id, 1, in_seconds=0.2)
     await asyncio.sleep(0.4)
@@ -178,7 +178,7 @@ async def test_a_restart_delivers_what_came_due_while_down_and_nothing_twice(
             await _until(both_seen)
             await asyncio.sleep(0.5)
             reader.cancel()
-        assert second.container.reminders.scheduler.delivered == 1
+        assert second.running.reminders.scheduler.delivered == 1
     # the socket replayed the first (from the log) and got the second live: each once
     assert sorted(f["payload"]["task_id"] for f in got) == sorted(before + during)
     assert await _reminders_logged(sessions) == Counter({before[0]: 1, during[0]: 1})
