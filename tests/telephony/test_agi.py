@@ -124,11 +124,9 @@ async def test_each_decision_is_timed_from_environment_to_answer() -> None:
     async with AgiServer(StubRoute(delay=0.05), port=0, on_decision=timings.append) as server:
         await asterisk(server.port, RECORDED)
         await asterisk(server.port, b"garbage\n\n")  # answered too (no target): timed as well
-    assert len(timings) == 2
-    # lower bounds only (a loaded machine may stretch any run): the route's 50 ms are in the
-    # first decision's time; the garbage one was timed too, without any route
+    assert len(timings) == 2  # the garbage one was timed too
+    # a lower bound only (a loaded machine may stretch any run): the route's 50 ms are in it
     assert timings[0] >= 0.05
-    assert timings[1] >= 0.0
 
 
 ALL_THREE = [
