@@ -4,7 +4,7 @@ from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.clients.models import Client, ClientEmail, ClientPhone, ContactPerson
 from crm_core.communications.models import Communication
 from crm_core.db import Base
-from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
 from crm_core.events.models import EventLogEntry
 from crm_core.outbox.models import OutboxMessage
 from crm_core.routing.models import RoutingTurn
@@ -23,6 +23,7 @@ __all__ = [
     "Communication",
     "ContactPerson",
     "Deal",
+    "DealChoice",
     "DealStage",
     "DealStageMove",
     "EventLogEntry",

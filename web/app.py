@@ -18,6 +18,7 @@ from web import docs_pages, errors, health
 from web import webhooks as twilio_webhooks  # SMS and email: Twilio webhooks
 from web import ws as events_ws  # event hub (issue 5)
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
+from web.api import deal_admin as deal_admin_api  # stages and the deal forms' lists (issue 14)
 from web.api import events_schema as events_schema_api  # what /ws sends (GET /api/events/schema)
 from web.api import messages as messages_api  # SMS and email: send from the card
 from web.api import recordings as recordings_api
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.include_router(module.router)
     app.include_router(events_ws.router)  # event hub (issue 5): /ws and /api/events
     app.include_router(events_schema_api.router)
+    app.include_router(deal_admin_api.router)  # stages and the deal forms' lists (issue 14)
     app.include_router(recordings_api.router)  # call recordings: the player's link and audio
 
     # SMS and email: sending from the card, Twilio's inbound SMS and status webhooks

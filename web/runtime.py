@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 async def build_container(settings: Settings, *, migrate: bool = True) -> Container:
     url, server = resolve_database_url(settings.core.database_url, settings.core.data_dir)
     if migrate:
-        await upgrade_async(url)
+        await upgrade_async(url, locale=settings.core.default_locale)
     engine = make_engine(url, timeout=settings.core.database_timeout_seconds)
     c = Container(
         settings=settings,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
+from crm_core.users.models import User
 
 
 async def stages(session: AsyncSession) -> list[DealStage]:
@@ -64,3 +68,143 @@ async def moves_of(session: AsyncSession, deal_id: int) -> list[DealStageMove]:
         select(DealStageMove).where(DealStageMove.deal_id == deal_id).order_by(DealStageMove.id)
     )
     return list(rows.all())
+
+
+async def moves_with_names(
+    session: AsyncSession, deal_id: int
+) -> list[tuple[DealStageMove, str | None]]:
+    """The deal's history, oldest first, each move with the mover's name (one query)."""
+    rows = await session.execute(
+        select(DealStageMove, User.full_name)
+        .outerjoin(User, User.id == DealStageMove.user_id)
+        .where(DealStageMove.deal_id == deal_id)
+        .order_by(DealStageMove.id)
+    )
+    return [(m, name) for m, name in rows.all()]
+
+
+async def stage_in_use(session: AsyncSession, stage_id: int) -> bool:
+    """Whether a deal sits in the stage or its history names it."""
+    deals = select(Deal.id).where(Deal.stage_id == stage_id).exists()
+    moves = (
+        select(DealStageMove.id)
+        .where(or_(DealStageMove.to_stage_id == stage_id, DealStageMove.from_stage_id == stage_id))
+        .exists()
+    )
+    return bool(await session.scalar(select(or_(deals, moves))))
+
+
+async def lock_stages(session: AsyncSession) -> None:
+    """Serialize pipeline edits: two admins reordering at once must not interleave."""
+    await session.execute(text("LOCK TABLE deal_stages IN SHARE ROW EXCLUSIVE MODE"))
+
+
+async def choices(session: AsyncSession, kind: str) -> list[DealChoice]:
+    rows = await session.scalars(
+        select(DealChoice)
+        .where(DealChoice.kind == kind)
+        .order_by(DealChoice.position, DealChoice.id)
+    )
+    return list(rows.all())
+
+
+async def choice(session: AsyncSession, kind: str, choice_id: int) -> DealChoice | None:
+    found = await session.get(DealChoice, choice_id)
+    return found if found is not None and found.kind == kind else None
+
+
+async def choice_named(session: AsyncSession, kind: str, name: str) -> DealChoice | None:
+    return await session.scalar(
+        select(DealChoice).where(DealChoice.kind == kind, DealChoice.name == name)
+    )
+
+
+# ---- the board: one query for the open deals, one for the latest closed ones -------------------
+
+_CARD_COLUMNS = """
+    d.id, d.client_id, c.name AS client_name, d.title, d.amount, d.currency,
+    d.responsible_id, u.full_name AS responsible_name, d.lead_source, d.stage_id,
+    d.stage_since, d.closed_at, d.lost_reason,
+    (SELECT max(m.occurred_at) FROM communications m WHERE m.deal_id = d.id) AS last_contact_at
+"""
+
+
+def _filters(*, responsible_id: int | None, lead_source: str | None) -> tuple[str, dict[str, Any]]:
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if responsible_id is not None:
+        where.append("d.responsible_id = :responsible_id")
+        params["responsible_id"] = responsible_id
+    if lead_source is not None:
+        where.append("d.lead_source = :lead_source")
+        params["lead_source"] = lead_source
+    return "".join(f" AND {w}" for w in where), params
+
+
+async def board_open_rows(
+    session: AsyncSession,
+    *,
+    responsible_id: int | None,
+    lead_source: str | None,
+    created_from: datetime | None,
+    created_before: datetime | None,
+) -> list[RowMapping]:
+    """Every open deal matching, with its client, manager and last contact (one query; the last
+    contact is one probe of ix_communications_deal_time per deal)."""
+    extra, params = _filters(responsible_id=responsible_id, lead_source=lead_source)
+    if created_from is not None:
+        extra += " AND d.created_at >= :created_from"
+        params["created_from"] = created_from
+    if created_before is not None:
+        extra += " AND d.created_at < :created_before"
+        params["created_before"] = created_before
+    sql = f"""
+        SELECT {_CARD_COLUMNS}
+        FROM deals d
+        JOIN clients c ON c.id = d.client_id
+        LEFT JOIN users u ON u.id = d.responsible_id
+        WHERE d.closed_at IS NULL{extra}
+        ORDER BY d.stage_since DESC, d.id DESC
+    """
+    return list((await session.execute(text(sql), params)).mappings().all())
+
+
+async def board_closed_rows(
+    session: AsyncSession,
+    *,
+    stage_ids: list[int],
+    responsible_id: int | None,
+    lead_source: str | None,
+    closed_from: datetime | None,
+    closed_before: datetime | None,
+    limit: int,
+) -> list[RowMapping]:
+    """The latest `limit` matching deals of each closed stage, each row with its stage's total
+    (`total`) and amount (`amount_total`): one query, an index walk per stage."""
+    if not stage_ids:
+        return []
+    extra, params = _filters(responsible_id=responsible_id, lead_source=lead_source)
+    if closed_from is not None:
+        extra += " AND d.closed_at >= :closed_from"
+        params["closed_from"] = closed_from
+    if closed_before is not None:
+        extra += " AND d.closed_at < :closed_before"
+        params["closed_before"] = closed_before
+    params |= {"stage_ids": stage_ids, "limit": limit}
+    sql = f"""
+        SELECT * FROM (
+            SELECT {_CARD_COLUMNS},
+                   count(*) OVER w AS total,
+                   sum(d.amount) OVER w AS amount_total,
+                   row_number() OVER (PARTITION BY d.stage_id ORDER BY d.closed_at DESC, d.id DESC)
+                       AS rank
+            FROM deals d
+            JOIN clients c ON c.id = d.client_id
+            LEFT JOIN users u ON u.id = d.responsible_id
+            WHERE d.stage_id = ANY(:stage_ids) AND d.closed_at IS NOT NULL{extra}
+            WINDOW w AS (PARTITION BY d.stage_id)
+        ) ranked
+        WHERE rank <= :limit
+        ORDER BY stage_id, rank
+    """
+    return list((await session.execute(text(sql), params)).mappings().all())
