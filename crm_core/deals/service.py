@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,11 +12,14 @@ from crm_core.deals import repository
 from crm_core.deals.models import Deal, DealStage, DealStageMove
 from crm_core.deals.schemas import Board, DealCreate, DealUpdate, StageMove
 from crm_core.errors import Forbidden, Invalid, NotFound
+from crm_core.events.messages import DealCreatedMessage, DealUpdatedMessage
 from crm_core.events.types import DealChanged, DealStageChanged
 from crm_core.inputs import INT32_MAX
 from crm_core.models_common import utcnow
 from crm_core.policy import can_change_assigned, is_staff, may_see_user
 from crm_core.users.models import User
+
+CENTS = Decimal("0.01")
 
 
 def _news(kind: str, deal: Deal, actor: User | None) -> DealChanged:
@@ -75,7 +79,7 @@ async def create_deal(session: AsyncSession, data: DealCreate, *, actor: User | 
         )
     )
     await session.flush()
-    collect_event(session, _news("deal.created", deal, actor))
+    collect_event(session, _news(DealCreatedMessage.TYPE, deal, actor))
     return deal
 
 
@@ -104,7 +108,7 @@ async def update_deal(
     for key, value in changes.items():
         setattr(deal, key, value)
     await session.flush()
-    collect_event(session, _news("deal.updated", deal, actor))
+    collect_event(session, _news(DealUpdatedMessage.TYPE, deal, actor))
     return deal
 
 
@@ -120,7 +124,7 @@ async def move_stage(session: AsyncSession, deal_id: int, move: StageMove, *, ac
         raise Invalid(f"no such stage: {move.stage_id or move.stage!r}")
     check_move(stage, deal, move)
     if move.amount is not None:
-        deal.amount = move.amount
+        deal.amount = move.amount.quantize(CENTS)  # as the column gives it back: "1500.00"
     if stage.id == deal.stage_id:
         await session.flush()
         return deal

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
+from pydantic import BaseModel
 
 from crm_core.deals import choices, pipeline, repository
 from crm_core.deals.schemas import (
@@ -17,6 +18,11 @@ from crm_core.inputs import Id
 from web.deps import Admin, CurrentUser, Session
 
 router = APIRouter(prefix="/api", tags=["deal settings"])
+
+
+class Removed(BaseModel):
+    id: int
+    removed: bool = True
 
 
 @router.post("/stages", status_code=status.HTTP_201_CREATED)
@@ -36,11 +42,11 @@ async def update_stage(stage_id: Id, data: StageUpdate, session: Session, admin:
     return StageOut.from_row(await pipeline.update_stage(session, stage_id, data))
 
 
-@router.delete("/stages/{stage_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_stage(stage_id: Id, session: Session, admin: Admin) -> Response:
+@router.delete("/stages/{stage_id}")
+async def delete_stage(stage_id: Id, session: Session, admin: Admin) -> Removed:
     """409 while any deal is in the stage or its history names it."""
     await pipeline.delete_stage(session, stage_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return Removed(id=stage_id)
 
 
 def _list_routes(path: str, kind: str) -> None:
@@ -60,9 +66,9 @@ def _list_routes(path: str, kind: str) -> None:
     ) -> ChoiceOut:
         return ChoiceOut.from_row(await choices.rename(session, kind, item_id, data))
 
-    async def remove_item(item_id: Id, session: Session, admin: Admin) -> Response:
+    async def remove_item(item_id: Id, session: Session, admin: Admin) -> Removed:
         await choices.remove(session, kind, item_id)
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
+        return Removed(id=item_id)
 
     base = f"/lists/{path}"
     name = kind.replace("_", " ")
@@ -75,11 +81,7 @@ def _list_routes(path: str, kind: str) -> None:
         f"{base}/{{item_id}}", rename_item, methods=["PATCH"], summary=f"Rename a {name}"
     )
     router.add_api_route(
-        f"{base}/{{item_id}}",
-        remove_item,
-        methods=["DELETE"],
-        status_code=204,
-        summary=f"Remove a {name}",
+        f"{base}/{{item_id}}", remove_item, methods=["DELETE"], summary=f"Remove a {name}"
     )
 
 
