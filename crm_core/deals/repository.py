@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
-from sqlalchemy import RowMapping, or_, select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
@@ -120,18 +121,36 @@ async def choice_named(session: AsyncSession, kind: str, name: str) -> DealChoic
 
 
 # ---- the board: one query for the open deals, one for the latest closed ones -------------------
+# PostgreSQL writes each column's cards as JSON itself (json_agg): a whole company's board is
+# thousands of cards, and building them row by row in Python cost several times the query.
 
-_CARD_COLUMNS = """
-    d.id, d.client_id, c.name AS client_name, d.title, d.amount, d.currency,
-    d.responsible_id, u.full_name AS responsible_name, d.lead_source, d.stage_id,
-    d.stage_since, d.closed_at, d.lost_reason,
-    (SELECT max(m.occurred_at) FROM communications m WHERE m.deal_id = d.id) AS last_contact_at
+
+class BoardStage(NamedTuple):
+    stage_id: int
+    total: int
+    amount_total: Decimal
+    cards: str  # a JSON array of schemas.BoardCard
+
+
+_CARD = """
+    json_build_object(
+        'id', d.id, 'client_id', d.client_id, 'client_name', c.name, 'title', d.title,
+        'amount', d.amount::text, 'currency', d.currency,
+        'responsible_id', d.responsible_id, 'responsible_name', u.full_name,
+        'lead_source', d.lead_source, 'stage_id', d.stage_id, 'stage_since', d.stage_since,
+        'days_in_stage', greatest(0, floor(extract(epoch FROM :now - d.stage_since) / 86400))::int,
+        'last_contact_at',
+            (SELECT max(m.occurred_at) FROM communications m WHERE m.deal_id = d.id),
+        'closed_at', d.closed_at, 'lost_reason', d.lost_reason
+    )
 """
 
 
-def _filters(*, responsible_id: int | None, lead_source: str | None) -> tuple[str, dict[str, Any]]:
+def _filters(
+    *, responsible_id: int | None, lead_source: str | None, now: datetime
+) -> tuple[str, dict[str, Any]]:
     where: list[str] = []
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {"now": now}
     if responsible_id is not None:
         where.append("d.responsible_id = :responsible_id")
         params["responsible_id"] = responsible_id
@@ -141,17 +160,18 @@ def _filters(*, responsible_id: int | None, lead_source: str | None) -> tuple[st
     return "".join(f" AND {w}" for w in where), params
 
 
-async def board_open_rows(
+async def board_open(
     session: AsyncSession,
     *,
     responsible_id: int | None,
     lead_source: str | None,
     created_from: datetime | None,
     created_before: datetime | None,
-) -> list[RowMapping]:
-    """Every open deal matching, with its client, manager and last contact (one query; the last
-    contact is one probe of ix_communications_deal_time per deal)."""
-    extra, params = _filters(responsible_id=responsible_id, lead_source=lead_source)
+    now: datetime,
+) -> list[BoardStage]:
+    """Every open deal matching, per stage, with its client, manager and last contact (one
+    query; the last contact is one probe of ix_communications_deal_time per deal)."""
+    extra, params = _filters(responsible_id=responsible_id, lead_source=lead_source, now=now)
     if created_from is not None:
         extra += " AND d.created_at >= :created_from"
         params["created_from"] = created_from
@@ -159,17 +179,18 @@ async def board_open_rows(
         extra += " AND d.created_at < :created_before"
         params["created_before"] = created_before
     sql = f"""
-        SELECT {_CARD_COLUMNS}
+        SELECT d.stage_id, count(*) AS total, sum(d.amount) AS amount_total,
+               json_agg({_CARD} ORDER BY d.stage_since DESC, d.id DESC)::text AS cards
         FROM deals d
         JOIN clients c ON c.id = d.client_id
         LEFT JOIN users u ON u.id = d.responsible_id
         WHERE d.closed_at IS NULL{extra}
-        ORDER BY d.stage_since DESC, d.id DESC
+        GROUP BY d.stage_id
     """
-    return list((await session.execute(text(sql), params)).mappings().all())
+    return [BoardStage(*r) for r in (await session.execute(text(sql), params)).all()]
 
 
-async def board_closed_rows(
+async def board_closed(
     session: AsyncSession,
     *,
     stage_ids: list[int],
@@ -178,12 +199,13 @@ async def board_closed_rows(
     closed_from: datetime | None,
     closed_before: datetime | None,
     limit: int,
-) -> list[RowMapping]:
-    """The latest `limit` matching deals of each closed stage, each row with its stage's total
-    (`total`) and amount (`amount_total`): one query, an index walk per stage."""
+    now: datetime,
+) -> list[BoardStage]:
+    """The latest `limit` matching deals of each closed stage, with the stage's full count and
+    sum (one query)."""
     if not stage_ids:
         return []
-    extra, params = _filters(responsible_id=responsible_id, lead_source=lead_source)
+    extra, params = _filters(responsible_id=responsible_id, lead_source=lead_source, now=now)
     if closed_from is not None:
         extra += " AND d.closed_at >= :closed_from"
         params["closed_from"] = closed_from
@@ -192,12 +214,13 @@ async def board_closed_rows(
         params["closed_before"] = closed_before
     params |= {"stage_ids": stage_ids, "limit": limit}
     sql = f"""
-        SELECT * FROM (
-            SELECT {_CARD_COLUMNS},
+        SELECT stage_id, max(total) AS total, max(amount_total) AS amount_total,
+               json_agg(card ORDER BY rank)::text AS cards
+        FROM (
+            SELECT d.stage_id, {_CARD} AS card,
                    count(*) OVER w AS total,
                    sum(d.amount) OVER w AS amount_total,
-                   row_number() OVER (PARTITION BY d.stage_id ORDER BY d.closed_at DESC, d.id DESC)
-                       AS rank
+                   row_number() OVER (w ORDER BY d.closed_at DESC, d.id DESC) AS rank
             FROM deals d
             JOIN clients c ON c.id = d.client_id
             LEFT JOIN users u ON u.id = d.responsible_id
@@ -205,6 +228,6 @@ async def board_closed_rows(
             WINDOW w AS (PARTITION BY d.stage_id)
         ) ranked
         WHERE rank <= :limit
-        ORDER BY stage_id, rank
+        GROUP BY stage_id
     """
-    return list((await session.execute(text(sql), params)).mappings().all())
+    return [BoardStage(*r) for r in (await session.execute(text(sql), params)).all()]

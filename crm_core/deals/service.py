@@ -10,7 +10,7 @@ from crm_core.db import collect_event
 from crm_core.deals import board as board_view
 from crm_core.deals import repository
 from crm_core.deals.models import Deal, DealStage, DealStageMove
-from crm_core.deals.schemas import Board, DealCreate, DealUpdate, StageMove
+from crm_core.deals.schemas import DealCreate, DealUpdate, StageMove
 from crm_core.errors import Forbidden, Invalid, NotFound
 from crm_core.events.messages import DealCreatedMessage, DealUpdatedMessage
 from crm_core.events.types import DealChanged, DealStageChanged
@@ -184,7 +184,7 @@ async def ensure_open_deal(
     return deal, True
 
 
-async def board(
+async def board_json(
     session: AsyncSession,
     *,
     viewer: User,
@@ -192,9 +192,10 @@ async def board(
     lead_source: str | None,
     date_from: date | None,
     date_to: date | None,
-) -> Board:
-    """The pipeline as columns: `responsible` is "me", "all" or a user id; operators and
-    managers see only their own deals (the ones they may move), supervisors and admins any.
+) -> str:
+    """The pipeline as columns, JSON text of schemas.Board: `responsible` is "me", "all" or a
+    user id; operators and managers see only their own deals (the ones they may move),
+    supervisors and admins any.
 
     The period picks open deals by when they were created and closed ones by when they closed;
     dates are whole days in the viewer's time zone.
@@ -203,15 +204,17 @@ async def board(
     start, end = board_view.period(date_from, date_to, viewer.timezone)
     if start is not None and end is not None and end <= start:
         raise Invalid("date_to is before date_from")
+    now = utcnow()
     stages = await repository.stages(session)
-    open_rows = await repository.board_open_rows(
+    open_parts = await repository.board_open(
         session,
         responsible_id=responsible_id,
         lead_source=lead_source,
         created_from=start,
         created_before=end,
+        now=now,
     )
-    closed_rows = await repository.board_closed_rows(
+    closed_parts = await repository.board_closed(
         session,
         stage_ids=[s.id for s in stages if s.is_closed],
         responsible_id=responsible_id,
@@ -219,8 +222,9 @@ async def board(
         closed_from=start,
         closed_before=end,
         limit=board_view.CLOSED_LIMIT,
+        now=now,
     )
-    return board_view.build(stages, open_rows, closed_rows, utcnow())
+    return board_view.to_json(stages, [*open_parts, *closed_parts])
 
 
 def _board_owner(viewer: User, responsible: str) -> int | None:
