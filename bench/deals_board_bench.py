@@ -113,7 +113,8 @@ async def _seed(url: str, deals: int, managers: int) -> tuple[list[int], int]:
             rows,
         )
         await conn.execute(
-            "INSERT INTO communications (kind, direction, status, client_id, deal_id, occurred_at, extra)"
+            "INSERT INTO communications"
+            " (kind, direction, status, client_id, deal_id, occurred_at, extra)"
             " SELECT 'call', 'in', 'answered', d.client_id, d.id,"
             "        now() - make_interval(secs => (random() * 30 * 86400)::int), '{}'"
             " FROM deals d, generate_series(1, $1)",
