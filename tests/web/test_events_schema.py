@@ -37,6 +37,7 @@ EXPECTED = {
     "subscribed",
     "replay.truncated",
     "ping",
+    "system.status",
 }
 
 
