@@ -43,6 +43,10 @@ PAGES: list[Page] = [
     Page("/dashboard", "dashboard.html", STAFF, "nav.dashboard"),
     # schedules: everyone sees who is on duty and their own schedule; staff edit (the API decides)
     Page("/schedules", "schedules.html", EVERYONE, "nav.schedules"),
+    # deals board (issue 14): everyone works their own deals; staff see and filter everyone's
+    Page("/deals", "deals.html", EVERYONE, "nav.deals"),
+    Page("/admin/stages", "admin_stages.html", frozenset({"admin"}), "nav.stages"),
+    Page("/admin/lists", "admin_lists.html", frozenset({"admin"}), "nav.lists"),
 ]
 
 

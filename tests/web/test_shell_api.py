@@ -24,10 +24,10 @@ __all__ = ["launch"]  # the fixture, used by name
 pytestmark = pytest.mark.usefixtures("db")
 
 EXPECTED_NAV = {
-    "operator": ["/operator", "/schedules"],
-    "manager": ["/operator", "/schedules"],
-    "supervisor": ["/operator", "/dashboard", "/schedules"],
-    "admin": ["/operator", "/dashboard", "/schedules"],
+    "operator": ["/operator", "/schedules", "/deals"],
+    "manager": ["/operator", "/schedules", "/deals"],
+    "supervisor": ["/operator", "/dashboard", "/schedules", "/deals"],
+    "admin": ["/operator", "/dashboard", "/schedules", "/deals", "/admin/stages", "/admin/lists"],
 }
 
 
