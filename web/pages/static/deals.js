@@ -46,6 +46,9 @@ const S = {
   /** @type {number | null} the deal in the side panel */ panel: null,
   /** @type {ReturnType<typeof setTimeout> | undefined} */ reloadTimer: undefined,
   loading: 0,
+  // a redraw during a drag would take the card from under the pointer (the drag is lost)
+  dragging: false,
+  reloadAfterDrag: false,
 };
 
 /** @param {unknown} e */
@@ -112,26 +115,32 @@ function fillFilters() {
 // ---- the board -------------------------------------------------------------------------------
 
 async function loadBoard() {
-  const mine = ++S.loading;
+  const ticket = ++S.loading;
   $("board").setAttribute("aria-busy", "true");
   try {
     const board = await api(`/api/deals/board?${boardQuery()}`);
-    if (mine !== S.loading) return; // a newer load is on its way
+    if (ticket !== S.loading) return; // a newer load is on its way
     S.columns = board.columns;
     render();
     setStatus($("deals-status"), "");
   } catch (e) {
     setStatus($("deals-status"), errText(e), true);
   } finally {
-    if (mine === S.loading) $("board").setAttribute("aria-busy", "false");
+    if (ticket === S.loading) $("board").setAttribute("aria-busy", "false");
   }
 }
 
 /** Reload soon: several news in a burst make one request. */
 function reloadSoon() {
   clearTimeout(S.reloadTimer);
-  S.reloadTimer = setTimeout(loadBoard, 400);
+  S.reloadTimer = setTimeout(() => {
+    if (S.dragging) S.reloadAfterDrag = true;
+    else loadBoard();
+  }, 400);
 }
+
+/** @param {any} p a deal message's payload @returns {boolean} this page did it (and redrew) */
+const mine = (p) => !!S.me && p.user_id === S.me.id;
 
 function render() {
   $("board").replaceChildren(...S.columns.map(columnEl));
@@ -172,7 +181,9 @@ function columnEl(col) {
     ev.preventDefault();
     node.classList.remove("over");
     const id = Number(ev.dataTransfer ? ev.dataTransfer.getData("text/plain") : "");
-    if (id) requestMove(id, stage.id);
+    // after the drag has ended: a modal dialog opened inside the drop would leave the
+    // browser's drag session half-finished, and the next drag would not start
+    if (id) setTimeout(() => requestMove(id, stage.id), 0);
   });
   return node;
 }
@@ -209,8 +220,13 @@ function cardEl(c) {
       ev.dataTransfer.effectAllowed = "move";
     }
     node.classList.add("dragging");
+    S.dragging = true;
   });
-  node.addEventListener("dragend", () => node.classList.remove("dragging"));
+  node.addEventListener("dragend", () => {
+    node.classList.remove("dragging");
+    S.dragging = false;
+    if (S.reloadAfterDrag) { S.reloadAfterDrag = false; reloadSoon(); }
+  });
   node.addEventListener("click", (ev) => {
     if (ev.target instanceof Element && ev.target.closest(".move-btn")) return;
     openPanel(c.id);
@@ -341,10 +357,11 @@ async function requestMove(dealId, stageId) {
 
 /** @param {any} p the deal.stage_changed payload */
 function onStageChanged(p) {
+  if (mine(p)) return; // this page moved it and has redrawn
   const card = cardOf(p.deal_id);
   const from = card && S.columns.find((c) => c.stage.id === card.stage_id);
   const to = S.columns.find((c) => c.stage.id === p.to_stage_id);
-  if (card && from && to && to.stage.kind === "open") {
+  if (card && from && to && to.stage.kind === "open" && !S.dragging) {
     // the card moves in place; the counters follow
     from.cards = from.cards.filter((c) => c.id !== card.id);
     from.total -= 1;
@@ -370,6 +387,9 @@ async function openPanel(dealId) {
   S.panel = dealId;
   const panel = $("deal-panel");
   panel.hidden = false;
+  // fields typed into before the deal arrives would be overwritten: wait for it
+  panel.dataset.state = "loading";
+  /** @type {HTMLButtonElement} */ ($("deal-save")).disabled = true;
   setStatus($("deal-status"), t("common.loading"));
   try {
     const deal = await api(`/api/deals/${dealId}`);
@@ -396,6 +416,8 @@ async function openPanel(dealId) {
         : t("deals.history.moved", { from: m.from_stage || stageName(m.from_stage_id), to: m.to_stage || stageName(m.to_stage_id) }),
       m.lost_reason ? h("span", { class: "muted", text: ` (${m.lost_reason})` }) : null)));
     setStatus($("deal-status"), "");
+    panel.dataset.state = "ready";
+    /** @type {HTMLButtonElement} */ ($("deal-save")).disabled = false;
   } catch (e) {
     setStatus($("deal-status"), errText(e), true);
   }
@@ -536,8 +558,8 @@ async function main() {
   });
   if (shell.socket) {
     shell.socket.on("deal.stage_changed", (msg) => onStageChanged(msg.payload || {}));
-    shell.socket.on("deal.created", () => reloadSoon());
-    shell.socket.on("deal.updated", () => reloadSoon());
+    shell.socket.on("deal.created", (msg) => { if (!mine(msg.payload || {})) reloadSoon(); });
+    shell.socket.on("deal.updated", (msg) => { if (!mine(msg.payload || {})) reloadSoon(); });
     // back after a lost connection: what was missed is replayed, but a reload is simplest
     shell.socket.on("replay.truncated", () => reloadSoon());
     shell.socket.connect();
