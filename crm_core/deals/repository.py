@@ -213,21 +213,24 @@ async def board_closed(
         extra += " AND d.closed_at < :closed_before"
         params["closed_before"] = closed_before
     params |= {"stage_ids": stage_ids, "limit": limit}
+    # rank first on the bare rows; the cards (names, last contact, JSON) only for the kept ones
     sql = f"""
-        SELECT stage_id, max(total) AS total, max(amount_total) AS amount_total,
-               json_agg(card ORDER BY rank)::text AS cards
-        FROM (
-            SELECT d.stage_id, {_CARD} AS card,
+        WITH ranked AS (
+            SELECT d.id, d.stage_id,
                    count(*) OVER w AS total,
                    sum(d.amount) OVER w AS amount_total,
                    row_number() OVER (w ORDER BY d.closed_at DESC, d.id DESC) AS rank
             FROM deals d
-            JOIN clients c ON c.id = d.client_id
-            LEFT JOIN users u ON u.id = d.responsible_id
             WHERE d.stage_id = ANY(:stage_ids) AND d.closed_at IS NOT NULL{extra}
             WINDOW w AS (PARTITION BY d.stage_id)
-        ) ranked
-        WHERE rank <= :limit
-        GROUP BY stage_id
+        )
+        SELECT r.stage_id, max(r.total) AS total, max(r.amount_total) AS amount_total,
+               json_agg({_CARD} ORDER BY r.rank)::text AS cards
+        FROM ranked r
+        JOIN deals d ON d.id = r.id
+        JOIN clients c ON c.id = d.client_id
+        LEFT JOIN users u ON u.id = d.responsible_id
+        WHERE r.rank <= :limit
+        GROUP BY r.stage_id
     """
     return [BoardStage(*r) for r in (await session.execute(text(sql), params)).all()]
