@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from crm_core.clients.models import Client
 from crm_core.communications.models import Communication
 from crm_core.db import _EVENTS_KEY, make_engine
+from crm_core.deals import board as board_view
 from crm_core.deals import choices, pipeline, repository, service
 from crm_core.deals.board import period
 from crm_core.deals.models import Deal, DealStage, DealStageMove
@@ -480,3 +481,30 @@ async def test_history_rows_are_stored(session: AsyncSession, make_user: UserFac
         "No need",
         manager.id,
     )
+
+
+async def test_won_and_lost_zones_carry_the_latest_with_the_full_count(
+    sessions: async_sessionmaker[AsyncSession],
+    make_user: UserFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(board_view, "CLOSED_LIMIT", 2)
+    async with sessions() as s:
+        sup = await _user(make_user, s, "supervisor")
+        client = await _client(s)
+        won = await _stage(s, "won")
+        for title in ("W1", "W2", "W3"):
+            deal = await service.create_deal(
+                s,
+                DealCreate(client_id=client.id, title=title, amount=Decimal(100)),
+                actor=sup,
+            )
+            await service.move_stage(s, deal.id, StageMove(stage_id=won.id), actor=sup)
+        await s.commit()
+        board = await _board(
+            s, viewer=sup, responsible="all", lead_source=None, date_from=None, date_to=None
+        )
+    zone = next(c for c in board.columns if c.stage.id == won.id)
+    assert (zone.total, zone.amount_total) == (3, "300.00")
+    assert [c.title for c in zone.cards] == ["W3", "W2"]  # the latest closed first
+    assert board.closed_limit == 2
