@@ -66,9 +66,16 @@ $("login").addEventListener("submit", async (ev) => {
 });
 
 async function start() {
-  const shell = await startShell({ socket: false, titleKey: "sch.title" });
+  const shell = await startShell({ socket: { status: true }, titleKey: "sch.title" });
   if (!shell) return;
   me = shell.me;
+  // a call starting or ending changes who is free: the status follows soon (and every 5 s)
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let soon = null;
+  shell.socket?.on("*", (msg) => {
+    if (!soon && msg.type.startsWith("call.")) soon = setTimeout(() => { soon = null; refreshStatus(); }, 300);
+  });
+  shell.socket?.connect();
   $("app").hidden = false;
   users = (await api("/api/users")).filter((/** @type {any} */ u) => mayOpen(u.id));
   const sel = /** @type {HTMLSelectElement} */ ($("user-select"));
