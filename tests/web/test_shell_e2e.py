@@ -17,7 +17,9 @@ from crm_core.users.models import User
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.web.live import LiveService, chromium_available, live_service, watch_errors, with_ami
+from tests.web.test_i18n import CATALOGUES, load
 from tests.web.test_operator_e2e import seed_ivan
+from tests.web.test_shell_api import EXPECTED_NAV
 from web.container import Container
 from web.pages_routes import PAGES
 from web.settings import Settings
@@ -31,17 +33,18 @@ pytestmark = pytest.mark.usefixtures("db")
 PASSWORD = "pw-shell-1"
 BROWSER_LOCALE = {"ru": "ru-RU", "en": "en-US"}
 # what each role's header offers, in order (web/pages_routes.py), and what it must not open
-NAV = {
-    "operator": ["/operator", "/schedules"],
-    "manager": ["/operator", "/schedules"],
-    "supervisor": ["/operator", "/dashboard", "/schedules"],
-    "admin": ["/operator", "/dashboard", "/schedules"],
-}
+NAV = EXPECTED_NAV
 LABELS = {
-    "ru": {"/operator": "Рабочее место", "/dashboard": "Табло", "/schedules": "Графики"},
-    "en": {"/operator": "Workspace", "/dashboard": "Live board", "/schedules": "Schedules"},
+    lang: {p.path: str(load(CATALOGUES / f"shell.{lang}.js")[p.label]) for p in PAGES if p.label}
+    for lang in ("ru", "en")
 }
-REFUSED = {"ru": "Только для руководителей.", "en": "Supervisors only."}
+assert LABELS["ru"]["/operator"] == "Рабочее место" and LABELS["en"]["/operator"] == "Workspace"
+# the board says who it is for; a page without its own words says the shell's
+REFUSED = {
+    "ru": {"/dashboard": "Только для руководителей."},
+    "en": {"/dashboard": "Supervisors only."},
+}
+REFUSED_ANY = {"ru": "недоступна для вашей роли", "en": "not available for your role"}
 SIGN_OUT = {"ru": "Выйти", "en": "Sign out"}
 HOME = {
     "operator": "/operator",
@@ -195,10 +198,14 @@ async def test_every_role_navigates_its_pages_and_is_refused_the_others(
         await expect(page.locator("[data-testid=refused]")).to_have_count(0)
         await expect(page.locator("main")).to_be_visible()
     # a page of the table this role may not open: refused, nothing of it shown
-    for path in [p.path for p in PAGES if p.label and p.path not in NAV[role]]:
+    refused = [p.path for p in PAGES if p.label and p.path not in NAV[role]]
+    assert ("/dashboard" in refused) == (role in ("operator", "manager"))
+    for path in refused:
         await page.goto(live.url + path)
-        await expect(page.locator("[data-testid=refused]")).to_contain_text(REFUSED[lang])
+        words = REFUSED[lang].get(path, REFUSED_ANY[lang])
+        await expect(page.locator("[data-testid=refused]")).to_contain_text(words)
         await expect(page.locator("main")).to_have_count(1)  # the refusal only
+    if "/dashboard" in refused:
         await expect(page.locator("#agents")).to_have_count(0)
         response = await page.request.get(
             live.url + "/api/dashboard",
