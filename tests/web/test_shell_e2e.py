@@ -6,6 +6,7 @@ two lights (the page's socket, the PBX) tell the truth; every page fits a laptop
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,6 +45,9 @@ REFUSED = {
     "ru": {"/dashboard": "Только для руководителей."},
     "en": {"/dashboard": "Supervisors only."},
 }
+# a key shown instead of its words (a missing string): "op.saved", "nav.deals"…
+FAMILIES = sorted({k.split(".")[0] for f in CATALOGUES.glob("*.en.js") for k in load(f)})
+RAW_KEY = re.compile(rf"\b(?:{'|'.join(FAMILIES)})\.[a-z][\w.]*")
 REFUSED_ANY = {"ru": "недоступна для вашей роли", "en": "not available for your role"}
 SIGN_OUT = {"ru": "Выйти", "en": "Sign out"}
 HOME = {
@@ -197,6 +201,9 @@ async def test_every_role_navigates_its_pages_and_is_refused_the_others(
         await expect(page.locator("#me")).to_contain_text(f"{role.title()} Shell")
         await expect(page.locator("[data-testid=refused]")).to_have_count(0)
         await expect(page.locator("main")).to_be_visible()
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+        shown = await page.locator("body").inner_text()
+        assert not RAW_KEY.findall(shown), f"{path}: keys without words {RAW_KEY.findall(shown)}"
     # a page of the table this role may not open: refused, nothing of it shown
     refused = [p.path for p in PAGES if p.label and p.path not in NAV[role]]
     assert ("/dashboard" in refused) == (role in ("operator", "manager"))
