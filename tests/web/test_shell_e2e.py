@@ -14,12 +14,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.tasks.models import Task
 from crm_core.users.models import User
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
+from tests.web.conftest import OPERATOR
 from tests.web.live import LiveService, chromium_available, live_service, watch_errors, with_ami
 from tests.web.test_i18n import CATALOGUES, load
-from tests.web.test_operator_e2e import seed_ivan
+from tests.web.test_operator_e2e import play, seed_ivan
 from tests.web.test_shell_api import EXPECTED_NAV
 from web.container import Container
 from web.pages_routes import PAGES
@@ -325,3 +327,58 @@ async def test_every_page_fits_a_laptop_and_a_phone(
             await expect(page.locator("#editor")).to_be_visible()
         scroll, inner = await overflow(page)
         assert scroll <= inner, f"{path} is {scroll} px wide in a {inner} px window"
+
+
+# ------------------------------------------------------------------------ a call, in Russian
+
+
+async def test_a_call_pops_in_russian_with_the_companys_formats(
+    settings: Settings,
+    container: Container,
+    replay: ReplayServer,
+    browsers: Browsers,
+    make_user: UserFactory,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Olga's profile says Russian (her browser says English): the pop, the call's states, the
+    recent calls, the timeline and the money all in Russian; the result saved in Russian."""
+    olga, _ = await make_user(
+        role="operator",
+        extension="101",
+        login=OPERATOR[0],
+        password=OPERATOR[1],
+        full_name="Olga Operator",
+        locale="ru",
+    )
+    await seed_ivan(sessions, olga)
+    with_ami(settings, replay)
+    async with live_service(container) as service:
+        page = await browsers.page("en")
+        await page.goto(service.url + "/")
+        await page.fill("#login", OPERATOR[0])
+        await page.fill("#password", OPERATOR[1])
+        await page.click("#login-submit")
+        await page.wait_for_url("**/operator")
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+        await expect(page.locator("#idle")).to_contain_text("Ждём звонков")
+        await play(replay, "inbound_answered", speed=1)
+        await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+        # 150 000 ₽ as Russian writes it (a narrow no-break space between the thousands)
+        amount = await page.locator("#pop-deal-amount").inner_text()
+        assert re.fullmatch(r"150\s000\s₽", amount), amount
+        await expect(page.locator("#pop-state")).to_have_text("Разговор", timeout=10_000)
+        await expect(page.locator("#pop")).to_have_attribute("data-state", "ended", timeout=15_000)
+        await expect(page.locator("#pop-state")).to_have_text("Завершён · принят")
+        await expect(page.locator("#calls li").first).to_contain_text("принят")
+        await page.click("#pop-open")
+        first = page.locator("#timeline .tl-item").first
+        await expect(first).to_contain_text("Входящий звонок")
+        await expect(first).to_contain_text("разговор 0:08")
+        # the result of the call: a callback titled in her language
+        await page.select_option("#result-select", "call back later")
+        await page.click("#result-save")
+        await expect(page.locator("#result-status")).to_have_text("Сохранено")
+        await expect(page.locator("#pop-tasks")).to_contain_text("Перезвонить: Ivan Petrov")
+        async with sessions() as s:
+            titles = (await s.scalars(select(Task.title).where(Task.kind == "callback"))).all()
+        assert titles == ["Перезвонить: Ivan Petrov"]
