@@ -3,7 +3,7 @@
 // In the demo (GET /api/demo/info answers; 404 elsewhere) a banner lists the log-ins.
 
 import { ApiError, api, forget, homeOf, saveSignIn, saveUser, storedUser, token } from "./lib/api.js";
-import { $, h, input } from "./lib/dom.js";
+import { $, fill, h, input } from "./lib/dom.js";
 import { browserLangs, chooseLang, registerCatalogue, setLang, t, translatePage } from "./lib/i18n.js";
 import shellEn from "./lib/i18n/shell.en.js";
 import shellRu from "./lib/i18n/shell.ru.js";
@@ -54,7 +54,7 @@ async function demoBanner() {
       h("code", { text: x.login }), ` ${t("login.demo.password")} `, h("code", { text: x.password }),
       ` — ${x.role}`, x.extension ? `, ${t("login.demo.extension", { ext: x.extension })}` : "", " ", use);
   });
-  banner.replaceChildren(
+  fill(banner,
     h("h2", { text: t("login.demo.title") }),
     h("ul", { class: "mini" }, rows),
     info.messages_url ? h("p", {}, h("a", { href: info.messages_url, target: "_blank", text: t("login.demo.messages") })) : null,
