@@ -93,8 +93,10 @@ class ListEditor {
 }
 
 async function main() {
-  const shell = await startShell({ titleKey: "dealadmin.lists.title", socket: false });
+  const shell = await startShell({ titleKey: "dealadmin.lists.title" });
   if (!shell) return;
+  // the header's lights, as on every page (nothing here listens to the news)
+  if (shell.socket) shell.socket.connect();
   const editors = [...document.querySelectorAll("section[data-list]")].map((s) => new ListEditor(/** @type {HTMLElement} */ (s)));
   await Promise.all(editors.map((e) => e.load()));
 }

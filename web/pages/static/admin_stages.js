@@ -92,8 +92,10 @@ async function load() {
 }
 
 async function main() {
-  const shell = await startShell({ titleKey: "dealadmin.stages.title", socket: false });
+  const shell = await startShell({ titleKey: "dealadmin.stages.title" });
   if (!shell) return;
+  // the header's lights, as on every page (nothing here listens to the news)
+  if (shell.socket) shell.socket.connect();
   const kind = /** @type {HTMLSelectElement} */ ($("add-kind"));
   kind.replaceChildren(...KINDS.map((k) => h("option", { value: k, text: t(`dealadmin.kind.${k}`) })));
   $("add-stage").addEventListener("submit", (ev) => {
