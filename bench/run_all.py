@@ -24,6 +24,7 @@ BENCHES = [
         "health and FastAGI latency during 20 concurrent wrong sign-ins (hardening, item 1)",
         ["login_storm_bench.py"],
     ),
+    ("deals board: 5,000 open deals, 300 managers (issue 14)", ["deals_board_bench.py"]),
 ]
 
 

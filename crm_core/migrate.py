@@ -11,10 +11,13 @@ from alembic.config import Config
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, locale: str | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    # the language a fresh install's stage and list names are seeded in (DEFAULT_LOCALE);
+    # None keeps the schema's English names
+    cfg.attributes["seed_locale"] = locale
     return cfg
 
 
@@ -37,13 +40,13 @@ def _in_thread(fn: object, *args: object) -> None:
         raise errors[0]
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    _in_thread(command.upgrade, alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head", *, locale: str | None = None) -> None:
+    _in_thread(command.upgrade, alembic_config(url, locale), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
     _in_thread(command.downgrade, alembic_config(url), revision)
 
 
-async def upgrade_async(url: str, revision: str = "head") -> None:
-    await asyncio.to_thread(upgrade, url, revision)
+async def upgrade_async(url: str, revision: str = "head", *, locale: str | None = None) -> None:
+    await asyncio.to_thread(lambda: upgrade(url, revision, locale=locale))

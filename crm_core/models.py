@@ -5,7 +5,7 @@ from crm_core.clients.models import Client, ClientEmail, ClientPhone, ContactPer
 from crm_core.comments.models import CommunicationComment
 from crm_core.communications.models import Communication
 from crm_core.db import Base
-from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
 from crm_core.events.models import EventLogEntry
 from crm_core.outbox.models import OutboxMessage
 from crm_core.results.models import ContactResult, ContactResultRecord
@@ -28,6 +28,7 @@ __all__ = [
     "ContactResult",
     "ContactResultRecord",
     "Deal",
+    "DealChoice",
     "DealStage",
     "DealStageMove",
     "EventLogEntry",

@@ -20,6 +20,7 @@ from crm_core.events.messages import (
 from crm_core.events.types import (
     CallEvent,
     CommunicationLogged,
+    DealChanged,
     DealStageChanged,
     MessageEvent,
     TaskChanged,
@@ -168,7 +169,29 @@ def _deal_stage_changed(event: DealStageChanged) -> list[Message]:
         "to_stage_id": event.to_stage_id,
         "user_id": event.user_id,
     }
-    return [Message(SUPERVISORS, DealStageChangedMessage.TYPE, payload)]
+    return [
+        Message(channel, DealStageChangedMessage.TYPE, payload)
+        for channel in _deal_channels(event.responsible_id)
+    ]
+
+
+def _deal_channels(responsible_id: int | None) -> list[str]:
+    """Supervisors' boards and the responsible manager's own (issue 14)."""
+    channels = [SUPERVISORS]
+    if responsible_id is not None:
+        channels.append(user_channel(responsible_id))
+    return channels
+
+
+def _deal_changed(event: DealChanged) -> list[Message]:
+    payload = {
+        "deal_id": event.deal_id,
+        "client_id": event.client_id,
+        "stage_id": event.stage_id,
+        "responsible_id": event.responsible_id,
+        "user_id": event.user_id,
+    }
+    return [Message(ch, event.type, payload) for ch in _deal_channels(event.responsible_id)]
 
 
 def _message_event(event: MessageEvent) -> list[Message]:
@@ -207,6 +230,7 @@ _SERIALIZERS: dict[type[Any], Callable[[Any], list[Message]]] = {
     TaskReminder: _task_reminder,
     CommunicationLogged: _communication_logged,
     DealStageChanged: _deal_stage_changed,
+    DealChanged: _deal_changed,
     MessageEvent: _message_event,
 }
 

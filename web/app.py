@@ -13,6 +13,7 @@ from web import docs_pages, errors, health, pages_routes
 from web import webhooks as twilio_webhooks
 from web import ws as events_ws
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
+from web.api import deal_admin as deal_admin_api  # stages and the deal forms' lists
 from web.api import events_schema as events_schema_api
 from web.api import messages as messages_api
 from web.api import recordings as recordings_api
@@ -65,6 +66,7 @@ ROUTERS: list[APIRouter] = [
     reports.router,
     events_ws.router,  # /ws and /api/events (the event hub)
     events_schema_api.router,  # what /ws sends (GET /api/events/schema)
+    deal_admin_api.router,  # deal stages and the deal forms' lists (admins)
     recordings_api.router,  # call recordings: the player's link and audio
     messages_api.router,  # SMS and email sent from the card
     twilio_webhooks.router,  # Twilio's inbound SMS and status webhooks

@@ -16,7 +16,7 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.migrate import upgrade
 
     url, _server = resolve_database_url(settings.core.database_url, settings.core.data_dir)
-    upgrade(url)
+    upgrade(url, locale=settings.core.default_locale)
     print("database migrated to the latest schema")
     return 0
 

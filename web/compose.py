@@ -39,7 +39,7 @@ AMI_LISTENER_LOCK = lock_key("crm-telephony:ami-listener")
 async def open_container(settings: Settings, *, migrate: bool = True) -> Container:
     url, server = resolve_database_url(settings.core.database_url, settings.core.data_dir)
     if migrate:
-        await upgrade_async(url)
+        await upgrade_async(url, locale=settings.core.default_locale)
     engine = make_engine(url, timeout=settings.core.database_timeout_seconds)
     return Container(
         settings=settings,

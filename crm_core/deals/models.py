@@ -3,7 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Numeric, SmallInteger, String, Text
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.db import Base
@@ -32,12 +43,21 @@ class DealStage(Base):
     is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
     is_won: Mapped[bool] = mapped_column(Boolean, default=False)
 
+    @property
+    def kind(self) -> str:
+        """open, won or lost: what a move into the stage does to the deal."""
+        if not self.is_closed:
+            return "open"
+        return "won" if self.is_won else "lost"
+
 
 class Deal(Base):
     __tablename__ = "deals"
     __table_args__ = (
         # "the client's open deal" is asked on every call: keep it one index probe
         Index("ix_deals_open_by_client", "client_id", postgresql_where="closed_at IS NULL"),
+        # the board's won/lost zones: the latest closed deals of one stage
+        Index("ix_deals_stage_closed_at", "stage_id", "closed_at"),
     )
 
     id: Mapped[intpk]
@@ -53,6 +73,10 @@ class Deal(Base):
     created_at: Mapped[created_at]
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lost_reason: Mapped[str | None] = mapped_column(Text)
+    # when the deal entered its stage: the board's "days in stage" without reading the history
+    stage_since: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
 
     stage: Mapped[DealStage] = relationship(lazy="joined")
 
@@ -68,3 +92,23 @@ class DealStageMove(Base):
     to_stage_id: Mapped[int] = mapped_column(ForeignKey("deal_stages.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     moved_at: Mapped[created_at]
+    lost_reason: Mapped[str | None] = mapped_column(Text)
+
+
+CHOICE_KINDS = ("lost_reason", "lead_source")
+
+
+class DealChoice(Base):
+    """One entry of an admin-edited list the deal forms offer: lost reasons, lead sources.
+
+    Deals keep the chosen text, not a reference: renaming or removing an entry leaves the
+    history as it was written.
+    """
+
+    __tablename__ = "deal_choices"
+    __table_args__ = (UniqueConstraint("kind", "name"),)
+
+    id: Mapped[intpk]
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(SmallInteger)

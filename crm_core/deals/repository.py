@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
+from crm_core.users.models import User
 
 
 async def stages(session: AsyncSession) -> list[DealStage]:
@@ -64,3 +69,168 @@ async def moves_of(session: AsyncSession, deal_id: int) -> list[DealStageMove]:
         select(DealStageMove).where(DealStageMove.deal_id == deal_id).order_by(DealStageMove.id)
     )
     return list(rows.all())
+
+
+async def moves_with_names(
+    session: AsyncSession, deal_id: int
+) -> list[tuple[DealStageMove, str | None]]:
+    """The deal's history, oldest first, each move with the mover's name (one query)."""
+    rows = await session.execute(
+        select(DealStageMove, User.full_name)
+        .outerjoin(User, User.id == DealStageMove.user_id)
+        .where(DealStageMove.deal_id == deal_id)
+        .order_by(DealStageMove.id)
+    )
+    return [(m, name) for m, name in rows.all()]
+
+
+async def stage_in_use(session: AsyncSession, stage_id: int) -> bool:
+    """Whether a deal sits in the stage or its history names it."""
+    deals = select(Deal.id).where(Deal.stage_id == stage_id).exists()
+    moves = (
+        select(DealStageMove.id)
+        .where(or_(DealStageMove.to_stage_id == stage_id, DealStageMove.from_stage_id == stage_id))
+        .exists()
+    )
+    return bool(await session.scalar(select(or_(deals, moves))))
+
+
+async def lock_stages(session: AsyncSession) -> None:
+    """Serialize pipeline edits: two admins reordering at once must not interleave."""
+    await session.execute(text("LOCK TABLE deal_stages IN SHARE ROW EXCLUSIVE MODE"))
+
+
+async def choices(session: AsyncSession, kind: str) -> list[DealChoice]:
+    rows = await session.scalars(
+        select(DealChoice)
+        .where(DealChoice.kind == kind)
+        .order_by(DealChoice.position, DealChoice.id)
+    )
+    return list(rows.all())
+
+
+async def choice(session: AsyncSession, kind: str, choice_id: int) -> DealChoice | None:
+    found = await session.get(DealChoice, choice_id)
+    return found if found is not None and found.kind == kind else None
+
+
+async def choice_named(session: AsyncSession, kind: str, name: str) -> DealChoice | None:
+    return await session.scalar(
+        select(DealChoice).where(DealChoice.kind == kind, DealChoice.name == name)
+    )
+
+
+# ---- the board: one query for the open deals, one for the latest closed ones -------------------
+# PostgreSQL writes each column's cards as JSON itself (json_agg): a whole company's board is
+# thousands of cards, and building them row by row in Python cost several times the query.
+
+
+class BoardStage(NamedTuple):
+    stage_id: int
+    total: int
+    amount_total: Decimal
+    cards: str  # a JSON array of schemas.BoardCard
+
+
+_CARD = """
+    json_build_object(
+        'id', d.id, 'client_id', d.client_id, 'client_name', c.name, 'title', d.title,
+        'amount', d.amount::text, 'currency', d.currency,
+        'responsible_id', d.responsible_id, 'responsible_name', u.full_name,
+        'lead_source', d.lead_source, 'stage_id', d.stage_id, 'stage_since', d.stage_since,
+        'days_in_stage', greatest(0, floor(extract(epoch FROM :now - d.stage_since) / 86400))::int,
+        'last_contact_at',
+            (SELECT max(m.occurred_at) FROM communications m WHERE m.deal_id = d.id),
+        'closed_at', d.closed_at, 'lost_reason', d.lost_reason
+    )
+"""
+
+
+def _filters(
+    *, responsible_id: int | None, lead_source: str | None, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    where: list[str] = []
+    params: dict[str, Any] = {"now": now}
+    if responsible_id is not None:
+        where.append("d.responsible_id = :responsible_id")
+        params["responsible_id"] = responsible_id
+    if lead_source is not None:
+        where.append("d.lead_source = :lead_source")
+        params["lead_source"] = lead_source
+    return "".join(f" AND {w}" for w in where), params
+
+
+async def board_open(
+    session: AsyncSession,
+    *,
+    responsible_id: int | None,
+    lead_source: str | None,
+    created_from: datetime | None,
+    created_before: datetime | None,
+    now: datetime,
+) -> list[BoardStage]:
+    """Every open deal matching, per stage, with its client, manager and last contact (one
+    query; the last contact is one probe of ix_communications_deal_time per deal)."""
+    extra, params = _filters(responsible_id=responsible_id, lead_source=lead_source, now=now)
+    if created_from is not None:
+        extra += " AND d.created_at >= :created_from"
+        params["created_from"] = created_from
+    if created_before is not None:
+        extra += " AND d.created_at < :created_before"
+        params["created_before"] = created_before
+    sql = f"""
+        SELECT d.stage_id, count(*) AS total, sum(d.amount) AS amount_total,
+               json_agg({_CARD} ORDER BY d.stage_since DESC, d.id DESC)::text AS cards
+        FROM deals d
+        JOIN clients c ON c.id = d.client_id
+        LEFT JOIN users u ON u.id = d.responsible_id
+        WHERE d.closed_at IS NULL{extra}
+        GROUP BY d.stage_id
+    """
+    return [BoardStage(*r) for r in (await session.execute(text(sql), params)).all()]
+
+
+async def board_closed(
+    session: AsyncSession,
+    *,
+    stage_ids: list[int],
+    responsible_id: int | None,
+    lead_source: str | None,
+    closed_from: datetime | None,
+    closed_before: datetime | None,
+    limit: int,
+    now: datetime,
+) -> list[BoardStage]:
+    """The latest `limit` matching deals of each closed stage, with the stage's full count and
+    sum (one query)."""
+    if not stage_ids:
+        return []
+    extra, params = _filters(responsible_id=responsible_id, lead_source=lead_source, now=now)
+    if closed_from is not None:
+        extra += " AND d.closed_at >= :closed_from"
+        params["closed_from"] = closed_from
+    if closed_before is not None:
+        extra += " AND d.closed_at < :closed_before"
+        params["closed_before"] = closed_before
+    params |= {"stage_ids": stage_ids, "limit": limit}
+    # rank first on the bare rows; the cards (names, last contact, JSON) only for the kept ones
+    sql = f"""
+        WITH ranked AS (
+            SELECT d.id, d.stage_id,
+                   count(*) OVER w AS total,
+                   sum(d.amount) OVER w AS amount_total,
+                   row_number() OVER (w ORDER BY d.closed_at DESC, d.id DESC) AS rank
+            FROM deals d
+            WHERE d.stage_id = ANY(:stage_ids) AND d.closed_at IS NOT NULL{extra}
+            WINDOW w AS (PARTITION BY d.stage_id)
+        )
+        SELECT r.stage_id, max(r.total) AS total, max(r.amount_total) AS amount_total,
+               json_agg({_CARD} ORDER BY r.rank)::text AS cards
+        FROM ranked r
+        JOIN deals d ON d.id = r.id
+        JOIN clients c ON c.id = d.client_id
+        LEFT JOIN users u ON u.id = d.responsible_id
+        WHERE r.rank <= :limit
+        GROUP BY r.stage_id
+    """
+    return [BoardStage(*r) for r in (await session.execute(text(sql), params)).all()]

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
 from crm_core.inputs import Id, Patch, Text
 from crm_core.outputs import IsoDatetime
+
+StageKind = Literal["open", "won", "lost"]
+ChoiceKind = Literal["lost_reason", "lead_source"]
 
 
 class DealCreate(BaseModel):
@@ -32,7 +36,68 @@ class DealUpdate(Patch):
 class StageMove(BaseModel):
     stage_id: Id | None = None
     stage: Text | None = Field(default=None, description="stage name, instead of stage_id")
-    lost_reason: Text | None = Field(default=None, max_length=2000)
+    lost_reason: Text | None = Field(
+        default=None, max_length=2000, description="required when the stage closes as lost"
+    )
+    amount: Decimal | None = Field(
+        default=None,
+        gt=0,
+        max_digits=14,
+        decimal_places=2,
+        description="sets the deal's amount; a won stage needs one here or on the deal",
+    )
+
+    @field_validator("lost_reason")
+    @classmethod
+    def _blank_is_none(cls, v: str | None) -> str | None:
+        return v.strip() or None if v is not None else None
+
+
+def _stripped(v: str) -> str:
+    v = v.strip()
+    if not v:
+        raise ValueError("must not be blank")
+    return v
+
+
+class StageCreate(BaseModel):
+    name: Text = Field(min_length=1, max_length=64)
+    kind: StageKind = "open"
+
+    _strip = field_validator("name")(_stripped)
+
+
+class StageUpdate(Patch):
+    name: Text | None = Field(default=None, min_length=1, max_length=64)
+    kind: StageKind | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, v: str | None) -> str | None:
+        return _stripped(v) if v is not None else None
+
+
+class Order(BaseModel):
+    """Every id of the list, in the new order."""
+
+    ids: list[Id] = Field(min_length=1, max_length=500)
+
+
+class ChoiceCreate(BaseModel):
+    name: Text = Field(min_length=1, max_length=100)
+
+    _strip = field_validator("name")(_stripped)
+
+
+class ChoiceOut(BaseModel):
+    id: int
+    kind: ChoiceKind
+    name: str
+    position: int
+
+    @classmethod
+    def from_row(cls, c: DealChoice) -> ChoiceOut:
+        return cls(id=c.id, kind=c.kind, name=c.name, position=c.position)
 
 
 class StageOut(BaseModel):
@@ -41,11 +106,17 @@ class StageOut(BaseModel):
     position: int
     is_closed: bool
     is_won: bool
+    kind: StageKind
 
     @classmethod
     def from_row(cls, s: DealStage) -> StageOut:
         return cls(
-            id=s.id, name=s.name, position=s.position, is_closed=s.is_closed, is_won=s.is_won
+            id=s.id,
+            name=s.name,
+            position=s.position,
+            is_closed=s.is_closed,
+            is_won=s.is_won,
+            kind=s.kind,
         )
 
 
@@ -63,6 +134,7 @@ class DealOut(BaseModel):
     created_at: IsoDatetime | None
     closed_at: IsoDatetime | None
     lost_reason: str | None
+    stage_since: IsoDatetime | None
 
     @classmethod
     def from_row(cls, d: Deal) -> DealOut:
@@ -82,6 +154,7 @@ class DealOut(BaseModel):
             created_at=d.created_at,
             closed_at=d.closed_at,
             lost_reason=d.lost_reason,
+            stage_since=d.__dict__.get("stage_since"),
         )
 
 
@@ -90,14 +163,30 @@ class StageMoveOut(BaseModel):
     to_stage_id: int
     user_id: int | None
     moved_at: IsoDatetime | None
+    lost_reason: str | None = None
+    # names, when the history was read with them (GET /api/deals/{id})
+    from_stage: str | None = None
+    to_stage: str | None = None
+    user_name: str | None = None
 
     @classmethod
-    def from_row(cls, m: DealStageMove) -> StageMoveOut:
+    def from_row(
+        cls,
+        m: DealStageMove,
+        *,
+        stage_names: dict[int, str] | None = None,
+        user_name: str | None = None,
+    ) -> StageMoveOut:
+        names = stage_names or {}
         return cls(
             from_stage_id=m.from_stage_id,
             to_stage_id=m.to_stage_id,
             user_id=m.user_id,
             moved_at=m.moved_at,
+            lost_reason=m.lost_reason,
+            from_stage=names.get(m.from_stage_id) if m.from_stage_id is not None else None,
+            to_stage=names.get(m.to_stage_id),
+            user_name=user_name,
         )
 
 
@@ -105,3 +194,33 @@ class DealWithMoves(DealOut):
     """One deal with its stage history, oldest move first."""
 
     moves: list[StageMoveOut]
+
+
+class BoardCard(BaseModel):
+    id: int
+    client_id: int
+    client_name: str
+    title: str
+    amount: str
+    currency: str
+    responsible_id: int | None
+    responsible_name: str | None
+    lead_source: str | None
+    stage_id: int
+    stage_since: IsoDatetime
+    days_in_stage: int
+    last_contact_at: IsoDatetime | None
+    closed_at: IsoDatetime | None
+    lost_reason: str | None
+
+
+class BoardColumn(BaseModel):
+    stage: StageOut
+    total: int  # matching deals in the stage (a won/lost zone shows only the latest)
+    amount_total: str  # the sum of their amounts, whatever the currency (a rough figure)
+    cards: list[BoardCard]
+
+
+class Board(BaseModel):
+    columns: list[BoardColumn]
+    closed_limit: int  # how many of the latest won/lost deals a closed column carries

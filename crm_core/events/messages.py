@@ -259,6 +259,25 @@ class SystemStatusMessage(EventMessage):
     ami: str
 
 
+# ---- deals board (issue 14) ---------------------------------------------------------------------
+
+
+class _DealNews(EventMessage):
+    deal_id: int
+    client_id: int
+    stage_id: int
+    responsible_id: int | None
+    user_id: int | None  # who did it
+
+
+class DealCreatedMessage(_DealNews):
+    TYPE = "deal.created"
+
+
+class DealUpdatedMessage(_DealNews):
+    TYPE = "deal.updated"
+
+
 CATALOGUE: tuple[type[EventMessage], ...] = (
     CallStartedMessage,
     CallRingingMessage,
@@ -281,6 +300,8 @@ CATALOGUE: tuple[type[EventMessage], ...] = (
     TaskUpdatedMessage,
     TaskDoneMessage,
     TaskReminderMessage,
+    DealCreatedMessage,
+    DealUpdatedMessage,
 )
 BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}
 # control messages carry their fields beside "type" rather than in a numbered frame's payload

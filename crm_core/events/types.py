@@ -13,6 +13,19 @@ class DealStageChanged:
     from_stage_id: int | None
     to_stage_id: int
     user_id: int | None
+    responsible_id: int | None = None  # their boards follow the deal too (issue 14)
+
+
+@dataclass(frozen=True, slots=True)
+class DealChanged:
+    """A deal created or edited (issue 14): boards showing it refresh."""
+
+    type: str  # deal.created | deal.updated
+    deal_id: int
+    client_id: int
+    stage_id: int
+    responsible_id: int | None
+    user_id: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,8 @@ EXPECTED = {
     "task.created",
     "communication.logged",
     "deal.stage_changed",
+    "deal.created",
+    "deal.updated",
     "message.received",
     "message.status",
     "subscribed",

@@ -66,7 +66,8 @@ async def test_board_and_report_figures(
             headers=sup,
         )
         if stage:
-            await api.post(f"/api/deals/{d.json()['id']}/stage", json={"stage": stage}, headers=sup)
+            move = {"stage": stage, "lost_reason": "price"} if stage == "Lost" else {"stage": stage}
+            await api.post(f"/api/deals/{d.json()['id']}/stage", json=move, headers=sup)
     report = (await api.get("/api/reports", headers=sup)).json()
     row = next(r for r in report["per_manager"] if r["user_id"] == a101.id)
     assert row["won"] == 1 and row["won_sum"] == "100.00"

@@ -85,6 +85,27 @@ export function t(key, params) {
 }
 
 /**
+ * Whether a key has a text (for values the server names: a known one translated, an unknown
+ * one shown as the server said it).
+ * @param {string} key
+ */
+export function has(key) {
+  return key in strings[current] || key in strings.en;
+}
+
+/**
+ * A value the server names (a call's status, an agent's state), in the user's language when
+ * the catalogue has `<prefix>.<value>`, else as it came.
+ * @param {string} prefix
+ * @param {string | null | undefined} value
+ */
+export function named(prefix, value) {
+  if (value == null) return "";
+  const key = `${prefix}.${value}`;
+  return has(key) ? t(key) : value;
+}
+
+/**
  * Translate the static text of a page: every element with `data-i18n="key"` gets its text,
  * `data-i18n-placeholder`, `data-i18n-title`, `data-i18n-aria-label` set those attributes.
  * @param {ParentNode} [root]

@@ -47,11 +47,13 @@ registerCatalogue({ ru, en });
  * @typedef {import("./api.js").Me} Me
  * @typedef {import("./ws.js").SocketOptions} SocketOptions
  * @typedef {{
- *   path?: string, socket?: SocketOptions | false, deniedKey?: string, titleKey?: string,
+ *   path?: string, socket?: SocketOptions | ((me: Me) => SocketOptions) | false,
+ *   deniedKey?: string, titleKey?: string,
  * }} ShellOptions
  * `path`: the page's row in the table (default: location.pathname); `socket`: options of the
- * page's websocket (false: none; it is created, not connected: call connect() once the page
- * has its handlers); `deniedKey`: the refusal's text; `titleKey`: the document's title.
+ * page's websocket, or a function of the user giving them (false: none; it is created, not
+ * connected: call connect() once the page has its handlers); `deniedKey`: the refusal's text;
+ * `titleKey`: the document's title.
  * @typedef {{ me: Me, socket: Socket | null, header: HTMLElement }} Shell
  */
 
@@ -107,7 +109,7 @@ function header(me, path, socket) {
     nav,
     h("span", { class: "spacer" }),
     conn, pbx,
-    h("span", { id: "who", class: "shell-who", "data-testid": "who", text: `${me.full_name || me.login} (${t(`shell.role.${me.role}`)})` }),
+    h("span", { id: "me", class: "shell-who", "data-testid": "me", text: `${me.full_name || me.login} (${t(`shell.role.${me.role}`)})` }),
     langSelect, langError, out);
 }
 
@@ -152,7 +154,9 @@ export async function startShell(options = {}) {
   translatePage();
   if (options.titleKey) document.title = `${t(options.titleKey)} — ${t("app.name")}`;
   const allowed = me.pages.some((p) => p.path === path);
-  const socket = allowed && options.socket !== false ? new Socket(options.socket || { status: true }) : null;
+  const asked = options.socket;
+  const socketOptions = typeof asked === "function" ? asked(me) : asked || { status: true };
+  const socket = allowed && asked !== false ? new Socket(socketOptions) : null;
   const bar = header(me, path, socket);
   document.body.prepend(bar);
   if (!allowed) { refuse(me, options.deniedKey || "shell.forbidden"); return null; }

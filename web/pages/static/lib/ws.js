@@ -38,7 +38,7 @@ export class Socket {
     const stored = options.lastSeqKey ? Number(localStorage.getItem(options.lastSeqKey) || 0) || 0 : 0;
     /** the highest seq applied */
     this.lastSeq = stored;
-    /** nothing was stored: this page starts afresh */
+    /** nothing was stored: this page starts afresh (until its first reconnect) */
     this.freshStart = !stored;
     /** server position at subscription: frames up to it are a replay */
     this.replayUntil = 0;
@@ -133,6 +133,7 @@ export class Socket {
       if (this.options.channels) hello.channels = this.options.channels;
       if (this.options.status) hello.status = true;
       ws.send(JSON.stringify(hello));
+      if (this.connects > 0) this.freshStart = false; // a reconnect replays what was missed live
       this.attempt = 0;
       this.connects += 1;
       this.setState("open");
