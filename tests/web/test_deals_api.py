@@ -4,6 +4,7 @@ and lists, live news on the sockets' channels, and bad input refused with a 4xx.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -28,15 +29,19 @@ async def kept(db: AsyncEngine) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def published(container: Container) -> list[Any]:
+def published() -> list[Any]:
     """What committed units of work publish (the hub's input)."""
-    events: list[Any] = []
+    return []
+
+
+@pytest.fixture
+def container(container: Container, published: list[Any]) -> Container:
+    """The test's container, publishing into `published` (the container is frozen)."""
 
     async def publish(batch: list[Any]) -> None:
-        events.extend(batch)
+        published.extend(batch)
 
-    container.publish = publish
-    return events
+    return replace(container, publish=publish)
 
 
 async def _stages(api: httpx.AsyncClient, h: dict[str, str]) -> dict[str, dict[str, Any]]:
