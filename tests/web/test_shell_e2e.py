@@ -126,11 +126,22 @@ async def locale_of(sessions: async_sessionmaker[AsyncSession], user_id: int) ->
 
 
 @pytest.mark.parametrize(
-    ("lang", "button", "login"), [("ru", "Войти", "Логин"), ("en", "Sign in", "Login")]
+    ("lang", "button", "login", "wrong"),
+    [
+        ("ru", "Войти", "Логин", "Неверный логин или пароль."),
+        ("en", "Sign in", "Login", "Wrong login or password."),
+    ],
 )
 async def test_the_sign_in_page_speaks_the_browsers_language(
-    live: LiveService, browsers: Browsers, lang: str, button: str, login: str
+    live: LiveService,
+    browsers: Browsers,
+    make_user: UserFactory,
+    lang: str,
+    button: str,
+    login: str,
+    wrong: str,
 ) -> None:
+    await person(make_user, "operator")
     page = await browsers.page(lang)
     await page.goto(live.url + "/")
     await expect(page.locator("#login-submit")).to_have_text(button)
@@ -138,6 +149,19 @@ async def test_the_sign_in_page_speaks_the_browsers_language(
     await expect(page.locator("html")).to_have_attribute("lang", lang)
     # not a demo (GET /api/demo/info is 404 here): no banner
     await expect(page.locator("#demo")).to_be_hidden()
+    # a wrong password is said in the same language, and nobody is signed in
+    await page.fill("#login", "operator-shell")
+    await page.fill("#password", "not-the-password")
+    await page.click("#login-submit")
+    await expect(page.locator("#login-error")).to_have_text(wrong)
+    assert await page.evaluate("localStorage.getItem('crm_token')") is None
+    # the schedules page's own form says it the same way
+    await page.goto(live.url + "/schedules")
+    await page.fill("#login-user", "operator-shell")
+    await page.fill("#login-password", "not-the-password")
+    await page.click("[data-testid=login-submit]")
+    await expect(page.locator("#login-error")).to_have_text(wrong)
+    await expect(page.locator("[data-testid=login-submit]")).to_have_text(button)
 
 
 async def test_a_demo_lists_its_log_ins_on_the_sign_in_page(

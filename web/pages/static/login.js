@@ -7,11 +7,9 @@ import { $, fill, h, input } from "./lib/dom.js";
 import { browserLangs, chooseLang, registerCatalogue, setLang, t, translatePage } from "./lib/i18n.js";
 import shellEn from "./lib/i18n/shell.en.js";
 import shellRu from "./lib/i18n/shell.ru.js";
-import en from "./lib/i18n/login.en.js";
-import ru from "./lib/i18n/login.ru.js";
+import { signInError } from "./lib/signin.js";
 
 registerCatalogue({ ru: shellRu, en: shellEn });
-registerCatalogue({ ru, en });
 
 const form = /** @type {HTMLFormElement} */ ($("login-form"));
 const error = $("login-error");
@@ -75,7 +73,7 @@ form.addEventListener("submit", async (ev) => {
     }
     location.assign(homeOf(data.user));
   } catch (e) {
-    error.textContent = e instanceof ApiError ? e.message || t("login.failed", { status: e.status }) : String(e);
+    error.textContent = signInError(e);
     error.hidden = false;
   }
 });

@@ -8,12 +8,10 @@ import { $, h, input } from "./lib/dom.js";
 import * as fmt from "./lib/format.js";
 import { browserLangs, chooseLang, named, registerCatalogue, setLang, t, translatePage } from "./lib/i18n.js";
 import { startShell } from "./lib/shell.js";
-import loginEn from "./lib/i18n/login.en.js";
-import loginRu from "./lib/i18n/login.ru.js";
+import { signInError } from "./lib/signin.js";
 import en from "./lib/i18n/schedules.en.js";
 import ru from "./lib/i18n/schedules.ru.js";
 
-registerCatalogue({ ru: loginRu, en: loginEn });
 registerCatalogue({ ru, en });
 
 const KINDS = ["day_off", "vacation", "extra_shift"];
@@ -58,7 +56,7 @@ $("login").addEventListener("submit", async (ev) => {
     const data = await api("/api/auth/token", { method: "POST", body, anonymous: true });
     saveSignIn(data.access_token, data.user); // as the sign-in page keeps it
   } catch (e) {
-    $("login-error").textContent = t("sch.wrongLogin");
+    $("login-error").textContent = signInError(e);
     return;
   }
   $("login").hidden = true;

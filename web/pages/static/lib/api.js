@@ -24,12 +24,14 @@ export class ApiError extends Error {
    * @param {number} status
    * @param {string} message
    * @param {unknown} [body]
+   * @param {Headers} [headers]
    */
-  constructor(status, message, body) {
+  constructor(status, message, body, headers) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.body = body;
+    this.headers = headers || new Headers();
   }
 }
 
@@ -141,7 +143,9 @@ export async function api(path, options = {}) {
     throw new ApiError(401, "signed out");
   }
   const data = res.status === 204 ? null : await res.json().catch(() => null);
-  if (!res.ok) throw new ApiError(res.status, messageOf(data && data.detail, res.status, res.statusText), data);
+  if (!res.ok) {
+    throw new ApiError(res.status, messageOf(data && data.detail, res.status, res.statusText), data, res.headers);
+  }
   return data;
 }
 

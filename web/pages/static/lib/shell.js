@@ -121,7 +121,8 @@ function header(me, path, socket) {
 function refuse(me, key) {
   for (const node of document.querySelectorAll("main")) node.remove();
   const other = h("a", { href: "/", id: "other-user", text: t("shell.otherUser") });
-  other.addEventListener("click", () => { localStorage.removeItem("crm_token"); localStorage.removeItem("crm_user"); });
+  // this sign-in ends (on the server too), then the sign-in page
+  other.addEventListener("click", (ev) => { ev.preventDefault(); signOut(); });
   document.body.append(h("main", { class: "card refused", "data-testid": "refused" },
     h("p", { class: "error", text: t(key) }),
     h("p", {}, h("a", { href: homeOf(me), text: t("shell.back") }), " · ", other)));

@@ -3,6 +3,8 @@ export default {
   "login.login": "Login",
   "login.password": "Password",
   "login.submit": "Sign in",
+  "login.wrong": "Wrong login or password.",
+  "login.tooMany": "Too many attempts: try again in {s} s.",
   "login.failed": "Sign-in failed ({status})",
   "login.demo.title": "Demo: sign in as one of",
   "login.demo.password": "password",

@@ -3,6 +3,8 @@ export default {
   "login.login": "Логин",
   "login.password": "Пароль",
   "login.submit": "Войти",
+  "login.wrong": "Неверный логин или пароль.",
+  "login.tooMany": "Слишком много попыток: повторите через {s} с.",
   "login.failed": "Не удалось войти ({status})",
   "login.demo.title": "Демо: войдите как",
   "login.demo.password": "пароль",

@@ -1,7 +1,6 @@
 export default {
   "sch.title": "Schedules & routing",
   "sch.signIn": "Sign in",
-  "sch.wrongLogin": "Wrong login or password.",
   "sch.now": "Now",
   "sch.explain": "Calls from known clients ring their responsible manager when on duty and free; the others go round-robin, in the turn shown. Click a person to see the schedule.",
   "sch.col.ext": "Ext.",
