@@ -1,48 +1,37 @@
 """Click-to-call from a card: the manager's phone rings first, then the client's number.
 
-The Originate goes through the AMI connection of the instance that follows the PBX when that is
-this one; any other instance opens a short connection of its own for the action (AMI allows many
-manager sessions), so any instance serves any browser.
+The call goes through the container's `Originator` (telephony/originate.py): the AMI one by
+default, the demo's stand-in when the demo put one there. Failures reach the agent's page as
+`originate.failed`; the call itself is followed by AMI like any other.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
-from crm_core.db import unit_of_work
+from crm_core.db import collect_event, unit_of_work
 from crm_core.events.messages import OriginateFailedMessage
 from crm_core.events.types import CallEvent
-from telephony.ami_listener import AmiError, AmiListener
-from telephony.originate import OriginateError, originate_call
+from telephony.ami_listener import AmiError
+from telephony.originate import ActionSender, AmiOriginator, OriginateError, Originator
 from web.container import Container
 
 logger = logging.getLogger(__name__)
 
-
-async def _noop_event(event: dict[str, str], arrival: float) -> None:
-    return None
+ORIGINATOR = "originator"  # the container's slot for a stand-in (the demo's)
 
 
-async def _originate(c: Container, **kwargs: Any) -> str:
-    tracking = c.extras.get("tracking")
-    listener = getattr(tracking, "listener", None)
-    if listener is not None and listener.connected:
-        return await originate_call(listener, settings=c.settings.telephony, **kwargs)
-    transient = AmiListener(c.settings.telephony, _noop_event)
-    await transient.start()
-    try:
-        async with asyncio.timeout(c.settings.telephony.ami_action_timeout):
-            await transient.wait_connected()
-        return await originate_call(transient, settings=c.settings.telephony, **kwargs)
-    except TimeoutError:
-        raise OriginateError(
-            f"cannot reach Asterisk at {c.settings.telephony.ami_host}:"
-            f"{c.settings.telephony.ami_port} ({transient.last_error or transient.state})"
-        ) from None
-    finally:
-        await transient.close(drain_timeout=0)
+def originator_of(c: Container) -> Originator:
+    """The container's Originator: a stand-in put there, else AMI through the followed PBX."""
+    chosen = c.extras.get(ORIGINATOR)
+    if chosen is not None:
+        return chosen  # type: ignore[no-any-return]
+
+    def followed() -> ActionSender | None:
+        listener = getattr(c.extras.get("tracking"), "listener", None)
+        return listener if listener is not None and listener.connected else None
+
+    return AmiOriginator(c.settings.telephony, followed)
 
 
 async def place_call(
@@ -50,14 +39,12 @@ async def place_call(
 ) -> None:
     """Run the Originate; tell the agent's page if it fails (the call itself is tracked by AMI)."""
     try:
-        await _originate(
-            c, agent_extension=extension, number=number, deal_id=deal_id, user_id=user_id
+        await originator_of(c).originate(
+            agent_extension=extension, number=number, deal_id=deal_id, user_id=user_id
         )
     except (OriginateError, AmiError, ValueError) as exc:
         logger.warning("click-to-call from %s to %s failed: %s", extension, number, exc)
         async with unit_of_work(c.sessions, c.publish) as session:
-            from crm_core.db import collect_event
-
             collect_event(
                 session,
                 CallEvent(
