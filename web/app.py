@@ -18,6 +18,7 @@ from web import docs_pages, errors, health
 from web import webhooks as twilio_webhooks  # SMS and email: Twilio webhooks
 from web import ws as events_ws  # event hub (issue 5)
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
+from web.api import channels as channels_api
 from web.api import events_schema as events_schema_api  # what /ws sends (GET /api/events/schema)
 from web.api import messages as messages_api  # SMS and email: send from the card
 from web.api import recordings as recordings_api
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     # SMS and email: sending from the card, Twilio's inbound SMS and status webhooks
     app.include_router(messages_api.router)
+    app.include_router(channels_api.router)  # which of SMS and email work, before Send
     app.include_router(twilio_webhooks.router)
 
     # FastAGI router (issue 6): status API and the schedules page

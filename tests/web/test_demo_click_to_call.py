@@ -102,10 +102,10 @@ async def test_a_demo_click_to_call_rings_answers_and_ends_on_the_page(
     # the tracker's outbound call: placed (the agent's phone rings), answered, ended
     assert [m["type"] for m in calls] == ["call.started", "call.answered", "call.ended"]
     assert {m["channel"] for m in calls} == {"ext:102"}
-    ended = calls[-1]
-    assert ended["status"] == "answered"
+    ended = calls[-1]["payload"]
+    assert ended["status"] == "answered" and ended["answered_by"] == "client"
     assert ended["deal_id"] == r.json()["deal_id"]
-    assert ended["client_number"] == "+74957654321"
+    assert ended["client_number"] == "74957654321"  # as dialled
     async with sessions() as s:
         logged = (await s.scalars(select(Communication))).all()
     assert [(x.deal_id, x.direction, x.user_id) for x in logged] == [
