@@ -29,6 +29,7 @@ async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.users.schemas import UserCreate
     from crm_core.users.service import create_user
     from web.runtime import build_container, close_container
+    from web.user_defaults import give_default_schedule
 
     try:
         data = UserCreate(
@@ -48,7 +49,12 @@ async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         async with unit_of_work(c.sessions) as session:
             user = await create_user(session, data)
+            scheduled = await give_default_schedule(session, user, settings.web.default_schedule)
         print(f"user {user.login} (id {user.id}, role {user.role}) created")
+        if scheduled:
+            print(f"  working hours: {settings.web.default_schedule} (DEFAULT_SCHEDULE; /schedules)")
+        elif user.extension:
+            print("  no schedule: never routed a call until given one at /schedules")
         return 0
     except DomainError as exc:
         print(f"cannot add user: {exc}", file=sys.stderr)
