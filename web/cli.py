@@ -52,7 +52,8 @@ async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
             scheduled = await give_default_schedule(session, user, settings.web.default_schedule)
         print(f"user {user.login} (id {user.id}, role {user.role}) created")
         if scheduled:
-            print(f"  working hours: {settings.web.default_schedule} (DEFAULT_SCHEDULE; /schedules)")
+            hours = settings.web.default_schedule
+            print(f"  working hours: {hours} (DEFAULT_SCHEDULE; change them at /schedules)")
         elif user.extension:
             print("  no schedule: never routed a call until given one at /schedules")
         return 0

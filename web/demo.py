@@ -139,7 +139,7 @@ class _AgiCaller:
         except (OSError, TimeoutError, CommandsAheadOfTurn) as exc:
             logger.warning("demo PBX: the router did not answer in turn (%s)", exc)
             return
-        logger.info(
+        logger.debug(  # every few seconds, for ever: not for the terminal by default
             "demo PBX: the router sends %s to %r",
             env["agi_callerid"],
             answer.get("CRM_TARGET", ""),

@@ -15,7 +15,11 @@ import sys
 from datetime import datetime
 from typing import Any, Literal
 
-_STD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_STD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
 # Browsers can't set headers on a websocket, so its token rides in the URL (`/ws?token=…`), and
 # uvicorn logs that URL: a log reader must not get working credentials from it.
 _SECRET_IN_URL = re.compile(r"((?:access_)?token=)[^&\s\"']+")

@@ -108,7 +108,7 @@ async def test_a_reset_password_ends_the_users_sessions(
     api: httpx.AsyncClient, make_user: UserFactory
 ) -> None:
     user, old = await make_user(role="operator", login="olga", password="first-pw")
-    me, admin = await make_user(role="admin")
+    _, admin = await make_user(role="admin")
     assert (await api.get("/api/auth/me", headers=old)).status_code == 200
     r = await api.post(f"/api/users/{user.id}/password", json={}, headers=admin)
     assert r.status_code == 200, r.text
