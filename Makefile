@@ -29,7 +29,8 @@ constraints:
 audit: install
 	$(PY) tools/audit.py
 
-# Test tools from npm: Stoplight Prism serves a mock of Twilio's API from tests/fixtures/twilio.
+# Tools from npm: Stoplight Prism serves a mock of Twilio's API from tests/fixtures/twilio;
+# TypeScript type-checks the pages' modules (make lint).
 node_modules: package.json $(wildcard package-lock.json)
 	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; \
 	else npm install --no-audit --no-fund; fi
@@ -53,11 +54,13 @@ demo: install
 serve: install
 	$(VENV)/bin/crm-telephony serve
 
-lint: install
+lint: install node_modules
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy crm_core telephony notifier web
 	$(VENV)/bin/lint-imports
+	# the pages' ES modules: JSDoc types checked by TypeScript (web/pages/tsconfig.json), no build
+	npx --no-install tsc -p web/pages
 
 test: install browser lint node_modules asterisk
 	$(VENV)/bin/pytest -q
