@@ -43,6 +43,7 @@ PAGES: list[Page] = [
     Page("/dashboard", "dashboard.html", STAFF, "nav.dashboard"),
     # schedules: everyone sees who is on duty and their own schedule; staff edit (the API decides)
     Page("/schedules", "schedules.html", EVERYONE, "nav.schedules"),
+    Page("/admin/users", "admin_users.html", frozenset({"admin"}), "nav.users"),
 ]
 
 

@@ -27,7 +27,7 @@ EXPECTED_NAV = {
     "operator": ["/operator", "/schedules"],
     "manager": ["/operator", "/schedules"],
     "supervisor": ["/operator", "/dashboard", "/schedules"],
-    "admin": ["/operator", "/dashboard", "/schedules"],
+    "admin": ["/operator", "/dashboard", "/schedules", "/admin/users"],
 }
 
 
