@@ -9,14 +9,18 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from playwright.async_api import expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core.communications.models import Communication
+from crm_core.users.models import User
 from telephony.testing.replay import ReplayServer, load_recording
 from tests.conftest import UserFactory
 from tests.telephony.helpers import AMI_DIR
-from tests.web.live import live_service, with_ami
+from tests.web.conftest import OPERATOR
+from tests.web.live import live_service, watch_errors, with_ami
+from tests.web.test_operator_e2e import seed_ivan
 from web.click_to_call import ORIGINATOR, originator_of
 from web.container import Container
 from web.demo_originate import RECORDING, RecordedCall, ReplayedOriginator, rewrite
@@ -124,3 +128,51 @@ async def _drain(ws: Any, *, until: str, limit: float = 20) -> list[dict[str, An
             got.append(msg)
             if msg.get("type") == until:
                 return got
+
+
+async def test_the_demo_click_to_call_on_the_operators_page(
+    settings: Settings,
+    db: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+    browser: Any,
+) -> None:
+    """The card's Call button in the demo: "ringing your phone", then the call is answered and
+    ends, from the recorded call's real events (it stayed on "ringing" for ever before)."""
+    replay = ReplayServer()
+    await replay.start()
+    c = Container(
+        settings=with_ami(settings, replay),
+        database_url=settings.core.database_url,
+        engine=db,
+        sessions=sessions,
+    )
+    c.extras[ORIGINATOR] = ReplayedOriginator(replay, AMI_DIR, speed=1)
+    client_id, _ = await seed_ivan(sessions, operator)
+    context = await browser.new_context(viewport={"width": 1366, "height": 768})
+    page = await context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    watch_errors(page, errors)
+    try:
+        async with live_service(c) as service:
+            await page.goto(service.url + "/")
+            await page.fill("#login", OPERATOR[0])
+            await page.fill("#password", OPERATOR[1])
+            await page.click("#login-submit")
+            await page.wait_for_url("**/operator")
+            await page.fill("#find-q", "Ivan")
+            await page.click("[data-testid=find-submit]")
+            await page.locator(f'#find-results li[data-client-id="{client_id}"]').click()
+            await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+            await page.click("#client-call")
+            status = page.locator("#client-status")
+            await expect(status).to_contain_text("On the call with")
+            ended = page.locator('#calls li[data-state="ended"]')
+            await expect(ended).to_have_count(1, timeout=20_000)  # after ~6 s of talk
+            await expect(ended).to_contain_text("Ivan Petrov")
+            await expect(ended).to_contain_text("answered")
+    finally:
+        await context.close()
+        await replay.close()
+    assert not errors, errors
