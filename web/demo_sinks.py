@@ -20,9 +20,11 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Annotated
 
+import requests
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import APIRouter, Form, Request, status
 from pydantic import BaseModel, Field
+from twilio.request_validator import RequestValidator
 
 from crm_core.models_common import utcnow
 from crm_core.outputs import IsoDatetime
@@ -30,6 +32,7 @@ from crm_core.outputs import IsoDatetime
 logger = logging.getLogger(__name__)
 
 KEPT = 200  # the newest messages kept per kind
+DELIVERED_AFTER_SECONDS = 1.0  # then the stand-in reports "delivered", as Twilio would
 TWILIO_PREFIX = "/demo/twilio"
 
 
@@ -132,6 +135,23 @@ class TwilioMessage(BaseModel):
 
 
 _sids = itertools.count(1)
+_reports: set[asyncio.Task[None]] = set()
+
+
+def _post_status(url: str, form: dict[str, str], signature: str) -> None:
+    requests.post(url, data=form, headers={"X-Twilio-Signature": signature}, timeout=10)
+
+
+async def report_delivered(url: str, account_sid: str, sid: str, auth_token: str) -> None:
+    """Call the message's StatusCallback with "delivered", signed as Twilio signs it, so the
+    card's SMS goes queued -> sent -> delivered through the real webhook."""
+    await asyncio.sleep(DELIVERED_AFTER_SECONDS)
+    form = {"MessageSid": sid, "MessageStatus": "delivered", "AccountSid": account_sid}
+    signature = RequestValidator(auth_token).compute_signature(url, form)
+    try:
+        await asyncio.to_thread(_post_status, url, form, signature)
+    except requests.RequestException as exc:
+        logger.warning("demo SMS: could not report %s delivered: %s", sid, exc)
 
 
 def outbox_of(request: Request) -> DemoOutbox:
@@ -153,11 +173,17 @@ async def create_message(
     Body: Annotated[str, Form()] = "",
     From: Annotated[str | None, Form()] = None,
     MessagingServiceSid: Annotated[str | None, Form()] = None,
+    StatusCallback: Annotated[str | None, Form()] = None,
 ) -> TwilioMessage:
     sid = f"SMdemo{next(_sids):06d}{secrets.token_hex(10)}"
     sender = From or MessagingServiceSid or ""
     outbox_of(request).sms.append(SentSms(at=utcnow(), sid=sid, sender=sender, to=To, body=Body))
     logger.info("demo SMS: a message to %s", To)
+    if StatusCallback:
+        token = request.app.state.container.settings.notifier.twilio_auth_token
+        task = asyncio.create_task(report_delivered(StatusCallback, account_sid, sid, token))
+        _reports.add(task)
+        task.add_done_callback(_reports.discard)
     return TwilioMessage(
         sid=sid,
         account_sid=account_sid,
