@@ -43,14 +43,17 @@ async def test_api_docs_draw_with_the_network_blocked(
             page: Any = await context.new_page()
             page.on("response", lambda r: served.append(urlsplit(r.url).path))
             await page.goto(live.url + "/docs")
-            await expect(page.locator(".opblock").first).to_be_visible()
+            await expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
             await expect(
                 page.locator(".opblock-summary-path", has_text="/api/users/{user_id}/password")
             ).to_have_count(1)
             redoc: Any = await context.new_page()
             redoc.on("response", lambda r: served.append(urlsplit(r.url).path))
             await redoc.goto(live.url + "/redoc")
-            await expect(redoc.get_by_text("/api/messages/channels").first).to_be_attached()
+            # ReDoc draws the whole reference at once: seconds on a busy machine
+            await expect(redoc.get_by_text("/api/messages/channels").first).to_be_attached(
+                timeout=30_000
+            )
     finally:
         await context.close()
     assert set(outside) <= {REDOC_LOGO}
