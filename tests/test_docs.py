@@ -136,8 +136,8 @@ def test_readme_links_the_life_of_a_call() -> None:
         ("`telephony/agi.py:no_such_function`", "no top-level function"),
         ("`telephony/agi.py:quote.upper`", "quote is not a class"),
         ("`telephony/no_such_file.py:x`", "no such file"),
-        ("`web/pages/static/operator.js:onRinging`", None),
-        ("`web/pages/static/operator.js:noSuchHandler`", "no function noSuchHandler"),
+        ("`web/pages/static/operator/events.js:onRinging`", None),
+        ("`web/pages/static/operator/events.js:noSuchHandler`", "no function noSuchHandler"),
     ],
 )
 def test_the_checker_tells_real_code_from_made_up(text: str, expected: str | None) -> None:

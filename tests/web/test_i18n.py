@@ -81,3 +81,31 @@ def test_a_catalogue_without_its_pair_is_caught() -> None:
         assert lang in LANGS, path.name
         for other in LANGS:
             assert (CATALOGUES / f"{feature}.{other}.js").exists(), f"{feature}.{other}.js missing"
+
+
+# t(`shell.conn.${state}`) and named("op.st", status): keys built at run time from a prefix
+_DYNAMIC = re.compile(r"""\bt\(\s*`([\w.-]+\.)\$\{|\bnamed\(\s*(["'])([\w.-]+)\2""")
+
+
+def test_every_key_family_built_at_run_time_has_keys() -> None:
+    known = {key for f in features() for key in load(CATALOGUES / f"{f}.en.js")}
+    prefixes: set[str] = set()
+    for script in STATIC.rglob("*.js"):
+        if CATALOGUES in script.parents:
+            continue
+        code = _COMMENT.sub("", script.read_text(encoding="utf-8"))
+        for template, _, named in _DYNAMIC.findall(code):
+            prefixes.add(template or f"{named}.")
+    assert {"shell.conn.", "shell.role.", "op.st."} <= prefixes  # the scan sees them
+    for prefix in sorted(prefixes):
+        assert any(key.startswith(prefix) for key in known), f"no key starts with {prefix}"
+
+
+def test_the_shell_has_words_for_every_role_and_light() -> None:
+    en = load(CATALOGUES / "shell.en.js")
+    for role in ("operator", "manager", "supervisor", "admin"):
+        assert f"shell.role.{role}" in en
+    for state in ("connecting", "open", "closed", "denied", "stopped"):
+        assert f"shell.conn.{state}" in en
+    for ami in ("up", "down", "standby", "disabled", "unknown"):
+        assert f"shell.pbx.{ami}" in en

@@ -1,151 +1,182 @@
-// The schedules page's script: a file of its own, so the Content-Security-Policy allows
-// scripts from this service only (no inline script).
-"use strict";
-const TOKEN_KEY = "crm_token";
-const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const KINDS = { day_off: "Day off", vacation: "Vacation", extra_shift: "Extra shift" };
-const $ = (id) => document.getElementById(id);
-let me = null, users = [], selected = null, schedule = null, statusTimer = null;
+// @ts-check
+// Schedules and routing: who is on duty and free now, whose turn is next, and each person's
+// weekly schedule with its exceptions (supervisors and admins edit; others read their own).
+// A browser with no sign-in gets this page's own sign-in form (a link to /schedules works).
 
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "on") for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn);
-    else if (k in e && k !== "list") e[k] = v; else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c);
-  return e;
-}
+import { api, saveSignIn, token } from "./lib/api.js";
+import { $, h, input } from "./lib/dom.js";
+import * as fmt from "./lib/format.js";
+import { browserLangs, chooseLang, named, registerCatalogue, setLang, t, translatePage } from "./lib/i18n.js";
+import { startShell } from "./lib/shell.js";
+import loginEn from "./lib/i18n/login.en.js";
+import loginRu from "./lib/i18n/login.ru.js";
+import en from "./lib/i18n/schedules.en.js";
+import ru from "./lib/i18n/schedules.ru.js";
 
-async function api(method, path, body) {
-  const headers = { Authorization: "Bearer " + localStorage.getItem(TOKEN_KEY) };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (r.status === 401) { signOut(); throw new Error("signed out"); }
-  const data = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
-  if (!r.ok) throw new Error(describe(data?.detail, r.status));
-  return data;
-}
+registerCatalogue({ ru: loginRu, en: loginEn });
+registerCatalogue({ ru, en });
 
-// FastAPI's 422 detail is a list of {loc, msg}: one readable line per problem
-function describe(detail, status) {
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) {
-    return detail.map((d) => {
-      const where = (d.loc || []).filter((p) => p !== "body").join(" › ");
-      return where ? `${where}: ${d.msg}` : d.msg;
-    }).join("\n");
-  }
-  return `request failed (${status})`;
-}
+const KINDS = ["day_off", "vacation", "extra_shift"];
+const STATUS_POLL_MS = 5000;
 
-function signOut() {
-  localStorage.removeItem(TOKEN_KEY);
-  localStorage.removeItem("crm_user");
-  clearInterval(statusTimer);
-  $("app").hidden = true; $("logout").hidden = true; $("login").hidden = false; $("me").textContent = "";
+/**
+ * @typedef {{ weekday: number, start: string, end: string }} Interval
+ * @typedef {{ kind: string, start_date: string | null, end_date: string | null, start: string | null, end: string | null }} Exception
+ * @typedef {{ timezone: string, intervals: Interval[], exceptions: Exception[] }} Schedule
+ */
+
+/** @type {import("./lib/api.js").Me | null} */
+let me = null;
+/** @type {any[]} */
+let users = [];
+/** @type {number | null} */
+let selected = null;
+/** @type {Schedule} */
+let schedule = { timezone: "", intervals: [], exceptions: [] };
+
+const canEdit = () => !!me && (me.role === "admin" || me.role === "supervisor");
+/** @param {any} u */
+const userName = (u) => u.full_name || u.login || (u.extension ? t("sch.ext", { ext: u.extension }) : `#${u.id ?? u.user_id}`);
+// operators and managers see their own schedule; colleagues are names and extensions to them
+/** @param {number} userId */
+const mayOpen = (userId) => canEdit() || (!!me && me.id === userId);
+/** @param {string | null | undefined} value */
+const hhmm = (value) => (value || "").slice(0, 5);
+
+function showSignIn() {
+  setLang(chooseLang(null, browserLangs(), null));
+  translatePage();
+  $("app").hidden = true;
+  $("login").hidden = false;
 }
 
 $("login").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("login-error").textContent = "";
-  const form = new URLSearchParams({ username: $("login-user").value, password: $("login-password").value });
-  const r = await fetch("/api/auth/token", { method: "POST", body: form });
-  if (!r.ok) { $("login-error").textContent = "Wrong login or password."; return; }
-  const data = await r.json();
-  localStorage.setItem(TOKEN_KEY, data.access_token);
-  localStorage.setItem("crm_user", JSON.stringify(data.user)); // as the sign-in page keeps it
+  const body = new URLSearchParams({ username: input("login-user").value, password: input("login-password").value });
+  try {
+    const data = await api("/api/auth/token", { method: "POST", body, anonymous: true });
+    saveSignIn(data.access_token, data.user); // as the sign-in page keeps it
+  } catch (e) {
+    $("login-error").textContent = t("sch.wrongLogin");
+    return;
+  }
+  $("login").hidden = true;
   start();
 });
-$("logout").addEventListener("click", () => { // ends the session on the server too
-  const token = localStorage.getItem(TOKEN_KEY);
-  if (token) fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` }, keepalive: true }).catch(() => {});
-  signOut();
-});
-
-const canEdit = () => me && (me.role === "admin" || me.role === "supervisor");
-const userName = (u) => u.full_name || u.login || (u.extension ? `ext ${u.extension}` : `#${u.id ?? u.user_id}`);
-// operators and managers see their own schedule; colleagues are names and extensions to them
-const mayOpen = (userId) => canEdit() || (me && me.id === userId);
 
 async function start() {
-  if (!localStorage.getItem(TOKEN_KEY)) { signOut(); return; }
-  try { me = await api("GET", "/api/auth/me"); } catch { return; }
-  $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false;
-  $("me").textContent = `${userName(me)} (${me.role})`;
-  users = (await api("GET", "/api/users")).filter((u) => mayOpen(u.id));
-  const sel = $("user-select");
-  sel.replaceChildren(el("option", { value: "", textContent: "— choose a person —" }),
-    ...users.map((u) => el("option", { value: u.id, textContent: `${userName(u)}${u.role ? " · " + u.role : ""}${u.extension ? " · " + u.extension : ""}` })));
-  sel.onchange = () => sel.value && openSchedule(Number(sel.value));
-  try { for (const tz of Intl.supportedValuesOf("timeZone")) $("tz-list").append(el("option", { value: tz })); } catch { /* old browser */ }
+  const shell = await startShell({ socket: { status: true }, titleKey: "sch.title" });
+  if (!shell) return;
+  me = shell.me;
+  // a call starting or ending changes who is free: the status follows soon (and every 5 s)
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let soon = null;
+  shell.socket?.on("*", (msg) => {
+    if (!soon && msg.type.startsWith("call.")) soon = setTimeout(() => { soon = null; refreshStatus(); }, 300);
+  });
+  shell.socket?.connect();
+  $("app").hidden = false;
+  users = (await api("/api/users")).filter((/** @type {any} */ u) => mayOpen(u.id));
+  const sel = /** @type {HTMLSelectElement} */ ($("user-select"));
+  sel.replaceChildren(h("option", { value: "", text: t("sch.choose") }),
+    ...users.map((u) => h("option", { value: u.id, text: `${userName(u)}${u.role ? ` · ${t(`shell.role.${u.role}`)}` : ""}${u.extension ? ` · ${u.extension}` : ""}` })));
+  sel.onchange = () => { if (sel.value) openSchedule(Number(sel.value)); };
+  try {
+    for (const tz of Intl.supportedValuesOf("timeZone")) $("tz-list").append(h("option", { value: tz }));
+  } catch (e) { /* old browser */ }
   await refreshStatus();
-  clearInterval(statusTimer);
-  statusTimer = setInterval(refreshStatus, 5000);
+  setInterval(refreshStatus, STATUS_POLL_MS);
 }
 
 async function refreshStatus() {
   let s;
-  try { s = await api("GET", "/api/routing/status"); } catch { return; }
-  $("status-at").textContent = new Date(s.at).toLocaleTimeString();
-  $("status-rows").replaceChildren(...s.agents.map((a) => el("tr", {
-      className: a.user_id === selected ? "selected" : "", "data-testid": "status-row", "data-user-id": a.user_id,
-      on: { click: () => mayOpen(a.user_id) && openSchedule(a.user_id) } },
-    el("td", { textContent: a.extension }),
-    el("td", { textContent: userName(a) }),
-    el("td", { className: a.on_duty ? "" : "off", textContent: a.on_duty ? "yes" : "no" }),
-    el("td", { className: "state-" + a.state, textContent: a.state }),
-    el("td", { textContent: a.turn ?? "" }),
-    el("td", { textContent: a.routed_count }))));
-  const next = s.agents.find((a) => a.user_id === s.next_user_id);
-  $("next").textContent = next ? `Next round-robin call rings ${userName(next)}${(next.full_name || "").includes(next.extension) ? "" : ` (${next.extension})`}.`
-    : "Nobody is on duty and free: calls go to the queue.";
+  try { s = await api("/api/routing/status"); } catch (e) { return; }
+  $("status-at").textContent = fmt.time(s.at);
+  $("status-rows").replaceChildren(...s.agents.map((/** @type {any} */ a) => {
+    const row = h("tr", { class: a.user_id === selected ? "selected" : "", "data-testid": "status-row", "data-user-id": a.user_id },
+      h("td", { text: a.extension }),
+      h("td", { text: userName(a) }),
+      h("td", { class: a.on_duty ? "" : "off", text: a.on_duty ? t("common.yes") : t("common.no") }),
+      h("td", { class: `state-${a.state}`, text: named("sch.state", a.state) }),
+      h("td", { text: a.turn ?? "" }),
+      h("td", { text: a.routed_count }));
+    row.addEventListener("click", () => { if (mayOpen(a.user_id)) openSchedule(a.user_id); });
+    return row;
+  }));
+  const next = s.agents.find((/** @type {any} */ a) => a.user_id === s.next_user_id);
+  $("next").textContent = next
+    ? t("sch.next", { who: `${userName(next)}${(next.full_name || "").includes(next.extension) ? "" : ` (${next.extension})`}` })
+    : t("sch.nobody");
 }
 
+/** @param {number} userId */
 async function openSchedule(userId) {
   selected = userId;
-  $("user-select").value = String(userId);
-  schedule = await api("GET", `/api/schedules/${userId}`);
+  /** @type {HTMLSelectElement} */ ($("user-select")).value = String(userId);
+  schedule = await api(`/api/schedules/${userId}`);
   const u = users.find((x) => x.id === userId);
   $("editor-name").textContent = u ? userName(u) : `#${userId}`;
-  $("tz").value = schedule.timezone;
+  input("tz").value = schedule.timezone;
   $("save-result").textContent = "";
   $("editor").hidden = false;
   render();
   refreshStatus();
 }
 
-const hhmm = (t) => (t || "").slice(0, 5);
+/**
+ * @param {string} testid
+ * @param {string | null} value
+ * @param {boolean} edit
+ * @param {(value: string) => void} onChange
+ * @param {string} [type]
+ */
+function field(testid, value, edit, onChange, type = "time") {
+  const node = h("input", { type, value: type === "time" ? hhmm(value) : value || "", disabled: !edit, "data-testid": testid });
+  node.addEventListener("change", () => onChange(node.value));
+  return node;
+}
+
+/** @param {() => void} action */
+function removeButton(action) {
+  return h("button", { type: "button", class: "link", title: t("sch.remove"), "aria-label": t("sch.remove"), text: "✕", onclick: action });
+}
 
 function render() {
   const edit = canEdit();
-  $("readonly").hidden = edit; $("save").hidden = !edit; $("add-exception").hidden = !edit; $("tz").disabled = !edit;
-  $("grid").replaceChildren(...DAYS.map((name, day) => {
-    const row = el("div", { className: "day", "data-testid": "day-" + day }, el("b", { textContent: name }));
+  $("readonly").hidden = edit;
+  $("save").hidden = !edit;
+  $("add-exception").hidden = !edit;
+  input("tz").disabled = !edit;
+  $("grid").replaceChildren(...[0, 1, 2, 3, 4, 5, 6].map((day) => {
+    const row = h("div", { class: "day", "data-testid": `day-${day}` }, h("b", { text: t(`sch.day.${day}`) }));
     schedule.intervals.forEach((iv, idx) => {
       if (iv.weekday !== day) return;
-      row.append(el("span", { className: "interval", "data-testid": "interval" },
-        el("input", { type: "time", value: hhmm(iv.start), disabled: !edit, "data-testid": "interval-start", on: { change: (e) => { iv.start = e.target.value; } } }),
+      row.append(h("span", { class: "interval", "data-testid": "interval" },
+        field("interval-start", iv.start, edit, (v) => { iv.start = v; }),
         "–",
-        el("input", { type: "time", value: hhmm(iv.end), disabled: !edit, "data-testid": "interval-end", on: { change: (e) => { iv.end = e.target.value; } } }),
-        edit ? el("button", { type: "button", className: "link", title: "Remove", textContent: "✕", on: { click: () => { schedule.intervals.splice(idx, 1); render(); } } }) : ""));
+        field("interval-end", iv.end, edit, (v) => { iv.end = v; }),
+        edit ? removeButton(() => { schedule.intervals.splice(idx, 1); render(); }) : null));
     });
-    if (edit) row.append(el("button", { type: "button", className: "link", "data-testid": "add-interval-" + day, textContent: "+ shift",
-      on: { click: () => { schedule.intervals.push({ weekday: day, start: "09:00", end: "18:00" }); render(); } } }));
+    if (edit) {
+      row.append(h("button", { type: "button", class: "link", "data-testid": `add-interval-${day}`, text: t("sch.addShift"),
+        onclick: () => { schedule.intervals.push({ weekday: day, start: "09:00", end: "18:00" }); render(); } }));
+    }
     return row;
   }));
   $("exceptions").replaceChildren(...schedule.exceptions.map((x, idx) => {
-    const set = (k) => (e) => { x[k] = e.target.value || null; if (k === "kind") render(); };
-    return el("div", { className: "exc", "data-testid": "exception" },
-      el("select", { disabled: !edit, "data-testid": "exception-kind", on: { change: set("kind") } },
-        ...Object.entries(KINDS).map(([k, label]) => el("option", { value: k, textContent: label, selected: k === x.kind }))),
-      el("input", { type: "date", value: x.start_date || "", disabled: !edit, "data-testid": "exception-start-date", on: { change: set("start_date") } }),
-      "to",
-      el("input", { type: "date", value: x.end_date || "", disabled: !edit, "data-testid": "exception-end-date", on: { change: set("end_date") } }),
-      ...(x.kind === "extra_shift" ? [
-        el("input", { type: "time", value: hhmm(x.start), disabled: !edit, "data-testid": "exception-start", on: { change: set("start") } }), "–",
-        el("input", { type: "time", value: hhmm(x.end), disabled: !edit, "data-testid": "exception-end", on: { change: set("end") } })] : []),
-      edit ? el("button", { type: "button", className: "link", title: "Remove", textContent: "✕", on: { click: () => { schedule.exceptions.splice(idx, 1); render(); } } }) : "");
+    const kind = h("select", { disabled: !edit, "data-testid": "exception-kind" },
+      KINDS.map((k) => h("option", { value: k, text: t(`sch.kind.${k}`), selected: k === x.kind })));
+    kind.addEventListener("change", () => { x.kind = kind.value; render(); });
+    return h("div", { class: "exc", "data-testid": "exception" },
+      kind,
+      field("exception-start-date", x.start_date, edit, (v) => { x.start_date = v || null; }, "date"),
+      t("sch.to"),
+      field("exception-end-date", x.end_date, edit, (v) => { x.end_date = v || null; }, "date"),
+      x.kind === "extra_shift" ? [
+        field("exception-start", x.start, edit, (v) => { x.start = v || null; }), "–",
+        field("exception-end", x.end, edit, (v) => { x.end = v || null; })] : null,
+      edit ? removeButton(() => { schedule.exceptions.splice(idx, 1); render(); }) : null);
   }));
 }
 
@@ -159,9 +190,10 @@ $("add-exception").addEventListener("click", () => {
 
 $("save").addEventListener("click", async () => {
   const out = $("save-result");
-  out.className = ""; out.textContent = "Saving…";
+  out.className = "";
+  out.textContent = t("sch.saving");
   const body = {
-    timezone: $("tz").value || null,
+    timezone: input("tz").value || null,
     intervals: schedule.intervals.map((i) => ({ weekday: i.weekday, start: hhmm(i.start), end: hhmm(i.end) })),
     exceptions: schedule.exceptions.map((x) => ({
       kind: x.kind, start_date: x.start_date, end_date: x.end_date || x.start_date,
@@ -169,13 +201,16 @@ $("save").addEventListener("click", async () => {
       end: x.kind === "extra_shift" ? hhmm(x.end) || null : null })),
   };
   try {
-    schedule = await api("PUT", `/api/schedules/${selected}`, body);
-    out.className = "ok"; out.textContent = "Saved.";
+    schedule = await api(`/api/schedules/${selected}`, { method: "PUT", json: body });
+    out.className = "ok";
+    out.textContent = t("sch.saved");
     render();
     refreshStatus();
   } catch (e) {
-    out.className = "error"; out.textContent = "Not saved: " + e.message;
+    out.className = "error";
+    out.textContent = t("sch.notSaved", { error: e instanceof Error ? e.message : String(e) });
   }
 });
 
-start();
+if (token()) start();
+else showSignIn();

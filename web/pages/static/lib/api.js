@@ -94,11 +94,13 @@ export function signOut() {
 /** @param {unknown} detail @param {number} status @param {string} statusText */
 function messageOf(detail, status, statusText) {
   if (typeof detail === "string") return detail;
-  // FastAPI's 422: a list of {loc, msg}
+  // FastAPI's 422: a list of {loc, msg}, one readable line per problem
   if (Array.isArray(detail) && detail.length) {
-    return detail
-      .map((d) => (d && typeof d === "object" && "msg" in d ? String(d.msg) : JSON.stringify(d)))
-      .join("; ");
+    return detail.map((d) => {
+      if (!d || typeof d !== "object" || !("msg" in d)) return JSON.stringify(d);
+      const where = (Array.isArray(d.loc) ? d.loc : []).filter((/** @type {unknown} */ p) => p !== "body").join(" › ");
+      return where ? `${where}: ${d.msg}` : String(d.msg);
+    }).join("\n");
   }
   return `${status} ${statusText}`.trim();
 }
