@@ -179,8 +179,11 @@ function newUserForm(myId) {
   });
 }
 
-const shell = await startShell({ socket: false, titleKey: "users.title", deniedKey: "users.forbidden" });
+// the socket only for the header's lights (is the service, and the PBX, there); the list
+// changes when an admin acts, and is redrawn then
+const shell = await startShell({ socket: { status: true }, titleKey: "users.title" });
 if (shell) {
+  shell.socket?.connect();
   newUserForm(shell.me.id);
   await load(shell.me.id);
 }

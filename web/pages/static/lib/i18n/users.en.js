@@ -1,6 +1,5 @@
 export default {
   "users.title": "Users",
-  "users.forbidden": "Admins only.",
   "users.col.login": "Login",
   "users.col.name": "Name",
   "users.col.role": "Role",

@@ -1,6 +1,5 @@
 export default {
   "users.title": "Пользователи",
-  "users.forbidden": "Только для администраторов.",
   "users.col.login": "Логин",
   "users.col.name": "Имя",
   "users.col.role": "Роль",
