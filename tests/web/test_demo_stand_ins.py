@@ -4,9 +4,11 @@ the real SMTP and Twilio clients, to the demo's mailbox and Twilio stand-in, and
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -130,3 +132,24 @@ def test_the_log_ins_are_boxed_with_the_address() -> None:
     for login, password, *_ in DEMO_USERS:
         assert f"{login} " in text and f"password {password} " in text
     assert "http://127.0.0.1:8000/api/demo/messages" in text
+
+
+async def test_the_sign_in_page_shows_the_demos_log_ins(
+    container: Container, settings: Settings, browser: Any
+) -> None:
+    """The real demo's /api/demo/info feeds the sign-in page's banner (the shell's)."""
+    sink = SmtpSink(DemoOutbox())
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
+    page = await context.new_page()
+    try:
+        async with live_service(container) as live:
+            mount_demo(live.app, DemoOutbox(), demo_info(settings, sink, "replay"))
+            await page.goto(live.url + "/")
+            banner = page.get_by_test_id("demo-banner")
+            await expect(banner.locator("li")).to_have_count(len(DEMO_USERS))
+            for login, password, *_ in DEMO_USERS:
+                await expect(banner.locator(f'li[data-login="{login}"]')).to_contain_text(password)
+            await page.click("[data-testid=demo-use-admin]")
+            await expect(page.locator("#login")).to_have_value("admin")
+    finally:
+        await context.close()
