@@ -54,10 +54,16 @@ def test_reset_refuses_while_the_demos_database_runs(tmp_path: Path) -> None:
     assert (demo / "pgdata").exists()
 
 
-def test_the_default_demo_folder_may_be_reset_and_the_flag_parses() -> None:
+def test_the_default_demo_folder_may_be_reset_and_the_flag_parses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # made by a demo of before the mark: the demo's own folder by its name
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    demo = default_data_dir() / "demo"
+    (demo / "pgdata").mkdir(parents=True)
+    assert reset_demo(_settings(demo)) == demo and not demo.exists()
     assert build_parser().parse_args(["demo", "--reset"]).reset is True
     assert build_parser().parse_args(["demo"]).reset is False
-    assert str(default_data_dir() / "demo").endswith("crm-telephony/demo")
 
 
 def _start_demo(data_dir: Path, http: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
