@@ -40,6 +40,13 @@ logger = logging.getLogger(__name__)
 
 MAX_INBOUND_BYTES = 10 * 1024 * 1024
 
+# A failed email's error starts with one of these codes (then plain words): the pages translate
+# the code, the words are for the log and the curious.
+EMAIL_UNREACHABLE = "email.unreachable"  # no connection to SMTP_HOST (retried)
+EMAIL_AUTH = "email.auth"  # the mail server refused our log-in
+EMAIL_DEFERRED = "email.deferred"  # a 4xx: the server asked to try later (retried)
+EMAIL_REJECTED = "email.rejected"  # a 5xx: the server will not take this message
+
 
 def email_configured(settings: NotifierSettings) -> bool:
     return bool(settings.smtp_host)
@@ -87,15 +94,32 @@ class SmtpEmail:
                 password=s.smtp_password or None,
                 timeout=self._timeout,
             )
-        except aiosmtplib.SMTPException as exc:
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            raise SendError(_unreachable(s.smtp_host, s.smtp_port, exc), transient=True) from None
+        except aiosmtplib.SMTPAuthenticationError as exc:
             raise SendError(
-                f"SMTP {s.smtp_host}:{s.smtp_port}: {exc}", transient=_is_transient(exc)
+                f"{EMAIL_AUTH}: the mail server {s.smtp_host}:{s.smtp_port} refused the "
+                f"log-in (SMTP_USERNAME, SMTP_PASSWORD): {exc}",
+                transient=False,
             ) from None
-        except (OSError, TimeoutError) as exc:
+        except aiosmtplib.SMTPException as exc:
+            code = EMAIL_DEFERRED if _is_transient(exc) else EMAIL_REJECTED
             raise SendError(
-                f"SMTP {s.smtp_host}:{s.smtp_port} unreachable: {exc}", transient=True
+                f"{code}: the mail server {s.smtp_host}:{s.smtp_port} answered: {exc}",
+                transient=_is_transient(exc),
             ) from None
         return Sent(None, {"smtp_host": s.smtp_host})
+
+
+def _unreachable(host: str, port: int, exc: Exception) -> str:
+    """Why nothing reached the mail server, in words, not `[Errno 111] Connect call failed`."""
+    if isinstance(exc, (TimeoutError, aiosmtplib.SMTPTimeoutError)):
+        why = "did not answer in time"
+    elif isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):
+        why = "refused the connection: is SMTP_HOST right and the mail server running?"
+    else:
+        why = f"could not be reached ({exc})"
+    return f"{EMAIL_UNREACHABLE}: the mail server {host}:{port} {why}"
 
 
 # --- receiving ---------------------------------------------------------------------------------

@@ -34,9 +34,20 @@ def public_url(settings: NotifierSettings, path: str) -> str:
     return settings.public_base_url.rstrip("/") + path
 
 
+# A failed SMS's error starts with one of these codes (then plain words): the pages translate
+# the code, the words are for the log and the curious.
+SMS_UNREACHABLE = "sms.unreachable"  # no answer from Twilio (retried)
+SMS_DEFERRED = "sms.deferred"  # Twilio busy or down: 429, 5xx (retried)
+SMS_REJECTED = "sms.rejected"  # Twilio refused this message (a 4xx): a bad number, a limit…
+
+
 def _transient(status: int) -> bool:
     """429 and 5xx: Twilio is busy or down; any other 4xx: this request will never pass."""
     return status == 429 or status >= 500
+
+
+def _code(status: int) -> str:
+    return SMS_DEFERRED if _transient(status) else SMS_REJECTED
 
 
 def sms_configured(settings: NotifierSettings) -> bool:
@@ -119,18 +130,23 @@ class TwilioSms:
         except TwilioRestException as exc:
             detail = f"{exc.msg} {exc.details}" if exc.details else exc.msg
             raise SendError(
-                f"Twilio answered {exc.status} (code {exc.code}): {detail}",
+                f"{_code(exc.status)}: Twilio answered {exc.status} (code {exc.code}): {detail}",
                 transient=_transient(exc.status),
             ) from None
         except TwilioServiceException as exc:  # the RFC 9457 form of Twilio's errors
             raise SendError(
-                f"Twilio answered {exc.status} (code {exc.code}): {exc.title} {exc.detail or ''}",
+                f"{_code(exc.status)}: Twilio answered {exc.status} (code {exc.code}): "
+                f"{exc.title} {exc.detail or ''}",
                 transient=_transient(exc.status),
             ) from None
         except requests.RequestException as exc:
-            raise SendError(f"Twilio unreachable: {exc}", transient=True) from None
+            raise SendError(
+                f"{SMS_UNREACHABLE}: Twilio unreachable: {exc}", transient=True
+            ) from None
         except TwilioException as exc:
-            raise SendError(f"Twilio client error: {exc}", transient=False) from None
+            raise SendError(
+                f"{SMS_REJECTED}: Twilio client error: {exc}", transient=False
+            ) from None
         sid = message.sid if isinstance(message.sid, str) and message.sid else None
         if sid is None:
             # accepted all the same: sending it again would be a second SMS to the client

@@ -1,12 +1,18 @@
-"""Click-to-call: ring the agent's phone, then dial the client, through an AMI Originate."""
+"""Click-to-call: ring the agent's phone, then dial the client, through an AMI Originate.
+
+`Originator` is what the web side calls; `AmiOriginator` is the real one. The demo puts a stand-in
+behind the same protocol (web/demo_originate.py) that plays a recorded click-to-call.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import Protocol
 
-from telephony.ami_listener import AmiActionTimeout, AmiError, AmiMessage
+from telephony.ami_listener import AmiActionTimeout, AmiError, AmiEvent, AmiListener, AmiMessage
 from telephony.settings import TelephonySettings
 
 logger = logging.getLogger(__name__)
@@ -33,6 +39,19 @@ class ActionSender(Protocol):
     ) -> list[AmiMessage]: ...
 
 
+class Originator(Protocol):
+    """Places a click-to-call: ``agent_extension`` rings first, then ``number`` is dialled.
+
+    Returns an id of the attempt once the agent's phone answered; raises OriginateError (or
+    ValueError for inputs no dialplan should see) when it did not. The call itself is followed
+    by AMI like any other: the pages get its ringing, answer and end from the call tracker.
+    """
+
+    async def originate(
+        self, *, agent_extension: str, number: str, deal_id: int, user_id: int
+    ) -> str: ...
+
+
 class OriginateError(AmiError):
     """The click-to-call did not connect the agent's phone; ``reason`` says why in plain words."""
 
@@ -40,6 +59,19 @@ class OriginateError(AmiError):
         super().__init__(reason)
         self.reason = reason
         self.action_id = action_id
+
+
+def check_originate(
+    agent_extension: str, number: str, deal_id: int | str, user_id: int | str
+) -> None:
+    """ValueError for what must never reach a dialplan (AMI header injection, odd numbers)."""
+    if not _SAFE_NUMBER.match(number):
+        raise ValueError(f"not a dialable number: {number!r}")
+    if not _SAFE_NUMBER.match(agent_extension):
+        raise ValueError(f"not an extension: {agent_extension!r}")
+    for name, value in (("deal_id", deal_id), ("user_id", user_id)):
+        if not _SAFE_VALUE.match(str(value)):
+            raise ValueError(f"{name} must be a plain identifier, got {value!r}")
 
 
 async def originate_call(
@@ -65,13 +97,7 @@ async def originate_call(
     ``ring_seconds`` plus the action timeout. A lost connection raises AmiConnectionLost: the
     Originate is never re-sent (fault #4), so the client is never rung twice.
     """
-    if not _SAFE_NUMBER.match(number):
-        raise ValueError(f"not a dialable number: {number!r}")
-    if not _SAFE_NUMBER.match(agent_extension):
-        raise ValueError(f"not an extension: {agent_extension!r}")
-    for name, value in (("deal_id", deal_id), ("user_id", user_id)):
-        if not _SAFE_VALUE.match(str(value)):
-            raise ValueError(f"{name} must be a plain identifier, got {value!r}")
+    check_originate(agent_extension, number, deal_id, user_id)
     action = {
         "Action": "Originate",
         "Channel": settings.originate_channel.format(ext=agent_extension),
@@ -119,3 +145,60 @@ async def originate_call(
     )
     assert action_id is not None
     return action_id
+
+
+async def _ignore_event(event: AmiEvent, arrival: float) -> None:
+    return None
+
+
+class AmiOriginator:
+    """The real click-to-call: an AMI Originate.
+
+    It goes through the AMI connection of the instance that follows the PBX when that is this
+    one (``followed`` returns its connected listener); any other instance opens a short
+    connection of its own for the action (AMI allows many manager sessions), so any instance
+    serves any browser.
+    """
+
+    def __init__(
+        self,
+        settings: TelephonySettings,
+        followed: Callable[[], ActionSender | None] = lambda: None,
+    ) -> None:
+        self._settings = settings
+        self._followed = followed
+
+    async def originate(
+        self, *, agent_extension: str, number: str, deal_id: int, user_id: int
+    ) -> str:
+        listener = self._followed()
+        if listener is not None:
+            return await originate_call(
+                listener,
+                agent_extension=agent_extension,
+                number=number,
+                deal_id=deal_id,
+                user_id=user_id,
+                settings=self._settings,
+            )
+        check_originate(agent_extension, number, deal_id, user_id)  # before connecting
+        transient = AmiListener(self._settings, _ignore_event)
+        await transient.start()
+        try:
+            async with asyncio.timeout(self._settings.ami_action_timeout):
+                await transient.wait_connected()
+            return await originate_call(
+                transient,
+                agent_extension=agent_extension,
+                number=number,
+                deal_id=deal_id,
+                user_id=user_id,
+                settings=self._settings,
+            )
+        except TimeoutError:
+            raise OriginateError(
+                f"cannot reach Asterisk at {self._settings.ami_host}:{self._settings.ami_port} "
+                f"({transient.last_error or transient.state})"
+            ) from None
+        finally:
+            await transient.close(drain_timeout=0)

@@ -13,6 +13,7 @@ from web import docs_pages, errors, health, pages_routes
 from web import webhooks as twilio_webhooks
 from web import ws as events_ws
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
+from web.api import channels as channels_api  # which of SMS and email work
 from web.api import deal_admin as deal_admin_api  # stages and the deal forms' lists
 from web.api import events_schema as events_schema_api
 from web.api import messages as messages_api
@@ -69,6 +70,7 @@ ROUTERS: list[APIRouter] = [
     deal_admin_api.router,  # deal stages and the deal forms' lists (admins)
     recordings_api.router,  # call recordings: the player's link and audio
     messages_api.router,  # SMS and email sent from the card
+    channels_api.router,  # which of SMS and email work, before Send
     twilio_webhooks.router,  # Twilio's inbound SMS and status webhooks
     routing_api.router,  # FastAGI router status and schedules
     workspace_api.router,  # the agenda's missed and recent calls, results, comments, merging

@@ -29,6 +29,7 @@ async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.users.schemas import UserCreate
     from crm_core.users.service import create_user
     from web.compose import close_container, open_container
+    from web.user_defaults import give_default_schedule
 
     try:
         data = UserCreate(
@@ -48,7 +49,13 @@ async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         async with unit_of_work(c.sessions) as session:
             user = await create_user(session, data)
+            scheduled = await give_default_schedule(session, user, settings.web.default_schedule)
         print(f"user {user.login} (id {user.id}, role {user.role}) created")
+        if scheduled:
+            hours = settings.web.default_schedule
+            print(f"  working hours: {hours} (DEFAULT_SCHEDULE; change them at /schedules)")
+        elif user.extension:
+            print("  no schedule: never routed a call until given one at /schedules")
         return 0
     except DomainError as exc:
         print(f"cannot add user: {exc}", file=sys.stderr)
@@ -70,12 +77,12 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from web.demo import run_demo
+    from web.demo import ResetRefused, run_demo
     from web.secret_key import UnsafeSecret
 
     try:
-        return int(run_demo(settings, speed=args.speed, pbx=args.pbx))
-    except UnsafeSecret as exc:  # a stored key that was tampered with
+        return int(run_demo(settings, speed=args.speed, pbx=args.pbx, reset=args.reset))
+    except (UnsafeSecret, ResetRefused) as exc:  # a tampered stored key; a reset refused
         print(f"crm-telephony: not starting: {exc}", file=sys.stderr)
         return 2
 
@@ -104,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="replay",
         help="replay: real Asterisk traffic replayed (default); asterisk: the kit's real "
         "Asterisk 22 (a source checkout, built by 'make asterisk') calling in by itself",
+    )
+    demo.add_argument(
+        "--reset",
+        action="store_true",
+        help="start afresh: wipe the demo's data folder (its embedded database) first",
     )
     sub.add_parser("migrate", help="migrate the database to the latest schema")
     user = sub.add_parser("user", help="manage users").add_subparsers(
@@ -137,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     from web.logs import setup_logging
 
-    setup_logging(settings.web.log_level)
+    setup_logging(settings.web.log_level, settings.web.log_format)
     if args.command == "migrate":
         return _cmd_migrate(args, settings)
     if args.command == "user":

@@ -1,47 +1,35 @@
 """Click-to-call from a card: the manager's phone rings first, then the client's number.
 
-The Originate goes through the AMI connection of the instance that follows the PBX when that is
-this one; any other instance opens a short connection of its own for the action (AMI allows many
-manager sessions), so any instance serves any browser.
+The call goes through the container's `Originator` (telephony/originate.py): the AMI one by
+default, the demo's stand-in when the demo put one there. Failures reach the agent's page as
+`originate.failed`; the call itself is followed by AMI like any other.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
-from crm_core.db import unit_of_work
+from crm_core.db import collect_event, unit_of_work
 from crm_core.events.messages import OriginateFailedMessage
 from crm_core.events.types import CallEvent
-from telephony.ami_listener import AmiError, AmiListener
-from telephony.originate import OriginateError, originate_call
+from telephony.ami_listener import AmiError
+from telephony.originate import ActionSender, AmiOriginator, OriginateError, Originator
 from web.container import Container
 
 logger = logging.getLogger(__name__)
 
 
-async def _noop_event(event: dict[str, str], arrival: float) -> None:
-    return None
+def originator_of(c: Container) -> Originator:
+    """The container's Originator: a stand-in put there (the demo's), else AMI through the
+    followed PBX (or a short connection of its own when this instance follows none)."""
+    if c.originator is not None:
+        return c.originator
 
+    def followed() -> ActionSender | None:
+        listener = c.call_tracking.listener if c.call_tracking is not None else None
+        return listener if listener is not None and listener.connected else None
 
-async def _originate(c: Container, **kwargs: Any) -> str:
-    listener = c.call_tracking.listener if c.call_tracking is not None else None
-    if listener is not None and listener.connected:
-        return await originate_call(listener, settings=c.settings.telephony, **kwargs)
-    transient = AmiListener(c.settings.telephony, _noop_event)
-    await transient.start()
-    try:
-        async with asyncio.timeout(c.settings.telephony.ami_action_timeout):
-            await transient.wait_connected()
-        return await originate_call(transient, settings=c.settings.telephony, **kwargs)
-    except TimeoutError:
-        raise OriginateError(
-            f"cannot reach Asterisk at {c.settings.telephony.ami_host}:"
-            f"{c.settings.telephony.ami_port} ({transient.last_error or transient.state})"
-        ) from None
-    finally:
-        await transient.close(drain_timeout=0)
+    return AmiOriginator(c.settings.telephony, followed)
 
 
 async def place_call(
@@ -49,14 +37,12 @@ async def place_call(
 ) -> None:
     """Run the Originate; tell the agent's page if it fails (the call itself is tracked by AMI)."""
     try:
-        await _originate(
-            c, agent_extension=extension, number=number, deal_id=deal_id, user_id=user_id
+        await originator_of(c).originate(
+            agent_extension=extension, number=number, deal_id=deal_id, user_id=user_id
         )
     except (OriginateError, AmiError, ValueError) as exc:
         logger.warning("click-to-call from %s to %s failed: %s", extension, number, exc)
         async with unit_of_work(c.sessions, c.publish) as session:
-            from crm_core.db import collect_event
-
             collect_event(
                 session,
                 CallEvent(

@@ -16,6 +16,7 @@ from crm_core.db import Publisher, discard_events
 from crm_core.users.security import PasswordWorkers
 from notifier.hub import EventHub
 from notifier.leader import LeaderElection
+from telephony.originate import Originator
 from web.parts.agi_routing import AgiRouting
 from web.parts.call_tracking import CallTracking
 from web.parts.messaging import Messaging
@@ -53,4 +54,7 @@ class Container:
     agi_routing: AgiRouting | None = None  # None: AGI_ENABLED is off
     messaging: Messaging | None = None
     reminders: Reminders | None = None
+    # click-to-call: None = AMI Originate (telephony/originate.py:AmiOriginator); the demo's
+    # replayed PBX puts its stand-in here (web/demo_originate.py)
+    originator: Originator | None = None
     parts: tuple[Part, ...] = ()

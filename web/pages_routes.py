@@ -49,7 +49,7 @@ PAGES: list[Page] = [
     # schedules: everyone sees who is on duty and their own schedule; staff edit (the API decides)
     Page("/schedules", "schedules.html", EVERYONE, "nav.schedules"),
     # Page("/reports", "reports.html", SALES, "nav.reports"),
-    # Page("/admin/users", "admin_users.html", ADMIN, "nav.users"),
+    Page("/admin/users", "admin_users.html", ADMIN, "nav.users"),
     Page("/admin/stages", "admin_stages.html", ADMIN, "nav.stages"),
     Page("/admin/lists", "admin_lists.html", ADMIN, "nav.lists"),
 ]

@@ -1,8 +1,9 @@
 """The application's settings: each package's own, combined here and read once."""
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_core.settings import CoreSettings
@@ -43,6 +44,11 @@ class WebSettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1, alias="MAX_BODY_BYTES")
     public_max_body_bytes: int = Field(default=64 * 1024, ge=1, alias="PUBLIC_MAX_BODY_BYTES")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # auto: lines for people on a terminal, JSON otherwise; json / human to choose (web/logs.py)
+    log_format: Literal["auto", "human", "json"] = Field(default="auto", alias="LOG_FORMAT")
+    # The weekly hours a new user with an extension gets (web/user_defaults.py): without any,
+    # the router never rings them. "none": new users start without a schedule.
+    default_schedule: str = Field(default="Mon-Fri 09:00-18:00", alias="DEFAULT_SCHEDULE")
     # How long /api/health waits for the database's answer before reporting it down (503).
     health_timeout_seconds: float = Field(default=3.0, gt=0, alias="HEALTH_TIMEOUT_SECONDS")
 
@@ -58,6 +64,14 @@ class WebSettings(BaseSettings):
     recordings_url_template: str = Field(default="", alias="RECORDINGS_URL_TEMPLATE")
     # How long a player's signed recording URL works (an <audio> element sends no header).
     recording_link_ttl_seconds: int = Field(default=1800, alias="RECORDING_LINK_TTL_SECONDS")
+
+    @field_validator("default_schedule")
+    @classmethod
+    def _weekly(cls, value: str) -> str:
+        from web.user_defaults import parse_weekly  # a typo stops the start, not the routing
+
+        parse_weekly(value)
+        return value
 
 
 class Settings:

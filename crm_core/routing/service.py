@@ -24,6 +24,7 @@ class AgentStatus:
     on_duty: bool
     state: str  # free | ringing | talking (what the call tracker last saw)
     routed_count: int  # round-robin calls dealt so far
+    has_schedule: bool = True  # False: no hours at all, so never on duty, never routed
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ async def routing_status(session: AsyncSession, instant: datetime) -> RoutingSta
                 on_duty=schedule is not None and is_on_duty(schedule, instant),
                 state=raw_state if raw_state in BUSY_STATES else "free",
                 routed_count=turns.get(u.id, (0, 0))[1],
+                has_schedule=schedule is not None and bool(schedule.intervals or schedule.changes),
             )
         )
     candidates = [a.user_id for a in agents if a.on_duty and a.state == "free"]

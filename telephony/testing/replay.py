@@ -223,6 +223,11 @@ class ReplayServer:
             name="ami-replay",
         )
 
+    async def play_alongside(self, events: list[Headers], speed: float = 1.0) -> None:
+        """Play one recording's events now, beside the current playback, with fresh ids and
+        shifted to now (the demo's click-to-call, a call placed while the loop goes on)."""
+        await self._play([events], speed, False, True, True, False, 0.0, False)
+
     async def wait_played(self) -> None:
         """Wait until the current playback has played everything (never, if looping)."""
         if self._player is not None:

@@ -125,6 +125,7 @@ async def test_a_permanent_refusal_fails_at_once(
     await drain(_worker(sessions, mailbox.port))
     comm = await communication(sessions, comm_id)
     assert comm.status == "failed" and "554" in comm.extra["error"]
+    assert comm.extra["error"].startswith("email.rejected: the mail server 127.0.0.1:")
     assert (await outbox_row(sessions, comm_id)).attempts == 1
     assert mailbox.messages == []
 
@@ -143,6 +144,10 @@ async def test_closed_smtp_port_is_retried_then_failed(
     comm = await communication(sessions, comm_id)
     assert comm.status == "failed" and comm.extra["attempts"] == 3
     assert worker.stats["retried"] == 2 and worker.stats["failed"] == 1
+    # the card shows a reason it can translate, not `[Errno 111] Connect call failed`
+    assert comm.extra["error"].startswith("email.unreachable: the mail server 127.0.0.1:")
+    assert "refused the connection" in comm.extra["error"]
+    assert "Errno" not in comm.extra["error"]
 
 
 # --- inbound -----------------------------------------------------------------------------------

@@ -236,6 +236,7 @@ async def test_request_prism_rejects_fails_cleanly_without_retrying(
     comm = await communication(sessions, comm_id)
     assert comm.status == "failed" and comm.external_id is None
     assert "422" in comm.extra["error"] and comm.extra["attempts"] == 1
+    assert comm.extra["error"].startswith("sms.rejected: Twilio answered 422")
     row = await outbox_row(sessions, comm_id)
     assert row.state == "failed" and row.attempts == 1 and "422" in (row.last_error or "")
 
@@ -264,7 +265,7 @@ async def test_unreachable_twilio_is_retried_then_marked_failed(
     assert time.monotonic() - started < 10
     row = await outbox_row(sessions, comm_id)
     assert row.state == "failed" and row.attempts == 3
-    assert "unreachable" in (row.last_error or "")
+    assert (row.last_error or "").startswith("sms.unreachable: Twilio unreachable")
     comm = await communication(sessions, comm_id)
     assert comm.status == "failed" and comm.extra["attempts"] == 3
     assert worker.stats == {"sent": 0, "retried": 2, "failed": 1, "lost": 0}

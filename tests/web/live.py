@@ -72,13 +72,13 @@ class LiveService:
 
 @asynccontextmanager
 async def live_service(
-    container: Container, *, ready_timeout: float = 15
+    container: Container, *, ready_timeout: float = 15, port: int = 0
 ) -> AsyncIterator[LiveService]:
     app = create_app(container=container)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=0,
+        port=port,
         log_config=None,
         lifespan="on",
         ws_per_message_deflate=False,

@@ -430,7 +430,7 @@ async def test_manager_sees_the_status_but_may_not_save(
 # ---------------------------------------------------------------------------------- SMS / email
 
 
-async def test_card_sends_email_and_reports_sms_not_configured(
+async def test_card_sends_email_and_says_sms_is_not_configured_before_send(
     settings: Settings,
     container: Container,
     replay: ReplayServer,
@@ -463,12 +463,15 @@ async def test_card_sends_email_and_reports_sms_not_configured(
         await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
         status = page.locator("#message-status")
 
-        # SMS: the API's clear refusal is shown, the text stays, nothing is written
+        # SMS: known before Send (GET /api/messages/channels): the button is off, a note says
+        # why and what would configure it; nothing is written
         await page.fill("#sms-text", "Your offer is ready")
-        await page.click("#sms-send")
-        await expect(status).to_contain_text("SMS is not configured")
-        await expect(status).to_have_class("status error")
-        await expect(page.locator("#sms-text")).to_have_value("Your offer is ready")
+        await expect(page.locator("#sms-send")).to_be_disabled()
+        await expect(page.get_by_test_id("sms-unavailable")).to_contain_text(
+            "SMS is not configured here (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER)"
+        )
+        await expect(page.locator("#email-send")).to_be_enabled()
+        await expect(page.get_by_test_id("email-unavailable")).to_have_count(0)
         async with sessions() as s:
             assert (
                 await s.scalar(

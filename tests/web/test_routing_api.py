@@ -50,6 +50,9 @@ async def test_status_shows_duty_phone_state_and_turn(
     assert body["turn"] == [m3.id, op.id] and body["next_user_id"] == m3.id
     agents = {a["user_id"]: a for a in body["agents"]}
     assert agents[off.id]["on_duty"] is False and agents[off.id]["turn"] is None
+    # no hours at all: not merely off duty now, never routed; the status says so
+    assert agents[off.id]["has_schedule"] is False
+    assert agents[off.id]["routing_note"] == "no schedule: never routed"
     # a colleague, to an operator: name and extension, not their login, role or time zone
     assert agents[m3.id] | {"user_id": 0} == {
         "user_id": 0,
@@ -59,6 +62,8 @@ async def test_status_shows_duty_phone_state_and_turn(
         "state": "free",
         "routed_count": 0,
         "turn": 1,
+        "has_schedule": True,
+        "routing_note": None,
     }
     assert agents[op.id]["login"] == op.login  # their own row is whole
     staff_view = (await api.get("/api/routing/status", headers=admin)).json()
@@ -73,6 +78,8 @@ async def test_status_shows_duty_phone_state_and_turn(
         "state": "free",
         "routed_count": 0,
         "turn": 1,
+        "has_schedule": True,
+        "routing_note": None,
     }
 
 

@@ -30,6 +30,9 @@ class AgentOut(BaseModel):
     routed_count: int
     # 1 = the next round-robin call rings this agent; None = not in the rotation now
     turn: int | None
+    has_schedule: bool
+    # why the router never rings this agent, when it never will ("no schedule: never routed")
+    routing_note: str | None
 
 
 class RoutingStatusOut(BaseModel):
@@ -52,6 +55,8 @@ def _agent(a: AgentStatus, turn: list[int], viewer: User) -> AgentOut:
         state=a.state,
         routed_count=a.routed_count,
         turn=turn.index(a.user_id) + 1 if a.user_id in turn else None,
+        has_schedule=a.has_schedule,
+        routing_note=None if a.has_schedule else "no schedule: never routed",
     )
     if may_see_user(viewer, a.user_id):  # as /api/users: names and extensions for colleagues
         out.login, out.role, out.timezone = a.login, a.role, a.timezone

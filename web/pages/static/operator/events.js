@@ -8,6 +8,7 @@ import { answeredElsewhere, callFacts, callNumber, trackCall } from "./calls.js"
 import { loadTasks, loadTimeline, openClient } from "./panel.js";
 import { renderPop, renderPopState, resetResultForm } from "./pop.js";
 import { ALERT_MAX_AGE_MS, S, diag, savePop } from "./state.js";
+import { deliveryError } from "../lib/delivery.js";
 
 /**
  * @typedef {import("../lib/ws.js").Frame} Frame
@@ -51,7 +52,7 @@ export function onEvent(msg, info) {
     case "message.status":
       if (S.panel && p.client_id === S.panel.clientId) loadTimeline();
       if (p.status === "failed") {
-        setStatus($("message-status"), t("op.notSent", { to: p.to || t("op.theClient"), error: p.error || t("op.failed") }), true);
+        setStatus($("message-status"), t("op.notSent", { to: p.to || t("op.theClient"), error: deliveryError(p.error) }), true);
       }
       return;
     default:

@@ -9,6 +9,7 @@ import { named, t } from "../lib/i18n.js";
 import { player } from "../lib/recordings.js";
 import { markPanel, renderPop } from "./pop.js";
 import { S, savePop } from "./state.js";
+import { showChannels } from "../lib/delivery.js";
 
 /** datetime-local wants local wall time without zone. @param {Date} date */
 export function localInputValue(date) {
@@ -268,6 +269,8 @@ async function callClient() {
 }
 
 export function initPanel() {
+  // which of SMS and email work here, said beside their Send buttons before anyone presses them
+  showChannels({ sms: /** @type {HTMLButtonElement} */ ($("sms-send")), email: /** @type {HTMLButtonElement} */ ($("email-send")) });
   $("client-form").addEventListener("submit", saveClient);
   $("stage-form").addEventListener("submit", moveStage);
   $("task-form").addEventListener("submit", addCallback);
