@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from crm_core.events.messages import (
+    AgentPresenceMessage,
     CommunicationLoggedMessage,
     DealStageChangedMessage,
     TaskCreatedMessage,
@@ -23,6 +24,7 @@ from crm_core.events.types import (
     MessageEvent,
     TaskCreated,
 )
+from crm_core.presence.events import PresenceChanged
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +180,23 @@ def _message_event(event: MessageEvent) -> list[Message]:
     return [Message(user_channel(uid), event.type, payload) for uid in users]
 
 
+def _presence_changed(event: PresenceChanged) -> list[Message]:
+    """Supervisors' boards, and the agent's own pages (their state button)."""
+    payload = {
+        "user_id": event.user_id,
+        "extension": event.extension,
+        "state": event.state,
+        "reason": event.reason,
+        "since": event.since,
+        "until": event.until,
+        "source": event.source,
+    }
+    return [
+        Message(SUPERVISORS, AgentPresenceMessage.TYPE, payload),
+        Message(user_channel(event.user_id), AgentPresenceMessage.TYPE, payload),
+    ]
+
+
 # One serializer per domain event type; handlers never build JSON themselves.
 _SERIALIZERS: dict[type[Any], Callable[[Any], list[Message]]] = {
     CallEvent: _call_event,
@@ -185,6 +204,7 @@ _SERIALIZERS: dict[type[Any], Callable[[Any], list[Message]]] = {
     CommunicationLogged: _communication_logged,
     DealStageChanged: _deal_stage_changed,
     MessageEvent: _message_event,
+    PresenceChanged: _presence_changed,
 }
 
 

@@ -40,6 +40,7 @@ from crm_core.events.messages import (
 )
 from crm_core.events.types import CallEvent
 from crm_core.phones import try_normalize_phone
+from telephony import presence_events
 from telephony.call_record import call_view, client_number, to_record, ts
 from telephony.facts import (
     AgentRingEnded,
@@ -279,6 +280,8 @@ class CallPipeline:
 
     async def _apply(self, session: AsyncSession, fact: Work) -> None:
         self.stats["facts"] += 1
+        # queue stays for statistics and wrap-up after answered calls (issue 16)
+        await presence_events.on_call_fact(session, fact)
         if isinstance(fact, CallStarted):
             await self._on_started(session, fact)
         elif isinstance(fact, AgentRinging):

@@ -12,6 +12,7 @@ from typing import Any
 
 from telephony.ami_listener import AmiListener, AmiState
 from telephony.call_pipeline import CallPipeline
+from telephony.presence_events import PresenceFromPbx
 from telephony.tracker import CallTracker, TrackerConfig
 from web.container import Container
 
@@ -40,8 +41,13 @@ class CallTracking:
         )
         await self.pipeline.restore()
         self.pipeline.start()
+        # the PBX's queue member pauses set presence (issue 16), after the pipeline has the event
+        pauses = PresenceFromPbx(self._c.sessions, lambda events: self._c.publish(events))
         self.listener = AmiListener(
-            s.telephony, self.pipeline.on_event, self.pipeline.on_connected, self._on_state
+            s.telephony,
+            pauses.tee(self.pipeline.on_event),
+            self.pipeline.on_connected,
+            self._on_state,
         )
         await self.listener.start()
         logger.info("following the PBX at %s:%s", s.telephony.ami_host, s.telephony.ami_port)

@@ -204,6 +204,22 @@ class PingMessage(EventMessage):
     TYPE = "ping"
 
 
+# ---- agent presence (issue 16): supervisors, and the agent's own user channel ------------------
+
+
+class AgentPresenceMessage(EventMessage):
+    """An agent's presence changed: available | paused | dnd | wrapup (`until`: its end)."""
+
+    TYPE = "agent.presence"
+    user_id: int
+    extension: str | None
+    state: str
+    reason: str | None
+    since: str
+    until: str | None
+    source: str  # api | pbx | call
+
+
 CATALOGUE: tuple[type[EventMessage], ...] = (
     CallStartedMessage,
     CallRingingMessage,
@@ -222,6 +238,7 @@ CATALOGUE: tuple[type[EventMessage], ...] = (
     SubscribedMessage,
     ReplayTruncatedMessage,
     PingMessage,
+    AgentPresenceMessage,
 )
 BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}
 # control messages carry their fields beside "type" rather than in a numbered frame's payload

@@ -17,10 +17,14 @@ class CommunicationFigures(BaseModel):
     emails_out: int
     emails_in: int
     sms: int
+    sms_in: int = 0
+    sms_out: int = 0
 
 
 class Figures(CommunicationFigures):
-    """Communications and deals (created, won and lost in the period, with their sums)."""
+    """Communications and deals (created, won and lost in the period, with their sums), and the
+    sales plan for the period (months prorated by the days covered; None: no plan set) against
+    what was won (`won_amount` = `won_sum`)."""
 
     created: int
     created_sum: str
@@ -28,6 +32,9 @@ class Figures(CommunicationFigures):
     won_sum: str
     lost: int
     lost_sum: str
+    plan_amount: str | None = None
+    won_amount: str = "0.00"
+    plan_percent: float | None = None
 
 
 class ManagerFigures(Figures):

@@ -6,12 +6,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, select
+from sqlalchemy import Integer, and_, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage
+from crm_core.reports.plans import period_plans
+from crm_core.reports.rules import money, percent
 from crm_core.schedules.rules import is_on_duty
 from crm_core.schedules.service import load_schedules
 from crm_core.users.models import User
@@ -21,29 +23,105 @@ def _count(cond: Any) -> Any:
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0).cast(Integer)
 
 
-async def communication_figures(
+COMM_KEYS = (
+    "calls_in",
+    "calls_out",
+    "answered",
+    "missed",
+    "talk_seconds",
+    "emails_out",
+    "emails_in",
+    "sms",
+    "sms_in",
+    "sms_out",
+    "calls_in_answered",
+    "calls_in_missed",
+    "calls_out_answered",
+    "calls_out_missed",
+)
+
+# A missed call nobody owns counts for each agent whose phone rang (once per call), not for
+# "(unassigned)"; the team's totals still count it once.
+_RUNG_MISSED_SQL = text(
+    """
+SELECT u.id AS user_id,
+       count(DISTINCT c.id) FILTER (WHERE c.direction = 'in') AS calls_in,
+       count(DISTINCT c.id) FILTER (WHERE c.direction = 'out') AS calls_out
+FROM communications c
+JOIN users u ON u.extension IN (SELECT jsonb_array_elements_text(
+    CASE WHEN jsonb_typeof(c.extra -> 'agents_rung') = 'array'
+         THEN c.extra -> 'agents_rung' ELSE '[]'::jsonb END))
+WHERE c.kind = 'call' AND c.user_id IS NULL AND c.extra ->> 'missed' = 'true'
+  AND c.occurred_at >= :start AND c.occurred_at < :end
+GROUP BY GROUPING SETS ((u.id), ())
+"""
+)
+
+
+async def _base_figures(
     session: AsyncSession, start: datetime, end: datetime
 ) -> dict[int | None, dict[str, Any]]:
-    """Per user (None: nobody, e.g. missed calls): calls in/out, answered, missed, talk, emails."""
+    """Per owning user (None: nobody): calls, answered, missed, talk, emails, SMS."""
     c = Communication
+    call, missed = c.kind == "call", c.extra["missed"].astext == "true"
     rows = await session.execute(
         select(
             c.user_id,
-            _count(and_(c.kind == "call", c.direction == "in")).label("calls_in"),
-            _count(and_(c.kind == "call", c.direction == "out")).label("calls_out"),
-            _count(and_(c.kind == "call", c.status == "answered")).label("answered"),
-            _count(and_(c.kind == "call", c.extra["missed"].astext == "true")).label("missed"),
-            func.coalesce(func.sum(case((c.kind == "call", c.talk_seconds), else_=0)), 0).label(
-                "talk_seconds"
-            ),
+            _count(and_(call, c.direction == "in")).label("calls_in"),
+            _count(and_(call, c.direction == "out")).label("calls_out"),
+            _count(and_(call, c.status == "answered")).label("answered"),
+            _count(and_(call, missed)).label("missed"),
+            func.coalesce(func.sum(case((call, c.talk_seconds), else_=0)), 0).label("talk_seconds"),
             _count(and_(c.kind == "email", c.direction == "out")).label("emails_out"),
             _count(and_(c.kind == "email", c.direction == "in")).label("emails_in"),
             _count(c.kind == "sms").label("sms"),
+            _count(and_(c.kind == "sms", c.direction == "in")).label("sms_in"),
+            _count(and_(c.kind == "sms", c.direction == "out")).label("sms_out"),
+            _count(and_(call, c.direction == "in", c.status == "answered")).label(
+                "calls_in_answered"
+            ),
+            _count(and_(call, c.direction == "in", c.status != "answered")).label(
+                "calls_in_missed"
+            ),
+            _count(and_(call, c.direction == "out", c.status == "answered")).label(
+                "calls_out_answered"
+            ),
+            _count(and_(call, c.direction == "out", c.status != "answered")).label(
+                "calls_out_missed"
+            ),
         )
         .where(c.occurred_at >= start, c.occurred_at < end)
         .group_by(c.user_id)
     )
     return {r.user_id: {k: v for k, v in r._mapping.items() if k != "user_id"} for r in rows}
+
+
+def _empty_comms() -> dict[str, Any]:
+    return {k: 0.0 if k == "talk_seconds" else 0 for k in COMM_KEYS}
+
+
+async def communication_figures(
+    session: AsyncSession, start: datetime, end: datetime
+) -> dict[int | None, dict[str, Any]]:
+    """Per user (None: nobody, e.g. a missed call no agent's phone rang for): calls in/out,
+    answered, missed (for every agent rung), talk, emails, SMS."""
+    figures = await _base_figures(session, start, end)
+    rung = await session.execute(_RUNG_MISSED_SQL, {"start": start, "end": end})
+    for uid, calls_in, calls_out in rung:
+        n_in, n_out = int(calls_in or 0), int(calls_out or 0)
+        if n_in + n_out == 0:
+            continue
+        sign = -1 if uid is None else 1  # the grand total row: moved away from nobody
+        row = figures.setdefault(uid, _empty_comms())
+        row["calls_in"] += sign * n_in
+        row["calls_out"] += sign * n_out
+        row["missed"] += sign * (n_in + n_out)
+        row["calls_in_missed"] += sign * n_in
+        row["calls_out_missed"] += sign * n_out
+    nobody = figures.get(None)
+    if nobody is not None and not any(nobody.values()):
+        del figures[None]
+    return figures
 
 
 async def deal_figures(
@@ -105,50 +183,69 @@ def _money(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()}
 
 
+def _team_comms(base: dict[int | None, dict[str, Any]]) -> dict[str, Any]:
+    team = _empty_comms()
+    for row in base.values():
+        for key in COMM_KEYS:
+            team[key] += row.get(key, 0)
+    return team
+
+
+EMPTY_DEALS: dict[str, Any] = {
+    "created": 0,
+    "created_sum": Decimal(0),
+    "won": 0,
+    "won_sum": Decimal(0),
+    "lost": 0,
+    "lost_sum": Decimal(0),
+}
+
+
+def _plan_fields(plan: Decimal | None, won: Decimal) -> dict[str, Any]:
+    return {
+        "plan_amount": money(plan) if plan is not None else None,
+        "won_amount": money(won),
+        "plan_percent": percent(won, plan) if plan else None,
+    }
+
+
 async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[str, Any]:
-    """Per manager and for the team: calls in/out, emails, deals created/won/lost with sums,
-    lead sources."""
+    """Per manager and for the team: calls in/out, emails, SMS, deals created/won/lost with sums,
+    the sales plan for the period against what was won, lead sources."""
     comms = await communication_figures(session, start, end)
+    team_comms = _team_comms(await _base_figures(session, start, end))
     deals = await deal_figures(session, start, end)
     users = {u.id: u for u in await session.scalars(select(User).order_by(User.id))}
-    empty_c = {
-        "calls_in": 0,
-        "calls_out": 0,
-        "answered": 0,
-        "missed": 0,
-        "talk_seconds": 0.0,
-        "emails_out": 0,
-        "emails_in": 0,
-        "sms": 0,
-    }
-    empty_d = {
-        "created": 0,
-        "created_sum": Decimal(0),
-        "won": 0,
-        "won_sum": Decimal(0),
-        "lost": 0,
-        "lost_sum": Decimal(0),
-    }
+    first, last = start.date(), (end - timedelta(days=1)).date()
+    plans = await period_plans(session, first, last)
     per_manager = []
-    team: dict[str, Any] = {**empty_c, **empty_d}
-    for uid in sorted(set(comms) | set(deals), key=lambda x: (x is None, x or 0)):
-        row = {**empty_c, **comms.get(uid, {}), **empty_d, **deals.get(uid, {})}
-        for key, value in row.items():
-            team[key] = team[key] + value
+    team_deals = dict(EMPTY_DEALS)
+    ids = set(comms) | set(deals) | set(plans)
+    for uid in sorted(ids, key=lambda x: (x is None, x or 0)):
+        d = {**EMPTY_DEALS, **deals.get(uid, {})}
+        for key in EMPTY_DEALS:
+            team_deals[key] = team_deals[key] + d[key]
+        row = {**_empty_comms(), **comms.get(uid, {}), **d}
         user = users.get(uid) if uid is not None else None
+        plan = plans.get(uid) if uid is not None else None
         per_manager.append(
             {
                 "user_id": uid,
                 "name": user.full_name if user else "(unassigned)",
                 "extension": user.extension if user else None,
                 **_money(row),
+                **_plan_fields(plan, d["won_sum"]),
             }
         )
+    team_plan = sum(plans.values(), Decimal(0)) if plans else None
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
         "per_manager": per_manager,
-        "team": _money(team),
+        "team": {
+            **_money({**team_comms, **team_deals}),
+            **_plan_fields(team_plan, team_deals["won_sum"]),
+        },
         "lead_sources": await lead_sources(session, start, end),
     }
 

@@ -58,6 +58,10 @@ async def test_status_shows_duty_phone_state_and_turn(
         "on_duty": True,
         "state": "free",
         "routed_count": 0,
+        "presence": "available",
+        "presence_reason": None,
+        "presence_since": None,
+        "wrapup_until": None,
         "turn": 1,
     }
     assert agents[op.id]["login"] == op.login  # their own row is whole
@@ -72,6 +76,10 @@ async def test_status_shows_duty_phone_state_and_turn(
         "on_duty": True,
         "state": "free",
         "routed_count": 0,
+        "presence": "available",
+        "presence_reason": None,
+        "presence_since": None,
+        "wrapup_until": None,
         "turn": 1,
     }
 
