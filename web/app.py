@@ -20,6 +20,7 @@ from web import ws as events_ws  # event hub (issue 5)
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
 from web.api import events_schema as events_schema_api  # what /ws sends (GET /api/events/schema)
 from web.api import messages as messages_api  # SMS and email: send from the card
+from web.api import plans as plans_api  # sales plans (issue 16)
 from web.api import presence as presence_api  # agent presence (issue 16)
 from web.api import recordings as recordings_api
 from web.api import routing as routing_api
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     # FastAGI router (issue 6): status API and the schedules page
     app.include_router(routing_api.router)
     app.include_router(presence_api.router)  # agent presence (issue 16)
+    app.include_router(plans_api.router)  # sales plans (issue 16)
 
     @app.get("/schedules", include_in_schema=False)
     async def schedules_page() -> FileResponse:

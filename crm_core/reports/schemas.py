@@ -113,3 +113,111 @@ class BoardOut(BaseModel):
     missed_today: list[MissedCall]
     recent_calls: list[RecentCall]
     today: list[TodayFigures]
+
+
+# ---- issue 16: queues, the manager's day, lead sources, lost reasons, presence time ------------
+
+
+class QueueFiguresOut(BaseModel):
+    """One queue, for callers who joined it in the period. `abandoned` leaves out the short
+    abandons (hung up within SHORT_ABANDON_SECONDS), counted apart and left out of the
+    percentages; `service_level_percent`: answered within SERVICE_LEVEL_SECONDS; `asa_seconds`:
+    the average wait of those answered. `callers_waiting`/`longest_wait_now_seconds`: now."""
+
+    queue: str
+    offered: int
+    answered: int
+    abandoned: int
+    short_abandoned: int
+    other_exits: int  # left unanswered for somewhere else (timeout, transfer)
+    abandon_percent: float | None
+    service_level_percent: float | None
+    answered_in_service_level: int
+    asa_seconds: float | None
+    longest_wait_seconds: float
+    callers_waiting: int
+    longest_wait_now_seconds: float
+
+
+class QueueReportOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    service_level_seconds: float
+    short_abandon_seconds: float
+    items: list[QueueFiguresOut]
+
+
+class DayRow(BaseModel):
+    user_id: int | None  # None: the total
+    name: str
+    deals_created: int
+    deals_created_sum: str
+    deals_cancelled: int
+    deals_cancelled_sum: str
+    calls_in_answered: int
+    calls_in_missed: int
+    calls_out_answered: int
+    calls_out_missed: int
+    emails_in: int
+    emails_out: int
+    sms_in: int
+    sms_out: int
+    sales_day: int
+    sales_day_sum: str
+    sales_month_to_date: int
+    sales_month_to_date_sum: str
+    plan_month: str | None
+    plan_percent_month_to_date: float | None
+
+
+class DayReportOut(BaseModel):
+    date: str
+    rows: list[DayRow]
+    total: DayRow | None = None  # supervisors only
+
+
+class LeadSourceRow(BaseModel):
+    lead_source: str
+    clients: int
+    deals: int
+    deals_sum: str
+    won: int
+    won_sum: str
+    conversion_percent: float | None
+
+
+class LostReasonRow(BaseModel):
+    stage: str | None  # the stage the deal was in when lost (None: lost before any move)
+    reason: str | None
+    deals: int
+    sum: str
+
+
+class PresenceTimeRow(BaseModel):
+    user_id: int
+    name: str
+    available_seconds: float
+    paused_seconds: float
+    dnd_seconds: float
+    wrapup_seconds: float
+
+
+class PeriodRows(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from")
+    to: str
+
+
+class LeadSourcesOut(PeriodRows):
+    items: list[LeadSourceRow]
+
+
+class LostReasonsOut(PeriodRows):
+    items: list[LostReasonRow]
+
+
+class PresenceTimeOut(PeriodRows):
+    items: list[PresenceTimeRow]
