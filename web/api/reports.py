@@ -112,7 +112,9 @@ async def reports(
         rows = list(result["per_manager"])
         if "team" in result:
             rows.append({**result["team"], "user_id": None, "name": "team", "extension": None})
-        return _csv("report", rows, _columns(ManagerFigures))
+        head = ["user_id", "name", "extension"]
+        cols = head + [c for c in _columns(ManagerFigures) if c not in head]
+        return _csv("report", rows, cols)
     return ReportOut.model_validate(result)
 
 
