@@ -6,15 +6,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
-from fastapi.staticfiles import StaticFiles  # operator pages (issue 5)
 
 from notifier.hub import EventHub  # event hub (issue 5)
 from notifier.leader import LeaderElection, lock_key
-from web import docs_pages, errors, health
+from web import docs_pages, errors, health, pages_routes
 from web import webhooks as twilio_webhooks  # SMS and email: Twilio webhooks
 from web import ws as events_ws  # event hub (issue 5)
 from web.api import auth, calls, clients, communications, deals, reports, schedules, tasks, users
@@ -149,29 +146,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(messages_api.router)
     app.include_router(twilio_webhooks.router)
 
-    # FastAGI router (issue 6): status API and the schedules page
+    # FastAGI router (issue 6): status API
     app.include_router(routing_api.router)
     app.include_router(presence_api.router)  # agent presence (issue 16)
     app.include_router(plans_api.router)  # sales plans (issue 16)
 
-    @app.get("/schedules", include_in_schema=False)
-    async def schedules_page() -> FileResponse:
-        return FileResponse(Path(__file__).parent / "pages" / "schedules.html")
-
-    # operator pages (issue 5): sign-in at /, the workspace at /operator, plain static files
-    pages = Path(__file__).parent / "pages"
-    app.mount("/static", StaticFiles(directory=pages / "static"), name="static")
-
-    @app.get("/", include_in_schema=False)
-    async def login_page() -> FileResponse:  # operator pages (issue 5)
-        return FileResponse(pages / "index.html")
-
-    @app.get("/dashboard", include_in_schema=False)
-    async def dashboard_page() -> FileResponse:  # supervisors' live board
-        return FileResponse(pages / "dashboard.html")
-
-    @app.get("/operator", include_in_schema=False)
-    async def operator_page() -> FileResponse:  # operator pages (issue 5)
-        return FileResponse(pages / "operator.html")
+    # the pages (web/pages_routes.py: one row per page) and their static files
+    pages_routes.install(app)
 
     return app

@@ -9,6 +9,8 @@ Server -> page, one JSON object per frame:
   {"seq": N, "channel": "ext:101", "type": "call.ringing", "payload": {...}, "at": "<ISO 8601>"}
   {"type": "replay.truncated", "after": N}    the page missed more than can be replayed: reload
   {"type": "ping"}                            answer {"type": "pong"} (any message counts)
+  {"type": "system.status", "ami": "up"}     only when asked with "status": true (or &status=1):
+                                              at once, then on every change of the PBX link
 Close codes: 4401 no or bad token, or the sign-in ended (sign-out, new password, user disabled,
 session expired; on whichever instance it happened), 4403 a channel the user may not read, 4400
 bad request, 4008 too slow to read (queue full), 4000 no answer to pings, 1011 event hub not
@@ -37,9 +39,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, status
 from pydantic import BaseModel, Field
 
-from crm_core.events.messages import PingMessage, ReplayTruncatedMessage, SubscribedMessage
+from crm_core.events.messages import (
+    PingMessage,
+    ReplayTruncatedMessage,
+    SubscribedMessage,
+    SystemStatusMessage,
+)
 from notifier.channels import default_channels, may_read, parse_channels
 from notifier.hub import EventHub, Subscriber, control_frame
+from web import health
 from web.container import Container
 from web.deps import CurrentUser, signin_from_token
 from web.session_watch import SessionWatch
@@ -53,6 +61,7 @@ CLOSE_TIMEOUT_SECONDS = 1.0
 UNAUTHORIZED, FORBIDDEN, BAD_REQUEST, TOO_SLOW, NO_PONG = 4401, 4403, 4400, 4008, 4000
 HUB_DOWN, GOING_AWAY = 1011, 1001
 SESSION_ENDED = "sign-in ended"
+STATUS_POLL_SECONDS = 2.0  # how soon a page's PBX light follows a change (an in-memory look)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +224,32 @@ async def _heartbeat(sub: Subscriber, interval: float, seen: list[float]) -> Non
         await asyncio.sleep(interval)
 
 
-async def _pump(ws: WebSocket, sub: Subscriber, heartbeat_seconds: float) -> None:
+async def _status_feed(sub: Subscriber, c: Container) -> None:
+    """The page's "is the PBX followed?" light: the AMI state now, then each change."""
+    shown = None
+    while True:
+        state = health.parts(c)["ami"]
+        if state != shown:
+            sub.control(control_frame(SystemStatusMessage.TYPE, ami=state))
+            shown = state
+        await asyncio.sleep(STATUS_POLL_SECONDS)
+
+
+def _wants_status(raw: Any) -> bool:
+    return raw is True or (isinstance(raw, str) and raw.lower() in ("1", "true", "yes"))
+
+
+async def _pump(
+    ws: WebSocket, sub: Subscriber, heartbeat_seconds: float, status_of: Container | None = None
+) -> None:
     seen = [asyncio.get_running_loop().time()]
     writer = asyncio.create_task(_writer(ws, sub))
     reader = asyncio.create_task(_reader(ws, seen))
     beat = asyncio.create_task(_heartbeat(sub, heartbeat_seconds, seen))
     dropped = asyncio.create_task(sub.wait_failed())
-    tasks = (writer, reader, beat, dropped)
+    tasks: tuple[asyncio.Task[Any], ...] = (writer, reader, beat, dropped)
+    if status_of is not None:
+        tasks = (*tasks, asyncio.create_task(_status_feed(sub, status_of)))
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -276,7 +304,8 @@ async def events_socket(ws: WebSocket) -> None:
                     await ws.send_text(env.frame)
                     after = env.seq
         sub.go_live(after)
-        await _pump(ws, sub, c.settings.notifier.ws_heartbeat_seconds)
+        status_of = c if _wants_status(request.get("status")) else None
+        await _pump(ws, sub, c.settings.notifier.ws_heartbeat_seconds, status_of)
     except Exception as exc:  # the page went away mid-replay, or the database did
         logger.debug("websocket ended: %s: %s", type(exc).__name__, exc)
         await _close(ws, HUB_DOWN, "internal error")

@@ -204,6 +204,15 @@ class PingMessage(EventMessage):
     TYPE = "ping"
 
 
+class SystemStatusMessage(EventMessage):
+    """Whether the service follows the PBX (sent to a socket that asked with `"status": true`,
+    at once and on every change): `ami` is up, down, standby (another instance follows the PBX)
+    or disabled (no AMI configured here)."""
+
+    TYPE = "system.status"
+    ami: str
+
+
 # ---- agent presence (issue 16): supervisors, and the agent's own user channel ------------------
 
 
@@ -238,11 +247,19 @@ CATALOGUE: tuple[type[EventMessage], ...] = (
     SubscribedMessage,
     ReplayTruncatedMessage,
     PingMessage,
+    SystemStatusMessage,
     AgentPresenceMessage,
 )
 BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}
 # control messages carry their fields beside "type" rather than in a numbered frame's payload
-CONTROL_TYPES = frozenset({SubscribedMessage.TYPE, ReplayTruncatedMessage.TYPE, PingMessage.TYPE})
+CONTROL_TYPES = frozenset(
+    {
+        SubscribedMessage.TYPE,
+        ReplayTruncatedMessage.TYPE,
+        PingMessage.TYPE,
+        SystemStatusMessage.TYPE,
+    }
+)
 
 
 def payload_schemas() -> dict[str, dict[str, Any]]:

@@ -35,6 +35,7 @@ EXPECTED = {
     "subscribed",
     "replay.truncated",
     "ping",
+    "system.status",
     "agent.presence",
 }
 

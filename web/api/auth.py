@@ -4,11 +4,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from crm_core.users.schemas import UserOut
+from crm_core.users.models import User
+from crm_core.users.schemas import Locale, UserOut
 from crm_core.users.sessions import end_session
 from web.deps import CurrentSignIn, CurrentUser, Session, container
+from web.pages_routes import NavPage, nav_for
 from web.signin import sign_in
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -50,6 +52,52 @@ async def logout(session: Session, signin: CurrentSignIn) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+class MeOut(UserOut):
+    """The signed-in user, and what their pages need to show things their way."""
+
+    company_timezone: str = Field(description="the company's time zone (DEFAULT_TIMEZONE)")
+    default_locale: Locale = Field(description="the language when neither user nor browser says")
+    pages: list[NavPage] = Field(description="the pages this user's role may open, in order")
+
+
+class MeUpdate(BaseModel):
+    """What a user may change on their own profile (nothing privileged): their language.
+    `null`: no choice, the browser's language decides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    locale: Locale | None
+
+
+def _me(request: Request, user: User) -> MeOut:
+    core = container(request).settings.core
+    return MeOut(
+        **UserOut.from_row(user).model_dump(),
+        company_timezone=core.default_timezone,
+        default_locale=core.default_locale,
+        pages=nav_for(user.role),
+    )
+
+
 @router.get("/me")
-async def me(user: CurrentUser) -> UserOut:
-    return UserOut.from_row(user)
+async def me(request: Request, user: CurrentUser) -> MeOut:
+    return _me(request, user)
+
+
+@router.patch("/me")
+async def update_me(request: Request, data: MeUpdate, user: CurrentUser) -> MeOut:
+    """The user's own language, kept on their profile (the same unit of work commits it)."""
+    user.locale = data.locale
+    return _me(request, user)
+
+
+class LocaleOut(BaseModel):
+    default_locale: Locale = Field(
+        description="DEFAULT_LOCALE: when the browser's language is neither"
+    )
+
+
+@router.get("/locale")
+async def default_locale(request: Request) -> LocaleOut:
+    """For the sign-in page (no token yet): the language to fall back on."""
+    return LocaleOut(default_locale=container(request).settings.core.default_locale)

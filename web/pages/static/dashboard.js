@@ -1,103 +1,130 @@
-// The dashboard page's script: a file of its own, so the Content-Security-Policy allows
-// scripts from this service only (no inline script).
-"use strict";
-(function () {
-  const token = localStorage.getItem("crm_token");
-  if (!token) { location.replace("/"); return; }
-  const $ = (id) => document.getElementById(id);
-  const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-  const mmss = (s) => { s = Math.round(s || 0); return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`; };
-  const since = (iso) => iso ? mmss((Date.now() - Date.parse(iso)) / 1000) : "";
-  async function api(path) {
-    const res = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
-    if (res.status === 401) { localStorage.removeItem("crm_token"); location.replace("/"); throw new Error("signed out"); }
-    if (res.status === 403) {
-      document.body.innerHTML = "<main class='card' style='margin:24px'><p class='error'>Supervisors only.</p>"
-        + "<p><a href='/operator'>Back to your workspace</a> · <a href='/' id='other-user'>Sign in as someone else</a></p></main>";
-      document.getElementById("other-user").onclick = () => { localStorage.removeItem("crm_token"); localStorage.removeItem("crm_user"); };
-      throw new Error("forbidden");
-    }
-    const body = await res.json();
-    if (!res.ok) throw new Error(typeof body.detail === "string" ? body.detail : `request failed (${res.status})`);
-    return body;
+// @ts-check
+// The supervisors' live board: calls in progress, agents, the queue, today's figures, a report.
+// The supervisors' channel says when something changed (a refresh soon after); a slow poll
+// covers a lost socket; the "since" clocks tick between refreshes.
+
+import { api } from "./lib/api.js";
+import { $, h, input } from "./lib/dom.js";
+import * as fmt from "./lib/format.js";
+import { registerCatalogue, t } from "./lib/i18n.js";
+import { player } from "./lib/recordings.js";
+import { startShell } from "./lib/shell.js";
+import en from "./lib/i18n/board.en.js";
+import ru from "./lib/i18n/board.ru.js";
+
+registerCatalogue({ ru, en });
+
+const POLL_MS = 3000;
+
+/** @param {string | null | undefined} iso */
+const since = (iso) => (iso ? fmt.duration((Date.now() - Date.parse(iso)) / 1000) : "");
+
+/** @type {Record<string, string>} */
+const STATE_KEYS = {
+  free: "board.state.free", ringing: "board.state.ringing", talking: "board.state.talking",
+  "off duty": "board.state.offDuty", waiting: "board.state.waiting", queued: "board.state.queued",
+};
+/** A state the server names, in the user's language (an unknown one as the server said it). @param {string} s */
+const stateText = (s) => (STATE_KEYS[s] ? t(STATE_KEYS[s]) : s);
+/** @type {Record<string, string>} */
+const STATUS_KEYS = {
+  answered: "board.status.answered", missed: "board.status.missed", abandoned: "board.status.abandoned",
+  no_answer: "board.status.no_answer", busy: "board.status.busy", failed: "board.status.failed",
+};
+/** @param {string} s */
+const statusText = (s) => (STATUS_KEYS[s] ? t(STATUS_KEYS[s]) : s);
+
+/** @param {any} b the GET /api/dashboard answer */
+function render(b) {
+  $("updated").textContent = t("board.updated", { time: fmt.time(b.at) });
+  $("n-calls").textContent = `(${b.calls.length})`;
+  $("calls").replaceChildren(...b.calls.map((/** @type {any} */ c) => h("tr", {},
+    h("td", { text: c.direction === "outbound" ? `→ ${c.client_number || c.did_or_dialled || ""}` : c.caller_number }),
+    h("td", { text: c.client_name || "" }),
+    h("td", { class: `state-${c.state}`, text: stateText(c.state) }),
+    h("td", { text: c.talking || (c.ringing || []).join(", ") || c.agent_extension || "" }),
+    h("td", { text: since(c.started_at) }))));
+  $("agents").replaceChildren(...b.agents.map((/** @type {any} */ a) => h("tr", { "data-ext": a.extension },
+    h("td", { text: a.extension }), h("td", { text: a.name }),
+    h("td", { class: `state-${a.state === "off duty" ? "off" : a.state}`, text: stateText(a.state) }))));
+  $("n-queue").textContent = `(${b.queue.length})`;
+  $("queue").replaceChildren(...b.queue.map((/** @type {any} */ c) => {
+    const where = c.queue ? `${t("board.inQueue", { queue: c.queue, position: c.position })}, `
+      : c.state === "ringing" ? `${t("board.ringingWho", { who: (c.ringing || []).join(", ") })}, ` : "";
+    return h("li", {}, `${c.caller_number}${c.client_name ? ` ${c.client_name}` : ""} ${where}${t("board.waiting", { time: since(c.started_at) })}`);
+  }));
+  $("missed").replaceChildren(...b.missed_today.map((/** @type {any} */ m) => h("li", {}, t("board.missedLine", {
+    phone: m.phone, time: fmt.time(m.at), who: [...new Set(m.agents_rung || [])].join(", ") || t("board.nobody"),
+  }))));
+  // the list is redrawn every second: the player lives above it, so listening goes on
+  $("recent").replaceChildren(...(b.recent_calls || []).map((/** @type {any} */ c) => h("tr", { "data-id": c.id },
+    h("td", { text: fmt.time(c.at) }),
+    h("td", { text: c.phone }),
+    h("td", { text: `${c.direction === "in" ? t("board.dirIn") : t("board.dirOut")}, ${statusText(c.status)}${c.talk_seconds ? `, ${fmt.duration(c.talk_seconds)}` : ""}` }),
+    h("td", { text: c.agent_extension || "" }),
+    h("td", {}, !c.recording ? null : c.recording.empty ? h("span", { class: "rec-note", text: t("board.noAudio") })
+      : h("button", { type: "button", class: "secondary", "data-play": c.id, "data-testid": `play-${c.id}`, text: t("board.play") })))));
+  $("today").replaceChildren(...b.today.map((/** @type {any} */ f) => h("tr", {},
+    h("td", { text: f.name }), h("td", { text: f.calls_in }), h("td", { text: f.calls_out }),
+    h("td", { text: f.answered }), h("td", { text: f.missed }), h("td", { text: fmt.duration(f.talk_seconds) }))));
+}
+
+/** @type {any} */
+let last = null;
+async function refresh() {
+  try { render((last = await api("/api/dashboard"))); } catch (e) { /* next tick */ }
+}
+
+async function loadReport() {
+  const q = new URLSearchParams();
+  if (input("rep-from").value) q.set("date_from", input("rep-from").value);
+  if (input("rep-to").value) q.set("date_to", input("rep-to").value);
+  let r;
+  try {
+    r = await api(`/api/reports?${q}`);
+  } catch (e) {
+    $("report-error").textContent = e instanceof Error ? e.message : String(e);
+    $("report-error").hidden = false;
+    // no figures rather than the last report's, which would read as this range's
+    $("report").replaceChildren();
+    $("report-period").textContent = "";
+    $("sources").textContent = "";
+    return;
   }
-  function render(b) {
-    $("updated").textContent = `updated ${new Date(b.at).toLocaleTimeString()}`;
-    $("n-calls").textContent = `(${b.calls.length})`;
-    $("calls").innerHTML = b.calls.map((c) => `<tr><td>${c.direction === "outbound" ? "→ " + esc(c.client_number || c.did_or_dialled) : esc(c.caller_number)}</td><td>${esc(c.client_name || "")}</td>
-      <td class="state-${esc(c.state)}">${esc(c.state)}</td><td>${esc(c.talking || (c.ringing || []).join(", ") || c.agent_extension || "")}</td>
-      <td>${since(c.started_at)}</td></tr>`).join("");
-    $("agents").innerHTML = b.agents.map((a) => `<tr data-ext="${esc(a.extension)}"><td>${esc(a.extension)}</td><td>${esc(a.name)}</td>
-      <td class="state-${a.state === "off duty" ? "off" : esc(a.state)}">${esc(a.state)}</td></tr>`).join("");
-    $("n-queue").textContent = `(${b.queue.length})`;
-    $("queue").innerHTML = b.queue.map((c) => `<li>${esc(c.caller_number)}${c.client_name ? " " + esc(c.client_name) : ""}
-      ${c.queue ? `in queue ${esc(c.queue)} #${c.position}, ` : c.state === "ringing" ? `ringing ${esc((c.ringing || []).join(", "))}, ` : ""}waiting ${since(c.started_at)}</li>`).join("");
-    $("missed").innerHTML = b.missed_today.map((m) => `<li>${esc(m.phone)} at ${new Date(m.at).toLocaleTimeString()} (rang ${esc([...new Set(m.agents_rung || [])].join(", ") || "nobody")})</li>`).join("");
-    // the list is redrawn every second: the player lives above it, so listening goes on
-    $("recent").innerHTML = (b.recent_calls || []).map((c) => `<tr data-id="${c.id}"><td>${new Date(c.at).toLocaleTimeString()}</td>
-      <td>${esc(c.phone)}</td><td>${c.direction === "in" ? "in" : "out"}, ${esc(c.status)}${c.talk_seconds ? ", " + mmss(c.talk_seconds) : ""}</td>
-      <td>${esc(c.agent_extension || "")}</td><td>${!c.recording ? "" : c.recording.empty ? "<span class='rec-note'>no audio</span>"
-        : `<button type="button" class="secondary" data-play="${c.id}" data-testid="play-${c.id}">▶ play</button>`}</td></tr>`).join("");
-    $("today").innerHTML = b.today.map((f) => `<tr><td>${esc(f.name)}</td><td>${f.calls_in}</td><td>${f.calls_out}</td>
-      <td>${f.answered}</td><td>${f.missed}</td><td>${mmss(f.talk_seconds)}</td></tr>`).join("");
-  }
-  let last = null;
-  async function refresh() { try { render(last = await api("/api/dashboard")); } catch (e) { /* next tick */ } }
-  async function loadReport() {
-    const q = new URLSearchParams();
-    if ($("rep-from").value) q.set("date_from", $("rep-from").value);
-    if ($("rep-to").value) q.set("date_to", $("rep-to").value);
-    let r;
-    try { r = await api(`/api/reports?${q}`); } catch (e) {
-      $("report-error").textContent = e.message;
-      $("report-error").hidden = false;
-      // no figures rather than the last report's, which would read as this range's
-      $("report").innerHTML = ""; $("report-period").textContent = ""; $("sources").textContent = "";
-      return;
-    }
-    $("report-error").hidden = true;
-    const day = (iso) => new Date(iso).toLocaleDateString(undefined, { timeZone: "UTC" });
-    // [from, to) in the company's time zone; shown as the days it covers
-    const last = new Date(Date.parse(r.to.slice(0, 10)) - 86400000).toISOString();
-    $("report-period").textContent = `Period: ${day(r.from.slice(0, 10))} – ${day(last)} (company time, ${r.from.slice(19) || "UTC"})`;
-    const rows = [...r.per_manager, ...(r.team ? [{ name: "Team", ...r.team }] : [])];
-    const money = (v) => Number(v).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-    $("report").innerHTML = rows.map((m) => `<tr><td>${esc(m.name)}</td><td>${m.calls_in}</td><td>${m.calls_out}</td>
-      <td>${m.emails_out + m.emails_in}</td><td>${m.created} (${esc(money(m.created_sum))})</td><td>${m.won} (${esc(money(m.won_sum))})</td>
-      <td>${m.lost} (${esc(money(m.lost_sum))})</td></tr>`).join("");
-    const sources = (r.lead_sources || []).map((s) => `${s.lead_source}: ${s.deals}`).join(" · ");
-    $("sources").textContent = sources ? `Deals by lead source: ${sources}` : "";
-  }
-  // the supervisors' channel says when something changed; a slow poll covers a lost socket
-  let timer = null;
-  function soon() { if (!timer) timer = setTimeout(() => { timer = null; refresh(); }, 150); }
-  function connect(delay) {
-    const proto = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${proto}://${location.host}/ws`);
-    ws.onopen = () => ws.send(JSON.stringify({ token })); // not in the URL: URLs end up in logs
-    ws.onmessage = (ev) => {
-      const msg = JSON.parse(ev.data);
-      if (msg.type === "ping") { ws.send(JSON.stringify({ type: "pong" })); return; }
-      if (msg.seq) soon();
-    };
-    ws.onclose = (ev) => {
-      if (ev.code === 4401) { localStorage.removeItem("crm_token"); location.replace("/"); return; }
-      setTimeout(() => connect(Math.min((delay || 500) * 2, 10000)), delay || 500);
-    };
-  }
-  $("recent").addEventListener("click", (ev) => {
-    const button = ev.target.closest("button[data-play]");
-    if (!button) return;
-    const id = Number(button.dataset.play);
-    $("player").replaceChildren(window.CrmRecordings.element(id, { empty: false }, token, true));
+  $("report-error").hidden = true;
+  // [from, to) in the company's time zone; shown as the days it covers
+  const lastDay = new Date(Date.parse(r.to.slice(0, 10)) - 86400000).toISOString();
+  $("report-period").textContent = t("board.period", {
+    from: fmt.day(r.from), to: fmt.day(lastDay), zone: r.from.slice(19) || "UTC",
   });
-  $("rep-load").onclick = () => loadReport().catch(() => {});
-  $("logout").onclick = () => { // ends the session on the server too: the token stops working everywhere
-    fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` }, keepalive: true }).catch(() => {});
-    localStorage.removeItem("crm_token"); localStorage.removeItem("crm_user"); location.replace("/");
-  };
-  refresh(); loadReport().catch(() => {});
-  setInterval(refresh, 3000);
-  setInterval(() => { if (last) render(last); }, 1000); // the "since" clocks tick between refreshes
-  connect(500);
-})();
+  const rows = [...r.per_manager, ...(r.team ? [{ ...r.team, name: t("board.team") }] : [])];
+  /** @param {number | string} v */
+  const money = (v) => fmt.money(v, null);
+  $("report").replaceChildren(...rows.map((m) => h("tr", {},
+    h("td", { text: m.name }), h("td", { text: m.calls_in }), h("td", { text: m.calls_out }),
+    h("td", { text: m.emails_out + m.emails_in }),
+    h("td", { text: `${m.created} (${money(m.created_sum)})` }),
+    h("td", { text: `${m.won} (${money(m.won_sum)})` }),
+    h("td", { text: `${m.lost} (${money(m.lost_sum)})` }))));
+  const sources = (r.lead_sources || []).map((/** @type {any} */ s) => `${s.lead_source}: ${s.deals}`).join(" · ");
+  $("sources").textContent = sources ? t("board.sources", { list: sources }) : "";
+}
+
+const shell = await startShell({ socket: { status: true }, deniedKey: "board.forbidden", titleKey: "board.title" });
+if (shell) {
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let timer = null;
+  const soon = () => { if (!timer) timer = setTimeout(() => { timer = null; refresh(); }, 150); };
+  shell.socket?.on("*", soon);
+  shell.socket?.connect();
+  $("recent").addEventListener("click", (ev) => {
+    const button = /** @type {HTMLElement | null} */ (ev.target instanceof Element ? ev.target.closest("button[data-play]") : null);
+    if (!button) return;
+    $("player").replaceChildren(player(Number(button.dataset.play), { empty: false }, true));
+  });
+  $("rep-load").addEventListener("click", () => { loadReport().catch(() => {}); });
+  refresh();
+  loadReport().catch(() => {});
+  setInterval(refresh, POLL_MS);
+  setInterval(() => { if (last) render(last); }, 1000);
+}

@@ -1,0 +1,149 @@
+// @ts-check
+// REST calls with the signed-in user's bearer token.
+//
+// The token is kept in localStorage (`crm_token`, the signed-in user's record in `crm_user`):
+// an Authorization header, not a cookie, so no page can be driven by another site (no CSRF).
+// A 401 means the sign-in ended (signed out elsewhere, expired, new password): back to "/".
+
+export const TOKEN_KEY = "crm_token";
+export const USER_KEY = "crm_user";
+
+/**
+ * @typedef {"operator" | "manager" | "supervisor" | "admin"} Role
+ * @typedef {{ path: string, label: string }} NavPage
+ * @typedef {{
+ *   id: number, login: string, role: Role, full_name: string, extension: string | null,
+ *   email: string | null, timezone: string, locale: "ru" | "en" | null, is_active: boolean,
+ * }} User
+ * @typedef {User & { company_timezone: string, default_locale: "ru" | "en", pages: NavPage[] }} Me
+ */
+
+/** An answer other than 2xx: `status`, and the server's own message as `message`. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   * @param {unknown} [body]
+   */
+  constructor(status, message, body) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** @returns {string | null} */
+export function token() {
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+/** The user saved at sign-in (or by the last /api/auth/me), if any. @returns {User | null} */
+export function storedUser() {
+  try {
+    return JSON.parse(localStorage.getItem(USER_KEY) || "null");
+  } catch (e) {
+    return null;
+  }
+}
+
+/**
+ * @param {string} newToken
+ * @param {User} user
+ */
+export function saveSignIn(newToken, user) {
+  localStorage.setItem(TOKEN_KEY, newToken);
+  localStorage.setItem(USER_KEY, JSON.stringify(user));
+}
+
+/** @param {User} user */
+export function saveUser(user) {
+  localStorage.setItem(USER_KEY, JSON.stringify(user));
+}
+
+/** Forget the sign-in in this browser (the server's session is untouched). */
+export function forget() {
+  localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(USER_KEY);
+}
+
+/** Where each role starts: supervisors watch the board, everyone else works calls. @param {{role?: string} | null} user */
+export function homeOf(user) {
+  return user && (user.role === "supervisor" || user.role === "admin") ? "/dashboard" : "/operator";
+}
+
+/** The sign-in page, this sign-in forgotten. */
+export function toSignIn() {
+  forget();
+  location.replace("/");
+}
+
+/**
+ * Sign out: the session ends on the server too (the token stops working on every instance and
+ * its sockets close), then the sign-in page.
+ */
+export function signOut() {
+  const t = token();
+  if (t) {
+    fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${t}` }, keepalive: true })
+      .catch(() => {});
+  }
+  toSignIn();
+}
+
+/** @param {unknown} detail @param {number} status @param {string} statusText */
+function messageOf(detail, status, statusText) {
+  if (typeof detail === "string") return detail;
+  // FastAPI's 422: a list of {loc, msg}
+  if (Array.isArray(detail) && detail.length) {
+    return detail
+      .map((d) => (d && typeof d === "object" && "msg" in d ? String(d.msg) : JSON.stringify(d)))
+      .join("; ");
+  }
+  return `${status} ${statusText}`.trim();
+}
+
+/**
+ * @typedef {{
+ *   method?: string, json?: unknown, body?: BodyInit, headers?: Record<string, string>,
+ *   signal?: AbortSignal, keepalive?: boolean, anonymous?: boolean,
+ * }} ApiOptions
+ * `json`: sent as a JSON body; `anonymous`: no token, and a 401 is just an error.
+ */
+
+/**
+ * A JSON request; resolves to the parsed answer (null for 204), rejects with ApiError carrying
+ * the server's message. A 401 (with a token) signs the page out.
+ * @param {string} path
+ * @param {ApiOptions} [options]
+ * @returns {Promise<any>}
+ */
+export async function api(path, options = {}) {
+  /** @type {Record<string, string>} */
+  const headers = { ...(options.headers || {}) };
+  const t = token();
+  if (t && !options.anonymous) headers.Authorization = `Bearer ${t}`;
+  /** @type {RequestInit} */
+  const init = { method: options.method || (options.json !== undefined ? "POST" : "GET"), headers };
+  if (options.json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(options.json);
+  } else if (options.body !== undefined) {
+    init.body = options.body;
+  }
+  if (options.signal) init.signal = options.signal;
+  if (options.keepalive) init.keepalive = true;
+  const res = await fetch(path, init);
+  if (res.status === 401 && !options.anonymous) {
+    toSignIn();
+    throw new ApiError(401, "signed out");
+  }
+  const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (!res.ok) throw new ApiError(res.status, messageOf(data && data.detail, res.status, res.statusText), data);
+  return data;
+}
+
+/** `data.items`, `data.events` or the array itself (the list answers' shapes). @param {any} data @returns {any[]} */
+export function items(data) {
+  return Array.isArray(data) ? data : (data && (data.items || data.events)) || [];
+}
