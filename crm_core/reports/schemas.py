@@ -72,6 +72,11 @@ class BoardAgent(BaseModel):
     on_duty: bool
     since: str | None  # when the state began (ISO), None before the tracker saw the agent
     linkedid: str | None  # the call ringing or talking, if any
+    # available | paused | dnd | wrapup (crm_core.presence), since when (None: never set)
+    presence: str = "available"
+    presence_reason: str | None = None
+    presence_since: str | None = None
+    wrapup_until: str | None = None
 
 
 class MissedCall(BaseModel):
@@ -113,6 +118,8 @@ class BoardOut(BaseModel):
     missed_today: list[MissedCall]
     recent_calls: list[RecentCall]
     today: list[TodayFigures]
+    # today's figures per Asterisk queue (GET /api/reports/queues for today)
+    queue_stats: list[QueueFiguresOut] = []
 
 
 # ---- issue 16: queues, the manager's day, lead sources, lost reasons, presence time ------------

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage
+from crm_core.presence import rules as presence_rules
+from crm_core.presence import service as presence
 from crm_core.reports.plans import period_plans
 from crm_core.reports.rules import money, percent
 from crm_core.schedules.rules import is_on_duty
@@ -300,8 +302,10 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
     states = {a.extension: a for a in await session.scalars(select(AgentState))}
     schedules = {s.user_id: s for s in await load_schedules(session)}
     users = [u for u in await session.scalars(select(User).order_by(User.id)) if u.extension]
+    presences = await presence.current(session, [u.id for u in users])
     agents = []
     for u in users:
+        p = presence_rules.effective(presences.get(u.id), now)
         st = states.get(u.extension or "")
         busy = st.state if st and st.state in ("ringing", "talking") else None
         sched = schedules.get(u.id)
@@ -316,6 +320,10 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
                 "on_duty": on_duty,
                 "since": st.since.isoformat() if st else None,
                 "linkedid": st.linkedid if busy and st else None,
+                "presence": p.state,
+                "presence_reason": p.reason,
+                "presence_since": p.since.isoformat() if p.since else None,
+                "wrapup_until": p.until.isoformat() if p.until and p.state == "wrapup" else None,
             }
         )
     missed = (

@@ -84,7 +84,9 @@ def _columns(model: type[Any]) -> list[str]:
 @router.get("/dashboard")
 async def dashboard(request: Request, session: Session, staff: Staff) -> BoardOut:
     """The supervisors' live board: calls in progress, agents, queue, missed calls, today."""
-    return BoardOut.model_validate(await service.live_board(session, utcnow(), _day_start(request)))
+    board = await service.live_board(session, utcnow(), _day_start(request))
+    board["queue_stats"] = (await _queue_report(request, session, None, None))["items"]
+    return BoardOut.model_validate(board)
 
 
 # team and lead_sources stay absent, not null, for managers and operators
