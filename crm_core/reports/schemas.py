@@ -83,8 +83,10 @@ class MissedCall(BaseModel):
     id: int
     phone: str | None
     client_id: int
+    client_name: str | None = None
     at: str
     agents_rung: list[str]
+    called_back: bool = False  # an outbound call to the client followed it (today)
 
 
 class RecentRecording(BaseModel):
@@ -106,6 +108,16 @@ class RecentCall(BaseModel):
 class TodayFigures(CommunicationFigures):
     user_id: int | None
     name: str
+
+
+class BoardFinishedOut(BaseModel):
+    """The board's part a finished call changes (GET /api/dashboard/finished)."""
+
+    at: str
+    missed_today: list[MissedCall]
+    recent_calls: list[RecentCall]
+    today: list[TodayFigures]
+    queue_stats: list[QueueFiguresOut] = []
 
 
 class BoardOut(BaseModel):

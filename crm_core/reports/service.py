@@ -10,6 +10,7 @@ from sqlalchemy import Integer, and_, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall, AgentState
+from crm_core.clients.models import Client
 from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage
 from crm_core.presence import rules as presence_rules
@@ -326,6 +327,18 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
                 "wrapup_until": p.until.isoformat() if p.until and p.state == "wrapup" else None,
             }
         )
+    return {
+        "at": now.isoformat(),
+        "calls": calls,
+        "queue": waiting_callers(calls),
+        "agents": agents,
+        **await finished_calls(session, day_start),
+    }
+
+
+async def finished_calls(session: AsyncSession, day_start: datetime) -> dict[str, Any]:
+    """The board's part that changes when a call ends: today's missed and most recent calls and
+    per-manager figures (re-read once per finished call; the live part follows the messages)."""
     missed = (
         await session.scalars(
             select(Communication)
@@ -347,19 +360,38 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
         )
     ).all()
     figures = await communication_figures(session, day_start, day_start + timedelta(days=1))
-    by_user = {u.id: u for u in users}
+    by_user = {u.id: u for u in await session.scalars(select(User))}
+    ids = list({m.client_id for m in missed})
+    names = dict(
+        (await session.execute(select(Client.id, Client.name).where(Client.id.in_(ids)))).all()
+    )
+    # called back: an outbound call to the same client after the missed one
+    last_out = dict(
+        (
+            await session.execute(
+                select(Communication.client_id, func.max(Communication.occurred_at))
+                .where(
+                    Communication.kind == "call",
+                    Communication.direction == "out",
+                    Communication.client_id.in_(ids),
+                    Communication.occurred_at >= day_start,
+                )
+                .group_by(Communication.client_id)
+            )
+        ).all()
+    )
     return {
-        "at": now.isoformat(),
-        "calls": calls,
-        "queue": waiting_callers(calls),
-        "agents": agents,
         "missed_today": [
             {
                 "id": m.id,
                 "phone": m.phone,
                 "client_id": m.client_id,
+                "client_name": names.get(m.client_id),
                 "at": m.occurred_at.isoformat(),
                 "agents_rung": (m.extra or {}).get("agents_rung", []),
+                "called_back": bool(
+                    last_out.get(m.client_id) and last_out[m.client_id] > m.occurred_at
+                ),
             }
             for m in missed
         ],

@@ -19,6 +19,7 @@ from crm_core.presence.settings import presence_settings
 from crm_core.reports import queues, sales, service
 from crm_core.reports.rules import csv_text, queue_figures
 from crm_core.reports.schemas import (
+    BoardFinishedOut,
     BoardOut,
     DayReportOut,
     DayRow,
@@ -87,6 +88,15 @@ async def dashboard(request: Request, session: Session, staff: Staff) -> BoardOu
     board = await service.live_board(session, utcnow(), _day_start(request))
     board["queue_stats"] = (await _queue_report(request, session, None, None))["items"]
     return BoardOut.model_validate(board)
+
+
+@router.get("/dashboard/finished")
+async def dashboard_finished(request: Request, session: Session, staff: Staff) -> BoardFinishedOut:
+    """What a finished call changes on the board (missed and recent calls, today's figures,
+    queue figures): the board re-reads this once per call.ended, not the whole board."""
+    part = await service.finished_calls(session, _day_start(request))
+    part["queue_stats"] = (await _queue_report(request, session, None, None))["items"]
+    return BoardFinishedOut.model_validate({"at": utcnow().isoformat(), **part})
 
 
 # team and lead_sources stay absent, not null, for managers and operators
