@@ -99,7 +99,9 @@ function drawAgents() {
   const now = Date.now();
   $("agents").replaceChildren(...board.agents.map((a) => {
     const p = presenceNow(a, now);
-    const reason = p.state === "paused" && a.presence_reason ? ` (${a.presence_reason})` : "";
+    // the reason by its name in the (admin-edited) list; one not in it (set at the PBX) as given
+    const named = reasons.find((r) => r.code === a.presence_reason);
+    const reason = p.state === "paused" && a.presence_reason ? ` (${named ? named.name : a.presence_reason})` : "";
     return h("tr", { "data-ext": a.extension, "data-user": a.user_id },
       h("td", { text: a.extension }), h("td", { text: a.name }),
       h("td", { class: `state-${a.state === "off duty" ? "off" : a.state}`, text: stateText(a.state) }),
