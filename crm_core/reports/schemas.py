@@ -240,3 +240,18 @@ class LostReasonsOut(PeriodRows):
 
 class PresenceTimeOut(PeriodRows):
     items: list[PresenceTimeRow]
+
+
+class HourRow(BaseModel):
+    hour: int  # 0-23, company time
+    calls_in: int
+    calls_out: int
+    answered: int
+    missed: int
+    queue_offered: int
+    service_level_percent: float | None
+
+
+class HourlyOut(BaseModel):
+    date: str
+    items: list[HourRow]

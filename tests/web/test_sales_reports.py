@@ -328,3 +328,25 @@ async def test_plans_and_reports_on_a_seeded_month(
         "/api/reports/lost-reasons", params={**FEB, "format": "csv"}, headers=sup
     )
     assert lost_csv.text == "stage,reason,deals,sum\r\nNegotiation,price,2,130.00\r\n"
+
+    # calls per hour of 10 February, company time (Moscow, UTC+3)
+    hours = (
+        await api.get("/api/reports/hourly", params={"date": "2026-02-10"}, headers=sup)
+    ).json()
+    busy = {
+        r["hour"]: (r["calls_in"], r["calls_out"], r["answered"], r["missed"])
+        for r in hours["items"]
+        if r["calls_in"] or r["calls_out"]
+    }
+    assert busy == {
+        11: (1, 0, 1, 0),
+        13: (1, 0, 1, 0),
+        14: (0, 1, 1, 0),
+        15: (0, 1, 0, 0),
+        16: (1, 0, 0, 1),
+    }
+    assert len(hours["items"]) == 24
+    mine_hourly = (
+        await api.get("/api/reports/hourly", params={"date": "2026-02-10"}, headers=h1)
+    ).json()
+    assert sum(r["calls_in"] for r in mine_hourly["items"]) == 2  # their own calls only

@@ -23,6 +23,8 @@ from crm_core.reports.schemas import (
     BoardOut,
     DayReportOut,
     DayRow,
+    HourlyOut,
+    HourRow,
     LeadSourceRow,
     LeadSourcesOut,
     LostReasonRow,
@@ -219,6 +221,28 @@ async def day_report(
         rows = [*result["rows"], *([result["total"]] if "total" in result else [])]
         return _csv(f"day-{result['date']}", rows, _columns(DayRow))
     return DayReportOut.model_validate(result)
+
+
+@router.get("/reports/hourly", response_model=HourlyOut, responses=CSV_RESPONSE)
+async def hourly_report(
+    request: Request,
+    session: Session,
+    user: CurrentUser,
+    date: Day | None = None,
+    format: Format = "json",
+) -> HourlyOut | Response:
+    """Calls per hour of a day (a manager: their own) and the queues' service level per hour."""
+    day_start = _day_start(request, date)
+    items = await queues.hourly(
+        session,
+        day_start,
+        container(request).settings.core.default_timezone,
+        service_level_s=presence_settings().service_level_seconds,
+        user_id=None if is_staff(user) else user.id,
+    )
+    if format == "csv":
+        return _csv(f"hourly-{day_start.date()}", items, _columns(HourRow))
+    return HourlyOut.model_validate({"date": day_start.date().isoformat(), "items": items})
 
 
 @router.get("/reports/lead-sources", response_model=LeadSourcesOut, responses=CSV_RESPONSE)
