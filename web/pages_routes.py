@@ -43,6 +43,8 @@ PAGES: list[Page] = [
     Page("/dashboard", "dashboard.html", STAFF, "nav.dashboard"),
     # schedules: everyone sees who is on duty and their own schedule; staff edit (the API decides)
     Page("/schedules", "schedules.html", EVERYONE, "nav.schedules"),
+    # reports (issue 16): managers see their own figures, staff everyone's (the API decides)
+    Page("/reports", "reports.html", SALES, "nav.reports"),
 ]
 
 
