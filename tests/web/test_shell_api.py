@@ -25,9 +25,9 @@ pytestmark = pytest.mark.usefixtures("db")
 
 EXPECTED_NAV = {
     "operator": ["/operator", "/schedules"],
-    "manager": ["/operator", "/schedules"],
-    "supervisor": ["/operator", "/dashboard", "/schedules"],
-    "admin": ["/operator", "/dashboard", "/schedules"],
+    "manager": ["/operator", "/schedules", "/reports"],
+    "supervisor": ["/operator", "/dashboard", "/schedules", "/reports"],
+    "admin": ["/operator", "/dashboard", "/schedules", "/reports"],
 }
 
 
