@@ -4,6 +4,8 @@ supervisors are told (agent.presence); bad input is a 4xx; the pause reasons lis
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -11,9 +13,12 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.presence import service as presence
 from crm_core.presence.events import PresenceChanged
 from crm_core.presence.models import PauseReason, PresenceSpan
+from crm_core.users.models import User
 from notifier.channels import SUPERVISORS, messages_for, user_channel
+from telephony.presence_events import PresenceFromPbx
 from tests.conftest import UserFactory
 from web.container import Container
 
@@ -208,10 +213,6 @@ async def test_a_change_is_pushed_to_the_pbx_and_the_pbx_echo_changes_nothing(
     sessions: async_sessionmaker[AsyncSession],
     published: list[Any],
 ) -> None:
-    from types import SimpleNamespace
-
-    from telephony.presence_events import PresenceFromPbx
-
     m1, h1 = await make_user(role="manager", extension="101")
     ami = ConnectedAmi()
     container.extras["tracking"] = SimpleNamespace(listener=ami)
@@ -243,3 +244,42 @@ async def test_a_change_is_pushed_to_the_pbx_and_the_pbx_echo_changes_nothing(
     await pbx.on_event({**echo, "PausedReason": "Break"})
     me = (await api.get("/api/presence/me", headers=h1)).json()
     assert (me["state"], me["reason"]) == ("paused", "Break")
+
+
+async def test_time_per_state_report_sums_the_history(
+    api: httpx.AsyncClient, make_user: UserFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    m1, h1 = await make_user(role="manager", extension="101")
+    m2, _ = await make_user(role="manager", extension="102")
+    _, sup = await make_user(role="supervisor")
+    # 10 February 2026, Moscow: 09:00 available … 12:00 lunch … 13:00 back … 14:00 wrap-up 30 s
+    day = datetime(2026, 2, 10, 6, 0, tzinfo=UTC)  # 09:00 in Moscow
+    async with sessions() as s:
+        user = await s.get(User, m1.id)
+        assert user is not None
+        await presence.set_state(s, user, "dnd", None, day)
+        await presence.set_state(s, user, "available", None, day + timedelta(minutes=30))
+        await presence.set_state(s, user, "paused", "lunch", day + timedelta(hours=3))
+        await presence.set_state(s, user, "available", None, day + timedelta(hours=4))
+        ended = day + timedelta(hours=5)
+        await presence.start_wrapup(s, ["101"], ended, 30, ended)
+        await s.commit()
+    params = {"date_from": "2026-02-10", "date_to": "2026-02-10"}
+    rows = (await api.get("/api/reports/presence", params=params, headers=sup)).json()["items"]
+    by_user = {r["user_id"]: r for r in rows}
+    # until the end of the day in Moscow (21:00 UTC): 15 h from 06:00 UTC
+    assert by_user[m1.id] == {
+        "user_id": m1.id,
+        "name": m1.full_name,
+        "available_seconds": 15 * 3600 - 1800 - 3600 - 30,
+        "paused_seconds": 3600,
+        "dnd_seconds": 1800,
+        "wrapup_seconds": 30,
+    }
+    assert by_user[m2.id]["available_seconds"] == 0  # no history: nothing to count
+    own = (await api.get("/api/reports/presence", params=params, headers=h1)).json()["items"]
+    assert [r["user_id"] for r in own] == [m1.id]
+    csv = await api.get("/api/reports/presence", params={**params, "format": "csv"}, headers=sup)
+    assert csv.text.splitlines()[0] == (
+        "user_id,name,available_seconds,paused_seconds,dnd_seconds,wrapup_seconds"
+    )
