@@ -122,9 +122,7 @@ async def seed(url: str, agents: int, communications: int) -> None:
         )
         await conn.execute(sql)
         n = await conn.fetchval("SELECT count(*) FROM communications")
-        print(
-            f"seeded: {agents} agents, {n} communications, 20000 clients and deals, 60000 queue stays"
-        )
+        print(f"seeded: {agents} agents, {n} communications, 20000 deals, 60000 queue stays")
     finally:
         await conn.close()
 

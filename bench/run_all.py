@@ -24,6 +24,7 @@ BENCHES = [
         "health and FastAGI latency during 20 concurrent wrong sign-ins (hardening, item 1)",
         ["login_storm_bench.py"],
     ),
+    ("a month's reports: 300 agents, 200,000 communications (issue 16)", ["report_bench.py"]),
 ]
 
 
