@@ -194,14 +194,32 @@ function finishedSoon() {
   }, 200);
 }
 
+/** What the messages since the last drawing changed: drawn once per frame, not per message
+ * (under a burst of calls hundreds of messages a second would each redraw the tables). */
+const dirty = new Set();
+let drawScheduled = false;
+function flush() {
+  drawScheduled = false;
+  if (dirty.has("calls")) drawCalls();
+  if (dirty.has("agents")) drawAgents();
+  if (dirty.has("finished")) finishedSoon();
+  if (dirty.size && board) $("updated").textContent = t("board.updated", { time: fmt.time(board.at) });
+  dirty.clear();
+}
+
 /** @param {import("./lib/ws.js").Frame} msg */
 function onMessage(msg) {
   if (!board) { pending.push(msg); return; }
   const changed = applyMessage(board, msg);
-  if (changed.has("calls")) drawCalls();
-  if (changed.has("agents")) drawAgents();
-  if (changed.has("finished")) finishedSoon();
-  if (changed.size && msg.at) { board.at = msg.at; $("updated").textContent = t("board.updated", { time: fmt.time(board.at) }); }
+  if (!changed.size) return;
+  if (msg.at) board.at = msg.at;
+  for (const part of changed) dirty.add(part);
+  if (!drawScheduled) {
+    drawScheduled = true;
+    // the next frame, or soon if the tab is hidden (frames stop there)
+    const timer = setTimeout(flush, 100);
+    requestAnimationFrame(() => { clearTimeout(timer); if (drawScheduled) flush(); });
+  }
 }
 /** @type {import("./lib/ws.js").Frame[]} */
 const pending = [];
