@@ -75,6 +75,7 @@ async def main() -> int:
     import uvicorn
     from playwright.async_api import async_playwright
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     from crm_core.settings import CoreSettings
     from notifier.settings import NotifierSettings
@@ -142,15 +143,22 @@ async def main() -> int:
         base = f"http://127.0.0.1:{port}"
 
         async def baseline_client() -> None:
-            async with connect(f"ws://127.0.0.1:{port}/ws?token={token}", compression=None) as ws:
-                async for raw in ws:
-                    now = time.time()
-                    msg = json.loads(raw)
-                    if msg.get("type") == "ping":
-                        await ws.send('{"type":"pong"}')
-                    elif msg.get("type") == "call.started":
-                        linkedid = msg["payload"]["linkedid"]
-                        frames.setdefault(linkedid, now)
+            # reconnects: on an overloaded machine the server may drop a socket that answered
+            # its ping late, and a baseline that silently stopped would read as no baseline
+            while True:
+                try:
+                    async with connect(
+                        f"ws://127.0.0.1:{port}/ws?token={token}", compression=None
+                    ) as ws:
+                        async for raw in ws:
+                            now = time.time()
+                            msg = json.loads(raw)
+                            if msg.get("type") == "ping":
+                                await ws.send('{"type":"pong"}')
+                            elif msg.get("type") == "call.started":
+                                frames.setdefault(msg["payload"]["linkedid"], now)
+                except (OSError, ConnectionClosed):
+                    await asyncio.sleep(0.2)
 
         reader = asyncio.create_task(baseline_client())
         async with async_playwright() as p:
