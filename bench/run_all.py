@@ -25,6 +25,8 @@ BENCHES = [
         ["login_storm_bench.py"],
     ),
     ("deals board: 5,000 open deals, 300 managers (issue 14)", ["deals_board_bench.py"]),
+    ("a month's reports: 300 agents, 200,000 communications (issue 16)", ["report_bench.py"]),
+    ("AMI event -> the supervisors' board in Chromium (issue 16)", ["board_latency_bench.py"]),
 ]
 
 

@@ -8,6 +8,8 @@ from crm_core.db import Base
 from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
 from crm_core.events.models import EventLogEntry
 from crm_core.outbox.models import OutboxMessage
+from crm_core.presence.models import AgentPresence, PauseReason, PresenceSpan
+from crm_core.reports.models import QueueEntry, SalesPlan
 from crm_core.results.models import ContactResult, ContactResultRecord
 from crm_core.routing.models import RoutingTurn
 from crm_core.schedules.models import ScheduleException, ScheduleInterval
@@ -16,6 +18,7 @@ from crm_core.users.models import AuthSession, LoginThrottle, Role, User
 
 __all__ = [
     "ActiveCall",
+    "AgentPresence",
     "AgentState",
     "AuthSession",
     "Base",
@@ -34,9 +37,13 @@ __all__ = [
     "EventLogEntry",
     "LoginThrottle",
     "OutboxMessage",
+    "PauseReason",
+    "PresenceSpan",
+    "QueueEntry",
     "ReminderEmail",
     "Role",
     "RoutingTurn",
+    "SalesPlan",
     "ScheduleException",
     "ScheduleInterval",
     "Task",

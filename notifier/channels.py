@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from crm_core.events.messages import (
+    AgentPresenceMessage,
     CommunicationLoggedMessage,
     DealStageChangedMessage,
     TaskCreatedMessage,
@@ -28,6 +29,7 @@ from crm_core.events.types import (
     TaskReminder,
 )
 from crm_core.policy import is_staff
+from crm_core.presence.events import PresenceChanged
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +224,23 @@ def _task_reminder(event: TaskReminder) -> list[Message]:
     return [Message(user_channel(event.assignee_id), TaskReminderMessage.TYPE, payload)]
 
 
+def _presence_changed(event: PresenceChanged) -> list[Message]:
+    """Supervisors' boards, and the agent's own pages (their state button)."""
+    payload = {
+        "user_id": event.user_id,
+        "extension": event.extension,
+        "state": event.state,
+        "reason": event.reason,
+        "since": event.since,
+        "until": event.until,
+        "source": event.source,
+    }
+    return [
+        Message(SUPERVISORS, AgentPresenceMessage.TYPE, payload),
+        Message(user_channel(event.user_id), AgentPresenceMessage.TYPE, payload),
+    ]
+
+
 # One serializer per domain event type; handlers never build JSON themselves.
 _SERIALIZERS: dict[type[Any], Callable[[Any], list[Message]]] = {
     CallEvent: _call_event,
@@ -232,6 +251,7 @@ _SERIALIZERS: dict[type[Any], Callable[[Any], list[Message]]] = {
     DealStageChanged: _deal_stage_changed,
     DealChanged: _deal_changed,
     MessageEvent: _message_event,
+    PresenceChanged: _presence_changed,
 }
 
 

@@ -34,6 +34,7 @@ from crm_core.calls.active import CallSave
 from crm_core.calls.schemas import NO_CONTEXT, CallInfo
 from crm_core.db import Publisher, unit_of_work
 from crm_core.phones import try_normalize_phone
+from telephony import presence_events
 from telephony.call_in_progress import call_info, started_call_info
 from telephony.facts import (
     AgentRingEnded,
@@ -302,6 +303,8 @@ class CallPipeline:
                 continue
             call = call_info(fact.call)
             ctx = known.get(fact.linkedid, NO_CONTEXT)
+            # queue stays for the queue statistics (issue 16), in the fact's transaction
+            await presence_events.on_call_fact(session, fact)
             if isinstance(fact, AgentRinging):
                 progress.agent_ringing(phones, fact.linkedid, fact.extension, at)
             elif isinstance(fact, AgentRingEnded):
@@ -365,6 +368,8 @@ class CallPipeline:
     async def _apply_log(self, session: AsyncSession, facts: list[CallEnded]) -> None:
         for fact in facts:
             self.stats["facts"] += 1
+            # the queue stay's end, and wrap-up for the agents who talked (issue 16)
+            await presence_events.on_call_fact(session, fact)
             logged = await progress.call_ended(
                 session,
                 to_record(fact.summary, None),

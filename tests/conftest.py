@@ -29,7 +29,7 @@ from web.settings import Settings, WebSettings
 
 # Real Asterisk 22 traffic, its truth files and the AGI request, kept in the repository.
 RECORDINGS = Path(__file__).resolve().parents[1] / "asterisk" / "recordings"
-KEEP_TABLES = {"deal_stages", "alembic_version"}
+KEEP_TABLES = {"deal_stages", "alembic_version", "pause_reasons"}  # seeded by migrations
 
 
 @pytest.fixture(scope="session")

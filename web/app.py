@@ -17,6 +17,8 @@ from web.api import channels as channels_api  # which of SMS and email work
 from web.api import deal_admin as deal_admin_api  # stages and the deal forms' lists
 from web.api import events_schema as events_schema_api
 from web.api import messages as messages_api
+from web.api import plans as plans_api  # sales plans
+from web.api import presence as presence_api  # agent presence
 from web.api import recordings as recordings_api
 from web.api import routing as routing_api
 from web.api import workspace as workspace_api  # agenda: missed/recent calls, results, comments
@@ -73,6 +75,8 @@ ROUTERS: list[APIRouter] = [
     channels_api.router,  # which of SMS and email work, before Send
     twilio_webhooks.router,  # Twilio's inbound SMS and status webhooks
     routing_api.router,  # FastAGI router status and schedules
+    presence_api.router,  # agent presence: available, paused, DND, wrap-up
+    plans_api.router,  # sales plans per manager and month
     workspace_api.router,  # the agenda's missed and recent calls, results, comments, merging
 ]
 

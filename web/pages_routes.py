@@ -48,7 +48,8 @@ PAGES: list[Page] = [
     Page("/dashboard", "dashboard.html", STAFF, "nav.dashboard"),
     # schedules: everyone sees who is on duty and their own schedule; staff edit (the API decides)
     Page("/schedules", "schedules.html", EVERYONE, "nav.schedules"),
-    # Page("/reports", "reports.html", SALES, "nav.reports"),
+    # reports: managers see their own figures, staff everyone's (the API decides)
+    Page("/reports", "reports.html", SALES, "nav.reports"),
     Page("/admin/users", "admin_users.html", ADMIN, "nav.users"),
     Page("/admin/stages", "admin_stages.html", ADMIN, "nav.stages"),
     Page("/admin/lists", "admin_lists.html", ADMIN, "nav.lists"),

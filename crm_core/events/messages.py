@@ -278,6 +278,22 @@ class DealUpdatedMessage(_DealNews):
     TYPE = "deal.updated"
 
 
+# ---- agent presence (issue 16): supervisors, and the agent's own user channel ------------------
+
+
+class AgentPresenceMessage(EventMessage):
+    """An agent's presence changed: available | paused | dnd | wrapup (`until`: its end)."""
+
+    TYPE = "agent.presence"
+    user_id: int
+    extension: str | None
+    state: str
+    reason: str | None
+    since: str
+    until: str | None
+    source: str  # api | pbx | call
+
+
 CATALOGUE: tuple[type[EventMessage], ...] = (
     CallStartedMessage,
     CallRingingMessage,
@@ -302,6 +318,7 @@ CATALOGUE: tuple[type[EventMessage], ...] = (
     TaskReminderMessage,
     DealCreatedMessage,
     DealUpdatedMessage,
+    AgentPresenceMessage,
 )
 BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}
 # control messages carry their fields beside "type" rather than in a numbered frame's payload

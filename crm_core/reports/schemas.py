@@ -17,10 +17,14 @@ class CommunicationFigures(BaseModel):
     emails_out: int
     emails_in: int
     sms: int
+    sms_in: int = 0
+    sms_out: int = 0
 
 
 class Figures(CommunicationFigures):
-    """Communications and deals (created, won and lost in the period, with their sums)."""
+    """Communications and deals (created, won and lost in the period, with their sums), and the
+    sales plan for the period (months prorated by the days covered; None: no plan set) against
+    what was won (`won_amount` = `won_sum`)."""
 
     created: int
     created_sum: str
@@ -28,6 +32,9 @@ class Figures(CommunicationFigures):
     won_sum: str
     lost: int
     lost_sum: str
+    plan_amount: str | None = None
+    won_amount: str = "0.00"
+    plan_percent: float | None = None
 
 
 class ManagerFigures(Figures):
@@ -65,14 +72,21 @@ class BoardAgent(BaseModel):
     on_duty: bool
     since: str | None  # when the state began (ISO), None before the tracker saw the agent
     linkedid: str | None  # the call ringing or talking, if any
+    # available | paused | dnd | wrapup (crm_core.presence), since when (None: never set)
+    presence: str = "available"
+    presence_reason: str | None = None
+    presence_since: str | None = None
+    wrapup_until: str | None = None
 
 
 class MissedCall(BaseModel):
     id: int
     phone: str | None
     client_id: int
+    client_name: str | None = None
     at: str
     agents_rung: list[str]
+    called_back: bool = False  # an outbound call to the client followed it (today)
 
 
 class RecentRecording(BaseModel):
@@ -96,6 +110,16 @@ class TodayFigures(CommunicationFigures):
     name: str
 
 
+class BoardFinishedOut(BaseModel):
+    """The board's part a finished call changes (GET /api/dashboard/finished)."""
+
+    at: str
+    missed_today: list[MissedCall]
+    recent_calls: list[RecentCall]
+    today: list[TodayFigures]
+    queue_stats: list[QueueFiguresOut] = []
+
+
 class BoardOut(BaseModel):
     at: str
     # the call tracker's view of each call in progress, as its websocket events carry it (typed
@@ -106,3 +130,128 @@ class BoardOut(BaseModel):
     missed_today: list[MissedCall]
     recent_calls: list[RecentCall]
     today: list[TodayFigures]
+    # today's figures per Asterisk queue (GET /api/reports/queues for today)
+    queue_stats: list[QueueFiguresOut] = []
+
+
+# ---- issue 16: queues, the manager's day, lead sources, lost reasons, presence time ------------
+
+
+class QueueFiguresOut(BaseModel):
+    """One queue, for callers who joined it in the period. `abandoned` leaves out the short
+    abandons (hung up within SHORT_ABANDON_SECONDS), counted apart and left out of the
+    percentages; `service_level_percent`: answered within SERVICE_LEVEL_SECONDS; `asa_seconds`:
+    the average wait of those answered. `callers_waiting`/`longest_wait_now_seconds`: now."""
+
+    queue: str
+    offered: int
+    answered: int
+    abandoned: int
+    short_abandoned: int
+    other_exits: int  # left unanswered for somewhere else (timeout, transfer)
+    abandon_percent: float | None
+    service_level_percent: float | None
+    answered_in_service_level: int
+    asa_seconds: float | None
+    longest_wait_seconds: float
+    callers_waiting: int
+    longest_wait_now_seconds: float
+
+
+class QueueReportOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    service_level_seconds: float
+    short_abandon_seconds: float
+    items: list[QueueFiguresOut]
+
+
+class DayRow(BaseModel):
+    user_id: int | None  # None: the total
+    name: str
+    deals_created: int
+    deals_created_sum: str
+    deals_cancelled: int
+    deals_cancelled_sum: str
+    calls_in_answered: int
+    calls_in_missed: int
+    calls_out_answered: int
+    calls_out_missed: int
+    emails_in: int
+    emails_out: int
+    sms_in: int
+    sms_out: int
+    sales_day: int
+    sales_day_sum: str
+    sales_month_to_date: int
+    sales_month_to_date_sum: str
+    plan_month: str | None
+    plan_percent_month_to_date: float | None
+
+
+class DayReportOut(BaseModel):
+    date: str
+    rows: list[DayRow]
+    total: DayRow | None = None  # supervisors only
+
+
+class LeadSourceRow(BaseModel):
+    lead_source: str
+    clients: int
+    deals: int
+    deals_sum: str
+    won: int
+    won_sum: str
+    conversion_percent: float | None
+
+
+class LostReasonRow(BaseModel):
+    stage: str | None  # the stage the deal was in when lost (None: lost before any move)
+    reason: str | None
+    deals: int
+    sum: str
+
+
+class PresenceTimeRow(BaseModel):
+    user_id: int
+    name: str
+    available_seconds: float
+    paused_seconds: float
+    dnd_seconds: float
+    wrapup_seconds: float
+
+
+class PeriodRows(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from")
+    to: str
+
+
+class LeadSourcesOut(PeriodRows):
+    items: list[LeadSourceRow]
+
+
+class LostReasonsOut(PeriodRows):
+    items: list[LostReasonRow]
+
+
+class PresenceTimeOut(PeriodRows):
+    items: list[PresenceTimeRow]
+
+
+class HourRow(BaseModel):
+    hour: int  # 0-23, company time
+    calls_in: int
+    calls_out: int
+    answered: int
+    missed: int
+    queue_offered: int
+    service_level_percent: float | None
+
+
+class HourlyOut(BaseModel):
+    date: str
+    items: list[HourRow]

@@ -6,12 +6,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, select
+from sqlalchemy import Integer, and_, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall, AgentState
+from crm_core.clients.models import Client
 from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage
+from crm_core.presence import rules as presence_rules
+from crm_core.presence import service as presence
+from crm_core.reports.plans import period_plans
+from crm_core.reports.rules import money, percent
 from crm_core.schedules.rules import is_on_duty
 from crm_core.schedules.service import load_schedules
 from crm_core.users.models import User
@@ -21,29 +26,125 @@ def _count(cond: Any) -> Any:
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0).cast(Integer)
 
 
-async def communication_figures(
+COMM_KEYS = (
+    "calls_in",
+    "calls_out",
+    "answered",
+    "missed",
+    "talk_seconds",
+    "emails_out",
+    "emails_in",
+    "sms",
+    "sms_in",
+    "sms_out",
+    "calls_in_answered",
+    "calls_in_missed",
+    "calls_out_answered",
+    "calls_out_missed",
+)
+
+# A missed call nobody owns counts for each agent whose phone rang (once per call), not for
+# "(unassigned)"; the team's totals still count it once.
+_RUNG_MISSED_SQL = text(
+    """
+WITH pairs AS (
+    SELECT DISTINCT c.id, c.direction, u.id AS user_id
+    FROM communications c
+    CROSS JOIN LATERAL jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(c.extra -> 'agents_rung') = 'array'
+             THEN c.extra -> 'agents_rung' ELSE '[]'::jsonb END) AS r(ext)
+    JOIN users u ON u.extension = r.ext
+    WHERE c.kind = 'call' AND c.user_id IS NULL AND c.extra ->> 'missed' = 'true'
+      AND c.occurred_at >= :start AND c.occurred_at < :end
+)
+SELECT user_id, count(*) FILTER (WHERE direction = 'in') AS calls_in,
+       count(*) FILTER (WHERE direction = 'out') AS calls_out
+FROM pairs GROUP BY user_id
+UNION ALL
+SELECT NULL, count(*) FILTER (WHERE direction = 'in'), count(*) FILTER (WHERE direction = 'out')
+FROM (SELECT DISTINCT id, direction FROM pairs) AS calls
+"""
+)
+
+
+async def _base_figures(
     session: AsyncSession, start: datetime, end: datetime
 ) -> dict[int | None, dict[str, Any]]:
-    """Per user (None: nobody, e.g. missed calls): calls in/out, answered, missed, talk, emails."""
+    """Per owning user (None: nobody): calls, answered, missed, talk, emails, SMS.
+
+    Counted by (user, kind, direction, status, missed) in SQL, a few dozen groups per user, and
+    folded into the figures here: one hash aggregate instead of fifteen conditions per row (a
+    month of 200,000 communications: about half the time)."""
     c = Communication
+    answered = (c.status == "answered").label("answered")
+    missed = and_(c.kind == "call", c.extra["missed"].astext == "true").label("missed")
     rows = await session.execute(
         select(
             c.user_id,
-            _count(and_(c.kind == "call", c.direction == "in")).label("calls_in"),
-            _count(and_(c.kind == "call", c.direction == "out")).label("calls_out"),
-            _count(and_(c.kind == "call", c.status == "answered")).label("answered"),
-            _count(and_(c.kind == "call", c.extra["missed"].astext == "true")).label("missed"),
-            func.coalesce(func.sum(case((c.kind == "call", c.talk_seconds), else_=0)), 0).label(
-                "talk_seconds"
-            ),
-            _count(and_(c.kind == "email", c.direction == "out")).label("emails_out"),
-            _count(and_(c.kind == "email", c.direction == "in")).label("emails_in"),
-            _count(c.kind == "sms").label("sms"),
+            c.kind,
+            c.direction,
+            answered,
+            missed,
+            func.count(),
+            func.coalesce(func.sum(c.talk_seconds), 0.0),
         )
         .where(c.occurred_at >= start, c.occurred_at < end)
-        .group_by(c.user_id)
+        .group_by(c.user_id, c.kind, c.direction, "answered", "missed")
     )
-    return {r.user_id: {k: v for k, v in r._mapping.items() if k != "user_id"} for r in rows}
+    out: dict[int | None, dict[str, Any]] = {}
+    for uid, kind, direction, was_answered, is_missed, n, talk in rows:
+        f = out.setdefault(uid, _empty_comms())
+        if kind == "call":
+            f["calls_in" if direction == "in" else "calls_out"] += n
+            f["answered"] += n if was_answered else 0
+            f["missed"] += n if is_missed else 0
+            f["talk_seconds"] += float(talk or 0)
+            key = "answered" if was_answered else "missed"
+            f[f"calls_{direction}_{key}"] += n
+        elif kind == "email":
+            f["emails_in" if direction == "in" else "emails_out"] += n
+        elif kind == "sms":
+            f["sms"] += n
+            f["sms_in" if direction == "in" else "sms_out"] += n
+    return out
+
+
+def _empty_comms() -> dict[str, Any]:
+    return {k: 0.0 if k == "talk_seconds" else 0 for k in COMM_KEYS}
+
+
+async def communication_figures(
+    session: AsyncSession, start: datetime, end: datetime
+) -> dict[int | None, dict[str, Any]]:
+    """Per user (None: nobody, e.g. a missed call no agent's phone rang for): calls in/out,
+    answered, missed (for every agent rung), talk, emails, SMS."""
+    return (await _figures(session, start, end))[1]
+
+
+async def _figures(
+    session: AsyncSession, start: datetime, end: datetime
+) -> tuple[dict[str, Any], dict[int | None, dict[str, Any]]]:
+    """(the team's totals, each call once; figures per user with missed calls moved to the
+    agents rung)."""
+    base = await _base_figures(session, start, end)
+    team = _team_comms(base)
+    figures = {uid: dict(row) for uid, row in base.items()}
+    rung = await session.execute(_RUNG_MISSED_SQL, {"start": start, "end": end})
+    for uid, calls_in, calls_out in rung:
+        n_in, n_out = int(calls_in or 0), int(calls_out or 0)
+        if n_in + n_out == 0:
+            continue
+        sign = -1 if uid is None else 1  # the grand total row: moved away from nobody
+        row = figures.setdefault(uid, _empty_comms())
+        row["calls_in"] += sign * n_in
+        row["calls_out"] += sign * n_out
+        row["missed"] += sign * (n_in + n_out)
+        row["calls_in_missed"] += sign * n_in
+        row["calls_out_missed"] += sign * n_out
+    nobody = figures.get(None)
+    if nobody is not None and not any(nobody.values()):
+        del figures[None]
+    return team, figures
 
 
 async def deal_figures(
@@ -105,50 +206,68 @@ def _money(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()}
 
 
+def _team_comms(base: dict[int | None, dict[str, Any]]) -> dict[str, Any]:
+    team = _empty_comms()
+    for row in base.values():
+        for key in COMM_KEYS:
+            team[key] += row.get(key, 0)
+    return team
+
+
+EMPTY_DEALS: dict[str, Any] = {
+    "created": 0,
+    "created_sum": Decimal(0),
+    "won": 0,
+    "won_sum": Decimal(0),
+    "lost": 0,
+    "lost_sum": Decimal(0),
+}
+
+
+def _plan_fields(plan: Decimal | None, won: Decimal) -> dict[str, Any]:
+    return {
+        "plan_amount": money(plan) if plan is not None else None,
+        "won_amount": money(won),
+        "plan_percent": percent(won, plan) if plan else None,
+    }
+
+
 async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[str, Any]:
-    """Per manager and for the team: calls in/out, emails, deals created/won/lost with sums,
-    lead sources."""
-    comms = await communication_figures(session, start, end)
+    """Per manager and for the team: calls in/out, emails, SMS, deals created/won/lost with sums,
+    the sales plan for the period against what was won, lead sources."""
+    team_comms, comms = await _figures(session, start, end)
     deals = await deal_figures(session, start, end)
     users = {u.id: u for u in await session.scalars(select(User).order_by(User.id))}
-    empty_c = {
-        "calls_in": 0,
-        "calls_out": 0,
-        "answered": 0,
-        "missed": 0,
-        "talk_seconds": 0.0,
-        "emails_out": 0,
-        "emails_in": 0,
-        "sms": 0,
-    }
-    empty_d = {
-        "created": 0,
-        "created_sum": Decimal(0),
-        "won": 0,
-        "won_sum": Decimal(0),
-        "lost": 0,
-        "lost_sum": Decimal(0),
-    }
+    first, last = start.date(), (end - timedelta(days=1)).date()
+    plans = await period_plans(session, first, last)
     per_manager = []
-    team: dict[str, Any] = {**empty_c, **empty_d}
-    for uid in sorted(set(comms) | set(deals), key=lambda x: (x is None, x or 0)):
-        row = {**empty_c, **comms.get(uid, {}), **empty_d, **deals.get(uid, {})}
-        for key, value in row.items():
-            team[key] = team[key] + value
+    team_deals = dict(EMPTY_DEALS)
+    ids = set(comms) | set(deals) | set(plans)
+    for uid in sorted(ids, key=lambda x: (x is None, x or 0)):
+        d = {**EMPTY_DEALS, **deals.get(uid, {})}
+        for key in EMPTY_DEALS:
+            team_deals[key] = team_deals[key] + d[key]
+        row = {**_empty_comms(), **comms.get(uid, {}), **d}
         user = users.get(uid) if uid is not None else None
+        plan = plans.get(uid) if uid is not None else None
         per_manager.append(
             {
                 "user_id": uid,
                 "name": user.full_name if user else "(unassigned)",
                 "extension": user.extension if user else None,
                 **_money(row),
+                **_plan_fields(plan, d["won_sum"]),
             }
         )
+    team_plan = sum(plans.values(), Decimal(0)) if plans else None
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
         "per_manager": per_manager,
-        "team": _money(team),
+        "team": {
+            **_money({**team_comms, **team_deals}),
+            **_plan_fields(team_plan, team_deals["won_sum"]),
+        },
         "lead_sources": await lead_sources(session, start, end),
     }
 
@@ -203,8 +322,10 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
     states = {a.extension: a for a in await session.scalars(select(AgentState))}
     schedules = {s.user_id: s for s in await load_schedules(session)}
     users = [u for u in await session.scalars(select(User).order_by(User.id)) if u.extension]
+    presences = await presence.current(session, [u.id for u in users])
     agents = []
     for u in users:
+        p = presence_rules.effective(presences.get(u.id), now)
         st = states.get(u.extension or "")
         busy = st.state if st and st.state in ("ringing", "talking") else None
         sched = schedules.get(u.id)
@@ -219,8 +340,24 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
                 "on_duty": on_duty,
                 "since": st.since.isoformat() if st else None,
                 "linkedid": st.linkedid if busy and st else None,
+                "presence": p.state,
+                "presence_reason": p.reason,
+                "presence_since": p.since.isoformat() if p.since else None,
+                "wrapup_until": p.until.isoformat() if p.until and p.state == "wrapup" else None,
             }
         )
+    return {
+        "at": now.isoformat(),
+        "calls": calls,
+        "queue": waiting_callers(calls),
+        "agents": agents,
+        **await finished_calls(session, day_start),
+    }
+
+
+async def finished_calls(session: AsyncSession, day_start: datetime) -> dict[str, Any]:
+    """The board's part that changes when a call ends: today's missed and most recent calls and
+    per-manager figures (re-read once per finished call; the live part follows the messages)."""
     missed = (
         await session.scalars(
             select(Communication)
@@ -242,19 +379,38 @@ async def live_board(session: AsyncSession, now: datetime, day_start: datetime) 
         )
     ).all()
     figures = await communication_figures(session, day_start, day_start + timedelta(days=1))
-    by_user = {u.id: u for u in users}
+    by_user = {u.id: u for u in await session.scalars(select(User))}
+    ids = list({m.client_id for m in missed})
+    names = dict(
+        (await session.execute(select(Client.id, Client.name).where(Client.id.in_(ids)))).all()
+    )
+    # called back: an outbound call to the same client after the missed one
+    last_out = dict(
+        (
+            await session.execute(
+                select(Communication.client_id, func.max(Communication.occurred_at))
+                .where(
+                    Communication.kind == "call",
+                    Communication.direction == "out",
+                    Communication.client_id.in_(ids),
+                    Communication.occurred_at >= day_start,
+                )
+                .group_by(Communication.client_id)
+            )
+        ).all()
+    )
     return {
-        "at": now.isoformat(),
-        "calls": calls,
-        "queue": waiting_callers(calls),
-        "agents": agents,
         "missed_today": [
             {
                 "id": m.id,
                 "phone": m.phone,
                 "client_id": m.client_id,
+                "client_name": names.get(m.client_id),
                 "at": m.occurred_at.isoformat(),
                 "agents_rung": (m.extra or {}).get("agents_rung", []),
+                "called_back": bool(
+                    last_out.get(m.client_id) and last_out[m.client_id] > m.occurred_at
+                ),
             }
             for m in missed
         ],

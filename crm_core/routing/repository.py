@@ -42,7 +42,10 @@ WHERE user_id = ANY($1::int[])
 # for the calls that need one.
 # The count of picks repeats rules.plan_batch in SQL (a call needs a pick unless its responsible
 # agent is on duty and free) so the pick rides in the same statement; the router checks that both
-# agree. $1 e164 per call ('' for unknown), $2/$3 on-duty user ids/extensions, $4 busy states.
+# agree. $1 e164 per call ('' for unknown), $2/$3 on-duty user ids/extensions, $4 busy states,
+# $5 now (the router's clock: a wrap-up is over when its `until` has passed).
+# `away`: agents paused, do-not-disturb or in wrap-up (crm_core.presence.rules.AWAY) are never
+# dealt a call, neither as the responsible agent nor by round-robin.
 BATCH_SQL = """
 WITH calls AS (SELECT unnest($1::text[]) AS e164),
 callers AS (
@@ -59,9 +62,14 @@ busy AS (
     SELECT extension FROM agent_states
     WHERE extension = ANY($3::text[]) AND state = ANY($4::text[])
 ),
+away AS (
+    SELECT user_id FROM agent_presence
+    WHERE user_id = ANY($2::int[])
+      AND (state IN ('paused', 'dnd') OR (state = 'wrapup' AND until > $5::timestamptz))
+),
 free AS (
     SELECT d.id FROM unnest($2::int[], $3::text[]) AS d(id, ext)
-    WHERE d.ext NOT IN (SELECT extension FROM busy)
+    WHERE d.ext NOT IN (SELECT extension FROM busy) AND d.id NOT IN (SELECT user_id FROM away)
 ),
 need AS (
     SELECT count(*)::int AS n FROM calls LEFT JOIN callers USING (e164)
@@ -72,6 +80,8 @@ SELECT 'c' AS kind, e164 AS key, client_id, responsible_id, deal_id, NULL::int[]
 FROM callers
 UNION ALL
 SELECT 'b', extension, NULL, NULL, NULL, NULL FROM busy
+UNION ALL
+SELECT 'a', user_id::text, NULL, NULL, NULL, NULL FROM away
 UNION ALL
 SELECT 'p', NULL, NULL, NULL, NULL,
        routing_pick(ARRAY(SELECT id FROM free ORDER BY id), (SELECT n FROM need))
@@ -108,20 +118,26 @@ def agents_from_rows(users: list[Any], intervals: list[Any], exceptions: list[An
     ]
 
 
-def batch_result(rows: list[Any]) -> tuple[dict[str, CallerInfo], set[str], list[int]]:
-    """Rows of BATCH_SQL -> (callers by E.164, busy extensions, round-robin picks in order)."""
+def batch_result(
+    rows: list[Any],
+) -> tuple[dict[str, CallerInfo], set[str], list[int], set[int]]:
+    """Rows of BATCH_SQL -> (callers by E.164, busy extensions, round-robin picks in order,
+    user ids away: paused, DND or in wrap-up)."""
     callers: dict[str, CallerInfo] = {}
     busy: set[str] = set()
     picks: list[int] = []
+    away: set[int] = set()
     for r in rows:
         kind = r["kind"]
         if kind == "c":
             callers[r["key"]] = CallerInfo(r["client_id"], r["responsible_id"], r["deal_id"])
         elif kind == "b":
             busy.add(r["key"])
+        elif kind == "a":
+            away.add(int(r["key"]))
         else:
             picks = list(r["picks"] or ())
-    return callers, busy, picks
+    return callers, busy, picks, away
 
 
 # --- the status view (ORM; not on a call's path) ---------------------------------------------

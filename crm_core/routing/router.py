@@ -227,9 +227,10 @@ class Router:
             [a.user_id for a in duty],
             [a.extension for a in duty],
             sorted(BUSY_STATES),
+            self._clock(),
         )
-        callers, busy, picks = sql.batch_result(rows)
-        plan = plan_batch([callers.get(e) if e else None for e in e164s], duty, busy)
+        callers, busy, picks, away = sql.batch_result(rows)
+        plan = plan_batch([callers.get(e) if e else None for e in e164s], duty, busy, away)
         if len(picks) != len(plan.round_robin):  # BATCH_SQL disagrees with the rules: a bug
             logger.error("routing: %d picks for %d calls", len(picks), len(plan.round_robin))
         apply_picks(plan, picks, {a.user_id: a.extension for a in duty})

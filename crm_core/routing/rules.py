@@ -1,6 +1,7 @@
 """Whom an inbound call rings: pure rules, no I/O.
 
-A known caller goes to the client's responsible agent when that agent is on duty now and free.
+A known caller goes to the client's responsible agent when that agent is on duty now, free and
+not away (paused, do-not-disturb or in wrap-up: crm_core.presence.rules).
 Everyone else is shared out round-robin among the agents on duty and free; the turn itself is kept
 in the database (`routing_pick`) so that every service instance shares one rotation. Nobody on
 duty, or everyone busy: an empty target, and the dialplan falls back to the queue.
@@ -71,16 +72,24 @@ def on_duty(agents: Iterable[Agent], instant: datetime) -> list[Agent]:
     return [a for a in agents if is_on_duty(a.schedule, instant)]
 
 
-def free(agents: Iterable[Agent], busy_extensions: Iterable[str]) -> list[Agent]:
+def free(
+    agents: Iterable[Agent], busy_extensions: Iterable[str], away: Iterable[int] = ()
+) -> list[Agent]:
+    """Agents whose phone is idle and who are not away (paused, DND, wrap-up)."""
     busy = set(busy_extensions)
-    return [a for a in agents if a.extension not in busy]
+    gone = set(away)
+    return [a for a in agents if a.extension not in busy and a.user_id not in gone]
 
 
 def plan_batch(
-    callers: Sequence[CallerInfo | None], duty: Sequence[Agent], busy_extensions: Iterable[str]
+    callers: Sequence[CallerInfo | None],
+    duty: Sequence[Agent],
+    busy_extensions: Iterable[str],
+    away: Iterable[int] = (),
 ) -> BatchPlan:
-    """Route each call of a batch, leaving the round-robin ones to the shared turn."""
-    available = free(duty, busy_extensions)
+    """Route each call of a batch, leaving the round-robin ones to the shared turn. Agents away
+    (paused, DND, wrap-up) are skipped even as a caller's responsible agent."""
+    available = free(duty, busy_extensions, away)
     by_id = {a.user_id: a for a in available}
     idle_reason = Reason.all_busy if duty else Reason.nobody_on_duty
     plan = BatchPlan(decisions=[], candidates=sorted(by_id))

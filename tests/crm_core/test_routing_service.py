@@ -331,9 +331,11 @@ async def test_batch_probes_the_phone_index_under_the_generic_plan(database_url:
             " SELECT id, '+7916' || lpad(id::text, 7, '0'), '' FROM clients;"
             "ANALYZE clients; ANALYZE client_phones"
         )
-        await conn.execute(f"PREPARE batch(text[], int[], text[], text[]) AS {sql.BATCH_SQL}")
+        await conn.execute(
+            f"PREPARE batch(text[], int[], text[], text[], timestamptz) AS {sql.BATCH_SQL}"
+        )
         rows = await conn.fetch(
-            "EXPLAIN EXECUTE batch('{+79160000001}', '{1}', '{101}', '{ringing,talking}')"
+            "EXPLAIN EXECUTE batch('{+79160000001}', '{1}', '{101}', '{ringing,talking}', now())"
         )
     finally:
         await conn.close()

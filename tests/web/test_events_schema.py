@@ -41,6 +41,7 @@ EXPECTED = {
     "task.done",
     "task.reminder",
     "system.status",
+    "agent.presence",
 }
 
 

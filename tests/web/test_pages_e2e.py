@@ -204,13 +204,15 @@ async def test_supervisor_board_shows_calls_agents_today_and_report(
         await expect(agent.locator("td").nth(2)).to_have_text("free")
         await expect(board.locator("#n-calls")).to_have_text("(0)")
         await expect(board.locator("#n-queue")).to_have_text("(0)")
-        # today per manager: Olga took the answered call (7.5 s of talk)
+        # today per manager: Olga took the answered call (7.5 s of talk), and the missed one
+        # rang her phone: it counts for her (issue 16), not for nobody
         olga = board.locator("#today tr", has_text="Olga Operator")
         await expect(olga).to_have_count(1)
         cells = olga.locator("td")
-        await expect(cells.nth(1)).to_have_text("1")  # in
+        await expect(cells.nth(1)).to_have_text("2")  # in
         await expect(cells.nth(2)).to_have_text("0")  # out
         await expect(cells.nth(3)).to_have_text("1")  # answered
+        await expect(cells.nth(4)).to_have_text("1")  # missed
         await expect(cells.nth(5)).to_have_text("0:08")  # talk
 
         # the report for today, through the date range controls
@@ -222,7 +224,7 @@ async def test_supervisor_board_shows_calls_agents_today_and_report(
         await expect(report.filter(has_text="Olga Operator")).to_have_count(1)
         await expect(report.filter(has_text="Team")).to_have_count(1)
         olga_report = report.filter(has_text="Olga Operator").locator("td")
-        await expect(olga_report.nth(1)).to_have_text("1")  # calls in
+        await expect(olga_report.nth(1)).to_have_text("2")  # calls in (the missed one rang her)
         await expect(board.locator("#report-period")).to_contain_text("Period:")
         # a range with nothing in it empties the table
         await board.fill("#rep-from", "2020-01-01")

@@ -1,53 +1,315 @@
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
 
-from crm_core.errors import Invalid
-from crm_core.inputs import Day
+from crm_core.calls.models import ActiveCall
+from crm_core.errors import Forbidden, Invalid, NotFound
+from crm_core.inputs import Day, Id
 from crm_core.models_common import utcnow
 from crm_core.policy import is_staff
-from crm_core.reports import service
-from crm_core.reports.schemas import BoardOut, ReportOut
+from crm_core.presence import rules as presence_rules
+from crm_core.presence import service as presence
+from crm_core.presence.settings import presence_settings
+from crm_core.reports import queues, sales, service
+from crm_core.reports.rules import csv_text, queue_figures
+from crm_core.reports.schemas import (
+    BoardFinishedOut,
+    BoardOut,
+    DayReportOut,
+    DayRow,
+    HourlyOut,
+    HourRow,
+    LeadSourceRow,
+    LeadSourcesOut,
+    LostReasonRow,
+    LostReasonsOut,
+    ManagerFigures,
+    PresenceTimeOut,
+    PresenceTimeRow,
+    QueueFiguresOut,
+    QueueReportOut,
+    ReportOut,
+)
+from crm_core.routing.rules import ROUTABLE_ROLES
+from crm_core.users.models import User
 from web.deps import CurrentUser, Session, Staff, container
 
 router = APIRouter(prefix="/api", tags=["reports"])
 
+Format = Literal["json", "csv"]
+# every table can be had as CSV with ?format=csv (the same figures, one header line)
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+
+
+def _tz(request: Request) -> ZoneInfo:
+    return ZoneInfo(container(request).settings.core.default_timezone)
+
 
 def _day_start(request: Request, day: date | None = None) -> datetime:
-    tz = ZoneInfo(container(request).settings.core.default_timezone)
+    tz = _tz(request)
     day = day or utcnow().astimezone(tz).date()
     return datetime.combine(day, time(0), tz)
 
 
-@router.get("/dashboard")
-async def dashboard(request: Request, session: Session, staff: Staff) -> BoardOut:
-    """The supervisors' live board: calls in progress, agents, queue, missed calls, today."""
-    return BoardOut.model_validate(await service.live_board(session, utcnow(), _day_start(request)))
-
-
-# team and lead_sources stay absent, not null, for managers and operators
-@router.get("/reports", response_model_exclude_unset=True)
-async def reports(
-    request: Request,
-    session: Session,
-    user: CurrentUser,
-    date_from: Day | None = None,
-    date_to: Day | None = None,
-) -> ReportOut:
-    """Per manager and team for [date_from, date_to] (days in the company's time zone; default
-    today). Managers and operators see their own row and no team totals."""
+def _period(
+    request: Request, date_from: date | None, date_to: date | None
+) -> tuple[datetime, datetime]:
+    """[date_from, date_to] as days in the company's time zone (default: today)."""
     start = _day_start(request, date_from)
     end = _day_start(request, date_to or (date_from or start.date())) + timedelta(days=1)
     if end <= start:
         raise Invalid("date_to is before date_from")
     if end - start > timedelta(days=366):
         raise Invalid("a report covers at most a year")
+    return start, end
+
+
+def _csv(name: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Response:
+    return Response(
+        csv_text(rows, columns),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def _columns(model: type[Any]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+@router.get("/dashboard")
+async def dashboard(request: Request, session: Session, staff: Staff) -> BoardOut:
+    """The supervisors' live board: calls in progress, agents, queue, missed calls, today."""
+    board = await service.live_board(session, utcnow(), _day_start(request))
+    board["queue_stats"] = (await _queue_report(request, session, None, None))["items"]
+    return BoardOut.model_validate(board)
+
+
+@router.get("/dashboard/finished")
+async def dashboard_finished(request: Request, session: Session, staff: Staff) -> BoardFinishedOut:
+    """What a finished call changes on the board (missed and recent calls, today's figures,
+    queue figures): the board re-reads this once per call.ended, not the whole board."""
+    part = await service.finished_calls(session, _day_start(request))
+    part["queue_stats"] = (await _queue_report(request, session, None, None))["items"]
+    return BoardFinishedOut.model_validate({"at": utcnow().isoformat(), **part})
+
+
+# team and lead_sources stay absent, not null, for managers and operators
+@router.get(
+    "/reports", response_model=ReportOut, response_model_exclude_unset=True, responses=CSV_RESPONSE
+)
+async def reports(
+    request: Request,
+    session: Session,
+    user: CurrentUser,
+    date_from: Day | None = None,
+    date_to: Day | None = None,
+    format: Format = "json",
+) -> ReportOut | Response:
+    """Per manager and team for [date_from, date_to] (days in the company's time zone; default
+    today), with each manager's sales plan for the period against what was won. Managers and
+    operators see their own row and no team totals."""
+    start, end = _period(request, date_from, date_to)
     result = await service.report(session, start, end)
     if not is_staff(user):
         result["per_manager"] = [r for r in result["per_manager"] if r["user_id"] == user.id]
         result.pop("team")
         result.pop("lead_sources")
+    if format == "csv":
+        rows = list(result["per_manager"])
+        if "team" in result:
+            rows.append({**result["team"], "user_id": None, "name": "team", "extension": None})
+        head = ["user_id", "name", "extension"]
+        cols = head + [c for c in _columns(ManagerFigures) if c not in head]
+        return _csv("report", rows, cols)
     return ReportOut.model_validate(result)
+
+
+async def _queue_report(
+    request: Request, session: Session, date_from: date | None, date_to: date | None
+) -> dict[str, Any]:
+    start, end = _period(request, date_from, date_to)
+    s = presence_settings()
+    items = await queues.queue_stats(
+        session,
+        start,
+        end,
+        service_level_s=s.service_level_seconds,
+        short_abandon_s=s.short_abandon_seconds,
+    )
+    calls = [a.view for a in await session.scalars(select(ActiveCall))]
+    live = queues.live_queues(service.waiting_callers(calls), utcnow())
+    by_queue = {q["queue"]: q for q in items}
+    for name in sorted(set(live) - set(by_queue)):
+        by_queue[name] = queue_figures(name, 0, 0, 0, 0, 0, 0.0, 0.0)
+    merged = [
+        {**q, "callers_waiting": 0, "longest_wait_now_seconds": 0.0, **live.get(name, {})}
+        for name, q in sorted(by_queue.items())
+    ]
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "service_level_seconds": s.service_level_seconds,
+        "short_abandon_seconds": s.short_abandon_seconds,
+        "items": merged,
+    }
+
+
+@router.get("/reports/queues", response_model=QueueReportOut, responses=CSV_RESPONSE)
+async def queue_report(
+    request: Request,
+    session: Session,
+    staff: Staff,
+    date_from: Day | None = None,
+    date_to: Day | None = None,
+    format: Format = "json",
+) -> QueueReportOut | Response:
+    """Per Asterisk queue for callers who joined it in [date_from, date_to]: offered, answered,
+    abandoned (short abandons apart), abandon %, service level, ASA, longest wait; and now:
+    callers waiting and the longest wait."""
+    result = await _queue_report(request, session, date_from, date_to)
+    if format == "csv":
+        return _csv("queues", result["items"], _columns(QueueFiguresOut))
+    return QueueReportOut.model_validate(result)
+
+
+async def _people(session: Session, viewer: User, user_id: int | None) -> list[User]:
+    """Whose figures: one's own for managers and operators; anyone's (default all agents) for
+    supervisors and admins."""
+    if user_id is not None:
+        if not is_staff(viewer) and user_id != viewer.id:
+            raise Forbidden("managers and operators see their own figures only")
+        target = await session.get(User, user_id)
+        if target is None:
+            raise NotFound(f"user {user_id} not found")
+        return [target]
+    if not is_staff(viewer):
+        return [viewer]
+    rows = await session.scalars(
+        select(User)
+        .where(User.is_active.is_(True), User.role.in_(ROUTABLE_ROLES))
+        .order_by(User.id)
+    )
+    return list(rows.all())
+
+
+@router.get("/reports/day", response_model=DayReportOut, responses=CSV_RESPONSE)
+async def day_report(
+    request: Request,
+    session: Session,
+    user: CurrentUser,
+    date: Day | None = None,
+    user_id: Id | None = None,
+    format: Format = "json",
+) -> DayReportOut | Response:
+    """The manager's day: deals created and cancelled with sums, calls in/out answered and
+    missed, emails and SMS in/out, sales of the day and month to date against the plan."""
+    day_start = _day_start(request, date)
+    people = await _people(session, user, user_id)
+    month_start = day_start.replace(day=1)
+    result = await sales.day_report(session, day_start, month_start, people)
+    if not (is_staff(user) and user_id is None):
+        result.pop("total")
+    if format == "csv":
+        rows = [*result["rows"], *([result["total"]] if "total" in result else [])]
+        return _csv(f"day-{result['date']}", rows, _columns(DayRow))
+    return DayReportOut.model_validate(result)
+
+
+@router.get("/reports/hourly", response_model=HourlyOut, responses=CSV_RESPONSE)
+async def hourly_report(
+    request: Request,
+    session: Session,
+    user: CurrentUser,
+    date: Day | None = None,
+    format: Format = "json",
+) -> HourlyOut | Response:
+    """Calls per hour of a day (a manager: their own) and the queues' service level per hour."""
+    day_start = _day_start(request, date)
+    items = await queues.hourly(
+        session,
+        day_start,
+        container(request).settings.core.default_timezone,
+        service_level_s=presence_settings().service_level_seconds,
+        user_id=None if is_staff(user) else user.id,
+    )
+    if format == "csv":
+        return _csv(f"hourly-{day_start.date()}", items, _columns(HourRow))
+    return HourlyOut.model_validate({"date": day_start.date().isoformat(), "items": items})
+
+
+@router.get("/reports/lead-sources", response_model=LeadSourcesOut, responses=CSV_RESPONSE)
+async def lead_sources(
+    request: Request,
+    session: Session,
+    user: CurrentUser,
+    date_from: Day | None = None,
+    date_to: Day | None = None,
+    format: Format = "json",
+) -> LeadSourcesOut | Response:
+    """Per lead source: clients, deals, won deals and sums, conversion % (a manager: their own)."""
+    start, end = _period(request, date_from, date_to)
+    items = await sales.lead_source_report(session, start, end, None if is_staff(user) else user.id)
+    if format == "csv":
+        return _csv("lead-sources", items, _columns(LeadSourceRow))
+    return LeadSourcesOut.model_validate(
+        {"from": start.isoformat(), "to": end.isoformat(), "items": items}
+    )
+
+
+@router.get("/reports/lost-reasons", response_model=LostReasonsOut, responses=CSV_RESPONSE)
+async def lost_reasons(
+    request: Request,
+    session: Session,
+    user: CurrentUser,
+    date_from: Day | None = None,
+    date_to: Day | None = None,
+    format: Format = "json",
+) -> LostReasonsOut | Response:
+    """Deals lost in the period by the stage they were lost at and the reason given."""
+    start, end = _period(request, date_from, date_to)
+    items = await sales.lost_reasons(session, start, end, None if is_staff(user) else user.id)
+    if format == "csv":
+        return _csv("lost-reasons", items, _columns(LostReasonRow))
+    return LostReasonsOut.model_validate(
+        {"from": start.isoformat(), "to": end.isoformat(), "items": items}
+    )
+
+
+@router.get("/reports/presence", response_model=PresenceTimeOut, responses=CSV_RESPONSE)
+async def presence_time(
+    request: Request,
+    session: Session,
+    user: CurrentUser,
+    date_from: Day | None = None,
+    date_to: Day | None = None,
+    format: Format = "json",
+) -> PresenceTimeOut | Response:
+    """Time each agent spent available, paused, DND and in wrap-up in the period (up to now)."""
+    start, end = _period(request, date_from, date_to)
+    people = await _people(session, user, None)
+    until = min(end, utcnow())
+    spent = await presence.time_per_state(session, start, until, [u.id for u in people])
+    items = [
+        {
+            "user_id": u.id,
+            "name": u.full_name,
+            **{
+                f"{state}_seconds": round(spent.get(u.id, {}).get(state, 0.0), 1)
+                for state in presence_rules.STATES
+            },
+        }
+        for u in people
+    ]
+    if format == "csv":
+        return _csv("presence", items, _columns(PresenceTimeRow))
+    return PresenceTimeOut.model_validate(
+        {"from": start.isoformat(), "to": end.isoformat(), "items": items}
+    )

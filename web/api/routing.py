@@ -1,4 +1,5 @@
-"""Routing status for people: who is on duty now, who is free, ringing or talking, who is next."""
+"""Routing status for people: who is on duty now, who is free, ringing or talking, paused, DND or
+in wrap-up, who is next."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ class AgentOut(BaseModel):
     on_duty: bool
     state: str
     routed_count: int
+    # available | paused | dnd | wrapup (crm_core.presence); paused and the others are never rung
+    presence: str
+    presence_reason: str | None
+    presence_since: IsoDatetime | None  # None: never set
+    wrapup_until: IsoDatetime | None
     # 1 = the next round-robin call rings this agent; None = not in the rotation now
     turn: int | None
     has_schedule: bool
@@ -42,6 +48,9 @@ class RoutingStatusOut(BaseModel):
     free: list[int]
     ringing: list[int]
     talking: list[int]
+    paused: list[int]
+    dnd: list[int]
+    wrapup: list[int]
     next_user_id: int | None
     turn: list[int]  # user ids in round-robin order, the next first
 
@@ -54,6 +63,10 @@ def _agent(a: AgentStatus, turn: list[int], viewer: User) -> AgentOut:
         on_duty=a.on_duty,
         state=a.state,
         routed_count=a.routed_count,
+        presence=a.presence,
+        presence_reason=a.presence_reason,
+        presence_since=a.presence_since,
+        wrapup_until=a.wrapup_until,
         turn=turn.index(a.user_id) + 1 if a.user_id in turn else None,
         has_schedule=a.has_schedule,
         routing_note=None if a.has_schedule else "no schedule: never routed",
@@ -71,9 +84,13 @@ async def status(session: Session, user: CurrentUser) -> RoutingStatusOut:
         at=s.at,
         agents=[_agent(a, s.turn, user) for a in s.agents],
         on_duty=[a.user_id for a in duty],
-        free=[a.user_id for a in duty if a.state == "free"],
+        # free: on duty, phone idle and not away, i.e. who may be rung now
+        free=[a.user_id for a in duty if a.state == "free" and not a.away],
         ringing=[a.user_id for a in s.agents if a.state == "ringing"],
         talking=[a.user_id for a in s.agents if a.state == "talking"],
+        paused=[a.user_id for a in s.agents if a.presence == "paused"],
+        dnd=[a.user_id for a in s.agents if a.presence == "dnd"],
+        wrapup=[a.user_id for a in s.agents if a.presence == "wrapup"],
         next_user_id=s.next_user_id,
         turn=s.turn,
     )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.db import Publisher
 from telephony.ami_listener import AmiListener, AmiState
 from telephony.call_pipeline import CallPipeline
+from telephony.presence_events import PBX_PAUSE_EVENTS, PresenceFromPbx
 from telephony.tracker import CallTracker, TrackerConfig
 from web.settings import Settings
 
@@ -64,6 +65,10 @@ class CallTracking:
         self.listener = AmiListener(
             s.telephony, self.pipeline.on_event, self.pipeline.on_connected, self._on_state
         )
+        # the PBX's queue member pauses set presence, after the pipeline has the event
+        pauses = PresenceFromPbx(self._sessions, self._publish)
+        for name in PBX_PAUSE_EVENTS:
+            self.listener.on(name, pauses.on_event)
         await self.listener.start()
         logger.info("following the PBX at %s:%s", s.telephony.ami_host, s.telephony.ami_port)
 

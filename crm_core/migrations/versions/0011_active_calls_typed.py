@@ -1,7 +1,7 @@
 """active_calls with a schema: typed columns for the call and its client, not a JSON view
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02 02:00:00
 
 The `view` blob goes: the call's phase, numbers and agents, and who the call is with (client,
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0011"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,11 @@
 // @ts-check
-// The supervisors' live board: calls in progress, agents, the queue, today's figures, a report.
-// The supervisors' channel says when something changed (a refresh soon after); a slow poll
-// covers a lost socket; the "since" clocks tick between refreshes.
+// The supervisors' live board: calls in progress, agents (phone and presence, set from here),
+// the queue and queue figures, today's figures, a report.
+//
+// Loaded once (GET /api/dashboard), then kept by the typed messages of the supervisors' channel,
+// each applied in place (board_state.js): no reload per message and no poll. A finished call
+// re-reads only the day's tables (GET /api/dashboard/finished); a reconnected socket reloads the
+// whole board once (what was missed meanwhile). The clocks tick every second between messages.
 
 import { api } from "./lib/api.js";
 import { $, h, input } from "./lib/dom.js";
@@ -11,13 +15,17 @@ import { player } from "./lib/recordings.js";
 import { startShell } from "./lib/shell.js";
 import en from "./lib/i18n/board.en.js";
 import ru from "./lib/i18n/board.ru.js";
+import xen from "./lib/i18n/boardx.en.js";
+import xru from "./lib/i18n/boardx.ru.js";
+import { applyFinished, applyMessage, fromSnapshot, presenceNow, waiting } from "./board_state.js";
 
 registerCatalogue({ ru, en });
-
-const POLL_MS = 3000;
+registerCatalogue({ ru: xru, en: xen });
 
 /** @param {string | null | undefined} iso */
 const since = (iso) => (iso ? fmt.duration((Date.now() - Date.parse(iso)) / 1000) : "");
+/** A cell whose text is the time since `iso`, kept ticking. @param {string | null | undefined} iso @param {Record<string, unknown>} [attrs] */
+const clock = (iso, attrs = {}) => h("td", { ...attrs, class: "tick", "data-since": iso || "", text: since(iso) });
 
 /** @type {Record<string, string>} */
 const STATE_KEYS = {
@@ -27,6 +35,13 @@ const STATE_KEYS = {
 /** A state the server names, in the user's language (an unknown one as the server said it). @param {string} s */
 const stateText = (s) => (STATE_KEYS[s] ? t(STATE_KEYS[s]) : s);
 /** @type {Record<string, string>} */
+const PRESENCE_KEYS = {
+  available: "boardx.presence.available", paused: "boardx.presence.paused",
+  dnd: "boardx.presence.dnd", wrapup: "boardx.presence.wrapup",
+};
+/** @param {string} s */
+const presenceText = (s) => (PRESENCE_KEYS[s] ? t(PRESENCE_KEYS[s]) : s);
+/** @type {Record<string, string>} */
 const STATUS_KEYS = {
   answered: "board.status.answered", missed: "board.status.missed", abandoned: "board.status.abandoned",
   no_answer: "board.status.no_answer", busy: "board.status.busy", failed: "board.status.failed",
@@ -34,46 +49,180 @@ const STATUS_KEYS = {
 /** @param {string} s */
 const statusText = (s) => (STATUS_KEYS[s] ? t(STATUS_KEYS[s]) : s);
 
-/** @param {any} b the GET /api/dashboard answer */
-function render(b) {
-  $("updated").textContent = t("board.updated", { time: fmt.time(b.at) });
-  $("n-calls").textContent = `(${b.calls.length})`;
-  $("calls").replaceChildren(...b.calls.map((/** @type {any} */ c) => h("tr", {},
+/** @type {import("./board_state.js").Board | null} */
+let board = null;
+/** @type {{ code: string, name: string }[]} */
+let reasons = [];
+
+function drawCalls() {
+  if (!board) return;
+  const calls = [...board.calls.values()];
+  $("n-calls").textContent = `(${calls.length})`;
+  $("calls").replaceChildren(...calls.map((c) => h("tr", { "data-linkedid": c.linkedid },
     h("td", { text: c.direction === "outbound" ? `→ ${c.client_number || c.did_or_dialled || ""}` : c.caller_number }),
     h("td", { text: c.client_name || "" }),
     h("td", { class: `state-${c.state}`, text: stateText(c.state) }),
     h("td", { text: c.talking || (c.ringing || []).join(", ") || c.agent_extension || "" }),
-    h("td", { text: since(c.started_at) }))));
-  $("agents").replaceChildren(...b.agents.map((/** @type {any} */ a) => h("tr", { "data-ext": a.extension },
-    h("td", { text: a.extension }), h("td", { text: a.name }),
-    h("td", { class: `state-${a.state === "off duty" ? "off" : a.state}`, text: stateText(a.state) }))));
-  $("n-queue").textContent = `(${b.queue.length})`;
-  $("queue").replaceChildren(...b.queue.map((/** @type {any} */ c) => {
+    clock(c.started_at))));
+  const queue = waiting(board);
+  $("n-queue").textContent = `(${queue.length})`;
+  $("queue").replaceChildren(...queue.map((c) => {
     const where = c.queue ? `${t("board.inQueue", { queue: c.queue, position: c.position })}, `
       : c.state === "ringing" ? `${t("board.ringingWho", { who: (c.ringing || []).join(", ") })}, ` : "";
-    return h("li", {}, `${c.caller_number}${c.client_name ? ` ${c.client_name}` : ""} ${where}${t("board.waiting", { time: since(c.started_at) })}`);
+    return h("li", {}, `${c.caller_number}${c.client_name ? ` ${c.client_name}` : ""} ${where}`,
+      h("span", { class: "tick", "data-since": c.started_at || "", "data-key": "board.waiting", text: t("board.waiting", { time: since(c.started_at) }) }));
   }));
-  $("missed").replaceChildren(...b.missed_today.map((/** @type {any} */ m) => h("li", {}, t("board.missedLine", {
-    phone: m.phone, time: fmt.time(m.at), who: [...new Set(m.agents_rung || [])].join(", ") || t("board.nobody"),
-  }))));
-  // the list is redrawn every second: the player lives above it, so listening goes on
-  $("recent").replaceChildren(...(b.recent_calls || []).map((/** @type {any} */ c) => h("tr", { "data-id": c.id },
+  drawQueueStats();
+}
+
+/** @param {any} a */
+function presenceControls(a) {
+  const select = h("select", { "data-testid": `reason-${a.user_id}`, "aria-label": t("boardx.pause") },
+    ...reasons.map((r) => h("option", { value: r.code, text: r.name })));
+  /** @param {string} state */
+  const set = (state) => async () => {
+    try {
+      await api(`/api/presence/${a.user_id}`, { method: "PUT", json: { state, reason: state === "paused" ? select.value : null } });
+    } catch (e) {
+      $("presence-error").textContent = t("boardx.setFailed", { name: a.name, error: e instanceof Error ? e.message : String(e) });
+      $("presence-error").hidden = false;
+    }
+  };
+  return h("td", { class: "presence-set" }, select,
+    h("button", { type: "button", class: "secondary", "data-testid": `pause-${a.user_id}`, onclick: set("paused"), text: t("boardx.pause") }),
+    h("button", { type: "button", class: "secondary", "data-testid": `dnd-${a.user_id}`, onclick: set("dnd"), text: t("boardx.dnd") }),
+    h("button", { type: "button", class: "secondary", "data-testid": `available-${a.user_id}`, onclick: set("available"), text: t("boardx.available") }));
+}
+
+function drawAgents() {
+  if (!board) return;
+  const now = Date.now();
+  $("agents").replaceChildren(...board.agents.map((a) => {
+    const p = presenceNow(a, now);
+    // the reason by its name in the (admin-edited) list; one not in it (set at the PBX) as given
+    const named = reasons.find((r) => r.code === a.presence_reason);
+    const reason = p.state === "paused" && a.presence_reason ? ` (${named ? named.name : a.presence_reason})` : "";
+    return h("tr", { "data-ext": a.extension, "data-user": a.user_id },
+      h("td", { text: a.extension }), h("td", { text: a.name }),
+      h("td", { class: `state-${a.state === "off duty" ? "off" : a.state}`, text: stateText(a.state) }),
+      h("td", { class: `presence-${p.state}`, "data-testid": `presence-${a.user_id}`, "data-state": p.state, text: presenceText(p.state) + reason }),
+      clock(p.since),
+      presenceControls(a));
+  }));
+}
+
+function drawQueueStats() {
+  if (!board) return;
+  const live = waiting(board).filter((c) => c.queue);
+  /** @type {Map<string, any>} */
+  const rows = new Map(board.queueStats.map((q) => [q.queue, { ...q }]));
+  for (const c of live) if (!rows.has(c.queue)) rows.set(c.queue, { queue: c.queue, offered: 0, answered: 0, abandoned: 0 });
+  $("queue-stats").replaceChildren(...[...rows.values()].map((q) => {
+    const mine = live.filter((c) => c.queue === q.queue);
+    const oldest = mine.map((c) => c.queued_at).filter(Boolean).sort()[0];
+    return h("tr", { "data-queue": q.queue },
+      h("td", { text: q.queue }), h("td", { text: mine.length }), clock(oldest),
+      h("td", { text: q.offered }), h("td", { text: q.answered }),
+      h("td", { text: q.abandoned + (q.short_abandoned ? ` (+${q.short_abandoned})` : "") }),
+      h("td", { text: q.service_level_percent == null ? "" : `${fmt.number(q.service_level_percent, 1)}%` }),
+      h("td", { text: q.asa_seconds == null ? "" : fmt.duration(q.asa_seconds) }));
+  }));
+}
+
+function drawFinished() {
+  if (!board) return;
+  $("missed").replaceChildren(...board.missed.map((m) => h("li", { "data-id": m.id, class: m.called_back ? "called-back" : "" },
+    t("board.missedLine", { phone: m.phone, time: fmt.time(m.at), who: [...new Set(m.agents_rung || [])].join(", ") || t("board.nobody") }),
+    m.client_name ? ` — ${m.client_name}` : "",
+    ` · ${m.called_back ? t("boardx.calledBack") : t("boardx.notCalledBack")}`)));
+  $("recent").replaceChildren(...board.recent.map((c) => h("tr", { "data-id": c.id },
     h("td", { text: fmt.time(c.at) }),
     h("td", { text: c.phone }),
     h("td", { text: `${c.direction === "in" ? t("board.dirIn") : t("board.dirOut")}, ${statusText(c.status)}${c.talk_seconds ? `, ${fmt.duration(c.talk_seconds)}` : ""}` }),
     h("td", { text: c.agent_extension || "" }),
     h("td", {}, !c.recording ? null : c.recording.empty ? h("span", { class: "rec-note", text: t("board.noAudio") })
       : h("button", { type: "button", class: "secondary", "data-play": c.id, "data-testid": `play-${c.id}`, text: t("board.play") })))));
-  $("today").replaceChildren(...b.today.map((/** @type {any} */ f) => h("tr", {},
+  $("today").replaceChildren(...board.today.map((f) => h("tr", {},
     h("td", { text: f.name }), h("td", { text: f.calls_in }), h("td", { text: f.calls_out }),
     h("td", { text: f.answered }), h("td", { text: f.missed }), h("td", { text: fmt.duration(f.talk_seconds) }))));
+  drawQueueStats();
 }
 
-/** @type {any} */
-let last = null;
-async function refresh() {
-  try { render((last = await api("/api/dashboard"))); } catch (e) { /* next tick */ }
+function drawAll() {
+  if (!board) return;
+  $("updated").textContent = t("board.updated", { time: fmt.time(board.at) });
+  drawCalls();
+  drawAgents();
+  drawFinished();
+  document.body.dataset.boardReady = "1";
 }
+
+/** Only the clocks move between messages: their text, nothing else redrawn. */
+function tick() {
+  for (const node of document.querySelectorAll(".tick")) {
+    const el = /** @type {HTMLElement} */ (node);
+    const text = since(el.dataset.since);
+    el.textContent = el.dataset.key ? t(el.dataset.key, { time: text }) : text;
+  }
+  // a wrap-up ends by the clock: redraw the agents when one is over
+  if (board && board.agents.some((a) => a.presence === "wrapup" && a.wrapup_until && Date.parse(a.wrapup_until) <= Date.now())) {
+    for (const a of board.agents) {
+      if (a.presence === "wrapup" && Date.parse(a.wrapup_until) <= Date.now()) {
+        a.presence = "available"; a.presence_since = a.wrapup_until; a.wrapup_until = null;
+      }
+    }
+    drawAgents();
+  }
+}
+
+async function load() {
+  const b = await api("/api/dashboard");
+  board = fromSnapshot(b);
+  drawAll();
+}
+
+/** @type {ReturnType<typeof setTimeout> | null} */
+let finishedTimer = null;
+function finishedSoon() {
+  if (finishedTimer) return;
+  finishedTimer = setTimeout(async () => {
+    finishedTimer = null;
+    try {
+      const part = await api("/api/dashboard/finished");
+      if (board) { applyFinished(board, part); board.at = part.at; drawFinished(); }
+    } catch (e) { /* the next finished call or a reload catches up */ }
+  }, 200);
+}
+
+/** What the messages since the last drawing changed: drawn once per frame, not per message
+ * (under a burst of calls hundreds of messages a second would each redraw the tables). */
+const dirty = new Set();
+let drawScheduled = false;
+function flush() {
+  drawScheduled = false;
+  if (dirty.has("calls")) drawCalls();
+  if (dirty.has("agents")) drawAgents();
+  if (dirty.has("finished")) finishedSoon();
+  if (dirty.size && board) $("updated").textContent = t("board.updated", { time: fmt.time(board.at) });
+  dirty.clear();
+}
+
+/** @param {import("./lib/ws.js").Frame} msg */
+function onMessage(msg) {
+  if (!board) { pending.push(msg); return; }
+  const changed = applyMessage(board, msg);
+  if (!changed.size) return;
+  if (msg.at) board.at = msg.at;
+  for (const part of changed) dirty.add(part);
+  if (!drawScheduled) {
+    drawScheduled = true;
+    // the next frame, or soon if the tab is hidden (frames stop there)
+    const timer = setTimeout(flush, 100);
+    requestAnimationFrame(() => { clearTimeout(timer); if (drawScheduled) flush(); });
+  }
+}
+/** @type {import("./lib/ws.js").Frame[]} */
+const pending = [];
 
 async function loadReport() {
   const q = new URLSearchParams();
@@ -112,10 +261,14 @@ async function loadReport() {
 
 const shell = await startShell({ socket: { status: true }, deniedKey: "board.forbidden", titleKey: "board.title" });
 if (shell) {
-  /** @type {ReturnType<typeof setTimeout> | null} */
-  let timer = null;
-  const soon = () => { if (!timer) timer = setTimeout(() => { timer = null; refresh(); }, 150); };
-  shell.socket?.on("*", soon);
+  shell.socket?.on("*", (msg) => onMessage(msg));
+  // a reconnect after the first: what happened meanwhile may be more than replays say
+  let opened = 0;
+  shell.socket?.onState((info) => {
+    if (info.state !== "open") return;
+    opened += 1;
+    if (opened > 1) load().catch(() => {});
+  });
   shell.socket?.connect();
   $("recent").addEventListener("click", (ev) => {
     const button = /** @type {HTMLElement | null} */ (ev.target instanceof Element ? ev.target.closest("button[data-play]") : null);
@@ -123,8 +276,9 @@ if (shell) {
     $("player").replaceChildren(player(Number(button.dataset.play), { empty: false }, true));
   });
   $("rep-load").addEventListener("click", () => { loadReport().catch(() => {}); });
-  refresh();
+  api("/api/presence/reasons").then((r) => { reasons = r; drawAgents(); }).catch(() => {});
+  // frames that came while the board loaded are applied on top of it, in order
+  load().then(() => { for (const msg of pending.splice(0)) onMessage(msg); }).catch(() => {});
   loadReport().catch(() => {});
-  setInterval(refresh, POLL_MS);
-  setInterval(() => { if (last) render(last); }, 1000);
+  setInterval(tick, 1000);
 }

@@ -1,0 +1,174 @@
+"""Presence and the PBX, both ways, and the call facts presence and queue statistics need.
+
+- From Asterisk: `QueueMemberPause` sets the member's agent paused or available; a
+  `QueueMemberStatus` whose pause flag differs from the last one seen for that member does the
+  same (a pause made while we were away, or by a phone feature code). Other events pass by.
+- To Asterisk: a presence change made in the CRM pauses or unpauses the extension's queue
+  memberships (`QueuePause` per member interface found by `QueueStatus`), so queues never ring
+  an agent the router would not (paused and DND both map to the PBX's pause flag).
+- From the call tracker (a hook in CallPipeline._apply): queue stays for statistics
+  (crm_core.reports.queue_log) and the wrap-up after each answered call.
+
+Loops end by themselves: the PBX's echo of our own QueuePause finds the presence agreeing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.db import Publisher, unit_of_work
+from crm_core.models_common import utcnow
+from crm_core.presence import rules
+from crm_core.presence import service as presence
+from crm_core.presence.settings import presence_settings
+from crm_core.reports import queue_log
+from telephony.facts import CallAnswered, CallEnded, CallQueueChanged
+from telephony.finished_call import ts
+from telephony.originate import ActionSender
+
+logger = logging.getLogger(__name__)
+
+AmiEvent = dict[str, str]
+OnEvent = Callable[[AmiEvent, float], Awaitable[None]]
+_INTERFACE = re.compile(r"^[^/]+/([^@/\-;]+)")
+
+
+def member_extension(event: AmiEvent) -> str | None:
+    """The agent's extension of a queue member: Local/101@agent-phones/n, PJSIP/101 -> 101."""
+    for key in ("StateInterface", "Interface", "Location", "MemberName"):
+        m = _INTERFACE.match(event.get(key, ""))
+        if m:
+            return m.group(1)
+    return None
+
+
+def member_interface(event: AmiEvent) -> str:
+    return event.get("Interface") or event.get("Location") or ""
+
+
+def pause_flag(event: AmiEvent) -> bool | None:
+    value = event.get("Paused", "").strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    return None
+
+
+# the events PauseWatch reads (the listener hands only these to PresenceFromPbx.on_event)
+PBX_PAUSE_EVENTS = ("QueueMemberPause", "QueueMemberStatus", "QueueMemberAdded")
+
+
+class PauseWatch:
+    """Which QueueMember events are news: pure, with a memory of each member's pause flag.
+
+    -> (extension, paused, reason) to apply, or None.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], bool] = {}
+
+    def feed(self, event: AmiEvent) -> tuple[str, bool, str | None] | None:
+        name = event.get("Event", "")
+        if name not in PBX_PAUSE_EVENTS:
+            return None
+        ext, paused = member_extension(event), pause_flag(event)
+        if ext is None or paused is None:
+            return None
+        key = (event.get("Queue", ""), member_interface(event))
+        before = self._seen.get(key)
+        self._seen[key] = paused
+        if name == "QueueMemberPause":
+            return ext, paused, event.get("PausedReason") or event.get("Reason") or None
+        if before is not None and before != paused:  # a pause flip we were not told of
+            return ext, paused, event.get("PausedReason") or None
+        return None
+
+
+class PresenceFromPbx:
+    """Applies the PBX's pauses to presence, each in its own transaction (they are rare)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        publish: Publisher | None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._publish = publish
+        self._clock = clock
+        self.watch = PauseWatch()
+
+    async def on_event(self, event: AmiEvent, arrival: float = 0.0) -> None:
+        news = self.watch.feed(event)
+        if news is None:
+            return
+        ext, paused, reason = news
+        try:
+            async with unit_of_work(self._sessions, self._publish) as session:
+                changed = await presence.from_pbx(session, ext, paused, reason, self._clock())
+        except Exception:
+            logger.exception("presence: PBX pause of %s not applied", ext)
+            return
+        if changed:
+            logger.info(
+                "presence from the PBX",
+                extra={"extension": ext, "paused": paused, "users": changed},
+            )
+
+
+async def push_to_pbx(
+    ami: ActionSender, extension: str, state: str, reason: str | None
+) -> list[str]:
+    """Pause (paused, DND) or unpause (anything else) every queue membership of `extension`.
+    -> the member interfaces sent. A wrap-up is not pushed (queues have their own wrapuptime)."""
+    if state == rules.WRAPUP:
+        return []
+    paused = state in rules.PBX_PAUSED
+    replies = await ami.send_action({"Action": "QueueStatus"})
+    interfaces = sorted(
+        {
+            member_interface(r)
+            for r in replies
+            if r.get("Event") == "QueueMember" and member_extension(r) == extension
+        }
+        - {""}
+    )
+    for interface in interfaces:
+        action = {"Action": "QueuePause", "Interface": interface, "Paused": str(paused).lower()}
+        if paused:
+            action["Reason"] = reason or state
+        reply = await ami.send_action(action)
+        if reply and reply[0].get("Response", "").lower() == "error":
+            logger.warning(
+                "presence: QueuePause refused",
+                extra={"interface": interface, "message": reply[0].get("Message")},
+            )
+    return interfaces
+
+
+async def on_call_fact(
+    session: AsyncSession, fact: Any, wrapup_seconds: float | None = None
+) -> None:
+    """The hook in CallPipeline._apply: queue stays and wrap-ups, in the fact's transaction."""
+    if isinstance(fact, CallQueueChanged):
+        await queue_log.queue_changed(session, fact.linkedid, fact.queue, ts(fact.at))
+    elif isinstance(fact, CallAnswered):
+        await queue_log.answered(session, fact.linkedid, fact.extension, ts(fact.at))
+    elif isinstance(fact, CallEnded):
+        summary = fact.summary
+        await queue_log.call_ended(session, fact.linkedid, ts(summary.t_end))
+        if summary.status == "answered":
+            talked = {leg.extension for leg in summary.legs}
+            if summary.direction == "outbound" and summary.agent_extension:
+                talked.add(summary.agent_extension)
+            seconds = (
+                presence_settings().wrapup_seconds if wrapup_seconds is None else wrapup_seconds
+            )
+            await presence.start_wrapup(session, talked, ts(summary.t_end), seconds, utcnow())
