@@ -74,7 +74,6 @@ async def on_duty(url: str) -> None:
 async def main() -> int:
     import uvicorn
     from playwright.async_api import async_playwright
-    from web.compose import open_container
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
@@ -83,6 +82,7 @@ async def main() -> int:
     from telephony.settings import TelephonySettings
     from tests.web.live import CHROMIUM, CHROMIUM_ARGS
     from web.app import create_app
+    from web.compose import open_container
     from web.settings import Settings, WebSettings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
