@@ -6,7 +6,7 @@ from crm_core.communications.models import Communication
 from crm_core.db import Base
 from crm_core.deals.models import Deal, DealStage, DealStageMove
 from crm_core.events.models import EventLogEntry
-from crm_core.outbox.models import OutboxMessage
+from crm_core.messaging.models import OutboxMessage
 from crm_core.routing.models import RoutingTurn
 from crm_core.schedules.models import ScheduleException, ScheduleInterval
 from crm_core.tasks.models import Task
