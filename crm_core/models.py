@@ -7,7 +7,7 @@ from crm_core.communications.models import Communication
 from crm_core.db import Base
 from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
 from crm_core.events.models import EventLogEntry
-from crm_core.outbox.models import OutboxMessage
+from crm_core.messaging.models import OutboxMessage
 from crm_core.presence.models import AgentPresence, PauseReason, PresenceSpan
 from crm_core.reports.models import QueueEntry, SalesPlan
 from crm_core.results.models import ContactResult, ContactResultRecord

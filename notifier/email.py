@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.db import Publisher, unit_of_work
 from crm_core.errors import Invalid
-from crm_core.outbox import service
-from crm_core.outbox.schemas import Claimed
+from crm_core.messaging import service
+from crm_core.messaging.schemas import Claimed
 from notifier.outbox import SendError, Sent
 from notifier.settings import NotifierSettings
 

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.db import Publisher, unit_of_work
-from crm_core.outbox import service
-from crm_core.outbox.repository import NOTIFY_CHANNEL
-from crm_core.outbox.schemas import Claimed
+from crm_core.messaging import service
+from crm_core.messaging.repository import NOTIFY_CHANNEL
+from crm_core.messaging.schemas import Claimed
 from notifier.pgbus import PgBus
 
 logger = logging.getLogger(__name__)

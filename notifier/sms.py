@@ -18,7 +18,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from crm_core.outbox.schemas import Claimed
+from crm_core.messaging.schemas import Claimed
 from notifier.outbox import SendError, Sent
 from notifier.settings import NotifierSettings
 

@@ -17,7 +17,7 @@ from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
 
 from crm_core.communications.service import CompanyNumber
-from crm_core.outbox import service
+from crm_core.messaging import service
 from notifier.sms import public_url
 from web.deps import Session, container
 

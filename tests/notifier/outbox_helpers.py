@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.communications.models import Communication
-from crm_core.outbox import service
-from crm_core.outbox.models import OutboxMessage
+from crm_core.messaging import service
+from crm_core.messaging.models import OutboxMessage
 from notifier.outbox import OutboxWorker
 
 

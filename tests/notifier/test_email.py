@@ -19,8 +19,8 @@ from crm_core.clients.service import create_client
 from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal
 from crm_core.events.types import MessageEvent
-from crm_core.outbox import service
-from crm_core.outbox.schemas import EmailCreate
+from crm_core.messaging import service
+from crm_core.messaging.schemas import EmailCreate
 from crm_core.users.models import User
 from notifier.channels import messages_for, user_channel
 from notifier.email import (

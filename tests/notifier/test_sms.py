@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.clients.schemas import ClientCreate
 from crm_core.clients.service import create_client
 from crm_core.events.types import MessageEvent
-from crm_core.outbox import service
-from crm_core.outbox.schemas import SmsCreate
+from crm_core.messaging import service
+from crm_core.messaging.schemas import SmsCreate
 from crm_core.users.models import User
 from notifier.outbox import OutboxWorker, backoff_seconds
 from notifier.settings import NotifierSettings

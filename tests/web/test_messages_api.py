@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.clients.schemas import ClientCreate
 from crm_core.clients.service import create_client
 from crm_core.communications.models import Communication
-from crm_core.outbox.models import OutboxMessage
+from crm_core.messaging.models import OutboxMessage
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
 from web.settings import Settings

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.communications.models import Communication
-from crm_core.outbox.models import OutboxMessage
+from crm_core.messaging.models import OutboxMessage
 from crm_core.schedules.models import ScheduleException, ScheduleInterval
 from crm_core.users.models import User
 from notifier.settings import NotifierSettings

@@ -6,8 +6,8 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from crm_core.communications.schemas import CommunicationOut
 from crm_core.inputs import Id
-from crm_core.outbox import service
-from crm_core.outbox.schemas import EmailCreate, SmsCreate
+from crm_core.messaging import service
+from crm_core.messaging.schemas import EmailCreate, SmsCreate
 from notifier.email import email_configured
 from notifier.sms import sms_configured
 from web.deps import CurrentUser, Session, container

@@ -10,8 +10,8 @@ from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.communications.models import Communication
-from crm_core.outbox.models import OutboxMessage
-from crm_core.outbox.schemas import Claimed
+from crm_core.messaging.models import OutboxMessage
+from crm_core.messaging.schemas import Claimed
 
 NOTIFY_CHANNEL = "crm_outbox"
 

@@ -30,10 +30,10 @@ from crm_core.errors import Invalid
 from crm_core.events.messages import MessageReceivedMessage, MessageStatusMessage
 from crm_core.events.types import MessageEvent
 from crm_core.inputs import sanitize, sanitize_all
+from crm_core.messaging import repository
+from crm_core.messaging.models import OutboxMessage
+from crm_core.messaging.schemas import Claimed, EmailCreate, SmsCreate
 from crm_core.models_common import utcnow
-from crm_core.outbox import repository
-from crm_core.outbox.models import OutboxMessage
-from crm_core.outbox.schemas import Claimed, EmailCreate, SmsCreate
 from crm_core.users.models import User
 
 logger = logging.getLogger(__name__)
