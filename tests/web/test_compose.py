@@ -14,17 +14,25 @@ from web.container import Container
 from web.parts.agi_routing import AgiRouting
 from web.parts.call_tracking import CallTracking
 from web.parts.messaging import Messaging
+from web.parts.reminders import Reminders
 from web.session_watch import SessionWatch
 from web.settings import Settings
 
 
 def test_the_hub_comes_first_and_publishes_for_everyone(container: Container) -> None:
     c = build_services(container)
-    assert [type(p) for p in c.parts] == [EventHub, SessionWatch, CallTracking, Messaging]
+    assert [type(p) for p in c.parts] == [
+        EventHub,
+        SessionWatch,
+        CallTracking,
+        Messaging,
+        Reminders,
+    ]
     assert c.hub is not None and c.publish == c.hub.publish
     # the test settings switch the PBX off: no election, no FastAGI server
     assert c.ami_election is None and c.agi_routing is None
     assert c.call_tracking is c.parts[2] and c.messaging is c.parts[3]
+    assert c.reminders is c.parts[4]
     assert container.hub is None and container.parts == ()  # the bare one is left as it was
 
 
@@ -40,6 +48,7 @@ def test_with_the_pbx_on_the_election_and_the_router_are_composed(
         LeaderElection,
         AgiRouting,
         Messaging,
+        Reminders,
     ]
     assert c.ami_election is c.parts[3] and c.agi_routing is c.parts[4]
 

@@ -33,14 +33,18 @@ ALL_WEEK = {
 
 
 @pytest.fixture
-def published(container: Container) -> list[Any]:
-    events: list[Any] = []
+def published() -> list[Any]:
+    return []
+
+
+@pytest.fixture
+def container(container: Container, published: list[Any]) -> Container:
+    """The test's container, publishing into `published` (it is frozen: a copy)."""
 
     async def publish(batch: list[Any]) -> None:
-        events.extend(batch)
+        published.extend(batch)
 
-    container.publish = publish
-    return events
+    return replace(container, publish=publish)
 
 
 @pytest.fixture
