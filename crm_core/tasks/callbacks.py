@@ -1,4 +1,6 @@
-"""Callbacks driven by calls: a missed call makes (or hurries) one, an answered call closes it.
+"""Callbacks driven by calls: an answered call closes the client's open callback.
+
+(A missed call makes or hurries one: crm_core.tasks.service.create_callback_once.)
 
 Hooked in where a finished call is logged (crm_core.calls.service.log_call), in the same
 transaction as the call's communication, so the task and the call never disagree.
@@ -7,7 +9,6 @@ transaction as the call's communication, so the task and the call never disagree
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,34 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.db import collect_event
 from crm_core.models_common import utcnow
 from crm_core.tasks.models import Task
-from crm_core.tasks.service import DONE, changed_event, create_callback_once
+from crm_core.tasks.service import DONE, changed_event
 
 logger = logging.getLogger(__name__)
-
-
-async def on_missed_call(
-    session: AsyncSession,
-    client_id: int,
-    *,
-    deal_id: int | None,
-    assignee_id: int | None,
-    due_at: datetime,
-    title: str,
-    communication_id: int | None,
-    missed_at: datetime | None = None,
-) -> tuple[Task, bool]:
-    """The client's open callback, made now or hurried: due no later than `due_at`, one try
-    more. Returns (task, created)."""
-    return await create_callback_once(
-        session,
-        client_id=client_id,
-        deal_id=deal_id,
-        assignee_id=assignee_id,
-        due_at=due_at,
-        title=title,
-        communication_id=communication_id,
-        missed_at=missed_at,
-    )
 
 
 async def on_answered_call(
