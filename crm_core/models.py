@@ -13,7 +13,7 @@ from crm_core.reports.models import QueueEntry, SalesPlan
 from crm_core.results.models import ContactResult, ContactResultRecord
 from crm_core.routing.models import RoutingTurn
 from crm_core.schedules.models import ScheduleException, ScheduleInterval
-from crm_core.tasks.models import ReminderEmail, Task, UserPresence
+from crm_core.tasks.models import OpenPage, ReminderEmail, Task
 from crm_core.users.models import AuthSession, LoginThrottle, Role, User
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "DealStageMove",
     "EventLogEntry",
     "LoginThrottle",
+    "OpenPage",
     "OutboxMessage",
     "PauseReason",
     "PresenceSpan",
@@ -48,5 +49,4 @@ __all__ = [
     "ScheduleInterval",
     "Task",
     "User",
-    "UserPresence",
 ]

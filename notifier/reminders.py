@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.models_common import utcnow
-from crm_core.tasks import presence
+from crm_core.tasks import open_pages
 from crm_core.tasks.reminders import (
     ClaimedEmail,
     EmailPolicy,
@@ -140,7 +140,7 @@ class ReminderScheduler:
                 await task
         try:
             async with self._sessions() as s, s.begin():
-                await presence.leave(s, self.instance_id)
+                await open_pages.leave(s, self.instance_id)
         except Exception as exc:  # the rows age out by themselves
             logger.warning("could not clear presence of %s (%s)", self.instance_id, exc)
 
@@ -150,7 +150,7 @@ class ReminderScheduler:
     async def beat(self) -> None:
         users = frozenset(self._watching())
         async with self._sessions() as s, s.begin():
-            await presence.heartbeat(s, self.instance_id, users)
+            await open_pages.heartbeat(s, self.instance_id, users)
         self._last_beat = asyncio.get_running_loop().time()
         self._beaten = users
 

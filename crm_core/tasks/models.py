@@ -112,14 +112,14 @@ class ReminderEmail(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class UserPresence(Base):
+class OpenPage(Base):
     """Which users have a page open (a live websocket) on which instance, as of `seen_at`.
 
     Each instance rewrites its own rows every few seconds (a heartbeat); rows older than a few
     heartbeats are an instance that died. The reminder scheduler reads it to decide on email.
     """
 
-    __tablename__ = "user_presence"
+    __tablename__ = "open_pages"
 
     instance_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(

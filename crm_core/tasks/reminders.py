@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.events.types import TaskReminder
 from crm_core.models_common import utcnow
 from crm_core.tasks.models import ReminderEmail, Task
-from crm_core.tasks.presence import present_users
+from crm_core.tasks.open_pages import present_users
 from crm_core.tasks.reminder_text import pick_locale, reminder_email
 from crm_core.tasks.service import client_names
 from crm_core.users.models import User

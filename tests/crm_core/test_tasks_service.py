@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.events.types import TaskReminder
 from crm_core.models_common import utcnow
-from crm_core.tasks import presence
+from crm_core.tasks import open_pages
 from crm_core.tasks.models import ReminderEmail, Task
 from crm_core.tasks.reminder_text import pick_locale, reminder_email
 from crm_core.tasks.reminders import EmailPolicy, claim_due
@@ -107,7 +107,7 @@ async def test_an_absent_user_with_an_address_gets_an_email_in_their_language(
     silent, _ = await make_user(role="manager")  # no address
     due = utcnow() - timedelta(seconds=1)
     async with sessions() as s:
-        await presence.heartbeat(s, "instance-a", [present.id])
+        await open_pages.heartbeat(s, "instance-a", [present.id])
         s.add_all(
             Task(
                 title="Call back",
@@ -129,8 +129,8 @@ async def test_an_absent_user_with_an_address_gets_an_email_in_their_language(
             ("away@example.com", "Напоминание: Call back")
         ]
         # an instance's heartbeat replaces its set: the user left
-        await presence.heartbeat(s, "instance-a", [])
-        assert await presence.present_users(s, [present.id], timedelta(seconds=30)) == set()
+        await open_pages.heartbeat(s, "instance-a", [])
+        assert await open_pages.present_users(s, [present.id], timedelta(seconds=30)) == set()
 
 
 def test_email_text_in_both_languages_and_the_users_zone() -> None:

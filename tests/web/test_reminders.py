@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from crm_core.events.models import EventLogEntry
 from crm_core.models_common import utcnow
-from crm_core.tasks.models import ReminderEmail, Task, UserPresence
+from crm_core.tasks.models import OpenPage, ReminderEmail, Task
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
 from tests.event_contract import violations
@@ -105,7 +105,7 @@ async def test_two_instances_deliver_each_reminder_once_and_email_the_absent(
             async def here_is_present() -> bool:  # both instances may now decide on email
                 async with sessions() as s:
                     return bool(
-                        await s.scalar(select(func.count()).where(UserPresence.user_id == here.id))
+                        await s.scalar(select(func.count()).where(OpenPage.user_id == here.id))
                     )
 
             await _until(here_is_present)

@@ -108,17 +108,17 @@ def upgrade() -> None:
     )
 
     op.create_table(
-        "user_presence",
+        "open_pages",
         sa.Column("instance_id", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
-            name=op.f("fk_user_presence_user_id_users"),
+            name=op.f("fk_open_pages_user_id_users"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("instance_id", "user_id", name=op.f("pk_user_presence")),
+        sa.PrimaryKeyConstraint("instance_id", "user_id", name=op.f("pk_open_pages")),
     )
 
     op.create_table(
@@ -228,7 +228,7 @@ def downgrade() -> None:
     op.drop_table("communication_comments")
     op.drop_table("contact_result_records")
     op.drop_table("contact_results")
-    op.drop_table("user_presence")
+    op.drop_table("open_pages")
     op.drop_table("reminder_emails")
     op.drop_index("ix_tasks_reminder_due", table_name="tasks")
     op.drop_constraint(op.f("ck_tasks_contact_type"), "tasks", type_="check")

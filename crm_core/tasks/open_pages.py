@@ -13,7 +13,7 @@ from sqlalchemy import String, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.tasks.models import UserPresence
+from crm_core.tasks.models import OpenPage
 from crm_core.users.models import User
 
 
@@ -21,14 +21,12 @@ async def heartbeat(session: AsyncSession, instance_id: str, user_ids: Collectio
     """This instance's present users are exactly `user_ids`, as of now."""
     ids = sorted(set(user_ids))
     await session.execute(
-        delete(UserPresence).where(
-            UserPresence.instance_id == instance_id, UserPresence.user_id.not_in(ids)
-        )
+        delete(OpenPage).where(OpenPage.instance_id == instance_id, OpenPage.user_id.not_in(ids))
     )
     if ids:
         # only users that still exist (a deleted user's socket may linger a moment)
         rows = select(literal(instance_id, String(64)), User.id, func.now())
-        stmt = insert(UserPresence).from_select(
+        stmt = insert(OpenPage).from_select(
             ["instance_id", "user_id", "seen_at"], rows.where(User.id.in_(ids))
         )
         await session.execute(
@@ -39,7 +37,7 @@ async def heartbeat(session: AsyncSession, instance_id: str, user_ids: Collectio
 
 
 async def leave(session: AsyncSession, instance_id: str) -> None:
-    await session.execute(delete(UserPresence).where(UserPresence.instance_id == instance_id))
+    await session.execute(delete(OpenPage).where(OpenPage.instance_id == instance_id))
 
 
 async def present_users(
@@ -49,10 +47,10 @@ async def present_users(
     if not user_ids:
         return set()
     rows = await session.scalars(
-        select(UserPresence.user_id)
+        select(OpenPage.user_id)
         .where(
-            UserPresence.user_id.in_(set(user_ids)),
-            UserPresence.seen_at > func.now() - ttl,
+            OpenPage.user_id.in_(set(user_ids)),
+            OpenPage.seen_at > func.now() - ttl,
         )
         .distinct()
     )
