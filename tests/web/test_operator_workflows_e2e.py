@@ -1,0 +1,241 @@
+"""The operator's workspace, part 2, end to end (real uvicorn, AMI replay, headless Chromium),
+as an operator in Russian and as a manager in English: a new caller's pop never disturbs a card
+being edited, a contact result drives the deal, a stage move asks what the close needs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.clients.models import Client, ClientPhone
+from crm_core.communications.models import Communication
+from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.results.models import ContactResultRecord
+from crm_core.users.models import User
+from telephony.testing.replay import ReplayServer
+from tests.conftest import UserFactory
+from tests.web.live import LiveService, chromium_available, live_service, with_ami
+from tests.web.test_operator_e2e import play, settle
+from web.container import Container
+from web.settings import Settings
+
+assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
+
+from playwright.async_api import Page, expect  # noqa: E402
+
+NEW_NUMBER = "+79031234567"  # the caller of the recorded inbound_abandoned call
+PASSWORD = "pw-workflows"
+# the role, its login, the profile's language and a word of the page in that language
+CASES = {
+    "operator-ru": ("operator", "olga101", "ru", "Записать результат"),
+    "manager-en": ("manager", "mike101", "en", "Set result"),
+}
+
+
+@pytest.fixture(params=list(CASES))
+async def who(request: pytest.FixtureRequest, make_user: UserFactory) -> tuple[User, str, str]:
+    """The user whose phone is extension 101 in the recordings; (user, login, a page word)."""
+    role, login, locale, word = CASES[request.param]
+    user, _ = await make_user(
+        role=role,
+        extension="101",
+        login=login,
+        password=PASSWORD,
+        full_name="Olga Mike",
+        locale=locale,
+    )
+    return user, login, word
+
+
+@pytest.fixture
+async def service(
+    settings: Settings, container: Container, replay: ReplayServer, who: tuple[User, str, str]
+) -> AsyncIterator[LiveService]:
+    with_ami(settings, replay)
+    async with live_service(container) as live:
+        yield live
+
+
+async def seed_anna(
+    sessions: async_sessionmaker[AsyncSession], user: User, *, amount: str = "1000"
+) -> tuple[int, int]:
+    async with sessions() as s:
+        client = Client(
+            name="Anna Alpha",
+            kind="person",
+            readiness=0,
+            notes="",
+            responsible_id=user.id,
+            phones=[ClientPhone(e164="+79160000001", raw="+79160000001", label=None)],
+        )
+        s.add(client)
+        await s.flush()
+        deal = Deal(
+            client_id=client.id,
+            title="Chairs",
+            amount=Decimal(amount),
+            stage_id=2,
+            responsible_id=user.id,
+        )
+        s.add(deal)
+        await s.commit()
+        return client.id, deal.id
+
+
+async def sign_in_and_open_anna(page: Page, live: LiveService, login: str, word: str) -> None:
+    await page.goto(live.url + "/")
+    await page.fill("#login", login)
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-submit")
+    await page.wait_for_url("**/operator")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    await expect(page.locator("#cr-save")).to_have_text(
+        word
+    )  # the page speaks the profile's language
+    await page.fill("#find-q", "Anna Alpha")
+    await page.click("[data-testid=find-submit]")
+    await page.locator("#find-results li").first.click()
+    await expect(page.locator("#client-name")).to_have_value("Anna Alpha")
+
+
+async def stage_id(sessions: async_sessionmaker[AsyncSession], name: str) -> int:
+    async with sessions() as s:
+        value = await s.scalar(select(DealStage.id).where(DealStage.name == name))
+        assert value is not None
+        return value
+
+
+async def test_a_new_callers_pop_waits_beside_a_card_being_edited(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    who: tuple[User, str, str],
+) -> None:
+    user, login, word = who
+    anna_id, _ = await seed_anna(sessions, user)
+    await sign_in_and_open_anna(page, service, login, word)
+    await page.fill("#note-text", "Meant for Anna")
+
+    # a call from a number nobody knows: the pop shows beside, Anna's card and note stay
+    await play(replay, "inbound_abandoned", speed=0)
+    await expect(page.locator("#pop-number")).to_have_text(NEW_NUMBER)
+    await expect(page.locator("#pop-new")).to_be_visible()
+    await expect(page.locator("#pop-beside")).to_be_visible()
+    await expect(page.locator("#pop-beside")).to_contain_text("Anna Alpha")
+    await expect(page.locator("#client-name")).to_have_value("Anna Alpha")
+    await expect(page.locator("#note-text")).to_have_value("Meant for Anna")
+    await settle(service, replay)
+    # the note saved now lands on Anna, and then nothing unsaved is left
+    await page.click("#note-save")
+    await expect(page.locator("#note-text")).to_have_value("")
+    await expect(page.locator("#pop-beside")).to_be_hidden()
+    async with sessions() as s:
+        note = await s.scalar(select(Communication).where(Communication.body == "Meant for Anna"))
+        assert note is not None and note.kind == "note" and note.client_id == anna_id
+        caller = await s.scalar(
+            select(Client).join(ClientPhone).where(ClientPhone.e164 == NEW_NUMBER)
+        )
+        assert caller is not None and caller.id != anna_id
+        caller_id = caller.id
+
+    # something typed again, then the switch: the caller's card, without Anna's draft
+    await page.fill("#note-text", "Draft for Anna")
+    await expect(page.locator("#pop-beside")).to_be_visible()
+    await page.click("#pop-switch")
+    await expect(page.locator("#client-name")).to_have_value(NEW_NUMBER)
+    await expect(page.locator("#client-id")).to_have_text(f"#{caller_id}")
+    await expect(page.locator("#note-text")).to_have_value("")
+    # the pop's quick note goes to the caller
+    await page.fill("#pop-quick-text", "Wants a price list")
+    await page.click("#pop-add-note")
+    await expect(page.locator("#pop-quick-text")).to_have_value("")
+    # back on Anna's card, her draft is there again; nothing of it was saved anywhere
+    await page.fill("#find-q", "Anna Alpha")
+    await page.click("[data-testid=find-submit]")
+    await page.locator("#find-results li").first.click()
+    await expect(page.locator("#client-name")).to_have_value("Anna Alpha")
+    await expect(page.locator("#note-text")).to_have_value("Draft for Anna")
+    async with sessions() as s:
+        quick = await s.scalar(
+            select(Communication).where(Communication.body == "Wants a price list")
+        )
+        assert quick is not None and quick.client_id == caller_id
+        drafts = await s.scalars(
+            select(Communication).where(Communication.body == "Draft for Anna")
+        )
+        assert drafts.all() == []
+
+
+async def test_a_refusal_set_on_a_card_moves_the_deal_to_lost_with_its_reason(
+    service: LiveService,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    who: tuple[User, str, str],
+) -> None:
+    user, login, word = who
+    anna_id, deal_id = await seed_anna(sessions, user)
+    lost = await stage_id(sessions, "Lost")
+    await sign_in_and_open_anna(page, service, login, word)
+    await expect(page.locator("#deal-id")).to_have_text(f"#{deal_id}")
+    refused = await page.locator("#cr-select option[data-kind=refused]").get_attribute("value")
+    assert refused
+    await page.select_option("#cr-select", refused)
+    await page.click("#cr-save")
+    await expect(page.locator("#ask-dialog")).to_be_visible()
+    await page.fill("#ask-reason", "Too expensive")
+    await page.click("[data-testid=ask-ok]")
+    await expect(page.locator("#ask-dialog")).to_have_count(0)
+    await expect(page.locator("#deal-stage")).to_have_value(str(lost))
+    async with sessions() as s:
+        deal = await s.get(Deal, deal_id)
+        assert deal is not None
+        assert (deal.stage_id, deal.lost_reason) == (lost, "Too expensive")
+        assert deal.closed_at is not None
+        move = await s.scalar(
+            select(DealStageMove).where(
+                DealStageMove.deal_id == deal_id, DealStageMove.to_stage_id == lost
+            )
+        )
+        assert move is not None and move.lost_reason == "Too expensive" and move.user_id == user.id
+        record = await s.scalar(
+            select(ContactResultRecord).where(ContactResultRecord.client_id == anna_id)
+        )
+        assert record is not None
+        assert (record.kind, record.reason, record.deal_id) == ("refused", "Too expensive", deal_id)
+
+
+async def test_won_from_the_stage_picker_asks_the_amount(
+    service: LiveService,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    who: tuple[User, str, str],
+) -> None:
+    user, login, word = who
+    _, deal_id = await seed_anna(sessions, user, amount="0")
+    won = await stage_id(sessions, "Won")
+    await sign_in_and_open_anna(page, service, login, word)
+    await expect(page.locator("#deal-id")).to_have_text(f"#{deal_id}")
+    # cancelled: nothing moves
+    await page.select_option("#deal-stage", str(won))
+    await page.click("#deal-stage-save")
+    await expect(page.locator("#ask-amount")).to_be_visible()
+    await page.click("[data-testid=ask-cancel]")
+    await expect(page.locator("#ask-dialog")).to_have_count(0)
+    await expect(page.locator("#deal-stage")).to_have_value("2")
+    # with the amount: Won
+    await page.select_option("#deal-stage", str(won))
+    await page.click("#deal-stage-save")
+    await page.fill("#ask-amount", "25000")
+    await page.click("[data-testid=ask-ok]")
+    await expect(page.locator("#deal-status")).to_contain_text("Won")
+    await expect(page.locator("#deal-amount")).to_contain_text("25")
+    async with sessions() as s:
+        deal = await s.get(Deal, deal_id)
+        assert deal is not None
+        assert (deal.stage_id, deal.amount) == (won, Decimal("25000"))
+        assert deal.closed_at is not None
