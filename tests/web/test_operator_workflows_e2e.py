@@ -4,6 +4,8 @@ being edited, a contact result drives the deal, a stage move asks what the close
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -12,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.clients.models import Client, ClientPhone
+from crm_core.comments.models import CommunicationComment
 from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage, DealStageMove
 from crm_core.results.models import ContactResultRecord
@@ -34,6 +37,8 @@ CASES = {
     "operator-ru": ("operator", "olga101", "ru", "Записать результат"),
     "manager-en": ("manager", "mike101", "en", "Set result"),
 }
+# the words each language uses for what the tests read: an ended call, an inbound pop
+WORDS = {"ru": ("завершён", "Входящий"), "en": ("ended", "Inbound")}
 
 
 @pytest.fixture(params=list(CASES))
@@ -86,7 +91,9 @@ async def seed_anna(
         return client.id, deal.id
 
 
-async def sign_in_and_open_anna(page: Page, live: LiveService, login: str, word: str) -> None:
+async def sign_in_and_open_anna(
+    page: Page, live: LiveService, login: str, word: str, name: str = "Anna Alpha"
+) -> None:
     await page.goto(live.url + "/")
     await page.fill("#login", login)
     await page.fill("#password", PASSWORD)
@@ -96,10 +103,10 @@ async def sign_in_and_open_anna(page: Page, live: LiveService, login: str, word:
     await expect(page.locator("#cr-save")).to_have_text(
         word
     )  # the page speaks the profile's language
-    await page.fill("#find-q", "Anna Alpha")
+    await page.fill("#find-q", name)
     await page.click("[data-testid=find-submit]")
     await page.locator("#find-results li").first.click()
-    await expect(page.locator("#client-name")).to_have_value("Anna Alpha")
+    await expect(page.locator("#client-name")).to_have_value(name)
 
 
 async def stage_id(sessions: async_sessionmaker[AsyncSession], name: str) -> int:
@@ -154,6 +161,16 @@ async def test_a_new_callers_pop_waits_beside_a_card_being_edited(
     await page.fill("#pop-quick-text", "Wants a price list")
     await page.click("#pop-add-note")
     await expect(page.locator("#pop-quick-text")).to_have_value("")
+    # and so do its quick task and new deal
+    await page.fill("#pop-quick-text", "Send the price list")
+    await page.click("#pop-add-task")
+    await expect(page.locator("#pop-quick-text")).to_have_value("")
+    deals = page.locator("#pop-deals li[data-deal-id]")
+    before = await deals.count()
+    await page.fill("#pop-quick-text", "Forty chairs")
+    await page.click("#pop-add-deal")
+    await expect(deals).to_have_count(before + 1)
+    await expect(page.locator("#pop-deals")).to_contain_text("Forty chairs")
     # back on Anna's card, her draft is there again; nothing of it was saved anywhere
     await page.fill("#find-q", "Anna Alpha")
     await page.click("[data-testid=find-submit]")
@@ -239,3 +256,95 @@ async def test_won_from_the_stage_picker_asks_the_amount(
         assert deal is not None
         assert (deal.stage_id, deal.amount) == (won, Decimal("25000"))
         assert deal.closed_at is not None
+
+
+async def test_missed_calls_recent_calls_comments_and_linking_a_new_number(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    who: tuple[User, str, str],
+) -> None:
+    user, login, word = who
+    locale = "ru" if word in CASES["operator-ru"] else "en"
+    anna_id, _ = await seed_anna(sessions, user)
+    await sign_in_and_open_anna(page, service, login, word)
+
+    # a call from an unknown number rings out: the pop says inbound and lists the open deals
+    await play(replay, "inbound_abandoned", speed=0)
+    await settle(service, replay)
+    await expect(page.locator("#pop-direction")).to_have_text(WORDS[locale][1])
+    await expect(page.locator("#pop-deals li[data-deal-id]")).to_have_count(1)
+    # it is in the missed calls to act on, with its try; "Call back" dials it
+    missed = page.locator("#missed li[data-client-id]")
+    await expect(missed).to_have_count(1)
+    await expect(missed.first).to_contain_text(NEW_NUMBER)
+    await expect(missed.first.locator("[data-testid=missed-tries]")).to_contain_text("1")
+    await missed.first.locator("[data-testid=missed-call]").click()
+    async with asyncio.timeout(10):
+        while not replay.originates:
+            await asyncio.sleep(0.05)
+    assert replay.originates[0]["Exten"] == NEW_NUMBER.lstrip("+")
+
+    # recent calls come from the server (rows named db:<id>), also after a reload
+    await page.reload()
+    recent = page.locator("#calls li").first
+    await expect(recent).to_contain_text(NEW_NUMBER)
+    await expect(recent).to_have_attribute("data-linkedid", re.compile("^db:"))
+
+    # a comment on the call, in the new card's history
+    await recent.click()
+    await expect(page.locator("#client-name")).to_have_value(NEW_NUMBER)
+    call_item = page.locator("#timeline .tl-item[data-kind=call]").first
+    await call_item.locator("[data-testid=comments-toggle]").click()
+    await call_item.locator("[data-testid=comment-text]").fill("Called from the car")
+    await call_item.locator("[data-testid=comment-save]").click()
+    await expect(call_item.locator("[data-testid=comments]")).to_contain_text("Called from the car")
+    async with sessions() as s:
+        call = await s.scalar(select(Communication).where(Communication.kind == "call"))
+        assert call is not None
+        comment = await s.scalar(select(CommunicationComment))
+        assert comment is not None
+        assert (comment.communication_id, comment.body) == (call.id, "Called from the car")
+        new_id = call.client_id
+
+    # the number is Anna's after all: the new card merges into hers, with its call
+    await page.click("#merge-box summary")
+    await page.fill("#merge-q", "Anna Alpha")
+    await page.click("#merge-find")
+    await page.locator("#merge-results li[data-client-id] [data-testid=merge-into]").first.click()
+    await expect(page.locator("#client-name")).to_have_value("Anna Alpha")
+    await expect(page.locator("#timeline .tl-item[data-kind=call]")).to_have_count(1)
+    async with sessions() as s:
+        assert await s.get(Client, new_id) is None
+        call = await s.scalar(select(Communication).where(Communication.kind == "call"))
+        assert call is not None and call.client_id == anna_id
+
+
+async def test_an_outbound_call_that_ended_no_longer_reads_on_the_call(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    who: tuple[User, str, str],
+) -> None:
+    user, login, word = who
+    locale = "ru" if word in CASES["operator-ru"] else "en"
+    async with sessions() as s:
+        s.add(
+            Client(
+                name="Ivan Petrov",
+                kind="person",
+                readiness=0,
+                notes="",
+                responsible_id=user.id,
+                phones=[ClientPhone(e164="+79161234567", raw="+79161234567", label=None)],
+            )
+        )
+        await s.commit()
+    await sign_in_and_open_anna(page, service, login, word, "Ivan Petrov")
+    await play(replay, "click_to_call", speed=0)  # 101 calls Ivan, they talk, it ends
+    await settle(service, replay)
+    status = page.locator("#client-status")
+    await expect(status).to_contain_text(WORDS[locale][0])
+    await expect(status).to_contain_text("+79161234567")
