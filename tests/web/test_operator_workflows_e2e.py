@@ -348,3 +348,47 @@ async def test_an_outbound_call_that_ended_no_longer_reads_on_the_call(
     status = page.locator("#client-status")
     await expect(status).to_contain_text(WORDS[locale][0])
     await expect(status).to_contain_text("+79161234567")
+
+
+async def test_deal_won_from_the_pop_asks_the_amount_of_a_deal_without_one(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    who: tuple[User, str, str],
+) -> None:
+    user, login, word = who
+    async with sessions() as s:
+        client = Client(
+            name="Ivan Petrov",
+            kind="person",
+            readiness=0,
+            notes="",
+            responsible_id=user.id,
+            phones=[ClientPhone(e164="+79161234567", raw="+79161234567", label=None)],
+        )
+        s.add(client)
+        await s.flush()
+        deal = Deal(
+            client_id=client.id,
+            title="Desks",
+            amount=Decimal("0"),
+            stage_id=2,
+            responsible_id=user.id,
+        )
+        s.add(deal)
+        await s.commit()
+        deal_id = deal.id
+    won = await stage_id(sessions, "Won")
+    await sign_in_and_open_anna(page, service, login, word, "Ivan Petrov")
+    await play(replay, "inbound_answered", speed=0)  # Ivan calls 101
+    await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+    await page.select_option("#result-select", "deal won")
+    await page.click("#result-save")
+    await page.fill("#ask-amount", "5000")
+    await page.click("[data-testid=ask-ok]")
+    await expect(page.locator("#result-select")).to_have_value("")  # reset once saved
+    async with sessions() as s:
+        saved = await s.get(Deal, deal_id)
+        assert saved is not None
+        assert (saved.stage_id, saved.amount) == (won, Decimal("5000"))
