@@ -350,12 +350,24 @@ async def test_an_outbound_call_that_ended_no_longer_reads_on_the_call(
     await expect(status).to_contain_text("+79161234567")
 
 
-async def test_deal_won_from_the_pop_asks_the_amount_of_a_deal_without_one(
+@pytest.mark.parametrize(
+    ("result", "amount", "asked", "answer", "closed_as"),
+    [
+        ("deal won", "0", "#ask-amount", "5000", "Won"),
+        ("not interested", "900", "#ask-reason", "No budget", "Lost"),
+    ],
+)
+async def test_a_result_in_the_pop_closes_the_deal_asking_what_the_close_needs(
     service: LiveService,
     replay: ReplayServer,
     page: Page,
     sessions: async_sessionmaker[AsyncSession],
     who: tuple[User, str, str],
+    result: str,
+    amount: str,
+    asked: str,
+    answer: str,
+    closed_as: str,
 ) -> None:
     user, login, word = who
     async with sessions() as s:
@@ -372,23 +384,29 @@ async def test_deal_won_from_the_pop_asks_the_amount_of_a_deal_without_one(
         deal = Deal(
             client_id=client.id,
             title="Desks",
-            amount=Decimal("0"),
+            amount=Decimal(amount),
             stage_id=2,
             responsible_id=user.id,
         )
         s.add(deal)
         await s.commit()
         deal_id = deal.id
-    won = await stage_id(sessions, "Won")
+    closed = await stage_id(sessions, closed_as)
     await sign_in_and_open_anna(page, service, login, word, "Ivan Petrov")
     await play(replay, "inbound_answered", speed=0)  # Ivan calls 101
     await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
-    await page.select_option("#result-select", "deal won")
+    await page.select_option("#result-select", result)
     await page.click("#result-save")
-    await page.fill("#ask-amount", "5000")
+    await page.fill(asked, answer)
     await page.click("[data-testid=ask-ok]")
     await expect(page.locator("#result-select")).to_have_value("")  # reset once saved
+    await expect(page.locator("#pop-deal-stage")).to_have_text(closed_as)
     async with sessions() as s:
         saved = await s.get(Deal, deal_id)
-        assert saved is not None
-        assert (saved.stage_id, saved.amount) == (won, Decimal("5000"))
+        assert saved is not None and saved.stage_id == closed
+        if closed_as == "Won":
+            assert saved.amount == Decimal(answer)
+        else:
+            assert (saved.lost_reason, saved.amount) == (answer, Decimal(amount))
+        note = await s.scalar(select(Communication).where(Communication.kind == "note"))
+        assert note is not None and note.extra == {"result": result}

@@ -185,10 +185,21 @@ async function saveResult(ev) {
   const save = /** @type {HTMLButtonElement} */ ($("result-save"));
   save.disabled = true;
   try {
-    // a won deal without an amount: asked before anything is saved, so a cancel saves nothing
-    const won = result === "deal won" && dealId ? S.stages.find((s) => s.kind === "won" || s.is_won) : null;
-    const wonBody = won ? await stageMoveBody(card.deal, won) : null;
-    if (won && !wonBody) { setStatus(status, t("op.ask.cancelled"), true); return; }
+    // "deal won" closes the deal as Won (its amount asked when it has none), "not interested"
+    // as Lost (its reason asked): asked before anything is saved, so a cancel saves nothing
+    const closeAs = !dealId ? null : result === "deal won" ? "won" : result === "not interested" ? "lost" : null;
+    const closing = closeAs ? S.stages.find((s) => s.kind === closeAs || (closeAs === "won" ? s.is_won : s.is_lost)) : null;
+    const closeBody = closing ? await stageMoveBody(card.deal, closing) : null;
+    if (closing && !closeBody) { setStatus(status, t("op.ask.cancelled"), true); return; }
+    // the move first: a deal the server will not close (not this user's) saves no note either
+    if (closeBody) {
+      const d = await api(`/api/deals/${dealId}/stage`, { method: "POST", json: closeBody });
+      if (S.pop && S.pop.card && S.pop.card.deal && S.pop.card.deal.id === d.id) {
+        Object.assign(S.pop.card.deal, { stage: d.stage || (closing && closing.name), stage_id: d.stage_id, amount: d.amount });
+        savePop();
+        renderPop();
+      }
+    }
     await api("/api/notes", { method: "POST", json: {
       client_id: clientId, deal_id: dealId, result,
       body: input("result-note").value.trim() || label,
@@ -197,7 +208,6 @@ async function saveResult(ev) {
       const when = input("result-callback-at").value;
       await setCallback(clientId, dealId, t("op.callBackName", { name: card.client.name }), new Date(when).toISOString());
     }
-    if (wonBody) await api(`/api/deals/${dealId}/stage`, { method: "POST", json: wonBody });
     setStatus(status, t("op.saved"));
     input("result-note").value = "";
     select.value = "";
