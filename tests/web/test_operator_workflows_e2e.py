@@ -308,6 +308,30 @@ async def test_missed_calls_recent_calls_comments_and_linking_a_new_number(
         assert (comment.communication_id, comment.body) == (call.id, "Called from the car")
         new_id = call.client_id
 
+    # a result on that call: postponed, with when and why -> a task, recorded on the call
+    postponed = await call_item.locator(
+        "[data-testid=tl-result-select] option[data-kind=postponed]"
+    ).get_attribute("value")
+    assert postponed
+    await call_item.locator("[data-testid=tl-result-select]").select_option(postponed)
+    await call_item.locator("[data-testid=tl-result-save]").click()
+    await page.fill("#ask-date", "2031-03-04T15:30")
+    await page.fill("#ask-reason", "Busy until March")
+    await page.click("[data-testid=ask-ok]")
+    await expect(page.locator("#ask-dialog")).to_have_count(0)
+    await expect(page.locator("#tasks li[data-kind=other]")).to_have_count(1)  # the task it made
+    async with sessions() as s:
+        record = await s.scalar(
+            select(ContactResultRecord).where(ContactResultRecord.communication_id == call.id)
+        )
+        assert record is not None
+        assert (record.kind, record.reason, record.client_id) == (
+            "postponed",
+            "Busy until March",
+            new_id,
+        )
+        assert record.task_id is not None
+
     # the number is Anna's after all: the new card merges into hers, with its call
     await page.click("#merge-box summary")
     await page.fill("#merge-q", "Anna Alpha")

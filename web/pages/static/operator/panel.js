@@ -13,6 +13,7 @@ import { showChannels } from "../lib/delivery.js";
 import { stageMoveBody } from "./ask.js";
 import { commentsOf, keepComments } from "./comments.js";
 import { restoreDrafts, stashDrafts } from "./drafts.js";
+import { resultOf } from "./results.js";
 
 /** datetime-local wants local wall time without zone. @param {Date} date */
 export function localInputValue(date) {
@@ -167,7 +168,7 @@ function timelineItem(c) {
       c.body ? h("div", { class: "tl-body", text: c.body }) : null];
   }
   return h("li", { class: "tl-item", "data-kind": c.kind, "data-status": c.status, "data-direction": c.direction, "data-id": String(c.id) },
-    h("span", { class: "tl-when", text: fmt.when(c.occurred_at) }), h("div", { class: "tl-what" }, what, commentsOf(c.id)));
+    h("span", { class: "tl-when", text: fmt.when(c.occurred_at) }), h("div", { class: "tl-what" }, what, c.kind === "call" ? resultOf(c.id) : null, commentsOf(c.id)));
 }
 
 export async function loadTasks() {

@@ -7,7 +7,7 @@ import { api } from "../lib/api.js";
 import { $, h, setStatus } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { ask } from "./ask.js";
-import { refreshPanel } from "./panel.js";
+import { loadTimeline, refreshPanel } from "./panel.js";
 import { S } from "./state.js";
 
 /** @type {{ id: number, name: string, kind: string }[]} */
@@ -23,35 +23,78 @@ async function loadResults() {
     ...results.map((r) => h("option", { value: String(r.id), "data-kind": r.kind, text: r.name })));
 }
 
+/**
+ * Ask what the result needs, then record it at `path`.
+ * @param {{ id: number, name: string, kind: string }} result
+ * @param {string} path
+ * @param {Record<string, unknown>} base
+ * @param {string} who the client's name, shown in the dialog
+ * @param {HTMLElement} status
+ * @returns {Promise<boolean>} recorded
+ */
+async function record(result, path, base, who, status) {
+  const kind = result.kind;
+  /** @type {Record<string, unknown>} */
+  const body = Object.assign({ result_id: result.id }, base);
+  if (kind === "postponed" || kind === "refused" || kind === "sale") {
+    const got = await ask({
+      title: result.name, subject: who,
+      date: kind === "postponed", reason: kind !== "sale", lostReasons: kind === "refused", amount: kind === "sale",
+    });
+    if (!got) { setStatus(status, t("op.ask.cancelled"), true); return false; }
+    if (got.date) body.date = new Date(got.date).toISOString();
+    if (got.reason) body.reason = got.reason;
+    if (got.amount) body.amount = got.amount;
+  }
+  try {
+    await api(path, { method: "POST", json: body });
+    setStatus(status, t("op.cr.saved", { name: result.name }));
+    return true;
+  } catch (e) {
+    setStatus(status, e instanceof Error ? e.message : String(e), true);
+    return false;
+  }
+}
+
 /** @param {SubmitEvent} ev */
 async function saveResult(ev) {
   ev.preventDefault();
   const panel = S.panel;
   const result = results.find((r) => String(r.id) === select().value);
   if (!panel || !result) return;
-  const status = $("cr-status");
-  const kind = result.kind;
-  /** @type {Record<string, unknown>} */
-  const body = { result_id: result.id, deal_id: panel.dealId || null };
-  if (kind === "postponed" || kind === "refused" || kind === "sale") {
-    const got = await ask({
-      title: result.name, subject: panel.client ? panel.client.name : "",
-      date: kind === "postponed", reason: kind !== "sale", lostReasons: kind === "refused", amount: kind === "sale",
-    });
-    if (!got) { setStatus(status, t("op.ask.cancelled"), true); return; }
-    if (got.date) body.date = new Date(got.date).toISOString();
-    if (got.reason) body.reason = got.reason;
-    if (got.amount) body.amount = got.amount;
+  const ok = await record(result, `/api/clients/${panel.clientId}/result`, { deal_id: panel.dealId || null },
+    panel.client ? panel.client.name : "", $("cr-status"));
+  if (ok && S.panel === panel) {
+    select().value = "";
+    refreshPanel();
   }
-  try {
-    await api(`/api/clients/${panel.clientId}/result`, { method: "POST", json: body });
-    setStatus(status, t("op.cr.saved", { name: result.name }));
-    if (S.panel === panel) select().value = "";
-    if (S.panel === panel) refreshPanel();
-  } catch (e) { setStatus(status, e instanceof Error ? e.message : String(e), true); }
 }
 
-export function initResults() {
-  loadResults();
+/**
+ * A result set on one logged contact in the card's history (a call, a message).
+ * @param {number} id the communication's id
+ */
+export function resultOf(id) {
+  const pick = h("select", { "data-testid": "tl-result-select" },
+    h("option", { value: "", text: t("op.result.choose") }),
+    ...results.map((r) => h("option", { value: String(r.id), "data-kind": r.kind, text: r.name })));
+  pick.setAttribute("aria-label", t("op.cr.title"));
+  const status = h("span", { class: "status", role: "status" });
+  const form = h("form", { class: "row tl-result" }, pick,
+    h("button", { type: "submit", class: "secondary", "data-testid": "tl-result-save", text: t("op.cr.save") }), status);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const panel = S.panel;
+    const result = results.find((r) => String(r.id) === pick.value);
+    if (!panel || !result) return;
+    const ok = await record(result, `/api/communications/${id}/result`, {}, panel.client ? panel.client.name : "", status);
+    if (ok && S.panel === panel) refreshPanel();
+  });
+  return form;
+}
+
+export async function initResults() {
   $("cr-form").addEventListener("submit", saveResult);
+  await loadResults();
+  if (S.panel) loadTimeline(); // its calls' result pickers want the list
 }
