@@ -32,7 +32,7 @@ export function hasUnsavedEdits() {
   return !!client && Object.entries(CARD).some(([id, saved]) => input(id).value.trim() !== saved(client).trim());
 }
 
-/** Keep the open card's unsaved text with its client and empty the compose fields. */
+/** Keep the open card's unsaved text with its client and empty the card's fields. */
 export function stashDrafts() {
   const panel = S.panel;
   if (panel && hasUnsavedEdits()) {
@@ -44,7 +44,8 @@ export function stashDrafts() {
     }
     drafts.set(panel.clientId, kept);
   }
-  for (const id of COMPOSE) input(id).value = "";
+  // emptied, not left for the next card: if its client fails to load, nothing of this one shows
+  for (const id of DRAFT_FIELDS) input(id).value = "";
 }
 
 /** Give a card back what was left unsaved on it (after its saved fields were loaded). @param {number} clientId */
