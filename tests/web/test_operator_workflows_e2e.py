@@ -8,6 +8,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from crm_core.results.models import ContactResultRecord
 from crm_core.users.models import User
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
+from tests.telephony.helpers import split_recording
 from tests.web.live import LiveService, chromium_available, live_service, with_ami
 from tests.web.test_operator_e2e import play, settle
 from web.container import Container
@@ -434,3 +436,28 @@ async def test_a_result_in_the_pop_closes_the_deal_asking_what_the_close_needs(
             assert (saved.lost_reason, saved.amount) == (answer, Decimal(amount))
         note = await s.scalar(select(Communication).where(Communication.kind == "note"))
         assert note is not None and note.extra == {"result": result}
+
+
+async def test_the_pop_shows_the_direction_and_a_ticking_talk_timer(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    who: tuple[User, str, str],
+    tmp_path: Path,
+) -> None:
+    user, login, word = who
+    locale = "ru" if word in CASES["operator-ru"] else "en"
+    await seed_anna(sessions, user)
+    await sign_in_and_open_anna(page, service, login, word)
+    # a call from a new number, answered and still going on
+    head, _ = split_recording("inbound_answered", "BridgeEnter", tmp_path)
+    await replay.play([head], speed=0)
+    await expect(page.locator("#pop")).to_have_attribute("data-state", "answered")
+    await expect(page.locator("#pop-direction")).to_have_text(WORDS[locale][1])
+    timer = page.locator("#pop-timer")
+    talk = re.compile(r"(разговор|talk) \d+:\d\d$")
+    await expect(timer).to_have_text(talk)
+    shown = await timer.text_content()
+    await expect(timer).not_to_have_text(shown or "")  # it ticks
+    await expect(timer).to_have_text(talk)
