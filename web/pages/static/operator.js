@@ -1,8 +1,11 @@
 // @ts-check
 // The operator's workspace: live screen-pops over the websocket, the client card and the deal.
 // Its parts live in operator/: state (storage, test hooks), events (what the socket brings),
-// pop (the screen-pop and the call's result), panel (the card, deal, tasks, messages,
-// timeline), calls (recent calls), find (client search), alerts (ring and notifications).
+// pop (the screen-pop and the call's result), quick (the pop's note/task/deal), panel (the
+// card, deal, tasks, messages, timeline), drafts (unsaved edits kept with their card), ask (the
+// dialog for a close's reason or amount), results (contact results on a card), comments (on a
+// communication), merge (link a card to a client), calls (recent calls, from the server),
+// missed (missed calls to call back), find (client search), alerts (ring and notifications).
 //
 // Delivery: the shell's socket, asked to replay from the last seq this browser saw for this
 // user (kept in localStorage), so a reconnect or a reload gets exactly what was missed; with
@@ -15,11 +18,15 @@ import { startShell } from "./lib/shell.js";
 import en from "./lib/i18n/operator.en.js";
 import ru from "./lib/i18n/operator.ru.js";
 import { initAlerts } from "./operator/alerts.js";
-import { renderCalls } from "./operator/calls.js";
+import { loadRecent, renderCalls } from "./operator/calls.js";
 import { onEvent } from "./operator/events.js";
 import { initFind } from "./operator/find.js";
 import { initPanel, loadDeal } from "./operator/panel.js";
+import { initMerge } from "./operator/merge.js";
+import { loadMissed } from "./operator/missed.js";
 import { initPop, renderPop } from "./operator/pop.js";
+import { initQuick } from "./operator/quick.js";
+import { initResults } from "./operator/results.js";
 import { S, initState, seqKey } from "./operator/state.js";
 
 registerCatalogue({ ru, en });
@@ -34,9 +41,14 @@ if (shell && shell.socket) {
   initPop();
   initPanel();
   initFind();
+  initQuick();
+  initResults();
+  initMerge();
   // a pop restored from before the reload shows at once; the replay from last seq updates it
   renderPop();
   renderCalls();
+  loadRecent();
+  loadMissed();
   shell.socket.on("*", onEvent);
   shell.socket.connect();
   api("/api/stages").then((stages) => {

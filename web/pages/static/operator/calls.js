@@ -1,11 +1,13 @@
 // @ts-check
-// The list of this phone's recent calls (kept across reloads) and how a call is named.
+// The list of this user's recent calls and how a call is named. The list comes from the server
+// (the same on any computer the user signs in at); the calls of this session are added live.
 
 import { $, fillList, h } from "../lib/dom.js";
 import * as fmt from "../lib/format.js";
 import { named, t } from "../lib/i18n.js";
 import { openClient } from "./panel.js";
-import { S, saveJSON } from "./state.js";
+import { api } from "../lib/api.js";
+import { S } from "./state.js";
 
 /** The client's number as the card shows it (E.164), else what was dialled or called from. @param {any} call */
 export function callNumber(call) {
@@ -56,8 +58,23 @@ export function trackCall(linkedid, fields) {
     S.calls.length = Math.min(S.calls.length, 30);
   }
   for (const [k, v] of Object.entries(fields)) if (v != null) /** @type {any} */ (row)[k] = v;
-  saveJSON(S.keys.calls, S.calls);
   renderCalls();
+}
+
+/** The server's recent calls of this user, after the calls this page already saw live. */
+export async function loadRecent() {
+  try {
+    const rows = await api("/api/calls/recent?limit=30");
+    const live = S.calls.filter((c) => !c.linkedid.startsWith("db:"));
+    // a call seen live and already stored is listed once (same client, same start)
+    const isLive = (/** @type {any} */ c) => live.some((l) => l.clientId === c.client_id && l.at
+      && Math.abs(Date.parse(l.at) - Date.parse(c.occurred_at)) < 5000);
+    S.calls = live.concat(rows.filter((/** @type {any} */ c) => !isLive(c)).map((/** @type {any} */ c) => ({
+      linkedid: `db:${c.id}`, state: "ended", status: c.status, name: c.client_name, number: c.phone || "",
+      at: c.occurred_at, talk: c.talk_seconds, clientId: c.client_id, dealId: c.deal_id,
+    }))).slice(0, 30);
+    renderCalls();
+  } catch (e) { /* the live list still fills as calls come */ }
 }
 
 export function renderCalls() {

@@ -2,11 +2,13 @@
 // What the socket brings, applied to the workspace: pops, call states, tasks, messages.
 
 import { $, setStatus } from "../lib/dom.js";
-import { t } from "../lib/i18n.js";
+import { named, t } from "../lib/i18n.js";
 import { beep, desktopNotify } from "./alerts.js";
 import { answeredElsewhere, callFacts, callNumber, trackCall } from "./calls.js";
 import { loadTasks, loadTimeline, openClient } from "./panel.js";
 import { renderPop, renderPopState, resetResultForm } from "./pop.js";
+import { hasUnsavedEdits } from "./drafts.js";
+import { loadMissed } from "./missed.js";
 import { ALERT_MAX_AGE_MS, S, diag, savePop } from "./state.js";
 import { deliveryError } from "../lib/delivery.js";
 
@@ -14,6 +16,9 @@ import { deliveryError } from "../lib/delivery.js";
  * @typedef {import("../lib/ws.js").Frame} Frame
  * @typedef {import("../lib/ws.js").FrameInfo} FrameInfo
  */
+
+/** @type {{ linkedid: string | null, number: string } | null} the outbound call the card's status speaks of */
+let outbound = null;
 
 /** @param {Frame} msg @param {FrameInfo} info */
 export function onEvent(msg, info) {
@@ -42,6 +47,11 @@ export function onEvent(msg, info) {
       return;
     case "task.created":
       if (S.panel && p.client_id === S.panel.clientId) loadTasks();
+      loadMissed();
+      return;
+    case "task.updated":
+    case "task.done":
+      loadMissed();
       return;
     case "message.received": { // SMS/email from a client of mine: say so, refresh their timeline
       const who = `${p.client_name || p.from || t("op.aClient")}${p.sender_verified === false ? ` (${t("op.unverifiedSender")})` : ""}`;
@@ -105,7 +115,8 @@ function onRinging(msg, p, linkedid, replayed) {
     if (replayed) setTimeout(alert, 300);
     else alert();
   }
-  if (p.new_client && client && !already && !replayed) openClient(client.id, card.deal ? card.deal.id : null, { focusName: true });
+  // a new caller's card opens by itself only when no card is being edited: else the pop waits beside it
+  if (p.new_client && client && !already && !replayed && !hasUnsavedEdits()) openClient(client.id, card.deal ? card.deal.id : null, { focusName: true });
 }
 
 /**
@@ -118,9 +129,11 @@ function onCallState(linkedid, state, p) {
   if (p.call && p.call.direction === "outbound" && (state === "calling" || state === "answered")) {
     // the click-to-call's "Ringing your phone…" is over: say where the call stands
     const number = callNumber(p.call);
+    outbound = { linkedid, number };
     setStatus($("client-status"), state === "calling" ? t("op.calling", { number }) : t("op.onCallWith", { number }));
   }
   if (S.pop && S.pop.linkedid === linkedid) {
+    if (state === "answered" && !S.pop.answeredAt) S.pop.answeredAt = (p.call && p.call.answered_at) || new Date().toISOString();
     S.pop.state = state;
     if (p.call) S.pop.call = Object.assign({}, S.pop.call, p.call);
     savePop();
@@ -134,6 +147,12 @@ function onCallState(linkedid, state, p) {
  * @param {boolean} replayed
  */
 function onEnded(linkedid, p, replayed) {
+  if (outbound && outbound.linkedid === linkedid) {
+    // the "On the call with …" of this click-to-call is over
+    setStatus($("client-status"), t("op.callEndedWith", { number: outbound.number || p.client_number || "",
+      status: named("op.st", p.status) }));
+    outbound = null;
+  }
   const known = S.calls.some((c) => c.linkedid === linkedid);
   const answeredBy = answeredElsewhere(p) ? p.answered_by : null;
   trackCall(linkedid, Object.assign(known ? {} : { number: p.client_number, at: new Date().toISOString() },
@@ -147,10 +166,12 @@ function onEnded(linkedid, p, replayed) {
     S.pop.state = "ended";
     S.pop.status = p.status;
     S.pop.answeredBy = answeredBy;
+    S.pop.talk = answeredBy ? null : p.talk_seconds;
     savePop();
     renderPopState();
   }
   // the call is in the database now: refresh what shows it
+  loadMissed();
   if (S.panel && p.client_id && p.client_id === S.panel.clientId) {
     loadTimeline();
     loadTasks();

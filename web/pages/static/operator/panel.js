@@ -10,6 +10,10 @@ import { player } from "../lib/recordings.js";
 import { markPanel, renderPop } from "./pop.js";
 import { S, savePop } from "./state.js";
 import { showChannels } from "../lib/delivery.js";
+import { stageMoveBody } from "./ask.js";
+import { commentsOf, keepComments } from "./comments.js";
+import { restoreDrafts, stashDrafts } from "./drafts.js";
+import { resultOf } from "./results.js";
 
 /** datetime-local wants local wall time without zone. @param {Date} date */
 export function localInputValue(date) {
@@ -46,10 +50,14 @@ export async function setCallback(clientId, dealId, title, dueIso) {
  * @param {{ focusName?: boolean }} [opts]
  */
 export async function openClient(clientId, dealId, opts) {
+  // what was typed on the card on screen stays with that client (given back on return)
+  stashDrafts();
   S.panel = { clientId, dealId, client: null, deal: null };
   $("panel").hidden = false;
   markPanel();
   await refreshPanel();
+  if (S.panel && S.panel.clientId === clientId) restoreDrafts(clientId);
+  markPanel();
   if (opts && opts.focusName) {
     const name = input("client-name");
     name.focus();
@@ -127,6 +135,7 @@ export async function loadTimeline() {
     // players of calls no longer on the card are let go
     const ids = new Set(shown.map((c) => c.id));
     for (const id of players.keys()) if (!ids.has(id)) players.delete(id);
+    keepComments(ids);
   } catch (e) { fillList($("timeline"), [], message(e)); }
 }
 
@@ -159,7 +168,7 @@ function timelineItem(c) {
       c.body ? h("div", { class: "tl-body", text: c.body }) : null];
   }
   return h("li", { class: "tl-item", "data-kind": c.kind, "data-status": c.status, "data-direction": c.direction, "data-id": String(c.id) },
-    h("span", { class: "tl-when", text: fmt.when(c.occurred_at) }), h("div", { class: "tl-what" }, what));
+    h("span", { class: "tl-when", text: fmt.when(c.occurred_at) }), h("div", { class: "tl-what" }, what, c.kind === "call" ? resultOf(c.id) : null, commentsOf(c.id)));
 }
 
 export async function loadTasks() {
@@ -210,10 +219,20 @@ async function moveStage(ev) {
   ev.preventDefault();
   const panel = S.panel;
   if (!panel || !panel.dealId) return;
+  const dealId = panel.dealId;
   const stageId = Number(/** @type {HTMLSelectElement} */ ($("deal-stage")).value);
-  const stageName = (S.stages.find((s) => s.id === stageId) || { name: "" }).name;
+  const stage = S.stages.find((s) => s.id === stageId) || { id: stageId, name: "" };
+  const stageName = stage.name;
   try {
-    const d = await api(`/api/deals/${panel.dealId}/stage`, { method: "POST", json: { stage_id: stageId } });
+    // Lost needs its reason, Won an amount when the deal has none: asked, never guessed
+    const body = await stageMoveBody(panel.deal, stage);
+    if (!body) {
+      if (panel.deal) /** @type {HTMLSelectElement} */ ($("deal-stage")).value = String(panel.deal.stage_id);
+      return;
+    }
+    const d = await api(`/api/deals/${dealId}/stage`, { method: "POST", json: body });
+    if (S.panel === panel) panel.deal = d;
+    if (S.panel === panel) $("deal-amount").textContent = fmt.money(d.amount, d.currency || "RUB", { decimals: 0 });
     setStatus($("deal-status"), t("op.movedTo", { stage: d.stage || stageName }));
     if (S.pop && S.pop.card && S.pop.card.deal && S.pop.card.deal.id === d.id) {
       S.pop.card.deal.stage = d.stage || stageName;
@@ -256,6 +275,29 @@ async function sendMessage(path, json, done) {
   } catch (e) { setStatus($("message-status"), message(e), true); }
 }
 
+/**
+ * A note on the card: it goes to the client whose card it was typed on (the card's fields are
+ * that client's own: switching cards puts them aside), captured before the request.
+ * @param {SubmitEvent} ev
+ */
+async function saveNote(ev) {
+  ev.preventDefault();
+  const panel = S.panel;
+  if (!panel) return;
+  const text = input("note-text");
+  const body = text.value.trim();
+  if (!body) return;
+  try {
+    await api("/api/notes", { method: "POST", json: { client_id: panel.clientId, deal_id: panel.dealId || null, body } });
+    if (S.panel === panel) {
+      text.value = "";
+      setStatus($("note-status"), t("op.saved"));
+      loadTimeline();
+    }
+    markPanel();
+  } catch (e) { setStatus($("note-status"), message(e), true); }
+}
+
 /** Click-to-call: the operator's phone rings first, then the client's (logged on this deal). */
 async function callClient() {
   const panel = S.panel;
@@ -284,5 +326,8 @@ export function initPanel() {
       () => { input("email-subject").value = ""; input("email-body").value = ""; });
   });
   $("client-call").onclick = callClient;
+  $("note-form").addEventListener("submit", saveNote);
+  // typing marks the card as being edited: a pop then shows beside it instead of replacing it
+  $("panel").addEventListener("input", () => markPanel());
   input("task-due").value = localInputValue(new Date(Date.now() + 60 * 60 * 1000));
 }

@@ -9,6 +9,8 @@ import { named, t } from "../lib/i18n.js";
 import { endedText, stateText } from "./calls.js";
 import { localInputValue, openClient, refreshPanel, setCallback } from "./panel.js";
 import { S, savePop } from "./state.js";
+import { stageMoveBody } from "./ask.js";
+import { hasUnsavedEdits } from "./drafts.js";
 
 export function renderPop() {
   const pop = S.pop;
@@ -44,6 +46,11 @@ export function renderPop() {
   fillList($("pop-tasks"), (card.tasks || []).map((/** @type {any} */ task) => h("li", {},
     task.title, task.due_at ? h("span", { class: "muted", text: ` · ${fmt.when(task.due_at)}` }) : null,
   )), t("op.none"));
+  $("pop-direction").textContent = pop.call && pop.call.direction === "outbound" ? t("op.dirOut") : t("op.dirIn");
+  $("pop-direction").dataset.direction = pop.call && pop.call.direction === "outbound" ? "out" : "in";
+  if (client) loadPopDeals(client.id, false);
+  else fillList($("pop-deals"), [], t("op.noOpenDeal"));
+  $("pop-quick").hidden = !client;
   /** @type {HTMLButtonElement} */ ($("pop-open")).disabled = !client;
   /** @type {HTMLButtonElement} */ ($("result-save")).disabled = !client;
   renderPopState();
@@ -59,6 +66,58 @@ export function markPanel() {
   const other = !!(caller && S.panel && S.panel.clientId !== caller.id);
   $("panel-other").hidden = !other;
   if (other) $("panel-other-text").textContent = t("op.panelOther", { name: caller.name });
+  // a card being edited is never replaced by a pop: it says so, and switching is one click
+  const popClient = pop && pop.card && pop.card.client;
+  const beside = !!(popClient && S.panel && S.panel.clientId !== popClient.id && hasUnsavedEdits());
+  $("pop-beside").hidden = !beside;
+  if (beside && S.panel) {
+    const name = S.panel.client ? S.panel.client.name : t("op.clientFallback");
+    $("pop-beside-text").textContent = t("op.beside.text", { name });
+  }
+}
+
+/** @type {number | null} whose open deals the pop shows */
+let dealsOf = null;
+
+/**
+ * The pop's list of the caller's open deals (all of them, not only the one the call is on).
+ * @param {number} clientId
+ * @param {boolean} force
+ */
+export async function loadPopDeals(clientId, force) {
+  if (dealsOf === clientId && !force) return;
+  dealsOf = clientId;
+  try {
+    const deals = (await api(`/api/clients/${clientId}/deals`)).filter((/** @type {any} */ d) => !d.is_closed);
+    const card = S.pop && S.pop.card;
+    if (!card || !card.client || card.client.id !== clientId) return;
+    fillList($("pop-deals"), deals.map((/** @type {any} */ d) => {
+      const li = h("li", { "data-deal-id": String(d.id), class: "link" },
+        h("span", { class: "strong", text: d.title }), ` · ${d.stage || ""} · `,
+        fmt.money(d.amount, d.currency || "RUB", { decimals: 0 }));
+      li.onclick = () => openClient(clientId, d.id);
+      return li;
+    }), t("op.noOpenDeal"));
+  } catch (e) { dealsOf = null; }
+}
+
+/** The ring or talk timer: m:ss since the ring began or the answer; the talk time once over. */
+export function tickTimer() {
+  const pop = S.pop;
+  const node = $("pop-timer");
+  if (!pop) { node.textContent = ""; return; }
+  const since = (/** @type {string | null | undefined} */ iso) => Math.max(0, (Date.now() - Date.parse(iso || "")) / 1000);
+  if (pop.state === "ringing" || pop.state === "calling") {
+    const s = since((pop.call && pop.call.started_at) || pop.at);
+    node.textContent = Number.isFinite(s) ? t("op.timer.ring", { d: fmt.duration(s) }) : "";
+  } else if (pop.state === "answered") {
+    const s = since(pop.answeredAt || (pop.call && pop.call.answered_at));
+    node.textContent = Number.isFinite(s) ? t("op.timer.talk", { d: fmt.duration(s) }) : "";
+  } else if (pop.state === "ended" && pop.talk) {
+    node.textContent = t("op.timer.talk", { d: fmt.duration(pop.talk) });
+  } else {
+    node.textContent = "";
+  }
 }
 
 export function renderPopState() {
@@ -71,6 +130,7 @@ export function renderPopState() {
     label = t("op.endedWith", { status: endedText(S.pop.status, S.pop.answeredBy) });
   }
   $("pop-state").textContent = label;
+  tickTimer();
 }
 
 function openCaller() {
@@ -91,6 +151,8 @@ function onResultChange() {
 /** A note typed for the last caller must not land on this one. */
 export function resetResultForm() {
   input("result-note").value = "";
+  input("pop-quick-text").value = "";
+  setStatus($("pop-quick-status"), "");
   resultSelect().value = "";
   input("result-callback-at").value = "";
   onResultChange();
@@ -123,6 +185,21 @@ async function saveResult(ev) {
   const save = /** @type {HTMLButtonElement} */ ($("result-save"));
   save.disabled = true;
   try {
+    // "deal won" closes the deal as Won (its amount asked when it has none), "not interested"
+    // as Lost (its reason asked): asked before anything is saved, so a cancel saves nothing
+    const closeAs = !dealId ? null : result === "deal won" ? "won" : result === "not interested" ? "lost" : null;
+    const closing = closeAs ? S.stages.find((s) => s.kind === closeAs || (closeAs === "won" ? s.is_won : s.is_lost)) : null;
+    const closeBody = closing ? await stageMoveBody(card.deal, closing) : null;
+    if (closing && !closeBody) { setStatus(status, t("op.ask.cancelled"), true); return; }
+    // the move first: a deal the server will not close (not this user's) saves no note either
+    if (closeBody) {
+      const d = await api(`/api/deals/${dealId}/stage`, { method: "POST", json: closeBody });
+      if (S.pop && S.pop.card && S.pop.card.deal && S.pop.card.deal.id === d.id) {
+        Object.assign(S.pop.card.deal, { stage: d.stage || (closing && closing.name), stage_id: d.stage_id, amount: d.amount });
+        savePop();
+        renderPop();
+      }
+    }
     await api("/api/notes", { method: "POST", json: {
       client_id: clientId, deal_id: dealId, result,
       body: input("result-note").value.trim() || label,
@@ -130,10 +207,6 @@ async function saveResult(ev) {
     if (result === "call back later") {
       const when = input("result-callback-at").value;
       await setCallback(clientId, dealId, t("op.callBackName", { name: card.client.name }), new Date(when).toISOString());
-    }
-    if (result === "deal won" && dealId) {
-      const won = S.stages.find((s) => s.is_won);
-      if (won) await api(`/api/deals/${dealId}/stage`, { method: "POST", json: { stage_id: won.id } });
     }
     setStatus(status, t("op.saved"));
     input("result-note").value = "";
@@ -153,5 +226,7 @@ export function initPop() {
   $("result-form").addEventListener("submit", saveResult);
   $("pop-close").onclick = () => { S.pop = null; savePop(); renderPop(); };
   $("pop-open").onclick = openCaller;
+  $("pop-switch").onclick = openCaller;
+  window.setInterval(tickTimer, 1000);
   $("panel-other-open").onclick = openCaller;
 }

@@ -1,7 +1,7 @@
 // @ts-check
-// The workspace's state: the pop on screen and the recent calls (kept in localStorage, so a
-// reload while the phone rings shows the pop again at once, and the replay from the last seq
-// then brings it up to date), the open card, and the test hooks (window.__crm).
+// The workspace's state: the pop on screen (kept in localStorage, so a reload while the phone
+// rings shows the pop again at once, and the replay from the last seq then brings it up to
+// date), the recent calls (from the server), the open card, and the test hooks (window.__crm).
 
 /**
  * @typedef {import("../lib/api.js").Me} Me
@@ -9,6 +9,7 @@
  * @typedef {{
  *   linkedid: string | null, state: string, call: any, card: any, new_client: boolean,
  *   number: string, at: string, shownAt?: number, status?: string, answeredBy?: string | null,
+ *   answeredAt?: string, talk?: number | null,
  * }} Pop
  * @typedef {{
  *   linkedid: string, state?: string, name?: string | null, number?: string, at?: string | null,
@@ -16,7 +17,7 @@
  *   dealId?: number | null,
  * }} CallRow
  * @typedef {{ clientId: number, dealId: number | null, client: any, deal: any }} Panel
- * @typedef {{ id: number, name: string, is_won?: boolean, is_lost?: boolean }} Stage
+ * @typedef {{ id: number, name: string, kind?: string, is_won?: boolean, is_lost?: boolean }} Stage
  */
 
 export const POP_MAX_AGE_MS = 60 * 60 * 1000; // a restored pop older than this is stale
@@ -27,7 +28,7 @@ export const S = {
   user: /** @type {any} */ (null),
   /** @type {Socket} */
   socket: /** @type {any} */ (null),
-  keys: { pop: "", calls: "" },
+  keys: { pop: "" },
   /** @type {Pop | null} */
   pop: null,
   /** @type {CallRow[]} */
@@ -82,9 +83,10 @@ export function savePop() {
 export function initState(me, socket) {
   S.user = me;
   S.socket = socket;
-  S.keys = { pop: `crm_pop:${me.id}`, calls: `crm_calls:${me.id}` };
+  S.keys = { pop: `crm_pop:${me.id}` };
   S.pop = loadJSON(S.keys.pop);
-  S.calls = loadJSON(S.keys.calls) || [];
+  S.calls = []; // from the server (calls.js loadRecent), not this browser's storage
+  saveJSON(`crm_calls:${me.id}`, null); // what older versions kept here
   if (S.pop && (!S.pop.shownAt || Date.now() - S.pop.shownAt > POP_MAX_AGE_MS)) S.pop = null;
   /** @type {any} */ (window).__crm = diag;
 }
