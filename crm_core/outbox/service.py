@@ -34,6 +34,7 @@ from crm_core.models_common import utcnow
 from crm_core.outbox import repository
 from crm_core.outbox.models import OutboxMessage
 from crm_core.outbox.schemas import Claimed, EmailCreate, SmsCreate
+from crm_core.texts import FALLBACK, lead_source
 from crm_core.users.models import User
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ async def queue_sms(
     actor: User,
     region: str,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    locale: str = FALLBACK,
 ) -> Communication:
     """An SMS to one of the card's numbers (default: its first), sent after the commit."""
     card = await get_card(session, client_id)
@@ -129,6 +131,7 @@ async def queue_sms(
             lead_source="outbound SMS",
         ),
         region=region,
+        locale=locale,
     )
     await _enqueue(session, logged.communication, {"to": number, "body": text}, max_attempts)
     return logged.communication
@@ -143,6 +146,7 @@ async def queue_email(
     sender: str,
     region: str,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    locale: str = FALLBACK,
 ) -> Communication:
     """An email to one of the card's addresses (default: its first), with our Message-ID."""
     card = await get_card(session, client_id)
@@ -176,6 +180,7 @@ async def queue_email(
             lead_source="outbound email",
         ),
         region=region,
+        locale=locale,
     )
     payload = {
         "to": addresses[0],
@@ -241,6 +246,7 @@ async def log_inbound_sms(
     region: str,
     company_numbers: frozenset[str] | set[str] = frozenset(),
     extra: dict[str, Any] | None = None,
+    locale: str = FALLBACK,
 ) -> Logged:
     """One row per MessageSid; the manager responsible for the client hears of a new one."""
     # the sender cannot take it back: kept with what PostgreSQL cannot store replaced
@@ -260,6 +266,7 @@ async def log_inbound_sms(
             lead_source="inbound SMS",
         ),
         region=region,
+        locale=locale,
         company_numbers=company_numbers,
     )
     if logged.created:
@@ -268,7 +275,7 @@ async def log_inbound_sms(
 
 
 async def _card_for_email(
-    session: AsyncSession, address: str, name: str | None
+    session: AsyncSession, address: str, name: str | None, locale: str
 ) -> tuple[int, bool]:
     """The card owning the address, or a new one; safe when two deliveries race for it."""
     owner = await clients_repo.client_id_by_email(session, address)
@@ -277,7 +284,7 @@ async def _card_for_email(
     client = Client(
         kind="person",
         name=(name or address)[:200],
-        lead_source="inbound email",
+        lead_source=lead_source(locale, "inbound email"),
         phones=[],
         emails=[ClientEmail(email=address)],
         contacts=[],
@@ -298,6 +305,7 @@ async def log_inbound_email(
     body: str,
     region: str,
     extra: dict[str, Any] | None = None,
+    locale: str = FALLBACK,
 ) -> Logged:
     """One row per Message-ID, on the sender's card (a new card for an unknown address)."""
     # refusing it would only make the sending server retry the same bytes forever
@@ -309,7 +317,7 @@ async def log_inbound_email(
     if existing is not None:
         return Logged(existing, created=False)
     address = normalize_email(sender)
-    client_id, client_created = await _card_for_email(session, address, sender_name)
+    client_id, client_created = await _card_for_email(session, address, sender_name, locale)
     logged = await log_communication(
         session,
         CommunicationIn(
@@ -326,6 +334,7 @@ async def log_inbound_email(
             lead_source="inbound email",
         ),
         region=region,
+        locale=locale,
     )
     logged.client_created = client_created
     if logged.created:

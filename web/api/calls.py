@@ -10,6 +10,7 @@ from crm_core.clients.service import choose_phone, get_card
 from crm_core.deals.service import ensure_open_deal, get_deal
 from crm_core.errors import Invalid
 from crm_core.inputs import Id, Text
+from crm_core.texts import deal_title
 from web.click_to_call import place_call
 from web.deps import CurrentUser, Session, container
 
@@ -52,7 +53,7 @@ async def originate(
             session,
             card.id,
             responsible_id=card.responsible_id or user.id,
-            title=f"Outbound call {phone}",
+            title=deal_title(c.settings.core.default_locale, "outbound call", phone),
         )
     # the dialplan dials digits; E.164's plus is the trunk's business
     number = phone.lstrip("+")

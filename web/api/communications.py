@@ -90,7 +90,13 @@ async def deal_timeline(
 async def add_note(
     request: Request, data: NoteCreate, session: Session, user: CurrentUser
 ) -> CommunicationOut:
-    region = container(request).settings.core.phone_default_region
+    core = container(request).settings.core
     return CommunicationOut.from_row(
-        await service.add_note(session, data, actor=user, region=region)
+        await service.add_note(
+            session,
+            data,
+            actor=user,
+            region=core.phone_default_region,
+            locale=core.default_locale,
+        )
     )
