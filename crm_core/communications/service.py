@@ -34,7 +34,7 @@ def _e164(raw: str | None, region: str) -> str | None:
     try:
         return normalize_phone(raw, region)
     except InvalidPhone as exc:
-        raise Invalid(str(exc)) from None
+        raise Invalid(str(exc), code="phone.invalid") from None
 
 
 async def _resolve_client(
@@ -46,7 +46,7 @@ async def _resolve_client(
 ) -> tuple[int, bool]:
     if data.client_id is not None:
         if await session.get(Client, data.client_id) is None:
-            raise Invalid(f"client {data.client_id} does not exist")
+            raise Invalid(f"client {data.client_id} does not exist", code="client.not_found")
         return data.client_id, False
     if e164 is not None:
         if e164 in company_numbers:
@@ -142,7 +142,7 @@ async def add_note(
     locale: str = FALLBACK,
 ) -> Communication:
     if await clients_repo.get_card(session, data.client_id) is None:
-        raise NotFound(f"client {data.client_id} not found")
+        raise NotFound(f"client {data.client_id} not found", code="client.not_found")
     extra = {"result": data.result} if data.result else {}
     logged = await log_communication(
         session,

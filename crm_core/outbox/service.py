@@ -68,7 +68,7 @@ _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+$")
 def normalize_email(raw: str) -> str:
     address = raw.strip().lower()
     if len(address) > 254 or not _EMAIL.match(address):
-        raise Invalid(f"{raw!r} is not an email address")
+        raise Invalid(f"{raw!r} is not an email address", code="email.invalid")
     return address
 
 
@@ -116,7 +116,7 @@ async def queue_sms(
     number = choose_phone(card, data.phone, region)
     text = data.text.strip()
     if not text:
-        raise Invalid("the SMS text is empty")
+        raise Invalid("the SMS text is empty", code="sms.empty")
     logged = await log_communication(
         session,
         CommunicationIn(
@@ -154,15 +154,19 @@ async def queue_email(
     if data.to:
         wanted = normalize_email(data.to)
         if wanted not in addresses:
-            raise Invalid(f"{wanted} is not an email of client {card.id}")
+            raise Invalid(
+                f"{wanted} is not an email of client {card.id}", code="client.not_their_email"
+            )
         addresses = [wanted]
     if not addresses:
-        raise Invalid(f"{card.name} has no email address: add one to the card first")
+        raise Invalid(
+            f"{card.name} has no email address: add one to the card first", code="client.no_email"
+        )
     subject = data.subject.strip()
     if not subject or "\r" in subject or "\n" in subject:
-        raise Invalid("the subject must be one non-empty line")
+        raise Invalid("the subject must be one non-empty line", code="email.bad_subject")
     if not data.body.strip():
-        raise Invalid("the email body is empty")
+        raise Invalid("the email body is empty", code="email.empty")
     message_id = new_message_id(sender)
     logged = await log_communication(
         session,

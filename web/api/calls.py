@@ -40,14 +40,14 @@ async def originate(
 ) -> CallPlaced:
     """Ring the caller's own phone, then the client; the call is logged on the deal by AMI."""
     if not user.extension:
-        raise Invalid("you have no phone extension to call from")
+        raise Invalid("you have no phone extension to call from", code="call.no_extension")
     c = container(request)
     card = await get_card(session, data.client_id)
     phone = choose_phone(card, data.phone, c.settings.core.phone_default_region)
     if data.deal_id is not None:
         deal = await get_deal(session, data.deal_id)
         if deal.client_id != card.id:
-            raise Invalid(f"deal {deal.id} is not client {card.id}'s")
+            raise Invalid(f"deal {deal.id} is not client {card.id}'s", code="deal.other_client")
     else:
         deal, _ = await ensure_open_deal(
             session,
