@@ -5,7 +5,7 @@
 // an Authorization header, not a cookie, so no page can be driven by another site (no CSRF).
 // A 401 means the sign-in ended (signed out elsewhere, expired, new password): back to "/".
 
-import { has, registerCatalogue, t } from "./i18n.js";
+import { has, lang, registerCatalogue, t } from "./i18n.js";
 import errorsEn from "./i18n/errors.en.js";
 import errorsRu from "./i18n/errors.ru.js";
 
@@ -27,9 +27,9 @@ export const USER_KEY = "crm_user";
 
 /**
  * An answer other than 2xx: `status`; the server's machine `code` (web/errors.py: e.g.
- * "deal.lost_reason_required", null when it sent none); `message` in the user's language (the
- * code's text in lib/i18n/errors.*.js, else the server's own words); `detail`: the server's
- * English words as they came.
+ * "deal.lost_reason_required", null when it sent none); `message` in the user's language (in
+ * English the server's own words; otherwise the code's text in lib/i18n/errors.*.js, else the
+ * server's words); `detail`: the server's English words as they came.
  */
 export class ApiError extends Error {
   /**
@@ -86,6 +86,8 @@ function problemText(problem) {
  * @param {unknown} params
  */
 function translate(code, detail, fallback, params) {
+  // the server's words are English already (and what scripts and tests read): kept as they are
+  if (lang() === "en") return fallback;
   if (code === "validation" && Array.isArray(detail)) {
     return t("errors.validation", { detail: detail.map(problemText).join("; ") });
   }
