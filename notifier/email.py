@@ -305,6 +305,7 @@ def email_logger(
     publish: Publisher | None,
     *,
     region: str,
+    locale: str = "en",
 ) -> EmailHandler:
     """Log each received email as a communication, in its own transaction."""
 
@@ -319,6 +320,7 @@ def email_logger(
                 body=email.body,
                 region=region,
                 extra={"to": email.recipients, "sender_auth": email.auth.as_extra()},
+                locale=locale,
             )
         logger.info(
             "email %s from %s (%s) %s as communication %s",

@@ -118,6 +118,7 @@ class CallPipeline:
         region: str,
         company_numbers: Sequence[str] = (),
         callback_due: timedelta = timedelta(minutes=30),
+        locale: str = "en",
         max_pending: int = 20_000,
         batch_size: int = 200,
         pop_batch_size: int = 16,
@@ -130,6 +131,7 @@ class CallPipeline:
             n for n in (try_normalize_phone(x, region) for x in company_numbers) if n
         )
         self._callback_due = callback_due
+        self._locale = locale  # DEFAULT_LOCALE: the words of deals and tasks a call opens
         self._max_pending = max_pending
         self._batch = batch_size
         # a pop leaves with its batch's commit: short batches, so it waits for few other calls
@@ -284,6 +286,7 @@ class CallPipeline:
                     at=ts(fact.at),
                     region=self._region,
                     company_numbers=self._company,
+                    locale=self._locale,
                 )
             elif isinstance(fact, AgentRinging):
                 await progress.agent_ringing_pop(
@@ -377,6 +380,7 @@ class CallPipeline:
                 region=self._region,
                 company_numbers=self._company,
                 callback_due=self._callback_due,
+                locale=self._locale,
             )
             if logged is not None and logged.created:
                 self.stats["calls_logged"] += 1

@@ -65,18 +65,27 @@ def locate(reported: str, settings: WebSettings) -> Recording:
     try:
         name = file_name(reported, settings.recordings_pbx_dir)
     except UnsafeName as exc:
-        raise NotFound(f"recording missing: {exc}") from None
+        raise NotFound(f"recording missing: {exc}", code="recording.missing") from None
     if settings.recordings_url_template:
         # replace, not str.format: a template with other braces must not raise or leak fields
         url = settings.recordings_url_template.replace("{name}", quote(str(name), safe="/"))
         return Recording(url=url)
     if settings.recordings_dir is None:
-        raise NotFound("recording missing: the service has no RECORDINGS_DIR to read it from")
+        raise NotFound(
+            "recording missing: the service has no RECORDINGS_DIR to read it from",
+            code="recording.missing",
+        )
     root = settings.recordings_dir.resolve()
     path = (root / name).resolve()
     # resolve() followed any symlink: what counts is where the file really is
     if not path.is_relative_to(root):
-        raise NotFound(f"recording missing: {reported!r} is outside the recordings folder")
+        raise NotFound(
+            f"recording missing: {reported!r} is outside the recordings folder",
+            code="recording.missing",
+        )
     if not path.is_file():
-        raise NotFound(f"recording missing: no file {str(name)!r} in the recordings folder")
+        raise NotFound(
+            f"recording missing: no file {str(name)!r} in the recordings folder",
+            code="recording.missing",
+        )
     return Recording(path=path)

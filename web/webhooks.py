@@ -106,6 +106,7 @@ async def inbound_sms(request: Request, session: Session) -> Response:
             region=s.core.phone_default_region,
             company_numbers=set(s.core.company_numbers),
             extra=extra,
+            locale=s.core.default_locale,
         )
     except CompanyNumber:
         logger.warning("SMS %s comes from one of our own numbers: not logged", fields["MessageSid"])

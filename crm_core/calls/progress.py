@@ -33,6 +33,7 @@ from crm_core.events.messages import (
     CallStartedMessage,
     CallTransferredMessage,
 )
+from crm_core.texts import FALLBACK
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ async def call_started(
     at: datetime,
     region: str,
     company_numbers: frozenset[str],
+    locale: str = FALLBACK,
 ) -> CallContext:
     """Who is calling: the caller's card and open deal (an unknown number opens both, so the pop
     can show the new card), remembered in `active_calls`; `call.started` for the placing agent
@@ -56,6 +58,7 @@ async def call_started(
         region=region,
         company_numbers=company_numbers,
         lead_source="inbound call" if inbound else "outbound call",
+        locale=locale,
     )
     ctx = NO_CONTEXT
     if caller is not None:
@@ -263,6 +266,7 @@ async def call_ended(
     region: str,
     company_numbers: frozenset[str],
     callback_due: timedelta,
+    locale: str = FALLBACK,
 ) -> Logged | None:
     """The finished call: off the calls in progress, logged once on the deal it was matched to
     while it rang (or the deal a click-to-call named), `call.ended` to its agents."""
@@ -279,6 +283,7 @@ async def call_ended(
         region=region,
         company_numbers=company_numbers,
         callback_due=callback_due,
+        locale=locale,
     )
     comm = logged.communication if logged else None
     message = CallEndedMessage(

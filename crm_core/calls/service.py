@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core import texts
 from crm_core.calls.schemas import CallerContext, CallRecord
 from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
@@ -45,6 +46,7 @@ async def identify_caller(
     region: str,
     company_numbers: frozenset[str],
     lead_source: str = "inbound call",
+    locale: str = texts.FALLBACK,
 ) -> CallerContext | None:
     """The caller's card and open deal; an unknown number opens both. None: nobody to match
     (hidden number, garbage, or one of the company's own numbers)."""
@@ -55,10 +57,13 @@ async def identify_caller(
     if known is not None and known.deal_id is not None:
         return CallerContext(known.id, known.deal_id, False, known.name, e164)
     client, created = await open_card_for_unknown(
-        session, e164, name=_real_name(name), lead_source=lead_source
+        session, e164, name=_real_name(name), lead_source=texts.lead_source(locale, lead_source)
     )
     deal, _ = await ensure_open_deal(
-        session, client.id, responsible_id=client.responsible_id, title=f"{lead_source} {e164}"
+        session,
+        client.id,
+        responsible_id=client.responsible_id,
+        title=texts.deal_title(locale, lead_source, e164),
     )
     return CallerContext(client.id, deal.id, created, client.name, e164)
 
@@ -81,6 +86,7 @@ async def log_call(
     region: str,
     company_numbers: frozenset[str],
     callback_due: timedelta,
+    locale: str = texts.FALLBACK,
 ) -> Logged | None:
     """The finished call as one communication on the deal; a missed inbound call also makes one
     callback task for the responsible manager (or the first agent who rang)."""
@@ -121,6 +127,7 @@ async def log_call(
         ),
         region=region,
         company_numbers=company_numbers,
+        locale=locale,
     )
     if logged.created and record.missed and record.direction == "in":
         comm = logged.communication
@@ -135,7 +142,7 @@ async def log_call(
             deal_id=comm.deal_id,
             assignee_id=assignee,
             due_at=record.ended_at + callback_due,
-            title=f"Call back {comm.phone}: missed call",
+            title=texts.text(locale, "task.missed_call", phone=comm.phone),
             communication_id=comm.id,
             missed_at=record.ended_at,
         )

@@ -19,7 +19,7 @@ def _normalized(phones: list[PhoneIn], region: str) -> list[ClientPhone]:
         try:
             e164 = normalize_phone(phone.number, region)
         except InvalidPhone as exc:
-            raise Invalid(str(exc)) from None
+            raise Invalid(str(exc), code="phone.invalid") from None
         if e164 not in seen:
             seen.add(e164)
             result.append(ClientPhone(e164=e164, raw=phone.number, label=phone.label))
@@ -33,11 +33,19 @@ async def _check_free(
     taken = {n: c for n, c in owners.items() if c != client_id}
     if taken:
         number, owner = next(iter(taken.items()))
-        raise Conflict(f"phone {number} already belongs to client {owner}")
+        raise Conflict(
+            f"phone {number} already belongs to client {owner}",
+            code="client.phone_taken",
+            phone=number,
+        )
     for email in emails:
         owner_id = await repository.client_id_by_email(session, email)
         if owner_id is not None and owner_id != client_id:
-            raise Conflict(f"email {email} already belongs to client {owner_id}")
+            raise Conflict(
+                f"email {email} already belongs to client {owner_id}",
+                code="client.email_taken",
+                email=email,
+            )
 
 
 async def _flush(session: AsyncSession) -> None:
@@ -46,7 +54,9 @@ async def _flush(session: AsyncSession) -> None:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
-        raise Conflict("a phone or email of this card belongs to another client") from None
+        raise Conflict(
+            "a phone or email of this card belongs to another client", code="client.contact_taken"
+        ) from None
 
 
 async def create_client(session: AsyncSession, data: ClientCreate, *, region: str) -> Client:
@@ -109,7 +119,7 @@ async def update_client(
 async def get_card(session: AsyncSession, client_id: int) -> Client:
     client = await repository.get_card(session, client_id)
     if client is None:
-        raise NotFound(f"client {client_id} not found")
+        raise NotFound(f"client {client_id} not found", code="client.not_found")
     return client
 
 
@@ -130,12 +140,16 @@ def choose_phone(card: Client, wanted: str | None, region: str) -> str:
         try:
             number = normalize_phone(wanted, region)
         except InvalidPhone as exc:
-            raise Invalid(str(exc)) from None
+            raise Invalid(str(exc), code="phone.invalid") from None
         if number not in numbers:
-            raise Invalid(f"{number} is not a phone of client {card.id}")
+            raise Invalid(
+                f"{number} is not a phone of client {card.id}", code="client.not_their_phone"
+            )
         return number
     if not numbers:
-        raise Invalid(f"{card.name} has no phone number: add one to the card first")
+        raise Invalid(
+            f"{card.name} has no phone number: add one to the card first", code="client.no_phone"
+        )
     return numbers[0]
 
 

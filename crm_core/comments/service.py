@@ -14,7 +14,9 @@ from crm_core.workspace.schemas import CommentOut
 
 async def _check(session: AsyncSession, communication_id: int) -> None:
     if await session.get(Communication, communication_id) is None:
-        raise NotFound(f"communication {communication_id} not found")
+        raise NotFound(
+            f"communication {communication_id} not found", code="communication.not_found"
+        )
 
 
 async def add_comment(

@@ -18,6 +18,7 @@ from crm_core.errors import Invalid, NotFound
 from crm_core.events.types import CommunicationLogged
 from crm_core.models_common import utcnow
 from crm_core.phones import InvalidPhone, normalize_phone
+from crm_core.texts import FALLBACK, deal_title, lead_source
 from crm_core.users.models import User
 
 logger = logging.getLogger(__name__)
@@ -33,21 +34,25 @@ def _e164(raw: str | None, region: str) -> str | None:
     try:
         return normalize_phone(raw, region)
     except InvalidPhone as exc:
-        raise Invalid(str(exc)) from None
+        raise Invalid(str(exc), code="phone.invalid") from None
 
 
 async def _resolve_client(
-    session: AsyncSession, data: CommunicationIn, e164: str | None, company_numbers: set[str]
+    session: AsyncSession,
+    data: CommunicationIn,
+    e164: str | None,
+    company_numbers: set[str],
+    locale: str,
 ) -> tuple[int, bool]:
     if data.client_id is not None:
         if await session.get(Client, data.client_id) is None:
-            raise Invalid(f"client {data.client_id} does not exist")
+            raise Invalid(f"client {data.client_id} does not exist", code="client.not_found")
         return data.client_id, False
     if e164 is not None:
         if e164 in company_numbers:
             raise CompanyNumber(f"{e164} is one of the company's own numbers")
         client, created = await open_card_for_unknown(
-            session, e164, name=data.contact_name, lead_source=data.lead_source
+            session, e164, name=data.contact_name, lead_source=lead_source(locale, data.lead_source)
         )
         return client.id, created
     if data.email:
@@ -63,10 +68,12 @@ async def log_communication(
     *,
     region: str,
     company_numbers: frozenset[str] | set[str] = frozenset(),
+    locale: str = FALLBACK,
 ) -> Logged:
     """Log one contact on the client's deal, exactly once per (kind, external id).
 
-    Unknown number: a new card and a deal in the first stage. No open deal: a new one.
+    Unknown number: a new card and a deal in the first stage. No open deal: a new one. A new
+    card's lead source and a new deal's title are written in `locale` (DEFAULT_LOCALE).
     """
     if data.kind not in KINDS or data.direction not in DIRECTIONS:
         raise Invalid(f"unknown kind/direction {data.kind!r}/{data.direction!r}")
@@ -76,7 +83,7 @@ async def log_communication(
             return Logged(existing, created=False)
     e164 = _e164(data.phone, region)
     client_id, client_created = await _resolve_client(
-        session, data, e164, {normalize_phone(n, region) for n in company_numbers}
+        session, data, e164, {normalize_phone(n, region) for n in company_numbers}, locale
     )
     deal: Deal | None = None
     deal_created = False
@@ -96,7 +103,7 @@ async def log_communication(
             session,
             client_id,
             responsible_id=responsible or data.user_id,
-            title=f"{data.lead_source.capitalize()} {e164 or data.email or ''}".strip(),
+            title=deal_title(locale, data.lead_source, e164 or data.email),
         )
     values = asdict(data)
     for key in ("contact_name", "client_id", "deal_id", "lead_source", "phone"):
@@ -127,10 +134,15 @@ async def log_communication(
 
 
 async def add_note(
-    session: AsyncSession, data: NoteCreate, *, actor: User, region: str
+    session: AsyncSession,
+    data: NoteCreate,
+    *,
+    actor: User,
+    region: str,
+    locale: str = FALLBACK,
 ) -> Communication:
     if await clients_repo.get_card(session, data.client_id) is None:
-        raise NotFound(f"client {data.client_id} not found")
+        raise NotFound(f"client {data.client_id} not found", code="client.not_found")
     extra = {"result": data.result} if data.result else {}
     logged = await log_communication(
         session,
@@ -147,5 +159,6 @@ async def add_note(
             extra=extra,
         ),
         region=region,
+        locale=locale,
     )
     return logged.communication

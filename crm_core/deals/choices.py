@@ -13,7 +13,7 @@ from crm_core.errors import Conflict, Invalid, NotFound
 async def _get(session: AsyncSession, kind: str, choice_id: int) -> DealChoice:
     found = await repository.choice(session, kind, choice_id)
     if found is None:
-        raise NotFound(f"{kind} {choice_id} not found")
+        raise NotFound(f"{kind} {choice_id} not found", code="choice.not_found")
     return found
 
 
@@ -22,7 +22,7 @@ async def _check_name_free(
 ) -> None:
     found = await repository.choice_named(session, kind, name)
     if found is not None and found.id != but:
-        raise Conflict(f"the list already has {name!r}")
+        raise Conflict(f"the list already has {name!r}", code="choice.taken", name=name)
 
 
 async def add(session: AsyncSession, kind: str, data: ChoiceCreate) -> DealChoice:
@@ -49,7 +49,7 @@ async def rename(
 async def reorder(session: AsyncSession, kind: str, order: Order) -> list[DealChoice]:
     items = {c.id: c for c in await repository.choices(session, kind)}
     if sorted(order.ids) != sorted(items):
-        raise Invalid("give every id of the list exactly once")
+        raise Invalid("give every id of the list exactly once", code="order.stale")
     for position, choice_id in enumerate(order.ids):
         items[choice_id].position = position
     await session.flush()

@@ -16,21 +16,24 @@ _KIND_FLAGS = {"open": (False, False), "won": (True, True), "lost": (True, False
 async def _get(session: AsyncSession, stage_id: int) -> DealStage:
     stage = await session.get(DealStage, stage_id)
     if stage is None:
-        raise NotFound(f"stage {stage_id} not found")
+        raise NotFound(f"stage {stage_id} not found", code="stage.not_found")
     return stage
 
 
 async def _check_name_free(session: AsyncSession, name: str, *, but: int | None = None) -> None:
     found = await repository.stage_by(session, stage_id=None, name=name)
     if found is not None and found.id != but:
-        raise Conflict(f"a stage is already named {name!r}")
+        raise Conflict(f"a stage is already named {name!r}", code="stage.taken", name=name)
 
 
 def _check_kinds_left(kinds: list[str]) -> None:
     """New deals start in an open stage; the board's Won and Lost zones need a stage each."""
     missing = [k for k in _KIND_FLAGS if k not in kinds]
     if missing:
-        raise Conflict(f"the pipeline must keep at least one {missing[0]} stage")
+        raise Conflict(
+            f"the pipeline must keep at least one {missing[0]} stage",
+            code=f"stage.keep_{missing[0]}",
+        )
 
 
 async def create_stage(session: AsyncSession, data: StageCreate) -> DealStage:
@@ -62,7 +65,11 @@ async def update_stage(session: AsyncSession, stage_id: int, data: StageUpdate) 
         # deals in the stage would be open in a closing stage, or closed without a reason
         holding = await session.scalar(select(func.count()).where(Deal.stage_id == stage.id))
         if holding:
-            raise Conflict(f"{holding} deal(s) are in this stage: move them before retyping it")
+            raise Conflict(
+                f"{holding} deal(s) are in this stage: move them before retyping it",
+                code="stage.holds_deals",
+                n=holding,
+            )
         others = [s.kind for s in await repository.stages(session) if s.id != stage.id]
         _check_kinds_left([*others, data.kind])
         stage.is_closed, stage.is_won = _KIND_FLAGS[data.kind]
@@ -74,7 +81,7 @@ async def reorder_stages(session: AsyncSession, order: Order) -> list[DealStage]
     await repository.lock_stages(session)
     stages = {s.id: s for s in await repository.stages(session)}
     if sorted(order.ids) != sorted(stages):
-        raise Invalid("give every stage id exactly once")
+        raise Invalid("give every stage id exactly once", code="order.stale")
     for position, stage_id in enumerate(order.ids):
         stages[stage_id].position = position
     await session.flush()
@@ -85,7 +92,10 @@ async def delete_stage(session: AsyncSession, stage_id: int) -> None:
     await repository.lock_stages(session)
     stage = await _get(session, stage_id)
     if await repository.stage_in_use(session, stage.id):
-        raise Conflict("deals are in this stage or passed through it: rename it instead")
+        raise Conflict(
+            "deals are in this stage or passed through it: rename it instead",
+            code="stage.in_use",
+        )
     _check_kinds_left([s.kind for s in await repository.stages(session) if s.id != stage.id])
     await session.delete(stage)
     await session.flush()

@@ -38,22 +38,22 @@ async def _check_responsible(session: AsyncSession, user_id: int | None) -> None
         return
     user = await session.get(User, user_id)
     if user is None or not user.is_active:
-        raise Invalid(f"user {user_id} does not exist or is deactivated")
+        raise Invalid(f"user {user_id} does not exist or is deactivated", code="user.unknown")
 
 
 async def create_deal(session: AsyncSession, data: DealCreate, *, actor: User | None) -> Deal:
     if await clients_repo.get_card(session, data.client_id) is None:
-        raise Invalid(f"client {data.client_id} does not exist")
+        raise Invalid(f"client {data.client_id} does not exist", code="client.unknown")
     stage = (
         await repository.stage_by(session, stage_id=data.stage_id, name=None)
         if data.stage_id is not None
         else await repository.first_stage(session)
     )
     if stage is None:
-        raise Invalid(f"stage {data.stage_id} does not exist")
+        raise Invalid(f"stage {data.stage_id} does not exist", code="stage.unknown")
     if stage.is_closed:
         # a won deal needs its amount, a lost one its reason: create it open, then move it
-        raise Invalid("a deal starts in an open stage")
+        raise Invalid("a deal starts in an open stage", code="deal.starts_open")
     responsible = data.responsible_id
     if responsible is None and actor is not None:
         responsible = actor.id
@@ -86,13 +86,16 @@ async def create_deal(session: AsyncSession, data: DealCreate, *, actor: User | 
 async def get_deal(session: AsyncSession, deal_id: int) -> Deal:
     deal = await session.get(Deal, deal_id)
     if deal is None:
-        raise NotFound(f"deal {deal_id} not found")
+        raise NotFound(f"deal {deal_id} not found", code="deal.not_found")
     return deal
 
 
 def _check_owner(actor: User, deal: Deal) -> None:
     if not can_change_assigned(actor, deal.responsible_id):
-        raise Forbidden("only the deal's responsible manager or a supervisor may change it")
+        raise Forbidden(
+            "only the deal's responsible manager or a supervisor may change it",
+            code="deal.not_yours",
+        )
 
 
 async def update_deal(
@@ -104,7 +107,7 @@ async def update_deal(
     if "responsible_id" in changes:
         await _check_responsible(session, changes["responsible_id"])
     if changes.get("amount") is not None and changes["amount"] <= 0 and deal.stage.is_won:
-        raise Invalid("a won deal keeps an amount above zero")
+        raise Invalid("a won deal keeps an amount above zero", code="deal.won_amount_positive")
     for key, value in changes.items():
         setattr(deal, key, value)
     await session.flush()
@@ -116,12 +119,12 @@ async def move_stage(session: AsyncSession, deal_id: int, move: StageMove, *, ac
     deal = await get_deal(session, deal_id)
     _check_owner(actor, deal)
     if move.stage_id is None and move.stage is None:
-        raise Invalid("give stage_id or stage")
+        raise Invalid("give stage_id or stage", code="stage.unknown")
     stage: DealStage | None = await repository.stage_by(
         session, stage_id=move.stage_id, name=move.stage
     )
     if stage is None:
-        raise Invalid(f"no such stage: {move.stage_id or move.stage!r}")
+        raise Invalid(f"no such stage: {move.stage_id or move.stage!r}", code="stage.unknown")
     check_move(stage, deal, move)
     if move.amount is not None:
         deal.amount = move.amount.quantize(CENTS)  # as the column gives it back: "1500.00"
@@ -162,9 +165,14 @@ async def move_stage(session: AsyncSession, deal_id: int, move: StageMove, *, ac
 def check_move(stage: DealStage, deal: Deal, move: StageMove) -> None:
     """A lost deal says why; a won deal says for how much (given now or already on it)."""
     if stage.kind == "lost" and not move.lost_reason:
-        raise Invalid("a move to a lost stage needs a lost_reason")
+        raise Invalid(
+            "a move to a lost stage needs a lost_reason", code="deal.lost_reason_required"
+        )
     if stage.kind == "won" and move.amount is None and not deal.amount:
-        raise Invalid("a move to a won stage needs an amount: the deal has none")
+        raise Invalid(
+            "a move to a won stage needs an amount: the deal has none",
+            code="deal.won_amount_required",
+        )
 
 
 async def ensure_open_deal(
@@ -203,7 +211,7 @@ async def board_json(
     responsible_id = _board_owner(viewer, responsible)
     start, end = board_view.period(date_from, date_to, viewer.timezone)
     if start is not None and end is not None and end <= start:
-        raise Invalid("date_to is before date_from")
+        raise Invalid("date_to is before date_from", code="period.reversed")
     now = utcnow()
     stages = await repository.stages(session)
     open_parts = await repository.board_open(
@@ -233,10 +241,14 @@ def _board_owner(viewer: User, responsible: str) -> int | None:
         return viewer.id
     if responsible == "all":
         if not is_staff(viewer):
-            raise Forbidden("only supervisors and admins see everyone's deals")
+            raise Forbidden(
+                "only supervisors and admins see everyone's deals", code="deal.not_yours"
+            )
         return None
     if not responsible.isdigit() or not 1 <= int(responsible) <= INT32_MAX:
-        raise Invalid("responsible is me, all or a user id")
+        raise Invalid("responsible is me, all or a user id", code="deal.bad_filter")
     if not may_see_user(viewer, int(responsible)):
-        raise Forbidden("only supervisors and admins see a colleague's deals")
+        raise Forbidden(
+            "only supervisors and admins see a colleague's deals", code="deal.not_yours"
+        )
     return int(responsible)

@@ -49,15 +49,18 @@ async def merge_client(
 ) -> dict[str, int]:
     """Move the source card's calls, deals, tasks, phones… to `into_id`; delete the source."""
     if source_id == into_id:
-        raise Invalid("a card cannot merge into itself")
+        raise Invalid("a card cannot merge into itself", code="merge.itself")
     # lock both in id order: two merges of the same pair never deadlock
     for cid in sorted((source_id, into_id)):
         if await clients_repo.lock_client(session, cid) is None:
-            raise NotFound(f"client {cid} not found")
+            raise NotFound(f"client {cid} not found", code="client.not_found")
     source = await session.get(Client, source_id)
     assert source is not None
     if source.responsible_id is not None and not can_change_assigned(actor, source.responsible_id):
-        raise Forbidden("only the card's responsible manager or a supervisor may merge it")
+        raise Forbidden(
+            "only the card's responsible manager or a supervisor may merge it",
+            code="client.not_yours",
+        )
     await _fold_callbacks(session, source_id, into_id)
     moved: dict[str, int] = {}
     for name, model in _MOVED:

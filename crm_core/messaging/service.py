@@ -34,6 +34,7 @@ from crm_core.messaging import repository
 from crm_core.messaging.models import OutboxMessage
 from crm_core.messaging.schemas import Claimed, EmailCreate, SmsCreate
 from crm_core.models_common import utcnow
+from crm_core.texts import FALLBACK, lead_source
 from crm_core.users.models import User
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+$")
 def normalize_email(raw: str) -> str:
     address = raw.strip().lower()
     if len(address) > 254 or not _EMAIL.match(address):
-        raise Invalid(f"{raw!r} is not an email address")
+        raise Invalid(f"{raw!r} is not an email address", code="email.invalid")
     return address
 
 
@@ -108,13 +109,14 @@ async def queue_sms(
     actor: User,
     region: str,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    locale: str = FALLBACK,
 ) -> Communication:
     """An SMS to one of the card's numbers (default: its first), sent after the commit."""
     card = await get_card(session, client_id)
     number = choose_phone(card, data.phone, region)
     text = data.text.strip()
     if not text:
-        raise Invalid("the SMS text is empty")
+        raise Invalid("the SMS text is empty", code="sms.empty")
     logged = await log_communication(
         session,
         CommunicationIn(
@@ -129,6 +131,7 @@ async def queue_sms(
             lead_source="outbound SMS",
         ),
         region=region,
+        locale=locale,
     )
     await _enqueue(session, logged.communication, {"to": number, "body": text}, max_attempts)
     return logged.communication
@@ -143,6 +146,7 @@ async def queue_email(
     sender: str,
     region: str,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    locale: str = FALLBACK,
 ) -> Communication:
     """An email to one of the card's addresses (default: its first), with our Message-ID."""
     card = await get_card(session, client_id)
@@ -150,15 +154,19 @@ async def queue_email(
     if data.to:
         wanted = normalize_email(data.to)
         if wanted not in addresses:
-            raise Invalid(f"{wanted} is not an email of client {card.id}")
+            raise Invalid(
+                f"{wanted} is not an email of client {card.id}", code="client.not_their_email"
+            )
         addresses = [wanted]
     if not addresses:
-        raise Invalid(f"{card.name} has no email address: add one to the card first")
+        raise Invalid(
+            f"{card.name} has no email address: add one to the card first", code="client.no_email"
+        )
     subject = data.subject.strip()
     if not subject or "\r" in subject or "\n" in subject:
-        raise Invalid("the subject must be one non-empty line")
+        raise Invalid("the subject must be one non-empty line", code="email.bad_subject")
     if not data.body.strip():
-        raise Invalid("the email body is empty")
+        raise Invalid("the email body is empty", code="email.empty")
     message_id = new_message_id(sender)
     logged = await log_communication(
         session,
@@ -176,6 +184,7 @@ async def queue_email(
             lead_source="outbound email",
         ),
         region=region,
+        locale=locale,
     )
     payload = {
         "to": addresses[0],
@@ -241,6 +250,7 @@ async def log_inbound_sms(
     region: str,
     company_numbers: frozenset[str] | set[str] = frozenset(),
     extra: dict[str, Any] | None = None,
+    locale: str = FALLBACK,
 ) -> Logged:
     """One row per MessageSid; the manager responsible for the client hears of a new one."""
     # the sender cannot take it back: kept with what PostgreSQL cannot store replaced
@@ -260,6 +270,7 @@ async def log_inbound_sms(
             lead_source="inbound SMS",
         ),
         region=region,
+        locale=locale,
         company_numbers=company_numbers,
     )
     if logged.created:
@@ -268,7 +279,7 @@ async def log_inbound_sms(
 
 
 async def _card_for_email(
-    session: AsyncSession, address: str, name: str | None
+    session: AsyncSession, address: str, name: str | None, locale: str
 ) -> tuple[int, bool]:
     """The card owning the address, or a new one; safe when two deliveries race for it."""
     owner = await clients_repo.client_id_by_email(session, address)
@@ -277,7 +288,7 @@ async def _card_for_email(
     client = Client(
         kind="person",
         name=(name or address)[:200],
-        lead_source="inbound email",
+        lead_source=lead_source(locale, "inbound email"),
         phones=[],
         emails=[ClientEmail(email=address)],
         contacts=[],
@@ -298,6 +309,7 @@ async def log_inbound_email(
     body: str,
     region: str,
     extra: dict[str, Any] | None = None,
+    locale: str = FALLBACK,
 ) -> Logged:
     """One row per Message-ID, on the sender's card (a new card for an unknown address)."""
     # refusing it would only make the sending server retry the same bytes forever
@@ -309,7 +321,7 @@ async def log_inbound_email(
     if existing is not None:
         return Logged(existing, created=False)
     address = normalize_email(sender)
-    client_id, client_created = await _card_for_email(session, address, sender_name)
+    client_id, client_created = await _card_for_email(session, address, sender_name, locale)
     logged = await log_communication(
         session,
         CommunicationIn(
@@ -326,6 +338,7 @@ async def log_inbound_email(
             lead_source="inbound email",
         ),
         region=region,
+        locale=locale,
     )
     logged.client_created = client_created
     if logged.created:

@@ -81,7 +81,7 @@ async def create_result(session: AsyncSession, data: ResultCreate, *, locale: st
 async def update_result(session: AsyncSession, result_id: int, data: ResultUpdate) -> ContactResult:
     result = await session.get(ContactResult, result_id)
     if result is None:
-        raise NotFound(f"result {result_id} not found")
+        raise NotFound(f"result {result_id} not found", code="result.not_found")
     for key, value in data.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(result, key, value)
@@ -94,7 +94,7 @@ async def _flush_unique(session: AsyncSession, name: str) -> None:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
-        raise Conflict(f"a result named {name!r} exists") from None
+        raise Conflict(f"a result named {name!r} exists", code="choice.taken", name=name) from None
 
 
 async def _deal_for(
@@ -103,7 +103,7 @@ async def _deal_for(
     if deal_id is not None:
         deal = await session.get(Deal, deal_id)
         if deal is None or deal.client_id != client_id:
-            raise Invalid(f"deal {deal_id} is not client {client_id}'s")
+            raise Invalid(f"deal {deal_id} is not client {client_id}'s", code="deal.other_client")
         return deal
     if comm is not None:
         return await session.get(Deal, comm.deal_id)
@@ -118,7 +118,10 @@ async def _closing_stage(session: AsyncSession, *, won: bool) -> DealStage:
         .limit(1)
     )
     if stage is None:
-        raise Invalid(f"the pipeline has no {'won' if won else 'lost'} stage")
+        raise Invalid(
+            f"the pipeline has no {'won' if won else 'lost'} stage",
+            code="stage.keep_won" if won else "stage.keep_lost",
+        )
     return stage
 
 
@@ -135,14 +138,16 @@ async def set_result(
     if communication_id is not None:
         comm = await session.get(Communication, communication_id)
         if comm is None:
-            raise NotFound(f"communication {communication_id} not found")
+            raise NotFound(
+                f"communication {communication_id} not found", code="communication.not_found"
+            )
         client_id = comm.client_id
     assert client_id is not None
     if await clients_repo.get_card(session, client_id) is None:
-        raise NotFound(f"client {client_id} not found")
+        raise NotFound(f"client {client_id} not found", code="client.not_found")
     result = await session.get(ContactResult, data.result_id)
     if result is None or not result.is_active:
-        raise Invalid(f"no such result {data.result_id}")
+        raise Invalid(f"no such result {data.result_id}", code="result.not_found")
     deal = await _deal_for(session, client_id, data.deal_id, comm)
     record = ContactResultRecord(
         result_id=result.id,
@@ -157,7 +162,10 @@ async def set_result(
     )
     if result.kind == "postponed":
         if data.date is None:
-            raise Invalid("a postponed contact needs the date to contact again")
+            raise Invalid(
+                "a postponed contact needs the date to contact again",
+                code="result.date_required",
+            )
         task = await create_task(
             session,
             TaskCreate(
@@ -174,19 +182,19 @@ async def set_result(
         record.task_id = task.id
     elif result.kind in ("refused", "sale"):
         if deal is None:
-            raise Invalid("the client has no deal to close")
+            raise Invalid("the client has no deal to close", code="result.no_deal")
         if deal.closed_at is not None:
-            raise Invalid(f"deal {deal.id} is already closed")
+            raise Invalid(f"deal {deal.id} is already closed", code="deal.closed")
         if result.kind == "refused":
             if not data.reason:
-                raise Invalid("a refusal needs its reason")
+                raise Invalid("a refusal needs its reason", code="deal.lost_reason_required")
             stage = await _closing_stage(session, won=False)
             await move_stage(
                 session, deal.id, StageMove(stage_id=stage.id, lost_reason=data.reason), actor=actor
             )
         else:
             if data.amount is None:
-                raise Invalid("a sale needs its amount")
+                raise Invalid("a sale needs its amount", code="deal.won_amount_required")
             deal.amount = data.amount
             stage = await _closing_stage(session, won=True)
             await move_stage(session, deal.id, StageMove(stage_id=stage.id), actor=actor)

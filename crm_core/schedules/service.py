@@ -46,7 +46,7 @@ async def users_on_duty(session: AsyncSession, instant: datetime) -> list[int]:
 async def get_schedule(session: AsyncSession, user_id: int) -> tuple[User, Schedule]:
     user = await session.get(User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound(f"user {user_id} not found", code="user.not_found")
     schedules = await load_schedules(session, [user_id])
     schedule = schedules[0] if schedules else Schedule(user_id, user.timezone)
     return user, schedule
@@ -56,12 +56,12 @@ async def replace_schedule(session: AsyncSession, user_id: int, data: ScheduleIn
     """The weekly grid and the exceptions are edited as a whole, as a grid page does."""
     user = await session.get(User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound(f"user {user_id} not found", code="user.not_found")
     if data.timezone:
         try:
             ZoneInfo(data.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise Invalid(f"unknown time zone {data.timezone!r}") from None
+            raise Invalid(f"unknown time zone {data.timezone!r}", code="timezone.unknown") from None
         user.timezone = data.timezone
     await session.execute(delete(ScheduleInterval).where(ScheduleInterval.user_id == user_id))
     await session.execute(delete(ScheduleException).where(ScheduleException.user_id == user_id))

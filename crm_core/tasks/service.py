@@ -26,18 +26,22 @@ DONE = TaskDoneMessage.TYPE
 async def create_task(session: AsyncSession, data: TaskCreate, *, actor: User) -> Task:
     assignee = data.assignee_id if data.assignee_id is not None else actor.id
     if assignee != actor.id and not is_staff(actor):
-        raise Forbidden("only supervisors assign tasks to others")
+        raise Forbidden("only supervisors assign tasks to others", code="task.not_yours")
     client_id = data.client_id
     if data.deal_id is not None:
         # a task names one client's deal: a deal of another client would file the work (and
         # show the task) on the wrong card
         deal_client = await session.scalar(select(Deal.client_id).where(Deal.id == data.deal_id))
         if deal_client is None:
-            raise Invalid(f"cannot create the task: no such deal {data.deal_id}")
+            raise Invalid(
+                f"cannot create the task: no such deal {data.deal_id}", code="deal.not_found"
+            )
         if client_id is None:
             client_id = deal_client
         elif deal_client != client_id:
-            raise Invalid(f"deal {data.deal_id} is not client {client_id}'s")
+            raise Invalid(
+                f"deal {data.deal_id} is not client {client_id}'s", code="deal.other_client"
+            )
     task = Task(
         title=data.title,
         description=data.description,
@@ -58,7 +62,9 @@ async def create_task(session: AsyncSession, data: TaskCreate, *, actor: User) -
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:  # a client, deal or assignee id that does not exist
-        raise Invalid("cannot create the task: no such client, deal or assignee") from None
+        raise Invalid(
+            "cannot create the task: no such client, deal or assignee", code="task.bad_refs"
+        ) from None
     collect_event(session, TaskCreated(task.id, task.kind, task.assignee_id, task.client_id))
     return task
 
@@ -167,7 +173,7 @@ def changed_event(type_: str, task: Task, previous_assignee: int | None = None) 
 async def get_task(session: AsyncSession, task_id: int) -> Task:
     task = await session.get(Task, task_id)
     if task is None:
-        raise NotFound(f"task {task_id} not found")
+        raise NotFound(f"task {task_id} not found", code="task.not_found")
     return task
 
 
@@ -176,7 +182,9 @@ async def update_task(
 ) -> Task:
     task = await get_task(session, task_id)
     if not can_change_assigned(actor, task.assignee_id):
-        raise Forbidden("only the assignee or a supervisor may change this task")
+        raise Forbidden(
+            "only the assignee or a supervisor may change this task", code="task.not_yours"
+        )
     fields = data.model_dump(exclude_unset=True)
     previous_assignee = task.assignee_id
     if (
@@ -184,7 +192,7 @@ async def update_task(
         and fields["assignee_id"] != task.assignee_id
         and not is_staff(actor)
     ):
-        raise Forbidden("only supervisors reassign tasks")
+        raise Forbidden("only supervisors reassign tasks", code="task.not_yours")
     closing = fields.get("done") is True and not task.done
     if "done" in fields and fields["done"] is not None:
         task.done = fields["done"]
@@ -200,7 +208,9 @@ async def update_task(
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:  # no such assignee; or reopening a second open callback
-        raise Invalid("cannot change the task: no such assignee, or it conflicts") from None
+        raise Invalid(
+            "cannot change the task: no such assignee, or it conflicts", code="task.bad_refs"
+        ) from None
     collect_event(session, changed_event(DONE if closing else UPDATED, task, previous_assignee))
     return task
 

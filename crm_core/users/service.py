@@ -31,7 +31,8 @@ async def create_user(
             await session.flush()
     except IntegrityError:
         raise Conflict(
-            f"login {data.login!r} or extension {data.extension!r} is already taken"
+            f"login {data.login!r} or extension {data.extension!r} is already taken",
+            code="user.taken",
         ) from None
     return user
 
@@ -56,7 +57,7 @@ async def update_user(
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
-        raise Conflict("extension is already taken") from None
+        raise Conflict("extension is already taken", code="user.extension_taken") from None
     if sign_out:
         await end_user_sessions(session, user.id)
     return user
@@ -65,7 +66,7 @@ async def update_user(
 async def get_user(session: AsyncSession, user_id: int) -> User:
     user = await session.get(User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound(f"user {user_id} not found", code="user.not_found")
     return user
 
 

@@ -185,7 +185,10 @@ async def test_no_recording_or_a_missing_file_is_a_clear_404(
 ) -> None:
     unrecorded = await api.get(_url(calls[UNRECORDED["linkedid"]]), headers=agent)
     assert unrecorded.status_code == 404
-    assert unrecorded.json() == {"detail": f"call {calls[UNRECORDED['linkedid']]} has no recording"}
+    assert unrecorded.json() == {
+        "detail": f"call {calls[UNRECORDED['linkedid']]} has no recording",
+        "code": "recording.none",
+    }
     (rec_dir / WAV.name).unlink()
     for response in (
         await api.get(_url(calls[ANSWERED["linkedid"]]), headers=agent),

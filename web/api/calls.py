@@ -10,6 +10,7 @@ from crm_core.clients.service import choose_phone, get_card
 from crm_core.deals.service import ensure_open_deal, get_deal
 from crm_core.errors import Invalid
 from crm_core.inputs import Id, Text
+from crm_core.texts import deal_title
 from web.click_to_call import place_call
 from web.deps import CurrentUser, Session, container
 
@@ -39,20 +40,20 @@ async def originate(
 ) -> CallPlaced:
     """Ring the caller's own phone, then the client; the call is logged on the deal by AMI."""
     if not user.extension:
-        raise Invalid("you have no phone extension to call from")
+        raise Invalid("you have no phone extension to call from", code="call.no_extension")
     c = container(request)
     card = await get_card(session, data.client_id)
     phone = choose_phone(card, data.phone, c.settings.core.phone_default_region)
     if data.deal_id is not None:
         deal = await get_deal(session, data.deal_id)
         if deal.client_id != card.id:
-            raise Invalid(f"deal {deal.id} is not client {card.id}'s")
+            raise Invalid(f"deal {deal.id} is not client {card.id}'s", code="deal.other_client")
     else:
         deal, _ = await ensure_open_deal(
             session,
             card.id,
             responsible_id=card.responsible_id or user.id,
-            title=f"Outbound call {phone}",
+            title=deal_title(c.settings.core.default_locale, "outbound call", phone),
         )
     # the dialplan dials digits; E.164's plus is the trunk's business
     number = phone.lstrip("+")

@@ -36,7 +36,7 @@ async def search_clients(
         try:
             e164 = normalize_phone(phone, _region(request))
         except InvalidPhone as exc:
-            raise Invalid(str(exc)) from None
+            raise Invalid(str(exc), code="phone.invalid") from None
     rows, total = await repository.search(
         session, text=q, phone_e164=e164, responsible_id=responsible_id, limit=limit, offset=offset
     )
@@ -49,7 +49,7 @@ async def create_client(
     request: Request, data: ClientCreate, session: Session, user: CurrentUser
 ) -> ClientOut:
     if not may_assign_to(user, data.responsible_id):
-        raise Forbidden("only supervisors create clients for someone else")
+        raise Forbidden("only supervisors create clients for someone else", code="client.not_yours")
     if data.responsible_id is None and user.role == "manager":
         data.responsible_id = user.id
     client = await service.create_client(session, data, region=_region(request))
@@ -69,7 +69,10 @@ async def update_client(
     if "responsible_id" in data.model_fields_set and not is_staff(user):
         card = await service.get_card(session, client_id)
         if data.responsible_id != card.responsible_id:
-            raise Forbidden("only supervisors reassign a client's responsible manager")
+            raise Forbidden(
+                "only supervisors reassign a client's responsible manager",
+                code="client.not_yours",
+            )
     client = await service.update_client(session, client_id, data, region=_region(request))
     return ClientOut.from_row(client)
 

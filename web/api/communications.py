@@ -68,7 +68,9 @@ async def list_communications(
     """Every kind or one (`kind=call|sms|email|note`), newest first; `items` holds the page."""
     if user_id is not None and not may_see_user(user, user_id):
         # every card's timeline is open to all, but one colleague's work is a report of them
-        raise Forbidden("only supervisors list another user's communications")
+        raise Forbidden(
+            "only supervisors list another user's communications", code="supervisors_only"
+        )
     return await _timeline(session, page, client_id=client_id, deal_id=deal_id, user_id=user_id)
 
 
@@ -90,7 +92,13 @@ async def deal_timeline(
 async def add_note(
     request: Request, data: NoteCreate, session: Session, user: CurrentUser
 ) -> CommunicationOut:
-    region = container(request).settings.core.phone_default_region
+    core = container(request).settings.core
     return CommunicationOut.from_row(
-        await service.add_note(session, data, actor=user, region=region)
+        await service.add_note(
+            session,
+            data,
+            actor=user,
+            region=core.phone_default_region,
+            locale=core.default_locale,
+        )
     )

@@ -54,7 +54,7 @@ async def list_deals(
 @router.post("/deals", status_code=status.HTTP_201_CREATED)
 async def create_deal(data: DealCreate, session: Session, user: CurrentUser) -> DealOut:
     if data.responsible_id not in (None, user.id) and not is_staff(user):
-        raise Forbidden("only supervisors create deals for someone else")
+        raise Forbidden("only supervisors create deals for someone else", code="deal.not_yours")
     return DealOut.from_row(await service.create_deal(session, data, actor=user))
 
 
@@ -115,7 +115,7 @@ async def update_deal(
     deal_id: Id, data: DealUpdate, session: Session, user: CurrentUser
 ) -> DealOut:
     if "responsible_id" in data.model_fields_set and not is_staff(user):
-        raise Forbidden("only supervisors reassign deals")
+        raise Forbidden("only supervisors reassign deals", code="deal.not_yours")
     return DealOut.from_row(await service.update_deal(session, deal_id, data, actor=user))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 
 from crm_core.communications.schemas import CommunicationOut
 from crm_core.inputs import Id
@@ -11,6 +11,7 @@ from crm_core.messaging.schemas import EmailCreate, SmsCreate
 from notifier.email import email_configured
 from notifier.sms import sms_configured
 from web.deps import CurrentUser, Session, container
+from web.errors import CodedHTTPException
 
 router = APIRouter(prefix="/api/clients", tags=["messages"])
 
@@ -24,10 +25,11 @@ async def send_sms(
     """The SMS is logged on the client's deal as "queued"; its status follows delivery."""
     s = container(request).settings
     if not sms_configured(s.notifier):
-        raise HTTPException(
+        raise CodedHTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             detail="SMS is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, "
             "TWILIO_FROM_NUMBER)",
+            code="sms.not_configured",
         )
     comm = await service.queue_sms(
         session,
@@ -36,6 +38,7 @@ async def send_sms(
         actor=user,
         region=s.core.phone_default_region,
         max_attempts=s.notifier.outbox_max_attempts,
+        locale=s.core.default_locale,
     )
     return CommunicationOut.from_row(comm)
 
@@ -49,8 +52,10 @@ async def send_email(
     """The email is logged on the client's deal as "queued" with its Message-ID."""
     s = container(request).settings
     if not email_configured(s.notifier):
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail="email is not configured (SMTP_HOST)"
+        raise CodedHTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="email is not configured (SMTP_HOST)",
+            code="email.not_configured",
         )
     comm = await service.queue_email(
         session,
@@ -60,5 +65,6 @@ async def send_email(
         sender=s.notifier.smtp_from,
         region=s.core.phone_default_region,
         max_attempts=s.notifier.outbox_max_attempts,
+        locale=s.core.default_locale,
     )
     return CommunicationOut.from_row(comm)

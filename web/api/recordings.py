@@ -47,7 +47,7 @@ class RecordingLink(BaseModel):
 def _recording_of(comm: Communication) -> dict[str, Any]:
     rec = (comm.extra or {}).get("recording")
     if not isinstance(rec, dict) or not rec.get("file"):
-        raise NotFound(f"call {comm.id} has no recording")
+        raise NotFound(f"call {comm.id} has no recording", code="recording.none")
     return rec
 
 
@@ -69,7 +69,10 @@ async def _audible_call(session: AsyncSession, user: User, communication_id: int
         owner_ids=owners - {None},
     )
     if not allowed:
-        raise Forbidden(f"you may not hear call {communication_id}: not your call or client")
+        raise Forbidden(
+            f"you may not hear call {communication_id}: not your call or client",
+            code="recording.not_yours",
+        )
     return comm
 
 

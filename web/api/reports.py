@@ -66,9 +66,9 @@ def _period(
     start = _day_start(request, date_from)
     end = _day_start(request, date_to or (date_from or start.date())) + timedelta(days=1)
     if end <= start:
-        raise Invalid("date_to is before date_from")
+        raise Invalid("date_to is before date_from", code="period.reversed")
     if end - start > timedelta(days=366):
-        raise Invalid("a report covers at most a year")
+        raise Invalid("a report covers at most a year", code="period.too_long")
     return start, end
 
 

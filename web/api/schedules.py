@@ -22,7 +22,7 @@ async def on_duty_now(session: Session, user: CurrentUser) -> OnDutyOut:
 @router.get("/{user_id}")
 async def get_schedule(user_id: Id, session: Session, user: CurrentUser) -> ScheduleOut:
     if not may_see_user(user, user_id):
-        raise Forbidden("only supervisors see other people's schedules")
+        raise Forbidden("only supervisors see other people's schedules", code="supervisors_only")
     _, schedule = await service.get_schedule(session, user_id)
     return ScheduleOut.from_rules(schedule)
 

@@ -22,7 +22,7 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(f"unknown time zone {name!r}") from None
+        raise Invalid(f"unknown time zone {name!r}", code="timezone.unknown") from None
 
 
 def _today_start(user: User, tz: str | None) -> datetime:
@@ -36,7 +36,7 @@ def _agenda_of(user: User, assignee: int | None, client_id: int | None) -> int |
     """Whose tasks a list shows: anyone's for supervisors; one's own otherwise (a card's tasks,
     by client, are open to all, as the card is)."""
     if assignee is not None and assignee != user.id and not is_staff(user):
-        raise Forbidden("only supervisors read another user's agenda")
+        raise Forbidden("only supervisors read another user's agenda", code="task.not_yours")
     if assignee is None and client_id is None and not is_staff(user):
         return user.id
     return assignee
@@ -89,7 +89,7 @@ async def create_task(data: TaskCreate, session: Session, user: CurrentUser) -> 
 async def get_task(task_id: Id, session: Session, user: CurrentUser) -> TaskOut:
     task = await service.get_task(session, task_id)
     if task.assignee_id != user.id and task.client_id is None and not is_staff(user):
-        raise Forbidden("not your task")
+        raise Forbidden("not your task", code="task.not_yours")
     return TaskOut.from_row(task, utcnow())
 
 

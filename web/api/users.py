@@ -102,7 +102,10 @@ async def update_user(
 ) -> UserOut:
     """A new password or `is_active: false` ends the user's sessions and closes their sockets."""
     if user_id == admin.id and (data.is_active is False or data.role not in (None, "admin")):
-        raise Invalid("you cannot deactivate yourself or take away your own admin role")
+        raise Invalid(
+            "you cannot deactivate yourself or take away your own admin role",
+            code="user.not_yourself",
+        )
     passwords = container(request).passwords
     return UserOut.from_row(await service.update_user(session, user_id, data, passwords))
 

@@ -46,7 +46,9 @@ async def missed_calls(
 ) -> list[MissedCallOut]:
     """Missed calls to act on: one row per client's callback, with its tries."""
     if (assignee_id not in (None, user.id) or all_users) and not is_staff(user):
-        raise Forbidden("only supervisors read another user's missed calls")
+        raise Forbidden(
+            "only supervisors read another user's missed calls", code="supervisors_only"
+        )
     whose = None if all_users else (assignee_id or user.id)
     return await calls.missed_calls(
         session, assignee_id=whose, include_done=include_done, limit=limit

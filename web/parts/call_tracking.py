@@ -32,6 +32,7 @@ def call_pipeline(
         region=settings.core.phone_default_region,
         company_numbers=settings.core.company_numbers,
         callback_due=timedelta(minutes=settings.core.callback_due_minutes),
+        locale=settings.core.default_locale,
     )
 
 

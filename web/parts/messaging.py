@@ -70,6 +70,7 @@ class Messaging:
                     self._sessions,
                     self._publish,
                     region=self._settings.core.phone_default_region,
+                    locale=self._settings.core.default_locale,
                 ),
                 domains=s.accepted_domains(),
                 max_recipients=s.inbound_smtp_max_recipients,

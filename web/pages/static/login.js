@@ -4,7 +4,7 @@
 
 import { ApiError, api, forget, homeOf, saveSignIn, saveUser, storedUser, token } from "./lib/api.js";
 import { $, fill, h, input } from "./lib/dom.js";
-import { browserLangs, chooseLang, registerCatalogue, setLang, t, translatePage } from "./lib/i18n.js";
+import { browserLangs, chooseLang, named, registerCatalogue, setLang, t, translatePage } from "./lib/i18n.js";
 import shellEn from "./lib/i18n/shell.en.js";
 import shellRu from "./lib/i18n/shell.ru.js";
 import { signInError } from "./lib/signin.js";
@@ -50,7 +50,7 @@ async function demoBanner() {
     });
     return h("li", { "data-login": x.login },
       h("code", { text: x.login }), ` ${t("login.demo.password")} `, h("code", { text: x.password }),
-      ` — ${x.role}`, x.extension ? `, ${t("login.demo.extension", { ext: x.extension })}` : "", " ", use);
+      ` — ${named("shell.role", x.role)}`, x.extension ? `, ${t("login.demo.extension", { ext: x.extension })}` : "", " ", use);
   });
   fill(banner,
     h("h2", { text: t("login.demo.title") }),

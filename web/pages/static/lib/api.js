@@ -5,6 +5,13 @@
 // an Authorization header, not a cookie, so no page can be driven by another site (no CSRF).
 // A 401 means the sign-in ended (signed out elsewhere, expired, new password): back to "/".
 
+import { has, lang, registerCatalogue, t } from "./i18n.js";
+import errorsEn from "./i18n/errors.en.js";
+import errorsRu from "./i18n/errors.ru.js";
+
+// the server's error codes in words, for every page (see ApiError)
+registerCatalogue({ ru: errorsRu, en: errorsEn });
+
 export const TOKEN_KEY = "crm_token";
 export const USER_KEY = "crm_user";
 
@@ -18,7 +25,12 @@ export const USER_KEY = "crm_user";
  * @typedef {User & { company_timezone: string, default_locale: "ru" | "en", pages: NavPage[] }} Me
  */
 
-/** An answer other than 2xx: `status`, and the server's own message as `message`. */
+/**
+ * An answer other than 2xx: `status`; the server's machine `code` (web/errors.py: e.g.
+ * "deal.lost_reason_required", null when it sent none); `message` in the user's language (in
+ * English the server's own words; otherwise the code's text in lib/i18n/errors.*.js, else the
+ * server's words); `detail`: the server's English words as they came.
+ */
 export class ApiError extends Error {
   /**
    * @param {number} status
@@ -27,12 +39,65 @@ export class ApiError extends Error {
    * @param {Headers} [headers]
    */
   constructor(status, message, body, headers) {
-    super(message);
+    const data = /** @type {{ detail?: unknown, code?: unknown, params?: unknown } | null} */ (
+      body && typeof body === "object" ? body : null);
+    const code = data && typeof data.code === "string" ? data.code : null;
+    super(code ? translate(code, data && data.detail, message, data && data.params) : message);
     this.name = "ApiError";
     this.status = status;
+    this.code = code;
+    this.detail = message;
     this.body = body;
     this.headers = headers || new Headers();
   }
+}
+
+/** @param {unknown} value @returns {string} */
+const plain = (value) => (value == null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value));
+
+/**
+ * One of FastAPI's 422 problems ({loc, msg, type, ctx}) as "field: problem" in the user's
+ * language; a problem type the catalogue lacks keeps pydantic's English `msg`.
+ * @param {any} problem
+ */
+function problemText(problem) {
+  if (!problem || typeof problem !== "object") return plain(problem);
+  const field = (Array.isArray(problem.loc) ? problem.loc : [])
+    .filter((/** @type {unknown} */ p) => !["body", "query", "path", "header"].includes(String(p)))
+    .join(" › ");
+  /** @type {Record<string, string | number>} */
+  const params = {};
+  for (const [k, v] of Object.entries(problem.ctx && typeof problem.ctx === "object" ? problem.ctx : {})) {
+    params[k] = typeof v === "number" ? v : plain(v);
+  }
+  const n = params.min_length ?? params.max_length;
+  if (n !== undefined) params.n = n;
+  const key = `errors.v.${problem.type}`;
+  const what = has(key) ? t(key, params) : plain(problem.msg);
+  return field ? t("errors.v.line", { field, problem: what }) : what;
+}
+
+/**
+ * The text of an error code, filled with the server's `params` and its `detail`; the server's
+ * own message when the catalogue has no such code.
+ * @param {string} code
+ * @param {unknown} detail
+ * @param {string} fallback
+ * @param {unknown} params
+ */
+function translate(code, detail, fallback, params) {
+  // the server's words are English already (and what scripts and tests read): kept as they are
+  if (lang() === "en") return fallback;
+  if (code === "validation" && Array.isArray(detail)) {
+    return t("errors.validation", { detail: detail.map(problemText).join("; ") });
+  }
+  if (!has(`errors.${code}`)) return fallback;
+  /** @type {Record<string, string | number>} */
+  const filled = { detail: fallback };
+  for (const [k, v] of Object.entries(params && typeof params === "object" ? params : {})) {
+    filled[k] = typeof v === "number" ? v : plain(v);
+  }
+  return t(`errors.${code}`, filled);
 }
 
 /** @returns {string | null} */
