@@ -22,14 +22,16 @@ def at(month: int, day: int) -> datetime:
     return datetime(2026, month, day, 9, 0, tzinfo=UTC)  # about noon in Moscow: the same day
 
 
-async def seed(sessions: async_sessionmaker[AsyncSession], m1: int, m2: int) -> None:
-    """Results set in March 2026 (client: kinds, by whom):
+async def seed(
+    sessions: async_sessionmaker[AsyncSession], m1: int, m2: int, month: int = 3
+) -> None:
+    """Results set in March 2026 (or `month`; client: kinds, by whom):
 
       A: postponed 2, 5, 9 Mar, offer_sent 10 Mar (m1); postponed 3, 4 Mar (m2)
       B: postponed 6 Mar, sale 12 Mar (m1)
       C: wrong_number 7 Mar, refused 8 Mar, other 11 Mar (m1)
       D: offer_sent 13 Mar, sale 14 Mar, refused 15 Mar (m2)
-    outside the month: A postponed 20 Feb and 2 Apr (m2), not counted.
+    outside the month: A postponed 20th of the month before and 2nd of the month after (m2).
     """
     async with sessions() as s:
         results = {
@@ -39,22 +41,22 @@ async def seed(sessions: async_sessionmaker[AsyncSession], m1: int, m2: int) -> 
         s.add_all([*results.values(), *clients.values()])
         await s.flush()
         specs = [
-            ("A", "postponed", m1, at(3, 2)),
-            ("A", "postponed", m1, at(3, 5)),
-            ("A", "postponed", m1, at(3, 9)),
-            ("A", "offer_sent", m1, at(3, 10)),
-            ("A", "postponed", m2, at(3, 3)),
-            ("A", "postponed", m2, at(3, 4)),
-            ("B", "postponed", m1, at(3, 6)),
-            ("B", "sale", m1, at(3, 12)),
-            ("C", "wrong_number", m1, at(3, 7)),
-            ("C", "refused", m1, at(3, 8)),
-            ("C", "other", m1, at(3, 11)),
-            ("D", "offer_sent", m2, at(3, 13)),
-            ("D", "sale", m2, at(3, 14)),
-            ("D", "refused", m2, at(3, 15)),
-            ("A", "postponed", m2, at(2, 20)),
-            ("A", "postponed", m2, at(4, 2)),
+            ("A", "postponed", m1, at(month, 2)),
+            ("A", "postponed", m1, at(month, 5)),
+            ("A", "postponed", m1, at(month, 9)),
+            ("A", "offer_sent", m1, at(month, 10)),
+            ("A", "postponed", m2, at(month, 3)),
+            ("A", "postponed", m2, at(month, 4)),
+            ("B", "postponed", m1, at(month, 6)),
+            ("B", "sale", m1, at(month, 12)),
+            ("C", "wrong_number", m1, at(month, 7)),
+            ("C", "refused", m1, at(month, 8)),
+            ("C", "other", m1, at(month, 11)),
+            ("D", "offer_sent", m2, at(month, 13)),
+            ("D", "sale", m2, at(month, 14)),
+            ("D", "refused", m2, at(month, 15)),
+            ("A", "postponed", m2, at(month - 1, 20)),
+            ("A", "postponed", m2, at(month + 1, 2)),
         ]
         s.add_all(
             ContactResultRecord(
