@@ -255,3 +255,27 @@ class HourRow(BaseModel):
 class HourlyOut(BaseModel):
     date: str
     items: list[HourRow]
+
+
+class ResultsRow(BaseModel):
+    """One manager's contact results in the period (crm_core/reports/results_report.py)."""
+
+    user_id: int | None  # None: the team total, or results set by a since-deleted user
+    name: str
+    contacts: int  # contacts with a result (result records set in the period)
+    postponed: int
+    refused: int
+    offer_sent: int
+    sale: int
+    wrong_number: int
+    other: int
+    # (offer_sent + sale) / (contacts - wrong_number), %; None when there is nothing to divide
+    effectiveness_percent: float | None
+    clients_postponed: int  # clients postponed at least once
+    postponements_per_client_avg: float | None  # over clients_postponed
+    postponements_per_client_max: int
+
+
+class ResultsReportOut(PeriodRows):
+    items: list[ResultsRow]
+    total: ResultsRow | None = None  # supervisors and admins only

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.reports.models import SalesPlan
 from tests.conftest import UserFactory
 from tests.web.live import LiveService, chromium_available, live_service
+from tests.web.test_results_report import seed as seed_results
 from tests.web.test_sales_reports import seed
 from web.container import Container
 
@@ -55,6 +56,7 @@ async def test_reports_page_in_both_languages_with_charts_and_csv(
     await make_user(role="supervisor", login="sup", password="pw-sup", full_name="Sofia Sup")
     await make_user(role="supervisor", login="sup-ru", password="pw-ru", locale="ru")
     await seed(sessions, m1.id, m2.id)
+    await seed_results(sessions, m1.id, m2.id, month=2)
     async with sessions() as s:
         s.add(SalesPlan(user_id=m1.id, month=date(2026, 2, 1), amount=Decimal(1000)))
         s.add(SalesPlan(user_id=m2.id, month=date(2026, 2, 1), amount=Decimal(500)))
@@ -74,6 +76,14 @@ async def test_reports_page_in_both_languages_with_charts_and_csv(
         await expect(day.nth(11)).to_have_text("1,000.00 (50.0%)")
         await expect(page.locator("#lost tr").locator("td").nth(0)).to_have_text("Negotiation")
         await expect(page.locator("#sources tr").first.locator("td").nth(4)).to_have_text("50.0%")
+        # contact results (test_results_report's figures): 2 forward of 8, A postponed 3x, B 1x
+        results = page.locator("#results tr", has_text="Maria One").locator("td")
+        await expect(results.nth(1)).to_have_text("9")
+        await expect(results.nth(8)).to_have_text("25.0%")
+        await expect(results.nth(10)).to_have_text("2.00")
+        await expect(results.nth(11)).to_have_text("3")
+        results_team = page.locator("#results tr", has_text="Team").locator("td")
+        await expect(results_team.nth(8)).to_have_text("30.8%")
         for chart in ("chart-plan", "chart-hours", "chart-sl"):
             await expect(page.locator(f"#{chart} canvas")).to_have_count(1)
         await expect(page.locator("#queues-card")).to_be_visible()
@@ -94,6 +104,8 @@ async def test_reports_page_in_both_languages_with_charts_and_csv(
             maria_ru = ru.locator("#sales tr", has_text="Maria One").locator("td")
             await expect(maria_ru.nth(10)).to_have_text("50,0%")
             await expect(ru.locator("#sales tr", has_text="Команда")).to_have_count(1)
+            results_ru = ru.locator("#results tr", has_text="Команда").locator("td")
+            await expect(results_ru.nth(8)).to_have_text("30,8%")
         finally:
             await context.close()
 
@@ -104,5 +116,6 @@ async def test_reports_page_in_both_languages_with_charts_and_csv(
             await expect(mine.locator("#sales tr")).to_have_count(1)
             await expect(mine.locator("#sales tr").locator("td").nth(0)).to_have_text("Maria One")
             await expect(mine.locator("#queues-card")).to_be_hidden()
+            await expect(mine.locator("#results tr")).to_have_count(1)
         finally:
             await context.close()

@@ -16,7 +16,7 @@ from crm_core.policy import is_staff
 from crm_core.presence import rules as presence_rules
 from crm_core.presence import service as presence
 from crm_core.presence.settings import presence_settings
-from crm_core.reports import queues, sales, service
+from crm_core.reports import queues, results_report, sales, service
 from crm_core.reports.rules import csv_text, queue_figures
 from crm_core.reports.schemas import (
     BoardFinishedOut,
@@ -35,6 +35,8 @@ from crm_core.reports.schemas import (
     QueueFiguresOut,
     QueueReportOut,
     ReportOut,
+    ResultsReportOut,
+    ResultsRow,
 )
 from crm_core.routing.rules import ROUTABLE_ROLES
 from crm_core.users.models import User
@@ -313,3 +315,43 @@ async def presence_time(
     return PresenceTimeOut.model_validate(
         {"from": start.isoformat(), "to": end.isoformat(), "items": items}
     )
+
+
+# total stays absent, not null, for managers and operators
+@router.get(
+    "/reports/results",
+    response_model=ResultsReportOut,
+    response_model_exclude_unset=True,
+    responses=CSV_RESPONSE,
+)
+async def contact_results(
+    request: Request,
+    session: Session,
+    user: CurrentUser,
+    date_from: Day | None = None,
+    date_to: Day | None = None,
+    format: Format = "json",
+) -> ResultsReportOut | Response:
+    """Contact results per manager (Expo-Volga's effectiveness of contacts): contacts with a
+    result set in the period, the count of each result kind, effectiveness % = (offer sent +
+    sale) / (contacts with a result - wrong numbers), and postponements per client (average and
+    largest number of "postponed" results over the clients postponed at least once). Managers
+    and operators see their own row; supervisors and admins everyone's and the team total."""
+    start, end = _period(request, date_from, date_to)
+    staff = is_staff(user)
+    people = await _people(session, user, None)
+    result = await results_report.results_report(
+        session, start, end, None if staff else user.id, people
+    )
+    out: dict[str, Any] = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "items": result["rows"],
+    }
+    if staff:
+        out["total"] = result["total"]
+    if format == "csv":
+        return _csv(
+            "results", [*out["items"], *([out["total"]] if staff else [])], _columns(ResultsRow)
+        )
+    return ResultsReportOut.model_validate(out)

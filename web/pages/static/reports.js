@@ -1,6 +1,6 @@
 // @ts-check
 // Reports: sales against plan, the manager's day, calls and service level per hour, queues,
-// lead sources, lost deals, time per state; each table as CSV; charts with uPlot (vendored,
+// lead sources, lost deals, time per state, contact results per manager; each table as CSV; charts with uPlot (vendored,
 // served by the service). Managers get their own figures, supervisors everyone's (the API
 // decides; a table the API refuses is hidden).
 
@@ -44,6 +44,7 @@ const CSV = {
   sources: () => `/api/reports/lead-sources?${query()}&format=csv`,
   lost: () => `/api/reports/lost-reasons?${query()}&format=csv`,
   presence: () => `/api/reports/presence?${query()}&format=csv`,
+  results: () => `/api/reports/results?${query()}&format=csv`,
 };
 
 /** CSV with the bearer token (a plain link could not carry it), saved as a file. @param {string} path */
@@ -138,13 +139,26 @@ function drawQueues(q) {
     pct(r.service_level_percent), r.asa_seconds == null ? "" : fmt.duration(r.asa_seconds), fmt.duration(r.longest_wait_seconds))));
 }
 
+/** Contact results per manager (effectiveness: offer sent + sale over contacts less wrong numbers). @param {any} r */
+function drawResults(r) {
+  // a row without a user (not the total) holds results set by a since-deleted user
+  const items = r.items.map((/** @type {any} */ m) => (m.user_id == null ? { ...m, name: t("reports.deletedUser") } : m));
+  const rows = [...items, ...(r.total ? [{ ...r.total, name: t("reports.team") }] : [])];
+  $("results").replaceChildren(...rows.map((/** @type {any} */ m) => row(
+    m.name,
+    m.contacts, m.postponed, m.refused, m.offer_sent, m.sale, m.wrong_number, m.other, pct(m.effectiveness_percent),
+    m.clients_postponed, m.postponements_per_client_avg == null ? "" : fmt.number(m.postponements_per_client_avg, 2),
+    m.postponements_per_client_max)));
+}
+
 async function load() {
   $("error").hidden = true;
   const q = query();
   try {
-    const [sales, day, hours, sources, lost, presence] = await Promise.all([
+    const [sales, day, hours, sources, lost, presence, results] = await Promise.all([
       api(`/api/reports?${q}`), api(`/api/reports/day?${dayQuery()}`), api(`/api/reports/hourly?${dayQuery()}`),
       api(`/api/reports/lead-sources?${q}`), api(`/api/reports/lost-reasons?${q}`), api(`/api/reports/presence?${q}`),
+      api(`/api/reports/results?${q}`),
     ]);
     const lastDay = new Date(Date.parse(sales.to.slice(0, 10)) - 86400000).toISOString();
     $("period").textContent = t("reports.period", { from: fmt.day(sales.from), to: fmt.day(lastDay), zone: sales.from.slice(19) || "UTC" });
@@ -157,6 +171,7 @@ async function load() {
       l.stage || t("reports.noStage"), l.reason || t("reports.noReason"), l.deals, money(l.sum))));
     $("presence").replaceChildren(...presence.items.map((/** @type {any} */ p) => row(
       p.name, fmt.duration(p.available_seconds), fmt.duration(p.paused_seconds), fmt.duration(p.dnd_seconds), fmt.duration(p.wrapup_seconds))));
+    drawResults(results);
   } catch (e) {
     $("error").textContent = e instanceof Error ? e.message : String(e);
     $("error").hidden = false;

@@ -69,5 +69,19 @@ export default {
   "reports.col.available": "Available",
   "reports.col.paused": "Paused",
   "reports.col.dnd": "Do not disturb",
-  "reports.col.wrapup": "Wrap-up"
+  "reports.col.wrapup": "Wrap-up",
+  "reports.results": "Contact results and effectiveness",
+  "reports.resultsHint": "Effectiveness: contacts that moved the sale forward (offer sent + sale) as a share of contacts with a result, wrong numbers left out. Postponements per client: over the clients postponed at least once in the period.",
+  "reports.deletedUser": "(deleted user)",
+  "reports.col.contacts": "Contacts with a result",
+  "reports.col.rPostponed": "Postponed",
+  "reports.col.rRefused": "Refused",
+  "reports.col.rOfferSent": "Offer sent",
+  "reports.col.rSale": "Sale",
+  "reports.col.rWrongNumber": "Wrong number",
+  "reports.col.rOther": "Other",
+  "reports.col.effectiveness": "Effectiveness",
+  "reports.col.clientsPostponed": "Clients postponed",
+  "reports.col.postponementsAvg": "Postponements per client, avg",
+  "reports.col.postponementsMax": "Postponements per client, max"
 };

@@ -69,5 +69,19 @@ export default {
   "reports.col.available": "На месте",
   "reports.col.paused": "Перерыв",
   "reports.col.dnd": "Не беспокоить",
-  "reports.col.wrapup": "Обработка после звонка"
+  "reports.col.wrapup": "Обработка после звонка",
+  "reports.results": "Результаты контактов и эффективность",
+  "reports.resultsHint": "Эффективность: доля контактов, продвинувших продажу (отправлено КП + продажа), среди контактов с результатом, без ошибочных номеров. Переносы на клиента: по клиентам, которых хотя бы раз отложили за период.",
+  "reports.deletedUser": "(удалённый пользователь)",
+  "reports.col.contacts": "Контактов с результатом",
+  "reports.col.rPostponed": "Отложено",
+  "reports.col.rRefused": "Отказ",
+  "reports.col.rOfferSent": "Отправлено КП",
+  "reports.col.rSale": "Продажа",
+  "reports.col.rWrongNumber": "Ошибочный номер",
+  "reports.col.rOther": "Другое",
+  "reports.col.effectiveness": "Эффективность",
+  "reports.col.clientsPostponed": "Клиентов отложено",
+  "reports.col.postponementsAvg": "Переносов на клиента, в среднем",
+  "reports.col.postponementsMax": "Переносов на клиента, макс."
 };
