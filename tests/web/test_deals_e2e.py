@@ -261,11 +261,15 @@ async def test_a_supervisor_in_english_and_a_manager_watching_live(
         await page.click("#deal-save")
         await expect(page.locator("#deal-status")).to_have_text("Saved")
         await page.click("#panel-close")
+        await expect(page.locator("#board")).to_have_attribute("aria-busy", "false")
 
         # an open move, seen live on the other browser
         await card(page, "Steel pipes").drag_to(column(page, st["second"]))
         await expect(column(watcher, st["second"]).locator("[data-deal-id]")).to_have_count(1)
         await expect(column(watcher, st["first"]).locator("[data-deal-id]")).to_have_count(0)
+        # the next drag starts from where this board itself shows the card, once it redrew
+        await expect(column(page, st["second"]).locator("[data-deal-id]")).to_have_count(1)
+        await expect(page.locator("#board")).to_have_attribute("aria-busy", "false")
 
         # Won asks the amount; Lost asks a reason
         await card(page, "Steel pipes").drag_to(column(page, st["won"]))

@@ -314,8 +314,12 @@ async def test_second_instance_delivers_the_pop_through_listen_notify(
         await expect(page.locator("#pop-deal-stage")).to_have_text("First contact")
         await expect(page.locator("#pop")).to_have_attribute("data-state", "ended")
         d = await diag(page)
-        assert [e["type"] for e in d["log"]] == ["call.ringing", "call.answered", "call.ended"]
+        # the user's channel also carries the agent's presence (the wrap-up after the answered
+        # call, crm_core/presence); the call's own messages come in order, all three, live
+        calls = [e for e in d["log"] if e["type"].startswith("call.")]
+        assert [e["type"] for e in calls] == ["call.ringing", "call.answered", "call.ended"]
         assert not any(e["replayed"] for e in d["log"])  # live, not caught up later
+        assert {e["type"] for e in d["log"]} <= {*(e["type"] for e in calls), "agent.presence"}
 
 
 async def test_dropped_socket_reconnects_and_gets_what_it_missed(
@@ -387,10 +391,21 @@ async def test_another_users_token_cannot_read_101s_events(
         await play(replay, "inbound_answered", speed=0)
         await settle(service, replay)
         got101 = await _drain(ws101, until="call.ended")
+        got101 += await _drain(ws101, quiet=0.5)  # anything after the call's end
         got102 = await _drain(ws102, quiet=0.5)
-    assert [m["type"] for m in got101] == ["call.ringing", "call.answered", "call.ended"]
-    assert all(m["channel"] == "ext:101" for m in got101)
+    calls101 = [m for m in got101 if str(m["type"]).startswith("call.")]
+    assert [m["type"] for m in calls101] == ["call.ringing", "call.answered", "call.ended"]
+    assert all(m["channel"] == "ext:101" for m in calls101)
+    # besides the call, 101's own channel says 101 is in wrap-up after answering it
+    presence101 = [m for m in got101 if m["type"] == "agent.presence"]
+    assert [(m["channel"], m["payload"]["user_id"]) for m in presence101] == [
+        (f"user:{operator.id}", operator.id)
+    ]
+    assert presence101[0]["payload"]["state"] == "wrapup"
+    assert len(got101) == len(calls101) + len(presence101)
+    # 102 hears nothing of 101: neither the call nor 101's presence
     assert not [m for m in got102 if str(m.get("type", "")).startswith("call.")]
+    assert not [m for m in got102 if m.get("type") == "agent.presence"]
 
 
 async def test_call_result_callback_and_stage_move_persist(

@@ -257,6 +257,9 @@ async def test_supervisor_board_shows_calls_agents_today_and_report(
         await expect(op.locator("#agents")).to_have_count(0)
         await op.click("text=Back to your workspace")
         await op.wait_for_url("**/operator")
+        # the workspace started (its socket is up): clearing the storage under a page still
+        # starting would send it to "/" (no token) in the middle of the next navigation
+        await expect(op.locator("#conn")).to_have_attribute("data-state", "open")
         # and signed out, the schedules page shows its sign-in form and nothing of the app
         await op.evaluate("localStorage.clear()")
         await op.goto(live.url + "/schedules")

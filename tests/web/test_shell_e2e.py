@@ -42,11 +42,29 @@ LABELS = {
     for lang in ("ru", "en")
 }
 assert LABELS["ru"]["/operator"] == "Рабочее место" and LABELS["en"]["/operator"] == "Workspace"
-# the board says who it is for; a page without its own words says the shell's
-REFUSED = {
-    "ru": {"/dashboard": "Только для руководителей."},
-    "en": {"/dashboard": "Supervisors only."},
-}
+PAGES_DIR = CATALOGUES.parents[2]  # web/pages
+_SCRIPT = re.compile(r'<script type="module" src="/static/([\w/]+\.js)">')
+_DENIED = re.compile(r'startShell\(\{[^\n]*?\bdeniedKey: "([\w.]+)"')
+
+
+def refusals(lang: str) -> dict[str, str]:
+    """A page that says who it is for (its script's startShell deniedKey) -> those words."""
+    words: dict[str, str | dict[str, str]] = {}
+    for catalogue in CATALOGUES.glob(f"*.{lang}.js"):
+        words.update(load(catalogue))
+    said = {}
+    for p in PAGES:
+        script = _SCRIPT.search((PAGES_DIR / p.html).read_text(encoding="utf-8"))
+        denied = script and _DENIED.search((PAGES_DIR / "static" / script[1]).read_text("utf-8"))
+        if denied:
+            said[p.path] = str(words[denied[1]])
+    return said
+
+
+# a page with its own refusal says who it is for; a page without its own words says the shell's
+REFUSED = {lang: refusals(lang) for lang in ("ru", "en")}
+assert REFUSED["ru"]["/dashboard"] == "Только для руководителей."
+assert REFUSED["en"]["/dashboard"] == "Supervisors only."
 # a key shown instead of its words (a missing string): "op.saved", "nav.deals"…
 FAMILIES = sorted({k.split(".")[0] for f in CATALOGUES.glob("*.en.js") for k in load(f)})
 RAW_KEY = re.compile(rf"\b(?:{'|'.join(FAMILIES)})\.[a-z][\w.]*")

@@ -49,6 +49,7 @@ const S = {
   // a redraw during a drag would take the card from under the pointer (the drag is lost)
   dragging: false,
   reloadAfterDrag: false,
+  renderAfterDrag: false, // a load arrived during a drag: draw it at the drag's end
 };
 
 /** @param {unknown} e */
@@ -121,7 +122,10 @@ async function loadBoard() {
     const board = await api(`/api/deals/board?${boardQuery()}`);
     if (ticket !== S.loading) return; // a newer load is on its way
     S.columns = board.columns;
-    render();
+    // not under a drag: replacing the card being dragged ends the drag with no drop (the move
+    // the user is making is lost); it is drawn when the drag ends
+    if (S.dragging) S.renderAfterDrag = true;
+    else render();
     setStatus($("deals-status"), "");
   } catch (e) {
     setStatus($("deals-status"), errText(e), true);
@@ -225,6 +229,7 @@ function cardEl(c) {
   node.addEventListener("dragend", () => {
     node.classList.remove("dragging");
     S.dragging = false;
+    if (S.renderAfterDrag) { S.renderAfterDrag = false; render(); }
     if (S.reloadAfterDrag) { S.reloadAfterDrag = false; reloadSoon(); }
   });
   node.addEventListener("click", (ev) => {

@@ -187,8 +187,10 @@ async function load() {
   document.body.dataset.reportsReady = String(Number(document.body.dataset.reportsReady || 0) + 1);
 }
 
-const shell = await startShell({ socket: false, deniedKey: "reports.forbidden", titleKey: "reports.title" });
+// the socket only for the shell's lights (live link, PBX): the figures are loaded on demand
+const shell = await startShell({ socket: { status: true }, deniedKey: "reports.forbidden", titleKey: "reports.title" });
 if (shell) {
+  shell.socket?.connect();
   $("load").addEventListener("click", () => { load().catch(() => {}); });
   for (const button of document.querySelectorAll("button[data-csv]")) {
     button.addEventListener("click", () => {
