@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -43,7 +44,7 @@ from web.settings import Settings
 # No skipping: `make test` installs Debian's chromium first; without it these tests fail loudly.
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
-from playwright.async_api import Browser, Page, expect  # noqa: E402
+from playwright.async_api import Browser, Page, WebSocketRoute, expect  # noqa: E402
 
 IVAN_PHONE = "+79161234567"
 POP_SCREENSHOT = "/tmp/pop.png"
@@ -333,7 +334,18 @@ async def test_dropped_socket_reconnects_and_gets_what_it_missed(
     await login(page, service, *OPERATOR)
     assert (await diag(page))["connects"] == 1
 
-    # the network goes away and the socket with it; the call rings and ends meanwhile
+    # the network goes away and the socket with it; the call rings and ends meanwhile.
+    # Chromium's offline mode does not always stop a new socket to 127.0.0.1, so every new
+    # socket also goes through a gate that refuses it until the network is back.
+    network = {"up": False}
+
+    async def gate(ws: WebSocketRoute) -> None:
+        if network["up"]:
+            ws.connect_to_server()
+        else:
+            await ws.close(code=1011, reason="offline")
+
+    await page.route_web_socket(re.compile(r"/ws(\?|$)"), gate)
     await page.context.set_offline(True)
     await page.evaluate("() => __crm.drop()")
     await expect(page.locator("#conn")).not_to_have_attribute("data-state", "open")
@@ -345,6 +357,7 @@ async def test_dropped_socket_reconnects_and_gets_what_it_missed(
     assert not [e for e in d["log"] if e["type"].startswith("call.")]
 
     # back online: the page reconnects with its last seq and receives the missed events in order
+    network["up"] = True
     await page.context.set_offline(False)
     await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
     await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
