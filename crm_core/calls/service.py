@@ -57,13 +57,18 @@ async def identify_caller(
     if known is not None and known.deal_id is not None:
         return CallerContext(known.id, known.deal_id, False, known.name, e164)
     client, created = await open_card_for_unknown(
-        session, e164, name=_real_name(name), lead_source=texts.lead_source(locale, lead_source)
+        session,
+        e164,
+        name=_real_name(name),
+        lead_source=texts.lead_source(locale, lead_source),
+        looked_up=known is None,
     )
     deal, _ = await ensure_open_deal(
         session,
         client.id,
         responsible_id=client.responsible_id,
         title=texts.deal_title(locale, lead_source, e164),
+        new_client=created,
     )
     return CallerContext(client.id, deal.id, created, client.name, e164)
 

@@ -154,10 +154,18 @@ def choose_phone(card: Client, wanted: str | None, region: str) -> str:
 
 
 async def open_card_for_unknown(
-    session: AsyncSession, e164: str, *, name: str | None, lead_source: str
+    session: AsyncSession,
+    e164: str,
+    *,
+    name: str | None,
+    lead_source: str,
+    looked_up: bool = False,
 ) -> tuple[Client, bool]:
-    """The card of the number, or a new one; safe when two transactions race for one number."""
-    existing = await repository.client_id_by_phone(session, e164)
+    """The card of the number, or a new one; safe when two transactions race for one number.
+
+    `looked_up`: the caller has just found no card with the number in this transaction, so
+    the look-up is not repeated (a card opened since by another one is caught at the insert)."""
+    existing = None if looked_up else await repository.client_id_by_phone(session, e164)
     if existing is not None:
         card = await session.get(Client, existing)  # the bare row: callers want id and owner
         if card is not None:

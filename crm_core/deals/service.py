@@ -176,13 +176,22 @@ def check_move(stage: DealStage, deal: Deal, move: StageMove) -> None:
 
 
 async def ensure_open_deal(
-    session: AsyncSession, client_id: int, *, responsible_id: int | None, title: str
+    session: AsyncSession,
+    client_id: int,
+    *,
+    responsible_id: int | None,
+    title: str,
+    new_client: bool = False,
 ) -> tuple[Deal, bool]:
-    """The client's open deal, or a new one in the first stage; race-free per client."""
-    await clients_repo.lock_client(session, client_id)
-    deal = await repository.open_deal_of(session, client_id)
-    if deal is not None:
-        return deal, False
+    """The client's open deal, or a new one in the first stage; race-free per client.
+
+    `new_client`: the card was opened in this very transaction, so no other one can see it nor
+    has it a deal: the lock and the look-up are skipped (two statements of every new caller)."""
+    if not new_client:
+        await clients_repo.lock_client(session, client_id)
+        deal = await repository.open_deal_of(session, client_id)
+        if deal is not None:
+            return deal, False
     stage = await repository.first_stage(session)
     deal = Deal(client_id=client_id, title=title, responsible_id=responsible_id, stage_id=stage.id)
     session.add(deal)
