@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from crm_core.calls.models import ActiveCall
@@ -84,6 +85,29 @@ def _csv(name: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -
 
 def _columns(model: type[Any]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
+
+
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+def _own(user: User) -> int | None:
+    """Whose figures a report holds: None (everyone's) for staff, else the viewer's own."""
+    return None if is_staff(user) else user.id
+
+
+def _period_table(
+    name: str,
+    row: type[Any],
+    out: type[OutT],
+    period: tuple[datetime, datetime],
+    items: Sequence[Mapping[str, Any]],
+    format: str,
+) -> OutT | Response:
+    """A period's rows as CSV (`?format=csv`) or as `out` {from, to, items}."""
+    if format == "csv":
+        return _csv(name, items, _columns(row))
+    start, end = period
+    return out.model_validate({"from": start.isoformat(), "to": end.isoformat(), "items": items})
 
 
 @router.get("/dashboard")
@@ -240,7 +264,7 @@ async def hourly_report(
         day_start,
         container(request).settings.core.default_timezone,
         service_level_s=presence_settings().service_level_seconds,
-        user_id=None if is_staff(user) else user.id,
+        user_id=_own(user),
     )
     if format == "csv":
         return _csv(f"hourly-{day_start.date()}", items, _columns(HourRow))
@@ -257,13 +281,9 @@ async def lead_sources(
     format: Format = "json",
 ) -> LeadSourcesOut | Response:
     """Per lead source: clients, deals, won deals and sums, conversion % (a manager: their own)."""
-    start, end = _period(request, date_from, date_to)
-    items = await sales.lead_source_report(session, start, end, None if is_staff(user) else user.id)
-    if format == "csv":
-        return _csv("lead-sources", items, _columns(LeadSourceRow))
-    return LeadSourcesOut.model_validate(
-        {"from": start.isoformat(), "to": end.isoformat(), "items": items}
-    )
+    period = _period(request, date_from, date_to)
+    items = await sales.lead_source_report(session, *period, _own(user))
+    return _period_table("lead-sources", LeadSourceRow, LeadSourcesOut, period, items, format)
 
 
 @router.get("/reports/lost-reasons", response_model=LostReasonsOut, responses=CSV_RESPONSE)
@@ -276,13 +296,9 @@ async def lost_reasons(
     format: Format = "json",
 ) -> LostReasonsOut | Response:
     """Deals lost in the period by the stage they were lost at and the reason given."""
-    start, end = _period(request, date_from, date_to)
-    items = await sales.lost_reasons(session, start, end, None if is_staff(user) else user.id)
-    if format == "csv":
-        return _csv("lost-reasons", items, _columns(LostReasonRow))
-    return LostReasonsOut.model_validate(
-        {"from": start.isoformat(), "to": end.isoformat(), "items": items}
-    )
+    period = _period(request, date_from, date_to)
+    items = await sales.lost_reasons(session, *period, _own(user))
+    return _period_table("lost-reasons", LostReasonRow, LostReasonsOut, period, items, format)
 
 
 @router.get("/reports/presence", response_model=PresenceTimeOut, responses=CSV_RESPONSE)
@@ -310,11 +326,7 @@ async def presence_time(
         }
         for u in people
     ]
-    if format == "csv":
-        return _csv("presence", items, _columns(PresenceTimeRow))
-    return PresenceTimeOut.model_validate(
-        {"from": start.isoformat(), "to": end.isoformat(), "items": items}
-    )
+    return _period_table("presence", PresenceTimeRow, PresenceTimeOut, (start, end), items, format)
 
 
 # total stays absent, not null, for managers and operators
