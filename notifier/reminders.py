@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Callable, Collection, Sequence
@@ -38,8 +37,8 @@ from crm_core.tasks.reminders import (
 )
 from notifier.channels import messages_for
 from notifier.email import build_message
-from notifier.hub.event_log import PUBLISH_LOCK_KEY
-from notifier.hub.frames import Envelope, encode_frame
+from notifier.hub.event_log import PUBLISH_LOCK_KEY, envelope
+from notifier.hub.frames import dumps
 from notifier.hub.notify import NOTIFY_CHANNEL, notify_body
 from notifier.settings import NotifierSettings
 
@@ -73,22 +72,11 @@ async def publish_in(session: AsyncSession, events: Sequence[object], notify_cha
             {
                 "c": [m.channel for m in messages],
                 "t": [m.type for m in messages],
-                "p": [json.dumps(m.payload, ensure_ascii=False, default=str) for m in messages],
+                "p": [dumps(m.payload) for m in messages],
             },
         )
     ).mappings()
-    envelopes = sorted(
-        (
-            Envelope(
-                r["seq"],
-                r["channel"],
-                r["type"],
-                encode_frame(r["seq"], r["channel"], r["type"], r["payload"], r["created_at"]),
-            )
-            for r in rows
-        ),
-        key=lambda e: e.seq,
-    )
+    envelopes = sorted((envelope(r) for r in rows), key=lambda e: e.seq)
     await session.execute(
         text("SELECT pg_notify(:c, :b)"),
         {"c": notify_channel, "b": notify_body(envelopes)},

@@ -7,8 +7,9 @@ commit order == the order PostgreSQL delivers the NOTIFY that announces them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -53,7 +54,8 @@ class Replay:
         return self.more or self.gap
 
 
-def envelope(row: asyncpg.Record) -> Envelope:
+def envelope(row: Mapping[Any, Any]) -> Envelope:
+    """An event_log row (asyncpg's, or SQLAlchemy's mapping in notifier/reminders.py) as sent."""
     seq, channel, type_ = row["seq"], row["channel"], row["type"]
     return Envelope(
         seq, channel, type_, encode_frame(seq, channel, type_, row["payload"], row["created_at"])
