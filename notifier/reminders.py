@@ -2,9 +2,11 @@
 
 Each round: record which users have a page open here (presence heartbeat), then in ONE
 transaction claim the due reminders (crm_core.tasks.reminders.claim_due), write their
-`task.reminder` messages into the event log exactly as the hub's publish does (its advisory
-lock, INSERT, NOTIFY) and the emails for absent users, and commit. Every instance's hub then
-delivers the messages to the assignees' sockets; a socket that connects later replays them.
+`task.reminder` messages into the event log with the hub's own append in that transaction
+(notifier/hub/event_log.py:append_in: its lock, INSERT, NOTIFY at commit) and the emails for
+absent users, and commit: a crash can neither lose a reminder's message nor send it twice.
+Every instance's hub then delivers the messages to the assignees' sockets; a socket that
+connects later replays them.
 Emails are sent after the commit from their own rows, leased, so a crash never loses one.
 
 The loop sleeps until the next armed reminder, at most `poll_seconds` (a task created or
@@ -17,12 +19,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any
 
 import aiosmtplib
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.models_common import utcnow
@@ -37,51 +38,14 @@ from crm_core.tasks.reminders import (
 )
 from notifier.channels import messages_for
 from notifier.email import build_message
-from notifier.hub.event_log import PUBLISH_LOCK_KEY, envelope
-from notifier.hub.frames import dumps
-from notifier.hub.notify import NOTIFY_CHANNEL, notify_body
+from notifier.hub import event_log
+from notifier.hub.notify import NOTIFY_CHANNEL
 from notifier.settings import NotifierSettings
 
 logger = logging.getLogger(__name__)
 
 EMAIL_MAX_ATTEMPTS = 5
 EMAIL_LEASE = timedelta(minutes=2)
-
-_INSERT_SQL = text(
-    """
-    INSERT INTO event_log (channel, type, payload)
-    SELECT u.c, u.t, u.p::jsonb
-    FROM unnest(CAST(:c AS text[]), CAST(:t AS text[]), CAST(:p AS text[]))
-        WITH ORDINALITY AS u(c, t, p, n)
-    ORDER BY u.n
-    RETURNING seq, channel, type, payload::text AS payload, created_at
-    """
-)
-
-
-async def publish_in(session: AsyncSession, events: Sequence[object], notify_channel: str) -> int:
-    """Write `events`' messages to the event log within the session's transaction, the way
-    EventHub.publish does (same lock, so seq order stays commit order); NOTIFY at commit."""
-    messages = messages_for(events)
-    if not messages:
-        return 0
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUBLISH_LOCK_KEY})
-    rows = (
-        await session.execute(
-            _INSERT_SQL,
-            {
-                "c": [m.channel for m in messages],
-                "t": [m.type for m in messages],
-                "p": [dumps(m.payload) for m in messages],
-            },
-        )
-    ).mappings()
-    envelopes = sorted((envelope(r) for r in rows), key=lambda e: e.seq)
-    await session.execute(
-        text("SELECT pg_notify(:c, :b)"),
-        {"c": notify_channel, "b": notify_body(envelopes)},
-    )
-    return len(envelopes)
 
 
 class ReminderScheduler:
@@ -146,8 +110,9 @@ class ReminderScheduler:
         """Claim and publish the due reminders this instance can lock; how many."""
         async with self._sessions() as s, s.begin():
             events = await claim_due(s, self.policy)
-            if events:
-                await publish_in(s, events, self._notify_channel)
+            messages = messages_for(events)
+            if messages:  # numbered and announced only if the claims commit
+                await event_log.append_in(s, messages, self._notify_channel)
         if events:
             self.delivered += len(events)
             logger.info(

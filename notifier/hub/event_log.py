@@ -1,7 +1,10 @@
 """The `event_log` table: every published message numbered, kept for replay, cleaned up later.
 
 Publishers of all instances append under one transaction-scoped advisory lock, so seq order ==
-commit order == the order PostgreSQL delivers the NOTIFY that announces them.
+commit order == the order PostgreSQL delivers the NOTIFY that announces them. There is one way
+to append, in two kinds of transaction: `append` runs its own (the hub's writer connection),
+`append_in` joins a caller's open one (the rows, the lock and the NOTIFY then live and die with
+the caller's work: a rolled-back message is never seen, a committed one is never lost).
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from notifier.channels import Message
 from notifier.hub.frames import Envelope, dumps, encode_frame
+from notifier.hub.notify import notify_body
 
 # Serialises publishers of all instances so seq order == commit order == notification order.
 PUBLISH_LOCK_KEY = 0x5C12_E5E0_0001
+# held until the transaction ends, so nobody numbers a row before the holder has committed
+_LOCK_SQL = f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})"
 
 _ROW_SQL = "seq, channel, type, payload::text AS payload, created_at"
 _INSERT_SQL = f"""
@@ -55,35 +62,69 @@ class Replay:
 
 
 def envelope(row: Mapping[Any, Any]) -> Envelope:
-    """An event_log row (asyncpg's, or SQLAlchemy's mapping in notifier/reminders.py) as sent."""
+    """An event_log row as sent."""
     seq, channel, type_ = row["seq"], row["channel"], row["type"]
     return Envelope(
         seq, channel, type_, encode_frame(seq, channel, type_, row["payload"], row["created_at"])
     )
 
 
+BodyOf = Callable[[list[Envelope]], str]
+
+
+async def _number_and_announce(
+    conn: asyncpg.Connection, messages: list[Message], announce: str, body_of: BodyOf
+) -> list[Envelope]:
+    """INSERT and pg_notify, in `conn`'s open transaction that holds the publish lock."""
+    rows = await conn.fetch(
+        _INSERT_SQL,
+        [m.channel for m in messages],
+        [m.type for m in messages],
+        [dumps(m.payload) for m in messages],
+    )
+    envelopes = sorted((envelope(r) for r in rows), key=lambda e: e.seq)
+    # PostgreSQL sends it at COMMIT (never after a rollback), in commit order
+    await conn.execute("SELECT pg_notify($1, $2)", announce, body_of(envelopes))
+    return envelopes
+
+
 async def append(
     conn: asyncpg.Connection,
     messages: list[Message],
     announce: str,
-    body_of: Callable[[list[Envelope]], str],
-) -> None:
+    body_of: BodyOf = notify_body,
+) -> list[Envelope]:
     """Number `messages` and NOTIFY `announce` with `body_of(envelopes)`, in one transaction."""
-    channels = [m.channel for m in messages]
-    types = [m.type for m in messages]
-    payloads = [dumps(m.payload) for m in messages]
     # simple-protocol BEGIN + lock in one round trip; the key is our own constant
-    await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")
+    await conn.execute(f"BEGIN; {_LOCK_SQL}")
     try:
-        rows = await conn.fetch(_INSERT_SQL, channels, types, payloads)
-        envelopes = sorted((envelope(r) for r in rows), key=lambda e: e.seq)
-        await conn.execute("SELECT pg_notify($1, $2)", announce, body_of(envelopes))
+        envelopes = await _number_and_announce(conn, messages, announce, body_of)
         await conn.execute("COMMIT")
     except BaseException:
         if not conn.is_closed():
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
         raise
+    return envelopes
+
+
+async def append_in(
+    session: AsyncSession | AsyncConnection,
+    messages: list[Message],
+    announce: str,
+    body_of: BodyOf = notify_body,
+) -> list[Envelope]:
+    """`append` within the caller's transaction: committed (and announced) with its work.
+
+    The publish lock is held from here to the caller's COMMIT, so call it last, just before.
+    """
+    conn = session if isinstance(session, AsyncConnection) else await session.connection()
+    # through SQLAlchemy first: it opens the transaction on the driver if nothing has yet
+    await conn.exec_driver_sql(_LOCK_SQL)
+    driver = (await conn.get_raw_connection()).driver_connection
+    if not isinstance(driver, asyncpg.Connection) or not driver.is_in_transaction():
+        raise RuntimeError("event_log.append_in needs an open asyncpg transaction")
+    return await _number_and_announce(driver, messages, announce, body_of)
 
 
 async def after(conn: asyncpg.Connection, seq: int, limit: int) -> list[Envelope]:
