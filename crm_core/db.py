@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import MetaData
@@ -88,6 +89,21 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
 
 Publisher = Callable[[list[Any]], Awaitable[None]]
 
+
+@dataclass(frozen=True)
+class TransactionalPublisher:
+    """A publisher that writes a unit of work's events in its own transaction, just before the
+    commit (the hub's event_log): committed together, so a crash between the commit and the
+    publish cannot lose them, and a failed write rolls the work back. Called outside a unit of
+    work, it publishes the usual way."""
+
+    write: Callable[[AsyncSession, list[Any]], Awaitable[None]]
+    publish: Publisher
+
+    async def __call__(self, events: list[Any]) -> None:
+        await self.publish(events)
+
+
 _EVENTS_KEY = "domain_events"
 
 
@@ -105,10 +121,15 @@ async def discard_events(events: list[Any]) -> None:
 async def unit_of_work(
     factory: async_sessionmaker[AsyncSession], publish: Publisher | None = None
 ) -> AsyncIterator[AsyncSession]:
-    """Commit on success, roll back on error; publish collected events after the commit only."""
+    """Commit on success, roll back on error; publish collected events after the commit only
+    (or, for a TransactionalPublisher, write them in the transaction just before the commit)."""
     async with factory() as session:
         try:
             yield session
+            if isinstance(publish, TransactionalPublisher):
+                written = session.info.pop(_EVENTS_KEY, None)
+                if written:
+                    await publish.write(session, written)
             await session.commit()
         except BaseException:
             await session.rollback()

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.db import Publisher, TransactionalPublisher
 from notifier.channels import Message, messages_for
 from notifier.hub.event_log import Replay
 from notifier.hub.fanout import Fanout
@@ -68,6 +71,7 @@ class EventHub:
         )
         self.bus: PgBus | None = None
         self._backend: Backend
+        self._postgres: PostgresBackend | None = None
         if dsn:
             postgres = PostgresBackend(
                 dsn,
@@ -77,7 +81,7 @@ class EventHub:
                 notify_channel=notify_channel,
             )
             self.bus = postgres.bus
-            self._backend = postgres
+            self._backend = self._postgres = postgres
         else:
             self._backend = LocalBackend(self._fanout)
 
@@ -115,6 +119,24 @@ class EventHub:
         messages = messages_for(events)
         if messages:
             await self._backend.publish(messages)
+
+    @property
+    def transactional(self) -> Publisher:
+        """The unit of work's publisher that writes its events to event_log in the work's own
+        transaction (crm_core.db.TransactionalPublisher); the local mode keeps no log, so there
+        it is `publish`, after the commit."""
+        if self._postgres is None:
+            return self.publish
+        return TransactionalPublisher(self.publish_in, self.publish)
+
+    async def publish_in(self, session: AsyncSession, events: Sequence[object]) -> None:
+        """Write `events`' messages in `session`'s open transaction (PostgreSQL backend only);
+        every instance delivers them when it commits, and never if it rolls back."""
+        if self._postgres is None:
+            raise RuntimeError("the local event hub keeps no event_log to write in a transaction")
+        messages = messages_for(events)
+        if messages:
+            await self._postgres.publish_in(session, messages)
 
     def publish_local(self, events: Sequence[object]) -> None:
         """Fan out on this instance only, skipping event_log and NOTIFY.

@@ -118,7 +118,11 @@ async def append_in(
 
     The publish lock is held from here to the caller's COMMIT, so call it last, just before.
     """
-    conn = session if isinstance(session, AsyncConnection) else await session.connection()
+    if isinstance(session, AsyncConnection):
+        conn = session
+    else:
+        await session.flush()  # the work's own writes first: the lock waits for nothing else
+        conn = await session.connection()
     # through SQLAlchemy first: it opens the transaction on the driver if nothing has yet
     await conn.exec_driver_sql(_LOCK_SQL)
     driver = (await conn.get_raw_connection()).driver_connection

@@ -1,6 +1,7 @@
 """The hub across instances: event_log numbers every message, NOTIFY spreads it, LISTEN hears it.
 
     publish(messages) ── one transaction: advisory xact lock, INSERT … RETURNING, pg_notify, COMMIT
+    publish_in(session, messages) ── the same in the caller's transaction, announced at its COMMIT
         └── every instance's PgBus ── dispatcher (in seq order) ── Fanout ── Subscriber queues
 
 Ordering is what makes "reconnect with last_seq" exact: commits happen in seq order across all
@@ -16,6 +17,7 @@ import logging
 from collections.abc import Iterable
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.background import cancel_and_wait
 from crm_core.pg_connection import DedicatedConnection
@@ -96,6 +98,10 @@ class PostgresBackend:
     async def publish(self, messages: list[Message]) -> None:
         async with self._writer.use() as conn:
             await event_log.append(conn, messages, self._notify_channel, notify_body)
+
+    async def publish_in(self, session: AsyncSession, messages: list[Message]) -> None:
+        """Number and announce `messages` in `session`'s transaction, at its commit."""
+        await event_log.append_in(session, messages, self._notify_channel, notify_body)
 
     async def replay(self, channels: Iterable[str], after: int, limit: int) -> Replay:
         async with self._reader.use() as conn:

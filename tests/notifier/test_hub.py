@@ -227,3 +227,135 @@ async def test_local_mode_fans_out_without_a_database() -> None:
     got = await take(sub, 2)
     assert [m["seq"] for m in got] == [1, 5]  # 2..4: ext:102 and supervisors messages
     await hub.stop()
+
+
+@pytest.fixture
+async def two_hubs(database_url: str) -> AsyncIterator[tuple[EventHub, EventHub]]:
+    """Two instances of the service's hub on one database."""
+    hubs = (EventHub(database_url, queue_size=64), EventHub(database_url, queue_size=64))
+    for h in hubs:
+        await h.start()
+    async with asyncio.timeout(WAIT):
+        for h in hubs:
+            await h.wait_ready()
+    yield hubs
+    for h in hubs:
+        await h.stop()
+
+
+async def logged_ns(database_url: str) -> list[int]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT payload->>'n' AS n FROM event_log WHERE channel = 'ext:101' ORDER BY seq"
+        )
+    finally:
+        await conn.close()
+    return [int(r["n"]) for r in rows]
+
+
+async def waiting_for_the_publish_lock(database_url: str, count: int) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with asyncio.timeout(WAIT):
+            while (
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                )
+                < count
+            ):
+                await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+
+
+async def test_appended_in_a_callers_transaction_reaches_every_instance_once_or_never(
+    two_hubs: tuple[EventHub, EventHub],
+    sessions: async_sessionmaker[AsyncSession],
+    database_url: str,
+) -> None:
+    subs = [h.subscribe({"ext:101"}) for h in two_hubs]
+    for sub in subs:
+        sub.go_live(0)
+    one, two = two_hubs
+    # appended (numbered, its NOTIFY queued), then the work fails: rolled back with it
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(sessions, one.publish) as session:
+            await session.execute(text("SELECT 1"))
+            await one.publish_in(session, [ring("101", 1)])
+            raise RuntimeError("boom")
+    # the append is the transaction's first statement, then its work commits
+    async with sessions() as session, session.begin():
+        await two.publish_in(session, [ring("101", 2)])
+        await session.execute(text("SELECT 1"))
+    # a unit of work with the hub's transactional publisher writes its events before COMMIT
+    async with unit_of_work(sessions, one.transactional) as session:
+        await session.execute(text("SELECT 1"))
+        collect_event(session, ring("101", 3))
+    for sub in subs:
+        got = await take(sub, 2)
+        assert [m["payload"]["n"] for m in got] == [2, 3]
+        assert got[0]["seq"] < got[1]["seq"]
+    for sub in subs:
+        await nothing_more(sub)
+    assert await logged_ns(database_url) == [2, 3]
+
+
+async def test_a_transaction_holding_the_log_orders_the_next_appender_after_its_commit(
+    two_hubs: tuple[EventHub, EventHub],
+    sessions: async_sessionmaker[AsyncSession],
+    database_url: str,
+) -> None:
+    subs = [h.subscribe({"ext:101"}) for h in two_hubs]
+    for sub in subs:
+        sub.go_live(0)
+    one, two = two_hubs
+    first_appended = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def first() -> None:
+        async with sessions() as session, session.begin():
+            await one.publish_in(session, [ring("101", 1)])
+            first_appended.set()
+            await release_first.wait()  # committing late, still holding the publish lock
+
+    async def second() -> None:
+        await first_appended.wait()
+        async with sessions() as session, session.begin():
+            await two.publish_in(session, [ring("101", 2)])
+
+    tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
+    await first_appended.wait()
+    # the hub's own writer waits its turn too
+    tasks.append(asyncio.create_task(two.publish([ring("101", 3)])))
+    await waiting_for_the_publish_lock(database_url, 2)
+    release_first.set()
+    await asyncio.gather(*tasks)
+    # numbered in commit order: the writer (and the second appender) only after the first's
+    # commit, so every instance sees each seq once and in increasing order, nothing skipped
+    ns = await logged_ns(database_url)
+    assert ns[0] == 1 and sorted(ns) == [1, 2, 3]
+    for sub in subs:
+        got = await take(sub, 3)
+        assert [m["payload"]["n"] for m in got] == ns
+        assert [m["seq"] for m in got] == sorted({m["seq"] for m in got})
+    for sub in subs:
+        await nothing_more(sub)
+
+
+async def test_the_local_hub_publishes_after_the_commit(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hub = EventHub(None)
+    await hub.start()
+    sub = hub.subscribe({"ext:101"})
+    sub.go_live(0)
+    assert hub.transactional == hub.publish  # no log to write in a transaction
+    with pytest.raises(RuntimeError):
+        async with sessions() as session:
+            await hub.publish_in(session, [ring("101", 1)])
+    async with unit_of_work(sessions, hub.transactional) as session:
+        collect_event(session, ring("101", 2))
+    got = await take(sub, 1)
+    assert [m["payload"]["n"] for m in got] == [2]
+    await hub.stop()
