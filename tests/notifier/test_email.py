@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
@@ -18,6 +19,7 @@ from crm_core.clients.schemas import ClientCreate
 from crm_core.clients.service import create_client
 from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal
+from crm_core.events.models import EventLogEntry
 from crm_core.events.types import MessageEvent
 from crm_core.messaging import service
 from crm_core.messaging.schemas import EmailCreate
@@ -32,6 +34,7 @@ from notifier.email import (
     parse_email,
     sender_auth,
 )
+from notifier.hub import EventHub
 from notifier.outbox import OutboxWorker
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
@@ -186,6 +189,51 @@ def _letter(
 
 async def _send_in(server: InboundSmtpServer, msg: EmailMessage) -> None:
     await aiosmtplib.send(msg, hostname="127.0.0.1", port=server.port, timeout=5)
+
+
+async def test_inbound_email_news_is_written_with_it_and_reaches_every_instance_once(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    # as the service composes it: the email's news in the logging transaction (hub.transactional)
+    hubs = [EventHub(database_url, supervisor_flush_seconds=0.05) for _ in range(2)]
+    for hub in hubs:
+        await hub.start()
+    server = InboundSmtpServer(
+        "127.0.0.1",
+        0,
+        email_logger(sessions, hubs[0].transactional, region="RU"),
+        domains=["crm.example.com"],
+    )
+    await server.start()
+    try:
+        async with asyncio.timeout(10):
+            for hub in hubs:
+                await hub.wait_ready()
+        boards = [hub.subscribe({"supervisors"}) for hub in hubs]
+        for board in boards:
+            board.go_live(0)
+        await _send_in(server, _letter())
+        await _send_in(server, _letter())  # the same Message-ID again: logged once, told once
+        for board in boards:
+            types: list[str] = []
+            async with asyncio.timeout(10):
+                while "message.received" not in types:
+                    types.extend(json.loads(f)["type"] for f in await board.next_frames())
+            assert sorted(types) == ["communication.logged", "message.received"]
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.4):
+                    await board.next_frames()
+        async with sessions() as s:
+            logged = await s.scalar(
+                select(func.count())
+                .select_from(EventLogEntry)
+                .where(EventLogEntry.type == "message.received")
+            )
+        assert logged == 1
+    finally:
+        await server.stop()
+        for hub in hubs:
+            await hub.stop()
 
 
 async def test_inbound_email_from_unknown_sender_opens_a_card_once(
