@@ -86,7 +86,7 @@ def build_services(c: Container) -> Container:
     # SMS and email (outbox worker, inbound SMTP): each starts when configured. Their news is
     # written to event_log in their own transactions (hub.transactional), so a crash after the
     # commit cannot lose it; not the call pipeline's (measured slower for pops:
-    # bench/pop_latency_notes.md) nor the requests' (publish, after the commit)
+    # bench/event_log_in_transaction_notes.md) nor the requests' (publish, after the commit)
     messaging = Messaging(s, c.database_url, c.sessions, hub.transactional)
     parts.append(messaging)
     # task reminders: one scheduler per instance, each reminder claimed once in the database
