@@ -3,7 +3,8 @@
 event_hub.py   EventHub: domain events -> channel messages -> its backend; subscribe, replay
 postgres.py    the backend across instances: event_log + NOTIFY, LISTEN, catch-up in seq order
 local.py       the backend of one process, without a database (benchmarks, tools)
-event_log.py   the event_log table: append under the publish lock, replay, cleanup
+event_log.py   the event_log table: append under the publish lock (own or caller's
+               transaction), replay, cleanup
 notify.py      the NOTIFY body: frames inline when they fit, else their numbers
 fanout.py      this instance's sockets by channel; each seq delivered once, in order
 subscriber.py  one socket's bounded, prioritised queue (screen-pops first)
