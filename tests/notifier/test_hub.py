@@ -243,6 +243,13 @@ async def two_hubs(database_url: str) -> AsyncIterator[tuple[EventHub, EventHub]
         await h.stop()
 
 
+def listening(hubs: tuple[EventHub, EventHub]) -> list[Subscriber]:
+    subs = [h.subscribe({"ext:101"}) for h in hubs]
+    for sub in subs:
+        sub.go_live(0)
+    return subs
+
+
 async def logged_ns(database_url: str) -> list[int]:
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
@@ -274,9 +281,7 @@ async def test_appended_in_a_callers_transaction_reaches_every_instance_once_or_
     sessions: async_sessionmaker[AsyncSession],
     database_url: str,
 ) -> None:
-    subs = [h.subscribe({"ext:101"}) for h in two_hubs]
-    for sub in subs:
-        sub.go_live(0)
+    subs = listening(two_hubs)
     one, two = two_hubs
     # appended (numbered, its NOTIFY queued), then the work fails: rolled back with it
     with pytest.raises(RuntimeError):
@@ -306,12 +311,10 @@ async def test_a_transaction_holding_the_log_orders_the_next_appender_after_its_
     sessions: async_sessionmaker[AsyncSession],
     database_url: str,
 ) -> None:
-    subs = [h.subscribe({"ext:101"}) for h in two_hubs]
-    for sub in subs:
-        sub.go_live(0)
-    one, two = two_hubs
     first_appended = asyncio.Event()
     release_first = asyncio.Event()
+    subs = listening(two_hubs)
+    one, two = two_hubs
 
     async def first() -> None:
         async with sessions() as session, session.begin():
