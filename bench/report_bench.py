@@ -111,9 +111,9 @@ ANALYZE;
 async def seed(url: str, agents: int, communications: int) -> None:
     import asyncpg
 
-    from crm_core.routing.router import to_asyncpg_dsn
+    from crm_core.db import asyncpg_dsn
 
-    conn = await asyncpg.connect(to_asyncpg_dsn(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         sql = (
             SEED.replace(":agents", str(agents))

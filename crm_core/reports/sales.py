@@ -16,7 +16,7 @@ from crm_core.clients.models import Client
 from crm_core.deals.models import Deal, DealStage, DealStageMove
 from crm_core.reports.plans import period_plans
 from crm_core.reports.rules import money, percent
-from crm_core.reports.service import EMPTY_DEALS, communication_figures, deal_figures
+from crm_core.reports.service import EMPTY_DEALS, communication_figures, deal_figures_for
 from crm_core.users.models import User
 
 DAY_COMMS = (
@@ -42,8 +42,9 @@ async def day_report(
     of the month to date against the month's plan; and the total of the rows."""
     day_end = day_start + timedelta(days=1)
     comms = await communication_figures(session, day_start, day_end)
-    deals_day = await deal_figures(session, day_start, day_end)
-    deals_mtd = await deal_figures(session, month_start, day_end)
+    (deals_day, deals_mtd), _ = await deal_figures_for(
+        session, [(day_start, day_end), (month_start, day_end)]
+    )
     month = month_start.date()
     last = (month_start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     plans = await period_plans(session, month, last.date(), [u.id for u in users])
