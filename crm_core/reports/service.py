@@ -244,7 +244,10 @@ async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[
     the sales plan for the period against what was won, lead sources."""
     team_comms, comms = await _figures(session, start, end)
     (deals,), sources = await deal_figures_for(session, [(start, end)])
-    users = {u.id: u for u in await session.scalars(select(User).order_by(User.id))}
+    users = {
+        uid: (name, ext)
+        for uid, name, ext in await session.execute(select(User.id, User.full_name, User.extension))
+    }
     first, last = start.date(), (end - timedelta(days=1)).date()
     plans = await period_plans(session, first, last)
     per_manager = []
@@ -260,8 +263,8 @@ async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[
         per_manager.append(
             {
                 "user_id": uid,
-                "name": user.full_name if user else "(unassigned)",
-                "extension": user.extension if user else None,
+                "name": user[0] if user else "(unassigned)",
+                "extension": user[1] if user else None,
                 **_money(row),
                 **_plan_fields(plan, d["won_sum"]),
             }
