@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Float, delete, func, literal, or_, select, update
+from sqlalchemy import DateTime, Float, delete, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import collect_event
@@ -141,6 +141,9 @@ async def time_per_state(
     """Seconds in each state per user within [start, end), from the history: each span clipped
     to the period (`rules.seconds_per_state`), summed in SQL (a month of 300 agents' spans is
     ~100,000 rows: not to be read into Python)."""
+    # a month's spans: planned for this period, not from a cached generic plan (see
+    # crm_core/reports/custom_plans.py)
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     h = PresenceSpan
     a, b = literal(start, DateTime(timezone=True)), literal(end, DateTime(timezone=True))
     lo = func.greatest(h.since, a)

@@ -9,6 +9,7 @@ from sqlalchemy import Float, Integer, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.communications.models import Communication
+from crm_core.reports.custom_plans import custom_plans
 from crm_core.reports.models import QueueEntry
 from crm_core.reports.rules import queue_figures
 
@@ -30,6 +31,7 @@ async def queue_stats(
 
     Waits are compared and summed as intervals, turned into seconds once per queue: no
     per-row epoch arithmetic (a month's 60,000 stays: about half the time)."""
+    await custom_plans(session)
     e = QueueEntry
     wait = func.coalesce(e.answered_at, e.left_at) - e.joined_at
     stay = e.left_at - e.joined_at
@@ -93,6 +95,7 @@ async def hourly(
 ) -> list[dict[str, Any]]:
     """Hour by hour of one day (the company's time zone): calls in and out, answered, missed
     (a manager: their own calls), and queue service level (everyone's: queues are shared)."""
+    await custom_plans(session)
     end = day_start + timedelta(days=1)
     c = Communication
     hour = func.extract("hour", func.timezone(tz, c.occurred_at)).cast(Integer)

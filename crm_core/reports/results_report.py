@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.reports.custom_plans import custom_plans
 from crm_core.reports.rules import percent
 from crm_core.results.models import RESULT_KINDS
 from crm_core.users.models import User
@@ -103,6 +104,7 @@ async def results_report(
 ) -> dict[str, Any]:
     """Rows for everyone who set a result in [start, end) and for each of `people` (zeros when
     they set none); `user_id`: that user's results only. The team total counts every record."""
+    await custom_plans(session)
     counted = await session.execute(
         _RESULTS_SQL,
         {"start": start, "end": end, "everyone": user_id is None, "user_id": user_id or 0},

@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 
 from crm_core.clients.models import Client
 from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.reports.custom_plans import custom_plans
 from crm_core.reports.plans import period_plans
 from crm_core.reports.rules import money, percent
 from crm_core.reports.service import EMPTY_DEALS, communication_figures, deal_figures_for
@@ -101,6 +102,7 @@ async def lead_source_report(
     """Per lead source: clients and deals that came in the period, how many of those deals were
     won (so far) and for how much, and the conversion %. `user_id`: one manager's deals and
     clients only."""
+    await custom_plans(session)
     d, s = Deal, DealStage
     q = (
         select(
@@ -155,6 +157,7 @@ async def lost_reasons(
 ) -> list[dict[str, Any]]:
     """Deals lost in the period, by the stage they were in when lost (the last move into a
     losing stage says where from) and the reason given."""
+    await custom_plans(session)
     d, s, m = Deal, DealStage, DealStageMove
     from_stage = aliased(DealStage)
     last_move = (

@@ -16,6 +16,7 @@ from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage
 from crm_core.presence import rules as presence_rules
 from crm_core.presence import service as presence
+from crm_core.reports.custom_plans import custom_plans
 from crm_core.reports.plans import period_plans
 from crm_core.reports.rules import money, percent
 from crm_core.schedules.rules import is_on_duty
@@ -123,6 +124,7 @@ async def _figures(
 ) -> tuple[dict[str, Any], dict[int | None, dict[str, Any]]]:
     """(the team's totals, each call once; figures per user with missed calls moved to the
     agents rung)."""
+    await custom_plans(session)
     base: dict[int | None, dict[str, Any]] = {}
     moves: list[tuple[int | None, str, int]] = []
     rows = await session.execute(_COMMS_SQL, {"start": start, "end": end})
@@ -172,6 +174,7 @@ async def deal_figures_for(
 
     One pass over the deals created or closed within the periods' span (GROUPING SETS: by
     manager and by lead source) instead of a query per figure and period."""
+    await custom_plans(session)
     d, s = Deal, DealStage
     lo, hi = min(p[0] for p in periods), max(p[1] for p in periods)
     cols = [c for start, end in periods for c in _deal_columns(start, end)]
