@@ -1,7 +1,8 @@
 """The reports' one-pass statements (crm_core/reports): the period's edges, missed calls moved to
 the agents they rang (only to real extensions, once per call, whatever the JSON holds), deals for
 several periods in one pass, time per state summed in SQL, contact results counted in SQL equal
-to the pure fold. Frozen dates (February 2026): independent of today."""
+to the pure fold, queue waits at their thresholds, custom plans for the transaction only.
+Frozen dates (February 2026): independent of today."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.clients.models import Client
@@ -18,7 +19,8 @@ from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage
 from crm_core.presence import service as presence
 from crm_core.presence.models import PresenceSpan
-from crm_core.reports import results_report, service
+from crm_core.reports import queues, results_report, service
+from crm_core.reports.models import QueueEntry
 from crm_core.results.models import ContactResult, ContactResultRecord
 from crm_core.users.models import User
 from tests.conftest import UserFactory
@@ -296,3 +298,52 @@ async def test_contact_results_counted_in_sql_equal_the_pure_fold(
     assert [r["user_id"] for r in mine["rows"]] == [m1.id]
     mine_total = {k: v for k, v in mine["total"].items() if k not in ("user_id", "name")}
     assert mine_total == per_user[m1.id]
+
+
+async def test_queue_waits_at_the_thresholds_count_in(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    t = START + timedelta(days=2)
+    s20, s5 = timedelta(seconds=20), timedelta(seconds=5)
+    tiny = timedelta(microseconds=1)
+    stays = [  # (answered after, left after, abandoned)
+        (s20, s20, False),  # answered at exactly the service level: in it
+        (s20 + tiny, s20 + tiny, False),  # just after: not in it
+        (None, s5, True),  # abandoned at exactly the short-abandon limit: short
+        (None, s5 + tiny, True),  # just after: a real abandon
+    ]
+    async with sessions() as s:
+        for i, (answered, left, abandoned) in enumerate(stays):
+            s.add(
+                QueueEntry(
+                    linkedid=f"q{i}",
+                    queue="sales",
+                    joined_at=t,
+                    left_at=t + left,
+                    answered_at=t + answered if answered else None,
+                    abandoned=abandoned,
+                )
+            )
+        # joined at the period's end: not this period's
+        s.add(QueueEntry(linkedid="q9", queue="sales", joined_at=END, abandoned=True))
+        await s.commit()
+    async with sessions() as s:
+        (row,) = await queues.queue_stats(s, START, END, service_level_s=20, short_abandon_s=5)
+    assert (row["offered"], row["answered"], row["abandoned"], row["short_abandoned"]) == (
+        4,
+        2,
+        1,
+        1,
+    )
+    assert row["answered_in_service_level"] == 1
+    assert row["asa_seconds"] == 20.0 and row["longest_wait_seconds"] == 20.0
+
+
+async def test_reports_plan_with_their_period_for_their_transaction_only(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        await service.report(s, START, END)
+        assert await s.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
+        await s.commit()
+        assert await s.scalar(text("SHOW plan_cache_mode")) == "auto"
