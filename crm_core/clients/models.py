@@ -27,6 +27,7 @@ class Client(Base):
         CheckConstraint("kind IN ('person', 'company')", name="kind"),
         CheckConstraint("readiness BETWEEN 0 AND 10", name="readiness"),
         Index("ix_clients_name_lower", func.lower(text("name"))),
+        Index("ix_clients_created_at", "created_at"),  # the lead-source report's new clients
     )
 
     id: Mapped[intpk]

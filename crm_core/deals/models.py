@@ -58,6 +58,9 @@ class Deal(Base):
         Index("ix_deals_open_by_client", "client_id", postgresql_where="closed_at IS NULL"),
         # the board's won/lost zones: the latest closed deals of one stage
         Index("ix_deals_stage_closed_at", "stage_id", "closed_at"),
+        # the reports: deals created or closed in a period (one day of years of deals)
+        Index("ix_deals_created_at", "created_at"),
+        Index("ix_deals_closed_at", "closed_at"),
     )
 
     id: Mapped[intpk]

@@ -41,10 +41,11 @@ async def period_plans(
     session: AsyncSession, first: date, last: date, user_ids: Sequence[int] | None = None
 ) -> dict[int, Decimal]:
     """Each user's plan for the days [first, last] (months prorated by days covered)."""
-    q = select(SalesPlan).where(SalesPlan.month.in_(months_between(first, last)))
+    p = SalesPlan
+    q = select(p.user_id, p.month, p.amount).where(p.month.in_(months_between(first, last)))
     if user_ids is not None:
-        q = q.where(SalesPlan.user_id.in_(list(user_ids)))
+        q = q.where(p.user_id.in_(list(user_ids)))
     by_user: dict[int, dict[date, Decimal]] = {}
-    for p in await session.scalars(q):
-        by_user.setdefault(p.user_id, {})[p.month] = p.amount
+    for user_id, month, amount in await session.execute(q):
+        by_user.setdefault(user_id, {})[month] = amount
     return {uid: period_plan(months, first, last) for uid, months in by_user.items()}

@@ -10,15 +10,16 @@ the manager postponed at least once in the period, the average and the largest n
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.reports.custom_plans import custom_plans
 from crm_core.reports.rules import percent
-from crm_core.results.models import RESULT_KINDS, ContactResultRecord
+from crm_core.results.models import RESULT_KINDS
 from crm_core.users.models import User
 
 FORWARD_KINDS = ("offer_sent", "sale")  # results that moved the sale forward
@@ -30,24 +31,35 @@ Group = tuple[int | None, int, str, int]
 
 def figures(groups: Iterable[tuple[int, str, int]]) -> dict[str, Any]:
     """One person's (or the team's) figures from (client_id, kind, count) groups."""
-    kinds = dict.fromkeys(RESULT_KINDS, 0)
+    kinds: dict[str, int] = {}
     postponed: dict[int, int] = defaultdict(int)
     for client_id, kind, n in groups:
         kinds[kind] = kinds.get(kind, 0) + n
         if kind == "postponed":
             postponed[client_id] += n
-    contacts = sum(kinds.values())
-    counted = contacts - sum(kinds[k] for k in NOT_A_CONTACT_KINDS)
-    forward = sum(kinds[k] for k in FORWARD_KINDS)
+    return counted_figures(kinds, len(postponed), max(postponed.values(), default=0))
+
+
+def counted_figures(
+    kinds: Mapping[str, int], clients_postponed: int, postponed_max: int
+) -> dict[str, Any]:
+    """The figures from the count of each kind, the clients postponed at least once and the
+    most postponements of one client (the SQL counts these; `figures` from the groups)."""
+    counts = dict.fromkeys(RESULT_KINDS, 0)
+    for kind, n in kinds.items():
+        counts[kind] = counts.get(kind, 0) + n
+    contacts = sum(counts.values())
+    counted = contacts - sum(counts[k] for k in NOT_A_CONTACT_KINDS)
+    forward = sum(counts[k] for k in FORWARD_KINDS)
     return {
         "contacts": contacts,
-        **kinds,
+        **counts,
         "effectiveness_percent": percent(forward, counted),
-        "clients_postponed": len(postponed),
+        "clients_postponed": clients_postponed,
         "postponements_per_client_avg": (
-            round(sum(postponed.values()) / len(postponed), 2) if postponed else None
+            round(counts["postponed"] / clients_postponed, 2) if clients_postponed else None
         ),
-        "postponements_per_client_max": max(postponed.values(), default=0),
+        "postponements_per_client_max": postponed_max,
     }
 
 
@@ -61,6 +73,28 @@ def fold(groups: Iterable[Group]) -> tuple[dict[int | None, dict[str, Any]], dic
     return {uid: figures(g) for uid, g in per_user.items()}, figures(team)
 
 
+# One pass over the period's records: the count of each kind per user and for the team
+# (GROUPING SETS), and, from the postponed ones per client, how many clients each user (and the
+# team: a client postponed by two managers, their sum) postponed and the most for one client.
+# Rows: (team?, user_id, kind, count, NULL) and (team?, user_id, NULL, clients, most).
+_RESULTS_SQL = text(
+    """
+WITH r AS (
+    SELECT user_id, client_id, kind FROM contact_result_records
+    WHERE created_at >= :start AND created_at < :end AND (:everyone OR user_id = :user_id)
+)
+SELECT grouping(user_id) = 1, user_id, kind, count(*), NULL::bigint
+FROM r GROUP BY GROUPING SETS ((user_id, kind), (kind))
+UNION ALL
+SELECT team, user_id, NULL, count(*), max(n)
+FROM (SELECT grouping(user_id) = 1 AS team, user_id, client_id, count(*) AS n
+      FROM r WHERE kind = 'postponed'
+      GROUP BY GROUPING SETS ((user_id, client_id), (client_id))) AS per_client
+GROUP BY team, user_id
+"""
+)
+
+
 async def results_report(
     session: AsyncSession,
     start: datetime,
@@ -70,21 +104,28 @@ async def results_report(
 ) -> dict[str, Any]:
     """Rows for everyone who set a result in [start, end) and for each of `people` (zeros when
     they set none); `user_id`: that user's results only. The team total counts every record."""
-    r = ContactResultRecord
-    q = (
-        select(r.user_id, r.client_id, r.kind, func.count())
-        .where(r.created_at >= start, r.created_at < end)
-        .group_by(r.user_id, r.client_id, r.kind)
+    await custom_plans(session)
+    counted = await session.execute(
+        _RESULTS_SQL,
+        {"start": start, "end": end, "everyone": user_id is None, "user_id": user_id or 0},
     )
-    if user_id is not None:
-        q = q.where(r.user_id == user_id)
-    groups: list[Group] = [(u, c, k, n) for u, c, k, n in await session.execute(q)]
-    per_user, team = fold(groups)
-    ids = {u.id for u in people} | {uid for uid in per_user if uid is not None}
-    names = {
-        u.id: u.full_name
-        for u in (await session.scalars(select(User).where(User.id.in_(ids)))).all()
+    kinds: dict[tuple[bool, int | None], dict[str, int]] = defaultdict(dict)
+    postponed: dict[tuple[bool, int | None], tuple[int, int]] = {}
+    for team_row, uid, kind, n, most in counted:
+        if kind is None:
+            postponed[team_row, uid] = (n, most)
+        else:
+            kinds[team_row, uid][kind] = n
+    per_user = {
+        uid: counted_figures(counts, *postponed.get((False, uid), (0, 0)))
+        for (team_row, uid), counts in kinds.items()
+        if not team_row
     }
+    team = counted_figures(kinds.get((True, None), {}), *postponed.get((True, None), (0, 0)))
+    ids = {u.id for u in people} | {uid for uid in per_user if uid is not None}
+    names = dict(
+        (await session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))).all()
+    )
     empty = figures(())
     rows = [
         {"user_id": uid, "name": names.get(uid, ""), **per_user.get(uid, empty)}

@@ -14,9 +14,10 @@ from sqlalchemy.orm import aliased
 
 from crm_core.clients.models import Client
 from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.reports.custom_plans import custom_plans
 from crm_core.reports.plans import period_plans
 from crm_core.reports.rules import money, percent
-from crm_core.reports.service import EMPTY_DEALS, communication_figures, deal_figures
+from crm_core.reports.service import EMPTY_DEALS, communication_figures, deal_figures_for
 from crm_core.users.models import User
 
 DAY_COMMS = (
@@ -42,8 +43,9 @@ async def day_report(
     of the month to date against the month's plan; and the total of the rows."""
     day_end = day_start + timedelta(days=1)
     comms = await communication_figures(session, day_start, day_end)
-    deals_day = await deal_figures(session, day_start, day_end)
-    deals_mtd = await deal_figures(session, month_start, day_end)
+    (deals_day, deals_mtd), _ = await deal_figures_for(
+        session, [(day_start, day_end), (month_start, day_end)]
+    )
     month = month_start.date()
     last = (month_start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     plans = await period_plans(session, month, last.date(), [u.id for u in users])
@@ -100,6 +102,7 @@ async def lead_source_report(
     """Per lead source: clients and deals that came in the period, how many of those deals were
     won (so far) and for how much, and the conversion %. `user_id`: one manager's deals and
     clients only."""
+    await custom_plans(session)
     d, s = Deal, DealStage
     q = (
         select(
@@ -154,6 +157,7 @@ async def lost_reasons(
 ) -> list[dict[str, Any]]:
     """Deals lost in the period, by the stage they were in when lost (the last move into a
     losing stage says where from) and the reason given."""
+    await custom_plans(session)
     d, s, m = Deal, DealStage, DealStageMove
     from_stage = aliased(DealStage)
     last_move = (

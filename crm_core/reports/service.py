@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, select, text
+from sqlalchemy import Numeric, and_, func, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall, AgentState
@@ -15,16 +16,12 @@ from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage
 from crm_core.presence import rules as presence_rules
 from crm_core.presence import service as presence
+from crm_core.reports.custom_plans import custom_plans
 from crm_core.reports.plans import period_plans
 from crm_core.reports.rules import money, percent
 from crm_core.schedules.rules import is_on_duty
 from crm_core.schedules.service import load_schedules
 from crm_core.users.models import User
-
-
-def _count(cond: Any) -> Any:
-    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0).cast(Integer)
-
 
 COMM_KEYS = (
     "calls_in",
@@ -43,74 +40,75 @@ COMM_KEYS = (
     "calls_out_missed",
 )
 
-# A missed call nobody owns counts for each agent whose phone rang (once per call), not for
-# "(unassigned)"; the team's totals still count it once.
-_RUNG_MISSED_SQL = text(
+# One statement over the period's communications: the first branch groups every row by owner,
+# kind, direction and answered (plain columns: no JSON read per row); the second reads only the
+# missed calls (ix_communications_missed, whose predicate these literals match), grouped by owner,
+# direction and, for a missed call nobody owns, the extensions it rang, each distinct list
+# resolved to users once. A missed call nobody owns counts for each agent whose phone rang (once
+# per call), not for "(unassigned)"; the team's totals still count it once.
+_COMMS_SQL = text(
     """
-WITH pairs AS (
-    SELECT DISTINCT c.id, c.direction, u.id AS user_id
-    FROM communications c
-    CROSS JOIN LATERAL jsonb_array_elements_text(
-        CASE WHEN jsonb_typeof(c.extra -> 'agents_rung') = 'array'
-             THEN c.extra -> 'agents_rung' ELSE '[]'::jsonb END) AS r(ext)
-    JOIN users u ON u.extension = r.ext
-    WHERE c.kind = 'call' AND c.user_id IS NULL AND c.extra ->> 'missed' = 'true'
-      AND c.occurred_at >= :start AND c.occurred_at < :end
-)
-SELECT user_id, count(*) FILTER (WHERE direction = 'in') AS calls_in,
-       count(*) FILTER (WHERE direction = 'out') AS calls_out
-FROM pairs GROUP BY user_id
+SELECT user_id, kind, direction, status = 'answered' AS answered, false AS missed,
+       NULL::int[] AS rung_users, count(*) AS n, coalesce(sum(talk_seconds), 0) AS talk
+FROM communications
+WHERE occurred_at >= :start AND occurred_at < :end
+GROUP BY 1, 2, 3, 4
 UNION ALL
-SELECT NULL, count(*) FILTER (WHERE direction = 'in'), count(*) FILTER (WHERE direction = 'out')
-FROM (SELECT DISTINCT id, direction FROM pairs) AS calls
+SELECT m.user_id, 'call', m.direction, NULL, true,
+       ARRAY(SELECT DISTINCT u.id
+             FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(m.rung) = 'array'
+                                                 THEN m.rung ELSE '[]'::jsonb END) AS r(ext)
+             JOIN users u ON u.extension = r.ext),
+       m.n, 0
+FROM (
+    SELECT user_id, direction,
+           CASE WHEN user_id IS NULL THEN extra -> 'agents_rung' END AS rung, count(*) AS n
+    FROM communications
+    WHERE kind = 'call' AND (extra ->> 'missed') = 'true'
+      AND occurred_at >= :start AND occurred_at < :end
+    GROUP BY 1, 2, 3
+) AS m
 """
 )
 
 
-async def _base_figures(
-    session: AsyncSession, start: datetime, end: datetime
-) -> dict[int | None, dict[str, Any]]:
-    """Per owning user (None: nobody): calls, answered, missed, talk, emails, SMS.
-
-    Counted by (user, kind, direction, status, missed) in SQL, a few dozen groups per user, and
-    folded into the figures here: one hash aggregate instead of fifteen conditions per row (a
-    month of 200,000 communications: about half the time)."""
-    c = Communication
-    answered = (c.status == "answered").label("answered")
-    missed = and_(c.kind == "call", c.extra["missed"].astext == "true").label("missed")
-    rows = await session.execute(
-        select(
-            c.user_id,
-            c.kind,
-            c.direction,
-            answered,
-            missed,
-            func.count(),
-            func.coalesce(func.sum(c.talk_seconds), 0.0),
-        )
-        .where(c.occurred_at >= start, c.occurred_at < end)
-        .group_by(c.user_id, c.kind, c.direction, "answered", "missed")
-    )
-    out: dict[int | None, dict[str, Any]] = {}
-    for uid, kind, direction, was_answered, is_missed, n, talk in rows:
-        f = out.setdefault(uid, _empty_comms())
-        if kind == "call":
-            f["calls_in" if direction == "in" else "calls_out"] += n
-            f["answered"] += n if was_answered else 0
-            f["missed"] += n if is_missed else 0
-            f["talk_seconds"] += float(talk or 0)
-            key = "answered" if was_answered else "missed"
-            f[f"calls_{direction}_{key}"] += n
-        elif kind == "email":
-            f["emails_in" if direction == "in" else "emails_out"] += n
-        elif kind == "sms":
-            f["sms"] += n
-            f["sms_in" if direction == "in" else "sms_out"] += n
-    return out
-
-
 def _empty_comms() -> dict[str, Any]:
     return {k: 0.0 if k == "talk_seconds" else 0 for k in COMM_KEYS}
+
+
+def _fold_base(
+    base: dict[int | None, dict[str, Any]],
+    uid: int | None,
+    kind: str,
+    direction: str,
+    was_answered: bool,
+    n: int,
+    talk: float,
+) -> None:
+    """One (owner, kind, direction, answered) group into its owner's figures."""
+    f = base.setdefault(uid, _empty_comms())
+    if kind == "call":
+        f["calls_in" if direction == "in" else "calls_out"] += n
+        f["answered"] += n if was_answered else 0
+        f["talk_seconds"] += float(talk or 0)
+        key = "answered" if was_answered else "missed"
+        f[f"calls_{direction}_{key}"] += n
+    elif kind == "email":
+        f["emails_in" if direction == "in" else "emails_out"] += n
+    elif kind == "sms":
+        f["sms"] += n
+        f["sms_in" if direction == "in" else "sms_out"] += n
+
+
+def _move_rung(
+    figures: dict[int | None, dict[str, Any]], uid: int | None, direction: str, n: int
+) -> None:
+    """n missed calls of `direction` to `uid` (None: away from nobody, sign -1)."""
+    sign = -1 if uid is None else 1
+    row = figures.setdefault(uid, _empty_comms())
+    row["calls_in" if direction == "in" else "calls_out"] += sign * n
+    row["missed"] += sign * n
+    row["calls_in_missed" if direction == "in" else "calls_out_missed"] += sign * n
 
 
 async def communication_figures(
@@ -126,79 +124,91 @@ async def _figures(
 ) -> tuple[dict[str, Any], dict[int | None, dict[str, Any]]]:
     """(the team's totals, each call once; figures per user with missed calls moved to the
     agents rung)."""
-    base = await _base_figures(session, start, end)
+    await custom_plans(session)
+    base: dict[int | None, dict[str, Any]] = {}
+    moves: list[tuple[int | None, str, int]] = []
+    rows = await session.execute(_COMMS_SQL, {"start": start, "end": end})
+    for uid, kind, direction, was_answered, missed, rung_users, n, talk in rows:
+        if not missed:
+            _fold_base(base, uid, kind, direction, was_answered, n, talk)
+            continue
+        base.setdefault(uid, _empty_comms())["missed"] += n
+        if rung_users:  # each agent rung once per call; the call leaves nobody once
+            moves += [(u, direction, n) for u in rung_users]
+            moves.append((None, direction, n))
     team = _team_comms(base)
     figures = {uid: dict(row) for uid, row in base.items()}
-    rung = await session.execute(_RUNG_MISSED_SQL, {"start": start, "end": end})
-    for uid, calls_in, calls_out in rung:
-        n_in, n_out = int(calls_in or 0), int(calls_out or 0)
-        if n_in + n_out == 0:
-            continue
-        sign = -1 if uid is None else 1  # the grand total row: moved away from nobody
-        row = figures.setdefault(uid, _empty_comms())
-        row["calls_in"] += sign * n_in
-        row["calls_out"] += sign * n_out
-        row["missed"] += sign * (n_in + n_out)
-        row["calls_in_missed"] += sign * n_in
-        row["calls_out_missed"] += sign * n_out
+    for uid, direction, n in moves:
+        _move_rung(figures, uid, direction, n)
     nobody = figures.get(None)
     if nobody is not None and not any(nobody.values()):
         del figures[None]
     return team, figures
 
 
-async def deal_figures(
-    session: AsyncSession, start: datetime, end: datetime
-) -> dict[int | None, dict[str, Any]]:
-    """Per responsible manager: deals created, won and lost in the period, with sums."""
+def _deal_columns(start: datetime, end: datetime) -> list[Any]:
+    """Deals created, won and lost in [start, end), with sums, as FILTERed aggregates."""
     d, s = Deal, DealStage
-    created = await session.execute(
-        select(d.responsible_id, func.count(), func.coalesce(func.sum(d.amount), 0))
-        .where(d.created_at >= start, d.created_at < end)
-        .group_by(d.responsible_id)
-    )
-    closed = await session.execute(
-        select(
-            d.responsible_id,
-            _count(s.is_won).label("won"),
-            func.coalesce(func.sum(case((s.is_won, d.amount), else_=0)), 0).label("won_sum"),
-            _count(~s.is_won).label("lost"),
-            func.coalesce(func.sum(case((~s.is_won, d.amount), else_=0)), 0).label("lost_sum"),
-        )
+    created = and_(d.created_at >= start, d.created_at < end)
+    closed = and_(s.is_closed, d.closed_at >= start, d.closed_at < end)
+    won, lost = and_(closed, s.is_won), and_(closed, ~s.is_won)
+    zero = literal(0, Numeric)
+    return [
+        func.count().filter(created),
+        func.coalesce(func.sum(d.amount).filter(created), zero),
+        func.count().filter(won),
+        func.coalesce(func.sum(d.amount).filter(won), zero),
+        func.count().filter(lost),
+        func.coalesce(func.sum(d.amount).filter(lost), zero),
+    ]
+
+
+DEAL_KEYS = ("created", "created_sum", "won", "won_sum", "lost", "lost_sum")
+
+
+async def deal_figures_for(
+    session: AsyncSession, periods: Sequence[tuple[datetime, datetime]]
+) -> tuple[list[dict[int | None, dict[str, Any]]], list[tuple[str | None, int, Decimal]]]:
+    """Per responsible manager, for each of `periods`: deals created, won and lost, with sums;
+    and per lead source the deals created in the first period (count, sum), biggest first.
+
+    One pass over the deals created or closed within the periods' span (GROUPING SETS: by
+    manager and by lead source) instead of a query per figure and period."""
+    await custom_plans(session)
+    d, s = Deal, DealStage
+    lo, hi = min(p[0] for p in periods), max(p[1] for p in periods)
+    cols = [c for start, end in periods for c in _deal_columns(start, end)]
+    q = (
+        select(d.responsible_id, d.lead_source, func.grouping(d.responsible_id), *cols)
         .join(s, s.id == d.stage_id)
-        .where(s.is_closed, d.closed_at >= start, d.closed_at < end)
-        .group_by(d.responsible_id)
-    )
-    out: dict[int | None, dict[str, Any]] = {}
-    zero = {
-        "created": 0,
-        "created_sum": Decimal(0),
-        "won": 0,
-        "won_sum": Decimal(0),
-        "lost": 0,
-        "lost_sum": Decimal(0),
-    }
-    for user_id, n, total in created:
-        out.setdefault(user_id, dict(zero)).update(created=n, created_sum=total)
-    for r in closed:
-        out.setdefault(r.responsible_id, dict(zero)).update(
-            won=r.won, won_sum=r.won_sum, lost=r.lost, lost_sum=r.lost_sum
+        .where(
+            or_(
+                and_(d.created_at >= lo, d.created_at < hi),
+                and_(d.closed_at >= lo, d.closed_at < hi),
+            )
         )
-    return out
-
-
-async def lead_sources(
-    session: AsyncSession, start: datetime, end: datetime
-) -> list[dict[str, Any]]:
-    rows = await session.execute(
-        select(Deal.lead_source, func.count(), func.coalesce(func.sum(Deal.amount), 0))
-        .where(Deal.created_at >= start, Deal.created_at < end)
-        .group_by(Deal.lead_source)
-        .order_by(func.count().desc())
+        .group_by(func.grouping_sets(tuple_(d.responsible_id), tuple_(d.lead_source)))
     )
+    per_period: list[dict[int | None, dict[str, Any]]] = [{} for _ in periods]
+    sources: list[tuple[str | None, int, Decimal]] = []
+    width = len(DEAL_KEYS)
+    for uid, source, by_source, *values in await session.execute(q):
+        if by_source:
+            if values[0]:
+                sources.append((source, values[0], values[1]))
+            continue
+        for i, out in enumerate(per_period):
+            figures = dict(zip(DEAL_KEYS, values[i * width : (i + 1) * width], strict=True))
+            if figures["created"] or figures["won"] or figures["lost"]:
+                out[uid] = figures
+    sources.sort(key=lambda r: -r[1])
+    return per_period, sources
+
+
+def _lead_sources(sources: list[tuple[str | None, int, Decimal]]) -> list[dict[str, Any]]:
     return [
         {"lead_source": src or "unknown", "deals": n, "amount": str(total)}
-        for src, n, total in rows
+        for src, n, total in sources
     ]
 
 
@@ -236,8 +246,11 @@ async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[
     """Per manager and for the team: calls in/out, emails, SMS, deals created/won/lost with sums,
     the sales plan for the period against what was won, lead sources."""
     team_comms, comms = await _figures(session, start, end)
-    deals = await deal_figures(session, start, end)
-    users = {u.id: u for u in await session.scalars(select(User).order_by(User.id))}
+    (deals,), sources = await deal_figures_for(session, [(start, end)])
+    users = {
+        uid: (name, ext)
+        for uid, name, ext in await session.execute(select(User.id, User.full_name, User.extension))
+    }
     first, last = start.date(), (end - timedelta(days=1)).date()
     plans = await period_plans(session, first, last)
     per_manager = []
@@ -253,8 +266,8 @@ async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[
         per_manager.append(
             {
                 "user_id": uid,
-                "name": user.full_name if user else "(unassigned)",
-                "extension": user.extension if user else None,
+                "name": user[0] if user else "(unassigned)",
+                "extension": user[1] if user else None,
                 **_money(row),
                 **_plan_fields(plan, d["won_sum"]),
             }
@@ -268,7 +281,7 @@ async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[
             **_money({**team_comms, **team_deals}),
             **_plan_fields(team_plan, team_deals["won_sum"]),
         },
-        "lead_sources": await lead_sources(session, start, end),
+        "lead_sources": _lead_sources(sources),
     }
 
 

@@ -3,7 +3,16 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Numeric, SmallInteger, String, Text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.db import Base
@@ -30,6 +39,8 @@ class ContactResultRecord(Base):
     """A result set on a contact (a communication) or on a card without one."""
 
     __tablename__ = "contact_result_records"
+    # the results report: the records set in a period
+    __table_args__ = (Index("ix_contact_result_records_created_at", "created_at"),)
 
     id: Mapped[intpk]
     result_id: Mapped[int] = mapped_column(ForeignKey("contact_results.id"), index=True)
