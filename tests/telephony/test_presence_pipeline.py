@@ -13,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.communications.models import Communication
 from crm_core.presence.events import PresenceChanged
 from crm_core.presence.models import AgentPresence
-from crm_core.presence.settings import presence_settings
 from tests.conftest import UserFactory
-from tests.telephony.pbx import replayed_pbx
+from tests.telephony.pbx import WRAPUP_SECONDS, replayed_pbx
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -39,7 +38,7 @@ async def test_an_answered_call_starts_wrapup_for_the_agent_who_talked(
         call = await s.scalar(select(Communication).where(Communication.status == "answered"))
     assert row is not None and call is not None and call.ended_at is not None
     assert (row.state, row.source) == ("wrapup", "call")
-    seconds = presence_settings().wrapup_seconds
+    seconds = WRAPUP_SECONDS
     assert row.until is not None
     assert abs((row.until - call.ended_at) - timedelta(seconds=seconds)) < timedelta(seconds=1)
     (change,) = [e for e in published if isinstance(e, PresenceChanged)]
