@@ -111,6 +111,12 @@ class PresencePusher:
 
     # ------------------------------------------------------------------------------- inputs
 
+    def push(self, user_id: int, extension: str, state: str, reason: str | None) -> None:
+        """A person's change committed in this instance (the API): sent in order with the rest;
+        a wrap-up it ends or supersedes needs no timer any more."""
+        self._cancel(user_id)
+        self._jobs.put_nowait(_Push(extension, rules.pbx_flag(state, reason)))
+
     def changed(self, events: Sequence[object]) -> None:
         """Presence changes just committed here (a publisher's events; others pass by)."""
         now = self._clock()

@@ -114,11 +114,14 @@ async def set_state(
     reason: str | None,
     pusher: PresencePusher | None,
 ) -> None:
-    publish = publisher(pusher) if pusher is not None else None
-    async with unit_of_work(sessions, publish) as s:
+    """The agent's choice, as the API makes it: committed, then handed to the pusher if this
+    instance has one (None: another instance's API, unheard here)."""
+    async with unit_of_work(sessions) as s:
         user = await s.get(User, user_id)
-        assert user is not None
-        await presence.set_state(s, user, state, reason, utcnow())
+        assert user is not None and user.extension is not None
+        p, changed = await presence.set_state(s, user, state, reason, utcnow())
+    if pusher is not None and changed:
+        pusher.push(user_id, user.extension, p.state, p.reason)
 
 
 async def test_a_wrapup_pauses_the_queue_and_unpauses_it_at_its_end(
