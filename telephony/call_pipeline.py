@@ -119,6 +119,7 @@ class CallPipeline:
         company_numbers: Sequence[str] = (),
         callback_due: timedelta = timedelta(minutes=30),
         locale: str = "en",
+        wrapup_seconds: float = 0.0,
         max_pending: int = 20_000,
         batch_size: int = 200,
         pop_batch_size: int = 16,
@@ -132,6 +133,7 @@ class CallPipeline:
         )
         self._callback_due = callback_due
         self._locale = locale  # DEFAULT_LOCALE: the words of deals and tasks a call opens
+        self._wrapup = wrapup_seconds  # WRAPUP_SECONDS: each answered call's agents, after it
         self._max_pending = max_pending
         self._batch = batch_size
         # a pop leaves with its batch's commit: short batches, so it waits for few other calls
@@ -372,7 +374,7 @@ class CallPipeline:
         for fact in facts:
             self.stats["facts"] += 1
             # the queue stay's end, and wrap-up for the agents who talked (issue 16)
-            await presence_events.on_call_fact(session, fact)
+            await presence_events.on_call_fact(session, fact, self._wrapup)
             logged = await progress.call_ended(
                 session,
                 to_record(fact.summary, None),

@@ -5,11 +5,13 @@
   same (a pause made while we were away, or by a phone feature code). Other events pass by.
 - To Asterisk: a presence change made in the CRM pauses or unpauses the extension's queue
   memberships (`QueuePause` per member interface found by `QueueStatus`), so queues never ring
-  an agent the router would not (paused and DND both map to the PBX's pause flag).
+  an agent the router would not (paused, DND and wrap-up all map to the PBX's pause flag; the
+  wrap-up's timing is telephony/presence_pusher.py's).
 - From the call tracker (a hook in CallPipeline._apply): queue stays for statistics
   (crm_core.reports.queue_log) and the wrap-up after each answered call.
 
-Loops end by themselves: the PBX's echo of our own QueuePause finds the presence agreeing.
+Loops end by themselves: the PBX's echo of our own QueuePause finds the presence agreeing (a
+pause under our wrap-up reason is always ours: crm_core.presence.rules.from_pbx).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from crm_core.db import Publisher, unit_of_work
 from crm_core.models_common import utcnow
 from crm_core.presence import rules
 from crm_core.presence import service as presence
-from crm_core.presence.settings import presence_settings
 from crm_core.reports import queue_log
 from telephony.facts import CallAnswered, CallEnded, CallQueueChanged
 from telephony.finished_call import ts
@@ -126,11 +127,14 @@ class PresenceFromPbx:
 async def push_to_pbx(
     ami: ActionSender, extension: str, state: str, reason: str | None
 ) -> list[str]:
-    """Pause (paused, DND) or unpause (anything else) every queue membership of `extension`.
-    -> the member interfaces sent. A wrap-up is not pushed (queues have their own wrapuptime)."""
-    if state == rules.WRAPUP:
-        return []
-    paused = state in rules.PBX_PAUSED
+    """Pause (paused, DND, wrap-up) or unpause (available) every queue membership of
+    `extension`. -> the member interfaces sent."""
+    return await send_pause(ami, extension, rules.pbx_flag(state, reason))
+
+
+async def send_pause(ami: ActionSender, extension: str, flag: rules.PbxPause) -> list[str]:
+    """`flag` to every queue membership of `extension` -> the member interfaces sent."""
+    paused = flag.paused
     replies = await ami.send_action({"Action": "QueueStatus"})
     interfaces = sorted(
         {
@@ -142,8 +146,8 @@ async def push_to_pbx(
     )
     for interface in interfaces:
         action = {"Action": "QueuePause", "Interface": interface, "Paused": str(paused).lower()}
-        if paused:
-            action["Reason"] = reason or state
+        if paused and flag.reason:
+            action["Reason"] = flag.reason
         reply = await ami.send_action(action)
         if reply and reply[0].get("Response", "").lower() == "error":
             logger.warning(
@@ -153,10 +157,11 @@ async def push_to_pbx(
     return interfaces
 
 
-async def on_call_fact(
-    session: AsyncSession, fact: Any, wrapup_seconds: float | None = None
-) -> None:
-    """The hook in CallPipeline._apply: queue stays and wrap-ups, in the fact's transaction."""
+async def on_call_fact(session: AsyncSession, fact: Any, wrapup_seconds: float = 0.0) -> None:
+    """The hook in CallPipeline._apply: queue stays and wrap-ups, in the fact's transaction.
+
+    `wrapup_seconds` (Settings.presence.wrapup_seconds, through the pipeline) matters for a
+    CallEnded only; 0: no wrap-up."""
     if isinstance(fact, CallQueueChanged):
         await queue_log.queue_changed(session, fact.linkedid, fact.queue, ts(fact.at))
     elif isinstance(fact, CallAnswered):
@@ -168,7 +173,6 @@ async def on_call_fact(
             talked = {leg.extension for leg in summary.legs}
             if summary.direction == "outbound" and summary.agent_extension:
                 talked.add(summary.agent_extension)
-            seconds = (
-                presence_settings().wrapup_seconds if wrapup_seconds is None else wrapup_seconds
+            await presence.start_wrapup(
+                session, talked, ts(summary.t_end), wrapup_seconds, utcnow()
             )
-            await presence.start_wrapup(session, talked, ts(summary.t_end), seconds, utcnow())

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crm_core.presence.settings import PresenceSettings
 from crm_core.settings import CoreSettings
 from notifier.settings import NotifierSettings
 from telephony.settings import TelephonySettings
@@ -83,8 +84,10 @@ class Settings:
         telephony: TelephonySettings | None = None,
         notifier: NotifierSettings | None = None,
         web: WebSettings | None = None,
+        presence: PresenceSettings | None = None,
     ) -> None:
         self.core = core or CoreSettings()
         self.telephony = telephony or TelephonySettings()
         self.notifier = notifier or NotifierSettings()
         self.web = web or WebSettings()
+        self.presence = presence or PresenceSettings()

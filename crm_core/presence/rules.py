@@ -21,8 +21,10 @@ STATES = (AVAILABLE, PAUSED, DND, WRAPUP)
 SETTABLE = (AVAILABLE, PAUSED, DND)
 # never dealt a call; the SQL twin is repository.BATCH_SQL's `away`
 AWAY = frozenset({PAUSED, DND, WRAPUP})
-# what the PBX's pause flag stands for
+# what the PBX's pause flag stands for when a person set it
 PBX_PAUSED = frozenset({PAUSED, DND})
+# the reason our own wrap-up pause carries at the PBX: its echo is ours, never a person's pause
+WRAPUP_PBX_REASON = "wrap-up"
 
 # (code, names by locale): seeded by migration 0009 in DEFAULT_LOCALE; admins edit the list
 DEFAULT_PAUSE_REASONS: tuple[tuple[str, dict[str, str]], ...] = (
@@ -89,15 +91,62 @@ def from_pbx(
 ) -> Presence | None:
     """The PBX says the member is (un)paused: the presence that agrees, or None if it already does.
 
-    Paused at the PBX covers our paused and DND; unpaused at the PBX ends both. A wrap-up is ours
-    alone (the PBX's own wrapuptime is separate) and a PBX pause overrides it.
+    Paused at the PBX covers our paused, DND and wrap-up; unpaused at the PBX ends all three (a
+    wrap-up ended at the phone). A pause carrying our wrap-up reason is the echo of our own push,
+    whatever the state by the time it arrives: it never becomes a person's pause. Any other
+    PBX pause overrides a wrap-up.
     """
     cur = effective(current, now)
-    if paused and cur.state not in PBX_PAUSED:
-        return Presence(PAUSED, (reason or "").strip() or None, now)
-    if not paused and cur.state in PBX_PAUSED:
+    reason = (reason or "").strip() or None
+    if paused:
+        if cur.state in PBX_PAUSED or reason == WRAPUP_PBX_REASON:
+            return None
+        return Presence(PAUSED, reason, now)
+    if cur.state in AWAY:
         return Presence(AVAILABLE, None, now)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class PbxPause:
+    """The PBX's pause flag for a queue member, and the reason it shows with it."""
+
+    paused: bool
+    reason: str | None = None
+
+
+def pbx_flag(state: str, reason: str | None) -> PbxPause:
+    """The flag that agrees with a state: queues ring exactly whom the router would (paused and
+    DND under their reason, wrap-up under WRAPUP_PBX_REASON, available unpaused)."""
+    if state == WRAPUP:
+        return PbxPause(True, WRAPUP_PBX_REASON)
+    if state in PBX_PAUSED:
+        return PbxPause(True, reason or state)
+    return PbxPause(False)
+
+
+def pbx_pause(p: Presence | None, now: datetime) -> PbxPause:
+    """The flag that agrees with a presence as it is at `now` (a wrap-up over: unpaused)."""
+    cur = effective(p, now)
+    return pbx_flag(cur.state, cur.reason)
+
+
+def pbx_push(new: Presence, source: str, now: datetime) -> PbxPause | None:
+    """What a presence change sends to the PBX: the agreeing flag, or None when the change came
+    from the PBX (it shows it already; pushing it back would echo forever)."""
+    if source == "pbx":
+        return None
+    return pbx_pause(new, now)
+
+
+def wrapup_over(stored: Presence | None, now: datetime) -> PbxPause | None:
+    """A wrap-up's time is up: the flag the PBX is sent. The stored presence decides (it may have
+    changed since, in an instance that could not push it): the flag that agrees with it, sent
+    even if already shown (a repeated QueuePause changes nothing). A newer wrap-up still running
+    is left to its own end."""
+    if effective(stored, now).state == WRAPUP:
+        return None
+    return pbx_pause(stored, now)
 
 
 def seconds_per_state(

@@ -65,8 +65,63 @@ def test_the_pbx_pause_flag_and_presence_agree() -> None:
     assert rules.from_pbx(dnd, True, "dnd", at(1)) is None  # the echo of our own push
     assert rules.from_pbx(dnd, False, None, at(1)) == Presence("available", None, at(1))
     wrap = Presence("wrapup", None, T0, at(30))
-    assert rules.from_pbx(wrap, False, None, at(1)) is None
+    # the echo of our own wrap-up pause is no person's pause, even once the wrap-up is over
+    assert rules.from_pbx(wrap, True, "wrap-up", at(1)) is None
+    assert rules.from_pbx(wrap, True, "wrap-up", at(31)) is None
+    assert rules.from_pbx(None, True, "wrap-up", at(1)) is None
+    # unpaused at the phone: the wrap-up ends there; another PBX pause overrides it
+    assert rules.from_pbx(wrap, False, None, at(1)) == Presence("available", None, at(1))
+    assert rules.from_pbx(wrap, False, None, at(31)) is None  # over already: agrees
     assert rules.from_pbx(wrap, True, None, at(1)) == Presence("paused", None, at(1))
+    assert rules.from_pbx(wrap, True, "Lunch", at(1)) == Presence("paused", "Lunch", at(1))
+
+
+def test_the_pbx_flag_for_each_state() -> None:
+    assert rules.pbx_flag("available", None) == rules.PbxPause(False)
+    assert rules.pbx_flag("available", "lunch") == rules.PbxPause(False)
+    assert rules.pbx_flag("paused", "lunch") == rules.PbxPause(True, "lunch")
+    assert rules.pbx_flag("paused", None) == rules.PbxPause(True, "paused")
+    assert rules.pbx_flag("dnd", None) == rules.PbxPause(True, "dnd")
+    assert rules.pbx_flag("wrapup", None) == rules.PbxPause(True, "wrap-up")
+    # a wrap-up as it is at a moment: paused until its end, unpaused from then on
+    wrap = Presence("wrapup", None, T0, at(30))
+    assert rules.pbx_pause(wrap, at(29)) == rules.PbxPause(True, "wrap-up")
+    assert rules.pbx_pause(wrap, at(30)) == rules.PbxPause(False)
+    assert rules.pbx_pause(None, T0) == rules.PbxPause(False)
+
+
+def test_what_each_transition_pushes_to_the_pbx() -> None:
+    wrap = Presence("wrapup", None, T0, at(30))
+    # wrap-up starts: the queues pause the agent (a push that comes late, after its end: unpause)
+    assert rules.pbx_push(wrap, "call", at(0.1)) == rules.PbxPause(True, "wrap-up")
+    assert rules.pbx_push(wrap, "call", at(31)) == rules.PbxPause(False)
+    # ended early by the agent, or superseded by a pause or DND
+    available = Presence("available", None, at(5))
+    assert rules.pbx_push(available, "api", at(5)) == rules.PbxPause(False)
+    lunch = Presence("paused", "lunch", at(5))
+    assert rules.pbx_push(lunch, "api", at(5)) == rules.PbxPause(True, "lunch")
+    assert rules.pbx_push(Presence("dnd", None, at(5)), "api", at(5)) == rules.PbxPause(True, "dnd")
+    # what the PBX itself set is never pushed back (no loop)
+    assert rules.pbx_push(lunch, "pbx", at(5)) is None
+    assert rules.pbx_push(available, "pbx", at(5)) is None
+
+
+def test_what_the_pbx_is_sent_when_a_wrapup_is_over() -> None:
+    wrap = Presence("wrapup", None, T0, at(30))
+    # on time: unpaused
+    assert rules.wrapup_over(wrap, at(30)) == rules.PbxPause(False)
+    # early (the timer's clock ahead of the database's): nothing yet
+    assert rules.wrapup_over(wrap, at(29.99)) is None
+    # a newer wrap-up still running: its own end will say
+    newer = Presence("wrapup", None, at(40), at(70))
+    assert rules.wrapup_over(newer, at(50)) is None
+    # superseded meanwhile (maybe in an instance that could not push it): what stands now
+    assert rules.wrapup_over(Presence("paused", "lunch", at(10)), at(30)) == rules.PbxPause(
+        True, "lunch"
+    )
+    assert rules.wrapup_over(Presence("dnd", None, at(10)), at(30)) == rules.PbxPause(True, "dnd")
+    assert rules.wrapup_over(Presence("available", None, at(10)), at(30)) == rules.PbxPause(False)
+    assert rules.wrapup_over(None, at(30)) == rules.PbxPause(False)
 
 
 def test_seconds_per_state_clip_to_the_period() -> None:

@@ -30,7 +30,7 @@ from crm_core.clients.schemas import ClientCreate
 from crm_core.clients.service import create_client
 from crm_core.communications.models import Communication
 from crm_core.deals.service import ensure_open_deal
-from crm_core.presence.settings import presence_settings
+from crm_core.presence.settings import PresenceSettings
 from crm_core.schedules.schemas import IntervalIn, ScheduleIn
 from crm_core.schedules.service import replace_schedule
 from crm_core.tasks.models import Task
@@ -357,14 +357,12 @@ class Live:
 
 
 @pytest.fixture(autouse=True)
-def no_wrapup(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_wrapup(settings: Settings) -> None:
     """No wrap-up after answered calls here: these tests ring the same agents call after call
     (wrap-up keeping an agent from the router is tested with a clock of its own, in
-    tests/crm_core/test_presence_rules.py and tests/telephony/test_presence_pipeline.py)."""
-    monkeypatch.setenv("WRAPUP_SECONDS", "0")
-    presence_settings.cache_clear()
-    yield
-    presence_settings.cache_clear()
+    tests/crm_core/test_presence_rules.py and tests/telephony/test_presence_pipeline.py;
+    tests/live/test_wrapup.py sets a short one of its own)."""
+    settings.presence = PresenceSettings(WRAPUP_SECONDS=0)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.communications.models import Communication
 from crm_core.db import Publisher
+from crm_core.presence.settings import PresenceSettings
 from crm_core.settings import CoreSettings
 from telephony.ami_listener import AmiListener
 from telephony.call_pipeline import CallPipeline
@@ -53,6 +54,9 @@ async def settle_pipeline(server: ReplayServer, pipeline: CallPipeline) -> None:
     assert pipeline.stats["errors"] == 0, "call facts failed: see the log"
 
 
+WRAPUP_SECONDS = 30.0  # the service's default, whatever the environment says
+
+
 def ami_settings(port: int, **overrides: Any) -> TelephonySettings:
     values: dict[str, Any] = {
         "AMI_HOST": "127.0.0.1",
@@ -68,13 +72,16 @@ def ami_settings(port: int, **overrides: Any) -> TelephonySettings:
 
 
 def service_settings(
-    telephony: TelephonySettings, company_numbers: tuple[str, ...] = ()
+    telephony: TelephonySettings,
+    company_numbers: tuple[str, ...] = (),
+    wrapup_seconds: float = WRAPUP_SECONDS,
 ) -> Settings:
     """The settings call tracking reads, as the test database's service has them."""
     core = CoreSettings(
         PHONE_DEFAULT_REGION="RU", COMPANY_NUMBERS=list(company_numbers), CALLBACK_DUE_MINUTES=30
     )
-    return Settings(core=core, telephony=telephony)
+    presence = PresenceSettings(WRAPUP_SECONDS=wrapup_seconds)
+    return Settings(core=core, telephony=telephony, presence=presence)
 
 
 @asynccontextmanager

@@ -80,6 +80,16 @@ async def test_a_pause_is_sent_to_every_queue_membership_of_the_extension() -> N
         {"Action": "QueuePause", "Interface": "Local/101@agent-phones/n", "Paused": "false"}
     ]
     ami.sent.clear()
-    assert await push_to_pbx(ami, "101", "wrapup", None) == [] and ami.sent == []
+    # a wrap-up pauses the queues too, under its own reason
+    assert await push_to_pbx(ami, "101", "wrapup", None) == ["Local/101@agent-phones/n"]
+    assert ami.sent[1:] == [
+        {
+            "Action": "QueuePause",
+            "Interface": "Local/101@agent-phones/n",
+            "Paused": "true",
+            "Reason": "wrap-up",
+        }
+    ]
+    ami.sent.clear()
     assert await push_to_pbx(ami, "999", "paused", "lunch") == []
     assert [a["Action"] for a in ami.sent] == ["QueueStatus"]

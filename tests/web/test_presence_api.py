@@ -20,6 +20,7 @@ from crm_core.presence.models import PauseReason, PresenceSpan
 from crm_core.users.models import User
 from notifier.channels import SUPERVISORS, messages_for, user_channel
 from telephony.presence_events import PresenceFromPbx
+from telephony.presence_pusher import PresencePusher
 from tests.conftest import UserFactory
 from web.app import create_app
 from web.container import Container
@@ -202,6 +203,9 @@ class ConnectedAmi:
     def __init__(self) -> None:
         self.sent: list[dict[str, str]] = []
 
+    async def wait_connected(self) -> None:
+        return None
+
     async def send_action(self, action: dict[str, str]) -> list[dict[str, str]]:
         self.sent.append(action)
         if action["Action"] == "QueueStatus":
@@ -221,13 +225,16 @@ async def test_a_change_is_pushed_to_the_pbx_and_the_pbx_echo_changes_nothing(
 ) -> None:
     m1, h1 = await make_user(role="manager", extension="101")
     ami = ConnectedAmi()
+    pusher = PresencePusher(ami, sessions)
+    pusher.start()
     # this instance follows the PBX through `ami` (the container is frozen: a new app on it)
-    following = replace(container, call_tracking=SimpleNamespace(listener=ami))
+    following = replace(container, call_tracking=SimpleNamespace(listener=ami, pusher=pusher))
     api = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(container=following)), base_url="http://test"
     )
     r = await api.put("/api/presence/me", json={"state": "paused", "reason": "lunch"}, headers=h1)
     assert r.status_code == 200
+    await pusher.idle()
     assert ami.sent[-1] == {
         "Action": "QueuePause",
         "Interface": "Local/101@agent-phones/n",
@@ -254,6 +261,16 @@ async def test_a_change_is_pushed_to_the_pbx_and_the_pbx_echo_changes_nothing(
     await pbx.on_event({**echo, "PausedReason": "Break"})
     me = (await api.get("/api/presence/me", headers=h1)).json()
     assert (me["state"], me["reason"]) == ("paused", "Break")
+    # available again from the API: unpaused, in order after the pause
+    r = await api.put("/api/presence/me", json={"state": "available"}, headers=h1)
+    assert r.status_code == 200
+    await pusher.idle()
+    assert ami.sent[-1] == {
+        "Action": "QueuePause",
+        "Interface": "Local/101@agent-phones/n",
+        "Paused": "false",
+    }
+    await pusher.stop()
     await api.aclose()
 
 

@@ -5,6 +5,7 @@ itself; a reload shows the same; the page speaks Russian to a Russian supervisor
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import httpx
@@ -74,6 +75,10 @@ async def test_supervisor_pauses_an_agent_from_the_board_and_the_router_skips_th
         # the board hears it as agent.presence and redraws the row, without reading itself again
         await expect(presence).to_have_text(f"paused ({training})")
         await expect(presence).to_have_attribute("data-state", "paused")
+        # and the time in that state, beside it, ticking from the change
+        in_state = presence.locator("xpath=following-sibling::td[1]")
+        await expect(in_state).to_have_text(re.compile(r"^\d+:\d\d$"))
+        await expect(in_state).to_have_attribute("data-since", re.compile(r"^\d{4}-"))
 
         async with httpx.AsyncClient(base_url=live.url, headers=sup_headers) as client:
             status = (await client.get("/api/routing/status")).json()

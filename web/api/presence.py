@@ -1,9 +1,9 @@
 """Agent presence: each agent's state (available, paused, DND, wrap-up), set by the agent or by
-a supervisor; the pause reasons list. A change is pushed to the PBX's queues after the commit."""
+a supervisor; the pause reasons list. A change is pushed to the PBX's queues after the commit,
+by the instance that follows the PBX (in order with its wrap-up pushes)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from fastapi import APIRouter, BackgroundTasks, Request
@@ -23,11 +23,9 @@ from crm_core.presence.schemas import (
     PresenceOut,
 )
 from crm_core.users.models import User
-from telephony.presence_events import push_to_pbx
 from web.container import Container
 from web.deps import CurrentUser, Session, Staff, container
 
-logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/presence", tags=["presence"])
 
 
@@ -45,15 +43,12 @@ def _out(user: User, p: rules.Presence | None, now: datetime) -> PresenceOut:
     )
 
 
-async def _push(c: Container, extension: str, state: str, reason: str | None) -> None:
-    """After the commit: the PBX's queues agree (only if this instance follows the PBX)."""
-    listener = c.call_tracking.listener if c.call_tracking is not None else None
-    if listener is None or not listener.connected:
-        return
-    try:
-        await push_to_pbx(listener, extension, state, reason)
-    except Exception as exc:  # the CRM's state stands; the PBX catches up on the next change
-        logger.warning("presence not pushed to the PBX: %s", exc, extra={"extension": extension})
+def _push(c: Container, user_id: int, extension: str, state: str, reason: str | None) -> None:
+    """After the commit: the PBX's queues agree (only if this instance follows the PBX; in
+    another, a wrap-up ended here reaches the PBX at the wrap-up's end at the latest)."""
+    pusher = c.call_tracking.pusher if c.call_tracking is not None else None
+    if pusher is not None:
+        pusher.push(user_id, extension, state, reason)
 
 
 async def _set(
@@ -62,7 +57,7 @@ async def _set(
     now = utcnow()
     p, changed = await presence.set_state(session, target, data.state, data.reason, now)
     if changed and target.extension:
-        tasks.add_task(_push, container(request), target.extension, p.state, p.reason)
+        tasks.add_task(_push, container(request), target.id, target.extension, p.state, p.reason)
     return _out(target, p, now)
 
 

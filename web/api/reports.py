@@ -16,7 +16,6 @@ from crm_core.models_common import utcnow
 from crm_core.policy import is_staff
 from crm_core.presence import rules as presence_rules
 from crm_core.presence import service as presence
-from crm_core.presence.settings import presence_settings
 from crm_core.reports import queues, results_report, sales, service
 from crm_core.reports.rules import csv_text, queue_figures
 from crm_core.reports.schemas import (
@@ -162,7 +161,7 @@ async def _queue_report(
     request: Request, session: Session, date_from: date | None, date_to: date | None
 ) -> dict[str, Any]:
     start, end = _period(request, date_from, date_to)
-    s = presence_settings()
+    s = container(request).settings.presence
     items = await queues.queue_stats(
         session,
         start,
@@ -263,7 +262,7 @@ async def hourly_report(
         session,
         day_start,
         container(request).settings.core.default_timezone,
-        service_level_s=presence_settings().service_level_seconds,
+        service_level_s=container(request).settings.presence.service_level_seconds,
         user_id=_own(user),
     )
     if format == "csv":

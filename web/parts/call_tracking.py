@@ -1,12 +1,15 @@
 """Call tracking in the running service: AMI listener -> tracker -> pipeline -> database, hub.
 
 The listener must run in exactly one instance (two would log every call twice and pop twice):
-`start_following` / `stop_following` are what leader election switches (web/compose.py).
+`start_following` / `stop_following` are what leader election switches (web/compose.py). The
+same instance pushes presence to the PBX's queues as its pipeline commits it (wrap-ups) and
+ends wrap-ups there on time (telephony/presence_pusher.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,6 +18,7 @@ from crm_core.db import Publisher
 from telephony.ami_listener import AmiListener, AmiState
 from telephony.call_pipeline import CallPipeline
 from telephony.presence_events import PBX_PAUSE_EVENTS, PresenceFromPbx
+from telephony.presence_pusher import PresencePusher
 from telephony.tracker import CallTracker, TrackerConfig
 from web.settings import Settings
 
@@ -33,6 +37,7 @@ def call_pipeline(
         company_numbers=settings.core.company_numbers,
         callback_due=timedelta(minutes=settings.core.callback_due_minutes),
         locale=settings.core.default_locale,
+        wrapup_seconds=settings.presence.wrapup_seconds,
     )
 
 
@@ -48,6 +53,7 @@ class CallTracking:
         self._publish = publish
         self.pipeline: CallPipeline | None = None
         self.listener: AmiListener | None = None
+        self.pusher: PresencePusher | None = None
 
     async def start(self) -> None:
         """Nothing: following starts when this instance is elected."""
@@ -60,26 +66,40 @@ class CallTracking:
         if self.listener is not None:
             return
         s = self._settings
-        self.pipeline = call_pipeline(s, self._sessions, self._publish)
+        self.pipeline = call_pipeline(s, self._sessions, self._published)
         await self.pipeline.restore()
         self.pipeline.start()
         self.listener = AmiListener(
             s.telephony, self.pipeline.on_event, self.pipeline.on_connected, self._on_state
         )
+        # presence committed here (wrap-ups) goes to the PBX's queues; wrap-ups end there on time
+        self.pusher = PresencePusher(self.listener, self._sessions)
+        self.pusher.start()
+        await self.pusher.resume()
         # the PBX's queue member pauses set presence, after the pipeline has the event
-        pauses = PresenceFromPbx(self._sessions, self._publish)
+        pauses = PresenceFromPbx(self._sessions, self._published)
         for name in PBX_PAUSE_EVENTS:
             self.listener.on(name, pauses.on_event)
         await self.listener.start()
         logger.info("following the PBX at %s:%s", s.telephony.ami_host, s.telephony.ami_port)
 
     async def stop_following(self) -> None:
+        if self.pusher is not None:
+            await self.pusher.stop()
+            self.pusher = None
         if self.listener is not None:
             await self.listener.close()
             self.listener = None
         if self.pipeline is not None:
             await self.pipeline.close()
             self.pipeline = None
+
+    async def _published(self, events: Sequence[object]) -> None:
+        """The pipeline's publisher: presence changes to the pusher, everything to people."""
+        if self.pusher is not None:
+            self.pusher.changed(events)
+        if self._publish is not None:
+            await self._publish(list(events))
 
     def _on_state(self, state: AmiState, detail: str) -> None:
         level = logging.ERROR if state == AmiState.AUTH_FAILED else logging.INFO

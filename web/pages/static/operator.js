@@ -5,7 +5,8 @@
 // card, deal, tasks, messages, timeline), drafts (unsaved edits kept with their card), ask (the
 // dialog for a close's reason or amount), results (contact results on a card), comments (on a
 // communication), merge (link a card to a client), calls (recent calls, from the server),
-// missed (missed calls to call back), find (client search), alerts (ring and notifications).
+// missed (missed calls to call back), find (client search), alerts (ring and notifications),
+// presence (the agent's own state, one click).
 //
 // Delivery: the shell's socket, asked to replay from the last seq this browser saw for this
 // user (kept in localStorage), so a reconnect or a reload gets exactly what was missed; with
@@ -17,6 +18,8 @@ import { registerCatalogue } from "./lib/i18n.js";
 import { startShell } from "./lib/shell.js";
 import en from "./lib/i18n/operator.en.js";
 import ru from "./lib/i18n/operator.ru.js";
+import presenceEn from "./lib/i18n/presence.en.js";
+import presenceRu from "./lib/i18n/presence.ru.js";
 import { initAlerts } from "./operator/alerts.js";
 import { loadRecent, renderCalls } from "./operator/calls.js";
 import { onEvent } from "./operator/events.js";
@@ -25,11 +28,13 @@ import { initPanel, loadDeal } from "./operator/panel.js";
 import { initMerge } from "./operator/merge.js";
 import { loadMissed } from "./operator/missed.js";
 import { initPop, renderPop } from "./operator/pop.js";
+import { initPresence } from "./operator/presence.js";
 import { initQuick } from "./operator/quick.js";
 import { initResults } from "./operator/results.js";
 import { S, initState, seqKey } from "./operator/state.js";
 
 registerCatalogue({ ru, en });
+registerCatalogue({ ru: presenceRu, en: presenceEn });
 
 const shell = await startShell({
   titleKey: "op.title",
@@ -44,6 +49,7 @@ if (shell && shell.socket) {
   initQuick();
   initResults();
   initMerge();
+  initPresence(shell.me.id, shell.socket);
   // a pop restored from before the reload shows at once; the replay from last seq updates it
   renderPop();
   renderCalls();
