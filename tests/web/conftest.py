@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.web.live import headless_chromium, watch_errors
 from tests.web.recorded_calls import HEADER_ONLY, WAV
+from web.container import Container
 from web.settings import Settings
 
 OPERATOR = ("op101", "pw-101")  # login, password of the operator at extension 101
@@ -68,3 +70,19 @@ def rec_dir(tmp_path: Path, settings: Settings) -> Path:
     shutil.copy(HEADER_ONLY, folder)
     settings.web.recordings_dir = folder
     return folder
+
+
+@pytest.fixture
+def published() -> list[Any]:
+    """What committed units of work publish (the hub's input), where a module's `container`
+    fixture is `publishing_into(container, published)`."""
+    return []
+
+
+def publishing_into(container: Container, published: list[Any]) -> Container:
+    """The container publishing into `published` (it is frozen: a copy)."""
+
+    async def publish(batch: list[Any]) -> None:
+        published.extend(batch)
+
+    return replace(container, publish=publish)

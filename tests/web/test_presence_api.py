@@ -21,6 +21,7 @@ from crm_core.users.models import User
 from notifier.channels import SUPERVISORS, messages_for, user_channel
 from telephony.presence_events import PresenceFromPbx
 from tests.conftest import UserFactory
+from tests.web.conftest import publishing_into
 from web.app import create_app
 from web.container import Container
 
@@ -33,18 +34,8 @@ ALL_WEEK = {
 
 
 @pytest.fixture
-def published() -> list[Any]:
-    return []
-
-
-@pytest.fixture
 def container(container: Container, published: list[Any]) -> Container:
-    """The test's container, publishing into `published` (it is frozen: a copy)."""
-
-    async def publish(batch: list[Any]) -> None:
-        published.extend(batch)
-
-    return replace(container, publish=publish)
+    return publishing_into(container, published)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from crm_core.events.types import MessageEvent
 from notifier.channels import messages_for, user_channel
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
+from tests.web.conftest import publishing_into
 from web.container import Container
 from web.settings import Settings
 
@@ -43,18 +43,8 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def published() -> list[Any]:
-    return []
-
-
-@pytest.fixture
 def container(container: Container, published: list[Any]) -> Container:
-    """The test's container, publishing into `published`."""
-
-    async def publish(events: list[Any]) -> None:
-        published.extend(events)
-
-    return replace(container, publish=publish)
+    return publishing_into(container, published)
 
 
 def _sign(path: str, params: dict[str, str], token: str = TOKEN) -> dict[str, str]:
