@@ -12,6 +12,7 @@ from telephony.ami_listener import AmiConnectionLost, AmiListener
 from telephony.originate import OriginateError, originate_call
 from telephony.settings import TelephonySettings
 from telephony.testing.replay import ReplayServer
+from tests.telephony.helpers import replay_server
 
 
 def make_settings(port: int) -> TelephonySettings:
@@ -52,10 +53,8 @@ async def call_from_101(
 
 @pytest.fixture
 async def server() -> AsyncIterator[ReplayServer]:
-    srv = ReplayServer(originate_delay=0.02)
-    await srv.start()
-    yield srv
-    await srv.close()
+    async with replay_server(originate_delay=0.02) as srv:
+        yield srv
 
 
 @pytest.fixture
