@@ -181,27 +181,40 @@ async def test_timestamps_missing_from_events_even_if_setting_unknown(no_cli: No
     assert results["timestamps"].status == "fail"
 
 
-async def test_inbound_context_never_seen(good: ReplayServer) -> None:
-    settings = make_settings(good.port, INBOUND_CONTEXTS=["from-trunk"])
-    results = by_name(await run_check(settings, observe_seconds=OBSERVE))
-    inbound = results["inbound_context"]
-    assert inbound.status == "warn"
-    assert "'from-trunk'" in inbound.message and "from-pstn" in inbound.message
-
-
-async def test_agent_pattern_matching_no_channel(good: ReplayServer) -> None:
-    settings = make_settings(good.port, AGENT_CHANNEL_PATTERN=r"^PJSIP/(?P<ext>\d+)-")
-    results = by_name(await run_check(settings, observe_seconds=OBSERVE))
-    agent = results["agent_pattern"]
-    assert agent.status == "fail"
-    assert "matched none" in agent.message and "Local/101@agent-phones" in agent.message
-
-
-async def test_agent_pattern_without_ext_group(good: ReplayServer) -> None:
-    settings = make_settings(good.port, AGENT_CHANNEL_PATTERN=r"^PJSIP/\d+-")
-    results = by_name(await run_check(settings, observe_seconds=OBSERVE))
-    assert results["agent_pattern"].status == "fail"
-    assert "'ext'" in results["agent_pattern"].message
+@pytest.mark.parametrize(
+    ("overrides", "check", "status", "said"),
+    [
+        pytest.param(
+            {"INBOUND_CONTEXTS": ["from-trunk"]},
+            "inbound_context",
+            "warn",
+            ["'from-trunk'", "from-pstn"],
+            id="inbound_context_never_seen",
+        ),
+        pytest.param(
+            {"AGENT_CHANNEL_PATTERN": r"^PJSIP/(?P<ext>\d+)-"},
+            "agent_pattern",
+            "fail",
+            ["matched none", "Local/101@agent-phones"],
+            id="agent_pattern_matching_no_channel",
+        ),
+        pytest.param(
+            {"AGENT_CHANNEL_PATTERN": r"^PJSIP/\d+-"},
+            "agent_pattern",
+            "fail",
+            ["'ext'"],
+            id="agent_pattern_without_ext_group",
+        ),
+    ],
+)
+async def test_a_setting_that_does_not_fit_the_pbx_is_said(
+    good: ReplayServer, overrides: dict[str, Any], check: str, status: str, said: list[str]
+) -> None:
+    settings = make_settings(good.port, **overrides)
+    result = by_name(await run_check(settings, observe_seconds=OBSERVE))[check]
+    assert result.status == status
+    for words in said:
+        assert words in result.message
 
 
 async def test_quiet_pbx_gives_warnings_not_passes() -> None:
