@@ -14,15 +14,13 @@ from telephony.testing.replay import ReplayServer
 from tests.ports import free_port
 from tests.web.conftest import OPERATOR
 from tests.web.live import (
+    LiveService,
     chromium_available,
     fresh_contexts,
-    live_service,
     sign_in_at_desk,
-    with_ami,
 )
 from tests.web.test_operator_e2e import seed_ivan
 from tests.web.test_pages_e2e import play_and_settle
-from web.container import Container
 from web.settings import Settings
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
@@ -32,38 +30,37 @@ from playwright.async_api import Browser, expect  # noqa: E402
 pytestmark = pytest.mark.usefixtures("db")
 
 
+@pytest.fixture
+def ready_before_service(settings: Settings, operator: User) -> None:
+    """Olga exists; email goes to a port where nobody listens (connection refused)."""
+    settings.notifier = NotifierSettings(
+        TWILIO_ACCOUNT_SID="", SMTP_HOST="127.0.0.1", SMTP_PORT=free_port(), OUTBOX_MAX_ATTEMPTS=1
+    )
+
+
 async def test_an_unreachable_mail_server_reads_as_a_translated_reason(
-    settings: Settings,
-    container: Container,
+    service: LiveService,
     replay: ReplayServer,
     browser: Browser,
     sessions: async_sessionmaker[AsyncSession],
     operator: User,
 ) -> None:
-    settings.notifier = NotifierSettings(
-        TWILIO_ACCOUNT_SID="",
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=free_port(),  # nobody listens: connection refused
-        OUTBOX_MAX_ATTEMPTS=1,
-    )
-    with_ami(settings, replay)
     client_id, _ = await seed_ivan(sessions, operator)
     laptop = {"width": 1366, "height": 768}
     async with fresh_contexts(browser, viewport=laptop, timeout_ms=15_000) as pages:
         page = await pages.page(locale="ru-RU")
-        async with live_service(container) as live:
-            await sign_in_at_desk(page, live, OPERATOR)
-            await play_and_settle(live, replay, "inbound_answered")
-            await page.click("#pop-open")
-            await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
-            await page.fill("#email-subject", "Offer")
-            await page.fill("#email-body", "Dear Ivan")
-            await page.click("#email-send")
-            status = page.locator("#message-status")
-            await expect(status).to_have_text(
-                "Не отправлено на ivan@petrov.example: почтовый сервер недоступен (SMTP_HOST)"
-            )
-            await expect(status).to_have_class("status error")
+        await sign_in_at_desk(page, service, OPERATOR)
+        await play_and_settle(service, replay, "inbound_answered")
+        await page.click("#pop-open")
+        await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+        await page.fill("#email-subject", "Offer")
+        await page.fill("#email-body", "Dear Ivan")
+        await page.click("#email-send")
+        status = page.locator("#message-status")
+        await expect(status).to_have_text(
+            "Не отправлено на ivan@petrov.example: почтовый сервер недоступен (SMTP_HOST)"
+        )
+        await expect(status).to_have_class("status error")
     async with sessions() as s:
         email = await s.scalar(select(Communication).where(Communication.kind == "email"))
     assert email is not None and email.client_id == client_id and email.status == "failed"
