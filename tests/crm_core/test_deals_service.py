@@ -3,7 +3,6 @@ and the names a fresh install seeds in DEFAULT_LOCALE."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -416,50 +415,35 @@ def test_a_period_is_whole_days_in_the_viewers_zone() -> None:
     ],
 )
 async def test_a_fresh_install_seeds_names_in_its_default_locale(
-    engine: AsyncEngine,
-    database_url: str,
+    scratch_url: str,
     locale: str,
     stages: list[str],
     reasons: list[str],
     sources: list[str],
 ) -> None:
-    name = f"seed_{uuid.uuid4().hex[:8]}"
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f"CREATE DATABASE {name}"))
-    url = (
-        database_url.replace("/postgres?", f"/{name}?")
-        if "/postgres?" in database_url
-        else (database_url.rsplit("/", 1)[0] + f"/{name}")
-    )
-    try:
-        upgrade(url, locale=locale)
-        scratch = make_engine(url)
-        async with scratch.connect() as conn:
-            got = [
-                tuple(r)
+    upgrade(scratch_url, locale=locale)
+    scratch = make_engine(scratch_url)
+    async with scratch.connect() as conn:
+        got = [
+            tuple(r)
+            for r in await conn.execute(
+                text("SELECT name, is_closed, is_won FROM deal_stages ORDER BY position")
+            )
+        ]
+        lists = {
+            kind: [
+                r[0]
                 for r in await conn.execute(
-                    text("SELECT name, is_closed, is_won FROM deal_stages ORDER BY position")
+                    text("SELECT name FROM deal_choices WHERE kind = :k ORDER BY position"),
+                    {"k": kind},
                 )
             ]
-            lists = {
-                kind: [
-                    r[0]
-                    for r in await conn.execute(
-                        text("SELECT name FROM deal_choices WHERE kind = :k ORDER BY position"),
-                        {"k": kind},
-                    )
-                ]
-                for kind in ("lost_reason", "lead_source")
-            }
-        await scratch.dispose()
-        assert [g[0] for g in got] == stages
-        assert [g[1:] for g in got][-2:] == [(True, True), (True, False)]
-        assert lists == {"lost_reason": reasons, "lead_source": sources}
-    finally:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            for kind in ("lost_reason", "lead_source")
+        }
+    await scratch.dispose()
+    assert [g[0] for g in got] == stages
+    assert [g[1:] for g in got][-2:] == [(True, True), (True, False)]
+    assert lists == {"lost_reason": reasons, "lead_source": sources}
 
 
 async def test_history_rows_are_stored(session: AsyncSession, make_user: UserFactory) -> None:

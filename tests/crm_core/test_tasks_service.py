@@ -4,9 +4,10 @@ language decide the reminder's email."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,6 +19,7 @@ from crm_core.tasks.reminder_text import pick_locale, reminder_email
 from crm_core.tasks.reminders import EmailPolicy, claim_due
 from crm_core.tasks.schemas import Reschedule, TaskCreate
 from crm_core.tasks.service import create_task, reschedule
+from crm_core.users.models import User
 from tests.conftest import UserFactory
 
 POLICY = EmailPolicy(
@@ -29,10 +31,29 @@ POLICY = EmailPolicy(
 )
 
 
-async def test_rescheduling_re_arms_the_reminder_keeping_its_lead(
-    sessions: async_sessionmaker[AsyncSession], make_user: UserFactory
-) -> None:
+def armed(*, title: str, kind: str, due: datetime, assignee: User) -> Task:
+    """An open task whose reminder is due at `due`, never tried."""
+    return Task(
+        title=title,
+        kind=kind,
+        due_at=due,
+        remind_at=due,
+        assignee_id=assignee.id,
+        done=False,
+        tries=0,
+    )
+
+
+@pytest.fixture
+async def manager(make_user: UserFactory) -> User:
     user, _ = await make_user(role="manager")
+    return user
+
+
+async def test_rescheduling_re_arms_the_reminder_keeping_its_lead(
+    sessions: async_sessionmaker[AsyncSession], manager: User
+) -> None:
+    user = manager
     due = utcnow() - timedelta(minutes=1)
     async with sessions() as s:
         me = await s.get(type(user), user.id)
@@ -66,23 +87,11 @@ async def test_rescheduling_re_arms_the_reminder_keeping_its_lead(
 
 
 async def test_concurrent_claims_never_share_a_reminder(
-    sessions: async_sessionmaker[AsyncSession], make_user: UserFactory
+    sessions: async_sessionmaker[AsyncSession], manager: User
 ) -> None:
-    user, _ = await make_user(role="manager")
     due = utcnow() - timedelta(seconds=1)
     async with sessions() as s:
-        s.add_all(
-            Task(
-                title=f"t{i}",
-                kind="other",
-                due_at=due,
-                remind_at=due,
-                assignee_id=user.id,
-                done=False,
-                tries=0,
-            )
-            for i in range(200)
-        )
+        s.add_all(armed(title=f"t{i}", kind="other", due=due, assignee=manager) for i in range(200))
         await s.commit()
 
     async def claim() -> list[TaskReminder]:
@@ -109,15 +118,7 @@ async def test_an_absent_user_with_an_address_gets_an_email_in_their_language(
     async with sessions() as s:
         await open_pages.heartbeat(s, "instance-a", [present.id])
         s.add_all(
-            Task(
-                title="Call back",
-                kind="callback",
-                due_at=due,
-                remind_at=due,
-                assignee_id=u.id,
-                done=False,
-                tries=0,
-            )
+            armed(title="Call back", kind="callback", due=due, assignee=u)
             for u in (present, absent, silent)
         )
         await s.commit()

@@ -41,6 +41,7 @@ from tests.conftest import UserFactory
 from tests.mailbox import Mailbox
 from tests.notifier.outbox_helpers import communication, drain, outbox_row
 from tests.ports import free_port
+from tests.seeding import managers_client
 from web.app import create_app
 from web.container import Container
 from web.settings import Settings
@@ -265,14 +266,9 @@ async def test_inbound_email_lands_on_the_known_clients_deal_and_pops_to_the_man
     make_user: UserFactory,
 ) -> None:
     server, events = inbound
-    manager, _ = await make_user(role="manager")
-    async with sessions() as s:
-        client = await create_client(
-            s,
-            ClientCreate(name="Olga", emails=["olga@mail.example.org"], responsible_id=manager.id),
-            region="RU",
-        )
-        await s.commit()
+    manager, _, client = await managers_client(
+        sessions, make_user, emails=["olga@mail.example.org"]
+    )
     await _send_in(server, _letter(message_id=None))
     await _send_in(server, _letter(message_id=None))  # no Message-ID: the content identifies it
     async with sessions() as s:
@@ -488,14 +484,9 @@ async def test_a_forged_from_is_filed_on_the_card_marked_unverified(
     """The probe: mail claiming a client's address, straight to our port. It is still on the
     card (it may be real), but the card says the sender is unverified; through the trusted relay
     with an aligned DKIM pass it is not marked."""
-    manager, headers = await make_user(role="manager")
-    async with sessions() as s:
-        client = await create_client(
-            s,
-            ClientCreate(name="Olga", emails=["olga@mail.example.org"], responsible_id=manager.id),
-            region="RU",
-        )
-        await s.commit()
+    _, headers, client = await managers_client(
+        sessions, make_user, emails=["olga@mail.example.org"]
+    )
     events: list[Any] = []
 
     async def publish(batch: list[Any]) -> None:

@@ -47,6 +47,13 @@ async def commit(
             collect_event(session, event)
 
 
+def live_from_start(hub: EventHub, channel: str) -> Subscriber:
+    """A subscriber of `channel`, live from the first message (nothing to replay)."""
+    sub = hub.subscribe({channel})
+    sub.go_live(0)
+    return sub
+
+
 async def take(sub: Subscriber, count: int) -> list[dict[str, Any]]:
     got: list[dict[str, Any]] = []
     async with asyncio.timeout(WAIT):
@@ -74,10 +81,8 @@ async def test_unix_socket_url_connects(database_url: str) -> None:
 async def test_committed_events_reach_their_channels_in_seq_order(
     hub: EventHub, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    op101 = hub.subscribe({"ext:101"})
-    op102 = hub.subscribe({"ext:102"})
-    for sub in (op101, op102):
-        sub.go_live(0)
+    op101 = live_from_start(hub, "ext:101")
+    op102 = live_from_start(hub, "ext:102")
     await commit(sessions, hub, ring("101", 1))
     await commit(sessions, hub, ring("101", 2), TaskCreated(1, "callback", 5, None))
     got = await take(op101, 2)
@@ -91,8 +96,7 @@ async def test_committed_events_reach_their_channels_in_seq_order(
 async def test_rolled_back_unit_of_work_publishes_nothing(
     hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
-    sub = hub.subscribe({"ext:101"})
-    sub.go_live(0)
+    sub = live_from_start(hub, "ext:101")
     with pytest.raises(RuntimeError):
         async with unit_of_work(sessions, hub.publish) as session:
             collect_event(session, ring("101", 1))
@@ -108,8 +112,7 @@ async def test_rolled_back_unit_of_work_publishes_nothing(
 async def test_payload_too_big_for_notify_is_read_from_the_log(
     hub: EventHub, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    sub = hub.subscribe({"ext:101"})
-    sub.go_live(0)
+    sub = live_from_start(hub, "ext:101")
     big = "x" * 20_000
     await commit(sessions, hub, ring("101", 1, note=big), ring("101", 2))
     got = await take(sub, 2)
@@ -143,10 +146,8 @@ async def test_replay_then_live_without_gaps_or_duplicates(
 async def test_supervisor_broadcasts_wait_but_pops_do_not(
     hub: EventHub, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    board = hub.subscribe({"supervisors"})
-    op = hub.subscribe({"ext:101"})
-    board.go_live(0)
-    op.go_live(0)
+    board = live_from_start(hub, "supervisors")
+    op = live_from_start(hub, "ext:101")
     loop = asyncio.get_running_loop()
     await commit(sessions, hub, ring("101", 1))
     start = loop.time()
@@ -164,10 +165,8 @@ async def test_supervisor_broadcasts_wait_but_pops_do_not(
 async def test_slow_subscriber_is_dropped_and_others_keep_receiving(
     hub: EventHub, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    slow = hub.subscribe({"ext:101"})
-    fast = hub.subscribe({"ext:101"})
-    slow.go_live(0)
-    fast.go_live(0)
+    slow = live_from_start(hub, "ext:101")
+    fast = live_from_start(hub, "ext:101")
     received = 0
     for n in range(hub.queue_size + 5):
         await commit(sessions, hub, ring("101", n))
@@ -182,8 +181,7 @@ async def test_slow_subscriber_is_dropped_and_others_keep_receiving(
 async def test_listener_reconnects_and_catches_up(
     hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
-    sub = hub.subscribe({"ext:101"})
-    sub.go_live(0)
+    sub = live_from_start(hub, "ext:101")
     await commit(sessions, hub, ring("101", 1))
     await take(sub, 1)
     assert hub.bus is not None
@@ -221,8 +219,7 @@ async def test_cleanup_keeps_recent_rows(
 async def test_local_mode_fans_out_without_a_database() -> None:
     hub = EventHub(None)
     await hub.start()
-    sub = hub.subscribe({"ext:101"})
-    sub.go_live(0)
+    sub = live_from_start(hub, "ext:101")
     await hub.publish([ring("101", 1), ring("102", 2), ring("101", 3)])
     got = await take(sub, 2)
     assert [m["seq"] for m in got] == [1, 5]  # 2..4: ext:102 and supervisors messages

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from telephony.ami_wire import AmiEvent, AmiFramer, AmiResponse, Banner, parse_message, split_frames
+from telephony.testing.replay import ReplayServer
 from tests.conftest import RECORDINGS
 
 AMI_DIR = RECORDINGS
@@ -78,3 +80,14 @@ def split_recording(name: str, event: str, folder: Path) -> tuple[Path, Path]:
     head.write_bytes(b"\r\n\r\n".join(messages[: cut + 1]) + b"\r\n\r\n")
     tail.write_bytes(b"\r\n\r\n".join(messages[cut + 1 :]))
     return head, tail
+
+
+@asynccontextmanager
+async def replay_server(**options: Any) -> AsyncIterator[ReplayServer]:
+    """A ReplayServer (`options` as its own) listening, closed after."""
+    server = ReplayServer(**options)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()

@@ -154,16 +154,34 @@ async def fastagi(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     writer.close()
 
 
-def inbound(caller: str, name: str, talk: int) -> dict[str, str | list[str]]:
+def inbound(caller: str, name: str, talk: int, exten: str = DID) -> dict[str, str | list[str]]:
     return {
         "Channel": "Local/s@caller-sim",
         "Context": "from-pstn",
-        "Exten": DID,
+        "Exten": exten,
         "Priority": "1",
         "CallerID": f'"{name}" <{caller}>',
         "Async": "true",
         "Variable": f"TALK={talk}",
     }
+
+
+def from_101(
+    context: str, number: str, caller_id: str, *variables: str
+) -> dict[str, str | list[str]]:
+    """An Originate of a call placed from 101's phone to `number` through `context`."""
+    fields: dict[str, str | list[str]] = {
+        "Channel": "Local/101@agent-phones",
+        "Context": context,
+        "Exten": number,
+        "Priority": "1",
+        "CallerID": caller_id,
+        "Async": "true",
+        "Timeout": "30000",
+    }
+    if variables:
+        fields["Variable"] = list(variables)
+    return fields
 
 
 def answered(ext: str) -> Callable[[Event], bool]:
@@ -195,6 +213,14 @@ async def _recorded(ctx: Ctx) -> Recorder:
     return rec
 
 
+async def _originated(ctx: Ctx, fields: dict[str, str | list[str]]) -> Recorder:
+    """Record the call an Originate of `fields` places (inbound, from_101), to its end."""
+    rec = await _recorded(ctx)
+    await ctx.ctl.action("Originate", **fields)
+    await rec.wait_idle()
+    return rec
+
+
 async def _answered_by_101(ctx: Ctx, caller: str, name: str, talk: int) -> tuple[Recorder, Event]:
     """Record a call from `caller` that 101 answers (both phones stay on for 30 s); the
     recorder and 101's DialEnd ANSWER (its DestChannel is 101's bridged channel)."""
@@ -207,17 +233,18 @@ async def _answered_by_101(ctx: Ctx, caller: str, name: str, talk: int) -> tuple
 
 async def _click_to_call(ctx: Ctx, number: str) -> Recorder:
     """Record a click-to-call by 101 (deal 42, user 7) to `number`, to its end."""
-    rec = await _recorded(ctx)
+    fields = from_101(
+        "crm-outbound", number, '"Manager 101" <101>', "CRM_DEAL_ID=42", "CRM_USER_ID=7"
+    )
+    return await _originated(ctx, fields)
+
+
+async def _blind_transfer(ctx: Ctx, caller: str, name: str, talk: int, to: str) -> Recorder:
+    """101 answers `caller`, blind-transfers to `to` after 2 s; the call runs to its end."""
+    rec, dial = await _answered_by_101(ctx, caller, name, talk)
+    await asyncio.sleep(2)
     await ctx.ctl.action(
-        "Originate",
-        Channel="Local/101@agent-phones",
-        Context="crm-outbound",
-        Exten=number,
-        Priority="1",
-        CallerID='"Manager 101" <101>',
-        Async="true",
-        Timeout="30000",
-        Variable=["CRM_DEAL_ID=42", "CRM_USER_ID=7"],
+        "BlindTransfer", Channel=dial["DestChannel"], Context="transfer-internal", Exten=to
     )
     await rec.wait_idle()
     return rec
@@ -225,13 +252,7 @@ async def _click_to_call(ctx: Ctx, number: str) -> Recorder:
 
 async def sc_blind_transfer_caller_hangs_up(ctx: Ctx) -> Recorder:
     """101 answers, blind-transfers to 102 after 2 s; 102 talks on; the caller hangs up."""
-    rec, dial = await _answered_by_101(ctx, "+79167770002", "Blind Caller", 8)
-    await asyncio.sleep(2)
-    await ctx.ctl.action(
-        "BlindTransfer", Channel=dial["DestChannel"], Context="transfer-internal", Exten="102"
-    )
-    await rec.wait_idle()
-    return rec
+    return await _blind_transfer(ctx, "+79167770002", "Blind Caller", 8, "102")
 
 
 async def sc_blind_transfer_by_phone(ctx: Ctx) -> Recorder:
@@ -260,13 +281,7 @@ async def sc_attended_transfer(ctx: Ctx) -> Recorder:
 
 async def sc_blind_transfer_queue(ctx: Ctx) -> Recorder:
     """101 answers, blind-transfers into queue sales; a member answers; the caller hangs up."""
-    rec, dial = await _answered_by_101(ctx, "+79167770004", "Queue Transfer", 10)
-    await asyncio.sleep(2)
-    await ctx.ctl.action(
-        "BlindTransfer", Channel=dial["DestChannel"], Context="transfer-internal", Exten="sales"
-    )
-    await rec.wait_idle()
-    return rec
+    return await _blind_transfer(ctx, "+79167770004", "Queue Transfer", 10, "sales")
 
 
 async def sc_click_to_call_busy(ctx: Ctx) -> Recorder:
@@ -281,9 +296,7 @@ async def sc_hold_resume(ctx: Ctx) -> Recorder:
     """101 answers, presses hold 3 s later (6 s of music), resumes; the agent hangs up at 12 s."""
     await ctx.ctl.db("hold", "101", "1")
     await ctx.ctl.db("agenttalk", "101", "12")
-    rec = await _recorded(ctx)
-    await ctx.ctl.action("Originate", **inbound("+79168880004", "Hold Me", 20))
-    await rec.wait_idle()
+    rec = await _originated(ctx, inbound("+79168880004", "Hold Me", 20))
     await ctx.ctl.db("hold", "101")
     return rec
 
@@ -329,18 +342,13 @@ async def sc_service_started_after_blind_transfer(ctx: Ctx) -> Recorder:
 
 async def sc_inbound_recorded(ctx: Ctx) -> Recorder:
     """+79161234567 calls, 101 answers, the caller hangs up after 6 s; MixMonitor records it."""
-    rec = await _recorded(ctx)
-    await ctx.ctl.action("Originate", **inbound("+79161234567", "Ivan Petrov", 6))
-    await rec.wait_idle()
-    return rec
+    return await _originated(ctx, inbound("+79161234567", "Ivan Petrov", 6))
 
 
 async def sc_inbound_recorded_abandoned(ctx: Ctx) -> Recorder:
     """89031234567 calls, 101 never answers, the caller gives up after 4 s: a header-only WAV."""
     await ctx.ctl.db("noanswer", "101", "1")
-    rec = await _recorded(ctx)
-    await ctx.ctl.action("Originate", **inbound("89031234567", "Caller", 4))
-    await rec.wait_idle()
+    rec = await _originated(ctx, inbound("89031234567", "Caller", 4))
     await ctx.ctl.db("noanswer", "101")
     return rec
 
@@ -349,10 +357,7 @@ async def sc_ring_group_second_answers(ctx: Ctx) -> Recorder:
     """DID 84951110002 rings 101 and 102 at once; 101 never answers, 102 does (101: CANCEL)."""
     await ctx.ctl.db("noanswer", "101", "1")
     await ctx.ctl.db("agenttalk", "102", "5")
-    rec = await _recorded(ctx)
-    fields = inbound("+79168880002", "Ring Group", 20)
-    await ctx.ctl.action("Originate", **{**fields, "Exten": "84951110002"})
-    await rec.wait_idle()
+    rec = await _originated(ctx, inbound("+79168880002", "Ring Group", 20, exten="84951110002"))
     await ctx.ctl.db("noanswer", "101")
     return rec
 
@@ -360,18 +365,7 @@ async def sc_ring_group_second_answers(ctx: Ctx) -> Recorder:
 async def sc_agent_dials_out(ctx: Ctx) -> Recorder:
     """101 dials 79161234599 from the phone (from-internal): no CRM variables."""
     await ctx.ctl.db("pstntalk", "79161234599", "4")
-    rec = await _recorded(ctx)
-    await ctx.ctl.action(
-        "Originate",
-        Channel="Local/101@agent-phones",
-        Context="from-internal",
-        Exten="79161234599",
-        Priority="1",
-        CallerID='"Olga 101" <101>',
-        Async="true",
-        Timeout="30000",
-    )
-    await rec.wait_idle()
+    rec = await _originated(ctx, from_101("from-internal", "79161234599", '"Olga 101" <101>'))
     await ctx.ctl.db("pstntalk", "79161234599")
     return rec
 

@@ -26,7 +26,7 @@ from telephony.ami_wire import parse_message
 from telephony.panoramisk_fixes import PendingAction
 from telephony.settings import TelephonySettings
 from telephony.testing.replay import ReplayServer, load_recording
-from tests.telephony.helpers import AMI_DIR
+from tests.telephony.helpers import AMI_DIR, replay_server
 
 CLICK = AMI_DIR / "click_to_call.ami"
 INBOUND = AMI_DIR / "inbound_answered.ami"
@@ -81,10 +81,8 @@ async def until(predicate: Callable[[], bool], within: float = 3.0) -> None:
 
 @pytest.fixture
 async def server() -> AsyncIterator[ReplayServer]:
-    srv = ReplayServer()
-    await srv.start()
-    yield srv
-    await srv.close()
+    async with replay_server() as srv:
+        yield srv
 
 
 @pytest.fixture

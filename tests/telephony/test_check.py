@@ -43,6 +43,28 @@ async def start(**kwargs: Any) -> ReplayServer:
     return srv
 
 
+async def checked(
+    srv: ReplayServer, *, observe: float = OBSERVE, **overrides: Any
+) -> dict[str, CheckResult]:
+    """Run the check against `srv` (settings `overrides`), then close it: the results by name."""
+    try:
+        return by_name(
+            await run_check(make_settings(srv.port, **overrides), observe_seconds=observe)
+        )
+    finally:
+        await srv.close()
+
+
+@pytest.fixture
+def no_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AMI user may not run CLI commands: the check learns nothing from them."""
+
+    async def refuse_command(*_: Any) -> None:
+        return None
+
+    monkeypatch.setattr("telephony.check._command_output", refuse_command)
+
+
 @pytest.fixture
 async def router() -> AsyncIterator[tuple[AgiServer, StubRoute]]:
     stub = StubRoute()
@@ -103,11 +125,7 @@ async def test_only_a_callers_channel_seen_is_a_warning_not_a_failure(tmp_path: 
     srv = ReplayServer()
     await srv.start()
     await srv.play(head, speed=0)
-    try:
-        settings = make_settings(srv.port, AGENT_CHANNEL_PATTERN=r"^PJSIP/(?P<ext>\d+)-")
-        results = by_name(await run_check(settings, observe_seconds=OBSERVE))
-    finally:
-        await srv.close()
+    results = await checked(srv, AGENT_CHANNEL_PATTERN=r"^PJSIP/(?P<ext>\d+)-")
     agent = results["agent_pattern"]
     assert agent.status == "warn", agent
     assert "Local/s@caller-sim" in agent.message and "no phone rung" in agent.message
@@ -134,91 +152,75 @@ async def test_bad_credentials(good: ReplayServer) -> None:
 
 async def test_missing_read_permissions() -> None:
     srv = await start(read_perm="system,call")
-    try:
-        results = by_name(await run_check(make_settings(srv.port), observe_seconds=OBSERVE))
-    finally:
-        await srv.close()
+    results = await checked(srv)
     perm = results["permissions"]
     assert perm.status == "fail"
     assert "may not read dialplan, agent" in perm.message
     assert "read = all" in perm.message
 
 
-async def test_missing_permissions_seen_from_events_when_cli_is_not_allowed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_missing_permissions_seen_from_events_when_cli_is_not_allowed(no_cli: None) -> None:
     srv = await start(read_perm="system,call")
-
-    async def refuse_command(*_: Any) -> None:
-        return None
-
-    monkeypatch.setattr("telephony.check._command_output", refuse_command)
-    try:
-        results = by_name(await run_check(make_settings(srv.port), observe_seconds=OBSERVE))
-    finally:
-        await srv.close()
+    results = await checked(srv)
     assert results["permissions"].status == "warn"
     assert "dialplan, agent" in results["permissions"].message
 
 
 async def test_timestampevents_off() -> None:
     srv = await start(timestamp_events=False)
-    try:
-        results = by_name(await run_check(make_settings(srv.port), observe_seconds=OBSERVE))
-    finally:
-        await srv.close()
+    results = await checked(srv)
     assert results["timestamps"].status == "fail"
     assert "timestampevents = yes" in results["timestamps"].message
 
 
-async def test_timestamps_missing_from_events_even_if_setting_unknown(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_timestamps_missing_from_events_even_if_setting_unknown(no_cli: None) -> None:
     srv = ReplayServer()
     await srv.start()
     await srv.play(QUEUE, speed=0, strip_timestamps=True)
-
-    async def refuse_command(*_: Any) -> None:
-        return None
-
-    monkeypatch.setattr("telephony.check._command_output", refuse_command)
-    try:
-        results = by_name(await run_check(make_settings(srv.port), observe_seconds=OBSERVE))
-    finally:
-        await srv.close()
+    results = await checked(srv)
     assert results["timestamps"].status == "fail"
 
 
-async def test_inbound_context_never_seen(good: ReplayServer) -> None:
-    settings = make_settings(good.port, INBOUND_CONTEXTS=["from-trunk"])
-    results = by_name(await run_check(settings, observe_seconds=OBSERVE))
-    inbound = results["inbound_context"]
-    assert inbound.status == "warn"
-    assert "'from-trunk'" in inbound.message and "from-pstn" in inbound.message
-
-
-async def test_agent_pattern_matching_no_channel(good: ReplayServer) -> None:
-    settings = make_settings(good.port, AGENT_CHANNEL_PATTERN=r"^PJSIP/(?P<ext>\d+)-")
-    results = by_name(await run_check(settings, observe_seconds=OBSERVE))
-    agent = results["agent_pattern"]
-    assert agent.status == "fail"
-    assert "matched none" in agent.message and "Local/101@agent-phones" in agent.message
-
-
-async def test_agent_pattern_without_ext_group(good: ReplayServer) -> None:
-    settings = make_settings(good.port, AGENT_CHANNEL_PATTERN=r"^PJSIP/\d+-")
-    results = by_name(await run_check(settings, observe_seconds=OBSERVE))
-    assert results["agent_pattern"].status == "fail"
-    assert "'ext'" in results["agent_pattern"].message
+@pytest.mark.parametrize(
+    ("overrides", "check", "status", "said"),
+    [
+        pytest.param(
+            {"INBOUND_CONTEXTS": ["from-trunk"]},
+            "inbound_context",
+            "warn",
+            ["'from-trunk'", "from-pstn"],
+            id="inbound_context_never_seen",
+        ),
+        pytest.param(
+            {"AGENT_CHANNEL_PATTERN": r"^PJSIP/(?P<ext>\d+)-"},
+            "agent_pattern",
+            "fail",
+            ["matched none", "Local/101@agent-phones"],
+            id="agent_pattern_matching_no_channel",
+        ),
+        pytest.param(
+            {"AGENT_CHANNEL_PATTERN": r"^PJSIP/\d+-"},
+            "agent_pattern",
+            "fail",
+            ["'ext'"],
+            id="agent_pattern_without_ext_group",
+        ),
+    ],
+)
+async def test_a_setting_that_does_not_fit_the_pbx_is_said(
+    good: ReplayServer, overrides: dict[str, Any], check: str, status: str, said: list[str]
+) -> None:
+    settings = make_settings(good.port, **overrides)
+    result = by_name(await run_check(settings, observe_seconds=OBSERVE))[check]
+    assert result.status == status
+    for words in said:
+        assert words in result.message
 
 
 async def test_quiet_pbx_gives_warnings_not_passes() -> None:
     srv = ReplayServer()
     await srv.start()
-    try:
-        results = by_name(await run_check(make_settings(srv.port), observe_seconds=0.1))
-    finally:
-        await srv.close()
+    results = await checked(srv, observe=0.1)
     assert results["inbound_context"].status == "warn"
     assert results["agent_pattern"].status == "warn"
     assert results["permissions"].status == "ok"  # stated by Asterisk itself

@@ -12,6 +12,7 @@ from telephony.ami_listener import AmiConnectionLost, AmiListener
 from telephony.originate import OriginateError, originate_call
 from telephony.settings import TelephonySettings
 from telephony.testing.replay import ReplayServer
+from tests.telephony.helpers import replay_server
 
 
 def make_settings(port: int) -> TelephonySettings:
@@ -30,12 +31,30 @@ async def ignore(*_: Any) -> None:
     return None
 
 
+async def call_from_101(
+    listener: AmiListener,
+    server: ReplayServer,
+    *,
+    deal_id: int = 42,
+    user_id: int = 7,
+    **extra: Any,
+) -> str:
+    """Click-to-call from extension 101 to 79161234567; the Originate's ActionID."""
+    return await originate_call(
+        listener,
+        agent_extension="101",
+        number="79161234567",
+        deal_id=deal_id,
+        user_id=user_id,
+        settings=make_settings(server.port),
+        **extra,
+    )
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[ReplayServer]:
-    srv = ReplayServer(originate_delay=0.02)
-    await srv.start()
-    yield srv
-    await srv.close()
+    async with replay_server(originate_delay=0.02) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -51,14 +70,7 @@ async def listener(server: ReplayServer) -> AsyncIterator[AmiListener]:
 async def test_originate_request_carries_async_and_both_variables(
     server: ReplayServer, listener: AmiListener
 ) -> None:
-    action_id = await originate_call(
-        listener,
-        agent_extension="101",
-        number="79161234567",
-        deal_id=42,
-        user_id=7,
-        settings=make_settings(server.port),
-    )
+    action_id = await call_from_101(listener, server)
     [seen] = server.originates
     assert seen["ActionID"] == action_id
     assert seen["Async"] == "true"
@@ -75,45 +87,21 @@ async def test_originate_failure_is_reported_in_plain_words(
 ) -> None:
     server.originate_response = "Failure"
     with pytest.raises(OriginateError, match="could not be called") as info:
-        await originate_call(
-            listener,
-            agent_extension="101",
-            number="79161234567",
-            deal_id=1,
-            user_id=2,
-            settings=make_settings(server.port),
-        )
+        await call_from_101(listener, server, deal_id=1, user_id=2)
     assert info.value.action_id == server.originates[0]["ActionID"]
 
 
 async def test_originate_timeout_is_reported(server: ReplayServer, listener: AmiListener) -> None:
     server.originate_delay = 2.0  # the agent's phone rings on and on
     with pytest.raises(OriginateError, match="no answer from Asterisk"):
-        await originate_call(
-            listener,
-            agent_extension="101",
-            number="79161234567",
-            deal_id=1,
-            user_id=2,
-            settings=make_settings(server.port),
-            ring_seconds=0.1,
-        )
+        await call_from_101(listener, server, deal_id=1, user_id=2, ring_seconds=0.1)
 
 
 async def test_pending_originate_is_not_resent_after_reconnect(
     server: ReplayServer, listener: AmiListener
 ) -> None:
     server.freeze_clients()  # the Originate reaches Asterisk; its reply never comes back
-    call = asyncio.create_task(
-        originate_call(
-            listener,
-            agent_extension="101",
-            number="79161234567",
-            deal_id=42,
-            user_id=7,
-            settings=make_settings(server.port),
-        )
-    )
+    call = asyncio.create_task(call_from_101(listener, server))
     async with asyncio.timeout(2):
         while not server.originates:
             await asyncio.sleep(0.005)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from telephony.testing.replay import ReplayServer, load_recording
-from tests.telephony.helpers import AMI_DIR
+from tests.telephony.helpers import AMI_DIR, replay_server
 
 ABANDONED = AMI_DIR / "inbound_abandoned.ami"
 TRANSFER = AMI_DIR / "inbound_blind_transfer_dial.ami"
@@ -57,10 +57,8 @@ class RawClient:
 
 @pytest.fixture
 async def server() -> AsyncIterator[ReplayServer]:
-    srv = ReplayServer()
-    await srv.start()
-    yield srv
-    await srv.close()
+    async with replay_server() as srv:
+        yield srv
 
 
 @pytest.fixture

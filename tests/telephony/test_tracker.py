@@ -429,19 +429,32 @@ def test_reconcile_ends_a_vanished_call_once() -> None:
     assert feed_all(tracker, events[half:], times[half:]) == []
 
 
-def core_show_channel(**fields: str) -> dict[str, str]:
-    return {"Event": "CoreShowChannel", "ActionID": "reconnect-1", **fields}
+def core_show_channel(
+    channel: str, uid: str, linkedid: str, context: str, exten: str, cid: str, **fields: str
+) -> dict[str, str]:
+    """One row of a CoreShowChannels answer; `fields` the rest (Application, Duration, ...)."""
+    return {
+        "Event": "CoreShowChannel",
+        "ActionID": "reconnect-1",
+        "Channel": channel,
+        "Uniqueid": uid,
+        "Linkedid": linkedid,
+        "Context": context,
+        "Exten": exten,
+        "CallerIDNum": cid,
+        **fields,
+    }
 
 
 def test_reconcile_takes_up_a_caller_waiting_in_a_queue() -> None:
     tracker = new_tracker()
     caller = core_show_channel(
-        Channel="PJSIP/trunk-00000030",
-        Uniqueid="1700000000.40",
-        Linkedid="1700000000.40",
-        Context="from-pstn",
-        Exten="84951112233",
-        CallerIDNum="+79161234567",
+        "PJSIP/trunk-00000030",
+        "1700000000.40",
+        "1700000000.40",
+        "from-pstn",
+        "84951112233",
+        "+79161234567",
         Application="Queue",
         ApplicationData="sales,,,,30",
         Duration="00:00:12",
@@ -462,24 +475,24 @@ def test_reconcile_takes_up_a_caller_waiting_in_a_queue() -> None:
 def test_reconcile_takes_up_calls_found_by_core_show_channels() -> None:
     tracker = new_tracker()
     caller = core_show_channel(
-        Channel="PJSIP/trunk-00000010",
-        Uniqueid="1700000000.20",
-        Linkedid="1700000000.20",
-        Context="from-pstn",
-        Exten="84951112233",
-        CallerIDNum="+79161234567",
+        "PJSIP/trunk-00000010",
+        "1700000000.20",
+        "1700000000.20",
+        "from-pstn",
+        "84951112233",
+        "+79161234567",
         CallerIDName="Ivan Petrov",
         Application="Dial",
         Duration="00:00:20",
         BridgeId="b-1",
     )
     agent = core_show_channel(
-        Channel="PJSIP/101-00000011",
-        Uniqueid="1700000000.21",
-        Linkedid="1700000000.20",
-        Context="from-internal",
-        Exten="",
-        CallerIDNum="101",
+        "PJSIP/101-00000011",
+        "1700000000.21",
+        "1700000000.20",
+        "from-internal",
+        "",
+        "101",
         Application="AppDial",
         Duration="00:00:15",
         BridgeId="b-1",
@@ -609,11 +622,27 @@ class Pbx:
     def hangup(self, uid: str, cause: str = "Normal Clearing") -> list[Fact]:
         return self.send("Hangup", Uniqueid=uid, Cause_txt=cause)
 
+    def start(
+        self, name: str, uid: str, context: str, exten: str, cid: str, app: str = "Dial"
+    ) -> list[Fact]:
+        """A call's first channel (its own Linkedid) and the dialplan step it runs."""
+        self.channel(name, uid, uid, context, exten, cid)
+        return self.step(uid, context, exten, app)
+
+    def answer(
+        self, src: str, dest: str, dest_name: str, context: str, exten: str, cid: str
+    ) -> list[Fact]:
+        """A new leg of the call `src` started rings and answers: the facts it brings."""
+        self.channel(dest_name, dest, src, context, exten, cid)
+        rang = self.dial(src, dest, dest_name)
+        return rang + self.dial(src, dest, dest_name, "ANSWER")
+
 
 def test_inbound_nobody_answers_and_the_dialplan_hangs_up() -> None:
     pbx = Pbx()
-    pbx.channel("PJSIP/trunk-00000001", "1.1", "1.1", "from-pstn", "84951112233", "89161234567")
-    (started,) = pbx.step("1.1", "from-pstn", "84951112233", "NoOp")
+    (started,) = pbx.start(
+        "PJSIP/trunk-00000001", "1.1", "from-pstn", "84951112233", "89161234567", "NoOp"
+    )
     assert (started.direction, started.caller_number) == ("inbound", "89161234567")
     pbx.channel("PJSIP/101-00000002", "1.2", "1.1", "from-internal", "101", "101")
     (ringing,) = pbx.dial("1.1", "1.2", "PJSIP/101-00000002")
@@ -635,8 +664,7 @@ def test_inbound_nobody_answers_and_the_dialplan_hangs_up() -> None:
 
 def test_agent_dialling_out_from_the_phone_is_an_outbound_call() -> None:
     pbx = Pbx()
-    pbx.channel("PJSIP/101-00000003", "2.1", "2.1", "from-internal", "89161234567", "101")
-    pbx.step("2.1", "from-internal", "89161234567", "Dial")
+    pbx.start("PJSIP/101-00000003", "2.1", "from-internal", "89161234567", "101")
     pbx.channel("PJSIP/trunk-00000004", "2.2", "2.1", "from-pstn", "s", "89161234567")
     (started,) = pbx.dial("2.1", "2.2", "PJSIP/trunk-00000004")
     assert isinstance(started, CallStarted)
@@ -664,11 +692,8 @@ def test_agent_dialling_out_from_the_phone_is_an_outbound_call() -> None:
 
 def test_agent_to_agent_calls_are_not_crm_calls() -> None:
     pbx = Pbx()
-    pbx.channel("PJSIP/101-00000005", "3.1", "3.1", "from-internal", "102", "101")
-    pbx.step("3.1", "from-internal", "102", "Dial")
-    pbx.channel("PJSIP/102-00000006", "3.2", "3.1", "from-internal", "102", "101")
-    pbx.dial("3.1", "3.2", "PJSIP/102-00000006")
-    pbx.dial("3.1", "3.2", "PJSIP/102-00000006", "ANSWER")
+    pbx.start("PJSIP/101-00000005", "3.1", "from-internal", "102", "101")
+    pbx.answer("3.1", "3.2", "PJSIP/102-00000006", "from-internal", "102", "101")
     pbx.hangup("3.2")
     pbx.hangup("3.1")
     assert pbx.facts == []
@@ -677,11 +702,8 @@ def test_agent_to_agent_calls_are_not_crm_calls() -> None:
 
 def test_attended_transfer_moves_the_call_to_the_target() -> None:
     pbx = Pbx()
-    pbx.channel("PJSIP/trunk-00000007", "4.1", "4.1", "from-pstn", "84951112233", "+79160000001")
-    pbx.step("4.1", "from-pstn", "84951112233", "Dial")
-    pbx.channel("PJSIP/101-00000008", "4.2", "4.1", "from-internal", "101", "101")
-    pbx.dial("4.1", "4.2", "PJSIP/101-00000008")
-    pbx.dial("4.1", "4.2", "PJSIP/101-00000008", "ANSWER")
+    pbx.start("PJSIP/trunk-00000007", "4.1", "from-pstn", "84951112233", "+79160000001")
+    pbx.answer("4.1", "4.2", "PJSIP/101-00000008", "from-internal", "101", "101")
     # 101 consults 102 on a second line: a call of its own Linkedid, internal, no facts.
     pbx.channel("PJSIP/101-00000009", "4.3", "4.3", "from-internal", "102", "101")
     pbx.channel("PJSIP/102-0000000a", "4.4", "4.3", "from-internal", "102", "101")

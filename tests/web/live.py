@@ -155,3 +155,59 @@ def watch_errors(page: Any, errors: list[str]) -> None:
             errors.append(f"{page.url}: {message.text}")
 
     page.on("console", console)
+
+
+async def sign_in(
+    page: Any, live: LiveService, credentials: tuple[str, str], lands: str = "/operator"
+) -> None:
+    """Through the sign-in page at `/`, which sends staff to the board and others to work."""
+    await page.goto(live.url + "/")
+    await page.fill("#login", credentials[0])
+    await page.fill("#password", credentials[1])
+    await page.click("#login-submit")
+    await page.wait_for_url(f"**{lands}")
+
+
+async def sign_in_at_desk(page: Any, live: LiveService, credentials: tuple[str, str]) -> None:
+    """Signed in at the operator's workspace, its socket open."""
+    from playwright.async_api import expect
+
+    await sign_in(page, live, credentials)
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+
+
+class Contexts:
+    """Fresh browser contexts (each its own storage: its own signed-in person, language and
+    screen), every page watched for JavaScript errors."""
+
+    def __init__(self, browser: Any, *, viewport: dict[str, int], timeout_ms: int) -> None:
+        self.browser = browser
+        self.viewport = viewport
+        self.timeout_ms = timeout_ms
+        self.contexts: list[Any] = []
+        self.errors: list[str] = []
+
+    async def page(
+        self, *, locale: str | None = None, viewport: dict[str, int] | None = None
+    ) -> Any:
+        options: dict[str, Any] = {"viewport": viewport or self.viewport}
+        if locale is not None:
+            options["locale"] = locale
+        context = await self.browser.new_context(**options)
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.set_default_timeout(self.timeout_ms)
+        watch_errors(page, self.errors)
+        return page
+
+
+@asynccontextmanager
+async def fresh_contexts(
+    browser: Any, *, viewport: dict[str, int], timeout_ms: int
+) -> AsyncIterator[Contexts]:
+    """Contexts for one test; closed after it, which then fails on any JavaScript error."""
+    contexts = Contexts(browser, viewport=viewport, timeout_ms=timeout_ms)
+    yield contexts
+    for context in contexts.contexts:
+        await context.close()
+    assert not contexts.errors, f"JavaScript errors on the pages: {contexts.errors}"

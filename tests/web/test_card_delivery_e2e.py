@@ -3,8 +3,6 @@ error (`[Errno 111] Connect call failed`): the server writes a code, the page tr
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,10 +13,14 @@ from notifier.settings import NotifierSettings
 from telephony.testing.replay import ReplayServer
 from tests.ports import free_port
 from tests.web.conftest import OPERATOR
-from tests.web.live import chromium_available, live_service, watch_errors, with_ami
+from tests.web.live import (
+    LiveService,
+    chromium_available,
+    fresh_contexts,
+    sign_in_at_desk,
+)
 from tests.web.test_operator_e2e import seed_ivan
-from tests.web.test_pages_e2e import play_and_settle, sign_in
-from web.container import Container
+from tests.web.test_pages_e2e import play_and_settle
 from web.settings import Settings
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
@@ -28,45 +30,37 @@ from playwright.async_api import Browser, expect  # noqa: E402
 pytestmark = pytest.mark.usefixtures("db")
 
 
+@pytest.fixture
+def ready_before_service(settings: Settings, operator: User) -> None:
+    """Olga exists; email goes to a port where nobody listens (connection refused)."""
+    settings.notifier = NotifierSettings(
+        TWILIO_ACCOUNT_SID="", SMTP_HOST="127.0.0.1", SMTP_PORT=free_port(), OUTBOX_MAX_ATTEMPTS=1
+    )
+
+
 async def test_an_unreachable_mail_server_reads_as_a_translated_reason(
-    settings: Settings,
-    container: Container,
+    service: LiveService,
     replay: ReplayServer,
     browser: Browser,
     sessions: async_sessionmaker[AsyncSession],
     operator: User,
 ) -> None:
-    settings.notifier = NotifierSettings(
-        TWILIO_ACCOUNT_SID="",
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=free_port(),  # nobody listens: connection refused
-        OUTBOX_MAX_ATTEMPTS=1,
-    )
-    with_ami(settings, replay)
     client_id, _ = await seed_ivan(sessions, operator)
-    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="ru-RU")
-    page: Any = await context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    watch_errors(page, errors)
-    try:
-        async with live_service(container) as live:
-            await sign_in(page, live, OPERATOR, "/operator")
-            await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
-            await play_and_settle(live, replay, "inbound_answered")
-            await page.click("#pop-open")
-            await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
-            await page.fill("#email-subject", "Offer")
-            await page.fill("#email-body", "Dear Ivan")
-            await page.click("#email-send")
-            status = page.locator("#message-status")
-            await expect(status).to_have_text(
-                "Не отправлено на ivan@petrov.example: почтовый сервер недоступен (SMTP_HOST)"
-            )
-            await expect(status).to_have_class("status error")
-    finally:
-        await context.close()
-    assert not errors, errors
+    laptop = {"width": 1366, "height": 768}
+    async with fresh_contexts(browser, viewport=laptop, timeout_ms=15_000) as pages:
+        page = await pages.page(locale="ru-RU")
+        await sign_in_at_desk(page, service, OPERATOR)
+        await play_and_settle(service, replay, "inbound_answered")
+        await page.click("#pop-open")
+        await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+        await page.fill("#email-subject", "Offer")
+        await page.fill("#email-body", "Dear Ivan")
+        await page.click("#email-send")
+        status = page.locator("#message-status")
+        await expect(status).to_have_text(
+            "Не отправлено на ivan@petrov.example: почтовый сервер недоступен (SMTP_HOST)"
+        )
+        await expect(status).to_have_class("status error")
     async with sessions() as s:
         email = await s.scalar(select(Communication).where(Communication.kind == "email"))
     assert email is not None and email.client_id == client_id and email.status == "failed"

@@ -13,7 +13,7 @@ import pytest
 from crm_core.users.models import User
 from tests.conftest import UserFactory
 from tests.web.conftest import OPERATOR
-from tests.web.live import LiveService, chromium_available, live_service, watch_errors
+from tests.web.live import chromium_available, live_service, sign_in, sign_in_at_desk, watch_errors
 from web.container import Container
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
@@ -69,14 +69,6 @@ async def _violations(page: Page) -> list[str]:
     return found
 
 
-async def _sign_in(page: Page, live: LiveService, who: tuple[str, str], lands: str) -> None:
-    await page.goto(live.url + "/")
-    await page.fill("#login", who[0])
-    await page.fill("#password", who[1])
-    await page.click("#login-submit")
-    await page.wait_for_url(f"**{lands}")
-
-
 async def test_pages_and_docs_run_under_the_policy(
     container: Container,
     make_user: UserFactory,
@@ -90,8 +82,7 @@ async def test_pages_and_docs_run_under_the_policy(
     async with live_service(container) as live:
         # the operator's workspace: signed in through the login page, the socket open
         work = await _page(w, context)
-        await _sign_in(work, live, OPERATOR, "/operator")
-        await expect(work.locator("#conn")).to_have_attribute("data-state", "open")
+        await sign_in_at_desk(work, live, OPERATOR)
         await expect(work.locator("#me")).to_contain_text("Olga Operator")
         assert await _violations(work) == []
 
@@ -99,7 +90,7 @@ async def test_pages_and_docs_run_under_the_policy(
         board = await _page(w, (other := await context.browser.new_context()))
         await other.route("**/*", lambda route: route.continue_())
         await other.add_init_script(_RECORD_VIOLATIONS)
-        await _sign_in(board, live, SUPERVISOR, "/dashboard")
+        await sign_in(board, live, SUPERVISOR, "/dashboard")
         await expect(board.locator('#agents tr[data-ext="101"]')).to_contain_text("Olga Operator")
         await expect(board.locator("#updated")).to_contain_text("updated")
         assert await _violations(board) == []

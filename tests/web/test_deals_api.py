@@ -4,7 +4,6 @@ and lists, live news on the sockets' channels, and bad input refused with a 4xx.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ from crm_core.deals.schemas import Board
 from notifier.channels import messages_for
 from tests.conftest import UserFactory
 from tests.deals_pipeline import pipeline_kept
+from tests.web.conftest import publishing_into
 from web.container import Container
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -29,19 +29,8 @@ async def kept(db: AsyncEngine) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def published() -> list[Any]:
-    """What committed units of work publish (the hub's input)."""
-    return []
-
-
-@pytest.fixture
 def container(container: Container, published: list[Any]) -> Container:
-    """The test's container, publishing into `published` (the container is frozen)."""
-
-    async def publish(batch: list[Any]) -> None:
-        published.extend(batch)
-
-    return replace(container, publish=publish)
+    return publishing_into(container, published)
 
 
 async def _stages(api: httpx.AsyncClient, h: dict[str, str]) -> dict[str, dict[str, Any]]:

@@ -21,51 +21,43 @@ from crm_core.deals import repository
 from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
 from tests.conftest import UserFactory
 from tests.deals_pipeline import pipeline_kept
-from tests.web.live import LiveService, chromium_available, live_service, watch_errors
+from tests.web.live import Contexts, LiveService, chromium_available, fresh_contexts, live_service
 from web.container import Container
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
-from playwright.async_api import Browser, BrowserContext, Locator, Page, expect  # noqa: E402
+from playwright.async_api import Browser, Locator, Page, expect  # noqa: E402
 
 
-class Pages:
-    """Browser contexts in a given language, each signed in as one person."""
-
-    def __init__(self, browser: Browser) -> None:
-        self.browser = browser
-        self.contexts: list[BrowserContext] = []
-        self.errors: list[str] = []
-
-    async def signed_in(
-        self, live: LiveService, headers: dict[str, str], *, locale: str, path: str = "/deals"
-    ) -> Page:
-        context = await self.browser.new_context(
-            viewport={"width": 1366, "height": 768}, locale=locale
-        )
-        self.contexts.append(context)
-        page = await context.new_page()
-        page.set_default_timeout(15_000)
-        watch_errors(page, self.errors)
-        # the bearer token where the sign-in page would have put it (tests/web/test_signin.py
-        # drives that page itself)
-        token = headers["Authorization"].removeprefix("Bearer ")
-        await page.goto(live.url + "/")
-        await page.evaluate("t => localStorage.setItem('crm_token', t)", token)
-        await page.goto(live.url + path)
-        return page
+async def signed_in(
+    pages: Contexts,
+    live: LiveService,
+    headers: dict[str, str],
+    *,
+    locale: str,
+    path: str = "/deals",
+) -> Page:
+    """A page in `locale`, signed in as the person of `headers`, at `path`."""
+    page: Page = await pages.page(locale=locale)
+    # the bearer token where the sign-in page would have put it (tests/web/test_signin.py
+    # drives that page itself)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    await page.goto(live.url + "/")
+    await page.evaluate("t => localStorage.setItem('crm_token', t)", token)
+    await page.goto(live.url + path)
+    return page
 
 
 @pytest.fixture
-async def pages(browser: Browser) -> AsyncIterator[Pages]:
-    p = Pages(browser)
+async def pages(browser: Browser) -> AsyncIterator[Contexts]:
     # two cores shared by many processes: a board reload may take seconds (no timing asserted)
     expect.set_options(timeout=15_000)
-    yield p
-    expect.set_options(timeout=5_000)
-    for context in p.contexts:
-        await context.close()
-    assert not p.errors, f"JavaScript errors on the pages: {p.errors}"
+    laptop = {"width": 1366, "height": 768}
+    try:
+        async with fresh_contexts(browser, viewport=laptop, timeout_ms=15_000) as contexts:
+            yield contexts
+    finally:
+        expect.set_options(timeout=5_000)
 
 
 @pytest.fixture
@@ -140,12 +132,12 @@ async def test_a_manager_works_a_deal_in_russian(
     container: Container,
     make_user: UserFactory,
     sessions: async_sessionmaker[AsyncSession],
-    pages: Pages,
+    pages: Contexts,
 ) -> None:
     manager, headers = await make_user(role="manager", full_name="Анна Петрова")
     st = await _stage_ids(sessions)
     async with live_service(container) as live:
-        page = await pages.signed_in(live, headers, locale="ru-RU")
+        page = await signed_in(pages, live, headers, locale="ru-RU")
         await expect(page.locator("h2#deals-heading")).to_have_text("Сделки")
         await expect(page.locator("[data-stage-id]")).to_have_count(st["count"])
         # the board fits 1366 px: the pipeline's seven columns side by side, more would scroll
@@ -230,15 +222,15 @@ async def test_a_supervisor_in_english_and_a_manager_watching_live(
     container: Container,
     make_user: UserFactory,
     sessions: async_sessionmaker[AsyncSession],
-    pages: Pages,
+    pages: Contexts,
 ) -> None:
     manager, manager_h = await make_user(role="manager", full_name="Mark Manager")
     supervisor, sup_h = await make_user(role="supervisor", full_name="Sofia Supervisor")
     st = await _stage_ids(sessions)
     async with live_service(container) as live:
-        watcher = await pages.signed_in(live, manager_h, locale="ru-RU")
+        watcher = await signed_in(pages, live, manager_h, locale="ru-RU")
         await expect(watcher.locator("[data-stage-id]").first).to_be_visible()
-        page = await pages.signed_in(live, sup_h, locale="en-US")
+        page = await signed_in(pages, live, sup_h, locale="en-US")
         await expect(page.locator("h2#deals-heading")).to_have_text("Deals")
         await expect(page.locator("#f-responsible")).to_have_value("all")
 
@@ -311,7 +303,7 @@ async def test_an_admin_edits_stages_and_lists_and_the_board_uses_them(
     container: Container,
     make_user: UserFactory,
     sessions: async_sessionmaker[AsyncSession],
-    pages: Pages,
+    pages: Contexts,
 ) -> None:
     admin, admin_h = await make_user(role="admin", full_name="Ada Admin")
     st = await _stage_ids(sessions)
@@ -326,7 +318,7 @@ async def test_an_admin_edits_stages_and_lists_and_the_board_uses_them(
         )
         await s.commit()
     async with live_service(container) as live:
-        page = await pages.signed_in(live, admin_h, locale="en-US", path="/admin/stages")
+        page = await signed_in(pages, live, admin_h, locale="en-US", path="/admin/stages")
         row = page.locator(f'[data-testid=stage-row][data-stage-id="{st["second"]}"]')
         await row.locator("[data-testid=name]").fill("Qualified")
         await row.locator("[data-testid=save]").click()

@@ -19,7 +19,7 @@ from telephony.testing.replay import ReplayServer, load_recording
 from tests.conftest import UserFactory
 from tests.telephony.helpers import AMI_DIR
 from tests.web.conftest import OPERATOR
-from tests.web.live import live_service, watch_errors, with_ami
+from tests.web.live import fresh_contexts, live_service, sign_in, with_ami
 from tests.web.test_operator_e2e import seed_ivan
 from web.click_to_call import originator_of
 from web.container import Container
@@ -64,43 +64,53 @@ async def test_bad_input_never_reaches_the_pbx() -> None:
         )
 
 
-async def test_a_demo_click_to_call_rings_answers_and_ends_on_the_page(
+def demo(
     settings: Settings,
     db: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
-    make_user: UserFactory,
-) -> None:
-    replay = ReplayServer()
-    await replay.start()
+    replay: ReplayServer,
+    *,
+    speed: float,
+) -> tuple[Container, ReplayedOriginator]:
+    """The demo's container: click-to-call plays the recorded call on `replay` at `speed`."""
+    originator = ReplayedOriginator(replay, AMI_DIR, speed=speed)
     c = Container(
         settings=with_ami(settings, replay),
         database_url=settings.core.database_url,
         engine=db,
         sessions=sessions,
-        originator=(originator := ReplayedOriginator(replay, AMI_DIR, speed=4)),
+        originator=originator,
     )
+    return c, originator
+
+
+async def test_a_demo_click_to_call_rings_answers_and_ends_on_the_page(
+    settings: Settings,
+    db: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    make_user: UserFactory,
+    replay: ReplayServer,
+) -> None:
+    c, originator = demo(settings, db, sessions, replay, speed=4)
     assert originator_of(c) is originator
-    try:
-        async with live_service(c) as service:
-            manager, h = await make_user(role="manager", extension="102")
-            token = h["Authorization"].removeprefix("Bearer ")
-            async with httpx.AsyncClient(base_url=service.url) as api:
-                client = await api.post(
-                    "/api/clients",
-                    json={"name": "Ivan", "phones": ["+7 495 765-43-21"]},
-                    headers=h,
+    async with live_service(c) as service:
+        manager, h = await make_user(role="manager", extension="102")
+        token = h["Authorization"].removeprefix("Bearer ")
+        async with httpx.AsyncClient(base_url=service.url) as api:
+            client = await api.post(
+                "/api/clients",
+                json={"name": "Ivan", "phones": ["+7 495 765-43-21"]},
+                headers=h,
+            )
+            async with websockets.connect(f"{service.ws_url}?token={token}") as ws:
+                hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert hello["type"] == "subscribed"
+                r = await api.post(
+                    "/api/calls/originate", json={"client_id": client.json()["id"]}, headers=h
                 )
-                async with websockets.connect(f"{service.ws_url}?token={token}") as ws:
-                    hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
-                    assert hello["type"] == "subscribed"
-                    r = await api.post(
-                        "/api/calls/originate", json={"client_id": client.json()["id"]}, headers=h
-                    )
-                    assert r.status_code == 202, r.text
-                    got = await _drain(ws, until="call.ended")
-            await originator.wait_played()
-    finally:
-        await replay.close()
+                assert r.status_code == 202, r.text
+                got = await _drain(ws, until="call.ended")
+        await originator.wait_played()
     calls = [m for m in got if str(m["type"]).startswith("call.")]
     # the tracker's outbound call: placed (the agent's phone rings), answered, ended
     assert [m["type"] for m in calls] == ["call.started", "call.answered", "call.ended"]
@@ -135,31 +145,17 @@ async def test_the_demo_click_to_call_on_the_operators_page(
     sessions: async_sessionmaker[AsyncSession],
     operator: User,
     browser: Any,
+    replay: ReplayServer,
 ) -> None:
     """The card's Call button in the demo: "ringing your phone", then the call is answered and
     ends, from the recorded call's real events (it stayed on "ringing" for ever before)."""
-    replay = ReplayServer()
-    await replay.start()
-    c = Container(
-        settings=with_ami(settings, replay),
-        database_url=settings.core.database_url,
-        engine=db,
-        sessions=sessions,
-        originator=ReplayedOriginator(replay, AMI_DIR, speed=1),
-    )
+    c, _ = demo(settings, db, sessions, replay, speed=1)
     client_id, _ = await seed_ivan(sessions, operator)
-    context = await browser.new_context(viewport={"width": 1366, "height": 768})
-    page = await context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    watch_errors(page, errors)
-    try:
+    laptop = {"width": 1366, "height": 768}
+    async with fresh_contexts(browser, viewport=laptop, timeout_ms=20_000) as pages:
+        page = await pages.page()
         async with live_service(c) as service:
-            await page.goto(service.url + "/")
-            await page.fill("#login", OPERATOR[0])
-            await page.fill("#password", OPERATOR[1])
-            await page.click("#login-submit")
-            await page.wait_for_url("**/operator")
+            await sign_in(page, service, OPERATOR)
             await page.fill("#find-q", "Ivan")
             await page.click("[data-testid=find-submit]")
             await page.locator(f'#find-results li[data-client-id="{client_id}"]').click()
@@ -171,7 +167,3 @@ async def test_the_demo_click_to_call_on_the_operators_page(
             await expect(ended).to_have_count(1, timeout=20_000)  # after ~6 s of talk
             await expect(ended).to_contain_text("Ivan Petrov")
             await expect(ended).to_contain_text("answered")
-    finally:
-        await context.close()
-        await replay.close()
-    assert not errors, errors

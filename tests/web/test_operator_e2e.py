@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,9 +35,8 @@ from tests.web.live import (
     chromium_available,
     live_service,
     second_container,
-    with_ami,
+    sign_in_at_desk,
 )
-from web.container import Container
 from web.settings import Settings
 
 # No skipping: `make test` installs Debian's chromium first; without it these tests fail loudly.
@@ -62,12 +60,8 @@ WORKSPACE_SCREENSHOT = "/tmp/workspace.png"
 
 
 @pytest.fixture
-async def service(
-    settings: Settings, container: Container, replay: ReplayServer, operator: User
-) -> AsyncIterator[LiveService]:
-    with_ami(settings, replay)
-    async with live_service(container) as live:
-        yield live
+def ready_before_service(operator: User) -> None:
+    """Olga exists when the service starts."""
 
 
 async def seed_ivan(sessions: async_sessionmaker[AsyncSession], operator: User) -> tuple[int, int]:
@@ -127,13 +121,22 @@ async def seed_ivan(sessions: async_sessionmaker[AsyncSession], operator: User) 
         return client.id, deal.id
 
 
-async def login(page: Page, live: LiveService, login: str, password: str) -> None:
-    await page.goto(live.url + "/")
-    await page.fill("#login", login)
-    await page.fill("#password", password)
-    await page.click("#login-submit")
-    await page.wait_for_url("**/operator")
-    await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+@pytest.fixture
+async def ivan(sessions: async_sessionmaker[AsyncSession], operator: User) -> tuple[int, int]:
+    """Ivan Petrov seeded (seed_ivan): (client id, deal id)."""
+    return await seed_ivan(sessions, operator)
+
+
+@pytest.fixture
+async def signed_in(service: LiveService, page: Page) -> None:
+    """The operator signed in on `page` (ask for `ivan` first to have him there already)."""
+    await sign_in_at_desk(page, service, OPERATOR)
+
+
+async def ivan_calls(replay: ReplayServer, page: Page) -> None:
+    """Ivan's recorded inbound call, answered, played at once: his name pops."""
+    await play(replay, "inbound_answered", speed=0)
+    await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
 
 
 async def play(replay: ReplayServer, name: str, *, speed: float) -> None:
@@ -165,11 +168,11 @@ async def test_known_caller_pops_while_ringing_and_lands_in_the_timeline(
     replay: ReplayServer,
     page: Page,
     sessions: async_sessionmaker[AsyncSession],
-    operator: User,
+    ivan: tuple[int, int],
 ) -> None:
-    client_id, deal_id = await seed_ivan(sessions, operator)
+    client_id, deal_id = ivan
     await page.add_init_script(FAKE_NOTIFICATION)
-    await login(page, service, *OPERATOR)
+    await sign_in_at_desk(page, service, OPERATOR)
 
     await play(replay, "inbound_answered", speed=1)
     pop = page.locator("#pop")
@@ -234,7 +237,7 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
     sessions: async_sessionmaker[AsyncSession],
     operator: User,
 ) -> None:
-    await login(page, service, *OPERATOR)
+    await sign_in_at_desk(page, service, OPERATOR)
     # a second browser signed in earlier (a token in its storage) but with no page open yet
     fresh_context = await browser.new_context()
     await fresh_context.add_init_script(await _session_script(service, OPERATOR))
@@ -303,15 +306,12 @@ async def test_second_instance_delivers_the_pop_through_listen_notify(
     replay: ReplayServer,
     page: Page,
     settings: Settings,
-    sessions: async_sessionmaker[AsyncSession],
-    operator: User,
+    ivan: tuple[int, int],
 ) -> None:
-    await seed_ivan(sessions, operator)
     async with second_container(settings) as other, live_service(other) as second:
         assert second.tracking.listener is None  # this one does not follow the PBX
-        await login(page, second, *OPERATOR)
-        await play(replay, "inbound_answered", speed=0)
-        await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+        await sign_in_at_desk(page, second, OPERATOR)
+        await ivan_calls(replay, page)
         await expect(page.locator("#pop-deal-stage")).to_have_text("First contact")
         await expect(page.locator("#pop")).to_have_attribute("data-state", "ended")
         d = await diag(page)
@@ -323,15 +323,10 @@ async def test_second_instance_delivers_the_pop_through_listen_notify(
         assert {e["type"] for e in d["log"]} <= {*(e["type"] for e in calls), "agent.presence"}
 
 
+@pytest.mark.usefixtures("ivan", "signed_in")
 async def test_dropped_socket_reconnects_and_gets_what_it_missed(
-    service: LiveService,
-    replay: ReplayServer,
-    page: Page,
-    sessions: async_sessionmaker[AsyncSession],
-    operator: User,
+    service: LiveService, replay: ReplayServer, page: Page
 ) -> None:
-    await seed_ivan(sessions, operator)
-    await login(page, service, *OPERATOR)
     assert (await diag(page))["connects"] == 1
 
     # the network goes away and the socket with it; the call rings and ends meanwhile.
@@ -421,17 +416,17 @@ async def test_another_users_token_cannot_read_101s_events(
     assert not [m for m in got102 if m.get("type") == "agent.presence"]
 
 
+@pytest.mark.usefixtures("ivan", "signed_in")
 async def test_call_result_callback_and_stage_move_persist(
     service: LiveService,
     replay: ReplayServer,
     page: Page,
     sessions: async_sessionmaker[AsyncSession],
     operator: User,
+    ivan: tuple[int, int],
 ) -> None:
-    client_id, deal_id = await seed_ivan(sessions, operator)
-    await login(page, service, *OPERATOR)
-    await play(replay, "inbound_answered", speed=0)
-    await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+    client_id, deal_id = ivan
+    await ivan_calls(replay, page)
 
     # result: call back later, with a date -> a note with the formal result and a callback task
     await page.select_option("#result-select", "call back later")
@@ -481,7 +476,7 @@ async def test_call_result_callback_and_stage_move_persist(
     await page.select_option("#result-select", "deal won")
     await page.click("#result-save")
     await expect(page.locator("#result-status")).to_have_text("Saved")
-    await expect(page.locator("#deal-stage")).to_have_value(str(await _stage_id(sessions, "Won")))
+    await expect(page.locator("#deal-stage")).to_have_value(str(await stage_id(sessions, "Won")))
     async with sessions() as s:
         deal = await s.get(Deal, deal_id)
         assert deal is not None and deal.closed_at is not None
@@ -533,24 +528,18 @@ async def _drain(
                 return got
 
 
-async def _stage_id(sessions: async_sessionmaker[AsyncSession], name: str) -> int:
+async def stage_id(sessions: async_sessionmaker[AsyncSession], name: str) -> int:
     async with sessions() as s:
         value = await s.scalar(select(DealStage.id).where(DealStage.name == name))
         assert value is not None
         return value
 
 
+@pytest.mark.usefixtures("ivan", "signed_in")
 async def test_next_pop_starts_a_clean_result_and_outbound_calls_are_named(
-    service: LiveService,
-    replay: ReplayServer,
-    page: Page,
-    sessions: async_sessionmaker[AsyncSession],
-    operator: User,
+    service: LiveService, replay: ReplayServer, page: Page
 ) -> None:
-    await seed_ivan(sessions, operator)
-    await login(page, service, *OPERATOR)
-    await play(replay, "inbound_answered", speed=0)
-    await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
+    await ivan_calls(replay, page)
     # a result begun for Ivan and not saved ...
     await page.select_option("#result-select", "call back later")
     await page.fill("#result-note", "Meant for Ivan")
@@ -575,14 +564,9 @@ async def test_next_pop_starts_a_clean_result_and_outbound_calls_are_named(
     await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
 
 
-async def test_a_card_is_found_without_a_call(
-    service: LiveService,
-    page: Page,
-    sessions: async_sessionmaker[AsyncSession],
-    operator: User,
-) -> None:
-    client_id, deal_id = await seed_ivan(sessions, operator)
-    await login(page, service, *OPERATOR)
+@pytest.mark.usefixtures("ivan", "signed_in")
+async def test_a_card_is_found_without_a_call(page: Page, ivan: tuple[int, int]) -> None:
+    client_id, deal_id = ivan
     results = page.locator("#find-results li")
     # nothing typed: the clients this user is responsible for
     await page.click("[data-testid=find-submit]")
@@ -608,11 +592,11 @@ async def test_a_card_is_found_without_a_call(
     await expect(results.first).to_have_class("error")
 
 
+@pytest.mark.usefixtures("signed_in")
 async def test_a_call_another_phone_answered_reads_so(
-    service: LiveService, replay: ReplayServer, page: Page, operator: User
+    service: LiveService, replay: ReplayServer, page: Page
 ) -> None:
     # 101 rings twice (router, then queue) and 102 answers
-    await login(page, service, *OPERATOR)
     await play(replay, "inbound_queue_second_answers", speed=0)
     await settle(service, replay)
     await expect(page.locator("#calls li").first).to_contain_text("answered by 102")
@@ -624,14 +608,13 @@ async def test_a_card_other_than_the_callers_says_so_while_the_call_is_on(
     replay: ReplayServer,
     page: Page,
     sessions: async_sessionmaker[AsyncSession],
-    operator: User,
+    ivan: tuple[int, int],
     tmp_path: Path,
 ) -> None:
-    await seed_ivan(sessions, operator)
     async with sessions() as s:
         s.add(Client(name="Olga Other", kind="person", readiness=0, notes=""))
         await s.commit()
-    await login(page, service, *OPERATOR)
+    await sign_in_at_desk(page, service, OPERATOR)
     # Ivan's call, answered and still going on
     head, _ = split_recording("inbound_answered", "BridgeEnter", tmp_path)
     await replay.play([head], speed=0)

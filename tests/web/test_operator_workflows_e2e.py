@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import select
@@ -17,16 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.clients.models import Client, ClientPhone
 from crm_core.comments.models import CommunicationComment
 from crm_core.communications.models import Communication
-from crm_core.deals.models import Deal, DealStage, DealStageMove
+from crm_core.deals.models import Deal, DealStageMove
 from crm_core.results.models import ContactResultRecord
 from crm_core.users.models import User
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.telephony.helpers import split_recording
-from tests.web.live import LiveService, chromium_available, live_service, with_ami
-from tests.web.test_operator_e2e import play, settle
-from web.container import Container
-from web.settings import Settings
+from tests.web.live import LiveService, chromium_available, sign_in_at_desk
+from tests.web.test_operator_e2e import play, settle, stage_id
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
@@ -43,9 +41,16 @@ CASES = {
 WORDS = {"ru": ("завершён", "Входящий"), "en": ("ended", "Inbound")}
 
 
+class Who(NamedTuple):
+    user: User
+    login: str
+    word: str  # a word of the page in the profile's language
+    locale: str
+
+
 @pytest.fixture(params=list(CASES))
-async def who(request: pytest.FixtureRequest, make_user: UserFactory) -> tuple[User, str, str]:
-    """The user whose phone is extension 101 in the recordings; (user, login, a page word)."""
+async def who(request: pytest.FixtureRequest, make_user: UserFactory) -> Who:
+    """The user whose phone is extension 101 in the recordings."""
     role, login, locale, word = CASES[request.param]
     user, _ = await make_user(
         role=role,
@@ -55,53 +60,56 @@ async def who(request: pytest.FixtureRequest, make_user: UserFactory) -> tuple[U
         full_name="Olga Mike",
         locale=locale,
     )
-    return user, login, word
+    return Who(user, login, word, locale)
 
 
 @pytest.fixture
-async def service(
-    settings: Settings, container: Container, replay: ReplayServer, who: tuple[User, str, str]
-) -> AsyncIterator[LiveService]:
-    with_ami(settings, replay)
-    async with live_service(container) as live:
-        yield live
+def ready_before_service(who: Who) -> None:
+    """The user at extension 101 exists when the service starts."""
 
 
-async def seed_anna(
-    sessions: async_sessionmaker[AsyncSession], user: User, *, amount: str = "1000"
+def client_of(user: User, name: str, phone: str) -> Client:
+    """A person with one phone, `user` responsible."""
+    return Client(
+        name=name,
+        kind="person",
+        readiness=0,
+        notes="",
+        responsible_id=user.id,
+        phones=[ClientPhone(e164=phone, raw=phone, label=None)],
+    )
+
+
+async def seed_client(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    user: User,
+    name: str = "Anna Alpha",
+    phone: str = "+79160000001",
+    deal: str = "Chairs",
+    amount: str = "1000",
 ) -> tuple[int, int]:
+    """A client of `user` with an open deal at the second stage: (client id, deal id)."""
     async with sessions() as s:
-        client = Client(
-            name="Anna Alpha",
-            kind="person",
-            readiness=0,
-            notes="",
-            responsible_id=user.id,
-            phones=[ClientPhone(e164="+79160000001", raw="+79160000001", label=None)],
-        )
+        client = client_of(user, name, phone)
         s.add(client)
         await s.flush()
-        deal = Deal(
+        row = Deal(
             client_id=client.id,
-            title="Chairs",
+            title=deal,
             amount=Decimal(amount),
             stage_id=2,
             responsible_id=user.id,
         )
-        s.add(deal)
+        s.add(row)
         await s.commit()
-        return client.id, deal.id
+        return client.id, row.id
 
 
 async def sign_in_and_open_anna(
     page: Page, live: LiveService, login: str, word: str, name: str = "Anna Alpha"
 ) -> None:
-    await page.goto(live.url + "/")
-    await page.fill("#login", login)
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url("**/operator")
-    await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    await sign_in_at_desk(page, live, (login, PASSWORD))
     await expect(page.locator("#cr-save")).to_have_text(
         word
     )  # the page speaks the profile's language
@@ -111,23 +119,27 @@ async def sign_in_and_open_anna(
     await expect(page.locator("#client-name")).to_have_value(name)
 
 
-async def stage_id(sessions: async_sessionmaker[AsyncSession], name: str) -> int:
-    async with sessions() as s:
-        value = await s.scalar(select(DealStage.id).where(DealStage.name == name))
-        assert value is not None
-        return value
+@pytest.fixture
+async def anna(sessions: async_sessionmaker[AsyncSession], who: Who) -> tuple[int, int]:
+    """Anna Alpha, `who`'s client, with her open deal Chairs: (client id, deal id)."""
+    return await seed_client(sessions, user=who.user)
 
 
+@pytest.fixture
+async def at_anna(service: LiveService, page: Page, who: Who, anna: tuple[int, int]) -> None:
+    """`who` signed in on `page`, Anna's card open."""
+    await sign_in_and_open_anna(page, service, who.login, who.word)
+
+
+@pytest.mark.usefixtures("at_anna")
 async def test_a_new_callers_pop_waits_beside_a_card_being_edited(
     service: LiveService,
     replay: ReplayServer,
     page: Page,
     sessions: async_sessionmaker[AsyncSession],
-    who: tuple[User, str, str],
+    anna: tuple[int, int],
 ) -> None:
-    user, login, word = who
-    anna_id, _ = await seed_anna(sessions, user)
-    await sign_in_and_open_anna(page, service, login, word)
+    anna_id, _ = anna
     await page.fill("#note-text", "Meant for Anna")
 
     # a call from a number nobody knows: the pop shows beside, Anna's card and note stay
@@ -190,16 +202,13 @@ async def test_a_new_callers_pop_waits_beside_a_card_being_edited(
         assert drafts.all() == []
 
 
+@pytest.mark.usefixtures("at_anna")
 async def test_a_refusal_set_on_a_card_moves_the_deal_to_lost_with_its_reason(
-    service: LiveService,
-    page: Page,
-    sessions: async_sessionmaker[AsyncSession],
-    who: tuple[User, str, str],
+    page: Page, sessions: async_sessionmaker[AsyncSession], who: Who, anna: tuple[int, int]
 ) -> None:
-    user, login, word = who
-    anna_id, deal_id = await seed_anna(sessions, user)
+    user = who.user
+    anna_id, deal_id = anna
     lost = await stage_id(sessions, "Lost")
-    await sign_in_and_open_anna(page, service, login, word)
     await expect(page.locator("#deal-id")).to_have_text(f"#{deal_id}")
     refused = await page.locator("#cr-select option[data-kind=refused]").get_attribute("value")
     assert refused
@@ -232,12 +241,11 @@ async def test_won_from_the_stage_picker_asks_the_amount(
     service: LiveService,
     page: Page,
     sessions: async_sessionmaker[AsyncSession],
-    who: tuple[User, str, str],
+    who: Who,
 ) -> None:
-    user, login, word = who
-    _, deal_id = await seed_anna(sessions, user, amount="0")
+    _, deal_id = await seed_client(sessions, user=who.user, amount="0")
     won = await stage_id(sessions, "Won")
-    await sign_in_and_open_anna(page, service, login, word)
+    await sign_in_and_open_anna(page, service, who.login, who.word)
     await expect(page.locator("#deal-id")).to_have_text(f"#{deal_id}")
     # cancelled: nothing moves
     await page.select_option("#deal-stage", str(won))
@@ -260,17 +268,17 @@ async def test_won_from_the_stage_picker_asks_the_amount(
         assert deal.closed_at is not None
 
 
+@pytest.mark.usefixtures("at_anna")
 async def test_missed_calls_recent_calls_comments_and_linking_a_new_number(
     service: LiveService,
     replay: ReplayServer,
     page: Page,
     sessions: async_sessionmaker[AsyncSession],
-    who: tuple[User, str, str],
+    who: Who,
+    anna: tuple[int, int],
 ) -> None:
-    user, login, word = who
-    locale = "ru" if word in CASES["operator-ru"] else "en"
-    anna_id, _ = await seed_anna(sessions, user)
-    await sign_in_and_open_anna(page, service, login, word)
+    locale = who.locale
+    anna_id, _ = anna
 
     # a call from an unknown number rings out: the pop says inbound and lists the open deals
     await play(replay, "inbound_abandoned", speed=0)
@@ -352,27 +360,16 @@ async def test_an_outbound_call_that_ended_no_longer_reads_on_the_call(
     replay: ReplayServer,
     page: Page,
     sessions: async_sessionmaker[AsyncSession],
-    who: tuple[User, str, str],
+    who: Who,
 ) -> None:
-    user, login, word = who
-    locale = "ru" if word in CASES["operator-ru"] else "en"
     async with sessions() as s:
-        s.add(
-            Client(
-                name="Ivan Petrov",
-                kind="person",
-                readiness=0,
-                notes="",
-                responsible_id=user.id,
-                phones=[ClientPhone(e164="+79161234567", raw="+79161234567", label=None)],
-            )
-        )
+        s.add(client_of(who.user, "Ivan Petrov", "+79161234567"))
         await s.commit()
-    await sign_in_and_open_anna(page, service, login, word, "Ivan Petrov")
+    await sign_in_and_open_anna(page, service, who.login, who.word, "Ivan Petrov")
     await play(replay, "click_to_call", speed=0)  # 101 calls Ivan, they talk, it ends
     await settle(service, replay)
     status = page.locator("#client-status")
-    await expect(status).to_contain_text(WORDS[locale][0])
+    await expect(status).to_contain_text(WORDS[who.locale][0])
     await expect(status).to_contain_text("+79161234567")
 
 
@@ -388,37 +385,23 @@ async def test_a_result_in_the_pop_closes_the_deal_asking_what_the_close_needs(
     replay: ReplayServer,
     page: Page,
     sessions: async_sessionmaker[AsyncSession],
-    who: tuple[User, str, str],
+    who: Who,
     result: str,
     amount: str,
     asked: str,
     answer: str,
     closed_as: str,
 ) -> None:
-    user, login, word = who
-    async with sessions() as s:
-        client = Client(
-            name="Ivan Petrov",
-            kind="person",
-            readiness=0,
-            notes="",
-            responsible_id=user.id,
-            phones=[ClientPhone(e164="+79161234567", raw="+79161234567", label=None)],
-        )
-        s.add(client)
-        await s.flush()
-        deal = Deal(
-            client_id=client.id,
-            title="Desks",
-            amount=Decimal(amount),
-            stage_id=2,
-            responsible_id=user.id,
-        )
-        s.add(deal)
-        await s.commit()
-        deal_id = deal.id
+    _, deal_id = await seed_client(
+        sessions,
+        user=who.user,
+        name="Ivan Petrov",
+        phone="+79161234567",
+        deal="Desks",
+        amount=amount,
+    )
     closed = await stage_id(sessions, closed_as)
-    await sign_in_and_open_anna(page, service, login, word, "Ivan Petrov")
+    await sign_in_and_open_anna(page, service, who.login, who.word, "Ivan Petrov")
     await play(replay, "inbound_answered", speed=0)  # Ivan calls 101
     await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
     await page.select_option("#result-select", result)
@@ -438,23 +421,15 @@ async def test_a_result_in_the_pop_closes_the_deal_asking_what_the_close_needs(
         assert note is not None and note.extra == {"result": result}
 
 
+@pytest.mark.usefixtures("at_anna")
 async def test_the_pop_shows_the_direction_and_a_ticking_talk_timer(
-    service: LiveService,
-    replay: ReplayServer,
-    page: Page,
-    sessions: async_sessionmaker[AsyncSession],
-    who: tuple[User, str, str],
-    tmp_path: Path,
+    replay: ReplayServer, page: Page, who: Who, tmp_path: Path
 ) -> None:
-    user, login, word = who
-    locale = "ru" if word in CASES["operator-ru"] else "en"
-    await seed_anna(sessions, user)
-    await sign_in_and_open_anna(page, service, login, word)
     # a call from a new number, answered and still going on
     head, _ = split_recording("inbound_answered", "BridgeEnter", tmp_path)
     await replay.play([head], speed=0)
     await expect(page.locator("#pop")).to_have_attribute("data-state", "answered")
-    await expect(page.locator("#pop-direction")).to_have_text(WORDS[locale][1])
+    await expect(page.locator("#pop-direction")).to_have_text(WORDS[who.locale][1])
     timer = page.locator("#pop-timer")
     talk = re.compile(r"(разговор|talk) \d+:\d\d$")
     await expect(timer).to_have_text(talk)

@@ -8,7 +8,6 @@ at the rows in the database. No JavaScript error may happen on any page.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import date, datetime, time
 from email.message import EmailMessage
 from pathlib import Path
@@ -30,12 +29,14 @@ from tests.mailbox import Mailbox
 from tests.ports import free_port
 from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.pbx import settle_pipeline
-from tests.web.conftest import OPERATOR
+from tests.web.conftest import OPERATOR, signing_in_as
 from tests.web.live import (
+    Contexts,
     LiveService,
     chromium_available,
     live_service,
-    watch_errors,
+    sign_in,
+    sign_in_at_desk,
     with_ami,
 )
 from tests.web.test_operator_e2e import seed_ivan
@@ -44,7 +45,7 @@ from web.settings import Settings
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
-from playwright.async_api import Browser, BrowserContext, Page, expect  # noqa: E402
+from playwright.async_api import Page, expect  # noqa: E402
 
 SUPERVISOR = ("sup1", "pw-sup")
 MANAGER = ("mgr102", "pw-102")
@@ -55,64 +56,26 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 # ---------------------------------------------------------------------------------- fixtures
 
 
-class Pages:
-    """Fresh browser contexts (each its own localStorage, i.e. its own signed-in person), each
-    page watched for JavaScript errors."""
-
-    def __init__(self, browser: Browser) -> None:
-        self.browser = browser
-        self.contexts: list[BrowserContext] = []
-        self.errors: list[str] = []
-
-    async def new(self) -> Page:
-        context = await self.browser.new_context(viewport={"width": 1366, "height": 860})
-        self.contexts.append(context)
-        page = await context.new_page()
-        page.set_default_timeout(10_000)
-        watch_errors(page, self.errors)
-        return page
-
-
-@pytest.fixture
-async def pages(browser: Browser) -> AsyncIterator[Pages]:
-    p = Pages(browser)
-    yield p
-    for context in p.contexts:
-        await context.close()
-    assert not p.errors, f"JavaScript errors on the pages: {p.errors}"
-
-
 @pytest.fixture
 async def supervisor(make_user: UserFactory) -> User:
-    user, _ = await make_user(
-        role="supervisor", login=SUPERVISOR[0], password=SUPERVISOR[1], full_name="Sofia Supervisor"
+    return await signing_in_as(
+        make_user, SUPERVISOR, role="supervisor", full_name="Sofia Supervisor"
     )
-    return user
 
 
 @pytest.fixture
 async def manager(make_user: UserFactory) -> User:
-    user, _ = await make_user(
+    return await signing_in_as(
+        make_user,
+        MANAGER,
         role="manager",
         extension="102",
-        login=MANAGER[0],
-        password=MANAGER[1],
         full_name="Mark Manager",
         timezone="Europe/Moscow",
     )
-    return user
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-async def sign_in(page: Page, live: LiveService, credentials: tuple[str, str], lands: str) -> None:
-    """Through the sign-in page at `/`, which sends staff to the board and others to work."""
-    await page.goto(live.url + "/")
-    await page.fill("#login", credentials[0])
-    await page.fill("#password", credentials[1])
-    await page.click("#login-submit")
-    await page.wait_for_url(f"**{lands}")
 
 
 async def sign_in_on_schedules(page: Page, live: LiveService, credentials: tuple[str, str]) -> None:
@@ -177,7 +140,7 @@ async def test_supervisor_board_shows_calls_agents_today_and_report(
     settings: Settings,
     container: Container,
     replay: ReplayServer,
-    pages: Pages,
+    pages: Contexts,
     sessions: async_sessionmaker[AsyncSession],
     supervisor: User,
     operator: User,
@@ -185,7 +148,7 @@ async def test_supervisor_board_shows_calls_agents_today_and_report(
     await always_on_duty(sessions, operator)
     with_ami(settings, replay)
     async with live_service(container) as live:
-        board = await pages.new()
+        board = await pages.page()
         await sign_in(board, live, SUPERVISOR, "/dashboard")
         agent = board.locator('#agents tr[data-ext="101"]')
         await expect(agent).to_contain_text("Olga Operator")
@@ -250,7 +213,7 @@ async def test_supervisor_board_shows_calls_agents_today_and_report(
         assert answered.user_id == operator.id
 
         # an operator is refused the board
-        op = await pages.new()
+        op = await pages.page()
         await sign_in(op, live, OPERATOR, "/operator")
         await op.goto(live.url + "/dashboard")
         await expect(op.locator("body")).to_contain_text("Supervisors only.")
@@ -271,14 +234,14 @@ async def test_board_shows_who_waits_in_the_asterisk_queue(
     settings: Settings,
     container: Container,
     replay: ReplayServer,
-    pages: Pages,
+    pages: Contexts,
     supervisor: User,
     tmp_path: Path,
 ) -> None:
     with_ami(settings, replay)
     head, tail = split_recording("inbound_missed_queue", "QueueCallerJoin", tmp_path)
     async with live_service(container) as live:
-        board = await pages.new()
+        board = await pages.page()
         await sign_in(board, live, SUPERVISOR, "/dashboard")
         await expect(board.locator("#n-queue")).to_have_text("(0)")
         await play_and_settle(live, replay, head)
@@ -296,12 +259,12 @@ async def test_board_shows_who_waits_in_the_asterisk_queue(
 
 
 async def test_signing_in_on_any_page_lands_each_user_on_their_page(
-    container: Container, pages: Pages, supervisor: User
+    container: Container, pages: Contexts, supervisor: User
 ) -> None:
     """The schedules page has its own sign-in; after it, the other pages know who it is (they
     bounced between `/` and `/operator` for ever when only the token was kept)."""
     async with live_service(container) as live:
-        page = await pages.new()
+        page = await pages.page()
         await sign_in_on_schedules(page, live, SUPERVISOR)
         await expect(page.locator("#me")).to_contain_text("Sofia Supervisor")
         await page.click("text=Workspace")
@@ -324,13 +287,13 @@ async def test_signing_in_on_any_page_lands_each_user_on_their_page(
 
 async def test_supervisor_edits_a_schedule_and_the_status_follows(
     container: Container,
-    pages: Pages,
+    pages: Contexts,
     sessions: async_sessionmaker[AsyncSession],
     supervisor: User,
     manager: User,
 ) -> None:
     async with live_service(container) as live:
-        page = await pages.new()
+        page = await pages.page()
         await sign_in(page, live, SUPERVISOR, "/dashboard")
         await page.goto(live.url + "/schedules")
         await expect(page.locator("#me")).to_have_text("Sofia Supervisor (supervisor)")
@@ -387,7 +350,7 @@ async def test_supervisor_edits_a_schedule_and_the_status_follows(
 
 async def test_manager_sees_the_status_but_may_not_save(
     container: Container,
-    pages: Pages,
+    pages: Contexts,
     sessions: async_sessionmaker[AsyncSession],
     supervisor: User,
     manager: User,
@@ -397,7 +360,7 @@ async def test_manager_sees_the_status_but_may_not_save(
     before = await schedule_rows(sessions, manager)
     async with live_service(container) as live:
         # the schedules page's own sign-in form (no token in this browser yet)
-        page = await pages.new()
+        page = await pages.page()
         await sign_in_on_schedules(page, live, MANAGER)
         await expect(page.locator("#me")).to_have_text("Mark Manager (manager)")
 
@@ -440,7 +403,7 @@ async def test_card_sends_email_and_says_sms_is_not_configured_before_send(
     container: Container,
     replay: ReplayServer,
     mailbox: Mailbox,
-    pages: Pages,
+    pages: Contexts,
     sessions: async_sessionmaker[AsyncSession],
     operator: User,
 ) -> None:
@@ -459,9 +422,8 @@ async def test_card_sends_email_and_says_sms_is_not_configured_before_send(
     with_ami(settings, replay)
     client_id, deal_id = await seed_ivan(sessions, operator)
     async with live_service(container) as live:
-        page = await pages.new()
-        await sign_in(page, live, OPERATOR, "/operator")
-        await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+        page = await pages.page()
+        await sign_in_at_desk(page, live, OPERATOR)
         await play_and_settle(live, replay, "inbound_answered")
         await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
         await page.click("#pop-open")

@@ -22,6 +22,7 @@ from notifier.channels import SUPERVISORS, messages_for, user_channel
 from telephony.presence_events import PresenceFromPbx
 from telephony.presence_pusher import PresencePusher
 from tests.conftest import UserFactory
+from tests.web.conftest import publishing_into
 from web.app import create_app
 from web.container import Container
 
@@ -34,18 +35,8 @@ ALL_WEEK = {
 
 
 @pytest.fixture
-def published() -> list[Any]:
-    return []
-
-
-@pytest.fixture
 def container(container: Container, published: list[Any]) -> Container:
-    """The test's container, publishing into `published` (it is frozen: a copy)."""
-
-    async def publish(batch: list[Any]) -> None:
-        published.extend(batch)
-
-    return replace(container, publish=publish)
+    return publishing_into(container, published)
 
 
 @pytest.fixture

@@ -46,6 +46,12 @@ async def calls(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
 
 
 @pytest.fixture
+def recorded(calls: dict[str, int]) -> int:
+    """The communication id of the recorded, answered call."""
+    return calls[ANSWERED["linkedid"]]
+
+
+@pytest.fixture
 async def agent(make_user: UserFactory) -> dict[str, str]:
     """Extension 101 answered the recorded call."""
     return (await make_user(role="operator", extension="101"))[1]
@@ -68,9 +74,9 @@ def _url(comm_id: int) -> str:
 
 @pytest.mark.usefixtures("rec_dir")
 async def test_whole_file_and_byte_ranges(
-    api: httpx.AsyncClient, calls: dict[str, int], agent: dict[str, str]
+    api: httpx.AsyncClient, recorded: int, agent: dict[str, str]
 ) -> None:
-    url, data = _url(calls[ANSWERED["linkedid"]]), WAV.read_bytes()
+    url, data = _url(recorded), WAV.read_bytes()
     full = await api.get(url, headers=agent)
     assert full.status_code == 200
     assert full.headers["accept-ranges"] == "bytes"
@@ -97,19 +103,18 @@ async def test_whole_file_and_byte_ranges(
 @pytest.mark.usefixtures("rec_dir")
 async def test_who_may_hear_a_call(
     api: httpx.AsyncClient,
-    calls: dict[str, int],
+    recorded: int,
     agent: dict[str, str],
     make_user: UserFactory,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    comm_id = calls[ANSWERED["linkedid"]]
-    url = _url(comm_id)
+    url = _url(recorded)
     _, other_operator = await make_user(role="operator", extension="102")
     owner, owner_headers = await make_user(role="manager")
     _, other_manager = await make_user(role="manager")
     _, supervisor = await make_user(role="supervisor")
     async with sessions() as s:
-        comm = await s.get(Communication, comm_id)
+        comm = await s.get(Communication, recorded)
         assert comm is not None
         client = await s.get(Client, comm.client_id)
         assert client is not None
@@ -213,14 +218,13 @@ async def test_an_unanswered_calls_header_only_file(
 
 async def test_paths_from_the_pbx_never_leave_the_recordings_folder(
     api: httpx.AsyncClient,
-    calls: dict[str, int],
+    recorded: int,
     make_user: UserFactory,
     sessions: async_sessionmaker[AsyncSession],
     rec_dir: Path,
     tmp_path: Path,
 ) -> None:
     _, supervisor = await make_user(role="supervisor")
-    comm_id = calls[ANSWERED["linkedid"]]
     secret = tmp_path / "secret.wav"
     secret.write_bytes(b"RIFF not yours")
     (rec_dir / "link.wav").symlink_to(secret)
@@ -231,8 +235,8 @@ async def test_paths_from_the_pbx_never_leave_the_recordings_folder(
         "link.wav",  # a symlink out of the folder
         str(secret),  # an absolute path elsewhere is looked up by its name, in the folder
     ):
-        await _set_extra(sessions, comm_id, recording={"file": reported, "empty": False})
-        refused = await api.get(_url(comm_id), headers=supervisor)
+        await _set_extra(sessions, recorded, recording={"file": reported, "empty": False})
+        refused = await api.get(_url(recorded), headers=supervisor)
         assert refused.status_code == 404, reported
         assert refused.json()["detail"].startswith("recording missing"), reported
         assert b"not yours" not in refused.content
@@ -250,20 +254,19 @@ def test_file_names_from_the_pbx() -> None:
 
 async def test_a_remote_pbx_recording_is_a_redirect(
     api: httpx.AsyncClient,
-    calls: dict[str, int],
+    recorded: int,
     agent: dict[str, str],
     container: Container,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     container.settings.web.recordings_url_template = "https://pbx.example/rec/{name}"
-    comm_id = calls[ANSWERED["linkedid"]]
-    moved = await api.get(_url(comm_id), headers=agent)
+    moved = await api.get(_url(recorded), headers=agent)
     assert moved.status_code == 307
     assert moved.headers["location"] == f"https://pbx.example/rec/{WAV.name}"
     # FreePBX files by date under its spool: the subfolders stay in the name
     freepbx = "/var/spool/asterisk/monitor/2026/12/01/in-79161234567 #1.wav"
-    await _set_extra(sessions, comm_id, recording={"file": freepbx, "empty": False})
-    moved = await api.get(_url(comm_id), headers=agent)
+    await _set_extra(sessions, recorded, recording={"file": freepbx, "empty": False})
+    moved = await api.get(_url(recorded), headers=agent)
     assert (
         moved.headers["location"] == "https://pbx.example/rec/2026/12/01/in-79161234567%20%231.wav"
     )

@@ -6,7 +6,6 @@ folder the service reads holds the very WAV file MixMonitor wrote for it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,11 @@ from tests.web.conftest import OPERATOR
 from tests.web.live import (
     LiveService,
     chromium_available,
-    live_service,
-    with_ami,
+    sign_in,
+    sign_in_at_desk,
 )
 from tests.web.recorded_calls import ANSWERED, WAV
-from tests.web.test_operator_e2e import login, play, seed_ivan, settle
-from web.container import Container
-from web.settings import Settings
+from tests.web.test_operator_e2e import play, seed_ivan, settle
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
@@ -37,12 +34,8 @@ SUPERVISOR = ("sup", "pw-sup")
 
 
 @pytest.fixture
-async def service(
-    settings: Settings, container: Container, replay: ReplayServer, operator: User, rec_dir: Path
-) -> AsyncIterator[LiveService]:
-    with_ami(settings, replay)
-    async with live_service(container) as live:
-        yield live
+def ready_before_service(operator: User, rec_dir: Path) -> None:
+    """Olga and the recordings' folder are there when the service starts."""
 
 
 async def _src_plays(page: Page, audio: Locator) -> None:
@@ -80,7 +73,7 @@ async def test_the_cards_timeline_plays_the_calls_recording_and_says_when_it_is_
     rec_dir: Path,
 ) -> None:
     await seed_ivan(sessions, operator)
-    await login(page, service, *OPERATOR)
+    await sign_in_at_desk(page, service, OPERATOR)
     await play(replay, "inbound_recorded", speed=0)
     await settle(service, replay)
     await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")
@@ -113,11 +106,7 @@ async def test_the_board_plays_recent_calls_and_says_what_has_no_audio(
     await replay.play([AMI_DIR / f"{n}.ami" for n in names], speed=0, shift_to_now=True)
     await settle(service, replay)
 
-    await page.goto(service.url + "/")
-    await page.fill("#login", SUPERVISOR[0])
-    await page.fill("#password", SUPERVISOR[1])
-    await page.click("#login-submit")
-    await page.wait_for_url("**/dashboard")
+    await sign_in(page, service, SUPERVISOR, "/dashboard")
     rows = page.locator("#recent tr")
     await expect(rows).to_have_count(2)
     # newest first: the abandoned call, whose file MixMonitor left with a header only

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from websockets.asyncio.client import ClientConnection, connect
@@ -27,8 +28,10 @@ from web.container import Container
 from web.settings import Settings
 
 
-def _notifier(mailbox: Mailbox) -> NotifierSettings:
-    return NotifierSettings(
+@pytest.fixture
+def settings(settings: Settings, mailbox: Mailbox) -> Settings:
+    """Reminders polled every 0.1 s, emailed through `mailbox`."""
+    settings.notifier = NotifierSettings(
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=mailbox.port,
         SMTP_FROM="crm@example.com",
@@ -36,6 +39,7 @@ def _notifier(mailbox: Mailbox) -> NotifierSettings:
         REMINDER_POLL_SECONDS=0.1,
         PRESENCE_HEARTBEAT_SECONDS=2.0,  # presence lasts 3 beats: slack for a busy machine
     )
+    return settings
 
 
 async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
@@ -88,7 +92,6 @@ async def test_two_instances_deliver_each_reminder_once_and_email_the_absent(
     make_user: UserFactory,
     mailbox: Mailbox,
 ) -> None:
-    settings.notifier = _notifier(mailbox)
     here, here_h = await make_user(role="operator", extension="101", email="here@example.com")
     away_en, _ = await make_user(role="manager", email="away.en@example.com", locale="en")
     away_ru, _ = await make_user(role="manager", email="away.ru@example.com", locale="ru")
@@ -151,7 +154,6 @@ async def test_a_restart_delivers_what_came_due_while_down_and_nothing_twice(
     make_user: UserFactory,
     mailbox: Mailbox,
 ) -> None:
-    settings.notifier = _notifier(mailbox)
     user, h = await make_user(role="operator", extension="101")
     token = h["Authorization"].split()[1]
     async with live_service(container) as first:

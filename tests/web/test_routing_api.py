@@ -18,6 +18,20 @@ ALL_WEEK = {
     "exceptions": [],
 }
 
+# what the status says of a free agent on duty, first in turn, who has not been routed a call
+FREE_FIRST_IN_TURN = {
+    "on_duty": True,
+    "state": "free",
+    "routed_count": 0,
+    "presence": "available",
+    "presence_reason": None,
+    "presence_since": None,
+    "wrapup_until": None,
+    "turn": 1,
+    "has_schedule": True,
+    "routing_note": None,
+}
+
 
 async def test_status_needs_a_token(api: httpx.AsyncClient) -> None:
     assert (await api.get("/api/routing/status")).status_code == 401
@@ -58,16 +72,7 @@ async def test_status_shows_duty_phone_state_and_turn(
         "user_id": 0,
         "full_name": m3.full_name,
         "extension": "103",
-        "on_duty": True,
-        "state": "free",
-        "routed_count": 0,
-        "presence": "available",
-        "presence_reason": None,
-        "presence_since": None,
-        "wrapup_until": None,
-        "turn": 1,
-        "has_schedule": True,
-        "routing_note": None,
+        **FREE_FIRST_IN_TURN,
     }
     assert agents[op.id]["login"] == op.login  # their own row is whole
     staff_view = (await api.get("/api/routing/status", headers=admin)).json()
@@ -78,16 +83,7 @@ async def test_status_shows_duty_phone_state_and_turn(
         "role": "manager",
         "extension": "103",
         "timezone": m3.timezone,
-        "on_duty": True,
-        "state": "free",
-        "routed_count": 0,
-        "presence": "available",
-        "presence_reason": None,
-        "presence_since": None,
-        "wrapup_until": None,
-        "turn": 1,
-        "has_schedule": True,
-        "routing_note": None,
+        **FREE_FIRST_IN_TURN,
     }
 
 

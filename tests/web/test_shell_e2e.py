@@ -18,8 +18,17 @@ from crm_core.tasks.models import Task
 from crm_core.users.models import User
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
-from tests.web.conftest import OPERATOR
-from tests.web.live import LiveService, chromium_available, live_service, watch_errors, with_ami
+from tests.web.conftest import OPERATOR, signing_in_as
+from tests.web.live import (
+    Contexts,
+    LiveService,
+    chromium_available,
+    fresh_contexts,
+    live_service,
+    sign_in,
+    sign_in_at_desk,
+    with_ami,
+)
 from tests.web.test_i18n import CATALOGUES, load
 from tests.web.test_operator_e2e import play, seed_ivan
 from tests.web.test_shell_api import EXPECTED_NAV
@@ -29,7 +38,7 @@ from web.settings import Settings
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
-from playwright.async_api import Browser, BrowserContext, Page, expect  # noqa: E402
+from playwright.async_api import Browser, Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -80,32 +89,11 @@ LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 
 
-class Browsers:
-    """Fresh contexts (own storage, own language, own screen), every page watched for errors."""
-
-    def __init__(self, browser: Browser) -> None:
-        self.browser = browser
-        self.contexts: list[BrowserContext] = []
-        self.errors: list[str] = []
-
-    async def page(self, lang: str = "en", viewport: dict[str, int] | None = None) -> Page:
-        context = await self.browser.new_context(
-            viewport=viewport or LAPTOP, locale=BROWSER_LOCALE[lang]
-        )
-        self.contexts.append(context)
-        page = await context.new_page()
-        page.set_default_timeout(15_000)
-        watch_errors(page, self.errors)
-        return page
-
-
 @pytest.fixture
-async def browsers(browser: Browser) -> AsyncIterator[Browsers]:
-    b = Browsers(browser)
-    yield b
-    for context in b.contexts:
-        await context.close()
-    assert not b.errors, f"JavaScript errors on the pages: {b.errors}"
+async def browsers(browser: Browser) -> AsyncIterator[Contexts]:
+    """Fresh contexts (own storage, own language, own screen), every page watched for errors."""
+    async with fresh_contexts(browser, viewport=LAPTOP, timeout_ms=15_000) as contexts:
+        yield contexts
 
 
 @pytest.fixture
@@ -126,12 +114,8 @@ async def person(make_user: UserFactory, role: str, **extra: Any) -> User:
     return user
 
 
-async def sign_in(page: Page, live: LiveService, login: str, lands: str) -> None:
-    await page.goto(live.url + "/")
-    await page.fill("#login", login)
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url(f"**{lands}")
+async def sign_in_to_shell(page: Page, live: LiveService, login: str, lands: str) -> None:
+    await sign_in(page, live, (login, PASSWORD), lands)
     await expect(page.locator("#shell")).to_be_visible()
 
 
@@ -152,7 +136,7 @@ async def locale_of(sessions: async_sessionmaker[AsyncSession], user_id: int) ->
 )
 async def test_the_sign_in_page_speaks_the_browsers_language(
     live: LiveService,
-    browsers: Browsers,
+    browsers: Contexts,
     make_user: UserFactory,
     lang: str,
     button: str,
@@ -160,7 +144,7 @@ async def test_the_sign_in_page_speaks_the_browsers_language(
     wrong: str,
 ) -> None:
     await person(make_user, "operator")
-    page = await browsers.page(lang)
+    page = await browsers.page(locale=BROWSER_LOCALE[lang])
     await page.goto(live.url + "/")
     await expect(page.locator("#login-submit")).to_have_text(button)
     await expect(page.locator("#login-form label").first).to_contain_text(login)
@@ -183,7 +167,7 @@ async def test_the_sign_in_page_speaks_the_browsers_language(
 
 
 async def test_a_demo_lists_its_log_ins_on_the_sign_in_page(
-    live: LiveService, browsers: Browsers, make_user: UserFactory
+    live: LiveService, browsers: Contexts, make_user: UserFactory
 ) -> None:
     await person(make_user, "operator")
 
@@ -207,7 +191,7 @@ async def test_a_demo_lists_its_log_ins_on_the_sign_in_page(
         }
 
     live.app.add_api_route("/api/demo/info", demo_info, methods=["GET"])
-    page = await browsers.page("ru")
+    page = await browsers.page(locale=BROWSER_LOCALE["ru"])
     await page.goto(live.url + "/")
     banner = page.locator("[data-testid=demo-banner]")
     await expect(banner).to_be_visible()
@@ -228,11 +212,11 @@ async def test_a_demo_lists_its_log_ins_on_the_sign_in_page(
 @pytest.mark.parametrize("lang", ["ru", "en"])
 @pytest.mark.parametrize("role", ["operator", "manager", "supervisor", "admin"])
 async def test_every_role_navigates_its_pages_and_is_refused_the_others(
-    live: LiveService, browsers: Browsers, make_user: UserFactory, role: str, lang: str
+    live: LiveService, browsers: Contexts, make_user: UserFactory, role: str, lang: str
 ) -> None:
     await person(make_user, role)
-    page = await browsers.page(lang)
-    await sign_in(page, live, f"{role}-shell", HOME[role])
+    page = await browsers.page(locale=BROWSER_LOCALE[lang])
+    await sign_in_to_shell(page, live, f"{role}-shell", HOME[role])
     nav = page.locator("#shell nav a")
     await expect(nav).to_have_text([LABELS[lang][path] for path in NAV[role]])
     await expect(page.locator("#logout")).to_have_text(SIGN_OUT[lang])
@@ -267,13 +251,13 @@ async def test_every_role_navigates_its_pages_and_is_refused_the_others(
 
 async def test_the_language_switch_is_kept_on_the_profile(
     live: LiveService,
-    browsers: Browsers,
+    browsers: Contexts,
     make_user: UserFactory,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     user = await person(make_user, "supervisor")
-    page = await browsers.page("en")
-    await sign_in(page, live, "supervisor-shell", "/dashboard")
+    page = await browsers.page(locale=BROWSER_LOCALE["en"])
+    await sign_in_to_shell(page, live, "supervisor-shell", "/dashboard")
     await expect(page.locator("#shell nav a").first).to_have_text("Workspace")
     assert await locale_of(sessions, user.id) is None  # nobody chose yet: the browser decides
     await page.select_option("#lang", "ru")
@@ -282,8 +266,8 @@ async def test_the_language_switch_is_kept_on_the_profile(
     await expect(page.locator("[data-i18n='board.agents']")).to_have_text("Сотрудники")
     assert await locale_of(sessions, user.id) == "ru"
     # the profile beats the browser: another English browser signs in to Russian pages
-    other = await browsers.page("en")
-    await sign_in(other, live, "supervisor-shell", "/dashboard")
+    other = await browsers.page(locale=BROWSER_LOCALE["en"])
+    await sign_in_to_shell(other, live, "supervisor-shell", "/dashboard")
     await expect(other.locator("#logout")).to_have_text("Выйти")
     await other.select_option("#lang", "en")
     await expect(other.locator("#logout")).to_have_text("Sign out")
@@ -297,14 +281,14 @@ async def test_the_lights_show_the_socket_and_whether_the_pbx_is_followed(
     settings: Settings,
     container: Container,
     replay: ReplayServer,
-    browsers: Browsers,
+    browsers: Contexts,
     make_user: UserFactory,
 ) -> None:
     await person(make_user, "operator")
     with_ami(settings, replay)
     async with live_service(container) as service:
-        page = await browsers.page("en")
-        await sign_in(page, service, "operator-shell", "/operator")
+        page = await browsers.page(locale=BROWSER_LOCALE["en"])
+        await sign_in_to_shell(page, service, "operator-shell", "/operator")
         await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
         await expect(page.locator("#conn")).to_have_text("live")
         pbx = page.locator("#pbx")
@@ -319,11 +303,11 @@ async def test_the_lights_show_the_socket_and_whether_the_pbx_is_followed(
 
 
 async def test_without_a_pbx_configured_the_light_says_so(
-    live: LiveService, browsers: Browsers, make_user: UserFactory
+    live: LiveService, browsers: Contexts, make_user: UserFactory
 ) -> None:
     await person(make_user, "supervisor")
-    page = await browsers.page("ru")
-    await sign_in(page, live, "supervisor-shell", "/dashboard")
+    page = await browsers.page(locale=BROWSER_LOCALE["ru"])
+    await sign_in_to_shell(page, live, "supervisor-shell", "/dashboard")
     await expect(page.locator("#pbx")).to_have_attribute("data-ami", "disabled")
     await expect(page.locator("#pbx")).to_have_text("АТС: не настроена")
     await expect(page.locator("#conn")).to_have_text("на связи")
@@ -343,19 +327,19 @@ async def overflow(page: Page) -> list[int]:
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["1366x768", "390x844"])
 async def test_every_page_fits_a_laptop_and_a_phone(
     live: LiveService,
-    browsers: Browsers,
+    browsers: Contexts,
     make_user: UserFactory,
     sessions: async_sessionmaker[AsyncSession],
     viewport: dict[str, int],
 ) -> None:
     admin = await person(make_user, "admin")
     await seed_ivan(sessions, admin)  # a card to open: the workspace at its widest
-    page = await browsers.page("ru", viewport)
+    page = await browsers.page(locale=BROWSER_LOCALE["ru"], viewport=viewport)
     await page.goto(live.url + "/")
     await expect(page.locator("#login-submit")).to_be_visible()
     scroll, inner = await overflow(page)
     assert scroll <= inner, f"/ is {scroll} px wide in a {inner} px window"
-    await sign_in(page, live, "admin-shell", "/dashboard")
+    await sign_in_to_shell(page, live, "admin-shell", "/dashboard")
     for path in NAV["admin"]:
         await page.goto(live.url + path)
         await expect(page.locator("#shell")).to_be_visible()
@@ -378,30 +362,25 @@ async def test_a_call_pops_in_russian_with_the_companys_formats(
     settings: Settings,
     container: Container,
     replay: ReplayServer,
-    browsers: Browsers,
+    browsers: Contexts,
     make_user: UserFactory,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """Olga's profile says Russian (her browser says English): the pop, the call's states, the
     recent calls, the timeline and the money all in Russian; the result saved in Russian."""
-    olga, _ = await make_user(
+    olga = await signing_in_as(
+        make_user,
+        OPERATOR,
         role="operator",
         extension="101",
-        login=OPERATOR[0],
-        password=OPERATOR[1],
         full_name="Olga Operator",
         locale="ru",
     )
     await seed_ivan(sessions, olga)
     with_ami(settings, replay)
     async with live_service(container) as service:
-        page = await browsers.page("en")
-        await page.goto(service.url + "/")
-        await page.fill("#login", OPERATOR[0])
-        await page.fill("#password", OPERATOR[1])
-        await page.click("#login-submit")
-        await page.wait_for_url("**/operator")
-        await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+        page = await browsers.page(locale=BROWSER_LOCALE["en"])
+        await sign_in_at_desk(page, service, OPERATOR)
         await expect(page.locator("#idle")).to_contain_text("Ждём звонков")
         await play(replay, "inbound_answered", speed=1)
         await expect(page.locator("#pop-name")).to_have_text("Ivan Petrov")

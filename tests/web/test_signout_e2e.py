@@ -11,22 +11,18 @@ from playwright.async_api import expect
 from crm_core.users.models import User
 from tests.conftest import UserFactory
 from tests.web.conftest import OPERATOR
-from tests.web.live import live_service
-from tests.web.test_pages_e2e import Pages, pages, sign_in
+from tests.web.live import Contexts, live_service, sign_in_at_desk
 from web.container import Container
-
-__all__ = ["pages"]  # the fixture, shared with test_pages_e2e.py
 
 
 async def test_sign_out_ends_the_token_and_disabling_closes_the_other_page(
-    container: Container, pages: Pages, operator: User, make_user: UserFactory
+    container: Container, pages: Contexts, operator: User, make_user: UserFactory
 ) -> None:
     _, admin = await make_user(role="admin")
     async with live_service(container) as live, httpx.AsyncClient(base_url=live.url) as http:
-        laptop, phone = await pages.new(), await pages.new()
+        laptop, phone = await pages.page(), await pages.page()
         for page in (laptop, phone):
-            await sign_in(page, live, OPERATOR, "/operator")
-            await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+            await sign_in_at_desk(page, live, OPERATOR)
         laptop_token = await laptop.evaluate("localStorage.getItem('crm_token')")
         phone_token = await phone.evaluate("localStorage.getItem('crm_token')")
         assert laptop_token and phone_token and laptop_token != phone_token

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from twilio.request_validator import RequestValidator
 
 from crm_core.clients.models import Client, ClientPhone
-from crm_core.clients.schemas import ClientCreate
-from crm_core.clients.service import create_client
 from crm_core.communications.models import Communication
 from crm_core.communications.schemas import CommunicationIn
 from crm_core.communications.service import log_communication
@@ -23,6 +20,8 @@ from crm_core.events.types import MessageEvent
 from notifier.channels import messages_for, user_channel
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
+from tests.seeding import managers_client
+from tests.web.conftest import publishing_into
 from web.container import Container
 from web.settings import Settings
 
@@ -43,18 +42,8 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def published() -> list[Any]:
-    return []
-
-
-@pytest.fixture
 def container(container: Container, published: list[Any]) -> Container:
-    """The test's container, publishing into `published`."""
-
-    async def publish(events: list[Any]) -> None:
-        published.extend(events)
-
-    return replace(container, publish=publish)
+    return publishing_into(container, published)
 
 
 def _sign(path: str, params: dict[str, str], token: str = TOKEN) -> dict[str, str]:
@@ -136,14 +125,7 @@ async def test_inbound_sms_reaches_the_responsible_manager(
     make_user: UserFactory,
     published: list[Any],
 ) -> None:
-    manager, _ = await make_user(role="manager")
-    async with sessions() as s:
-        client = await create_client(
-            s,
-            ClientCreate(name="Olga", phones=["+79031234567"], responsible_id=manager.id),
-            region="RU",
-        )
-        await s.commit()
+    manager, _, client = await managers_client(sessions, make_user, phones=["+79031234567"])
     r = await _post(api, "/webhooks/twilio/sms", _inbound(sender="89031234567", body="Call me"))
     assert r.status_code == 200, r.text
     async with sessions() as s:
