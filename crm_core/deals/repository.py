@@ -10,6 +10,7 @@ from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
+from crm_core.queries import where_given
 from crm_core.users.models import User
 
 
@@ -51,13 +52,12 @@ async def list_deals(
     limit: int,
     offset: int,
 ) -> list[Deal]:
-    stmt = select(Deal)
-    if stage_id is not None:
-        stmt = stmt.where(Deal.stage_id == stage_id)
-    if client_id is not None:
-        stmt = stmt.where(Deal.client_id == client_id)
-    if responsible_id is not None:
-        stmt = stmt.where(Deal.responsible_id == responsible_id)
+    stmt = where_given(
+        select(Deal),
+        (Deal.stage_id, stage_id),
+        (Deal.client_id, client_id),
+        (Deal.responsible_id, responsible_id),
+    )
     if open_only:
         stmt = stmt.where(Deal.closed_at.is_(None))
     rows = await session.scalars(stmt.order_by(Deal.id.desc()).limit(limit).offset(offset))
