@@ -9,9 +9,9 @@ write UTC as `Z`, a page comparing strings or a test asserting one would see the
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Self, TypeVar
 
-from pydantic import BaseModel, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 # `isoformat()`: "+00:00" for UTC, as before (pydantic's own form would be "Z")
 IsoDatetime = Annotated[
@@ -32,3 +32,13 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+class RowOut(BaseModel):
+    """A response whose fields are the row's attributes of the same names."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def from_row(cls, row: object) -> Self:
+        return cls.model_validate(row)

@@ -139,23 +139,21 @@ def _call_event(event: CallEvent) -> list[Message]:
     return messages
 
 
+def _fields(event: object, *names: str) -> dict[str, Any]:
+    """A payload naming these attributes of the event, as they are."""
+    return {name: getattr(event, name) for name in names}
+
+
 def _task_created(event: TaskCreated) -> list[Message]:
     if event.assignee_id is None:
         return []
-    payload = {"task_id": event.task_id, "kind": event.kind, "client_id": event.client_id}
+    payload = _fields(event, "task_id", "kind", "client_id")
     return [Message(user_channel(event.assignee_id), TaskCreatedMessage.TYPE, payload)]
 
 
 def _communication(event: CommunicationLogged | MessageEvent) -> dict[str, Any]:
     """What every message about a logged call, SMS or email names."""
-    return {
-        "communication_id": event.communication_id,
-        "kind": event.kind,
-        "direction": event.direction,
-        "status": event.status,
-        "client_id": event.client_id,
-        "deal_id": event.deal_id,
-    }
+    return _fields(event, "communication_id", "kind", "direction", "status", "client_id", "deal_id")
 
 
 def _communication_logged(event: CommunicationLogged) -> list[Message]:
@@ -164,13 +162,7 @@ def _communication_logged(event: CommunicationLogged) -> list[Message]:
 
 
 def _deal_stage_changed(event: DealStageChanged) -> list[Message]:
-    payload = {
-        "deal_id": event.deal_id,
-        "client_id": event.client_id,
-        "from_stage_id": event.from_stage_id,
-        "to_stage_id": event.to_stage_id,
-        "user_id": event.user_id,
-    }
+    payload = _fields(event, "deal_id", "client_id", "from_stage_id", "to_stage_id", "user_id")
     return [
         Message(channel, DealStageChangedMessage.TYPE, payload)
         for channel in _deal_channels(event.responsible_id)
@@ -186,13 +178,7 @@ def _deal_channels(responsible_id: int | None) -> list[str]:
 
 
 def _deal_changed(event: DealChanged) -> list[Message]:
-    payload = {
-        "deal_id": event.deal_id,
-        "client_id": event.client_id,
-        "stage_id": event.stage_id,
-        "responsible_id": event.responsible_id,
-        "user_id": event.user_id,
-    }
+    payload = _fields(event, "deal_id", "client_id", "stage_id", "responsible_id", "user_id")
     return [Message(ch, event.type, payload) for ch in _deal_channels(event.responsible_id)]
 
 
@@ -226,15 +212,7 @@ def _task_reminder(event: TaskReminder) -> list[Message]:
 
 def _presence_changed(event: PresenceChanged) -> list[Message]:
     """Supervisors' boards, and the agent's own pages (their state button)."""
-    payload = {
-        "user_id": event.user_id,
-        "extension": event.extension,
-        "state": event.state,
-        "reason": event.reason,
-        "since": event.since,
-        "until": event.until,
-        "source": event.source,
-    }
+    payload = _fields(event, "user_id", "extension", "state", "reason", "since", "until", "source")
     return [
         Message(SUPERVISORS, AgentPresenceMessage.TYPE, payload),
         Message(user_channel(event.user_id), AgentPresenceMessage.TYPE, payload),

@@ -389,7 +389,37 @@ class _Handler:
         return "250 2.0.0 Message accepted"
 
 
-class InboundSmtpServer:
+class SmtpListener:
+    """An aiosmtpd server listening on (host, port): start, the bound port, stop."""
+
+    def __init__(self, host: str, port: int, protocol: Callable[[], SMTP]) -> None:
+        self.host = host
+        self._port = port
+        self._protocol = protocol
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, self.host, self._port)
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+
+
+class InboundSmtpServer(SmtpListener):
     """An SMTP server on (host, port) that hands every message to `on_email`."""
 
     def __init__(
@@ -404,34 +434,13 @@ class InboundSmtpServer:
         hostname: str = "crm-telephony",
         data_size_limit: int = MAX_INBOUND_BYTES,
     ) -> None:
-        self._host = host
-        self._port = port
-        self._handler = _Handler(on_email, domains, max_recipients, policy or AuthPolicy())
-        self._hostname = hostname
-        self._limit = data_size_limit
-        self._server: asyncio.Server | None = None
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with port 0)."""
-        if self._server is None or not self._server.sockets:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
-
-    def _protocol(self) -> SMTP:
+        handler = _Handler(on_email, domains, max_recipients, policy or AuthPolicy())
         # hostname given: aiosmtpd would otherwise ask DNS for our FQDN, which may block
-        return SMTP(self._handler, hostname=self._hostname, data_size_limit=self._limit)
+        super().__init__(
+            host, port, lambda: SMTP(handler, hostname=hostname, data_size_limit=data_size_limit)
+        )
 
     async def start(self) -> None:
-        if self._server is not None:
-            return
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self._host, self._port)
-        logger.info("inbound SMTP listening on %s:%s", self._host, self.port)
-
-    async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 5)
+        if self._server is None:
+            await super().start()
+            logger.info("inbound SMTP listening on %s:%s", self.host, self.port)

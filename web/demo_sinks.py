@@ -10,7 +10,6 @@ the real SMTP and Twilio clients, and arrives here instead of at a client.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import secrets
@@ -28,6 +27,7 @@ from twilio.request_validator import RequestValidator
 
 from crm_core.models_common import utcnow
 from crm_core.outputs import IsoDatetime
+from notifier.email import SmtpListener
 
 logger = logging.getLogger(__name__)
 
@@ -85,34 +85,12 @@ class _SmtpHandler:
         return "250 2.0.0 Kept in the demo's mailbox"
 
 
-class SmtpSink:
+class SmtpSink(SmtpListener):
     """A real SMTP server on loopback keeping every message in `outbox`."""
 
     def __init__(self, outbox: DemoOutbox, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._outbox = outbox
-        self.host = host
-        self._port = port
-        self._server: asyncio.Server | None = None
-
-    @property
-    def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        handler = _SmtpHandler(self._outbox)
-        self._server = await loop.create_server(
-            lambda: SMTP(handler, hostname="demo-mailbox"), self.host, self._port
-        )
-
-    async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 5)
+        handler = _SmtpHandler(outbox)
+        super().__init__(host, port, lambda: SMTP(handler, hostname="demo-mailbox"))
 
 
 # --- Twilio's Messages API, as much as the twilio client's messages.create() uses -------------

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.communications.models import Communication
+from crm_core.queries import where_given
 
 
 async def by_external_id(
@@ -45,15 +46,13 @@ async def timeline(
     limit: int,
     offset: int,
 ) -> tuple[list[Communication], int]:
-    stmt = select(Communication)
-    if client_id is not None:
-        stmt = stmt.where(Communication.client_id == client_id)
-    if deal_id is not None:
-        stmt = stmt.where(Communication.deal_id == deal_id)
-    if kind is not None:
-        stmt = stmt.where(Communication.kind == kind)
-    if user_id is not None:
-        stmt = stmt.where(Communication.user_id == user_id)
+    stmt = where_given(
+        select(Communication),
+        (Communication.client_id, client_id),
+        (Communication.deal_id, deal_id),
+        (Communication.kind, kind),
+        (Communication.user_id, user_id),
+    )
     total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = await session.scalars(
         stmt.order_by(Communication.occurred_at.desc(), Communication.id.desc())

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
+from crm_core.queries import where_given
 from crm_core.users.models import User
 
 
@@ -51,13 +52,12 @@ async def list_deals(
     limit: int,
     offset: int,
 ) -> list[Deal]:
-    stmt = select(Deal)
-    if stage_id is not None:
-        stmt = stmt.where(Deal.stage_id == stage_id)
-    if client_id is not None:
-        stmt = stmt.where(Deal.client_id == client_id)
-    if responsible_id is not None:
-        stmt = stmt.where(Deal.responsible_id == responsible_id)
+    stmt = where_given(
+        select(Deal),
+        (Deal.stage_id, stage_id),
+        (Deal.client_id, client_id),
+        (Deal.responsible_id, responsible_id),
+    )
     if open_only:
         stmt = stmt.where(Deal.closed_at.is_(None))
     rows = await session.scalars(stmt.order_by(Deal.id.desc()).limit(limit).offset(offset))
@@ -147,8 +147,15 @@ _CARD = """
 
 
 def _filters(
-    *, responsible_id: int | None, lead_source: str | None, now: datetime
+    responsible_id: int | None,
+    lead_source: str | None,
+    now: datetime,
+    period: tuple[str, datetime | None, datetime | None],
 ) -> tuple[str, dict[str, Any]]:
+    """The board's " AND ..." terms and their parameters: the responsible manager, the lead
+    source, and `period` = (dated, since, before): `d.<dated>_at` in [since, before), each
+    where given."""
+    dated, since, before = period
     where: list[str] = []
     params: dict[str, Any] = {"now": now}
     if responsible_id is not None:
@@ -157,6 +164,12 @@ def _filters(
     if lead_source is not None:
         where.append("d.lead_source = :lead_source")
         params["lead_source"] = lead_source
+    if since is not None:
+        where.append(f"d.{dated}_at >= :{dated}_from")
+        params[f"{dated}_from"] = since
+    if before is not None:
+        where.append(f"d.{dated}_at < :{dated}_before")
+        params[f"{dated}_before"] = before
     return "".join(f" AND {w}" for w in where), params
 
 
@@ -171,13 +184,8 @@ async def board_open(
 ) -> list[BoardStage]:
     """Every open deal matching, per stage, with its client, manager and last contact (one
     query; the last contact is one probe of ix_communications_deal_time per deal)."""
-    extra, params = _filters(responsible_id=responsible_id, lead_source=lead_source, now=now)
-    if created_from is not None:
-        extra += " AND d.created_at >= :created_from"
-        params["created_from"] = created_from
-    if created_before is not None:
-        extra += " AND d.created_at < :created_before"
-        params["created_before"] = created_before
+    period = ("created", created_from, created_before)
+    extra, params = _filters(responsible_id, lead_source, now, period)
     sql = f"""
         SELECT d.stage_id, count(*) AS total, sum(d.amount) AS amount_total,
                json_agg({_CARD} ORDER BY d.stage_since DESC, d.id DESC)::text AS cards
@@ -205,13 +213,8 @@ async def board_closed(
     sum (one query)."""
     if not stage_ids:
         return []
-    extra, params = _filters(responsible_id=responsible_id, lead_source=lead_source, now=now)
-    if closed_from is not None:
-        extra += " AND d.closed_at >= :closed_from"
-        params["closed_from"] = closed_from
-    if closed_before is not None:
-        extra += " AND d.closed_at < :closed_before"
-        params["closed_before"] = closed_before
+    period = ("closed", closed_from, closed_before)
+    extra, params = _filters(responsible_id, lead_source, now, period)
     params |= {"stage_ids": stage_ids, "limit": limit}
     # rank first on the bare rows; the cards (names, last contact, JSON) only for the kept ones
     sql = f"""

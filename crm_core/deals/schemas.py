@@ -5,9 +5,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
+from crm_core.deals.models import Deal, DealStageMove
 from crm_core.inputs import Id, Patch, Text
-from crm_core.outputs import IsoDatetime
+from crm_core.outputs import IsoDatetime, RowOut
 
 StageKind = Literal["open", "won", "lost"]
 ChoiceKind = Literal["lost_reason", "lead_source"]
@@ -89,35 +89,20 @@ class ChoiceCreate(BaseModel):
     _strip = field_validator("name")(_stripped)
 
 
-class ChoiceOut(BaseModel):
+class ChoiceOut(RowOut):
     id: int
     kind: ChoiceKind
     name: str
     position: int
 
-    @classmethod
-    def from_row(cls, c: DealChoice) -> ChoiceOut:
-        return cls(id=c.id, kind=c.kind, name=c.name, position=c.position)
 
-
-class StageOut(BaseModel):
+class StageOut(RowOut):
     id: int
     name: str
     position: int
     is_closed: bool
     is_won: bool
     kind: StageKind
-
-    @classmethod
-    def from_row(cls, s: DealStage) -> StageOut:
-        return cls(
-            id=s.id,
-            name=s.name,
-            position=s.position,
-            is_closed=s.is_closed,
-            is_won=s.is_won,
-            kind=s.kind,
-        )
 
 
 class DealOut(BaseModel):

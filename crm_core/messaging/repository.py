@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.communications.models import Communication
 from crm_core.messaging.models import OutboxMessage
 from crm_core.messaging.schemas import Claimed
+from crm_core.queries import leased
 
 NOTIFY_CHANNEL = "crm_outbox"
 
@@ -46,25 +47,19 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    rows = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due.scalar_subquery()))
-        .values(
-            state="sending",
-            attempts=OutboxMessage.attempts + 1,
-            locked_until=func.now() + lease,
-        )
-        .returning(
-            OutboxMessage.id,
-            OutboxMessage.kind,
-            OutboxMessage.communication_id,
-            OutboxMessage.payload,
-            OutboxMessage.attempts,
-            OutboxMessage.max_attempts,
-        )
-        .execution_options(synchronize_session=False)
+    rows = await leased(
+        session,
+        OutboxMessage,
+        due,
+        lease,
+        OutboxMessage.id,
+        OutboxMessage.kind,
+        OutboxMessage.communication_id,
+        OutboxMessage.payload,
+        OutboxMessage.attempts,
+        OutboxMessage.max_attempts,
     )
-    claimed = [Claimed(*row) for row in rows.all()]
+    claimed = [Claimed(*row) for row in rows]
     claimed.sort(key=lambda c: c.id)
     return claimed
 

@@ -84,9 +84,18 @@ def _card_emails(card: Client) -> list[str]:
     return list(dict.fromkeys(addresses))
 
 
-async def _enqueue(
-    session: AsyncSession, comm: Communication, payload: dict[str, Any], max_attempts: int
-) -> None:
+async def _queue(
+    session: AsyncSession,
+    message: CommunicationIn,
+    payload: dict[str, Any],
+    *,
+    region: str,
+    locale: str,
+    max_attempts: int,
+) -> Communication:
+    """Log an outgoing SMS or email on the client's deal and put it in the outbox (sent after
+    the commit)."""
+    comm = (await log_communication(session, message, region=region, locale=locale)).communication
     session.add(
         OutboxMessage(
             kind=comm.kind,
@@ -99,6 +108,20 @@ async def _enqueue(
     )
     await session.flush()
     await repository.notify(session, comm.kind)
+    return comm
+
+
+def _outgoing(kind: str, card: Client, actor: User, **fields: Any) -> CommunicationIn:
+    """The "queued" communication an outgoing message is logged as until its status follows."""
+    return CommunicationIn(
+        kind=kind,
+        direction="out",
+        status="queued",
+        occurred_at=utcnow(),
+        client_id=card.id,
+        user_id=actor.id,
+        **fields,
+    )
 
 
 async def queue_sms(
@@ -117,24 +140,14 @@ async def queue_sms(
     text = data.text.strip()
     if not text:
         raise Invalid("the SMS text is empty", code="sms.empty")
-    logged = await log_communication(
+    return await _queue(
         session,
-        CommunicationIn(
-            kind="sms",
-            direction="out",
-            status="queued",
-            occurred_at=utcnow(),
-            client_id=card.id,
-            user_id=actor.id,
-            phone=number,
-            body=text,
-            lead_source="outbound SMS",
-        ),
+        _outgoing("sms", card, actor, phone=number, body=text, lead_source="outbound SMS"),
+        {"to": number, "body": text},
         region=region,
         locale=locale,
+        max_attempts=max_attempts,
     )
-    await _enqueue(session, logged.communication, {"to": number, "body": text}, max_attempts)
-    return logged.communication
 
 
 async def queue_email(
@@ -168,32 +181,20 @@ async def queue_email(
     if not data.body.strip():
         raise Invalid("the email body is empty", code="email.empty")
     message_id = new_message_id(sender)
-    logged = await log_communication(
-        session,
-        CommunicationIn(
-            kind="email",
-            direction="out",
-            status="queued",
-            occurred_at=utcnow(),
-            client_id=card.id,
-            user_id=actor.id,
-            email=addresses[0],
-            subject=subject,
-            body=data.body,
-            external_id=message_id,
-            lead_source="outbound email",
-        ),
-        region=region,
-        locale=locale,
+    message = _outgoing(
+        "email",
+        card,
+        actor,
+        email=addresses[0],
+        subject=subject,
+        body=data.body,
+        external_id=message_id,
+        lead_source="outbound email",
     )
-    payload = {
-        "to": addresses[0],
-        "subject": subject,
-        "body": data.body,
-        "message_id": message_id,
-    }
-    await _enqueue(session, logged.communication, payload, max_attempts)
-    return logged.communication
+    payload = {"to": addresses[0], "subject": subject, "body": data.body, "message_id": message_id}
+    return await _queue(
+        session, message, payload, region=region, locale=locale, max_attempts=max_attempts
+    )
 
 
 # --- receiving ---------------------------------------------------------------------------------

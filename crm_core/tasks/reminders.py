@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.events.types import TaskReminder
 from crm_core.models_common import utcnow
+from crm_core.queries import leased
 from crm_core.tasks.models import ReminderEmail, Task
 from crm_core.tasks.open_pages import present_users
 from crm_core.tasks.reminder_text import pick_locale, reminder_email
@@ -165,25 +166,19 @@ async def claim_emails(
         .limit(batch)
         .with_for_update(skip_locked=True)
     )
-    rows = await session.execute(
-        update(ReminderEmail)
-        .where(ReminderEmail.id.in_(due))
-        .values(
-            state="sending",
-            attempts=ReminderEmail.attempts + 1,
-            locked_until=func.now() + lease,
-        )
-        .returning(
-            ReminderEmail.id,
-            ReminderEmail.address,
-            ReminderEmail.subject,
-            ReminderEmail.body,
-            ReminderEmail.message_id,
-            ReminderEmail.attempts,
-        )
-        .execution_options(synchronize_session=False)
+    rows = await leased(
+        session,
+        ReminderEmail,
+        due,
+        lease,
+        ReminderEmail.id,
+        ReminderEmail.address,
+        ReminderEmail.subject,
+        ReminderEmail.body,
+        ReminderEmail.message_id,
+        ReminderEmail.attempts,
     )
-    return [ClaimedEmail(*r) for r in rows.all()]
+    return [ClaimedEmail(*r) for r in rows]
 
 
 async def email_finished(

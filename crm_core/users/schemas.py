@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, field_validator
 
 from crm_core.inputs import Patch, Text
-from crm_core.users.models import Role, User
+from crm_core.outputs import RowOut
+from crm_core.users.models import Role
 
 
 def _check_tz(value: str) -> str:
@@ -52,19 +53,15 @@ class UserUpdate(Patch):
         return None if value is None else _check_tz(value)
 
 
-class UserPublic(BaseModel):
+class UserPublic(RowOut):
     """What every signed-in user may know of a colleague: who, and which phone rings them."""
 
     id: int
     full_name: str
     extension: str | None
 
-    @classmethod
-    def from_row(cls, u: User) -> UserPublic:
-        return cls(id=u.id, full_name=u.full_name, extension=u.extension)
 
-
-class UserOut(BaseModel):
+class UserOut(RowOut):
     """A user as the user, a supervisor or an admin sees them."""
 
     id: int
@@ -77,16 +74,8 @@ class UserOut(BaseModel):
     locale: Locale | None
     is_active: bool
 
+    @field_validator("locale", mode="before")
     @classmethod
-    def from_row(cls, u: User) -> UserOut:
-        return cls(
-            id=u.id,
-            login=u.login,
-            role=u.role,
-            full_name=u.full_name,
-            extension=u.extension,
-            email=u.email,
-            timezone=u.timezone,
-            locale="ru" if u.locale == "ru" else "en" if u.locale == "en" else None,
-            is_active=u.is_active,
-        )
+    def _known_locale(cls, value: object) -> object:
+        # a locale the pages have no catalogue for reads as none set (the company's default)
+        return value if value in ("ru", "en") else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from fastapi import APIRouter, Request, status
 
 from crm_core.communications.schemas import CommunicationOut
@@ -12,8 +14,30 @@ from notifier.email import email_configured
 from notifier.sms import sms_configured
 from web.deps import CurrentUser, Session, container
 from web.errors import CodedHTTPException
+from web.settings import Settings
 
 router = APIRouter(prefix="/api/clients", tags=["messages"])
+
+
+class _Sending(TypedDict):
+    region: str
+    max_attempts: int
+    locale: str
+
+
+def _sending(s: Settings) -> _Sending:
+    """The settings every outgoing message is queued with."""
+    return {
+        "region": s.core.phone_default_region,
+        "max_attempts": s.notifier.outbox_max_attempts,
+        "locale": s.core.default_locale,
+    }
+
+
+def _available(configured: bool, detail: str, code: str) -> None:
+    """A channel whose provider is not configured answers 503 rather than queueing for nobody."""
+    if not configured:
+        raise CodedHTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=detail, code=code)
 
 
 @router.post(
@@ -24,22 +48,12 @@ async def send_sms(
 ) -> CommunicationOut:
     """The SMS is logged on the client's deal as "queued"; its status follows delivery."""
     s = container(request).settings
-    if not sms_configured(s.notifier):
-        raise CodedHTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="SMS is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, "
-            "TWILIO_FROM_NUMBER)",
-            code="sms.not_configured",
-        )
-    comm = await service.queue_sms(
-        session,
-        client_id,
-        data,
-        actor=user,
-        region=s.core.phone_default_region,
-        max_attempts=s.notifier.outbox_max_attempts,
-        locale=s.core.default_locale,
+    _available(
+        sms_configured(s.notifier),
+        "SMS is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER)",
+        "sms.not_configured",
     )
+    comm = await service.queue_sms(session, client_id, data, actor=user, **_sending(s))
     return CommunicationOut.from_row(comm)
 
 
@@ -51,20 +65,10 @@ async def send_email(
 ) -> CommunicationOut:
     """The email is logged on the client's deal as "queued" with its Message-ID."""
     s = container(request).settings
-    if not email_configured(s.notifier):
-        raise CodedHTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="email is not configured (SMTP_HOST)",
-            code="email.not_configured",
-        )
+    _available(
+        email_configured(s.notifier), "email is not configured (SMTP_HOST)", "email.not_configured"
+    )
     comm = await service.queue_email(
-        session,
-        client_id,
-        data,
-        actor=user,
-        sender=s.notifier.smtp_from,
-        region=s.core.phone_default_region,
-        max_attempts=s.notifier.outbox_max_attempts,
-        locale=s.core.default_locale,
+        session, client_id, data, actor=user, sender=s.notifier.smtp_from, **_sending(s)
     )
     return CommunicationOut.from_row(comm)

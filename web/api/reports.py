@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall
 from crm_core.errors import Forbidden, Invalid, NotFound
@@ -74,6 +75,16 @@ def _period(
     return start, end
 
 
+async def _period_query(
+    request: Request, date_from: Day | None = None, date_to: Day | None = None
+) -> tuple[datetime, datetime]:
+    return _period(request, date_from, date_to)
+
+
+# the ?date_from=&date_to= query of every period report, as [start, end) datetimes
+Period = Annotated[tuple[datetime, datetime], Depends(_period_query)]
+
+
 def _csv(name: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Response:
     return Response(
         csv_text(rows, columns),
@@ -113,7 +124,7 @@ def _period_table(
 async def dashboard(request: Request, session: Session, staff: Staff) -> BoardOut:
     """The supervisors' live board: calls in progress, agents, queue, missed calls, today."""
     board = await service.live_board(session, utcnow(), _day_start(request))
-    board["queue_stats"] = (await _queue_report(request, session, None, None))["items"]
+    board["queue_stats"] = await _queues_today(request, session)
     return BoardOut.model_validate(board)
 
 
@@ -122,7 +133,7 @@ async def dashboard_finished(request: Request, session: Session, staff: Staff) -
     """What a finished call changes on the board (missed and recent calls, today's figures,
     queue figures): the board re-reads this once per call.ended, not the whole board."""
     part = await service.finished_calls(session, _day_start(request))
-    part["queue_stats"] = (await _queue_report(request, session, None, None))["items"]
+    part["queue_stats"] = await _queues_today(request, session)
     return BoardFinishedOut.model_validate({"at": utcnow().isoformat(), **part})
 
 
@@ -131,17 +142,12 @@ async def dashboard_finished(request: Request, session: Session, staff: Staff) -
     "/reports", response_model=ReportOut, response_model_exclude_unset=True, responses=CSV_RESPONSE
 )
 async def reports(
-    request: Request,
-    session: Session,
-    user: CurrentUser,
-    date_from: Day | None = None,
-    date_to: Day | None = None,
-    format: Format = "json",
+    session: Session, user: CurrentUser, period: Period, format: Format = "json"
 ) -> ReportOut | Response:
     """Per manager and team for [date_from, date_to] (days in the company's time zone; default
     today), with each manager's sales plan for the period against what was won. Managers and
     operators see their own row and no team totals."""
-    start, end = _period(request, date_from, date_to)
+    start, end = period
     result = await service.report(session, start, end)
     if not is_staff(user):
         result["per_manager"] = [r for r in result["per_manager"] if r["user_id"] == user.id]
@@ -157,10 +163,17 @@ async def reports(
     return ReportOut.model_validate(result)
 
 
+async def _queues_today(request: Request, session: Session) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (
+        await _queue_report(request, session, _period(request, None, None))
+    )["items"]
+    return items
+
+
 async def _queue_report(
-    request: Request, session: Session, date_from: date | None, date_to: date | None
+    request: Request, session: Session, period: tuple[datetime, datetime]
 ) -> dict[str, Any]:
-    start, end = _period(request, date_from, date_to)
+    start, end = period
     s = container(request).settings.presence
     items = await queues.queue_stats(
         session,
@@ -189,17 +202,12 @@ async def _queue_report(
 
 @router.get("/reports/queues", response_model=QueueReportOut, responses=CSV_RESPONSE)
 async def queue_report(
-    request: Request,
-    session: Session,
-    staff: Staff,
-    date_from: Day | None = None,
-    date_to: Day | None = None,
-    format: Format = "json",
+    request: Request, session: Session, staff: Staff, period: Period, format: Format = "json"
 ) -> QueueReportOut | Response:
     """Per Asterisk queue for callers who joined it in [date_from, date_to]: offered, answered,
     abandoned (short abandons apart), abandon %, service level, ASA, longest wait; and now:
     callers waiting and the longest wait."""
-    result = await _queue_report(request, session, date_from, date_to)
+    result = await _queue_report(request, session, period)
     if format == "csv":
         return _csv("queues", result["items"], _columns(QueueFiguresOut))
     return QueueReportOut.model_validate(result)
@@ -270,47 +278,49 @@ async def hourly_report(
     return HourlyOut.model_validate({"date": day_start.date().isoformat(), "items": items})
 
 
-@router.get("/reports/lead-sources", response_model=LeadSourcesOut, responses=CSV_RESPONSE)
-async def lead_sources(
-    request: Request,
-    session: Session,
-    user: CurrentUser,
-    date_from: Day | None = None,
-    date_to: Day | None = None,
-    format: Format = "json",
-) -> LeadSourcesOut | Response:
-    """Per lead source: clients, deals, won deals and sums, conversion % (a manager: their own)."""
-    period = _period(request, date_from, date_to)
-    items = await sales.lead_source_report(session, *period, _own(user))
-    return _period_table("lead-sources", LeadSourceRow, LeadSourcesOut, period, items, format)
+SalesTable = Callable[
+    [AsyncSession, datetime, datetime, int | None], Awaitable[list[dict[str, Any]]]
+]
 
 
-@router.get("/reports/lost-reasons", response_model=LostReasonsOut, responses=CSV_RESPONSE)
-async def lost_reasons(
-    request: Request,
-    session: Session,
-    user: CurrentUser,
-    date_from: Day | None = None,
-    date_to: Day | None = None,
-    format: Format = "json",
-) -> LostReasonsOut | Response:
-    """Deals lost in the period by the stage they were lost at and the reason given."""
-    period = _period(request, date_from, date_to)
-    items = await sales.lost_reasons(session, *period, _own(user))
-    return _period_table("lost-reasons", LostReasonRow, LostReasonsOut, period, items, format)
+def _sales_table(
+    path: str, row: type[Any], out: type[BaseModel], fetch: SalesTable, doc: str
+) -> None:
+    """Route GET /api/reports/<path>: `fetch`'s rows for the period, a manager's own only."""
+
+    async def route(
+        session: Session, user: CurrentUser, period: Period, format: Format = "json"
+    ) -> BaseModel | Response:
+        items = await fetch(session, *period, _own(user))
+        return _period_table(path, row, out, period, items, format)
+
+    route.__name__ = route.__qualname__ = path.replace("-", "_")
+    route.__doc__ = doc
+    router.get(f"/reports/{path}", response_model=out, responses=CSV_RESPONSE)(route)
+
+
+_sales_table(
+    "lead-sources",
+    LeadSourceRow,
+    LeadSourcesOut,
+    sales.lead_source_report,
+    "Per lead source: clients, deals, won deals and sums, conversion % (a manager: their own).",
+)
+_sales_table(
+    "lost-reasons",
+    LostReasonRow,
+    LostReasonsOut,
+    sales.lost_reasons,
+    "Deals lost in the period by the stage they were lost at and the reason given.",
+)
 
 
 @router.get("/reports/presence", response_model=PresenceTimeOut, responses=CSV_RESPONSE)
 async def presence_time(
-    request: Request,
-    session: Session,
-    user: CurrentUser,
-    date_from: Day | None = None,
-    date_to: Day | None = None,
-    format: Format = "json",
+    session: Session, user: CurrentUser, period: Period, format: Format = "json"
 ) -> PresenceTimeOut | Response:
     """Time each agent spent available, paused, DND and in wrap-up in the period (up to now)."""
-    start, end = _period(request, date_from, date_to)
+    start, end = period
     people = await _people(session, user, None)
     until = min(end, utcnow())
     spent = await presence.time_per_state(session, start, until, [u.id for u in people])
@@ -325,7 +335,7 @@ async def presence_time(
         }
         for u in people
     ]
-    return _period_table("presence", PresenceTimeRow, PresenceTimeOut, (start, end), items, format)
+    return _period_table("presence", PresenceTimeRow, PresenceTimeOut, period, items, format)
 
 
 # total stays absent, not null, for managers and operators
@@ -336,19 +346,14 @@ async def presence_time(
     responses=CSV_RESPONSE,
 )
 async def contact_results(
-    request: Request,
-    session: Session,
-    user: CurrentUser,
-    date_from: Day | None = None,
-    date_to: Day | None = None,
-    format: Format = "json",
+    session: Session, user: CurrentUser, period: Period, format: Format = "json"
 ) -> ResultsReportOut | Response:
     """Contact results per manager (Expo-Volga's effectiveness of contacts): contacts with a
     result set in the period, the count of each result kind, effectiveness % = (offer sent +
     sale) / (contacts with a result - wrong numbers), and postponements per client (average and
     largest number of "postponed" results over the clients postponed at least once). Managers
     and operators see their own row; supervisors and admins everyone's and the team total."""
-    start, end = _period(request, date_from, date_to)
+    start, end = period
     staff = is_staff(user)
     people = await _people(session, user, None)
     result = await results_report.results_report(

@@ -92,7 +92,14 @@ class ListEditor {
   }
 }
 
+/** Each list's section: its heading, then a copy of the page's one list-editor template. */
+function fillSections() {
+  const template = /** @type {HTMLTemplateElement} */ (document.getElementById("list-editor"));
+  for (const section of document.querySelectorAll("section[data-list]")) section.append(template.content.cloneNode(true));
+}
+
 async function main() {
+  fillSections();
   const shell = await startShell({ titleKey: "dealadmin.lists.title" });
   if (!shell) return;
   // the header's lights, as on every page (nothing here listens to the news)
