@@ -20,7 +20,7 @@ Modes, one after the other in one run:
             with ~3-minute calls). The calls in progress are built up first (`--ramp` seconds,
             not measured), their hang-ups spread over one call length, so that during the
             measured `--seconds` a call ends for every call that starts and 200 stay in
-            progress. After the window the rest hang up within a few seconds (clean board).
+            progress. After the window the rest hang up over `--tail` seconds (not measured).
   sweep     the saturation point: calls as recorded (~8.5 s each) at each rate of `--sweep`
             new calls/s for `--sweep-seconds`, until the baseline p99 passes 300 ms: the highest
             rate where it held is the service's saturation point on this machine.
@@ -29,10 +29,10 @@ Modes, one after the other in one run:
 
 Measured per call (one clock for the machine: epoch times everywhere):
 
-  board     new call: its first AMI event (the call record's `occurred_at`, that event's
-            Timestamp) -> its row in the board's calls table (a MutationObserver in the page
-            notes performance.timeOrigin + performance.now()); hang-up: the Hangup (the
-            record's `ended_at`) -> its row gone from the table
+  board     new call: its first AMI event (sent at its Timestamp by the PBX stand-in, which
+            writes each call's send times by Linkedid) -> its row in the board's calls table (a
+            MutationObserver in the page notes performance.timeOrigin + performance.now());
+            hang-up: the Hangup -> its row gone from the table
   baseline  the same events -> the `call.started` / `call.ended` frame reaching the plain
             websocket client: the same path without the browser (the board's own cost is the
             difference)
@@ -49,11 +49,12 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
+import tempfile
 import time
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -62,6 +63,7 @@ from bench.pop_latency_bench import FIRST_EXTENSION, SECRET, _expect, _send, mak
 
 TARGET_P99_MS = 300.0
 HANGUPS = ("SoftHangupRequest", "HangupRequest", "Hangup")
+_LINKEDID = re.compile(rb"\r\nLinkedid: ([0-9.]+)\r\n")
 OBSERVER = """
 () => {
   window.__seen = {};
@@ -120,19 +122,29 @@ def _held_call(
 
 def _play_command(
     recording: list[list[tuple[str, str]]], words: list[str], agents: int, callers: int
-) -> tuple[list[tuple[float, bytes]], float]:
-    """The schedule of a command, and when its measured part ends (epoch s)."""
+) -> tuple[list[tuple[float, bytes]], float, dict[str, tuple[float, float]]]:
+    """The schedule of a command, when its measured part ends (epoch s), and each call's first
+    event and hang-up (epoch s: the moments they are sent, their Timestamps) by Linkedid."""
     from bench.pop_latency_bench import _call_events
 
     def who(k: int) -> tuple[str, str]:
         return str(FIRST_EXTENSION + k % agents), f"+7916{k % callers:07d}"
 
     schedule: list[tuple[float, bytes]] = []
+    times: dict[str, tuple[float, float]] = {}
+
+    def add(events: list[tuple[float, bytes]]) -> None:
+        found = _LINKEDID.search(b"".join(data for _, data in events[:3]))
+        assert found is not None, "a call without a Linkedid"
+        hangup = next(at for at, data in events if data.startswith(b"Event: Hangup\r\n"))
+        times[found.group(1).decode()] = (events[0][0], hangup)
+        schedule.extend(events)
+
     if words[0] == "PLAY":  # PLAY <first call> <calls> <calls/s>: calls as recorded
         first, calls, rate = int(words[1]), int(words[2]), float(words[3])
         start = time.time() + 0.3 + calls * 0.002
         for k in range(first, first + calls):
-            schedule += _call_events(recording, k, *who(k), start + (k - first) / rate)
+            add(_call_events(recording, k, *who(k), start + (k - first) / rate))
         cut = float("inf")
     else:  # HELD <first call> <held> <talk s> <ramp s> <settle s> <measured s> <tail s>
         first, held = int(words[1]), int(words[2])
@@ -143,19 +155,28 @@ def _play_command(
         start = time.time() + 1.0 + held * 0.02
         steady = start + ramp + settle  # from here `held` calls are in progress, turning over
         cut = steady + seconds + 2.0  # after the measured window: hang everything up quickly
-        calls: list[tuple[float, float]] = []  # (start, hang-up) per call
+        plan: list[tuple[float, float]] = []  # (start, hang-up) per call
         for i in range(held):  # the calls in progress: started over the ramp, ending spread
-            calls.append((start + i * ramp / held, steady + (i + 1) * length / held))
+            plan.append((start + i * ramp / held, steady + (i + 1) * length / held))
         rate = held / length
         for j in range(int(rate * (seconds + 2.0)) + 1):  # new calls, one per call ending
-            calls.append((steady + j / rate, steady + j / rate + length))
-        last = max(end for _, end in calls)
-        for k, (at, end) in enumerate(calls, start=first):
+            plan.append((steady + j / rate, steady + j / rate + length))
+        last = max(end for _, end in plan)
+        for k, (at, end) in enumerate(plan, start=first):
             if end > cut:  # after the window: hung up within `tail` s, in the same order
                 end = max(cut + (end - cut) * tail / (last - cut), at + ring + 0.5)
-            schedule += _held_call(recording, k, *who(k), at, end)
+            add(_held_call(recording, k, *who(k), at, end))
     schedule.sort(key=lambda item: item[0])
-    return schedule, cut
+    return schedule, cut, times
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data))
+
+
+def _read_json(path: Path) -> dict[str, list[float]]:
+    data: dict[str, list[float]] = json.loads(path.read_text())
+    return data
 
 
 async def pbx_main(agents: int, callers: int) -> None:
@@ -166,10 +187,14 @@ async def pbx_main(agents: int, callers: int) -> None:
     await server.start()
     print("PORT", server.port, flush=True)
     while words := (await _stdin_line()).split():
-        schedule, cut = _play_command(recording, words, agents, callers)
+        schedule, cut, times = _play_command(recording, words, agents, callers)
+        _write_json(Path(words[-1]), times)
         print("CUT", f"{cut:.6f}", flush=True)
         sent, worst = await server.play(schedule)
         print("PLAYED", sent, f"{worst:.3f}", flush=True)
+    for writer in list(server.clients):  # the service's connection ends by EOF, not a cancel
+        writer.close()
+    await asyncio.sleep(0.2)
 
 
 # ---- the service, the browser and the baseline (this process) ---------------------------------
@@ -204,22 +229,6 @@ class Observed:
             d.clear()
 
 
-async def call_times(url: str) -> tuple[dict[str, float], dict[str, float]]:
-    """Each logged call's first AMI event and hang-up (their Timestamps), epoch seconds."""
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch(
-            "SELECT external_id, occurred_at, ended_at FROM communications WHERE kind = 'call'"
-        )
-    finally:
-        await conn.close()
-    started = {r["external_id"]: r["occurred_at"].timestamp() for r in rows}
-    ended = {r["external_id"]: r["ended_at"].timestamp() for r in rows if r["ended_at"]}
-    return started, ended
-
-
 def _ms(seen: dict[str, float], reference: dict[str, float], until: float) -> list[float]:
     return [(seen[k] - reference[k]) * 1000 for k in seen if reference.get(k, until) < until]
 
@@ -251,10 +260,11 @@ async def main() -> int:
     parser.add_argument("--agents", type=int, default=300)
     parser.add_argument("--calls", type=int, default=200, help="calls in progress (held mode)")
     parser.add_argument("--talk", type=float, default=180.0, help="seconds each call is held")
-    parser.add_argument("--ramp", type=float, default=40.0, help="seconds to start the calls")
+    parser.add_argument("--ramp", type=float, default=100.0, help="seconds to start the calls")
+    parser.add_argument("--tail", type=float, default=30.0, help="seconds to end them after")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured, per mode")
     parser.add_argument("--callers", type=int, default=1000, help="distinct caller numbers")
-    parser.add_argument("--sweep", default="2,4,8,12,16,24", help="new calls/s, '' for none")
+    parser.add_argument("--sweep", default="0.5,1,2,4,8,12,16,24", help="new calls/s; '' none")
     parser.add_argument("--sweep-seconds", type=float, default=10.0)
     parser.add_argument(
         "--rate", type=float, default=None, help="only the old mode: recorded calls at RATE/s"
@@ -349,9 +359,18 @@ async def main() -> int:
             await asyncio.sleep(1.0)  # the board's socket is subscribed
             first = 0
 
-            async def play(command: str, limit: float) -> None:
-                _send(pbx, command)
-                await _expect(pbx, "CUT", 60)
+            known: dict[str, tuple[float, float]] = {}  # linkedid -> first event, hang-up
+            times_file = Path(tempfile.mkdtemp(prefix="board-bench-")) / "times.json"
+
+            async def command(line: str) -> float:
+                """Sends a PBX command; returns the end of its measured part."""
+                _send(pbx, f"{line} {times_file}")
+                cut = float((await _expect(pbx, "CUT", 120))[0])
+                known.update({k: (a, b) for k, (a, b) in _read_json(times_file).items()})
+                return cut
+
+            async def play(line: str, limit: float) -> None:
+                await command(line)
                 await _expect(pbx, "PLAYED", limit)
                 await asyncio.sleep(2.0)  # the last frames reach the page and the client
 
@@ -359,7 +378,8 @@ async def main() -> int:
                 got = await page.evaluate("() => [window.__seen, window.__gone]")
                 seen.seen, seen.gone = got[0], {k: v / 1000 for k, v in got[1].items()}
                 seen.seen = {k: v / 1000 for k, v in seen.seen.items()}
-                started, ended = await call_times(url)
+                started = {k: v[0] for k, v in known.items()}
+                ended = {k: v[1] for k, v in known.items()}
                 out = {
                     "new call: baseline (plain socket)": _ms(seen.started, started, until),
                     "new call: board in Chromium": _ms(seen.seen, started, until),
@@ -380,18 +400,17 @@ async def main() -> int:
                         await measure()
                 results.append((f"compressed: {args.rate:g} new calls/s", await measure()))
             else:
-                settle = 5.0
+                settle = 10.0
                 print(
                     f"held: {args.calls} calls started over {args.ramp:g} s, held {args.talk:g} s "
                     f"each; then {args.seconds:g} s measured ...",
                     flush=True,
                 )
-                _send(
-                    pbx,
-                    f"HELD {first} {args.calls} {args.talk} {args.ramp} {settle} {args.seconds} 5",
+                cut = await command(
+                    f"HELD {first} {args.calls} {args.talk} {args.ramp} {settle} {args.seconds} "
+                    f"{args.tail}"
                 )
                 first += 10_000
-                cut = float((await _expect(pbx, "CUT", 60))[0])
                 await asyncio.sleep(max(0.0, cut - args.seconds - 2.0 - time.time()))
                 await measure()  # the build-up is not counted
                 in_progress = await page.locator("#calls tr").count()
@@ -408,7 +427,7 @@ async def main() -> int:
                     print(f"sweep: {calls} calls as recorded at {rate:g}/s ...", flush=True)
                     await play(f"PLAY {first} {calls} {rate}", 600 + args.sweep_seconds * 2)
                     first += calls
-                    await asyncio.sleep(8.0)  # the last calls end
+                    await asyncio.sleep(1.0)  # late frames of the last calls
                     step = await measure()
                     plain = step["new call: baseline (plain socket)"]
                     board = step["new call: board in Chromium"]

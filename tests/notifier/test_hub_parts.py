@@ -55,9 +55,7 @@ def test_each_seq_is_delivered_once_in_order_to_its_channel() -> None:
     assert other.closed_reason == "server shutting down"
 
 
-async def test_a_board_gets_a_broadcast_after_a_quiet_spell_at_once_then_one_batch_per_interval() -> (
-    None
-):
+async def test_a_board_gets_a_broadcast_after_quiet_at_once_then_a_batch_per_interval() -> None:
     # an interval far longer than the test: what leaves early left without waiting for it
     sub = Subscriber(frozenset({"supervisors", "ext:101"}), limit=8, flush_seconds=3600.0)
     sub.go_live(0)
