@@ -46,9 +46,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import os
+import pstats
 import re
 import sys
 import tempfile
@@ -269,6 +271,7 @@ async def main() -> int:
     parser.add_argument(
         "--rate", type=float, default=None, help="only the old mode: recorded calls at RATE/s"
     )
+    parser.add_argument("--profile", action="store_true", help="cProfile the held window")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     load_before = os.getloadavg()
@@ -414,6 +417,13 @@ async def main() -> int:
                 await asyncio.sleep(max(0.0, cut - args.seconds - 2.0 - time.time()))
                 await measure()  # the build-up is not counted
                 in_progress = await page.locator("#calls tr").count()
+                profile = cProfile.Profile() if args.profile else None
+                if profile is not None:  # the service's (this process's) CPU in the window
+                    profile.enable()
+                await asyncio.sleep(max(0.0, cut - time.time()))
+                if profile is not None:
+                    profile.disable()
+                    pstats.Stats(profile).sort_stats("tottime").print_stats(30)
                 await _expect(pbx, "PLAYED", 600 + args.seconds * 2)
                 await asyncio.sleep(2.0)
                 label = (
