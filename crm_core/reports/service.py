@@ -379,7 +379,14 @@ async def finished_calls(session: AsyncSession, day_start: datetime) -> dict[str
         )
     ).all()
     figures = await communication_figures(session, day_start, day_start + timedelta(days=1))
-    by_user = {u.id: u for u in await session.scalars(select(User))}
+    # the names of those with figures only (re-read per finished call: not every user's row)
+    names_of = dict(
+        (
+            await session.execute(
+                select(User.id, User.full_name).where(User.id.in_([u for u in figures if u]))
+            )
+        ).all()
+    )
     ids = list({m.client_id for m in missed})
     names = dict(
         (await session.execute(select(Client.id, Client.name).where(Client.id.in_(ids)))).all()
@@ -423,7 +430,7 @@ async def finished_calls(session: AsyncSession, day_start: datetime) -> dict[str
         "today": [
             {
                 "user_id": uid,
-                "name": by_user[uid].full_name if uid in by_user else "(unassigned)",
+                "name": names_of.get(uid, "(unassigned)") if uid else "(unassigned)",
                 **f,
             }
             for uid, f in figures.items()

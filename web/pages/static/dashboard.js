@@ -238,15 +238,19 @@ async function load() {
 
 /** @type {ReturnType<typeof setTimeout> | null} */
 let finishedTimer = null;
+let finishedAt = 0;
+/** The day's tables re-read after a finished call: at most once a second (a call ends every
+ * second or so in a busy contact centre: one read per call would be the service's load). */
 function finishedSoon() {
   if (finishedTimer) return;
   finishedTimer = setTimeout(async () => {
     finishedTimer = null;
+    finishedAt = Date.now();
     try {
       const part = await api("/api/dashboard/finished");
       if (board) { applyFinished(board, part); board.at = part.at; drawFinished(); }
     } catch (e) { /* the next finished call or a reload catches up */ }
-  }, 200);
+  }, Math.max(200, 1000 - (Date.now() - finishedAt)));
 }
 
 /** What the messages since the last drawing changed: drawn once per frame, not per message
