@@ -399,6 +399,13 @@ async def main() -> int:
                     print(f"{mode}: {calls} calls as recorded at {args.rate:g}/s ...", flush=True)
                     await play(f"PLAY {first} {calls} {args.rate}", 600 + seconds * 2)
                     first += calls
+                    # a service behind by seconds is still sending: until the last hang-up came
+                    # (or nothing new for 5 s)
+                    heard, quiet = -1, 0.0
+                    while quiet < 5.0 and len(seen.ended) < calls:
+                        quiet = quiet + 0.5 if len(seen.ended) == heard else 0.0
+                        heard = len(seen.ended)
+                        await asyncio.sleep(0.5)
                     if mode == "warmup":
                         await measure()
                 results.append((f"compressed: {args.rate:g} new calls/s", await measure()))
