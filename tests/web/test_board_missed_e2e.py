@@ -86,6 +86,8 @@ async def test_missed_call_shows_the_client_links_to_the_card_and_says_called_ba
     )
     await make_user(role="supervisor", login=SUP_RU[0], password=SUP_RU[1], locale="ru")
     await always_on_duty(sessions, operator)
+    pavel, _ = await make_user(role="operator", extension="102", full_name="Pavel Operator")
+    await always_on_duty(sessions, pavel)
     anna = await seed_anna(sessions)
     with_ami(settings, replay)
     pages = Pages(browser)  # type: ignore[arg-type]
@@ -94,6 +96,16 @@ async def test_missed_call_shows_the_client_links_to_the_card_and_says_called_ba
             board = await pages.new()
             await sign_in(board, live, SUPERVISOR, "/dashboard")
             await expect(board.locator("body[data-board-ready='1']")).to_have_count(1)
+            # a message redraws the rows it changed, not the table: Pavel's row (102, not rung)
+            # stays the same element while Olga's (101, rung) is redrawn
+            row = "document.querySelector(`#agents tr[data-ext='${ext}']`)"
+            mark, marked = f"(ext) => {{ {row}.marked = 1; }}", f"(ext) => {row}.marked === 1"
+            # (the pause reasons arrived: their list redraws every row once)
+            await expect(
+                board.get_by_test_id(f"reason-{pavel.id}").locator("option")
+            ).not_to_have_count(0)
+            await board.evaluate(mark, "101")
+            await board.evaluate(mark, "102")
             await play_and_settle(live, replay, "inbound_abandoned")
 
             missed = board.locator("#missed li")
@@ -105,6 +117,8 @@ async def test_missed_call_shows_the_client_links_to_the_card_and_says_called_ba
             back = board.get_by_test_id(f"called-back-{row_id}")
             await expect(back).to_have_text("not called back")
             await expect(back).to_have_attribute("data-called-back", "0")
+            assert await board.evaluate(marked, "102") is True
+            assert await board.evaluate(marked, "101") is False
 
             # the operator calls Anna back (click-to-call, answered): the board says so, and when
             await play_and_settle(live, replay, call_back_recording(tmp_path))
