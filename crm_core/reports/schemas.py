@@ -86,7 +86,9 @@ class MissedCall(BaseModel):
     client_name: str | None = None
     at: str
     agents_rung: list[str]
-    called_back: bool = False  # an outbound call to the client followed it (today)
+    # an answered call with the client (either way) followed it today, and when it began
+    called_back: bool = False
+    called_back_at: str | None = None
 
 
 class RecentRecording(BaseModel):

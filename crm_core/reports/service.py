@@ -392,26 +392,39 @@ async def finished_calls(session: AsyncSession, day_start: datetime) -> dict[str
         )
     ).all()
     figures = await communication_figures(session, day_start, day_start + timedelta(days=1))
-    by_user = {u.id: u for u in await session.scalars(select(User))}
+    # the names of those with figures only (re-read per finished call: not every user's row)
+    names_of = dict(
+        (
+            await session.execute(
+                select(User.id, User.full_name).where(User.id.in_([u for u in figures if u]))
+            )
+        ).all()
+    )
     ids = list({m.client_id for m in missed})
     names = dict(
         (await session.execute(select(Client.id, Client.name).where(Client.id.in_(ids)))).all()
     )
-    # called back: an outbound call to the same client after the missed one
-    last_out = dict(
-        (
-            await session.execute(
-                select(Communication.client_id, func.max(Communication.occurred_at))
-                .where(
-                    Communication.kind == "call",
-                    Communication.direction == "out",
-                    Communication.client_id.in_(ids),
-                    Communication.occurred_at >= day_start,
-                )
-                .group_by(Communication.client_id)
+    # called back: the first answered call with the client (either way: we rang them, or they
+    # got through) after the missed one, the call that also closes their callback task
+    # (crm_core.tasks.callbacks.on_answered_call)
+    answered_at: dict[int, list[datetime]] = {}
+    for client_id, at in (
+        await session.execute(
+            select(Communication.client_id, Communication.occurred_at)
+            .where(
+                Communication.kind == "call",
+                Communication.status == "answered",
+                Communication.client_id.in_(ids),
+                Communication.occurred_at >= day_start,
             )
-        ).all()
-    )
+            .order_by(Communication.occurred_at)
+        )
+    ).all():
+        answered_at.setdefault(client_id, []).append(at)
+
+    def called_back(m: Communication) -> datetime | None:
+        return next((at for at in answered_at.get(m.client_id, []) if at > m.occurred_at), None)
+
     return {
         "missed_today": [
             {
@@ -421,9 +434,8 @@ async def finished_calls(session: AsyncSession, day_start: datetime) -> dict[str
                 "client_name": names.get(m.client_id),
                 "at": m.occurred_at.isoformat(),
                 "agents_rung": (m.extra or {}).get("agents_rung", []),
-                "called_back": bool(
-                    last_out.get(m.client_id) and last_out[m.client_id] > m.occurred_at
-                ),
+                "called_back": (back := called_back(m)) is not None,
+                "called_back_at": back.isoformat() if back else None,
             }
             for m in missed
         ],
@@ -431,7 +443,7 @@ async def finished_calls(session: AsyncSession, day_start: datetime) -> dict[str
         "today": [
             {
                 "user_id": uid,
-                "name": by_user[uid].full_name if uid in by_user else "(unassigned)",
+                "name": names_of.get(uid, "(unassigned)") if uid else "(unassigned)",
                 **f,
             }
             for uid, f in figures.items()

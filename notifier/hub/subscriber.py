@@ -1,8 +1,10 @@
 """One socket's view of the hub: its channels and its bounded, prioritised queue.
 
 Sockets never share a queue: each Subscriber has a bounded queue, and overflowing it marks the
-socket as too slow (its endpoint closes it). Supervisors' messages are not urgent: they wait up to
-`flush_seconds` and leave in one batch, while a screen-pop wakes its socket at once.
+socket as too slow (its endpoint closes it). Supervisors' messages are not urgent: a socket is
+written at most once per `flush_seconds` (what comes meanwhile leaves in one batch), but the first
+message after a quiet spell leaves at once (a board follows a call without a fixed delay); a
+screen-pop wakes its socket at once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Subscriber:
         self._frames: deque[str] = deque()
         self._urgent = False
         self._deadline: float | None = None
+        self._sent_at = float("-inf")  # loop time of the last batch handed to the writer
         self._wake = asyncio.Event()
         self._failed = asyncio.Event()
         self._held: list[Envelope] | None = []  # live messages arriving during the replay
@@ -90,6 +93,7 @@ class Subscriber:
                 self._frames.clear()
                 self._urgent = False
                 self._deadline = None
+                self._sent_at = loop.time()
                 return frames
             self._wake.clear()
             if deadline is None:
@@ -114,5 +118,7 @@ class Subscriber:
             self._urgent = True
             self._wake.set()
         elif self._deadline is None:
-            self._deadline = asyncio.get_running_loop().time() + self._flush_seconds
+            # at once after a quiet spell, else when the last batch is `flush_seconds` old
+            now = asyncio.get_running_loop().time()
+            self._deadline = max(now, self._sent_at + self._flush_seconds)
             self._wake.set()  # the writer learns the deadline

@@ -148,18 +148,14 @@ async def test_supervisor_broadcasts_wait_but_pops_do_not(
 ) -> None:
     board = live_from_start(hub, "supervisors")
     op = live_from_start(hub, "ext:101")
-    loop = asyncio.get_running_loop()
     await commit(sessions, hub, ring("101", 1))
-    start = loop.time()
     assert len(await take(op, 1)) == 1
-    await take(board, 1)
-    # the broadcast was held for the flush interval (0.2 s), measured from its arrival
-    assert loop.time() - start >= 0.1
-    # several broadcasts in one flush interval leave together, in order
+    # the board gets it too (at once after a quiet spell; batched under a burst, which
+    # test_hub_parts checks on a Subscriber without timing), then the next ones in order
+    assert [m["payload"]["n"] for m in await take(board, 1)] == [1]
     await commit(sessions, hub, ring("101", 2))
     await commit(sessions, hub, ring("101", 3))
-    frames = await board.next_frames()
-    assert [json.loads(f)["payload"]["n"] for f in frames] == [2, 3]
+    assert [m["payload"]["n"] for m in await take(board, 2)] == [2, 3]
 
 
 async def test_slow_subscriber_is_dropped_and_others_keep_receiving(

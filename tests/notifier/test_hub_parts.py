@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime
+
+import pytest
 
 from notifier.hub.fanout import Fanout
 from notifier.hub.frames import Envelope, encode_frame
 from notifier.hub.notify import CATCH_UP, NOTIFY_BUDGET, notify_body, parse_body, seqs_of
+from notifier.hub.subscriber import Subscriber
 
 AT = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
 
@@ -48,3 +53,23 @@ def test_each_seq_is_delivered_once_in_order_to_its_channel() -> None:
     assert mine.pending == 2 and fanout.subscriber_count() == 1
     fanout.close_all("server shutting down")
     assert other.closed_reason == "server shutting down"
+
+
+async def test_a_board_gets_a_broadcast_after_quiet_at_once_then_a_batch_per_interval() -> None:
+    # an interval far longer than the test: what leaves early left without waiting for it
+    sub = Subscriber(frozenset({"supervisors", "ext:101"}), limit=8, flush_seconds=3600.0)
+    sub.go_live(0)
+
+    async def seqs() -> list[int]:
+        async with asyncio.timeout(5):
+            return [json.loads(f)["seq"] for f in await sub.next_frames()]
+
+    sub.offer(env(1, "supervisors"))
+    assert await seqs() == [1]  # the board follows a call without a fixed delay
+    sub.offer(env(2, "supervisors"))
+    sub.offer(env(3, "supervisors"))
+    with pytest.raises(TimeoutError):  # a second write within the interval waits for it
+        async with asyncio.timeout(0.3):
+            await sub.next_frames()
+    sub.offer(env(4))  # a screen-pop goes at once, with the broadcasts before it, in order
+    assert await seqs() == [2, 3, 4]

@@ -10,8 +10,12 @@
  * @typedef {{ [k: string]: any }} Obj
  * @typedef {{
  *   at: string, calls: Map<string, Obj>, agents: Obj[], missed: Obj[], recent: Obj[],
- *   today: Obj[], queueStats: Obj[],
+ *   today: Obj[], queueStats: Obj[], touched: { calls: Set<string>, agents: Set<number> },
  * }} Board
+ *
+ * `touched`: the calls (linkedid) and agents (user_id) the messages changed since the page last
+ * drew them, so it redraws those rows only (200 calls and 300 agents: a whole table per message
+ * costs more than the message).
  */
 
 /** @param {any} b GET /api/dashboard @returns {Board} */
@@ -24,6 +28,7 @@ export function fromSnapshot(b) {
     recent: b.recent_calls || [],
     today: b.today || [],
     queueStats: b.queue_stats || [],
+    touched: { calls: new Set(), agents: new Set() },
   };
 }
 
@@ -38,8 +43,9 @@ export function applyFinished(board, part) {
 /** @param {Board} board @param {string} ext */
 const agentOf = (board, ext) => board.agents.find((a) => a.extension === ext);
 
-/** @param {Obj} agent @param {string} state @param {string | null} linkedid @param {string} at */
-function phone(agent, state, linkedid, at) {
+/** @param {Board} board @param {Obj} agent @param {string} state @param {string | null} linkedid @param {string} at */
+function phone(board, agent, state, linkedid, at) {
+  board.touched.agents.add(agent.user_id);
   const free = state === "free";
   agent.state = free ? (agent.on_duty ? "free" : "off duty") : state;
   agent.linkedid = free ? null : linkedid;
@@ -59,9 +65,10 @@ export function applyMessage(board, msg) {
   const changed = new Set();
   const id = p.linkedid;
   if (msg.type.startsWith("call.") && id) {
+    board.touched.calls.add(id);
     if (msg.type === "call.ended") {
       board.calls.delete(id);
-      for (const a of board.agents) if (a.linkedid === id) phone(a, "free", null, at);
+      for (const a of board.agents) if (a.linkedid === id) phone(board, a, "free", null, at);
       changed.add("calls").add("agents").add("finished");
       return changed;
     }
@@ -71,30 +78,30 @@ export function applyMessage(board, msg) {
     changed.add("calls");
     const exts = p.extensions || [];
     if (msg.type === "call.ringing") {
-      for (const e of exts) { const a = agentOf(board, e); if (a) phone(a, "ringing", id, at); }
+      for (const e of exts) { const a = agentOf(board, e); if (a) phone(board, a, "ringing", id, at); }
       const call = board.calls.get(id);
       if (call) call.ringing = [...new Set([...(before.ringing || []), ...exts])];
       changed.add("agents");
     } else if (msg.type === "call.ring_ended") {
       for (const e of exts) {
         const a = agentOf(board, e);
-        if (a && a.linkedid === id && a.state === "ringing") phone(a, "free", null, at);
+        if (a && a.linkedid === id && a.state === "ringing") phone(board, a, "free", null, at);
       }
       const call = board.calls.get(id);
       if (call) call.ringing = (call.ringing || []).filter((/** @type {string} */ e) => !exts.includes(e));
       changed.add("agents");
     } else if (msg.type === "call.answered") {
       for (const a of board.agents) {
-        if (a.linkedid === id && a.state === "ringing" && a.extension !== p.answered_by) phone(a, "free", null, at);
+        if (a.linkedid === id && a.state === "ringing" && a.extension !== p.answered_by) phone(board, a, "free", null, at);
       }
       const a = p.answered_by ? agentOf(board, p.answered_by) : null;
-      if (a) phone(a, "talking", id, at);
+      if (a) phone(board, a, "talking", id, at);
       const call = board.calls.get(id);
       if (call) call.ringing = [];
       changed.add("agents");
     } else if (msg.type === "call.transferred") {
       const a = p.from_extension ? agentOf(board, p.from_extension) : null;
-      if (a && a.linkedid === id) phone(a, "free", null, at);
+      if (a && a.linkedid === id) phone(board, a, "free", null, at);
       changed.add("agents");
     }
     return changed;
@@ -106,6 +113,7 @@ export function applyMessage(board, msg) {
       a.presence_reason = p.reason;
       a.presence_since = p.since;
       a.wrapup_until = p.state === "wrapup" ? p.until : null;
+      board.touched.agents.add(a.user_id);
       changed.add("agents");
     }
   }

@@ -54,16 +54,47 @@ let board = null;
 /** @type {{ code: string, name: string }[]} */
 let reasons = [];
 
-function drawCalls() {
+/** @param {any} c a call in progress */
+const callRow = (c) => h("tr", { "data-linkedid": c.linkedid },
+  h("td", { text: c.direction === "outbound" ? `→ ${c.client_number || c.did_or_dialled || ""}` : c.caller_number }),
+  h("td", { text: c.client_name || "" }),
+  h("td", { class: `state-${c.state}`, text: stateText(c.state) }),
+  h("td", { text: c.talking || (c.ringing || []).join(", ") || c.agent_extension || "" }),
+  clock(c.started_at));
+
+/** The rows on screen by key (linkedid, user_id): a message redraws its rows, not the table. */
+/** @type {Map<string, HTMLElement>} */
+const callRows = new Map();
+/** @type {Map<number, HTMLElement>} */
+const agentRows = new Map();
+
+/**
+ * Each call's row in place: new calls appended (the board's order is the order calls began),
+ * ended ones removed, changed ones replaced. `all`: the whole table afresh (a (re)load).
+ * @param {boolean} [all]
+ */
+function drawCalls(all = false) {
   if (!board) return;
-  const calls = [...board.calls.values()];
-  $("n-calls").textContent = `(${calls.length})`;
-  $("calls").replaceChildren(...calls.map((c) => h("tr", { "data-linkedid": c.linkedid },
-    h("td", { text: c.direction === "outbound" ? `→ ${c.client_number || c.did_or_dialled || ""}` : c.caller_number }),
-    h("td", { text: c.client_name || "" }),
-    h("td", { class: `state-${c.state}`, text: stateText(c.state) }),
-    h("td", { text: c.talking || (c.ringing || []).join(", ") || c.agent_extension || "" }),
-    clock(c.started_at))));
+  const body = $("calls");
+  if (all) {
+    callRows.clear();
+    body.replaceChildren(...[...board.calls.values()].map((c) => {
+      const row = callRow(c);
+      callRows.set(c.linkedid, row);
+      return row;
+    }));
+  } else {
+    for (const id of board.touched.calls) {
+      const c = board.calls.get(id);
+      const old = callRows.get(id);
+      if (!c) { old?.remove(); callRows.delete(id); continue; }
+      const row = callRow(c);
+      if (old) old.replaceWith(row); else body.appendChild(row);
+      callRows.set(id, row);
+    }
+  }
+  board.touched.calls.clear();
+  $("n-calls").textContent = `(${board.calls.size})`;
   const queue = waiting(board);
   $("n-queue").textContent = `(${queue.length})`;
   $("queue").replaceChildren(...queue.map((c) => {
@@ -94,21 +125,39 @@ function presenceControls(a) {
     h("button", { type: "button", class: "secondary", "data-testid": `available-${a.user_id}`, onclick: set("available"), text: t("boardx.available") }));
 }
 
-function drawAgents() {
+/** @param {any} a an agent */
+function agentRow(a) {
+  const p = presenceNow(a, Date.now());
+  // the reason by its name in the (admin-edited) list; one not in it (set at the PBX) as given
+  const named = reasons.find((r) => r.code === a.presence_reason);
+  const reason = p.state === "paused" && a.presence_reason ? ` (${named ? named.name : a.presence_reason})` : "";
+  return h("tr", { "data-ext": a.extension, "data-user": a.user_id },
+    h("td", { text: a.extension }), h("td", { text: a.name }),
+    h("td", { class: `state-${a.state === "off duty" ? "off" : a.state}`, text: stateText(a.state) }),
+    h("td", { class: `presence-${p.state}`, "data-testid": `presence-${a.user_id}`, "data-state": p.state, text: presenceText(p.state) + reason }),
+    clock(p.since),
+    presenceControls(a));
+}
+
+/** The agents the messages changed, each row in place; `all`: the whole table afresh. @param {boolean} [all] */
+function drawAgents(all = false) {
   if (!board) return;
-  const now = Date.now();
-  $("agents").replaceChildren(...board.agents.map((a) => {
-    const p = presenceNow(a, now);
-    // the reason by its name in the (admin-edited) list; one not in it (set at the PBX) as given
-    const named = reasons.find((r) => r.code === a.presence_reason);
-    const reason = p.state === "paused" && a.presence_reason ? ` (${named ? named.name : a.presence_reason})` : "";
-    return h("tr", { "data-ext": a.extension, "data-user": a.user_id },
-      h("td", { text: a.extension }), h("td", { text: a.name }),
-      h("td", { class: `state-${a.state === "off duty" ? "off" : a.state}`, text: stateText(a.state) }),
-      h("td", { class: `presence-${p.state}`, "data-testid": `presence-${a.user_id}`, "data-state": p.state, text: presenceText(p.state) + reason }),
-      clock(p.since),
-      presenceControls(a));
-  }));
+  if (all) {
+    agentRows.clear();
+    $("agents").replaceChildren(...board.agents.map((a) => {
+      const row = agentRow(a);
+      agentRows.set(a.user_id, row);
+      return row;
+    }));
+  } else {
+    for (const a of board.agents) {
+      if (!board.touched.agents.has(a.user_id)) continue;
+      const row = agentRow(a);
+      agentRows.get(a.user_id)?.replaceWith(row);
+      agentRows.set(a.user_id, row);
+    }
+  }
+  board.touched.agents.clear();
 }
 
 function drawQueueStats() {
@@ -131,10 +180,14 @@ function drawQueueStats() {
 
 function drawFinished() {
   if (!board) return;
-  $("missed").replaceChildren(...board.missed.map((m) => h("li", { "data-id": m.id, class: m.called_back ? "called-back" : "" },
+  // each missed call: the client, a link to their card (the workspace opens it), called back
+  $("missed").replaceChildren(...board.missed.map((m) => h("li", { "data-id": m.id, "data-client": m.client_id, class: m.called_back ? "called-back" : "" },
     t("board.missedLine", { phone: m.phone, time: fmt.time(m.at), who: [...new Set(m.agents_rung || [])].join(", ") || t("board.nobody") }),
-    m.client_name ? ` — ${m.client_name}` : "",
-    ` · ${m.called_back ? t("boardx.calledBack") : t("boardx.notCalledBack")}`)));
+    " — ",
+    h("a", { href: `/operator?client=${encodeURIComponent(m.client_id)}`, "data-testid": `missed-client-${m.id}`, text: m.client_name || t("boardx.openCard") }),
+    " · ",
+    h("span", { "data-testid": `called-back-${m.id}`, "data-called-back": m.called_back ? "1" : "0",
+      text: m.called_back ? t("boardx.calledBackAt", { time: fmt.time(m.called_back_at) }) : t("boardx.notCalledBack") }))));
   $("recent").replaceChildren(...board.recent.map((c) => h("tr", { "data-id": c.id },
     h("td", { text: fmt.time(c.at) }),
     h("td", { text: c.phone }),
@@ -151,8 +204,8 @@ function drawFinished() {
 function drawAll() {
   if (!board) return;
   $("updated").textContent = t("board.updated", { time: fmt.time(board.at) });
-  drawCalls();
-  drawAgents();
+  drawCalls(true);
+  drawAgents(true);
   drawFinished();
   document.body.dataset.boardReady = "1";
 }
@@ -162,13 +215,15 @@ function tick() {
   for (const node of document.querySelectorAll(".tick")) {
     const el = /** @type {HTMLElement} */ (node);
     const text = since(el.dataset.since);
-    el.textContent = el.dataset.key ? t(el.dataset.key, { time: text }) : text;
+    const shown = el.dataset.key ? t(el.dataset.key, { time: text }) : text;
+    if (el.textContent !== shown) el.textContent = shown; // most clocks: one change a second
   }
   // a wrap-up ends by the clock: redraw the agents when one is over
   if (board && board.agents.some((a) => a.presence === "wrapup" && a.wrapup_until && Date.parse(a.wrapup_until) <= Date.now())) {
     for (const a of board.agents) {
       if (a.presence === "wrapup" && Date.parse(a.wrapup_until) <= Date.now()) {
         a.presence = "available"; a.presence_since = a.wrapup_until; a.wrapup_until = null;
+        board.touched.agents.add(a.user_id);
       }
     }
     drawAgents();
@@ -183,15 +238,19 @@ async function load() {
 
 /** @type {ReturnType<typeof setTimeout> | null} */
 let finishedTimer = null;
+let finishedAt = 0;
+/** The day's tables re-read after a finished call: at most once a second (a call ends every
+ * second or so in a busy contact centre: one read per call would be the service's load). */
 function finishedSoon() {
   if (finishedTimer) return;
   finishedTimer = setTimeout(async () => {
     finishedTimer = null;
+    finishedAt = Date.now();
     try {
       const part = await api("/api/dashboard/finished");
       if (board) { applyFinished(board, part); board.at = part.at; drawFinished(); }
     } catch (e) { /* the next finished call or a reload catches up */ }
-  }, 200);
+  }, Math.max(200, 1000 - (Date.now() - finishedAt)));
 }
 
 /** What the messages since the last drawing changed: drawn once per frame, not per message
@@ -276,7 +335,7 @@ if (shell) {
     $("player").replaceChildren(player(Number(button.dataset.play), { empty: false }, true));
   });
   $("rep-load").addEventListener("click", () => { loadReport().catch(() => {}); });
-  api("/api/presence/reasons").then((r) => { reasons = r; drawAgents(); }).catch(() => {});
+  api("/api/presence/reasons").then((r) => { reasons = r; drawAgents(true); }).catch(() => {});
   // frames that came while the board loaded are applied on top of it, in order
   load().then(() => { for (const msg of pending.splice(0)) onMessage(msg); }).catch(() => {});
   loadReport().catch(() => {});

@@ -12,6 +12,8 @@
 // user (kept in localStorage), so a reconnect or a reload gets exactly what was missed; with
 // nothing stored, it replays what the server still keeps (about 15 minutes), so a page opened
 // while the phone rings shows the pop, and calls already over pop nothing.
+//
+// `/operator?client=<id>` opens that client's card (the board's missed calls link here).
 
 import { api } from "./lib/api.js";
 import { registerCatalogue } from "./lib/i18n.js";
@@ -24,7 +26,7 @@ import { initAlerts } from "./operator/alerts.js";
 import { loadRecent, renderCalls } from "./operator/calls.js";
 import { onEvent } from "./operator/events.js";
 import { initFind } from "./operator/find.js";
-import { initPanel, loadDeal } from "./operator/panel.js";
+import { initPanel, loadDeal, openClient } from "./operator/panel.js";
 import { initMerge } from "./operator/merge.js";
 import { loadMissed } from "./operator/missed.js";
 import { initPop, renderPop } from "./operator/pop.js";
@@ -57,6 +59,8 @@ if (shell && shell.socket) {
   loadMissed();
   shell.socket.on("*", onEvent);
   shell.socket.connect();
+  const asked = Number(new URLSearchParams(location.search).get("client"));
+  if (Number.isInteger(asked) && asked > 0) openClient(asked, null).catch(() => {});
   api("/api/stages").then((stages) => {
     S.stages = stages;
     if (S.panel) loadDeal();

@@ -18,7 +18,8 @@ export default {
   "boardx.pause": "Pause",
   "boardx.dnd": "DND",
   "boardx.available": "Available",
-  "boardx.calledBack": "called back",
   "boardx.notCalledBack": "not called back",
-  "boardx.setFailed": "Could not change {name}'s state: {error}"
+  "boardx.setFailed": "Could not change {name}'s state: {error}",
+  "boardx.calledBackAt": "called back at {time}",
+  "boardx.openCard": "the card"
 };

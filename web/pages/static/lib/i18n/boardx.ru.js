@@ -18,7 +18,8 @@ export default {
   "boardx.pause": "Перерыв",
   "boardx.dnd": "Не беспокоить",
   "boardx.available": "На месте",
-  "boardx.calledBack": "перезвонили",
   "boardx.notCalledBack": "не перезвонили",
-  "boardx.setFailed": "Не удалось изменить статус ({name}): {error}"
+  "boardx.setFailed": "Не удалось изменить статус ({name}): {error}",
+  "boardx.calledBackAt": "перезвонили в {time}",
+  "boardx.openCard": "карточка"
 };
