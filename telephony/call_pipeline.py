@@ -318,14 +318,17 @@ class CallPipeline:
         self._count(lane.name, item.linkedid, 1)
         lane.push(item)
 
-    async def _apply_pop(self, session: AsyncSession, facts: list[Fact | _CardOpened]) -> None:
+    async def _apply_pop(
+        self, session: AsyncSession, facts: list[Fact | _CardOpened]
+    ) -> Callable[[], None]:
         """Who is calling and the screen-pop, from reads: small statements, no batch to wait."""
+        carded: list[str] = []
         for fact in facts:
             if isinstance(fact, _CardOpened):
                 # after every pop of the call that went out without the card
-                exts = list(self._uncarded.pop(fact.linkedid, {}))
-                self._opening.discard(fact.linkedid)
+                exts = list(self._uncarded.get(fact.linkedid, {}))
                 progress.card_opened_pop(session, fact.message, exts)
+                carded.append(fact.linkedid)
                 continue
             self.stats["facts"] += 1
             if isinstance(fact, CallStarted):
@@ -349,8 +352,15 @@ class CallPipeline:
                     # its card (or deal) is on its way: this agent gets it when committed
                     self._uncarded.setdefault(fact.linkedid, {})[fact.extension] = None
 
+        def announced() -> None:  # (a batch retried fact by fact still finds them)
+            for linkedid in carded:
+                self._forget_card(linkedid)
+
+        return announced
+
     def _forget_card(self, linkedid: str) -> None:
-        """The call is over: a card that failed to open leaves no waiting agents behind."""
+        """Its card is announced, or the call is over (a card that failed to open leaves no
+        waiting agents behind)."""
         self._opening.discard(linkedid)
         self._uncarded.pop(linkedid, None)
 
