@@ -244,7 +244,8 @@ class CallPipeline:
 
     def start(self) -> None:
         self._pop.start(self._run(self._pop, self._apply_pop))
-        self._card.start(self._run(self._card, self._apply_card, after=("pop",)))
+        # new callers' cards yield to the pops: a card may wait, a pop should not
+        self._card.start(self._run(self._card, self._apply_card, after=("pop",), behind=self._pop))
         self._live.start(self._run(self._live, self._apply_live, after=("pop", "card")))
         self._log.start(self._run(self._log, self._apply_log, after=("pop", "card", "live")))
 
@@ -269,12 +270,23 @@ class CallPipeline:
             self._room.set()
         return batch
 
-    async def _run(self, lane: _Lane, apply: Apply, *, after: tuple[str, ...] = ()) -> None:
+    async def _run(
+        self,
+        lane: _Lane,
+        apply: Apply,
+        *,
+        after: tuple[str, ...] = (),
+        behind: _Lane | None = None,
+    ) -> None:
         """Apply what is pending, batch by batch; first wait until the lanes `after` have
-        committed what they hold of the same calls (never the other way round: no cycles)."""
+        committed what they hold of the same calls (never the other way round: no cycles).
+        With `behind`, a batch starts only when that lane has nothing pending: its work
+        goes first when the service is short of CPU (it never waits for this one)."""
         while True:
             await lane.wait()
             while lane.pending:
+                if behind is not None:
+                    await behind.idle.wait()
                 batch = self._take(lane)
                 if after:
                     ids = {item.linkedid for item in batch}
