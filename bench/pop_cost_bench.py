@@ -11,7 +11,10 @@ These two numbers do not move with the load, so a change to the pop's work shows
 caller; `--known` of them, every n-th, from callers whose card and open deal exist) go through
 the real tracker; their CallStarted and AgentRinging facts are applied one at a time, each in
 its own unit of work, exactly as the pipeline's pop lane applies a batch of one (no publisher:
-the hub's cost is measured by pop_latency_bench). The first 20% are a warm-up (statement caches).
+the hub's cost is measured by pop_latency_bench). A new caller's card and deal, which the pop
+lane leaves to the card lane, are opened right after its CallStarted and measured apart as
+"OpenCard" (the card lane's batch of one: the writes, and the card read for call.card_opened).
+The first 20% are a warm-up (statement caches).
 Printed per fact kind: statements (cursor executes, BEGIN/COMMIT not counted), CPU ms
 (time.process_time of this process: SQLAlchemy, asyncpg, the views) and wall ms. `--profile`
 adds a cProfile of the measured part (it inflates CPU about 2x).
@@ -114,6 +117,18 @@ async def main() -> None:
             wall.setdefault(kind, []).append((time.perf_counter() - w0) * 1000)
             stmts[kind] += statements[0] - s0
             n[kind] += 1
+        # the card lane's work the pop lane handed on (the lanes are not started here)
+        to_open, pipeline._card.pending = pipeline._card.pending, []
+        for item in to_open:
+            s0, c0, w0 = statements[0], time.process_time(), time.perf_counter()
+            async with unit_of_work(sessions) as s:
+                await pipeline._apply_card(s, [item])
+            if measured:
+                kind = "OpenCard (card lane)"
+                cpu.setdefault(kind, []).append((time.process_time() - c0) * 1000)
+                wall.setdefault(kind, []).append((time.perf_counter() - w0) * 1000)
+                stmts[kind] += statements[0] - s0
+                n[kind] += 1
     await engine.dispose()
 
     print(f"{args.calls} calls ({known} known callers), {len(facts) - warmup} pop facts measured")

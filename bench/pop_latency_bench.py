@@ -32,7 +32,9 @@ Two paths, one after the other, each `--seconds` of calls at `--rate` (after a w
 not counted), waiting for every call to end between them:
 
   db     the service's path: tracker facts -> the pipeline's pop lane (who is calling: the card
-         by phone, or a new card; then the screen-pop, a read) -> COMMIT -> hub.publish, while
+         by phone, a read; then the screen-pop, a read: a new caller's says `new_caller`) ->
+         COMMIT -> hub.publish, while the card lane opens new callers' cards and deals (each
+         then announced as call.card_opened to the agents whose pop went out without it) and
          the live and log lanes write agent states, calls in progress and the log apart
   local  the database step skipped: the same listener and tracker, AgentRinging facts turned
          into a call.ringing of the same shape (the same message class and view builder, the
@@ -42,7 +44,8 @@ Printed per path: p50/p99/max of AMI arrival -> publish, publish -> socket and e
 end to end per 5 s of the run; then where the db path's time goes (the pipeline's writer lanes:
 batches, busy share, cost per fact type) and the service's GC pauses, then MET / NOT MET for
 issue 5's target (p99 end to end <= 50 ms on the db path, every pop delivered) and issue 13's
-(db p99 <= 2x the local path's in the same run, every pop delivered, none twice in event_log).
+(db p99 <= 2x the local path's in the same run, every pop delivered, every new caller's pop
+filled in by its call.card_opened, none of either twice in event_log).
 Times are epoch seconds (time.time()) in every process: one clock for the whole machine. On a
 2-core machine other work moves the figures a lot: run it more than once.
 """
@@ -235,6 +238,7 @@ async def clients_main(port: int, users: list[dict[str, Any]]) -> dict[str, Any]
     from websockets.asyncio.client import ClientConnection, connect
 
     pops: list[tuple[str, float, int, str]] = []  # linkedid, received at, frame bytes, channel
+    cards: list[tuple[str, float, str]] = []  # call.card_opened: linkedid, received at, channel
     others = [0]
     gate = asyncio.Semaphore(50)
     sockets: list[ClientConnection] = []
@@ -248,6 +252,8 @@ async def clients_main(port: int, users: list[dict[str, Any]]) -> dict[str, Any]
                 await ws.send('{"type":"pong"}')
             elif kind == "call.ringing" and str(msg.get("channel", "")).startswith("ext:"):
                 pops.append((msg["payload"]["linkedid"], now, len(raw), msg["channel"]))
+            elif kind == "call.card_opened" and str(msg.get("channel", "")).startswith("ext:"):
+                cards.append((msg["payload"]["linkedid"], now, msg["channel"]))
             else:
                 others[0] += 1
 
@@ -265,7 +271,7 @@ async def clients_main(port: int, users: list[dict[str, Any]]) -> dict[str, Any]
     for r in readers:
         r.cancel()
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    return {"pops": pops, "other_messages": others[0]}
+    return {"pops": pops, "cards": cards, "other_messages": others[0]}
 
 
 # ---- the service (this process) ---------------------------------------------------------------
@@ -282,6 +288,7 @@ class Probe:
         self.committed: dict[str, float] = {}
         self.payload_bytes: dict[str, list[int]] = {}
         self.new_client: dict[str, bool] = {}
+        self.new_caller: dict[str, bool] = {}  # the pop went out before the card existed
         self.card: Any = None
 
     def note_arrival(self, event: dict[str, str], arrival: float) -> None:
@@ -297,7 +304,11 @@ class Probe:
     def note_published(self, event: Any, started: float, done: float) -> None:
         self.published.setdefault(event.linkedid, started)
         self.committed.setdefault(event.linkedid, done)
-        self.new_client.setdefault(event.linkedid, bool(event.payload.get("new_client")))
+        # a caller new to the CRM: the pop says so (`new_caller`, the card follows) or, when the
+        # card was committed before the pop's read, carries the card the call opened
+        new = event.payload.get("new_client") or event.payload.get("new_caller")
+        self.new_client.setdefault(event.linkedid, bool(new))
+        self.new_caller.setdefault(event.linkedid, bool(event.payload.get("new_caller")))
         size = len(json.dumps(event.payload, separators=(",", ":"), default=str))
         self.payload_bytes.setdefault(self.mode, []).append(size)
 
@@ -320,23 +331,23 @@ class Router:
 
 class WriterClock:
     """Where the pipeline's writer lanes spend their time. Bench-only instrumentation: this
-    pipeline instance's `_apply_pop`, `_apply_live` and `_apply_log` are wrapped; the class is
-    untouched. A batch's time is shared out evenly among its facts, by fact type."""
+    pipeline instance's `_apply_pop`, `_apply_card`, `_apply_live` and `_apply_log` are wrapped;
+    the class is untouched. A batch's time is shared out evenly among its facts, by fact type."""
 
     def __init__(self, pipeline: Any, probe: Probe) -> None:
         self.busy: dict[str, dict[str, float]] = {}
         self.batches: dict[str, dict[str, list[int]]] = {}
         self.longest: dict[str, dict[str, float]] = {}
         self.per_fact: dict[str, dict[str, list[float]]] = {}
-        for lane in ("pop", "live", "log"):
+        for lane in ("pop", "card", "live", "log"):
             name = f"_apply_{lane}"
             setattr(pipeline, name, self._timed(lane, getattr(pipeline, name), probe))
 
     def _timed(self, lane: str, apply: Any, probe: Probe) -> Any:
-        async def timed(session: Any, facts: list[Any]) -> None:
+        async def timed(session: Any, facts: list[Any]) -> Any:
             started = time.perf_counter()
             try:
-                await apply(session, facts)
+                return await apply(session, facts)
             finally:
                 took = time.perf_counter() - started
                 mode = probe.mode
@@ -706,6 +717,19 @@ def report(
         )
         total = _end_to_end(probe, received, mode)
         print(_row("AMI arrival -> operator socket  END TO END", [ms for _, ms in total]))
+        if mode == "db":
+            waited, filled, twice = _cards(probe, results)
+            print(
+                _row(
+                    "AMI arrival -> call.card_opened on the socket",
+                    [(filled[i] - probe.arrival[i]) * 1000 for i in waited if i in filled],
+                )
+            )
+            print(
+                f"  {len(waited)} pops went out before their new card (new_caller), "
+                f"{sum(1 for i in waited if i in filled)} filled in by call.card_opened on "
+                f"the same socket, {twice} card messages twice"
+            )
         payloads = probe.payload_bytes.get(mode) or [0]
         frames = [frame_size[i] for i in got] or [0]
         print(
@@ -770,19 +794,42 @@ def verdict(probe: Probe, results: dict[str, Any], logged_twice: int) -> str:
     p99, local_p99 = _pct(total, 0.99), _pct(local, 0.99)
     new = [ms for i, ms in _by_id(probe, received, "db") if probe.new_client.get(i)]
     known = [ms for i, ms in _by_id(probe, received, "db") if not probe.new_client.get(i)]
-    delivered = len(total) == expected and not duplicates and not logged_twice
+    waited, filled, cards_twice = _cards(probe, results)
+    unfilled = sum(1 for i in waited if i not in filled)
+    delivered = len(total) == expected and not (
+        duplicates or logged_twice or unfilled or cards_twice
+    )
     ok5 = p99 <= TARGET_P99_MS and len(total) == expected
     ok13 = p99 <= 2 * local_p99 and delivered
     return (
         f"\ndb path p99 {p99:.1f} ms ({len(total)}/{expected} pops; callers new to the CRM "
         f"p99 {_pct(new, 0.99):.1f} ms n={len(new)}, known p99 {_pct(known, 0.99):.1f} ms "
         f"n={len(known)}); local path p99 {local_p99:.1f} ms: ratio {p99 / local_p99:.2f}x; "
-        f"{duplicates} duplicate pops, {logged_twice} pops logged twice in event_log\n"
+        f"{duplicates} duplicate pops, {logged_twice} pops or cards logged twice in event_log; "
+        f"{unfilled} of {len(waited)} new callers' pops never filled in, {cards_twice} cards "
+        f"twice\n"
         f"TARGET (issue 5): p99 AMI arrival -> operator socket <= {TARGET_P99_MS:g} ms, every "
         f"pop delivered, on the service's (db) path: {'MET' if ok5 else 'NOT MET'}\n"
         f"TARGET (issue 13): db p99 <= 2x the local path's in the same run, every pop delivered, "
         f"nothing logged twice: {'MET' if ok13 else 'NOT MET'}"
     )
+
+
+def _cards(probe: Probe, results: dict[str, Any]) -> tuple[list[str], dict[str, float], int]:
+    """The db path's pops that went out before their card (new_caller), when the card reached
+    the pop's own socket (call.card_opened), and card messages received twice."""
+    channel = {linkedid: ch for linkedid, _, _, ch in results["pops"]}
+    filled: dict[str, float] = {}
+    twice = 0
+    for linkedid, at, ch in results.get("cards", []):
+        if ch != channel.get(linkedid):
+            continue
+        if linkedid in filled:
+            twice += 1
+            continue
+        filled[linkedid] = at
+    waited = [i for i, m in probe.mode_of.items() if m == "db" and probe.new_caller.get(i)]
+    return waited, filled, twice
 
 
 def _by_id(probe: Probe, received: dict[str, float], mode: str) -> list[tuple[str, float]]:
@@ -791,7 +838,8 @@ def _by_id(probe: Probe, received: dict[str, float], mode: str) -> list[tuple[st
 
 
 async def pops_logged_twice(url: str) -> int:
-    """call.ringing rows of one call on one operator's channel more than once in event_log."""
+    """call.ringing (or call.card_opened) rows of one call on one operator's channel more than
+    once in event_log."""
     import asyncpg
 
     conn = await asyncpg.connect(url)
@@ -801,8 +849,8 @@ async def pops_logged_twice(url: str) -> int:
                 """
                 SELECT count(*) FROM (
                     SELECT 1 FROM event_log
-                    WHERE type = 'call.ringing' AND channel LIKE 'ext:%'
-                    GROUP BY channel, payload->'call'->>'linkedid' HAVING count(*) > 1) d
+                    WHERE type IN ('call.ringing', 'call.card_opened') AND channel LIKE 'ext:%'
+                    GROUP BY type, channel, payload->'call'->>'linkedid' HAVING count(*) > 1) d
                 """
             )
         )

@@ -2,16 +2,20 @@
 
 The listener awaits `on_event` for every AMI message in order. Feeding the tracker is pure and
 cheap, so it happens right there; the facts it yields (each with its call's snapshot) queue up
-for three writer lanes. Each lane applies what is pending in one transaction (a burst costs one
+for the writer lanes. Each lane applies what is pending in one transaction (a burst costs one
 commit, not one per fact) through crm_core.calls.progress, whose messages are published after
 that commit:
 
-- the pop lane: who is calling (call started) and the screen-pop (agent ringing) — a few small
-  statements, so a pop never queues behind the writes of other calls;
+- the pop lane: who is calling (call started: the card by the number, a read) and the
+  screen-pop (agent ringing, a read) — a few small statements, so a pop never queues behind
+  the writes of other calls, nor behind a new caller's card;
+- the card lane: a new caller's card and deal (or an open deal for a card without one), opened
+  after the call's pop work; once committed, `call.card_opened` goes through the pop lane to
+  the agents whose pop said the card was on its way (so it always follows their pop);
 - the live lane: agents' phones, answered, transferred, queued, and the calls in progress saved
   for dashboards and restarts (`restore`);
 - the log lane: call ended (the communication, the callback task), which waits until every
-  earlier fact of the same call is in the database.
+  earlier fact of the same call is in the database (its card too: the call is logged on it).
 
 What the CRM makes of each fact lives in crm_core.calls; this module only decides when.
 """
@@ -33,6 +37,7 @@ from crm_core.calls import active, progress
 from crm_core.calls.active import CallSave
 from crm_core.calls.schemas import NO_CONTEXT, CallInfo
 from crm_core.db import Publisher, unit_of_work
+from crm_core.events.messages import CallCardOpenedMessage
 from crm_core.phones import try_normalize_phone
 from telephony import presence_events
 from telephony.call_in_progress import call_info, started_call_info
@@ -65,8 +70,27 @@ class _CallOver:
     agents: tuple[str, ...]
 
 
-Work = Fact | _CallOver
-Apply = Callable[[AsyncSession, list[Any]], Awaitable[None]]
+@dataclass(frozen=True, slots=True)
+class _OpenCard:
+    """The card lane's work: the card (and deal) a caller lacks, as the call's start showed it."""
+
+    linkedid: str
+    call: CallInfo
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _CardOpened:
+    """Back in the pop lane once the card is committed: who gets `call.card_opened` is known
+    only there (the agents whose pop went out before the card existed)."""
+
+    linkedid: str
+    message: CallCardOpenedMessage
+
+
+Work = Fact | _CallOver | _OpenCard | _CardOpened
+# what a lane does with a batch in its transaction; it may hand back what to do once committed
+Apply = Callable[[AsyncSession, list[Any]], Awaitable[Callable[[], None] | None]]
 
 
 def _agents(summary: CallSummary) -> tuple[str, ...]:
@@ -139,12 +163,18 @@ class CallPipeline:
         # a pop leaves with its batch's commit: short batches, so it waits for few other calls
         self._pop_batch = pop_batch_size
         self._pop = _Lane("pop")
+        self._card = _Lane("card")
         self._live = _Lane("live")
         self._log = _Lane("log")
-        self._lanes = (self._pop, self._live, self._log)
-        # work not yet committed, per call and lane: a call's live facts wait for its pop work
-        # (its people see ringing before answered), its end for both
-        self._pending: dict[str, dict[str, int]] = {"pop": {}, "live": {}}
+        self._lanes = (self._pop, self._card, self._live, self._log)
+        # work not yet committed, per call and lane: a call's card waits for its pop work, its
+        # live facts for both (its people see ringing before answered, and who the call is
+        # with), its end for all three
+        self._pending: dict[str, dict[str, int]] = {"pop": {}, "card": {}, "live": {}}
+        # calls whose card is being opened (from their start until `call.card_opened` is sent),
+        # and the agents whose pop went out without it meanwhile: the pop lane's own state
+        self._opening: set[str] = set()
+        self._uncarded: dict[str, dict[str, None]] = {}
         self._progress = asyncio.Condition()
         self._room = asyncio.Event()
         self._room.set()
@@ -216,8 +246,10 @@ class CallPipeline:
 
     def start(self) -> None:
         self._pop.start(self._run(self._pop, self._apply_pop))
-        self._live.start(self._run(self._live, self._apply_live, after=("pop",)))
-        self._log.start(self._run(self._log, self._apply_log, after=("pop", "live")))
+        # new callers' cards yield to the pops: a card may wait, a pop should not
+        self._card.start(self._run(self._card, self._apply_card, after=("pop",), behind=self._pop))
+        self._live.start(self._run(self._live, self._apply_live, after=("pop", "card")))
+        self._log.start(self._run(self._log, self._apply_log, after=("pop", "card", "live")))
 
     async def close(self) -> None:
         await self.drain()
@@ -234,18 +266,29 @@ class CallPipeline:
 
     def _take(self, lane: _Lane) -> list[Any]:
         # bounded batches: one commit per burst, but a session never grows huge
-        size = self._pop_batch if lane is self._pop else self._batch
+        size = self._pop_batch if lane in (self._pop, self._card) else self._batch
         batch, lane.pending = lane.pending[:size], lane.pending[size:]
         if sum(len(lane.pending) for lane in self._lanes) < self._max_pending:
             self._room.set()
         return batch
 
-    async def _run(self, lane: _Lane, apply: Apply, *, after: tuple[str, ...] = ()) -> None:
+    async def _run(
+        self,
+        lane: _Lane,
+        apply: Apply,
+        *,
+        after: tuple[str, ...] = (),
+        behind: _Lane | None = None,
+    ) -> None:
         """Apply what is pending, batch by batch; first wait until the lanes `after` have
-        committed what they hold of the same calls (never the other way round: no cycles)."""
+        committed what they hold of the same calls (never the other way round: no cycles).
+        With `behind`, a batch starts only when that lane has nothing pending: its work
+        goes first when the service is short of CPU (it never waits for this one)."""
         while True:
             await lane.wait()
             while lane.pending:
+                if behind is not None:
+                    await behind.idle.wait()
                 batch = self._take(lane)
                 if after:
                     ids = {item.linkedid for item in batch}
@@ -265,35 +308,99 @@ class CallPipeline:
         self.stats["batches"] += 1
         try:
             async with unit_of_work(self._sessions, self._publish) as session:
-                await apply(session, batch)
-            return
+                then = await apply(session, batch)
         except Exception:
             logger.exception("a batch of %d call facts failed; retrying one by one", len(batch))
+        else:
+            if then is not None:
+                then()
+            return
         for item in batch:  # isolate the bad fact; every other one still lands
             try:
                 async with unit_of_work(self._sessions, self._publish) as session:
-                    await apply(session, [item])
+                    then = await apply(session, [item])
             except Exception:
                 self.stats["errors"] += 1
                 logger.exception("call fact %s of %s lost", type(item).__name__, item.linkedid)
+                continue
+            if then is not None:
+                then()
 
-    async def _apply_pop(self, session: AsyncSession, facts: list[Fact]) -> None:
-        """Who is calling, and the screen-pop from a read: small statements, no batch to wait."""
+    def _push(self, lane: _Lane, item: _OpenCard | _CardOpened) -> None:
+        """Work one lane hands another for the same call: counted before the lane handing it
+        counts its own work done, so the lanes after both never see a gap."""
+        self._count(lane.name, item.linkedid, 1)
+        lane.push(item)
+
+    async def _apply_pop(
+        self, session: AsyncSession, facts: list[Fact | _CardOpened]
+    ) -> Callable[[], None]:
+        """Who is calling and the screen-pop, from reads: small statements, no batch to wait."""
+        carded: list[str] = []
         for fact in facts:
+            if isinstance(fact, _CardOpened):
+                # after every pop of the call that went out without the card
+                exts = list(self._uncarded.get(fact.linkedid, {}))
+                progress.card_opened_pop(session, fact.message, exts)
+                carded.append(fact.linkedid)
+                continue
             self.stats["facts"] += 1
             if isinstance(fact, CallStarted):
-                await progress.call_started(
+                _, to_open = await progress.who_is_calling(
                     session,
                     started_call_info(fact),
                     at=ts(fact.at),
                     region=self._region,
                     company_numbers=self._company,
-                    locale=self._locale,
                 )
+                if to_open and fact.linkedid not in self._opening:  # once, even on a retry
+                    self._opening.add(fact.linkedid)
+                    self._push(
+                        self._card, _OpenCard(fact.linkedid, started_call_info(fact), ts(fact.at))
+                    )
             elif isinstance(fact, AgentRinging):
-                await progress.agent_ringing_pop(
+                pop = await progress.agent_ringing_pop(
                     session, call_info(fact.call), fact.linkedid, fact.extension
                 )
+                if fact.linkedid in self._opening and pop.call.deal_id is None:
+                    # its card (or deal) is on its way: this agent gets it when committed
+                    self._uncarded.setdefault(fact.linkedid, {})[fact.extension] = None
+
+        def announced() -> None:  # (a batch retried fact by fact still finds them)
+            for linkedid in carded:
+                self._forget_card(linkedid)
+
+        return announced
+
+    def _forget_card(self, linkedid: str) -> None:
+        """Its card is announced, or the call is over (a card that failed to open leaves no
+        waiting agents behind)."""
+        self._opening.discard(linkedid)
+        self._uncarded.pop(linkedid, None)
+
+    async def _apply_card(
+        self, session: AsyncSession, batch: list[_OpenCard]
+    ) -> Callable[[], None]:
+        """New callers' cards and deals, after their pops; each announced once committed."""
+        opened: list[_CardOpened] = []
+        for item in batch:
+            await progress.open_card(
+                session,
+                item.call,
+                at=item.at,
+                region=self._region,
+                company_numbers=self._company,
+                locale=self._locale,
+            )
+            message = await progress.card_opened(session, item.linkedid)
+            if message is not None:
+                opened.append(_CardOpened(item.linkedid, message))
+
+        def announce() -> None:
+            for item in opened:
+                self._push(self._pop, item)
+
+        return announce
 
     async def _apply_live(self, session: AsyncSession, batch: list[Fact | _CallOver]) -> None:
         known = await active.contexts(session, {fact.linkedid for fact in batch})
@@ -386,3 +493,4 @@ class CallPipeline:
             )
             if logged is not None and logged.created:
                 self.stats["calls_logged"] += 1
+            self._forget_card(fact.linkedid)

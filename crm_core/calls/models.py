@@ -15,8 +15,9 @@ class ActiveCall(Base):
 
     Three owners, never overwriting each other's columns: the call columns are the PBX's view at
     the last saved fact (crm_core.calls.active.save_calls), the client columns what the CRM
-    matched when the call started (crm_core.calls.progress.call_started), and `tracker_state`
-    the tracker's own resumable state (opaque here: telephony.tracker.CallTracker.snapshot).
+    matched when the call started (crm_core.calls.progress.who_is_calling, then open_card for a
+    new caller), and `tracker_state` the tracker's own resumable state (opaque here:
+    telephony.tracker.CallTracker.snapshot).
     """
 
     __tablename__ = "active_calls"

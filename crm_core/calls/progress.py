@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.active import AgentPhones, end_call, remember_client
 from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo, CallRecord
-from crm_core.calls.service import deal_of_client, identify_caller, log_call
+from crm_core.calls.service import deal_of_client, identify_caller, log_call, look_up_caller
 from crm_core.calls.views import call_event, call_view
 from crm_core.communications.schemas import Logged
 from crm_core.db import collect_event
 from crm_core.events.messages import (
     CallAnsweredMessage,
+    CallCardOpenedMessage,
     CallDequeuedMessage,
     CallEndedMessage,
     CallQueuedMessage,
@@ -38,7 +39,49 @@ from crm_core.texts import FALLBACK
 logger = logging.getLogger(__name__)
 
 
-async def call_started(
+async def who_is_calling(
+    session: AsyncSession,
+    call: CallInfo,
+    *,
+    at: datetime,
+    region: str,
+    company_numbers: frozenset[str],
+) -> tuple[CallContext, bool]:
+    """Who is calling, from a read (the card by the number's index): remembered in
+    `active_calls` (one small upsert), `call.started` for the placing agent (outbound) and the
+    supervisors. The pop lane's share of a call's start: it opens nothing.
+
+    Returns who the call is with and whether a card or an open deal is still to be opened
+    (`open_card`, apart, so that no pop waits for those writes). Until then a new caller is
+    remembered by number alone: its pop says `new_caller`."""
+    found = await look_up_caller(
+        session, call.client_raw_number, region=region, company_numbers=company_numbers
+    )
+    ctx, to_open = NO_CONTEXT, False
+    if found is not None:
+        to_open = found.deal_id is None
+        ctx = CallContext(client_number=found.e164)
+        if found.client_id is not None:
+            ctx = await _on_named_deal(
+                session,
+                call,
+                CallContext(
+                    client_id=found.client_id,
+                    deal_id=found.deal_id,
+                    client_name=found.client_name,
+                    client_number=found.e164,
+                ),
+            )
+    await remember_client(session, call, ctx, at)
+    exts = [call.agent_extension] if call.agent_extension else []
+    message = CallStartedMessage(
+        linkedid=call.linkedid, extensions=exts, call=call_view(call.linkedid, call, ctx)
+    )
+    collect_event(session, call_event(message))
+    return ctx, to_open
+
+
+async def open_card(
     session: AsyncSession,
     call: CallInfo,
     *,
@@ -47,9 +90,10 @@ async def call_started(
     company_numbers: frozenset[str],
     locale: str = FALLBACK,
 ) -> CallContext:
-    """Who is calling: the caller's card and open deal (an unknown number opens both, so the pop
-    can show the new card), remembered in `active_calls`; `call.started` for the placing agent
-    (outbound) and the supervisors."""
+    """The writes `who_is_calling` left: an unknown number's new card named after the caller
+    (lead source "inbound call"), an open deal for a card without one; remembered with the call
+    for its later messages and its log. Race-safe: a card another call opened meanwhile is
+    found, not doubled."""
     inbound = call.direction == "inbound"
     caller = await identify_caller(
         session,
@@ -62,27 +106,52 @@ async def call_started(
     )
     ctx = NO_CONTEXT
     if caller is not None:
-        deal_id = caller.deal_id
-        named = call.variables.get("CRM_DEAL_ID")
-        if (
-            named
-            and named.isdigit()
-            and await deal_of_client(session, int(named), caller.client_id)
-        ):
-            deal_id = int(named)  # click-to-call from a deal: log it there
-        ctx = CallContext(
-            client_id=caller.client_id,
-            deal_id=deal_id,
-            client_name=caller.client_name,
-            client_number=caller.e164,
-            client_created=caller.client_created,
+        ctx = await _on_named_deal(
+            session,
+            call,
+            CallContext(
+                client_id=caller.client_id,
+                deal_id=caller.deal_id,
+                client_name=caller.client_name,
+                client_number=caller.e164,
+                client_created=caller.client_created,
+            ),
         )
     await remember_client(session, call, ctx, at)
-    exts = [call.agent_extension] if call.agent_extension else []
-    message = CallStartedMessage(
-        linkedid=call.linkedid, extensions=exts, call=call_view(call.linkedid, call, ctx)
+    return ctx
+
+
+async def _on_named_deal(session: AsyncSession, call: CallInfo, ctx: CallContext) -> CallContext:
+    """A click-to-call from a deal is logged there, once the deal is confirmed the client's."""
+    named = call.variables.get("CRM_DEAL_ID")
+    if (
+        ctx.client_id is not None
+        and named
+        and named.isdigit()
+        and await deal_of_client(session, int(named), ctx.client_id)
+    ):
+        return replace(ctx, deal_id=int(named))
+    return ctx
+
+
+async def call_started(
+    session: AsyncSession,
+    call: CallInfo,
+    *,
+    at: datetime,
+    region: str,
+    company_numbers: frozenset[str],
+    locale: str = FALLBACK,
+) -> CallContext:
+    """Who is calling, an unknown number's card and deal opened, in one transaction (the
+    pipeline runs the two halves apart: `who_is_calling`, then `open_card`)."""
+    ctx, to_open = await who_is_calling(
+        session, call, at=at, region=region, company_numbers=company_numbers
     )
-    collect_event(session, call_event(message))
+    if to_open:
+        ctx = await open_card(
+            session, call, at=at, region=region, company_numbers=company_numbers, locale=locale
+        )
     return ctx
 
 
@@ -130,11 +199,9 @@ _POP_SQL = text(
 )
 
 
-async def agent_ringing_pop(
-    session: AsyncSession, call: CallInfo | None, linkedid: str, extension: str
-) -> CallRingingMessage:
-    """The screen-pop: a read, no write. A caller the CRM could not match (hidden number, a
-    company number) pops at once as `unknown` with no card."""
+async def _read_pop(
+    session: AsyncSession, linkedid: str
+) -> tuple[CallContext, dict[str, Any] | None]:
     found: dict[str, Any] = await session.scalar(_POP_SQL, {"linkedid": linkedid}) or {}
     raw = found.get("context") or {}
     ctx = CallContext(
@@ -144,7 +211,16 @@ async def agent_ringing_pop(
         client_number=raw.get("client_number"),
         client_created=bool(raw.get("client_created")),
     )
-    card = found.get("card")
+    return ctx, found.get("card")
+
+
+async def agent_ringing_pop(
+    session: AsyncSession, call: CallInfo | None, linkedid: str, extension: str
+) -> CallRingingMessage:
+    """The screen-pop: a read, no write. A new caller whose card is not opened yet pops at once
+    as `new_caller` with no card (`call.card_opened` brings it); a caller the CRM could not
+    match (hidden number, a company number) pops as `unknown` with no card."""
+    ctx, card = await _read_pop(session, linkedid)
     view = call_view(linkedid, call, ctx)
     if card:
         view.client_name = card.get("client", {}).get("name")
@@ -155,12 +231,43 @@ async def agent_ringing_pop(
             card=card,
             new_client=ctx.client_created,
         )
+    elif ctx.client_number is not None:
+        message = CallRingingMessage(
+            linkedid=linkedid, extensions=[extension], call=view, new_caller=True
+        )
     else:
         message = CallRingingMessage(
             linkedid=linkedid, extensions=[extension], call=view, unknown=True
         )
     collect_event(session, call_event(message))
     return message
+
+
+async def card_opened(session: AsyncSession, linkedid: str) -> CallCardOpenedMessage | None:
+    """The card `open_card` opened (or completed with a deal) as a pop shows it, read in its
+    transaction; addressed and sent by `card_opened_pop` once committed. None: no card."""
+    ctx, card = await _read_pop(session, linkedid)
+    if ctx.client_id is None or not card:
+        return None
+    name = card.get("client", {}).get("name")
+    return CallCardOpenedMessage(
+        linkedid=linkedid,
+        extensions=[],
+        call=call_view(linkedid, None, replace(ctx, client_name=name)),
+        client_id=ctx.client_id,
+        client_name=name,
+        deal_id=ctx.deal_id,
+        card=card,
+        new_client=ctx.client_created,
+    )
+
+
+def card_opened_pop(
+    session: AsyncSession, opened: CallCardOpenedMessage, extensions: list[str]
+) -> None:
+    """`call.card_opened` to the agents whose pop said the card was on its way (and the
+    supervisors): the follow-up of their `call.ringing`, published after it."""
+    collect_event(session, call_event(opened.model_copy(update={"extensions": extensions})))
 
 
 def agent_ringing(phones: AgentPhones, linkedid: str, extension: str, at: datetime) -> None:

@@ -74,6 +74,16 @@ NO_CONTEXT = CallContext()
 
 
 @dataclass(frozen=True, slots=True)
+class CallerFound:
+    """look_up_caller's answer, a read: the number's card and its open deal, if there are."""
+
+    e164: str  # the client's number the call is with
+    client_id: int | None = None  # None: nobody has this number yet
+    client_name: str = ""
+    deal_id: int | None = None  # the card's open deal (None: none open)
+
+
+@dataclass(frozen=True, slots=True)
 class CallerContext:
     """identify_caller's answer: the caller's card and open deal."""
 

@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import texts
-from crm_core.calls.schemas import CallerContext, CallRecord
+from crm_core.calls.schemas import CallerContext, CallerFound, CallRecord
 from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
 from crm_core.communications.schemas import CommunicationIn, Logged
@@ -38,6 +38,20 @@ _KNOWN_CALLER_SQL = text(
 )
 
 
+async def look_up_caller(
+    session: AsyncSession, number: str | None, *, region: str, company_numbers: frozenset[str]
+) -> CallerFound | None:
+    """The caller's card and open deal by the number's index, a read (nothing is opened).
+    None: nobody to match (hidden number, garbage, or one of the company's own numbers)."""
+    e164 = try_normalize_phone(number, region)
+    if e164 is None or e164 in company_numbers:
+        return None
+    known = (await session.execute(_KNOWN_CALLER_SQL, {"e164": e164})).first()
+    if known is None:
+        return CallerFound(e164)
+    return CallerFound(e164, known.id, known.name, known.deal_id)
+
+
 async def identify_caller(
     session: AsyncSession,
     number: str | None,
@@ -50,27 +64,26 @@ async def identify_caller(
 ) -> CallerContext | None:
     """The caller's card and open deal; an unknown number opens both. None: nobody to match
     (hidden number, garbage, or one of the company's own numbers)."""
-    e164 = try_normalize_phone(number, region)
-    if e164 is None or e164 in company_numbers:
+    found = await look_up_caller(session, number, region=region, company_numbers=company_numbers)
+    if found is None:
         return None
-    known = (await session.execute(_KNOWN_CALLER_SQL, {"e164": e164})).first()
-    if known is not None and known.deal_id is not None:
-        return CallerContext(known.id, known.deal_id, False, known.name, e164)
+    if found.client_id is not None and found.deal_id is not None:
+        return CallerContext(found.client_id, found.deal_id, False, found.client_name, found.e164)
     client, created = await open_card_for_unknown(
         session,
-        e164,
+        found.e164,
         name=_real_name(name),
         lead_source=texts.lead_source(locale, lead_source),
-        looked_up=known is None,
+        looked_up=found.client_id is None,
     )
     deal, _ = await ensure_open_deal(
         session,
         client.id,
         responsible_id=client.responsible_id,
-        title=texts.deal_title(locale, lead_source, e164),
+        title=texts.deal_title(locale, lead_source, found.e164),
         new_client=created,
     )
-    return CallerContext(client.id, deal.id, created, client.name, e164)
+    return CallerContext(client.id, deal.id, created, client.name, found.e164)
 
 
 async def deal_of_client(session: AsyncSession, deal_id: int, client_id: int) -> bool:

@@ -80,6 +80,8 @@ class CallRingingMessage(_CallStateMessage):
     card: dict[str, Any] | None = None
     new_client: bool | None = None
     unknown: bool | None = None
+    # a new caller whose card is being opened: no card yet, `call.card_opened` follows
+    new_caller: bool | None = None
 
 
 class CallRingEndedMessage(_CallStateMessage):
@@ -294,6 +296,25 @@ class AgentPresenceMessage(EventMessage):
     source: str  # api | pbx | call
 
 
+# ---- the screen-pop's follow-up (issue 13 item 8) -----------------------------------------------
+
+
+class CallCardOpenedMessage(_CallStateMessage):
+    """The card a new caller's call opened (or the open deal a card lacked), once committed.
+
+    It follows a `call.ringing` that said `new_caller` (the pop waits for no write): to the
+    agents rung before the card existed and to the supervisors. `card` is shaped as the pop's;
+    `call` carries only who the call is with (its state comes with the other call messages).
+    """
+
+    TYPE = "call.card_opened"
+    client_id: int
+    client_name: str | None
+    deal_id: int | None
+    card: dict[str, Any] | None = None
+    new_client: bool | None = None
+
+
 CATALOGUE: tuple[type[EventMessage], ...] = (
     CallStartedMessage,
     CallRingingMessage,
@@ -319,6 +340,7 @@ CATALOGUE: tuple[type[EventMessage], ...] = (
     DealCreatedMessage,
     DealUpdatedMessage,
     AgentPresenceMessage,
+    CallCardOpenedMessage,
 )
 BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}
 # control messages carry their fields beside "type" rather than in a numbered frame's payload

@@ -265,3 +265,48 @@ def test_a_batch_of_phone_changes_folds_to_what_one_by_one_would_leave() -> None
         {"extension": "102", "state": "ringing", "linkedid": "1.1", "since": NOW},
         {"extension": "103", "state": "free", "linkedid": None, "since": later},
     ]
+
+
+async def test_who_is_calling_opens_nothing_and_the_card_follows_apart(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with unit_of_work(sessions) as s:
+        ctx, to_open = await progress.who_is_calling(
+            s, _call(), at=NOW, region="RU", company_numbers=COMPANY
+        )
+    assert to_open is True
+    assert ctx == CallContext(client_number="+79031234567")  # by number alone: a new caller
+    async with sessions() as s:
+        assert (await s.scalars(select(Client))).all() == []
+    events = Events()
+    async with unit_of_work(sessions, events) as s:  # the pop meanwhile: a new caller, no card
+        pop = await progress.agent_ringing_pop(s, _call(state="ringing"), "1.1", "101")
+    assert pop.new_caller is True and pop.card is None and pop.unknown is None
+    assert pop.call.client_number == "+79031234567"
+
+    async with unit_of_work(sessions, events) as s:
+        opened = await progress.open_card(s, _call(), at=NOW, region="RU", company_numbers=COMPANY)
+        message = await progress.card_opened(s, "1.1")
+        assert message is not None
+        progress.card_opened_pop(s, message, ["101"])
+    async with sessions() as s:
+        client = await s.get(Client, opened.client_id)
+        row = await s.get(ActiveCall, "1.1")
+    assert client is not None and opened.client_created
+    assert row is not None and (row.client_id, row.deal_id) == (opened.client_id, opened.deal_id)
+    ringing, card = events.calls
+    assert (card.type, card.extensions) == ("call.card_opened", ("101",))
+    assert (card.payload["client_id"], card.payload["deal_id"]) == (
+        opened.client_id,
+        opened.deal_id,
+    )
+    assert card.payload["card"]["client"]["name"] == "+79031234567"
+    assert card.payload["new_client"] is True
+    assert ringing.payload["new_caller"] is True
+
+    # the caller is known from now on: who_is_calling finds the card and leaves nothing to open
+    async with unit_of_work(sessions) as s:
+        again, to_open = await progress.who_is_calling(
+            s, _call("1.2"), at=NOW, region="RU", company_numbers=COMPANY
+        )
+    assert not to_open and (again.client_id, again.deal_id) == (opened.client_id, opened.deal_id)

@@ -65,7 +65,14 @@ async def test_unknown_callers_are_dealt_round_robin_among_managers_on_duty(live
         assert record.extra["agents_rung"] == [record.agent_extension]
         rung.append(record.agent_extension or "")
         # the pop went to the phone that rang, and to no other
-        assert sockets[rung[-1]].calls("call.ringing", linkedid)
+        (pop,) = sockets[rung[-1]].calls("call.ringing", linkedid)
+        # with the new card: in the pop if read after the card was committed, else after it
+        if pop["payload"].get("new_caller"):
+            opened = await sockets[rung[-1]].wait_for("call.card_opened", linkedid)
+            card = opened["payload"]["card"]
+        else:
+            card = pop["payload"]["card"]
+        assert (card["client"]["id"], card["deal"]["id"]) == (record.client_id, record.deal_id)
         other = "102" if rung[-1] == "101" else "101"
         assert sockets[other].calls("call.ringing", linkedid) == []
         dials = [e["DestChannel"] for e in live.of_call(linkedid, "DialBegin")]

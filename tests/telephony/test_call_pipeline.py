@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.clients.models import Client, ClientPhone
+from crm_core.communications.models import Communication
+from crm_core.deals.models import Deal
 from crm_core.events.types import CallEvent
 from telephony.call_pipeline import CallPipeline
 from telephony.tracker import CallTracker, TrackerConfig
@@ -67,7 +69,7 @@ async def _feed(pipeline: CallPipeline, events: list[dict[str, str]]) -> None:
         await pipeline.on_event(event, time.time())
 
 
-async def test_an_unknown_caller_pops_with_the_card_the_call_opened(
+async def test_an_unknown_caller_pops_at_once_and_the_card_the_call_opened_follows(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     published = Published()
@@ -79,18 +81,25 @@ async def test_an_unknown_caller_pops_with_the_card_the_call_opened(
     async with sessions() as s:
         client = await s.scalar(select(Client).join(ClientPhone).where(ClientPhone.e164 == CALLER))
         assert client is not None
+        deal = await s.scalar(select(Deal).where(Deal.client_id == client.id))
+        assert deal is not None
     (pop,) = published.of_type("call.ringing")
     assert pop.extensions == ("101",)
-    assert pop.payload["new_client"] is True
-    assert pop.payload["card"]["client"]["id"] == client.id
-    assert pop.payload["card"]["deal"]["id"] == pop.payload["call"]["deal_id"]
-    assert pop.payload["call"]["client_id"] == client.id
-    assert "unknown" not in pop.payload
+    # the pop says "a new caller" and waits for no card: it gets it from the follow-up
+    assert pop.payload["new_caller"] is True
+    assert pop.payload["call"]["client_id"] is None
+    assert pop.payload["call"]["client_number"] == CALLER
+    assert "card" not in pop.payload and "unknown" not in pop.payload
+    (opened,) = published.of_type("call.card_opened")
+    assert published.events.index(opened) > published.events.index(pop)
+    assert opened.extensions == ("101",)
+    assert opened.payload["new_client"] is True
+    assert (opened.payload["client_id"], opened.payload["deal_id"]) == (client.id, deal.id)
+    assert opened.payload["card"]["client"]["id"] == client.id
+    assert opened.payload["card"]["deal"]["id"] == deal.id
+    assert opened.payload["call"]["client_id"] == client.id
     (ended,) = published.of_type("call.ended")
-    assert (ended.payload["client_id"], ended.payload["deal_id"]) == (
-        client.id,
-        pop.payload["call"]["deal_id"],
-    )
+    assert (ended.payload["client_id"], ended.payload["deal_id"]) == (client.id, deal.id)
 
 
 async def test_a_caller_the_crm_cannot_match_pops_at_once_as_unknown(
@@ -126,7 +135,9 @@ async def test_the_pop_waits_for_no_write_of_the_live_lane(
         await blocker.execute(text("LOCK TABLE agent_states IN EXCLUSIVE MODE"))
         await _feed(pipeline, events[: rung + 1])
         pop = await published.wait_for("call.ringing")
-        assert pop.payload["card"]["client"]["phones"] == ["+79161234567"]
+        assert pop.payload["new_caller"] is True  # a new caller: the card follows the pop
+        opened = await published.wait_for("call.card_opened")
+        assert opened.payload["card"]["client"]["phones"] == ["+79161234567"]
         async with sessions() as s:  # the ringing agent is not in the database yet
             assert await s.get(AgentState, "101") is None
         await blocker.rollback()
@@ -172,17 +183,126 @@ async def test_a_call_in_progress_is_saved_with_who_it_is_with(
     await pipeline.drain()
     async with sessions() as s:
         (row,) = (await s.scalars(select(ActiveCall))).all()
-    (pop,) = published.of_type("call.ringing")
+    (opened,) = published.of_type("call.card_opened")  # a new caller: the pop's follow-up
     assert row.view == {
         **row.view,
         "direction": "inbound",
         "state": "talking",
         "talking": "101",
-        "client_id": pop.payload["call"]["client_id"],
-        "deal_id": pop.payload["call"]["deal_id"],
+        "client_id": opened.payload["client_id"],
+        "deal_id": opened.payload["deal_id"],
         "client_number": "+79161234567",
     }
     assert row.client_created is True
     assert row.tracker_state["call"]["linkedid"] == row.linkedid
     await _feed(pipeline, events[answered + 1 :])
     await pipeline.close()
+
+
+async def test_a_new_callers_pop_leaves_before_its_card_exists_and_the_card_follows_it(
+    sessions: async_sessionmaker[AsyncSession], db: AsyncEngine
+) -> None:
+    published = Published()
+    pipeline = _pipeline(sessions, published)
+    pipeline.start()
+    events = read_events("inbound_answered")
+    answered = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
+    )
+    caller = "+79161234567"
+    # another transaction holds the clients table: no card can be opened until it lets go
+    async with db.connect() as blocker:
+        await blocker.execute(text("LOCK TABLE clients IN EXCLUSIVE MODE"))
+        await _feed(pipeline, events[: answered + 1])
+        pop = await published.wait_for("call.ringing")
+        assert pop.payload["new_caller"] is True and "card" not in pop.payload
+        assert pop.payload["call"]["client_number"] == caller
+        async with sessions() as s:  # published before the card exists
+            assert await s.scalar(select(ClientPhone).where(ClientPhone.e164 == caller)) is None
+        # neither the card nor what follows the pop of the call has gone out meanwhile
+        assert published.of_type("call.card_opened") == []
+        assert published.of_type("call.answered") == []
+        await blocker.rollback()
+    opened = await published.wait_for("call.card_opened")
+    await _feed(pipeline, events[answered + 1 :])
+    await pipeline.close()
+
+    async with sessions() as s:
+        client = await s.scalar(select(Client).join(ClientPhone).where(ClientPhone.e164 == caller))
+        assert client is not None
+        (deal,) = (await s.scalars(select(Deal).where(Deal.client_id == client.id))).all()
+        (logged,) = (await s.scalars(select(Communication))).all()  # logged once, on the card
+    assert (logged.client_id, logged.deal_id) == (client.id, deal.id)
+    # the follow-up carries the committed ids and the card, to the agent whose pop lacked it
+    assert opened.extensions == ("101",)
+    assert (opened.payload["client_id"], opened.payload["deal_id"]) == (client.id, deal.id)
+    assert opened.payload["client_name"] == client.name
+    assert opened.payload["card"]["client"]["phones"] == [caller]
+    assert opened.payload["card"]["deal"]["id"] == deal.id
+    # every later message of the call knows who it is with; each message went out once
+    (answer,) = published.of_type("call.answered")
+    assert (answer.payload["call"]["client_id"], answer.payload["call"]["deal_id"]) == (
+        client.id,
+        deal.id,
+    )
+    types = [e.type for e in published.events]
+    assert types == [
+        "call.started",
+        "call.ringing",
+        "call.card_opened",
+        "call.answered",
+        "call.ended",
+    ]
+
+
+async def test_a_pop_read_after_the_card_is_committed_carries_it_and_gets_no_follow_up(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    published = Published()
+    pipeline = _pipeline(sessions, published)
+    pipeline.start()
+    events = read_events("inbound_answered")
+    rung = next(
+        i for i, e in enumerate(events) if e.get("Event") == "DialBegin" and e.get("Channel")
+    )
+    await _feed(pipeline, events[:rung])  # the call starts: its card opens before any ring
+    opened = await published.wait_for("call.card_opened")
+    await pipeline.drain()
+    assert opened.extensions == ()  # nobody was rung yet: the supervisors only
+    await _feed(pipeline, events[rung:])
+    await pipeline.close()
+
+    (pop,) = published.of_type("call.ringing")
+    assert pop.payload["new_client"] is True and "new_caller" not in pop.payload
+    assert pop.payload["card"]["client"]["id"] == opened.payload["client_id"]
+    assert pop.payload["card"]["deal"]["id"] == opened.payload["deal_id"]
+    assert len(published.of_type("call.card_opened")) == 1
+
+
+async def test_a_known_caller_without_an_open_deal_pops_with_the_card_and_gets_the_deal_after(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        client = Client(name="Ivan", phones=[ClientPhone(e164="+79161234567", raw="")])
+        s.add(client)
+        await s.commit()
+    published = Published()
+    pipeline = _pipeline(sessions, published)
+    pipeline.start()
+    await _feed(pipeline, read_events("inbound_answered"))
+    await pipeline.close()
+
+    async with sessions() as s:
+        (deal,) = (await s.scalars(select(Deal).where(Deal.client_id == client.id))).all()
+        (logged,) = (await s.scalars(select(Communication))).all()
+    (pop,) = published.of_type("call.ringing")
+    assert pop.payload["card"]["client"]["name"] == "Ivan"
+    assert pop.payload["card"]["deal"] is None and "new_caller" not in pop.payload
+    (opened,) = published.of_type("call.card_opened")
+    assert opened.extensions == ("101",)
+    assert (opened.payload["client_id"], opened.payload["deal_id"]) == (client.id, deal.id)
+    assert opened.payload["new_client"] is False
+    assert opened.payload["card"]["deal"]["id"] == deal.id
+    assert (logged.client_id, logged.deal_id) == (client.id, deal.id)

@@ -42,6 +42,7 @@ EXPECTED = {
     "task.reminder",
     "system.status",
     "agent.presence",
+    "call.card_opened",  # a new caller's card, after the pop (issue 13 item 8)
 }
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import websockets
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core.clients.models import Client, ClientEmail, ClientPhone
 from crm_core.communications.models import Communication
@@ -242,7 +242,9 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
     fresh_context = await browser.new_context()
     await fresh_context.add_init_script(await _session_script(service, OPERATOR))
     fresh = await fresh_context.new_page()
-    await play(replay, "inbound_abandoned", speed=1)  # 89031234567 rings 101 for 3.5 s
+    # 89031234567 rings 101 for 3.5 s as recorded, played at half speed: time for the card that
+    # follows the pop and for two page loads while it rings, even on a busy machine
+    await play(replay, "inbound_abandoned", speed=0.5)
     pop = page.locator("#pop")
     await expect(page.locator("#pop-name")).to_have_text("+79031234567")
     await expect(page.locator("#pop-new")).to_be_visible()
@@ -264,7 +266,7 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
         assert first_seen and first_seen[0]["replayed"]  # from the server's replay, not live
         # …and both follow the call to its end: the caller gave up
         for p in (page, fresh):
-            await expect(p.locator("#pop")).to_have_attribute("data-state", "ended")
+            await expect(p.locator("#pop")).to_have_attribute("data-state", "ended", timeout=15_000)
             await expect(p.locator("#pop-state")).to_contain_text("abandoned")
     finally:
         await fresh_context.close()
@@ -299,6 +301,47 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
         )
         assert sorted(p.e164 for p in client.phones) == ["+74957654321", "+79031234567"]
         assert [e.email for e in client.emails] == ["anna@romashka.example"]
+
+
+async def test_a_new_callers_pop_shows_at_once_and_fills_in_when_the_card_is_opened(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    db: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    caller = "+79031234567"
+    await login(page, service, *OPERATOR)
+    # another transaction holds the clients table: the card cannot be opened, the pop still comes
+    async with db.connect() as blocker:
+        await blocker.execute(text("LOCK TABLE clients IN EXCLUSIVE MODE"))
+        await play(replay, "inbound_abandoned", speed=1)  # 89031234567 rings 101 for 3.5 s
+        await expect(page.locator("#pop")).to_have_attribute("data-state", "ringing")
+        await expect(page.locator("#pop-name")).to_have_text(caller)
+        await expect(page.locator("#pop-new")).to_have_text("New caller")
+        await expect(page.locator("#pop-deal")).to_have_text("Opening the card…")
+        await expect(page.locator("#pop-open")).to_be_disabled()
+        async with sessions() as s:
+            assert await s.scalar(select(ClientPhone).where(ClientPhone.e164 == caller)) is None
+        await blocker.rollback()
+
+    # committed: the pop fills in with the new card and its deal, and the card opens beside it
+    await expect(page.locator("#pop-new")).to_have_text("New client")
+    await expect(page.locator("#pop-open")).to_be_enabled()
+    await expect(page.locator("#client-name")).to_have_value(caller)
+    async with sessions() as s:
+        client = await s.scalar(select(Client).join(ClientPhone).where(ClientPhone.e164 == caller))
+        assert client is not None
+        deal = await s.scalar(select(Deal).where(Deal.client_id == client.id))
+        assert deal is not None
+    await expect(page.locator("#pop-deal")).to_contain_text(deal.title)
+    await expect(page.locator("#pop-phones")).to_have_text(caller)
+    shown = json.loads(await page.evaluate(f"() => localStorage.getItem('crm_pop:{operator.id}')"))
+    assert (shown["card"]["client"]["id"], shown["card"]["deal"]["id"]) == (client.id, deal.id)
+    await expect(page.locator("#pop")).to_have_attribute("data-state", "ended")
+    calls = [e["type"] for e in (await diag(page))["log"] if e["type"].startswith("call.")]
+    assert calls == ["call.ringing", "call.card_opened", "call.ring_ended", "call.ended"]
 
 
 async def test_second_instance_delivers_the_pop_through_listen_notify(
@@ -402,7 +445,15 @@ async def test_another_users_token_cannot_read_101s_events(
         got101 += await _drain(ws101, quiet=0.5)  # anything after the call's end
         got102 = await _drain(ws102, quiet=0.5)
     calls101 = [m for m in got101 if str(m["type"]).startswith("call.")]
-    assert [m["type"] for m in calls101] == ["call.ringing", "call.answered", "call.ended"]
+    # a new caller: the card follows the pop, unless the pop was read after it was committed
+    types = [m["type"] for m in calls101]
+    if "call.card_opened" in types:
+        assert types == ["call.ringing", "call.card_opened", "call.answered", "call.ended"]
+        assert calls101[0]["payload"]["new_caller"] is True
+        assert calls101[1]["payload"]["card"]["client"]["id"] == calls101[1]["payload"]["client_id"]
+    else:
+        assert types == ["call.ringing", "call.answered", "call.ended"]
+        assert calls101[0]["payload"]["card"]["client"]["id"] is not None
     assert all(m["channel"] == "ext:101" for m in calls101)
     # besides the call, 101's own channel says 101 is in wrap-up after answering it
     presence101 = [m for m in got101 if m["type"] == "agent.presence"]

@@ -33,6 +33,8 @@ export function onEvent(msg, info) {
   if (!mine) return;
   switch (msg.type) {
     case "call.ringing": return onRinging(msg, p, linkedid, replayed);
+    // a new caller's card, committed after the pop that said it was on its way
+    case "call.card_opened": return onCardOpened(p, linkedid, replayed);
     // a call this phone placed (click-to-call or dialled by hand) is under way
     case "call.started":
       if (p.call && p.call.direction === "outbound") onCallState(linkedid, "calling", p);
@@ -91,6 +93,7 @@ function onRinging(msg, p, linkedid, replayed) {
     call,
     card,
     new_client: !!p.new_client,
+    new_caller: !!p.new_caller && !client,
     number,
     at: msg.at || new Date().toISOString(),
     shownAt: Date.now(),
@@ -109,7 +112,7 @@ function onRinging(msg, p, linkedid, replayed) {
       if (!S.pop || S.pop.linkedid !== linkedid || S.pop.state !== "ringing") return;
       beep();
       const who = client ? [client.name, client.company].filter(Boolean).join(", ") : number || t("op.unknownNumber");
-      desktopNotify(p.new_client ? t("op.incomingNew") : t("op.incomingCall"), who, linkedid || "call");
+      desktopNotify(p.new_client || p.new_caller ? t("op.incomingNew") : t("op.incomingCall"), who, linkedid || "call");
     };
     // live: at once; replayed after a reconnect: only if the rest of the replay leaves it ringing
     if (replayed) setTimeout(alert, 300);
@@ -117,6 +120,29 @@ function onRinging(msg, p, linkedid, replayed) {
   }
   // a new caller's card opens by itself only when no card is being edited: else the pop waits beside it
   if (p.new_client && client && !already && !replayed && !hasUnsavedEdits()) openClient(client.id, card.deal ? card.deal.id : null, { focusName: true });
+}
+
+/**
+ * The card a new caller's pop was waiting for (or the open deal a card lacked): the pop fills
+ * in, and a new client's card opens beside it as it would have with the pop.
+ * @param {any} p
+ * @param {string | null} linkedid
+ * @param {boolean} replayed
+ */
+function onCardOpened(p, linkedid, replayed) {
+  const card = p.card || {};
+  const client = card.client || null;
+  if (!client) return;
+  trackCall(linkedid, { name: client.name, clientId: client.id, dealId: card.deal ? card.deal.id : null });
+  if (!S.pop || S.pop.linkedid !== linkedid) return;
+  const waited = !S.pop.card || !S.pop.card.client;
+  S.pop.card = card;
+  S.pop.new_caller = false;
+  S.pop.new_client = S.pop.new_client || !!p.new_client;
+  if (p.call) S.pop.call = Object.assign({}, S.pop.call, p.call);
+  savePop();
+  renderPop();
+  if (p.new_client && waited && !replayed && !hasUnsavedEdits()) openClient(client.id, card.deal ? card.deal.id : null, { focusName: true });
 }
 
 /**

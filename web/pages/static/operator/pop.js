@@ -20,10 +20,16 @@ export function renderPop() {
   const card = pop.card || {};
   const client = card.client;
   const deal = card.deal;
-  $("pop-name").textContent = client ? client.name : (pop.call && pop.call.caller_name) || t("op.unknownCaller");
+  // a new caller's card is on its way (call.card_opened): the number stands in for its name
+  const pending = !!pop.new_caller && !client;
+  $("pop-name").textContent = client ? client.name
+    : (pending && pop.number) || (pop.call && pop.call.caller_name) || t("op.unknownCaller");
   $("pop-company").textContent = client && client.company ? client.company : "";
   $("pop-number").textContent = pop.number || "";
-  $("pop-new").hidden = !pop.new_client;
+  const badge = $("pop-new");
+  badge.hidden = !pop.new_client && !pending;
+  badge.dataset.i18n = pending ? "op.newCaller" : "op.newClient"; // kept on a change of language
+  badge.textContent = pending ? t("op.newCaller") : t("op.newClient");
   $("pop-phones").textContent = client && client.phones && client.phones.length ? client.phones.join(", ") : pop.number || "—";
   $("pop-responsible").textContent = client && client.responsible
     ? client.responsible.name || t("op.user", { id: client.responsible.id }) : "—";
@@ -35,7 +41,7 @@ export function renderPop() {
       h("span", { "data-testid": "pop-deal-amount", id: "pop-deal-amount", text: fmt.money(deal.amount, deal.currency || "RUB", { decimals: 0 }) }),
     );
   } else {
-    dealNode.textContent = t("op.noOpenDeal");
+    dealNode.textContent = pending ? t("op.cardOpening") : t("op.noOpenDeal");
   }
   fillList($("pop-recent"), (card.recent || []).slice(0, 5).map((/** @type {any} */ c) => h("li", {},
     h("span", { class: "muted", text: fmt.when(c.at) }), " ",

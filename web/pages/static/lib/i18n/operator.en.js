@@ -3,6 +3,8 @@ export default {
   "op.idle": "Waiting for calls… The caller's card opens here as soon as your phone rings.",
   "op.notifyEnable": "Enable desktop notifications",
   "op.newClient": "New client",
+  "op.newCaller": "New caller",
+  "op.cardOpening": "Opening the card…",
   "op.hideCard": "Hide the card",
   "op.phones": "Phones",
   "op.responsible": "Responsible",
