@@ -33,7 +33,7 @@ Measured per call (one clock for the machine: epoch times everywhere):
             writes each call's send times by Linkedid) -> its row in the board's calls table (a
             MutationObserver in the page notes performance.timeOrigin + performance.now());
             hang-up: the Hangup -> its row gone from the table
-  baseline  the same events -> the `call.started` / `call.ended` frame reaching the plain
+  baseline  the same events -> the `call.started` / `call.hung_up` frame reaching the plain
             websocket client: the same path without the browser (the board's own cost is the
             difference)
 
@@ -344,7 +344,7 @@ async def main() -> int:
                                 await ws.send('{"type":"pong"}')
                             elif kind == "call.started":
                                 seen.started.setdefault(msg["payload"]["linkedid"], now)
-                            elif kind == "call.ended":
+                            elif kind in ("call.hung_up", "call.ended"):  # the first drops the row
                                 seen.ended.setdefault(msg["payload"]["linkedid"], now)
                 except (OSError, ConnectionClosed):
                     await asyncio.sleep(0.2)

@@ -411,6 +411,7 @@ class CallPipeline:
             at = ts(fact.at)
             if isinstance(fact, _CallOver):
                 progress.call_over(phones, fact.linkedid, fact.agents, at)
+                progress.call_hung_up(session, fact.linkedid, at)
                 saves.pop(fact.linkedid, None)
                 continue
             call = call_info(fact.call)

@@ -28,6 +28,7 @@ from crm_core.events.messages import (
     CallCardOpenedMessage,
     CallDequeuedMessage,
     CallEndedMessage,
+    CallHungUpMessage,
     CallQueuedMessage,
     CallRingEndedMessage,
     CallRingingMessage,
@@ -363,6 +364,14 @@ def call_over(phones: AgentPhones, linkedid: str, agents: tuple[str, ...], at: d
     """The live share of a call's end: its agents are free (the log follows apart)."""
     for ext in agents:
         phones.set(ext, "free", linkedid, at)
+
+
+def call_hung_up(session: AsyncSession, linkedid: str, at: datetime) -> None:
+    """`call.hung_up` with the live lane's commit, for the supervisors' boards only (agents'
+    pages follow their call to `call.ended`): a board drops the call without waiting for the
+    log, whose `call.ended` brings the outcome."""
+    message = CallHungUpMessage(linkedid=linkedid, extensions=[], at=at.isoformat())
+    collect_event(session, call_event(message))
 
 
 async def call_ended(

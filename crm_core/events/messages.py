@@ -315,6 +315,16 @@ class CallCardOpenedMessage(_CallStateMessage):
     new_client: bool | None = None
 
 
+class CallHungUpMessage(_CallMessage):
+    """The call is over at the PBX: its row leaves the supervisors' boards and its agents are
+    free at once. Sent with the agents' phones (the live lane), before the log: `call.ended`
+    follows with the outcome once the call is logged (the communication, a missed call's
+    callback). Supervisors only (`extensions` empty): agents' pages wait for `call.ended`."""
+
+    TYPE = "call.hung_up"
+    at: str
+
+
 CATALOGUE: tuple[type[EventMessage], ...] = (
     CallStartedMessage,
     CallRingingMessage,
@@ -341,6 +351,7 @@ CATALOGUE: tuple[type[EventMessage], ...] = (
     DealUpdatedMessage,
     AgentPresenceMessage,
     CallCardOpenedMessage,
+    CallHungUpMessage,
 )
 BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}
 # control messages carry their fields beside "type" rather than in a numbered frame's payload

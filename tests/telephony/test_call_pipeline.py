@@ -161,6 +161,10 @@ async def test_each_calls_messages_leave_in_the_order_its_facts_happened(
     assert types.index("call.ringing") < types.index("call.answered")
     assert types[-1] == "call.ended"
     assert types.count("call.ended") == 1
+    # the boards drop the call with the agents' phones, before its log: supervisors only
+    (hung_up,) = published.of_type("call.hung_up")
+    assert types.index("call.hung_up") < types.index("call.ended")
+    assert hung_up.extensions == ()
     linkedid = read_truth(name)["calls"][0]["linkedid"]
     assert {e.linkedid for e in published.events} == {linkedid}
     async with sessions() as s:  # the log took the call off the calls in progress
@@ -253,6 +257,7 @@ async def test_a_new_callers_pop_leaves_before_its_card_exists_and_the_card_foll
         "call.ringing",
         "call.card_opened",
         "call.answered",
+        "call.hung_up",
         "call.ended",
     ]
 

@@ -66,10 +66,12 @@ export function applyMessage(board, msg) {
   const id = p.linkedid;
   if (msg.type.startsWith("call.") && id) {
     board.touched.calls.add(id);
-    if (msg.type === "call.ended") {
+    if (msg.type === "call.hung_up" || msg.type === "call.ended") {
+      // hung up: off the board at once; ended (logged) also makes the day's tables stale
       board.calls.delete(id);
       for (const a of board.agents) if (a.linkedid === id) phone(board, a, "free", null, at);
-      changed.add("calls").add("agents").add("finished");
+      changed.add("calls").add("agents");
+      if (msg.type === "call.ended") changed.add("finished");
       return changed;
     }
     const before = board.calls.get(id) || {};
