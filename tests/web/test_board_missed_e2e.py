@@ -21,14 +21,12 @@ from crm_core.users.models import User
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
 from tests.telephony.helpers import AMI_DIR
-from tests.web.live import chromium_available, live_service, with_ami
+from tests.web.live import Contexts, chromium_available, live_service, sign_in, with_ami
 from tests.web.test_pages_e2e import (
     ABANDONED_CALLER,
     SUPERVISOR,
-    Pages,
     always_on_duty,
     play_and_settle,
-    sign_in,
 )
 from web.container import Container
 from web.settings import Settings
@@ -90,10 +88,10 @@ async def test_missed_call_shows_the_client_links_to_the_card_and_says_called_ba
     await always_on_duty(sessions, pavel)
     anna = await seed_anna(sessions)
     with_ami(settings, replay)
-    pages = Pages(browser)  # type: ignore[arg-type]
+    pages = Contexts(browser, viewport={"width": 1366, "height": 860}, timeout_ms=10_000)
     try:
         async with live_service(container) as live:
-            board = await pages.new()
+            board = await pages.page()
             await sign_in(board, live, SUPERVISOR, "/dashboard")
             await expect(board.locator("body[data-board-ready='1']")).to_have_count(1)
             # a message redraws the rows it changed, not the table: Pavel's row (102, not rung)
@@ -157,7 +155,7 @@ async def test_missed_call_shows_the_client_links_to_the_card_and_says_called_ba
             await expect(board.locator("#client-name")).to_have_value("Anna Smirnova")
 
             # in Russian
-            ru = await pages.new()
+            ru = await pages.page()
             await sign_in(ru, live, SUP_RU, "/dashboard")
             await expect(ru.locator("body[data-board-ready='1']")).to_have_count(1)
             shown_ru = await ru.evaluate(
