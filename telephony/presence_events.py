@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,8 @@ from crm_core.presence import rules
 from crm_core.presence import service as presence
 from crm_core.presence.settings import presence_settings
 from crm_core.reports import queue_log
-from telephony.facts import CallAnswered, CallEnded, CallQueueChanged
+from crm_core.users.models import User
+from telephony.facts import CallAnswered, CallEnded, CallQueueChanged, CallSummary
 from telephony.finished_call import ts
 from telephony.originate import ActionSender
 
@@ -153,22 +154,42 @@ async def push_to_pbx(
     return interfaces
 
 
+def talked(summary: CallSummary) -> set[str]:
+    """The agents who talked on an answered call (their wrap-up follows it), else nobody."""
+    if summary.status != "answered":
+        return set()
+    agents = {leg.extension for leg in summary.legs}
+    if summary.direction == "outbound" and summary.agent_extension:
+        agents.add(summary.agent_extension)
+    return agents
+
+
 async def on_call_fact(
-    session: AsyncSession, fact: Any, wrapup_seconds: float | None = None
+    session: AsyncSession,
+    fact: Any,
+    wrapup_seconds: float | None = None,
+    *,
+    queued: bool = True,
+    users: Sequence[User] | None = None,
 ) -> None:
-    """The hook in CallPipeline._apply: queue stays and wrap-ups, in the fact's transaction."""
+    """The hook in CallPipeline._apply: queue stays and wrap-ups, in the fact's transaction.
+
+    `queued` False: the call never joined a queue, so it has no stay to answer or end (no read).
+    `users`: `presence.users_on` the extensions of a batch's calls, read once for all of them."""
     if isinstance(fact, CallQueueChanged):
         await queue_log.queue_changed(session, fact.linkedid, fact.queue, ts(fact.at))
     elif isinstance(fact, CallAnswered):
-        await queue_log.answered(session, fact.linkedid, fact.extension, ts(fact.at))
+        if queued:
+            await queue_log.answered(session, fact.linkedid, fact.extension, ts(fact.at))
     elif isinstance(fact, CallEnded):
         summary = fact.summary
-        await queue_log.call_ended(session, fact.linkedid, ts(summary.t_end))
-        if summary.status == "answered":
-            talked = {leg.extension for leg in summary.legs}
-            if summary.direction == "outbound" and summary.agent_extension:
-                talked.add(summary.agent_extension)
+        if queued:
+            await queue_log.call_ended(session, fact.linkedid, ts(summary.t_end))
+        agents = talked(summary)
+        if agents:
             seconds = (
                 presence_settings().wrapup_seconds if wrapup_seconds is None else wrapup_seconds
             )
-            await presence.start_wrapup(session, talked, ts(summary.t_end), seconds, utcnow())
+            await presence.start_wrapup(
+                session, agents, ts(summary.t_end), seconds, utcnow(), on=users
+            )
