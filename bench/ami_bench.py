@@ -239,6 +239,7 @@ async def main() -> None:
             f"{pipeline.stats['batches']:,} commits, {pipeline.stats['errors']} facts failed)"
         )
         print(f"{'database path / bare panoramisk, this round':<48} {full / bare:>10.0%}")
+        await pipeline.close()  # drained already: its lanes stop
         if r < args.rounds - 1:
             await engine.dispose()
     if args.rounds > 1:
