@@ -1,13 +1,16 @@
 """AMI throughput and memory: listener + tracker + database, beside panoramisk's bare parse rate.
 
-    .venv/bin/python bench/ami_bench.py [--calls 3000] [--memory-calls 100000]
+    .venv/bin/python bench/ami_bench.py [--calls 3000] [--memory-calls 100000] [--rounds 1]
 
 1. The same bytes (the eight recordings, renumbered into `--calls` distinct calls) are streamed
    over loopback TCP as fast as possible to (a) a bare panoramisk Manager counting events,
    (b) our listener + tracker (no database), (c) our listener + tracker + pipeline into
    PostgreSQL. Events/s for each, side by side. Target (issue 4): (c) >= 5,000 events/s.
+   On a shared machine the load moves between runs: `--rounds N` repeats (a), (b), (c) N times
+   (each (c) on a fresh database, so every round does the same work) and reports each round's
+   (c)/(a) and the medians.
 2. Memory: `--memory-calls` calls through listener + tracker + database, RSS sampled as they
-   finish: it must not grow with the number of finished calls.
+   finish: it must not grow with the number of finished calls (`--memory-calls 0`: skipped).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import gc
 import re
 import resource
+import statistics
 import sys
 import time
 from datetime import timedelta
@@ -204,32 +208,56 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=3000)
     ap.add_argument("--memory-calls", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
     import logging
 
     logging.basicConfig(level=logging.ERROR)  # the replayed click-to-call names a deal 42 we lack
     stream, total = build_stream(args.calls)
     print(f"stream: {args.calls:,} calls, {total:,} AMI messages, {len(stream) / 1e6:.1f} MB")
-    url, _server = embedded_database()
-    engine = make_engine(url, pool_size=2)
-    sessions = make_session_factory(engine)
-
-    bare = await bare_panoramisk(stream, total)
-    ours_parse, _ = await ours(stream, total, None)
-    full, pipeline = await ours(stream, total, sessions)
-    assert pipeline is not None
-    print(f"{'panoramisk 1.4, bare parse over TCP':<48} {bare:>10,.0f} events/s")
-    print(f"{'our listener + tracker (no database)':<48} {ours_parse:>10,.0f} events/s")
-    print(
-        f"{'our listener + tracker + database':<48} {full:>10,.0f} events/s  "
-        f"({pipeline.stats['calls_logged']:,} calls logged, {pipeline.stats['batches']:,} commits, "
-        f"{pipeline.stats['errors']} facts failed)"
-    )
+    servers = []  # each round's database runs until the end
+    bares: list[float] = []
+    fulls: list[float] = []
+    for r in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {r + 1} of {args.rounds}:")
+        url, server = embedded_database()  # fresh: every round logs the same calls anew
+        servers.append(server)
+        engine = make_engine(url, pool_size=2)
+        sessions = make_session_factory(engine)
+        bare = await bare_panoramisk(stream, total)
+        ours_parse, _ = await ours(stream, total, None)
+        full, pipeline = await ours(stream, total, sessions)
+        assert pipeline is not None
+        bares.append(bare)
+        fulls.append(full)
+        print(f"{'panoramisk 1.4, bare parse over TCP':<48} {bare:>10,.0f} events/s")
+        print(f"{'our listener + tracker (no database)':<48} {ours_parse:>10,.0f} events/s")
+        print(
+            f"{'our listener + tracker + database':<48} {full:>10,.0f} events/s  "
+            f"({pipeline.stats['calls_logged']:,} calls logged, "
+            f"{pipeline.stats['batches']:,} commits, {pipeline.stats['errors']} facts failed)"
+        )
+        print(f"{'database path / bare panoramisk, this round':<48} {full / bare:>10.0%}")
+        await pipeline.close()  # drained already: its lanes stop
+        if r < args.rounds - 1:
+            await engine.dispose()
+    if args.rounds > 1:
+        ratios = ", ".join(f"{f / b:.0%}" for f, b in zip(fulls, bares, strict=True))
+        print(
+            f"median of {args.rounds} rounds: bare {statistics.median(bares):,.0f}, database "
+            f"{statistics.median(fulls):,.0f} events/s; database / bare per round {ratios}, "
+            f"median {statistics.median(f / b for f, b in zip(fulls, bares, strict=True)):.0%}"
+        )
+        full = statistics.median(fulls)
     print(
         f"target >= 5,000 events/s through listener + tracker + database: "
         f"{'MET' if full >= 5000 else 'NOT MET'}"
     )
 
+    if args.memory_calls <= 0:
+        await engine.dispose()
+        return
     # memory: many more calls through the whole path, RSS as they finish
     chunk_calls = 1000
     rounds = max(1, args.memory_calls // chunk_calls)

@@ -39,6 +39,7 @@ from crm_core.calls.schemas import NO_CONTEXT, CallInfo
 from crm_core.db import Publisher, unit_of_work
 from crm_core.events.messages import CallCardOpenedMessage
 from crm_core.phones import try_normalize_phone
+from crm_core.presence import service as presence
 from telephony import presence_events
 from telephony.call_in_progress import call_info, started_call_info
 from telephony.facts import (
@@ -179,6 +180,9 @@ class CallPipeline:
         self._room = asyncio.Event()
         self._room.set()
         self.stats = {"events": 0, "facts": 0, "batches": 0, "calls_logged": 0, "errors": 0}
+        # calls that may have a queue stay (joined a queue here, or restored): only theirs are
+        # read when answered and ended; the log lane forgets each once its end is applied
+        self._queued: set[str] = set()
 
     # ------------------------------------------------------------------ inputs (the listener's)
 
@@ -236,6 +240,7 @@ class CallPipeline:
             await active.forget_unresumable(session)
             rows = await active.active_calls(session)
         for row in rows:
+            self._queued.add(row.linkedid)  # it may have waited in a queue before the restart
             try:
                 self.tracker.restore(row.tracker_state)
             except (KeyError, ValueError, TypeError) as exc:
@@ -297,6 +302,8 @@ class CallPipeline:
                 try:
                     await self._apply_batch(apply, batch)
                 finally:
+                    if lane is self._log:
+                        self._queued.difference_update(item.linkedid for item in batch)
                     if lane.name in self._pending:
                         async with self._progress:
                             for item in batch:
@@ -416,8 +423,10 @@ class CallPipeline:
                 continue
             call = call_info(fact.call)
             ctx = known.get(fact.linkedid, NO_CONTEXT)
+            if isinstance(fact, CallQueueChanged):
+                self._queued.add(fact.linkedid)
             # queue stays for the queue statistics (issue 16), in the fact's transaction
-            await presence_events.on_call_fact(session, fact)
+            await presence_events.on_call_fact(session, fact, queued=fact.linkedid in self._queued)
             if isinstance(fact, AgentRinging):
                 progress.agent_ringing(phones, fact.linkedid, fact.extension, at)
             elif isinstance(fact, AgentRingEnded):
@@ -479,10 +488,19 @@ class CallPipeline:
         return out
 
     async def _apply_log(self, session: AsyncSession, facts: list[CallEnded]) -> None:
+        # one statement each for the whole batch, not one per call: the calls' rows go (who
+        # each was with comes back), their cards and deals and the agents who talked are read
+        ended = await active.end_calls(session, [fact.linkedid for fact in facts])
+        matched = await active.load_matched(session, ended.values())
+        users = await presence.users_on(
+            session, {e for fact in facts for e in presence_events.talked(fact.summary)}
+        )
         for fact in facts:
             self.stats["facts"] += 1
             # the queue stay's end, and wrap-up for the agents who talked (issue 16)
-            await presence_events.on_call_fact(session, fact, self._wrapup)
+            await presence_events.on_call_fact(
+                session, fact, self._wrapup, queued=fact.linkedid in self._queued, users=users
+            )
             logged = await progress.call_ended(
                 session,
                 to_record(fact.summary, None),
@@ -491,7 +509,10 @@ class CallPipeline:
                 company_numbers=self._company,
                 callback_due=self._callback_due,
                 locale=self._locale,
+                # a second end of the same call in the batch finds its row gone, as one by one
+                ended=ended.pop(fact.linkedid, NO_CONTEXT),
             )
             if logged is not None and logged.created:
                 self.stats["calls_logged"] += 1
             self._forget_card(fact.linkedid)
+        del matched

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,8 @@ from crm_core.models_common import utcnow
 from crm_core.presence import rules
 from crm_core.presence import service as presence
 from crm_core.reports import queue_log
-from telephony.facts import CallAnswered, CallEnded, CallQueueChanged
+from crm_core.users.models import User
+from telephony.facts import CallAnswered, CallEnded, CallQueueChanged, CallSummary
 from telephony.finished_call import ts
 from telephony.originate import ActionSender
 
@@ -157,22 +158,41 @@ async def send_pause(ami: ActionSender, extension: str, flag: rules.PbxPause) ->
     return interfaces
 
 
-async def on_call_fact(session: AsyncSession, fact: Any, wrapup_seconds: float = 0.0) -> None:
+def talked(summary: CallSummary) -> set[str]:
+    """The agents who talked on an answered call (their wrap-up follows it), else nobody."""
+    if summary.status != "answered":
+        return set()
+    agents = {leg.extension for leg in summary.legs}
+    if summary.direction == "outbound" and summary.agent_extension:
+        agents.add(summary.agent_extension)
+    return agents
+
+
+async def on_call_fact(
+    session: AsyncSession,
+    fact: Any,
+    wrapup_seconds: float = 0.0,
+    *,
+    queued: bool = True,
+    users: Sequence[User] | None = None,
+) -> None:
     """The hook in CallPipeline._apply: queue stays and wrap-ups, in the fact's transaction.
 
     `wrapup_seconds` (Settings.presence.wrapup_seconds, through the pipeline) matters for a
-    CallEnded only; 0: no wrap-up."""
+    CallEnded only; 0: no wrap-up. `queued` False: the call never joined a queue, so it has no
+    stay to answer or end (no read). `users`: `presence.users_on` the extensions of a batch's
+    calls, read once for all of them."""
     if isinstance(fact, CallQueueChanged):
         await queue_log.queue_changed(session, fact.linkedid, fact.queue, ts(fact.at))
     elif isinstance(fact, CallAnswered):
-        await queue_log.answered(session, fact.linkedid, fact.extension, ts(fact.at))
+        if queued:
+            await queue_log.answered(session, fact.linkedid, fact.extension, ts(fact.at))
     elif isinstance(fact, CallEnded):
         summary = fact.summary
-        await queue_log.call_ended(session, fact.linkedid, ts(summary.t_end))
-        if summary.status == "answered":
-            talked = {leg.extension for leg in summary.legs}
-            if summary.direction == "outbound" and summary.agent_extension:
-                talked.add(summary.agent_extension)
+        if queued:
+            await queue_log.call_ended(session, fact.linkedid, ts(summary.t_end))
+        agents = talked(summary)
+        if agents:
             await presence.start_wrapup(
-                session, talked, ts(summary.t_end), wrapup_seconds, utcnow()
+                session, agents, ts(summary.t_end), wrapup_seconds, utcnow(), on=users
             )

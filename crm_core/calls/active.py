@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo
+from crm_core.clients.models import Client
+from crm_core.deals.models import Deal
 
 _CONTEXT_COLUMNS = (
     ActiveCall.linkedid,
@@ -138,6 +140,31 @@ async def end_call(session: AsyncSession, linkedid: str) -> CallContext:
         )
     ).first()
     return _context(row) if row is not None else NO_CONTEXT
+
+
+async def end_calls(session: AsyncSession, linkedids: Iterable[str]) -> dict[str, CallContext]:
+    """`end_call` for a batch of calls in one statement: who each was with (absent: nobody)."""
+    ids = sorted(set(linkedids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        delete(ActiveCall).where(ActiveCall.linkedid.in_(ids)).returning(*_CONTEXT_COLUMNS)
+    )
+    return {row.linkedid: _context(row) for row in rows}
+
+
+async def load_matched(session: AsyncSession, contexts: Iterable[CallContext]) -> list[object]:
+    """The cards and deals these calls were matched to, read at once: logging each call then
+    finds them in the session. Hold the list while logging (the session keeps them weakly)."""
+    ctxs = list(contexts)
+    clients = sorted({c.client_id for c in ctxs if c.client_id is not None})
+    deals = sorted({c.deal_id for c in ctxs if c.deal_id is not None})
+    held: list[object] = []
+    if clients:
+        held += (await session.scalars(select(Client).where(Client.id.in_(clients)))).all()
+    if deals:
+        held += (await session.scalars(select(Deal).where(Deal.id.in_(deals)))).all()
+    return held
 
 
 async def active_calls(session: AsyncSession) -> list[ActiveCall]:

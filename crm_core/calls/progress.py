@@ -383,10 +383,12 @@ async def call_ended(
     company_numbers: frozenset[str],
     callback_due: timedelta,
     locale: str = FALLBACK,
+    ended: CallContext | None = None,
 ) -> Logged | None:
     """The finished call: off the calls in progress, logged once on the deal it was matched to
-    while it rang (or the deal a click-to-call named), `call.ended` to its agents."""
-    ctx = await end_call(session, record.linkedid)
+    while it rang (or the deal a click-to-call named), `call.ended` to its agents. `ended`: the
+    call's row already taken off with others (`active.end_calls`), who it was with."""
+    ctx = ended if ended is not None else await end_call(session, record.linkedid)
     if ctx.client_id is not None:
         record = replace(
             record,

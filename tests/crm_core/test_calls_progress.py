@@ -218,6 +218,41 @@ async def test_the_end_logs_on_the_remembered_deal_and_takes_the_call_off(
     assert ended.payload["missed"] is True
 
 
+async def test_calls_ended_together_are_logged_as_one_by_one(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The log lane takes a batch's rows off at once (`end_calls`) and reads their cards and
+    deals (`load_matched`): each call lands on its own remembered deal, a call nobody matched
+    has no context, and a second end of the same call finds nothing."""
+    first = await _started(sessions, _call("1.1", "89031234567"))
+    second = await _started(sessions, _call("2.1", "89037654321"))
+    async with unit_of_work(sessions) as s:
+        ended = await active.end_calls(s, ["2.1", "1.1", "9.9", "1.1"])
+        held = await active.load_matched(s, ended.values())
+        assert sorted(ended) == ["1.1", "2.1"]
+        assert ended["1.1"] == first and ended["2.1"] == second
+        assert len(held) == 4  # two cards, two deals
+        assert await active.end_calls(s, ["1.1"]) == {}
+        for linkedid, number in (("1.1", "89031234567"), ("2.1", "89037654321")):
+            logged = await progress.call_ended(
+                s,
+                _record(linkedid, client_number=number),
+                agents=("101",),
+                region="RU",
+                company_numbers=COMPANY,
+                callback_due=timedelta(minutes=30),
+                ended=ended.pop(linkedid),
+            )
+            assert logged is not None and logged.created
+    async with sessions() as s:
+        comms = (await s.scalars(select(Communication).order_by(Communication.id))).all()
+        assert (await s.scalars(select(ActiveCall))).all() == []
+    assert [(c.external_id, c.client_id, c.deal_id) for c in comms] == [
+        ("1.1", first.client_id, first.deal_id),
+        ("2.1", second.client_id, second.deal_id),
+    ]
+
+
 async def test_agents_phones_follow_the_call_and_a_stale_free_is_ignored(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:

@@ -142,3 +142,21 @@ async def test_ending_wrapup_early_cuts_its_history_at_that_moment(
         assert changed and p.state == "available"
         spent = await presence.time_per_state(s, NOW, NOW + timedelta(seconds=100))
     assert spent == {m1: {"wrapup": 12.0, "available": 88.0}}
+
+
+async def test_wrapup_with_the_users_read_for_a_batch_starts_only_for_the_call_s_agents(
+    make_user: UserFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The log lane reads the users of all its calls' agents once (`users_on`) and hands them
+    to each call's `start_wrapup`: only the agents who talked on that call start a wrap-up."""
+    m1, m2 = await agents(make_user, sessions, 2)
+    async with sessions() as s:
+        on = await presence.users_on(s, ["101", "102", "199", ""])
+        assert [u.id for u in on] == sorted([m1, m2])
+        assert await presence.start_wrapup(s, ["102"], ended=NOW, seconds=30, now=NOW, on=on) == [
+            m2
+        ]
+        assert await presence.start_wrapup(s, ["199"], ended=NOW, seconds=30, now=NOW, on=on) == []
+        await s.commit()
+        current = await presence.current(s)
+    assert m1 not in current and current[m2].state == "wrapup"

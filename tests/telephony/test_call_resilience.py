@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.calls.models import ActiveCall
 from crm_core.communications.models import Communication
+from crm_core.reports.models import QueueEntry
 from telephony.testing.replay import ReplayServer
 from tests.telephony.helpers import read_events, read_truth
 from tests.telephony.pbx import bare_pipeline, call_rows, replayed_pbx
@@ -151,3 +152,37 @@ async def test_an_agent_whose_phone_stopped_ringing_is_free_again_mid_call(
     await pipeline.drain()
     assert await state_of("101") == "free"  # the call goes on in the queue; 101 can be routed to
     await pipeline.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "answered"),
+    [("inbound_queue_second_answers", True), ("inbound_missed_queue", False)],
+)
+async def test_a_restart_while_the_caller_waits_in_a_queue_keeps_the_queue_stay(
+    sessions: async_sessionmaker[AsyncSession], name: str, answered: bool
+) -> None:
+    """The pipeline reads a call's queue stays only for calls it saw queue or restored: the stay
+    a first process opened is still answered (or abandoned) and ended by the second."""
+    events = read_events(name)
+    joined = next(i for i, e in enumerate(events) if e.get("Event") == "QueueCallerJoin")
+    first = bare_pipeline(sessions)
+    first.start()
+    for event in events[: joined + 1]:
+        await first.on_event(event, time.time())
+    await first.close()
+    async with sessions() as s:
+        (stay,) = (await s.scalars(select(QueueEntry))).all()
+        assert stay.left_at is None and stay.answered_at is None
+
+    second = bare_pipeline(sessions)
+    assert await second.restore() == 1
+    second.start()
+    for event in events[joined + 1 :]:
+        await second.on_event(event, time.time())
+    await second.close()
+    assert len(await call_rows(sessions)) == 1
+    async with sessions() as s:
+        (stay,) = (await s.scalars(select(QueueEntry))).all()
+    assert stay.left_at is not None
+    assert (stay.answered_at is not None) == answered
+    assert stay.abandoned == (not answered)
