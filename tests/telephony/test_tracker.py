@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -537,27 +536,23 @@ def renumbered(events: list[dict[str, str]], copy: int) -> list[dict[str, str]]:
     return out
 
 
-def test_finished_calls_leave_no_state_and_feed_is_fast() -> None:
+def test_a_thousand_finished_calls_leave_no_state() -> None:
+    # The tracker's speed is measured in bench/ami_bench.py (its no-database path), beside bare
+    # panoramisk in the same run; here only what 1,000 calls leave behind: nothing.
     base = read_events("inbound_queue_second_answers")
     copies = [renumbered(base, i) for i in range(1000)]
     tracker = new_tracker()
     ended = 0
     linkedids = set()
-    started = time.perf_counter()
     for copy in copies:
         for event in copy:
             for fact in tracker.feed(event, 0.0):
                 if isinstance(fact, CallEnded):
                     ended += 1
                     linkedids.add(fact.linkedid)
-    elapsed = time.perf_counter() - started
     assert ended == len(linkedids) == 1000
     assert tracker.stats() == {"calls": 0, "channels": 0}
     assert tracker.active_calls() == []
-    # The whole service aims at 5,000 events/s including the database; the tracker must be a
-    # small part of that budget (it runs at several hundred thousand events/s in practice).
-    rate = len(base) * len(copies) / elapsed
-    assert rate > 50_000, f"{rate:.0f} events/s"
 
 
 def test_concurrent_calls_are_kept_apart() -> None:
