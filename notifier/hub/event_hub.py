@@ -56,7 +56,7 @@ class EventHub:
         dsn: str | None,
         *,
         queue_size: int = 256,
-        supervisor_flush_seconds: float = 0.1,
+        supervisor_flush_seconds: float = 0.05,
         retention_seconds: float = 15 * 60,
         cleanup_seconds: float = 60.0,
         max_replay: int = 1000,
