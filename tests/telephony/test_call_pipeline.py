@@ -69,14 +69,33 @@ async def _feed(pipeline: CallPipeline, events: list[dict[str, str]]) -> None:
         await pipeline.on_event(event, time.time())
 
 
-async def test_an_unknown_caller_pops_at_once_and_the_card_the_call_opened_follows(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
+async def _played(
+    sessions: async_sessionmaker[AsyncSession], events: list[dict[str, str]]
+) -> Published:
+    """The events through a pipeline of their own, to the end; what it published."""
     published = Published()
     pipeline = _pipeline(sessions, published)
     pipeline.start()
-    await _feed(pipeline, read_events("inbound_abandoned"))
+    await _feed(pipeline, events)
     await pipeline.close()
+    return published
+
+
+def _answered_call() -> tuple[list[dict[str, str]], int]:
+    """inbound_answered's events and the index of the agent's answer (DialEnd ANSWER)."""
+    events = read_events("inbound_answered")
+    answered = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
+    )
+    return events, answered
+
+
+async def test_an_unknown_caller_pops_at_once_and_the_card_the_call_opened_follows(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    published = await _played(sessions, read_events("inbound_abandoned"))
 
     async with sessions() as s:
         client = await s.scalar(select(Client).join(ClientPhone).where(ClientPhone.e164 == CALLER))
@@ -150,11 +169,7 @@ async def test_the_pop_waits_for_no_write_of_the_live_lane(
 async def test_each_calls_messages_leave_in_the_order_its_facts_happened(
     sessions: async_sessionmaker[AsyncSession], name: str
 ) -> None:
-    published = Published()
-    pipeline = _pipeline(sessions, published)
-    pipeline.start()
-    await _feed(pipeline, read_events(name))  # as fast as it goes: the lanes race
-    await pipeline.close()
+    published = await _played(sessions, read_events(name))  # as fast as it goes: the lanes race
 
     types = [e.type for e in published.events]
     assert types[0] == "call.started"
@@ -177,12 +192,7 @@ async def test_a_call_in_progress_is_saved_with_who_it_is_with(
     published = Published()
     pipeline = _pipeline(sessions, published)
     pipeline.start()
-    events = read_events("inbound_answered")
-    answered = next(
-        i
-        for i, e in enumerate(events)
-        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
-    )
+    events, answered = _answered_call()
     await _feed(pipeline, events[: answered + 1])
     await pipeline.drain()
     async with sessions() as s:
@@ -209,12 +219,7 @@ async def test_a_new_callers_pop_leaves_before_its_card_exists_and_the_card_foll
     published = Published()
     pipeline = _pipeline(sessions, published)
     pipeline.start()
-    events = read_events("inbound_answered")
-    answered = next(
-        i
-        for i, e in enumerate(events)
-        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
-    )
+    events, answered = _answered_call()
     caller = "+79161234567"
     # another transaction holds the clients table: no card can be opened until it lets go
     async with db.connect() as blocker:
@@ -293,11 +298,7 @@ async def test_a_known_caller_without_an_open_deal_pops_with_the_card_and_gets_t
         client = Client(name="Ivan", phones=[ClientPhone(e164="+79161234567", raw="")])
         s.add(client)
         await s.commit()
-    published = Published()
-    pipeline = _pipeline(sessions, published)
-    pipeline.start()
-    await _feed(pipeline, read_events("inbound_answered"))
-    await pipeline.close()
+    published = await _played(sessions, read_events("inbound_answered"))
 
     async with sessions() as s:
         (deal,) = (await s.scalars(select(Deal).where(Deal.client_id == client.id))).all()
