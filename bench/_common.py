@@ -4,8 +4,10 @@ port, and percentile printing."""
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -109,3 +111,28 @@ async def signed_in_users(
     finally:
         await conn.close()
     return [{**dict(r), "token": t} for r, t in zip(created, tokens, strict=True)]
+
+
+def ami_reply(text: str) -> bytes:
+    """What the benches' AMI stand-ins answer to an action (one block of text): Login accepted,
+    CoreShowChannels with no channels, Ping with a Timestamp; anything else: nothing."""
+    found = re.search(r"ActionID: (.*)\r", text)
+    aid = found.group(1) if found else ""
+    if "Action: Login" in text:
+        return (
+            f"Response: Success\r\nActionID: {aid}\r\n"
+            "Message: Authentication accepted\r\n\r\n".encode()
+        )
+    if "Action: CoreShowChannels" in text:
+        return (
+            f"Response: Success\r\nActionID: {aid}\r\nEventList: start\r\n"
+            "Message: Channels will follow\r\n\r\n"
+            f"Event: CoreShowChannelsComplete\r\nActionID: {aid}\r\n"
+            "EventList: Complete\r\nListItems: 0\r\n\r\n".encode()
+        )
+    if "Action: Ping" in text:
+        return (
+            f"Response: Success\r\nActionID: {aid}\r\nPing: Pong\r\n"
+            f"Timestamp: {time.time():.6f}\r\n\r\n".encode()
+        )
+    return b""

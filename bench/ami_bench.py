@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import embedded_database
+from bench._common import ami_reply, embedded_database
 from crm_core.db import make_engine, make_session_factory
 from telephony.ami_listener import AmiListener
 from telephony.call_pipeline import CallPipeline
@@ -87,26 +87,8 @@ class StreamServer:
         streaming = False
         try:
             while True:
-                block = await reader.readuntil(b"\r\n\r\n")
-                text = block.decode()
-                action_id = re.search(r"ActionID: (.*)\r", text)
-                aid = action_id.group(1) if action_id else ""
-                if "Action: Login" in text:
-                    writer.write(
-                        f"Response: Success\r\nActionID: {aid}\r\n"
-                        "Message: Authentication accepted\r\n\r\n".encode()
-                    )
-                elif "Action: CoreShowChannels" in text:
-                    writer.write(
-                        f"Response: Success\r\nActionID: {aid}\r\nEventList: start\r\n"
-                        "Message: Channels will follow\r\n\r\n"
-                        f"Event: CoreShowChannelsComplete\r\nActionID: {aid}\r\n"
-                        "EventList: Complete\r\nListItems: 0\r\n\r\n".encode()
-                    )
-                elif "Action: Ping" in text:
-                    writer.write(
-                        f"Response: Success\r\nActionID: {aid}\r\nPing: Pong\r\n\r\n".encode()
-                    )
+                text = (await reader.readuntil(b"\r\n\r\n")).decode()
+                writer.write(ami_reply(text))
                 if not streaming and ("Action: Login" in text):
                     streaming = True
                     asyncio.get_running_loop().call_later(0.2, self._push, writer)

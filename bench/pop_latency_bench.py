@@ -69,6 +69,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import ami_reply
+
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
 RECORDING = Path(__file__).resolve().parents[1] / "asterisk" / "recordings" / "inbound_answered.ami"
 RECORDED_AGENT = "101"
@@ -158,26 +160,9 @@ class PacedAmiServer:
         try:
             while True:
                 text = (await reader.readuntil(b"\r\n\r\n")).decode()
-                found = re.search(r"ActionID: (.*)\r", text)
-                aid = found.group(1) if found else ""
+                writer.write(ami_reply(text))
                 if "Action: Login" in text:
-                    writer.write(
-                        f"Response: Success\r\nActionID: {aid}\r\n"
-                        "Message: Authentication accepted\r\n\r\n".encode()
-                    )
                     self.clients.append(writer)
-                elif "Action: CoreShowChannels" in text:
-                    writer.write(
-                        f"Response: Success\r\nActionID: {aid}\r\nEventList: start\r\n"
-                        "Message: Channels will follow\r\n\r\n"
-                        f"Event: CoreShowChannelsComplete\r\nActionID: {aid}\r\n"
-                        "EventList: Complete\r\nListItems: 0\r\n\r\n".encode()
-                    )
-                elif "Action: Ping" in text:
-                    writer.write(
-                        f"Response: Success\r\nActionID: {aid}\r\nPing: Pong\r\n"
-                        f"Timestamp: {time.time():.6f}\r\n\r\n".encode()
-                    )
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
