@@ -135,28 +135,7 @@ async def _on_named_deal(session: AsyncSession, call: CallInfo, ctx: CallContext
     return ctx
 
 
-async def call_started(
-    session: AsyncSession,
-    call: CallInfo,
-    *,
-    at: datetime,
-    region: str,
-    company_numbers: frozenset[str],
-    locale: str = FALLBACK,
-) -> CallContext:
-    """Who is calling, an unknown number's card and deal opened, in one transaction (the
-    pipeline runs the two halves apart: `who_is_calling`, then `open_card`)."""
-    ctx, to_open = await who_is_calling(
-        session, call, at=at, region=region, company_numbers=company_numbers
-    )
-    if to_open:
-        ctx = await open_card(
-            session, call, at=at, region=region, company_numbers=company_numbers, locale=locale
-        )
-    return ctx
-
-
-# The whole pop in one round trip, a read: who the call is with (as call_started remembered it),
+# The whole pop in one round trip, a read: who the call is with (as who_is_calling remembered it),
 # the card, the open deal, the last communications and open tasks.
 _POP_SQL = text(
     """

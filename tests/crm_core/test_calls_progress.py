@@ -77,8 +77,14 @@ class Events:
 
 
 async def _started(sessions: async_sessionmaker[AsyncSession], call: CallInfo) -> CallContext:
+    """Both halves of a call's start in one transaction (the pipeline runs them apart)."""
     async with unit_of_work(sessions) as s:
-        return await progress.call_started(s, call, at=NOW, region="RU", company_numbers=COMPANY)
+        ctx, to_open = await progress.who_is_calling(
+            s, call, at=NOW, region="RU", company_numbers=COMPANY
+        )
+        if to_open:
+            ctx = await progress.open_card(s, call, at=NOW, region="RU", company_numbers=COMPANY)
+        return ctx
 
 
 async def test_an_unknown_caller_gets_a_card_and_a_deal_remembered_with_the_call(

@@ -81,6 +81,15 @@ async def _played(
     return published
 
 
+def _rung_call() -> tuple[list[dict[str, str]], int]:
+    """inbound_answered's events and the index of the agent's phone rung (DialBegin)."""
+    events = read_events("inbound_answered")
+    rung = next(
+        i for i, e in enumerate(events) if e.get("Event") == "DialBegin" and e.get("Channel")
+    )
+    return events, rung
+
+
 def _answered_call() -> tuple[list[dict[str, str]], int]:
     """inbound_answered's events and the index of the agent's answer (DialEnd ANSWER)."""
     events = read_events("inbound_answered")
@@ -145,10 +154,7 @@ async def test_the_pop_waits_for_no_write_of_the_live_lane(
     published = Published()
     pipeline = _pipeline(sessions, published)
     pipeline.start()
-    events = read_events("inbound_answered")
-    rung = next(
-        i for i, e in enumerate(events) if e.get("Event") == "DialBegin" and e.get("Channel")
-    )
+    events, rung = _rung_call()
     # another transaction holds agent_states: every live batch (agents' phones) waits on it
     async with db.connect() as blocker:
         await blocker.execute(text("LOCK TABLE agent_states IN EXCLUSIVE MODE"))
@@ -273,10 +279,7 @@ async def test_a_pop_read_after_the_card_is_committed_carries_it_and_gets_no_fol
     published = Published()
     pipeline = _pipeline(sessions, published)
     pipeline.start()
-    events = read_events("inbound_answered")
-    rung = next(
-        i for i, e in enumerate(events) if e.get("Event") == "DialBegin" and e.get("Channel")
-    )
+    events, rung = _rung_call()
     await _feed(pipeline, events[:rung])  # the call starts: its card opens before any ring
     opened = await published.wait_for("call.card_opened")
     await pipeline.drain()
