@@ -83,7 +83,11 @@ async def test_a_wrapup_ends_on_time_by_itself_and_the_agent_is_rung_again(
     if time.time() < until:  # asked wholly within the wrap-up (a slow machine may be past it)
         assert operator.id not in during
 
-    # no click: the page shows them available once the time is up, never before
+    # no click: once the page has heard of the wrap-up (agent.presence on the agent's channel),
+    # it shows them available when the time is up, never before
+    await page.wait_for_function(
+        "() => __crm.log.some((e) => e.type === 'agent.presence')", timeout=60_000
+    )
     await expect(state).to_have_text("available", timeout=60_000)
     assert time.time() >= until
     assert await picks(database_url) == {operator.id}
