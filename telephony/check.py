@@ -10,9 +10,10 @@ observed decides, and "nothing observed" is a warning, not a pass.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,15 +45,23 @@ class CheckResult:
 
 
 async def run_check(
-    settings: TelephonySettings, observe_seconds: float = 10.0
+    settings: TelephonySettings,
+    observe_seconds: float = 10.0,
+    *,
+    until: Callable[[], Awaitable[None]] | None = None,
 ) -> list[CheckResult]:
-    """Connect, inspect, observe for ``observe_seconds``, and report one result per check:
+    """Connect, inspect, observe for ``observe_seconds`` (or until ``until()`` completes, if
+    sooner: a replayed PBX that has played everything), and report one result per check:
     ``reachable``, ``login``, ``permissions``, ``timestamps``, ``inbound_context``,
     ``agent_pattern``, ``router``."""
-    return [*await _check_ami(settings, observe_seconds), await check_router(settings)]
+    return [*await _check_ami(settings, observe_seconds, until), await check_router(settings)]
 
 
-async def _check_ami(settings: TelephonySettings, observe_seconds: float) -> list[CheckResult]:
+async def _check_ami(
+    settings: TelephonySettings,
+    observe_seconds: float,
+    until: Callable[[], Awaitable[None]] | None,
+) -> list[CheckResult]:
     results: list[CheckResult] = []
     where = f"{settings.ami_host}:{settings.ami_port}"
     events: list[AmiEvent] = []
@@ -110,15 +119,33 @@ async def _check_ami(settings: TelephonySettings, observe_seconds: float) -> lis
         )
         perms = await _read_permissions(listener, settings.ami_username)
         ts_setting = await _timestamp_setting(listener)
-        await asyncio.sleep(observe_seconds)
+        started = time.monotonic()
+        await _observe(listener, observe_seconds, until)
+        observed = round(time.monotonic() - started, 1)
     finally:
         await listener.close(drain_timeout=1.0)
 
-    results.append(_check_permissions(settings, perms, events, observe_seconds))
-    results.append(_check_timestamps(ts_setting, events, observe_seconds))
-    results.append(_check_inbound(settings, events, snapshot, observe_seconds))
-    results.append(_check_agent_pattern(settings, events, snapshot, observe_seconds))
+    results.append(_check_permissions(settings, perms, events, observed))
+    results.append(_check_timestamps(ts_setting, events, observed))
+    results.append(_check_inbound(settings, events, snapshot, observed))
+    results.append(_check_agent_pattern(settings, events, snapshot, observed))
     return results
+
+
+async def _observe(
+    listener: AmiListener, seconds: float, until: Callable[[], Awaitable[None]] | None
+) -> None:
+    """Listen for ``seconds`` or until ``until()`` completes; then a Ping's reply, which Asterisk
+    writes after every event it sent before it, so none of those is lost when we close."""
+    if until is None:
+        await asyncio.sleep(seconds)
+    else:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until(), seconds)
+    with contextlib.suppress(AmiError):
+        await listener.send_action(
+            {"Action": "Ping"}, timeout=max(listener.settings.ami_action_timeout, 5.0)
+        )
 
 
 def _skipped(*names: str) -> list[CheckResult]:

@@ -18,7 +18,8 @@ from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.test_agi import StubRoute
 
 QUEUE = AMI_DIR / "inbound_router_down_queue.ami"
-OBSERVE = 0.3
+# The check observes until the replay has played everything; this is only a ceiling.
+OBSERVE = 60.0
 
 
 def make_settings(port: int, **overrides: Any) -> TelephonySettings:
@@ -43,14 +44,16 @@ async def start(**kwargs: Any) -> ReplayServer:
     return srv
 
 
-async def checked(
-    srv: ReplayServer, *, observe: float = OBSERVE, **overrides: Any
-) -> dict[str, CheckResult]:
-    """Run the check against `srv` (settings `overrides`), then close it: the results by name."""
+async def observed(srv: ReplayServer, **overrides: Any) -> dict[str, CheckResult]:
+    """Run the check against `srv` (settings `overrides`), observing until it has played all."""
+    settings = make_settings(srv.port, **overrides)
+    return by_name(await run_check(settings, observe_seconds=OBSERVE, until=srv.wait_played))
+
+
+async def checked(srv: ReplayServer, **overrides: Any) -> dict[str, CheckResult]:
+    """`observed`, then close `srv`."""
     try:
-        return by_name(
-            await run_check(make_settings(srv.port, **overrides), observe_seconds=observe)
-        )
+        return await observed(srv, **overrides)
     finally:
         await srv.close()
 
@@ -80,8 +83,7 @@ async def good() -> AsyncIterator[ReplayServer]:
 
 
 async def test_everything_ok(good: ReplayServer, router: tuple[AgiServer, StubRoute]) -> None:
-    settings = make_settings(good.port, AGI_PORT=router[0].port)
-    results = by_name(await run_check(settings, observe_seconds=OBSERVE))
+    results = await observed(good, AGI_PORT=router[0].port)
     assert list(results) == [
         "reachable",
         "login",
@@ -133,7 +135,7 @@ async def test_only_a_callers_channel_seen_is_a_warning_not_a_failure(tmp_path: 
 
 async def test_unreachable() -> None:
     port = free_port()
-    results = by_name(await run_check(make_settings(port), observe_seconds=OBSERVE))
+    results = by_name(await run_check(make_settings(port), observe_seconds=0.3))
     assert results["reachable"].status == "fail"
     assert "Cannot reach" in results["reachable"].message
     assert f"127.0.0.1:{port}" in results["reachable"].message
@@ -141,9 +143,7 @@ async def test_unreachable() -> None:
 
 
 async def test_bad_credentials(good: ReplayServer) -> None:
-    results = by_name(
-        await run_check(make_settings(good.port, AMI_SECRET="wrong"), observe_seconds=OBSERVE)
-    )
+    results = await observed(good, AMI_SECRET="wrong")
     assert results["reachable"].status == "ok"
     assert results["login"].status == "fail"
     assert "refused the login" in results["login"].message
@@ -210,8 +210,7 @@ async def test_timestamps_missing_from_events_even_if_setting_unknown(no_cli: No
 async def test_a_setting_that_does_not_fit_the_pbx_is_said(
     good: ReplayServer, overrides: dict[str, Any], check: str, status: str, said: list[str]
 ) -> None:
-    settings = make_settings(good.port, **overrides)
-    result = by_name(await run_check(settings, observe_seconds=OBSERVE))[check]
+    result = (await observed(good, **overrides))[check]
     assert result.status == status
     for words in said:
         assert words in result.message
@@ -220,7 +219,7 @@ async def test_a_setting_that_does_not_fit_the_pbx_is_said(
 async def test_quiet_pbx_gives_warnings_not_passes() -> None:
     srv = ReplayServer()
     await srv.start()
-    results = await checked(srv, observe=0.1)
+    results = await checked(srv)
     assert results["inbound_context"].status == "warn"
     assert results["agent_pattern"].status == "warn"
     assert results["permissions"].status == "ok"  # stated by Asterisk itself
