@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls.active import AgentPhones, end_call, remember_client
+from crm_core.calls.active import AgentPhones, remember_client
 from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo, CallRecord
 from crm_core.calls.service import deal_of_client, identify_caller, log_call, look_up_caller
 from crm_core.calls.views import call_event, call_view
@@ -362,17 +362,16 @@ async def call_ended(
     company_numbers: frozenset[str],
     callback_due: timedelta,
     locale: str = FALLBACK,
-    ended: CallContext | None = None,
+    ended: CallContext,
 ) -> Logged | None:
-    """The finished call: off the calls in progress, logged once on the deal it was matched to
-    while it rang (or the deal a click-to-call named), `call.ended` to its agents. `ended`: the
-    call's row already taken off with others (`active.end_calls`), who it was with."""
-    ctx = ended if ended is not None else await end_call(session, record.linkedid)
-    if ctx.client_id is not None:
+    """The finished call, logged once on the deal it was matched to while it rang (or the deal a
+    click-to-call named), `call.ended` to its agents. `ended`: who it was with, as its row handed
+    back when taken off the calls in progress (`active.end_calls`, one statement per batch)."""
+    if ended.client_id is not None:
         record = replace(
             record,
-            client_id=ctx.client_id,
-            deal_id=ctx.deal_id if ctx.deal_id is not None else record.deal_id,
+            client_id=ended.client_id,
+            deal_id=ended.deal_id if ended.deal_id is not None else record.deal_id,
         )
     logged = await log_call(
         session,
