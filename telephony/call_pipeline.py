@@ -426,7 +426,7 @@ class CallPipeline:
             if isinstance(fact, CallQueueChanged):
                 self._queued.add(fact.linkedid)
             # queue stays for the queue statistics (issue 16), in the fact's transaction
-            await presence_events.on_call_fact(session, fact, queued=fact.linkedid in self._queued)
+            await presence_events.on_live_fact(session, fact, queued=fact.linkedid in self._queued)
             if isinstance(fact, AgentRinging):
                 progress.agent_ringing(phones, fact.linkedid, fact.extension, at)
             elif isinstance(fact, AgentRingEnded):
@@ -498,7 +498,7 @@ class CallPipeline:
         for fact in facts:
             self.stats["facts"] += 1
             # the queue stay's end, and wrap-up for the agents who talked (issue 16)
-            await presence_events.on_call_fact(
+            await presence_events.on_call_ended(
                 session, fact, self._wrapup, queued=fact.linkedid in self._queued, users=users
             )
             logged = await progress.call_ended(

@@ -118,19 +118,16 @@ async def start_wrapup(
     ended: datetime,
     seconds: float,
     now: datetime,
-    on: Sequence[User] | None = None,
+    *,
+    on: Sequence[User],
 ) -> list[int]:
     """Wrap-up for the agents who talked on a call that ended at `ended`; -> their user ids.
-    `on`: `users_on` a superset of `extensions`, read before (else they are read here)."""
+    `on`: `users_on` a superset of `extensions` (a batch's calls read them at once)."""
     exts = {e for e in extensions if e}
     if not exts or seconds <= 0:
         return []
-    if on is None:
-        users: Sequence[User] = await users_on(session, exts)
-    else:
-        users = [u for u in on if u.extension in exts]
     started = []
-    for user in users:
+    for user in (u for u in on if u.extension in exts):
         stored = _of(await session.get(AgentPresence, user.id))
         new = rules.wrapup_after_call(stored, ended, seconds, now)
         if new is not None:

@@ -98,7 +98,8 @@ async def test_wrapup_keeps_an_agent_out_until_it_ends_on_time(
     m1, m2 = await agents(make_user, sessions, 2)
     router, clock = clock_router
     async with sessions() as s:
-        started = await presence.start_wrapup(s, ["101"], ended=NOW, seconds=30, now=NOW)
+        on = await presence.users_on(s, ["101"])
+        started = await presence.start_wrapup(s, ["101"], ended=NOW, seconds=30, now=NOW, on=on)
         await s.commit()
     assert started == [m1]
     clock.now = NOW + timedelta(seconds=29)
@@ -131,7 +132,8 @@ async def test_ending_wrapup_early_cuts_its_history_at_that_moment(
 ) -> None:
     (m1,) = await agents(make_user, sessions, 1)
     async with sessions() as s:
-        await presence.start_wrapup(s, ["101"], ended=NOW, seconds=60, now=NOW)
+        on = await presence.users_on(s, ["101"])
+        await presence.start_wrapup(s, ["101"], ended=NOW, seconds=60, now=NOW, on=on)
         await s.commit()
     early = NOW + timedelta(seconds=12)
     async with sessions() as s:

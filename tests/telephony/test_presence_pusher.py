@@ -104,7 +104,9 @@ async def start_wrapup(
     now = utcnow()
     publish = publisher(pusher) if pusher is not None else None
     async with unit_of_work(sessions, publish) as s:
-        assert await presence.start_wrapup(s, ["101"], now, seconds, now)
+        assert await presence.start_wrapup(
+            s, ["101"], now, seconds, now, on=await presence.users_on(s, ["101"])
+        )
 
 
 async def set_state(
@@ -207,7 +209,8 @@ async def test_a_new_leader_ends_the_wrapups_already_running(
     # a wrap-up long over is no timer's business
     async with unit_of_work(sessions) as s:
         old = utcnow() - timedelta(minutes=5)
-        assert await presence.start_wrapup(s, ["102"], old, 30, old) == [other.id]
+        on = await presence.users_on(s, ["102"])
+        assert await presence.start_wrapup(s, ["102"], old, 30, old, on=on) == [other.id]
     assert await pusher.resume() == 1
     assert await pbx.wait_pauses(1) == [("false", None)]
     await pusher.idle()
