@@ -181,7 +181,8 @@ class CallPipeline:
         self._room.set()
         self.stats = {"events": 0, "facts": 0, "batches": 0, "calls_logged": 0, "errors": 0}
         # calls that may have a queue stay (joined a queue here, or restored): only theirs are
-        # read when answered and ended; the log lane forgets each once its end is applied
+        # read when answered and ended. The log lane forgets each call (here and above) once its
+        # end is applied, or lost
         self._queued: set[str] = set()
 
     # ------------------------------------------------------------------ inputs (the listener's)
@@ -302,8 +303,9 @@ class CallPipeline:
                 try:
                     await self._apply_batch(apply, batch)
                 finally:
-                    if lane is self._log:
-                        self._queued.difference_update(item.linkedid for item in batch)
+                    if lane is self._log:  # the calls are over, logged or lost: forget them
+                        for item in batch:
+                            self._forget(item.linkedid)
                     if lane.name in self._pending:
                         async with self._progress:
                             for item in batch:
@@ -384,6 +386,11 @@ class CallPipeline:
         waiting agents behind)."""
         self._opening.discard(linkedid)
         self._uncarded.pop(linkedid, None)
+
+    def _forget(self, linkedid: str) -> None:
+        """The call's end is applied (or lost): nothing of it stays in memory."""
+        self._forget_card(linkedid)
+        self._queued.discard(linkedid)
 
     async def _apply_card(
         self, session: AsyncSession, batch: list[_OpenCard]
@@ -514,5 +521,4 @@ class CallPipeline:
             )
             if logged is not None and logged.created:
                 self.stats["calls_logged"] += 1
-            self._forget_card(fact.linkedid)
         del matched
