@@ -125,14 +125,6 @@ class PresenceFromPbx:
             )
 
 
-async def push_to_pbx(
-    ami: ActionSender, extension: str, state: str, reason: str | None
-) -> list[str]:
-    """Pause (paused, DND, wrap-up) or unpause (available) every queue membership of
-    `extension`. -> the member interfaces sent."""
-    return await send_pause(ami, extension, rules.pbx_flag(state, reason))
-
-
 async def send_pause(ami: ActionSender, extension: str, flag: rules.PbxPause) -> list[str]:
     """`flag` to every queue membership of `extension` -> the member interfaces sent."""
     paused = flag.paused
