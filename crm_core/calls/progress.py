@@ -63,17 +63,13 @@ async def who_is_calling(
         to_open = found.deal_id is None
         ctx = CallContext(client_number=found.e164)
         if found.client_id is not None:
-            ctx = await _on_named_deal(
-                session,
-                call,
-                CallContext(
-                    client_id=found.client_id,
-                    deal_id=found.deal_id,
-                    client_name=found.client_name,
-                    client_number=found.e164,
-                ),
+            ctx = CallContext(
+                client_id=found.client_id,
+                deal_id=found.deal_id,
+                client_name=found.client_name,
+                client_number=found.e164,
             )
-    await remember_client(session, call, ctx, at)
+    ctx = await _remember(session, call, ctx, at)
     exts = [call.agent_extension] if call.agent_extension else []
     message = CallStartedMessage(
         linkedid=call.linkedid, extensions=exts, call=call_view(call.linkedid, call, ctx)
@@ -107,23 +103,21 @@ async def open_card(
     )
     ctx = NO_CONTEXT
     if caller is not None:
-        ctx = await _on_named_deal(
-            session,
-            call,
-            CallContext(
-                client_id=caller.client_id,
-                deal_id=caller.deal_id,
-                client_name=caller.client_name,
-                client_number=caller.e164,
-                client_created=caller.client_created,
-            ),
+        ctx = CallContext(
+            client_id=caller.client_id,
+            deal_id=caller.deal_id,
+            client_name=caller.client_name,
+            client_number=caller.e164,
+            client_created=caller.client_created,
         )
-    await remember_client(session, call, ctx, at)
-    return ctx
+    return await _remember(session, call, ctx, at)
 
 
-async def _on_named_deal(session: AsyncSession, call: CallInfo, ctx: CallContext) -> CallContext:
-    """A click-to-call from a deal is logged there, once the deal is confirmed the client's."""
+async def _remember(
+    session: AsyncSession, call: CallInfo, ctx: CallContext, at: datetime
+) -> CallContext:
+    """Who the call is with, remembered with it (`active_calls`); a click-to-call from a deal is
+    logged there, once the deal is confirmed the client's."""
     named = call.variables.get("CRM_DEAL_ID")
     if (
         ctx.client_id is not None
@@ -131,7 +125,8 @@ async def _on_named_deal(session: AsyncSession, call: CallInfo, ctx: CallContext
         and named.isdigit()
         and await deal_of_client(session, int(named), ctx.client_id)
     ):
-        return replace(ctx, deal_id=int(named))
+        ctx = replace(ctx, deal_id=int(named))
+    await remember_client(session, call, ctx, at)
     return ctx
 
 
