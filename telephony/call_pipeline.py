@@ -39,7 +39,7 @@ from crm_core.calls.schemas import NO_CONTEXT, CallInfo
 from crm_core.db import Publisher, unit_of_work
 from crm_core.events.messages import CallCardOpenedMessage
 from crm_core.phones import try_normalize_phone
-from crm_core.presence import service as presence
+from crm_core.users.service import users_by_extension
 from telephony import presence_events
 from telephony.call_in_progress import call_info, started_call_info
 from telephony.facts import (
@@ -499,8 +499,8 @@ class CallPipeline:
         # each was with comes back), their cards and deals and the agents who talked are read
         ended = await active.end_calls(session, [fact.linkedid for fact in facts])
         matched = await active.load_matched(session, ended.values())
-        users = await presence.users_on(
-            session, {e for fact in facts for e in presence_events.talked(fact.summary)}
+        users = await users_by_extension(
+            session, sorted({e for fact in facts for e in presence_events.talked(fact.summary)})
         )
         for fact in facts:
             self.stats["facts"] += 1

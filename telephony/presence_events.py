@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -175,11 +175,12 @@ async def on_call_ended(
     wrapup_seconds: float,
     *,
     queued: bool,
-    users: Sequence[User],
+    users: Mapping[str, User],
 ) -> None:
     """The log lane's share, in the fact's transaction: the queue stay's end (if `queued`) and
     the wrap-up of the agents who talked (`wrapup_seconds`, Settings.presence.wrapup_seconds;
-    0: none). `users`: `presence.users_on` the extensions of a batch's calls, read once."""
+    0: none). `users`: the users on the extensions of a batch's calls by extension, read
+    once (`users_by_extension`)."""
     summary = fact.summary
     if queued:
         await queue_log.call_ended(session, fact.linkedid, ts(summary.t_end))

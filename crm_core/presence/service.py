@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -100,18 +100,6 @@ async def set_state(
     return await _write(session, user, new, source, now), True
 
 
-async def users_on(session: AsyncSession, extensions: Iterable[str]) -> list[User]:
-    """The users on these phone extensions, by id: read once for a batch of calls' wrap-ups."""
-    exts = sorted({e for e in extensions if e})
-    if not exts:
-        return []
-    return list(
-        (
-            await session.scalars(select(User).where(User.extension.in_(exts)).order_by(User.id))
-        ).all()
-    )
-
-
 async def start_wrapup(
     session: AsyncSession,
     extensions: Iterable[str],
@@ -119,15 +107,16 @@ async def start_wrapup(
     seconds: float,
     now: datetime,
     *,
-    on: Sequence[User],
+    on: Mapping[str, User],
 ) -> list[int]:
     """Wrap-up for the agents who talked on a call that ended at `ended`; -> their user ids.
-    `on`: `users_on` a superset of `extensions` (a batch's calls read them at once)."""
+    `on`: the users by extension (`users_by_extension`) of a superset of `extensions` (a batch's
+    calls read them at once)."""
     exts = {e for e in extensions if e}
     if not exts or seconds <= 0:
         return []
     started = []
-    for user in (u for u in on if u.extension in exts):
+    for user in (on[e] for e in sorted(exts) if e in on):
         stored = _of(await session.get(AgentPresence, user.id))
         new = rules.wrapup_after_call(stored, ended, seconds, now)
         if new is not None:
