@@ -151,7 +151,8 @@ async def test_wrapup_with_the_users_read_for_a_batch_starts_only_for_the_call_s
     make_user: UserFactory, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     """The log lane reads the users of all its calls' agents once (`users_by_extension`) and
-    hands them to each call's `start_wrapup`: only the agents who talked on that call start a wrap-up."""
+    hands them to each call's `start_wrapup`: only the agents who talked on that call start a
+    wrap-up."""
     m1, m2 = await agents(make_user, sessions, 2)
     async with sessions() as s:
         on = await users_by_extension(s, ["101", "102", "199", ""])
