@@ -39,7 +39,7 @@ from crm_core.calls.schemas import NO_CONTEXT, CallInfo
 from crm_core.db import Publisher, unit_of_work
 from crm_core.events.messages import CallCardOpenedMessage
 from crm_core.phones import try_normalize_phone
-from crm_core.presence import service as presence
+from crm_core.users.service import users_by_extension
 from telephony import presence_events
 from telephony.call_in_progress import call_info, started_call_info
 from telephony.facts import (
@@ -181,7 +181,8 @@ class CallPipeline:
         self._room.set()
         self.stats = {"events": 0, "facts": 0, "batches": 0, "calls_logged": 0, "errors": 0}
         # calls that may have a queue stay (joined a queue here, or restored): only theirs are
-        # read when answered and ended; the log lane forgets each once its end is applied
+        # read when answered and ended. The log lane forgets each call (here and above) once its
+        # end is applied, or lost
         self._queued: set[str] = set()
 
     # ------------------------------------------------------------------ inputs (the listener's)
@@ -302,8 +303,9 @@ class CallPipeline:
                 try:
                     await self._apply_batch(apply, batch)
                 finally:
-                    if lane is self._log:
-                        self._queued.difference_update(item.linkedid for item in batch)
+                    if lane is self._log:  # the calls are over, logged or lost: forget them
+                        for item in batch:
+                            self._forget(item.linkedid)
                     if lane.name in self._pending:
                         async with self._progress:
                             for item in batch:
@@ -385,6 +387,11 @@ class CallPipeline:
         self._opening.discard(linkedid)
         self._uncarded.pop(linkedid, None)
 
+    def _forget(self, linkedid: str) -> None:
+        """The call's end is applied (or lost): nothing of it stays in memory."""
+        self._forget_card(linkedid)
+        self._queued.discard(linkedid)
+
     async def _apply_card(
         self, session: AsyncSession, batch: list[_OpenCard]
     ) -> Callable[[], None]:
@@ -426,7 +433,7 @@ class CallPipeline:
             if isinstance(fact, CallQueueChanged):
                 self._queued.add(fact.linkedid)
             # queue stays for the queue statistics (issue 16), in the fact's transaction
-            await presence_events.on_call_fact(session, fact, queued=fact.linkedid in self._queued)
+            await presence_events.on_live_fact(session, fact, queued=fact.linkedid in self._queued)
             if isinstance(fact, AgentRinging):
                 progress.agent_ringing(phones, fact.linkedid, fact.extension, at)
             elif isinstance(fact, AgentRingEnded):
@@ -492,13 +499,13 @@ class CallPipeline:
         # each was with comes back), their cards and deals and the agents who talked are read
         ended = await active.end_calls(session, [fact.linkedid for fact in facts])
         matched = await active.load_matched(session, ended.values())
-        users = await presence.users_on(
-            session, {e for fact in facts for e in presence_events.talked(fact.summary)}
+        users = await users_by_extension(
+            session, sorted({e for fact in facts for e in presence_events.talked(fact.summary)})
         )
         for fact in facts:
             self.stats["facts"] += 1
             # the queue stay's end, and wrap-up for the agents who talked (issue 16)
-            await presence_events.on_call_fact(
+            await presence_events.on_call_ended(
                 session, fact, self._wrapup, queued=fact.linkedid in self._queued, users=users
             )
             logged = await progress.call_ended(
@@ -514,5 +521,4 @@ class CallPipeline:
             )
             if logged is not None and logged.created:
                 self.stats["calls_logged"] += 1
-            self._forget_card(fact.linkedid)
         del matched

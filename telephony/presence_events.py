@@ -7,8 +7,9 @@
   memberships (`QueuePause` per member interface found by `QueueStatus`), so queues never ring
   an agent the router would not (paused, DND and wrap-up all map to the PBX's pause flag; the
   wrap-up's timing is telephony/presence_pusher.py's).
-- From the call tracker (a hook in CallPipeline._apply): queue stays for statistics
-  (crm_core.reports.queue_log) and the wrap-up after each answered call.
+- From the call tracker (CallPipeline's live and log lanes: `on_live_fact`, `on_call_ended`):
+  queue stays for statistics (crm_core.reports.queue_log) and the wrap-up after each answered
+  call.
 
 Loops end by themselves: the PBX's echo of our own QueuePause finds the presence agreeing (a
 pause under our wrap-up reason is always ours: crm_core.presence.rules.from_pbx).
@@ -18,9 +19,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,7 +30,7 @@ from crm_core.presence import rules
 from crm_core.presence import service as presence
 from crm_core.reports import queue_log
 from crm_core.users.models import User
-from telephony.facts import CallAnswered, CallEnded, CallQueueChanged, CallSummary
+from telephony.facts import CallAnswered, CallEnded, CallQueueChanged, CallSummary, Fact
 from telephony.finished_call import ts
 from telephony.originate import ActionSender
 
@@ -125,14 +125,6 @@ class PresenceFromPbx:
             )
 
 
-async def push_to_pbx(
-    ami: ActionSender, extension: str, state: str, reason: str | None
-) -> list[str]:
-    """Pause (paused, DND, wrap-up) or unpause (available) every queue membership of
-    `extension`. -> the member interfaces sent."""
-    return await send_pause(ami, extension, rules.pbx_flag(state, reason))
-
-
 async def send_pause(ami: ActionSender, extension: str, flag: rules.PbxPause) -> list[str]:
     """`flag` to every queue membership of `extension` -> the member interfaces sent."""
     paused = flag.paused
@@ -168,31 +160,32 @@ def talked(summary: CallSummary) -> set[str]:
     return agents
 
 
-async def on_call_fact(
-    session: AsyncSession,
-    fact: Any,
-    wrapup_seconds: float = 0.0,
-    *,
-    queued: bool = True,
-    users: Sequence[User] | None = None,
-) -> None:
-    """The hook in CallPipeline._apply: queue stays and wrap-ups, in the fact's transaction.
-
-    `wrapup_seconds` (Settings.presence.wrapup_seconds, through the pipeline) matters for a
-    CallEnded only; 0: no wrap-up. `queued` False: the call never joined a queue, so it has no
-    stay to answer or end (no read). `users`: `presence.users_on` the extensions of a batch's
-    calls, read once for all of them."""
+async def on_live_fact(session: AsyncSession, fact: Fact, *, queued: bool) -> None:
+    """The live lane's share, in the fact's transaction: queue stays for the statistics.
+    `queued` False: the call never joined a queue, so it has no stay to answer (no read)."""
     if isinstance(fact, CallQueueChanged):
         await queue_log.queue_changed(session, fact.linkedid, fact.queue, ts(fact.at))
-    elif isinstance(fact, CallAnswered):
-        if queued:
-            await queue_log.answered(session, fact.linkedid, fact.extension, ts(fact.at))
-    elif isinstance(fact, CallEnded):
-        summary = fact.summary
-        if queued:
-            await queue_log.call_ended(session, fact.linkedid, ts(summary.t_end))
-        agents = talked(summary)
-        if agents:
-            await presence.start_wrapup(
-                session, agents, ts(summary.t_end), wrapup_seconds, utcnow(), on=users
-            )
+    elif isinstance(fact, CallAnswered) and queued:
+        await queue_log.answered(session, fact.linkedid, fact.extension, ts(fact.at))
+
+
+async def on_call_ended(
+    session: AsyncSession,
+    fact: CallEnded,
+    wrapup_seconds: float,
+    *,
+    queued: bool,
+    users: Mapping[str, User],
+) -> None:
+    """The log lane's share, in the fact's transaction: the queue stay's end (if `queued`) and
+    the wrap-up of the agents who talked (`wrapup_seconds`, Settings.presence.wrapup_seconds;
+    0: none). `users`: the users on the extensions of a batch's calls by extension, read
+    once (`users_by_extension`)."""
+    summary = fact.summary
+    if queued:
+        await queue_log.call_ended(session, fact.linkedid, ts(summary.t_end))
+    agents = talked(summary)
+    if agents:
+        await presence.start_wrapup(
+            session, agents, ts(summary.t_end), wrapup_seconds, utcnow(), on=users
+        )

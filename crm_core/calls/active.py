@@ -2,7 +2,7 @@
 
 `active_calls` has three writers that never overwrite each other's columns: `save_calls` (the
 call as the PBX shows it, and the tracker's resumable state), `remember_client` (who the call is
-with) and `end_call` (the row goes when the call is logged, handing back its client).
+with) and `end_calls` (the row goes when the call is logged, handing back its client).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall, AgentState
-from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo
+from crm_core.calls.schemas import CallContext, CallInfo
 from crm_core.clients.models import Client
 from crm_core.deals.models import Deal
 
@@ -132,18 +132,9 @@ async def contexts(session: AsyncSession, linkedids: Iterable[str]) -> dict[str,
     return {row.linkedid: _context(row) for row in rows}
 
 
-async def end_call(session: AsyncSession, linkedid: str) -> CallContext:
-    """The call is over and logged: its row goes, handing back who it was with."""
-    row = (
-        await session.execute(
-            delete(ActiveCall).where(ActiveCall.linkedid == linkedid).returning(*_CONTEXT_COLUMNS)
-        )
-    ).first()
-    return _context(row) if row is not None else NO_CONTEXT
-
-
 async def end_calls(session: AsyncSession, linkedids: Iterable[str]) -> dict[str, CallContext]:
-    """`end_call` for a batch of calls in one statement: who each was with (absent: nobody)."""
+    """The calls are over and logged: their rows go in one statement, handing back who each
+    was with (absent: nobody)."""
     ids = sorted(set(linkedids))
     if not ids:
         return {}

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls.active import AgentPhones, end_call, remember_client
+from crm_core.calls.active import AgentPhones, remember_client
 from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo, CallRecord
 from crm_core.calls.service import deal_of_client, identify_caller, log_call, look_up_caller
 from crm_core.calls.views import call_event, call_view
@@ -63,17 +63,13 @@ async def who_is_calling(
         to_open = found.deal_id is None
         ctx = CallContext(client_number=found.e164)
         if found.client_id is not None:
-            ctx = await _on_named_deal(
-                session,
-                call,
-                CallContext(
-                    client_id=found.client_id,
-                    deal_id=found.deal_id,
-                    client_name=found.client_name,
-                    client_number=found.e164,
-                ),
+            ctx = CallContext(
+                client_id=found.client_id,
+                deal_id=found.deal_id,
+                client_name=found.client_name,
+                client_number=found.e164,
             )
-    await remember_client(session, call, ctx, at)
+    ctx = await _remember(session, call, ctx, at)
     exts = [call.agent_extension] if call.agent_extension else []
     message = CallStartedMessage(
         linkedid=call.linkedid, extensions=exts, call=call_view(call.linkedid, call, ctx)
@@ -107,23 +103,21 @@ async def open_card(
     )
     ctx = NO_CONTEXT
     if caller is not None:
-        ctx = await _on_named_deal(
-            session,
-            call,
-            CallContext(
-                client_id=caller.client_id,
-                deal_id=caller.deal_id,
-                client_name=caller.client_name,
-                client_number=caller.e164,
-                client_created=caller.client_created,
-            ),
+        ctx = CallContext(
+            client_id=caller.client_id,
+            deal_id=caller.deal_id,
+            client_name=caller.client_name,
+            client_number=caller.e164,
+            client_created=caller.client_created,
         )
-    await remember_client(session, call, ctx, at)
-    return ctx
+    return await _remember(session, call, ctx, at)
 
 
-async def _on_named_deal(session: AsyncSession, call: CallInfo, ctx: CallContext) -> CallContext:
-    """A click-to-call from a deal is logged there, once the deal is confirmed the client's."""
+async def _remember(
+    session: AsyncSession, call: CallInfo, ctx: CallContext, at: datetime
+) -> CallContext:
+    """Who the call is with, remembered with it (`active_calls`); a click-to-call from a deal is
+    logged there, once the deal is confirmed the client's."""
     named = call.variables.get("CRM_DEAL_ID")
     if (
         ctx.client_id is not None
@@ -131,7 +125,8 @@ async def _on_named_deal(session: AsyncSession, call: CallInfo, ctx: CallContext
         and named.isdigit()
         and await deal_of_client(session, int(named), ctx.client_id)
     ):
-        return replace(ctx, deal_id=int(named))
+        ctx = replace(ctx, deal_id=int(named))
+    await remember_client(session, call, ctx, at)
     return ctx
 
 
@@ -362,17 +357,16 @@ async def call_ended(
     company_numbers: frozenset[str],
     callback_due: timedelta,
     locale: str = FALLBACK,
-    ended: CallContext | None = None,
+    ended: CallContext,
 ) -> Logged | None:
-    """The finished call: off the calls in progress, logged once on the deal it was matched to
-    while it rang (or the deal a click-to-call named), `call.ended` to its agents. `ended`: the
-    call's row already taken off with others (`active.end_calls`), who it was with."""
-    ctx = ended if ended is not None else await end_call(session, record.linkedid)
-    if ctx.client_id is not None:
+    """The finished call, logged once on the deal it was matched to while it rang (or the deal a
+    click-to-call named), `call.ended` to its agents. `ended`: who it was with, as its row handed
+    back when taken off the calls in progress (`active.end_calls`, one statement per batch)."""
+    if ended.client_id is not None:
         record = replace(
             record,
-            client_id=ctx.client_id,
-            deal_id=ctx.deal_id if ctx.deal_id is not None else record.deal_id,
+            client_id=ended.client_id,
+            deal_id=ended.deal_id if ended.deal_id is not None else record.deal_id,
         )
     logged = await log_call(
         session,

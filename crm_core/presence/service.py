@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -100,37 +100,23 @@ async def set_state(
     return await _write(session, user, new, source, now), True
 
 
-async def users_on(session: AsyncSession, extensions: Iterable[str]) -> list[User]:
-    """The users on these phone extensions, by id: read once for a batch of calls' wrap-ups."""
-    exts = sorted({e for e in extensions if e})
-    if not exts:
-        return []
-    return list(
-        (
-            await session.scalars(select(User).where(User.extension.in_(exts)).order_by(User.id))
-        ).all()
-    )
-
-
 async def start_wrapup(
     session: AsyncSession,
     extensions: Iterable[str],
     ended: datetime,
     seconds: float,
     now: datetime,
-    on: Sequence[User] | None = None,
+    *,
+    on: Mapping[str, User],
 ) -> list[int]:
     """Wrap-up for the agents who talked on a call that ended at `ended`; -> their user ids.
-    `on`: `users_on` a superset of `extensions`, read before (else they are read here)."""
+    `on`: the users by extension (`users_by_extension`) of a superset of `extensions` (a batch's
+    calls read them at once)."""
     exts = {e for e in extensions if e}
     if not exts or seconds <= 0:
         return []
-    if on is None:
-        users: Sequence[User] = await users_on(session, exts)
-    else:
-        users = [u for u in on if u.extension in exts]
     started = []
-    for user in users:
+    for user in (on[e] for e in sorted(exts) if e in on):
         stored = _of(await session.get(AgentPresence, user.id))
         new = rules.wrapup_after_call(stored, ended, seconds, now)
         if new is not None:

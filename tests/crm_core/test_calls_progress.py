@@ -203,6 +203,8 @@ async def test_the_end_logs_on_the_remembered_deal_and_takes_the_call_off(
     ctx = await _started(sessions, _call())
     events = Events()
     async with unit_of_work(sessions, events) as s:
+        (remembered,) = (await active.end_calls(s, ["1.1"])).values()
+        assert remembered == ctx
         logged = await progress.call_ended(
             s,
             _record(),
@@ -210,6 +212,7 @@ async def test_the_end_logs_on_the_remembered_deal_and_takes_the_call_off(
             region="RU",
             company_numbers=COMPANY,
             callback_due=timedelta(minutes=30),
+            ended=remembered,
         )
     assert logged is not None and logged.created
     async with sessions() as s:

@@ -18,6 +18,7 @@ from crm_core.routing.router import Router
 from crm_core.routing.rules import Reason
 from crm_core.routing.service import routing_status
 from crm_core.users.models import User
+from crm_core.users.service import users_by_extension
 from tests.conftest import UserFactory
 from tests.crm_core.test_routing_service import agents, client_of
 
@@ -98,7 +99,8 @@ async def test_wrapup_keeps_an_agent_out_until_it_ends_on_time(
     m1, m2 = await agents(make_user, sessions, 2)
     router, clock = clock_router
     async with sessions() as s:
-        started = await presence.start_wrapup(s, ["101"], ended=NOW, seconds=30, now=NOW)
+        on = await users_by_extension(s, ["101"])
+        started = await presence.start_wrapup(s, ["101"], ended=NOW, seconds=30, now=NOW, on=on)
         await s.commit()
     assert started == [m1]
     clock.now = NOW + timedelta(seconds=29)
@@ -131,7 +133,8 @@ async def test_ending_wrapup_early_cuts_its_history_at_that_moment(
 ) -> None:
     (m1,) = await agents(make_user, sessions, 1)
     async with sessions() as s:
-        await presence.start_wrapup(s, ["101"], ended=NOW, seconds=60, now=NOW)
+        on = await users_by_extension(s, ["101"])
+        await presence.start_wrapup(s, ["101"], ended=NOW, seconds=60, now=NOW, on=on)
         await s.commit()
     early = NOW + timedelta(seconds=12)
     async with sessions() as s:
@@ -147,12 +150,13 @@ async def test_ending_wrapup_early_cuts_its_history_at_that_moment(
 async def test_wrapup_with_the_users_read_for_a_batch_starts_only_for_the_call_s_agents(
     make_user: UserFactory, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    """The log lane reads the users of all its calls' agents once (`users_on`) and hands them
-    to each call's `start_wrapup`: only the agents who talked on that call start a wrap-up."""
+    """The log lane reads the users of all its calls' agents once (`users_by_extension`) and
+    hands them to each call's `start_wrapup`: only the agents who talked on that call start a
+    wrap-up."""
     m1, m2 = await agents(make_user, sessions, 2)
     async with sessions() as s:
-        on = await presence.users_on(s, ["101", "102", "199", ""])
-        assert [u.id for u in on] == sorted([m1, m2])
+        on = await users_by_extension(s, ["101", "102", "199", ""])
+        assert {ext: u.id for ext, u in on.items()} == {"101": m1, "102": m2}
         assert await presence.start_wrapup(s, ["102"], ended=NOW, seconds=30, now=NOW, on=on) == [
             m2
         ]

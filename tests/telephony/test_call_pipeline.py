@@ -4,13 +4,15 @@ the order its facts happened, and the log after everything else of the call."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.clients.models import Client, ClientPhone
@@ -49,12 +51,12 @@ class Published:
         return self.of_type(type_)[0]
 
 
-def _pipeline(
-    sessions: async_sessionmaker[AsyncSession],
-    published: Published,
-    company_numbers: tuple[str, ...] = (),
-) -> CallPipeline:
-    return CallPipeline(
+def _running(
+    sessions: async_sessionmaker[AsyncSession], company_numbers: tuple[str, ...] = ()
+) -> tuple[Published, CallPipeline]:
+    """A started pipeline and what it publishes."""
+    published = Published()
+    pipeline = CallPipeline(
         CallTracker(TrackerConfig()),
         sessions,
         published,
@@ -62,6 +64,16 @@ def _pipeline(
         company_numbers=company_numbers,
         callback_due=timedelta(minutes=30),
     )
+    pipeline.start()
+    return published, pipeline
+
+
+@contextlib.asynccontextmanager
+async def _locked(db: AsyncEngine, table: str) -> AsyncIterator[AsyncConnection]:
+    """Another transaction holding `table` until it rolls back: who writes it waits."""
+    async with db.connect() as blocker:
+        await blocker.execute(text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+        yield blocker
 
 
 async def _feed(pipeline: CallPipeline, events: list[dict[str, str]]) -> None:
@@ -73,9 +85,7 @@ async def _played(
     sessions: async_sessionmaker[AsyncSession], events: list[dict[str, str]]
 ) -> Published:
     """The events through a pipeline of their own, to the end; what it published."""
-    published = Published()
-    pipeline = _pipeline(sessions, published)
-    pipeline.start()
+    published, pipeline = _running(sessions)
     await _feed(pipeline, events)
     await pipeline.close()
     return published
@@ -133,10 +143,8 @@ async def test_an_unknown_caller_pops_at_once_and_the_card_the_call_opened_follo
 async def test_a_caller_the_crm_cannot_match_pops_at_once_as_unknown(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    published = Published()
     # the caller's number is one of the company's own: nobody to match, no card to open
-    pipeline = _pipeline(sessions, published, company_numbers=(CALLER,))
-    pipeline.start()
+    published, pipeline = _running(sessions, company_numbers=(CALLER,))
     await _feed(pipeline, read_events("inbound_abandoned"))
     await pipeline.close()
 
@@ -151,13 +159,10 @@ async def test_a_caller_the_crm_cannot_match_pops_at_once_as_unknown(
 async def test_the_pop_waits_for_no_write_of_the_live_lane(
     sessions: async_sessionmaker[AsyncSession], db: AsyncEngine
 ) -> None:
-    published = Published()
-    pipeline = _pipeline(sessions, published)
-    pipeline.start()
+    published, pipeline = _running(sessions)
     events, rung = _rung_call()
     # another transaction holds agent_states: every live batch (agents' phones) waits on it
-    async with db.connect() as blocker:
-        await blocker.execute(text("LOCK TABLE agent_states IN EXCLUSIVE MODE"))
+    async with _locked(db, "agent_states") as blocker:
         await _feed(pipeline, events[: rung + 1])
         pop = await published.wait_for("call.ringing")
         assert pop.payload["new_caller"] is True  # a new caller: the card follows the pop
@@ -195,9 +200,7 @@ async def test_each_calls_messages_leave_in_the_order_its_facts_happened(
 async def test_a_call_in_progress_is_saved_with_who_it_is_with(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    published = Published()
-    pipeline = _pipeline(sessions, published)
-    pipeline.start()
+    published, pipeline = _running(sessions)
     events, answered = _answered_call()
     await _feed(pipeline, events[: answered + 1])
     await pipeline.drain()
@@ -222,14 +225,11 @@ async def test_a_call_in_progress_is_saved_with_who_it_is_with(
 async def test_a_new_callers_pop_leaves_before_its_card_exists_and_the_card_follows_it(
     sessions: async_sessionmaker[AsyncSession], db: AsyncEngine
 ) -> None:
-    published = Published()
-    pipeline = _pipeline(sessions, published)
-    pipeline.start()
+    published, pipeline = _running(sessions)
     events, answered = _answered_call()
     caller = "+79161234567"
     # another transaction holds the clients table: no card can be opened until it lets go
-    async with db.connect() as blocker:
-        await blocker.execute(text("LOCK TABLE clients IN EXCLUSIVE MODE"))
+    async with _locked(db, "clients") as blocker:
         await _feed(pipeline, events[: answered + 1])
         pop = await published.wait_for("call.ringing")
         assert pop.payload["new_caller"] is True and "card" not in pop.payload
@@ -276,9 +276,7 @@ async def test_a_new_callers_pop_leaves_before_its_card_exists_and_the_card_foll
 async def test_a_pop_read_after_the_card_is_committed_carries_it_and_gets_no_follow_up(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    published = Published()
-    pipeline = _pipeline(sessions, published)
-    pipeline.start()
+    published, pipeline = _running(sessions)
     events, rung = _rung_call()
     await _feed(pipeline, events[:rung])  # the call starts: its card opens before any ring
     opened = await published.wait_for("call.card_opened")

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.calls import progress
 from crm_core.calls.models import ActiveCall
 from crm_core.communications.models import Communication
 from crm_core.reports.models import QueueEntry
@@ -186,3 +187,39 @@ async def test_a_restart_while_the_caller_waits_in_a_queue_keeps_the_queue_stay(
     assert stay.left_at is not None
     assert (stay.answered_at is not None) == answered
     assert stay.abandoned == (not answered)
+
+
+async def test_a_call_whose_card_and_log_are_lost_leaves_nothing_behind_in_memory(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the pipeline holds of a call (its card on its way, the agents waiting for it, its
+    queue stay) goes with its end even when the card and the log both fail."""
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the database said no")
+
+    monkeypatch.setattr(progress, "open_card", broken)
+    monkeypatch.setattr(progress, "call_ended", broken)
+    events = read_events("inbound_queue_second_answers")
+    linkedid = read_truth("inbound_queue_second_answers")["calls"][0]["linkedid"]
+    answered = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
+    )
+    pipeline = bare_pipeline(sessions)
+    pipeline.start()
+    for event in events[:answered]:
+        await pipeline.on_event(event, time.time())
+    await pipeline.drain()
+    # mid-call: the card never came, so the agents rung still wait for it; the caller queued
+    assert pipeline._opening == {linkedid}
+    assert list(pipeline._uncarded) == [linkedid] and pipeline._uncarded[linkedid]
+    assert pipeline._queued == {linkedid}
+    for event in events[answered:]:
+        await pipeline.on_event(event, time.time())
+    await pipeline.close()
+    assert pipeline.stats["errors"] == 2  # the card and the log, nothing else
+    assert (pipeline._opening, pipeline._uncarded, pipeline._queued) == (set(), {}, set())
+    assert pipeline._pending == {"pop": {}, "card": {}, "live": {}}
+    assert await call_rows(sessions) == []

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from telephony.presence_events import PauseWatch, member_extension, push_to_pbx
+from crm_core.presence.rules import pbx_flag
+from telephony.presence_events import PauseWatch, member_extension, send_pause
 
 
 def member(
@@ -65,7 +66,7 @@ async def test_a_pause_is_sent_to_every_queue_membership_of_the_extension() -> N
             {"Event": "QueueMember", "Queue": "sales", "Location": "Local/102@agent-phones/n"},
         ]
     )
-    assert await push_to_pbx(ami, "101", "dnd", None) == ["Local/101@agent-phones/n"]
+    assert await send_pause(ami, "101", pbx_flag("dnd", None)) == ["Local/101@agent-phones/n"]
     assert ami.sent[1:] == [
         {
             "Action": "QueuePause",
@@ -75,13 +76,13 @@ async def test_a_pause_is_sent_to_every_queue_membership_of_the_extension() -> N
         }
     ]
     ami.sent.clear()
-    await push_to_pbx(ami, "101", "available", None)
+    await send_pause(ami, "101", pbx_flag("available", None))
     assert ami.sent[1:] == [
         {"Action": "QueuePause", "Interface": "Local/101@agent-phones/n", "Paused": "false"}
     ]
     ami.sent.clear()
     # a wrap-up pauses the queues too, under its own reason
-    assert await push_to_pbx(ami, "101", "wrapup", None) == ["Local/101@agent-phones/n"]
+    assert await send_pause(ami, "101", pbx_flag("wrapup", None)) == ["Local/101@agent-phones/n"]
     assert ami.sent[1:] == [
         {
             "Action": "QueuePause",
@@ -91,5 +92,5 @@ async def test_a_pause_is_sent_to_every_queue_membership_of_the_extension() -> N
         }
     ]
     ami.sent.clear()
-    assert await push_to_pbx(ami, "999", "paused", "lunch") == []
+    assert await send_pause(ami, "999", pbx_flag("paused", "lunch")) == []
     assert [a["Action"] for a in ami.sent] == ["QueueStatus"]

@@ -18,6 +18,7 @@ from crm_core.models_common import utcnow
 from crm_core.presence import service as presence
 from crm_core.presence.models import AgentPresence
 from crm_core.users.models import User
+from crm_core.users.service import users_by_extension
 from telephony.presence_events import PresenceFromPbx
 from telephony.presence_pusher import PresencePusher
 from tests.conftest import UserFactory
@@ -104,7 +105,9 @@ async def start_wrapup(
     now = utcnow()
     publish = publisher(pusher) if pusher is not None else None
     async with unit_of_work(sessions, publish) as s:
-        assert await presence.start_wrapup(s, ["101"], now, seconds, now)
+        assert await presence.start_wrapup(
+            s, ["101"], now, seconds, now, on=await users_by_extension(s, ["101"])
+        )
 
 
 async def set_state(
@@ -207,7 +210,8 @@ async def test_a_new_leader_ends_the_wrapups_already_running(
     # a wrap-up long over is no timer's business
     async with unit_of_work(sessions) as s:
         old = utcnow() - timedelta(minutes=5)
-        assert await presence.start_wrapup(s, ["102"], old, 30, old) == [other.id]
+        on = await users_by_extension(s, ["102"])
+        assert await presence.start_wrapup(s, ["102"], old, 30, old, on=on) == [other.id]
     assert await pusher.resume() == 1
     assert await pbx.wait_pauses(1) == [("false", None)]
     await pusher.idle()

@@ -281,7 +281,7 @@ async def test_time_per_state_report_sums_the_history(
         await presence.set_state(s, user, "paused", "lunch", day + timedelta(hours=3))
         await presence.set_state(s, user, "available", None, day + timedelta(hours=4))
         ended = day + timedelta(hours=5)
-        await presence.start_wrapup(s, ["101"], ended, 30, ended)
+        await presence.start_wrapup(s, ["101"], ended, 30, ended, on={"101": user})
         await s.commit()
     params = {"date_from": "2026-02-10", "date_to": "2026-02-10"}
     rows = (await api.get("/api/reports/presence", params=params, headers=sup)).json()["items"]
