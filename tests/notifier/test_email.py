@@ -11,7 +11,7 @@ from typing import Any
 
 import aiosmtplib
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.clients.models import Client, ClientEmail
@@ -230,7 +230,16 @@ async def test_inbound_email_news_is_written_with_it_and_reaches_every_instance_
                 .select_from(EventLogEntry)
                 .where(EventLogEntry.type == "message.received")
             )
+            # written by the logging transaction itself (not published after its commit): a
+            # row's xmin is the transaction that inserted it
+            same_transaction = await s.scalar(
+                text(
+                    "SELECT count(*) FROM event_log e JOIN communications c ON c.xmin = e.xmin"
+                    " WHERE e.type = 'message.received' AND c.kind = 'email'"
+                )
+            )
         assert logged == 1
+        assert same_transaction == 1
     finally:
         await server.stop()
         for hub in hubs:
