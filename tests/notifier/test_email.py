@@ -269,6 +269,29 @@ async def test_inbound_email_from_unknown_sender_opens_a_card_once(
     assert event.type == "message.received" and event.payload["created_client"] is True
 
 
+async def test_an_inbound_email_opens_its_card_and_deal_in_the_service_locale(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # the running service passes DEFAULT_LOCALE (web/parts/messaging.py)
+    server = InboundSmtpServer(
+        "127.0.0.1",
+        0,
+        email_logger(sessions, None, region="RU", locale="ru"),
+        domains=["crm.example.com"],
+    )
+    await server.start()
+    try:
+        await _send_in(server, _letter())
+    finally:
+        await server.stop()
+    async with sessions() as s:
+        [comm] = (await s.scalars(select(Communication))).all()
+        client = await s.get(Client, comm.client_id)
+        deal = await s.get(Deal, comm.deal_id)
+    assert client is not None and client.lead_source == "Входящее письмо"
+    assert deal is not None and deal.title == "Входящее письмо olga@mail.example.org"
+
+
 async def test_inbound_email_lands_on_the_known_clients_deal_and_pops_to_the_manager(
     sessions: async_sessionmaker[AsyncSession],
     inbound: tuple[InboundSmtpServer, list[Any]],
