@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.clients.schemas import ClientCreate
 from crm_core.clients.service import create_client
 from crm_core.communications.models import Communication
+from crm_core.deals.models import Deal
 from crm_core.messaging.models import OutboxMessage
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
@@ -61,6 +62,10 @@ async def test_sms_is_queued_on_the_open_deal_with_an_outbox_row(
     [row] = await _outbox(sessions)
     assert row.kind == "sms" and row.communication_id == body["id"] and row.state == "pending"
     assert row.payload == {"to": "+79161234567", "body": "Your offer is ready"}
+    async with sessions() as s:
+        deal = await s.get(Deal, body["deal_id"])
+    # the deal it opened is titled in DEFAULT_LOCALE (ru in the tests), not the fallback
+    assert deal is not None and deal.title == "Исходящее SMS +79161234567"
 
     # the second message lands on the same open deal
     r2 = await api.post(
