@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from sqlalchemy import Row, Select, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Mapped
 
 S = TypeVar("S", bound=Select[Any])
 
@@ -22,16 +22,25 @@ def where_given(stmt: S, *filters: tuple[InstrumentedAttribute[Any], object]) ->
     return stmt
 
 
+class WorkQueue(Protocol):
+    """A table of work `leased` takes rows of: the columns it reads and sets (ClassVar: the
+    mapped class's columns, so a model without them is refused by mypy)."""
+
+    id: ClassVar[Mapped[int]]
+    state: ClassVar[Mapped[str]]
+    attempts: ClassVar[Mapped[int]]
+    locked_until: ClassVar[Mapped[datetime | None]]
+
+
 async def leased(
     session: AsyncSession,
-    table: type[Any],
+    table: type[WorkQueue],
     due: Select[Any],
     lease: timedelta,
     *returning: InstrumentedAttribute[Any],
 ) -> Sequence[Row[*tuple[Any, ...]]]:
     """The `due` ids of `table` (selected FOR UPDATE SKIP LOCKED, so other workers' rows are
-    skipped, never waited for) taken by this worker for `lease`: "sending", one more attempt.
-    `table` is a queue of work with the columns id, state, attempts and locked_until."""
+    skipped, never waited for) taken by this worker for `lease`: "sending", one more attempt."""
     rows = await session.execute(
         update(table)
         .where(table.id.in_(due.scalar_subquery()))

@@ -10,12 +10,12 @@ the caller's work: a rolled-back message is never seen, a committed one is never
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier.channels import Message
 from notifier.hub.frames import Envelope, dumps, encode_frame
@@ -69,12 +69,9 @@ def envelope(row: Mapping[Any, Any]) -> Envelope:
     )
 
 
-BodyOf = Callable[[list[Envelope]], str]
-
-
 async def _number_and_announce(
-    conn: asyncpg.Connection, messages: list[Message], announce: str, body_of: BodyOf
-) -> list[Envelope]:
+    conn: asyncpg.Connection, messages: list[Message], announce: str
+) -> None:
     """INSERT and pg_notify, in `conn`'s open transaction that holds the publish lock."""
     rows = await conn.fetch(
         _INSERT_SQL,
@@ -84,51 +81,36 @@ async def _number_and_announce(
     )
     envelopes = sorted((envelope(r) for r in rows), key=lambda e: e.seq)
     # PostgreSQL sends it at COMMIT (never after a rollback), in commit order
-    await conn.execute("SELECT pg_notify($1, $2)", announce, body_of(envelopes))
-    return envelopes
+    await conn.execute("SELECT pg_notify($1, $2)", announce, notify_body(envelopes))
 
 
-async def append(
-    conn: asyncpg.Connection,
-    messages: list[Message],
-    announce: str,
-    body_of: BodyOf = notify_body,
-) -> list[Envelope]:
-    """Number `messages` and NOTIFY `announce` with `body_of(envelopes)`, in one transaction."""
+async def append(conn: asyncpg.Connection, messages: list[Message], announce: str) -> None:
+    """Number `messages` and NOTIFY `announce` with them, in one transaction."""
     # simple-protocol BEGIN + lock in one round trip; the key is our own constant
     await conn.execute(f"BEGIN; {_LOCK_SQL}")
     try:
-        envelopes = await _number_and_announce(conn, messages, announce, body_of)
+        await _number_and_announce(conn, messages, announce)
         await conn.execute("COMMIT")
     except BaseException:
         if not conn.is_closed():
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
         raise
-    return envelopes
 
 
-async def append_in(
-    session: AsyncSession | AsyncConnection,
-    messages: list[Message],
-    announce: str,
-    body_of: BodyOf = notify_body,
-) -> list[Envelope]:
+async def append_in(session: AsyncSession, messages: list[Message], announce: str) -> None:
     """`append` within the caller's transaction: committed (and announced) with its work.
 
     The publish lock is held from here to the caller's COMMIT, so call it last, just before.
     """
-    if isinstance(session, AsyncConnection):
-        conn = session
-    else:
-        await session.flush()  # the work's own writes first: the lock waits for nothing else
-        conn = await session.connection()
+    await session.flush()  # the work's own writes first: the lock waits for nothing else
+    conn = await session.connection()
     # through SQLAlchemy first: it opens the transaction on the driver if nothing has yet
     await conn.exec_driver_sql(_LOCK_SQL)
     driver = (await conn.get_raw_connection()).driver_connection
     if not isinstance(driver, asyncpg.Connection) or not driver.is_in_transaction():
         raise RuntimeError("event_log.append_in needs an open asyncpg transaction")
-    return await _number_and_announce(driver, messages, announce, body_of)
+    await _number_and_announce(driver, messages, announce)
 
 
 async def after(conn: asyncpg.Connection, seq: int, limit: int) -> list[Envelope]:

@@ -25,7 +25,7 @@ from notifier.channels import Message
 from notifier.hub import event_log
 from notifier.hub.event_log import Replay
 from notifier.hub.fanout import Fanout
-from notifier.hub.notify import CATCH_UP, NOTIFY_CHANNEL, notify_body, parse_body, seqs_of
+from notifier.hub.notify import CATCH_UP, NOTIFY_CHANNEL, parse_body, seqs_of
 from notifier.pgbus import PgBus
 
 logger = logging.getLogger(__name__)
@@ -97,11 +97,11 @@ class PostgresBackend:
 
     async def publish(self, messages: list[Message]) -> None:
         async with self._writer.use() as conn:
-            await event_log.append(conn, messages, self._notify_channel, notify_body)
+            await event_log.append(conn, messages, self._notify_channel)
 
     async def publish_in(self, session: AsyncSession, messages: list[Message]) -> None:
         """Number and announce `messages` in `session`'s transaction, at its commit."""
-        await event_log.append_in(session, messages, self._notify_channel, notify_body)
+        await event_log.append_in(session, messages, self._notify_channel)
 
     async def replay(self, channels: Iterable[str], after: int, limit: int) -> Replay:
         async with self._reader.use() as conn:

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiosmtplib
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.clients.models import Client, ClientEmail
@@ -230,7 +230,16 @@ async def test_inbound_email_news_is_written_with_it_and_reaches_every_instance_
                 .select_from(EventLogEntry)
                 .where(EventLogEntry.type == "message.received")
             )
+            # written by the logging transaction itself (not published after its commit): a
+            # row's xmin is the transaction that inserted it
+            same_transaction = await s.scalar(
+                text(
+                    "SELECT count(*) FROM event_log e JOIN communications c ON c.xmin = e.xmin"
+                    " WHERE e.type = 'message.received' AND c.kind = 'email'"
+                )
+            )
         assert logged == 1
+        assert same_transaction == 1
     finally:
         await server.stop()
         for hub in hubs:
@@ -258,6 +267,29 @@ async def test_inbound_email_from_unknown_sender_opens_a_card_once(
         assert deal is not None and deal.client_id == client.id
     [event] = [e for e in events if isinstance(e, MessageEvent)]
     assert event.type == "message.received" and event.payload["created_client"] is True
+
+
+async def test_an_inbound_email_opens_its_card_and_deal_in_the_service_locale(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # the running service passes DEFAULT_LOCALE (web/parts/messaging.py)
+    server = InboundSmtpServer(
+        "127.0.0.1",
+        0,
+        email_logger(sessions, None, region="RU", locale="ru"),
+        domains=["crm.example.com"],
+    )
+    await server.start()
+    try:
+        await _send_in(server, _letter())
+    finally:
+        await server.stop()
+    async with sessions() as s:
+        [comm] = (await s.scalars(select(Communication))).all()
+        client = await s.get(Client, comm.client_id)
+        deal = await s.get(Deal, comm.deal_id)
+    assert client is not None and client.lead_source == "Входящее письмо"
+    assert deal is not None and deal.title == "Входящее письмо olga@mail.example.org"
 
 
 async def test_inbound_email_lands_on_the_known_clients_deal_and_pops_to_the_manager(

@@ -288,7 +288,7 @@ async def test_appended_in_a_callers_transaction_reaches_every_instance_once_or_
         await session.execute(text("SELECT 1"))
     # a unit of work with the hub's transactional publisher writes its events before COMMIT
     async with unit_of_work(sessions, one.transactional) as session:
-        await session.execute(text("SELECT 1"))
+        work = await session.scalar(text("SELECT pg_current_xact_id()::xid::text"))
         collect_event(session, ring("101", 3))
     for sub in subs:
         got = await take(sub, 2)
@@ -297,6 +297,11 @@ async def test_appended_in_a_callers_transaction_reaches_every_instance_once_or_
     for sub in subs:
         await nothing_more(sub)
     assert await logged_ns(database_url) == [2, 3]
+    async with sessions() as session:  # the row's xmin: the transaction that inserted it
+        writer = await session.scalar(
+            text("SELECT xmin::text FROM event_log WHERE payload->>'n' = '3'")
+        )
+    assert writer == work  # written by the work's own transaction, not published after it
 
 
 async def test_a_transaction_holding_the_log_orders_the_next_appender_after_its_commit(
@@ -354,4 +359,5 @@ async def test_the_local_hub_publishes_after_the_commit(
         collect_event(session, ring("101", 2))
     got = await take(sub, 1)
     assert [m["payload"]["n"] for m in got] == [2]
+    await nothing_more(sub)  # the refused publish_in sent nothing either
     await hub.stop()

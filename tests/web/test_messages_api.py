@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.clients.schemas import ClientCreate
 from crm_core.clients.service import create_client
 from crm_core.communications.models import Communication
+from crm_core.deals.models import Deal
 from crm_core.messaging.models import OutboxMessage
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
@@ -61,6 +62,10 @@ async def test_sms_is_queued_on_the_open_deal_with_an_outbox_row(
     [row] = await _outbox(sessions)
     assert row.kind == "sms" and row.communication_id == body["id"] and row.state == "pending"
     assert row.payload == {"to": "+79161234567", "body": "Your offer is ready"}
+    async with sessions() as s:
+        deal = await s.get(Deal, body["deal_id"])
+    # the deal it opened is titled in DEFAULT_LOCALE (ru in the tests), not the fallback
+    assert deal is not None and deal.title == "Исходящее SMS +79161234567"
 
     # the second message lands on the same open deal
     r2 = await api.post(
@@ -92,19 +97,39 @@ async def test_email_is_queued_with_our_message_id(
 
 
 @pytest.mark.parametrize(
-    ("path", "payload", "detail"),
+    ("path", "payload", "detail", "code"),
     [
-        ("sms", {"text": ""}, "text"),
-        ("sms", {"text": "   "}, "empty"),
-        ("sms", {"text": "hi", "phone": "not a phone"}, "phone"),
-        ("sms", {"text": "hi", "phone": "+79990000000"}, "is not a phone of client"),
-        ("sms", {"text": "x" * 1601}, "text"),
-        ("email", {"subject": "Hi", "body": "b", "to": "not-an-email"}, "not an email"),
-        ("email", {"subject": "Hi", "body": "b", "to": "other@example.com"}, "not an email of"),
-        ("email", {"subject": "", "body": "b"}, "subject"),
-        ("email", {"subject": "Hi\r\nBcc: x@evil.test", "body": "b"}, "one non-empty line"),
-        ("email", {"subject": "Hi", "body": " \n "}, "body is empty"),
-        ("email", {"subject": "Hi"}, "body"),
+        ("sms", {"text": ""}, "text", "validation"),
+        ("sms", {"text": "   "}, "empty", "sms.empty"),
+        ("sms", {"text": "hi", "phone": "not a phone"}, "phone", "phone.invalid"),
+        (
+            "sms",
+            {"text": "hi", "phone": "+79990000000"},
+            "is not a phone of client",
+            "client.not_their_phone",
+        ),
+        ("sms", {"text": "x" * 1601}, "text", "validation"),
+        (
+            "email",
+            {"subject": "Hi", "body": "b", "to": "not-an-email"},
+            "not an email",
+            "email.invalid",
+        ),
+        (
+            "email",
+            {"subject": "Hi", "body": "b", "to": "other@example.com"},
+            "not an email of",
+            "client.not_their_email",
+        ),
+        ("email", {"subject": "", "body": "b"}, "subject", "validation"),
+        (
+            "email",
+            {"subject": "Hi\r\nBcc: x@evil.test", "body": "b"},
+            "one non-empty line",
+            "email.bad_subject",
+        ),
+        ("email", {"subject": "Hi", "body": " \n "}, "body is empty", "email.empty"),
+        ("email", {"subject": "Hi"}, "body", "validation"),
     ],
 )
 async def test_bad_input_is_422_and_writes_nothing(
@@ -114,12 +139,14 @@ async def test_bad_input_is_422_and_writes_nothing(
     path: str,
     payload: dict[str, Any],
     detail: str,
+    code: str,
 ) -> None:
     _, headers = await make_user()
     client_id = await _client(sessions)
     r = await api.post(f"/api/clients/{client_id}/{path}", json=payload, headers=headers)
     assert r.status_code == 422, r.text
     assert detail in r.text
+    assert r.json()["code"] == code  # what the page translates
     assert await _outbox(sessions) == []
     async with sessions() as s:
         assert await s.scalar(select(func.count()).select_from(Communication)) == 0
@@ -132,10 +159,12 @@ async def test_client_without_phone_or_email(
     client_id = await _client(sessions, phones=[], emails=[])
     r = await api.post(f"/api/clients/{client_id}/sms", json={"text": "hi"}, headers=headers)
     assert r.status_code == 422 and "no phone" in r.text
+    assert r.json()["code"] == "client.no_phone"
     r = await api.post(
         f"/api/clients/{client_id}/email", json={"subject": "s", "body": "b"}, headers=headers
     )
     assert r.status_code == 422 and "no email" in r.text
+    assert r.json()["code"] == "client.no_email"
 
 
 async def test_unknown_client_and_no_token(api: httpx.AsyncClient, make_user: UserFactory) -> None:
@@ -170,7 +199,9 @@ async def test_not_configured_is_503(
     client_id = await _client(sessions)
     r = await api.post(f"/api/clients/{client_id}/sms", json={"text": "hi"}, headers=headers)
     assert r.status_code == 503 and "TWILIO" in r.text
+    assert r.json()["code"] == "sms.not_configured"
     r = await api.post(
         f"/api/clients/{client_id}/email", json={"subject": "s", "body": "b"}, headers=headers
     )
     assert r.status_code == 503 and "SMTP_HOST" in r.text
+    assert r.json()["code"] == "email.not_configured"
