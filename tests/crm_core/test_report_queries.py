@@ -24,6 +24,7 @@ from crm_core.reports.models import QueueEntry
 from crm_core.results.models import ContactResult, ContactResultRecord
 from crm_core.users.models import User
 from tests.conftest import UserFactory
+from tests.crm_core.results_fold import fold
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -282,7 +283,7 @@ async def test_contact_results_counted_in_sql_equal_the_pure_fold(
     groups: dict[tuple[int | None, int, str], int] = {}
     for key in inside:
         groups[key] = groups.get(key, 0) + 1
-    per_user, team = results_report.fold([(*key, n) for key, n in groups.items()])
+    per_user, team = fold([(*key, n) for key, n in groups.items()])
     async with sessions() as s:
         everyone = await results_report.results_report(s, START, END)
         mine = await results_report.results_report(s, START, END, m1.id)
