@@ -1,8 +1,8 @@
 """The reports' one-pass statements (crm_core/reports): the period's edges, missed calls moved to
 the agents they rang (only to real extensions, once per call, whatever the JSON holds), deals for
 several periods in one pass, time per state summed in SQL, contact results counted in SQL equal
-to the pure fold, queue waits at their thresholds, custom plans for the transaction only.
-Frozen dates (February 2026): independent of today."""
+to the reference fold and to hand counts (a client postponed by two managers), queue waits at
+their thresholds, custom plans for the transaction only. Frozen dates (February 2026)."""
 
 from __future__ import annotations
 
@@ -245,20 +245,29 @@ async def test_time_per_state_is_clipped_to_the_period(
     assert only_m2 == {}
 
 
+KINDS = ("postponed", "refused", "offer_sent", "sale", "wrong_number", "other")
+
+
+async def _results(s: AsyncSession) -> dict[str, ContactResult]:
+    """One contact result of each kind, by kind."""
+    results = {
+        k: ContactResult(name=k, kind=k, position=i, is_active=True) for i, k in enumerate(KINDS)
+    }
+    s.add_all(results.values())
+    await s.flush()
+    return results
+
+
 async def test_contact_results_counted_in_sql_equal_the_pure_fold(
     make_user: UserFactory, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     m1, _ = await make_user(role="manager", extension="101")
     m2, _ = await make_user(role="manager", extension="102")
     gone, _ = await make_user(role="manager", extension="103")
-    kinds = ["postponed", "refused", "offer_sent", "sale", "wrong_number", "other"]
+    kinds = list(KINDS)
     records: list[tuple[int | None, int, str, datetime]] = []
     async with sessions() as s:
-        results = {}
-        for i, k in enumerate(kinds):
-            r = ContactResult(name=k, kind=k, position=i, is_active=True)
-            s.add(r)
-            results[k] = r
+        results = await _results(s)
         clients = [await _client(s, f"C{i}") for i in range(3)]
         await s.flush()
         for i in range(40):  # a spread of users, clients, kinds; some outside the period
@@ -299,6 +308,48 @@ async def test_contact_results_counted_in_sql_equal_the_pure_fold(
     assert [r["user_id"] for r in mine["rows"]] == [m1.id]
     mine_total = {k: v for k, v in mine["total"].items() if k not in ("user_id", "name")}
     assert mine_total == per_user[m1.id]
+
+
+async def test_the_team_sums_a_client_postponed_by_two_managers_in_sql(
+    make_user: UserFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    m1, _ = await make_user(role="manager", extension="101")
+    m2, _ = await make_user(role="manager", extension="102")
+    gone, _ = await make_user(role="manager", extension="103")
+    at = START + timedelta(days=1)
+    async with sessions() as s:
+        results = await _results(s)
+        c1, c2 = await _client(s, "C1"), await _client(s, "C2")
+        # client 1 postponed twice by m1 and three times by m2; client 2 sold by a deleted user
+        setters = [(m1.id, c1, "postponed")] * 2 + [(m2.id, c1, "postponed")] * 3
+        setters.append((gone.id, c2, "sale"))
+        s.add_all(
+            ContactResultRecord(
+                result_id=results[kind].id,
+                kind=kind,
+                client_id=client.id,
+                user_id=user,
+                created_at=at,
+            )
+            for user, client, kind in setters
+        )
+        await s.commit()
+    async with sessions() as s:
+        await s.delete(await s.get(User, gone.id))
+        await s.commit()
+    async with sessions() as s:
+        report = await results_report.results_report(s, START, END)
+    rows = {r["user_id"]: r for r in report["rows"]}
+    assert (rows[m1.id]["postponed"], rows[m1.id]["clients_postponed"]) == (2, 1)
+    assert rows[m1.id]["postponements_per_client_max"] == 2
+    assert rows[m1.id]["effectiveness_percent"] == 0.0
+    assert rows[m2.id]["postponements_per_client_max"] == 3
+    assert (rows[None]["sale"], rows[None]["effectiveness_percent"]) == (1, 100.0)
+    team = report["total"]
+    assert (team["contacts"], team["postponed"], team["sale"]) == (6, 5, 1)
+    assert (team["clients_postponed"], team["postponements_per_client_max"]) == (1, 5)
+    assert team["postponements_per_client_avg"] == 5.0
+    assert team["effectiveness_percent"] == round(1 * 100 / 6, 1)
 
 
 async def test_queue_waits_at_the_thresholds_count_in(
