@@ -6,6 +6,7 @@ their thresholds, custom plans for the transaction only. Frozen dates (February 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage
 from crm_core.presence import service as presence
 from crm_core.presence.models import PresenceSpan
-from crm_core.reports import queues, results_report, service
+from crm_core.reports import queues, results_report, sales, service
 from crm_core.reports.models import QueueEntry
 from crm_core.results.models import ContactResult, ContactResultRecord
 from crm_core.users.models import User
@@ -399,3 +400,20 @@ async def test_reports_plan_with_their_period_for_their_transaction_only(
         assert await s.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
         await s.commit()
         assert await s.scalar(text("SHOW plan_cache_mode")) == "auto"
+    # every period report, each in a transaction of its own
+    reports: dict[str, Callable[[AsyncSession], Awaitable[Any]]] = {
+        "figures": lambda s: service.communication_figures(s, START, END),
+        "deals": lambda s: service.deal_figures_for(s, [(START, END)]),
+        "queues": lambda s: queues.queue_stats(
+            s, START, END, service_level_s=20, short_abandon_s=5
+        ),
+        "hourly": lambda s: queues.hourly(s, START, "UTC", service_level_s=20, user_id=None),
+        "lead sources": lambda s: sales.lead_source_report(s, START, END, None),
+        "lost reasons": lambda s: sales.lost_reasons(s, START, END, None),
+        "results": lambda s: results_report.results_report(s, START, END),
+        "presence": lambda s: presence.time_per_state(s, START, END),
+    }
+    for name, run in reports.items():
+        async with sessions() as s:
+            await run(s)
+            assert await s.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan", name
