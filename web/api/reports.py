@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall
 from crm_core.errors import Forbidden, Invalid, NotFound
@@ -278,41 +277,22 @@ async def hourly_report(
     return HourlyOut.model_validate({"date": day_start.date().isoformat(), "items": items})
 
 
-SalesTable = Callable[
-    [AsyncSession, datetime, datetime, int | None], Awaitable[list[dict[str, Any]]]
-]
+@router.get("/reports/lead-sources", response_model=LeadSourcesOut, responses=CSV_RESPONSE)
+async def lead_sources(
+    session: Session, user: CurrentUser, period: Period, format: Format = "json"
+) -> LeadSourcesOut | Response:
+    """Per lead source: clients, deals, won deals and sums, conversion % (a manager: their own)."""
+    items = await sales.lead_source_report(session, *period, _own(user))
+    return _period_table("lead-sources", LeadSourceRow, LeadSourcesOut, period, items, format)
 
 
-def _sales_table(
-    path: str, row: type[Any], out: type[BaseModel], fetch: SalesTable, doc: str
-) -> None:
-    """Route GET /api/reports/<path>: `fetch`'s rows for the period, a manager's own only."""
-
-    async def route(
-        session: Session, user: CurrentUser, period: Period, format: Format = "json"
-    ) -> BaseModel | Response:
-        items = await fetch(session, *period, _own(user))
-        return _period_table(path, row, out, period, items, format)
-
-    route.__name__ = route.__qualname__ = path.replace("-", "_")
-    route.__doc__ = doc
-    router.get(f"/reports/{path}", response_model=out, responses=CSV_RESPONSE)(route)
-
-
-_sales_table(
-    "lead-sources",
-    LeadSourceRow,
-    LeadSourcesOut,
-    sales.lead_source_report,
-    "Per lead source: clients, deals, won deals and sums, conversion % (a manager: their own).",
-)
-_sales_table(
-    "lost-reasons",
-    LostReasonRow,
-    LostReasonsOut,
-    sales.lost_reasons,
-    "Deals lost in the period by the stage they were lost at and the reason given.",
-)
+@router.get("/reports/lost-reasons", response_model=LostReasonsOut, responses=CSV_RESPONSE)
+async def lost_reasons(
+    session: Session, user: CurrentUser, period: Period, format: Format = "json"
+) -> LostReasonsOut | Response:
+    """Deals lost in the period by the stage they were lost at and the reason given."""
+    items = await sales.lost_reasons(session, *period, _own(user))
+    return _period_table("lost-reasons", LostReasonRow, LostReasonsOut, period, items, format)
 
 
 @router.get("/reports/presence", response_model=PresenceTimeOut, responses=CSV_RESPONSE)
