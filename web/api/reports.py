@@ -61,8 +61,8 @@ def _day_start(request: Request, day: date | None = None) -> datetime:
     return datetime.combine(day, time(0), tz)
 
 
-def _period(
-    request: Request, date_from: date | None, date_to: date | None
+async def _period(
+    request: Request, date_from: Day | None = None, date_to: Day | None = None
 ) -> tuple[datetime, datetime]:
     """[date_from, date_to] as days in the company's time zone (default: today)."""
     start = _day_start(request, date_from)
@@ -74,14 +74,8 @@ def _period(
     return start, end
 
 
-async def _period_query(
-    request: Request, date_from: Day | None = None, date_to: Day | None = None
-) -> tuple[datetime, datetime]:
-    return _period(request, date_from, date_to)
-
-
 # the ?date_from=&date_to= query of every period report, as [start, end) datetimes
-Period = Annotated[tuple[datetime, datetime], Depends(_period_query)]
+Period = Annotated[tuple[datetime, datetime], Depends(_period)]
 
 
 def _csv(name: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Response:
@@ -163,9 +157,8 @@ async def reports(
 
 
 async def _queues_today(request: Request, session: Session) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = (
-        await _queue_report(request, session, _period(request, None, None))
-    )["items"]
+    today = await _period(request)
+    items: list[dict[str, Any]] = (await _queue_report(request, session, today))["items"]
     return items
 
 
