@@ -16,6 +16,7 @@ from crm_core.models_common import utcnow
 from crm_core.policy import is_staff
 from crm_core.presence import rules as presence_rules
 from crm_core.presence import service as presence
+from crm_core.presence.settings import PresenceSettings
 from crm_core.reports import queues, results_report, sales, service
 from crm_core.reports.rules import csv_text, queue_figures
 from crm_core.reports.schemas import (
@@ -158,15 +159,16 @@ async def reports(
 
 async def _queues_today(request: Request, session: Session) -> list[dict[str, Any]]:
     today = await _period(request)
-    items: list[dict[str, Any]] = (await _queue_report(request, session, today))["items"]
+    items: list[dict[str, Any]] = (
+        await _queue_report(session, container(request).settings.presence, today)
+    )["items"]
     return items
 
 
 async def _queue_report(
-    request: Request, session: Session, period: tuple[datetime, datetime]
+    session: Session, s: PresenceSettings, period: tuple[datetime, datetime]
 ) -> dict[str, Any]:
     start, end = period
-    s = container(request).settings.presence
     items = await queues.queue_stats(
         session,
         start,
@@ -199,7 +201,7 @@ async def queue_report(
     """Per Asterisk queue for callers who joined it in [date_from, date_to]: offered, answered,
     abandoned (short abandons apart), abandon %, service level, ASA, longest wait; and now:
     callers waiting and the longest wait."""
-    result = await _queue_report(request, session, period)
+    result = await _queue_report(session, container(request).settings.presence, period)
     if format == "csv":
         return _csv("queues", result["items"], _columns(QueueFiguresOut))
     return QueueReportOut.model_validate(result)
