@@ -331,9 +331,7 @@ async def contact_results(
     start, end = period
     staff = is_staff(user)
     people = await _people(session, user, None)
-    result = await results_report.results_report(
-        session, start, end, None if staff else user.id, people
-    )
+    result = await results_report.results_report(session, start, end, _own(user), people)
     out: dict[str, Any] = {
         "from": start.isoformat(),
         "to": end.isoformat(),
