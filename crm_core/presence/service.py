@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Float, delete, func, literal, or_, select, text, update
+from sqlalchemy import DateTime, Float, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import collect_event
@@ -15,6 +15,7 @@ from crm_core.presence import rules
 from crm_core.presence.events import PresenceChanged
 from crm_core.presence.models import AgentPresence, PauseReason, PresenceSpan
 from crm_core.presence.rules import Presence
+from crm_core.reports.custom_plans import custom_plans
 from crm_core.users.models import User
 
 
@@ -146,9 +147,7 @@ async def time_per_state(
     """Seconds in each state per user within [start, end), from the history: each span clipped
     to the period (`rules.seconds_per_state`), summed in SQL (a month of 300 agents' spans is
     ~100,000 rows: not to be read into Python)."""
-    # a month's spans: planned for this period, not from a cached generic plan (see
-    # crm_core/reports/custom_plans.py)
-    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    await custom_plans(session)  # a month's spans: planned for this period
     h = PresenceSpan
     a, b = literal(start, DateTime(timezone=True)), literal(end, DateTime(timezone=True))
     lo = func.greatest(h.since, a)

@@ -10,7 +10,7 @@ the manager postponed at least once in the period, the average and the largest n
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,26 +25,12 @@ from crm_core.users.models import User
 FORWARD_KINDS = ("offer_sent", "sale")  # results that moved the sale forward
 NOT_A_CONTACT_KINDS = ("wrong_number",)  # left out of the effectiveness denominator
 
-# (user_id, client_id, kind, count): records grouped as the SQL returns them
-Group = tuple[int | None, int, str, int]
-
-
-def figures(groups: Iterable[tuple[int, str, int]]) -> dict[str, Any]:
-    """One person's (or the team's) figures from (client_id, kind, count) groups."""
-    kinds: dict[str, int] = {}
-    postponed: dict[int, int] = defaultdict(int)
-    for client_id, kind, n in groups:
-        kinds[kind] = kinds.get(kind, 0) + n
-        if kind == "postponed":
-            postponed[client_id] += n
-    return counted_figures(kinds, len(postponed), max(postponed.values(), default=0))
-
 
 def counted_figures(
     kinds: Mapping[str, int], clients_postponed: int, postponed_max: int
 ) -> dict[str, Any]:
     """The figures from the count of each kind, the clients postponed at least once and the
-    most postponements of one client (the SQL counts these; `figures` from the groups)."""
+    most postponements of one client (as the SQL counts them)."""
     counts = dict.fromkeys(RESULT_KINDS, 0)
     for kind, n in kinds.items():
         counts[kind] = counts.get(kind, 0) + n
@@ -61,16 +47,6 @@ def counted_figures(
         ),
         "postponements_per_client_max": postponed_max,
     }
-
-
-def fold(groups: Iterable[Group]) -> tuple[dict[int | None, dict[str, Any]], dict[str, Any]]:
-    """Per user and for the team (a client postponed by two managers: their sum for the team)."""
-    per_user: dict[int | None, list[tuple[int, str, int]]] = defaultdict(list)
-    team: list[tuple[int, str, int]] = []
-    for user_id, client_id, kind, n in groups:
-        per_user[user_id].append((client_id, kind, n))
-        team.append((client_id, kind, n))
-    return {uid: figures(g) for uid, g in per_user.items()}, figures(team)
 
 
 # One pass over the period's records: the count of each kind per user and for the team
@@ -126,7 +102,7 @@ async def results_report(
     names = dict(
         (await session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))).all()
     )
-    empty = figures(())
+    empty = counted_figures({}, 0, 0)
     rows = [
         {"user_id": uid, "name": names.get(uid, ""), **per_user.get(uid, empty)}
         for uid in sorted(ids)

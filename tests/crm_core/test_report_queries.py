@@ -1,11 +1,12 @@
 """The reports' one-pass statements (crm_core/reports): the period's edges, missed calls moved to
 the agents they rang (only to real extensions, once per call, whatever the JSON holds), deals for
 several periods in one pass, time per state summed in SQL, contact results counted in SQL equal
-to the pure fold, queue waits at their thresholds, custom plans for the transaction only.
-Frozen dates (February 2026): independent of today."""
+to the reference fold and to hand counts (a client postponed by two managers), queue waits at
+their thresholds, custom plans for the transaction only. Frozen dates (February 2026)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,11 +20,12 @@ from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage
 from crm_core.presence import service as presence
 from crm_core.presence.models import PresenceSpan
-from crm_core.reports import queues, results_report, service
+from crm_core.reports import queues, results_report, sales, service
 from crm_core.reports.models import QueueEntry
 from crm_core.results.models import ContactResult, ContactResultRecord
 from crm_core.users.models import User
 from tests.conftest import UserFactory
+from tests.crm_core.results_fold import fold
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -244,20 +246,29 @@ async def test_time_per_state_is_clipped_to_the_period(
     assert only_m2 == {}
 
 
+KINDS = ("postponed", "refused", "offer_sent", "sale", "wrong_number", "other")
+
+
+async def _results(s: AsyncSession) -> dict[str, ContactResult]:
+    """One contact result of each kind, by kind."""
+    results = {
+        k: ContactResult(name=k, kind=k, position=i, is_active=True) for i, k in enumerate(KINDS)
+    }
+    s.add_all(results.values())
+    await s.flush()
+    return results
+
+
 async def test_contact_results_counted_in_sql_equal_the_pure_fold(
     make_user: UserFactory, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     m1, _ = await make_user(role="manager", extension="101")
     m2, _ = await make_user(role="manager", extension="102")
     gone, _ = await make_user(role="manager", extension="103")
-    kinds = ["postponed", "refused", "offer_sent", "sale", "wrong_number", "other"]
+    kinds = list(KINDS)
     records: list[tuple[int | None, int, str, datetime]] = []
     async with sessions() as s:
-        results = {}
-        for i, k in enumerate(kinds):
-            r = ContactResult(name=k, kind=k, position=i, is_active=True)
-            s.add(r)
-            results[k] = r
+        results = await _results(s)
         clients = [await _client(s, f"C{i}") for i in range(3)]
         await s.flush()
         for i in range(40):  # a spread of users, clients, kinds; some outside the period
@@ -282,7 +293,7 @@ async def test_contact_results_counted_in_sql_equal_the_pure_fold(
     groups: dict[tuple[int | None, int, str], int] = {}
     for key in inside:
         groups[key] = groups.get(key, 0) + 1
-    per_user, team = results_report.fold([(*key, n) for key, n in groups.items()])
+    per_user, team = fold([(*key, n) for key, n in groups.items()])
     async with sessions() as s:
         everyone = await results_report.results_report(s, START, END)
         mine = await results_report.results_report(s, START, END, m1.id)
@@ -298,6 +309,48 @@ async def test_contact_results_counted_in_sql_equal_the_pure_fold(
     assert [r["user_id"] for r in mine["rows"]] == [m1.id]
     mine_total = {k: v for k, v in mine["total"].items() if k not in ("user_id", "name")}
     assert mine_total == per_user[m1.id]
+
+
+async def test_the_team_sums_a_client_postponed_by_two_managers_in_sql(
+    make_user: UserFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    m1, _ = await make_user(role="manager", extension="101")
+    m2, _ = await make_user(role="manager", extension="102")
+    gone, _ = await make_user(role="manager", extension="103")
+    at = START + timedelta(days=1)
+    async with sessions() as s:
+        results = await _results(s)
+        c1, c2 = await _client(s, "C1"), await _client(s, "C2")
+        # client 1 postponed twice by m1 and three times by m2; client 2 sold by a deleted user
+        setters = [(m1.id, c1, "postponed")] * 2 + [(m2.id, c1, "postponed")] * 3
+        setters.append((gone.id, c2, "sale"))
+        s.add_all(
+            ContactResultRecord(
+                result_id=results[kind].id,
+                kind=kind,
+                client_id=client.id,
+                user_id=user,
+                created_at=at,
+            )
+            for user, client, kind in setters
+        )
+        await s.commit()
+    async with sessions() as s:
+        await s.delete(await s.get(User, gone.id))
+        await s.commit()
+    async with sessions() as s:
+        report = await results_report.results_report(s, START, END)
+    rows = {r["user_id"]: r for r in report["rows"]}
+    assert (rows[m1.id]["postponed"], rows[m1.id]["clients_postponed"]) == (2, 1)
+    assert rows[m1.id]["postponements_per_client_max"] == 2
+    assert rows[m1.id]["effectiveness_percent"] == 0.0
+    assert rows[m2.id]["postponements_per_client_max"] == 3
+    assert (rows[None]["sale"], rows[None]["effectiveness_percent"]) == (1, 100.0)
+    team = report["total"]
+    assert (team["contacts"], team["postponed"], team["sale"]) == (6, 5, 1)
+    assert (team["clients_postponed"], team["postponements_per_client_max"]) == (1, 5)
+    assert team["postponements_per_client_avg"] == 5.0
+    assert team["effectiveness_percent"] == round(1 * 100 / 6, 1)
 
 
 async def test_queue_waits_at_the_thresholds_count_in(
@@ -347,3 +400,20 @@ async def test_reports_plan_with_their_period_for_their_transaction_only(
         assert await s.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
         await s.commit()
         assert await s.scalar(text("SHOW plan_cache_mode")) == "auto"
+    # every period report, each in a transaction of its own
+    reports: dict[str, Callable[[AsyncSession], Awaitable[Any]]] = {
+        "figures": lambda s: service.communication_figures(s, START, END),
+        "deals": lambda s: service.deal_figures_for(s, [(START, END)]),
+        "queues": lambda s: queues.queue_stats(
+            s, START, END, service_level_s=20, short_abandon_s=5
+        ),
+        "hourly": lambda s: queues.hourly(s, START, "UTC", service_level_s=20, user_id=None),
+        "lead sources": lambda s: sales.lead_source_report(s, START, END, None),
+        "lost reasons": lambda s: sales.lost_reasons(s, START, END, None),
+        "results": lambda s: results_report.results_report(s, START, END),
+        "presence": lambda s: presence.time_per_state(s, START, END),
+    }
+    for name, run in reports.items():
+        async with sessions() as s:
+            await run(s)
+            assert await s.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan", name

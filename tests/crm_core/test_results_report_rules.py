@@ -3,7 +3,7 @@ are averaged over the clients postponed at least once, the team sums a client ac
 
 from __future__ import annotations
 
-from crm_core.reports.results_report import figures, fold
+from tests.crm_core.results_fold import figures, fold
 
 
 def test_only_wrong_numbers_have_no_effectiveness() -> None:

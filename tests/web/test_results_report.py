@@ -3,7 +3,8 @@ against figures worked out by hand here."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.clients.models import Client
 from crm_core.results.models import RESULT_KINDS, ContactResult, ContactResultRecord
 from tests.conftest import UserFactory
+from web.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -177,3 +179,37 @@ async def test_contact_results_on_a_seeded_month(
         bad = await api.get("/api/reports/results", params=params, headers=sup)
         assert bad.status_code == 422, (params, bad.text)
     assert (await api.get("/api/reports/results", params=MARCH)).status_code == 401
+
+
+async def test_the_period_runs_from_midnight_to_midnight_in_the_company_time_zone(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    make_user: UserFactory,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    m1, _ = await make_user(role="manager", extension="101")
+    _, sup = await make_user(role="supervisor")
+    tz = ZoneInfo(settings.core.default_timezone)
+    first, after = datetime(2026, 3, 1, tzinfo=tz), datetime(2026, 4, 1, tzinfo=tz)
+    tiny = timedelta(microseconds=1)
+    # the month's first and last instants in, one instant either side out: a kind for each
+    when = {"other": first - tiny, "sale": first, "offer_sent": after - tiny, "refused": after}
+    async with sessions() as s:
+        results = {k: ContactResult(name=f"t-{k}", kind=k, position=i) for i, k in enumerate(when)}
+        client = Client(kind="person", name="Client E", notes="")
+        s.add_all([*results.values(), client])
+        await s.flush()
+        s.add_all(
+            ContactResultRecord(
+                result_id=results[k].id, kind=k, client_id=client.id, user_id=m1.id, created_at=t
+            )
+            for k, t in when.items()
+        )
+        await s.commit()
+    report = (await api.get("/api/reports/results", params=MARCH, headers=sup)).json()
+    assert datetime.fromisoformat(report["from"]) == first
+    assert datetime.fromisoformat(report["to"]) == after
+    (row,) = report["items"]
+    assert row["user_id"] == m1.id
+    assert (row["contacts"], row["sale"], row["offer_sent"]) == (2, 1, 1)
+    assert (row["other"], row["refused"]) == (0, 0)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall
 from crm_core.errors import Forbidden, Invalid, NotFound
@@ -17,6 +16,7 @@ from crm_core.models_common import utcnow
 from crm_core.policy import is_staff
 from crm_core.presence import rules as presence_rules
 from crm_core.presence import service as presence
+from crm_core.presence.settings import PresenceSettings
 from crm_core.reports import queues, results_report, sales, service
 from crm_core.reports.rules import csv_text, queue_figures
 from crm_core.reports.schemas import (
@@ -62,8 +62,8 @@ def _day_start(request: Request, day: date | None = None) -> datetime:
     return datetime.combine(day, time(0), tz)
 
 
-def _period(
-    request: Request, date_from: date | None, date_to: date | None
+async def _period(
+    request: Request, date_from: Day | None = None, date_to: Day | None = None
 ) -> tuple[datetime, datetime]:
     """[date_from, date_to] as days in the company's time zone (default: today)."""
     start = _day_start(request, date_from)
@@ -75,14 +75,8 @@ def _period(
     return start, end
 
 
-async def _period_query(
-    request: Request, date_from: Day | None = None, date_to: Day | None = None
-) -> tuple[datetime, datetime]:
-    return _period(request, date_from, date_to)
-
-
 # the ?date_from=&date_to= query of every period report, as [start, end) datetimes
-Period = Annotated[tuple[datetime, datetime], Depends(_period_query)]
+Period = Annotated[tuple[datetime, datetime], Depends(_period)]
 
 
 def _csv(name: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Response:
@@ -164,17 +158,17 @@ async def reports(
 
 
 async def _queues_today(request: Request, session: Session) -> list[dict[str, Any]]:
+    today = await _period(request)
     items: list[dict[str, Any]] = (
-        await _queue_report(request, session, _period(request, None, None))
+        await _queue_report(session, container(request).settings.presence, today)
     )["items"]
     return items
 
 
 async def _queue_report(
-    request: Request, session: Session, period: tuple[datetime, datetime]
+    session: Session, s: PresenceSettings, period: tuple[datetime, datetime]
 ) -> dict[str, Any]:
     start, end = period
-    s = container(request).settings.presence
     items = await queues.queue_stats(
         session,
         start,
@@ -207,7 +201,7 @@ async def queue_report(
     """Per Asterisk queue for callers who joined it in [date_from, date_to]: offered, answered,
     abandoned (short abandons apart), abandon %, service level, ASA, longest wait; and now:
     callers waiting and the longest wait."""
-    result = await _queue_report(request, session, period)
+    result = await _queue_report(session, container(request).settings.presence, period)
     if format == "csv":
         return _csv("queues", result["items"], _columns(QueueFiguresOut))
     return QueueReportOut.model_validate(result)
@@ -278,41 +272,22 @@ async def hourly_report(
     return HourlyOut.model_validate({"date": day_start.date().isoformat(), "items": items})
 
 
-SalesTable = Callable[
-    [AsyncSession, datetime, datetime, int | None], Awaitable[list[dict[str, Any]]]
-]
+@router.get("/reports/lead-sources", response_model=LeadSourcesOut, responses=CSV_RESPONSE)
+async def lead_sources(
+    session: Session, user: CurrentUser, period: Period, format: Format = "json"
+) -> LeadSourcesOut | Response:
+    """Per lead source: clients, deals, won deals and sums, conversion % (a manager: their own)."""
+    items = await sales.lead_source_report(session, *period, _own(user))
+    return _period_table("lead-sources", LeadSourceRow, LeadSourcesOut, period, items, format)
 
 
-def _sales_table(
-    path: str, row: type[Any], out: type[BaseModel], fetch: SalesTable, doc: str
-) -> None:
-    """Route GET /api/reports/<path>: `fetch`'s rows for the period, a manager's own only."""
-
-    async def route(
-        session: Session, user: CurrentUser, period: Period, format: Format = "json"
-    ) -> BaseModel | Response:
-        items = await fetch(session, *period, _own(user))
-        return _period_table(path, row, out, period, items, format)
-
-    route.__name__ = route.__qualname__ = path.replace("-", "_")
-    route.__doc__ = doc
-    router.get(f"/reports/{path}", response_model=out, responses=CSV_RESPONSE)(route)
-
-
-_sales_table(
-    "lead-sources",
-    LeadSourceRow,
-    LeadSourcesOut,
-    sales.lead_source_report,
-    "Per lead source: clients, deals, won deals and sums, conversion % (a manager: their own).",
-)
-_sales_table(
-    "lost-reasons",
-    LostReasonRow,
-    LostReasonsOut,
-    sales.lost_reasons,
-    "Deals lost in the period by the stage they were lost at and the reason given.",
-)
+@router.get("/reports/lost-reasons", response_model=LostReasonsOut, responses=CSV_RESPONSE)
+async def lost_reasons(
+    session: Session, user: CurrentUser, period: Period, format: Format = "json"
+) -> LostReasonsOut | Response:
+    """Deals lost in the period by the stage they were lost at and the reason given."""
+    items = await sales.lost_reasons(session, *period, _own(user))
+    return _period_table("lost-reasons", LostReasonRow, LostReasonsOut, period, items, format)
 
 
 @router.get("/reports/presence", response_model=PresenceTimeOut, responses=CSV_RESPONSE)
@@ -356,9 +331,7 @@ async def contact_results(
     start, end = period
     staff = is_staff(user)
     people = await _people(session, user, None)
-    result = await results_report.results_report(
-        session, start, end, None if staff else user.id, people
-    )
+    result = await results_report.results_report(session, start, end, _own(user), people)
     out: dict[str, Any] = {
         "from": start.isoformat(),
         "to": end.isoformat(),
