@@ -23,10 +23,8 @@ import { applyFinished, applyMessage, fromSnapshot, waiting } from "./board_stat
 registerCatalogue({ ru, en });
 registerCatalogue({ ru: xru, en: xen });
 
-/** @param {string | null | undefined} iso */
-const since = (iso) => (iso ? fmt.duration((Date.now() - Date.parse(iso)) / 1000) : "");
 /** A cell whose text is the time since `iso`, kept ticking. @param {string | null | undefined} iso @param {Record<string, unknown>} [attrs] */
-const clock = (iso, attrs = {}) => h("td", { ...attrs, class: "tick", "data-since": iso || "", text: since(iso) });
+const clock = (iso, attrs = {}) => h("td", { ...attrs, class: "tick", "data-since": iso || "", text: fmt.since(iso) });
 
 /** @type {Record<string, string>} */
 const STATE_KEYS = {
@@ -97,7 +95,7 @@ function drawCalls(all = false) {
     const where = c.queue ? `${t("board.inQueue", { queue: c.queue, position: c.position })}, `
       : c.state === "ringing" ? `${t("board.ringingWho", { who: (c.ringing || []).join(", ") })}, ` : "";
     return h("li", {}, `${c.caller_number}${c.client_name ? ` ${c.client_name}` : ""} ${where}`,
-      h("span", { class: "tick", "data-since": c.started_at || "", "data-key": "board.waiting", text: t("board.waiting", { time: since(c.started_at) }) }));
+      h("span", { class: "tick", "data-since": c.started_at || "", "data-key": "board.waiting", text: t("board.waiting", { time: fmt.since(c.started_at) }) }));
   }));
   drawQueueStats();
 }
@@ -207,7 +205,7 @@ function drawAll() {
 function tick() {
   for (const node of document.querySelectorAll(".tick")) {
     const el = /** @type {HTMLElement} */ (node);
-    const text = since(el.dataset.since);
+    const text = fmt.since(el.dataset.since);
     const shown = el.dataset.key ? t(el.dataset.key, { time: text }) : text;
     if (el.textContent !== shown) el.textContent = shown; // most clocks: one change a second
   }

@@ -112,13 +112,12 @@ export function tickTimer() {
   const pop = S.pop;
   const node = $("pop-timer");
   if (!pop) { node.textContent = ""; return; }
-  const since = (/** @type {string | null | undefined} */ iso) => Math.max(0, (Date.now() - Date.parse(iso || "")) / 1000);
   if (pop.state === "ringing" || pop.state === "calling") {
-    const s = since((pop.call && pop.call.started_at) || pop.at);
-    node.textContent = Number.isFinite(s) ? t("op.timer.ring", { d: fmt.duration(s) }) : "";
+    const d = fmt.since((pop.call && pop.call.started_at) || pop.at);
+    node.textContent = d ? t("op.timer.ring", { d }) : "";
   } else if (pop.state === "answered") {
-    const s = since(pop.answeredAt || (pop.call && pop.call.answered_at));
-    node.textContent = Number.isFinite(s) ? t("op.timer.talk", { d: fmt.duration(s) }) : "";
+    const d = fmt.since(pop.answeredAt || (pop.call && pop.call.answered_at));
+    node.textContent = d ? t("op.timer.talk", { d }) : "";
   } else if (pop.state === "ended" && pop.talk) {
     node.textContent = t("op.timer.talk", { d: fmt.duration(pop.talk) });
   } else {

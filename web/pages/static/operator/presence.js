@@ -24,7 +24,7 @@ function draw() {
   el.textContent = presenceText(p.state, mine.reason, reasons);
   el.dataset.state = p.state;
   el.className = `presence-${p.state}`;
-  $("presence-since").textContent = p.since ? fmt.duration((Date.now() - Date.parse(p.since)) / 1000) : "";
+  $("presence-since").textContent = fmt.since(p.since);
   $("presence-available").hidden = p.state === "available";
 }
 
