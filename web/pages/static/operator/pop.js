@@ -193,7 +193,7 @@ async function saveResult(ev) {
     // "deal won" closes the deal as Won (its amount asked when it has none), "not interested"
     // as Lost (its reason asked): asked before anything is saved, so a cancel saves nothing
     const closeAs = !dealId ? null : result === "deal won" ? "won" : result === "not interested" ? "lost" : null;
-    const closing = closeAs ? S.stages.find((s) => s.kind === closeAs || (closeAs === "won" ? s.is_won : s.is_lost)) : null;
+    const closing = closeAs ? S.stages.find((s) => s.kind === closeAs) : null;
     const closeBody = closing ? await stageMoveBody(card.deal, closing) : null;
     if (closing && !closeBody) { setStatus(status, t("op.ask.cancelled"), true); return; }
     // the move first: a deal the server will not close (not this user's) saves no note either
