@@ -72,8 +72,7 @@ def nav_for(role: str) -> list[NavPage]:
 
 
 def render(page: Page) -> str:
-    """The page's html: the shared head, its own stylesheets, its body (read on each request, so
-    an edited page shows on reload)."""
+    """The page's html: the shared head, its own stylesheets, its body."""
     head = (PAGES_DIR / "_head.html").read_text(encoding="utf-8")
     styles = "".join(f'<link rel="stylesheet" href="/static/{css}">\n' for css in page.styles)
     body = (PAGES_DIR / page.html).read_text(encoding="utf-8")
@@ -81,8 +80,12 @@ def render(page: Page) -> str:
 
 
 def _serve(app: FastAPI, page: Page) -> None:
+    # built once at start-up: a page is static, so each request is no file read (an edited page
+    # shows after a restart)
+    html = render(page)
+
     async def serve() -> HTMLResponse:
-        return HTMLResponse(render(page))
+        return HTMLResponse(html)
 
     app.add_api_route(page.path, serve, methods=["GET"], include_in_schema=False, name=page.html)
 

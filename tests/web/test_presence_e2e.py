@@ -105,8 +105,15 @@ async def test_supervisor_pauses_an_agent_from_the_board_and_the_router_skips_th
         assert len(board_reads) == 1, board_reads  # the first load only
 
         # DND, then back: the buttons work both ways
+        # a message redraws its agent's row only: the other rows stay the very same nodes
+        mark = "(row) => { row.dataset.kept = '1'; }"
+        await page.locator(f'#agents tr[data-user="{a101.id}"]').evaluate(mark)
+        await page.locator(f'#agents tr[data-user="{a102.id}"]').evaluate(mark)
         await page.get_by_test_id(f"dnd-{a102.id}").click()
         await expect(page.get_by_test_id(f"presence-{a102.id}")).to_have_text("do not disturb")
+        kept = page.locator("#agents tr[data-kept='1']")
+        await expect(kept).to_have_count(1)
+        await expect(kept).to_have_attribute("data-user", str(a101.id))
         await page.get_by_test_id(f"available-{a102.id}").click()
         await expect(page.get_by_test_id(f"presence-{a102.id}")).to_have_text("available")
 

@@ -138,15 +138,3 @@ export function waiting(board) {
   for (const c of queued) c.position = ahead[c.queue] = (ahead[c.queue] || 0) + 1;
   return list;
 }
-
-/**
- * The effective presence now: a wrap-up whose end has passed is "available" (nobody writes).
- * @param {Obj} agent @param {number} nowMs
- * @returns {{ state: string, since: string | null }}
- */
-export function presenceNow(agent, nowMs) {
-  if (agent.presence === "wrapup" && agent.wrapup_until && Date.parse(agent.wrapup_until) <= nowMs) {
-    return { state: "available", since: agent.wrapup_until };
-  }
-  return { state: agent.presence || "available", since: agent.presence_since || null };
-}

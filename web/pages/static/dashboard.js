@@ -17,15 +17,14 @@ import en from "./lib/i18n/board.en.js";
 import ru from "./lib/i18n/board.ru.js";
 import xen from "./lib/i18n/boardx.en.js";
 import xru from "./lib/i18n/boardx.ru.js";
-import { applyFinished, applyMessage, fromSnapshot, presenceNow, waiting } from "./board_state.js";
+import { presenceNow, presenceText } from "./lib/presence.js";
+import { applyFinished, applyMessage, fromSnapshot, waiting } from "./board_state.js";
 
 registerCatalogue({ ru, en });
 registerCatalogue({ ru: xru, en: xen });
 
-/** @param {string | null | undefined} iso */
-const since = (iso) => (iso ? fmt.duration((Date.now() - Date.parse(iso)) / 1000) : "");
 /** A cell whose text is the time since `iso`, kept ticking. @param {string | null | undefined} iso @param {Record<string, unknown>} [attrs] */
-const clock = (iso, attrs = {}) => h("td", { ...attrs, class: "tick", "data-since": iso || "", text: since(iso) });
+const clock = (iso, attrs = {}) => h("td", { ...attrs, class: "tick", "data-since": iso || "", text: fmt.since(iso) });
 
 /** @type {Record<string, string>} */
 const STATE_KEYS = {
@@ -34,13 +33,8 @@ const STATE_KEYS = {
 };
 /** A state the server names, in the user's language (an unknown one as the server said it). @param {string} s */
 const stateText = (s) => (STATE_KEYS[s] ? t(STATE_KEYS[s]) : s);
-/** @type {Record<string, string>} */
-const PRESENCE_KEYS = {
-  available: "boardx.presence.available", paused: "boardx.presence.paused",
-  dnd: "boardx.presence.dnd", wrapup: "boardx.presence.wrapup",
-};
-/** @param {string} s */
-const presenceText = (s) => (PRESENCE_KEYS[s] ? t(PRESENCE_KEYS[s]) : s);
+/** An agent's presence now (a wrap-up past its end is over). @param {any} a */
+const presenceOf = (a) => presenceNow({ state: a.presence, since: a.presence_since, until: a.wrapup_until }, Date.now());
 /** @type {Record<string, string>} */
 const STATUS_KEYS = {
   answered: "board.status.answered", missed: "board.status.missed", abandoned: "board.status.abandoned",
@@ -101,7 +95,7 @@ function drawCalls(all = false) {
     const where = c.queue ? `${t("board.inQueue", { queue: c.queue, position: c.position })}, `
       : c.state === "ringing" ? `${t("board.ringingWho", { who: (c.ringing || []).join(", ") })}, ` : "";
     return h("li", {}, `${c.caller_number}${c.client_name ? ` ${c.client_name}` : ""} ${where}`,
-      h("span", { class: "tick", "data-since": c.started_at || "", "data-key": "board.waiting", text: t("board.waiting", { time: since(c.started_at) }) }));
+      h("span", { class: "tick", "data-since": c.started_at || "", "data-key": "board.waiting", text: t("board.waiting", { time: fmt.since(c.started_at) }) }));
   }));
   drawQueueStats();
 }
@@ -127,14 +121,11 @@ function presenceControls(a) {
 
 /** @param {any} a an agent */
 function agentRow(a) {
-  const p = presenceNow(a, Date.now());
-  // the reason by its name in the (admin-edited) list; one not in it (set at the PBX) as given
-  const named = reasons.find((r) => r.code === a.presence_reason);
-  const reason = p.state === "paused" && a.presence_reason ? ` (${named ? named.name : a.presence_reason})` : "";
+  const p = presenceOf(a);
   return h("tr", { "data-ext": a.extension, "data-user": a.user_id },
     h("td", { text: a.extension }), h("td", { text: a.name }),
     h("td", { class: `state-${a.state === "off duty" ? "off" : a.state}`, text: stateText(a.state) }),
-    h("td", { class: `presence-${p.state}`, "data-testid": `presence-${a.user_id}`, "data-state": p.state, text: presenceText(p.state) + reason }),
+    h("td", { class: `presence-${p.state}`, "data-testid": `presence-${a.user_id}`, "data-state": p.state, text: presenceText(p.state, a.presence_reason, reasons) }),
     clock(p.since),
     presenceControls(a));
 }
@@ -214,20 +205,21 @@ function drawAll() {
 function tick() {
   for (const node of document.querySelectorAll(".tick")) {
     const el = /** @type {HTMLElement} */ (node);
-    const text = since(el.dataset.since);
+    const text = fmt.since(el.dataset.since);
     const shown = el.dataset.key ? t(el.dataset.key, { time: text }) : text;
     if (el.textContent !== shown) el.textContent = shown; // most clocks: one change a second
   }
   // a wrap-up ends by the clock: redraw the agents when one is over
-  if (board && board.agents.some((a) => a.presence === "wrapup" && a.wrapup_until && Date.parse(a.wrapup_until) <= Date.now())) {
-    for (const a of board.agents) {
-      if (a.presence === "wrapup" && Date.parse(a.wrapup_until) <= Date.now()) {
-        a.presence = "available"; a.presence_since = a.wrapup_until; a.wrapup_until = null;
-        board.touched.agents.add(a.user_id);
-      }
-    }
-    drawAgents();
+  if (!board) return;
+  let over = false;
+  for (const a of board.agents) {
+    const p = presenceOf(a);
+    if (!p.expired) continue;
+    a.presence = p.state; a.presence_since = p.since; a.wrapup_until = null;
+    board.touched.agents.add(a.user_id);
+    over = true;
   }
+  if (over) drawAgents();
 }
 
 async function load() {

@@ -20,8 +20,6 @@ import { registerCatalogue } from "./lib/i18n.js";
 import { startShell } from "./lib/shell.js";
 import en from "./lib/i18n/operator.en.js";
 import ru from "./lib/i18n/operator.ru.js";
-import presenceEn from "./lib/i18n/presence.en.js";
-import presenceRu from "./lib/i18n/presence.ru.js";
 import { initAlerts } from "./operator/alerts.js";
 import { loadRecent, renderCalls } from "./operator/calls.js";
 import { onEvent } from "./operator/events.js";
@@ -36,7 +34,6 @@ import { initResults } from "./operator/results.js";
 import { S, initState, seqKey } from "./operator/state.js";
 
 registerCatalogue({ ru, en });
-registerCatalogue({ ru: presenceRu, en: presenceEn });
 
 const shell = await startShell({
   titleKey: "op.title",

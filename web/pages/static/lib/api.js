@@ -56,6 +56,20 @@ export class ApiError extends Error {
 const plain = (value) => (value == null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value));
 
 /**
+ * The server's parameters of a text (`params`, a 422 problem's `ctx`): numbers kept (plurals),
+ * anything else as text.
+ * @param {unknown} values @returns {Record<string, string | number>}
+ */
+function paramsOf(values) {
+  /** @type {Record<string, string | number>} */
+  const out = {};
+  for (const [k, v] of Object.entries(values && typeof values === "object" ? values : {})) {
+    out[k] = typeof v === "number" ? v : plain(v);
+  }
+  return out;
+}
+
+/**
  * One of FastAPI's 422 problems ({loc, msg, type, ctx}) as "field: problem" in the user's
  * language; a problem type the catalogue lacks keeps pydantic's English `msg`.
  * @param {any} problem
@@ -65,11 +79,7 @@ function problemText(problem) {
   const field = (Array.isArray(problem.loc) ? problem.loc : [])
     .filter((/** @type {unknown} */ p) => !["body", "query", "path", "header"].includes(String(p)))
     .join(" › ");
-  /** @type {Record<string, string | number>} */
-  const params = {};
-  for (const [k, v] of Object.entries(problem.ctx && typeof problem.ctx === "object" ? problem.ctx : {})) {
-    params[k] = typeof v === "number" ? v : plain(v);
-  }
+  const params = paramsOf(problem.ctx);
   const n = params.min_length ?? params.max_length;
   if (n !== undefined) params.n = n;
   const key = `errors.v.${problem.type}`;
@@ -92,12 +102,7 @@ function translate(code, detail, fallback, params) {
     return t("errors.validation", { detail: detail.map(problemText).join("; ") });
   }
   if (!has(`errors.${code}`)) return fallback;
-  /** @type {Record<string, string | number>} */
-  const filled = { detail: fallback };
-  for (const [k, v] of Object.entries(params && typeof params === "object" ? params : {})) {
-    filled[k] = typeof v === "number" ? v : plain(v);
-  }
-  return t(`errors.${code}`, filled);
+  return t(`errors.${code}`, { detail: fallback, ...paramsOf(params) });
 }
 
 /** @returns {string | null} */

@@ -91,6 +91,11 @@ export function duration(seconds) {
   return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
 }
 
+/** The time from `iso` until now as a duration ("4:05"); "" for none. @param {string | null | undefined} iso */
+export function since(iso) {
+  return iso ? duration((Date.now() - Date.parse(iso)) / 1000) : "";
+}
+
 /**
  * "12 500 ₽" / "RUB 12,500.00"; a value that is not a number is shown as given.
  * @param {string | number | null | undefined} amount

@@ -72,12 +72,12 @@ export async function ask(what) {
 /**
  * The stage move's body with what the stage needs (null: the user cancelled).
  * @param {{ title?: string, amount?: string | number | null } | null} deal
- * @param {{ id: number, name: string, kind?: string, is_won?: boolean }} stage
+ * @param {{ id: number, name: string, kind?: string }} stage
  * @returns {Promise<Record<string, unknown> | null>}
  */
 export async function stageMoveBody(deal, stage) {
   const lost = stage.kind === "lost";
-  const won = stage.kind === "won" || (!stage.kind && !!stage.is_won);
+  const won = stage.kind === "won";
   const needsAmount = won && !(Number(deal && deal.amount) > 0);
   if (!lost && !needsAmount) return { stage_id: stage.id };
   const got = await ask({ title: t(lost ? "op.ask.lostTitle" : "op.ask.wonTitle", { stage: stage.name }),

@@ -112,13 +112,12 @@ export function tickTimer() {
   const pop = S.pop;
   const node = $("pop-timer");
   if (!pop) { node.textContent = ""; return; }
-  const since = (/** @type {string | null | undefined} */ iso) => Math.max(0, (Date.now() - Date.parse(iso || "")) / 1000);
   if (pop.state === "ringing" || pop.state === "calling") {
-    const s = since((pop.call && pop.call.started_at) || pop.at);
-    node.textContent = Number.isFinite(s) ? t("op.timer.ring", { d: fmt.duration(s) }) : "";
+    const d = fmt.since((pop.call && pop.call.started_at) || pop.at);
+    node.textContent = d ? t("op.timer.ring", { d }) : "";
   } else if (pop.state === "answered") {
-    const s = since(pop.answeredAt || (pop.call && pop.call.answered_at));
-    node.textContent = Number.isFinite(s) ? t("op.timer.talk", { d: fmt.duration(s) }) : "";
+    const d = fmt.since(pop.answeredAt || (pop.call && pop.call.answered_at));
+    node.textContent = d ? t("op.timer.talk", { d }) : "";
   } else if (pop.state === "ended" && pop.talk) {
     node.textContent = t("op.timer.talk", { d: fmt.duration(pop.talk) });
   } else {
@@ -194,7 +193,7 @@ async function saveResult(ev) {
     // "deal won" closes the deal as Won (its amount asked when it has none), "not interested"
     // as Lost (its reason asked): asked before anything is saved, so a cancel saves nothing
     const closeAs = !dealId ? null : result === "deal won" ? "won" : result === "not interested" ? "lost" : null;
-    const closing = closeAs ? S.stages.find((s) => s.kind === closeAs || (closeAs === "won" ? s.is_won : s.is_lost)) : null;
+    const closing = closeAs ? S.stages.find((s) => s.kind === closeAs) : null;
     const closeBody = closing ? await stageMoveBody(card.deal, closing) : null;
     if (closing && !closeBody) { setStatus(status, t("op.ask.cancelled"), true); return; }
     // the move first: a deal the server will not close (not this user's) saves no note either

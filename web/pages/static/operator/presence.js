@@ -8,6 +8,7 @@ import { api } from "../lib/api.js";
 import { $, h } from "../lib/dom.js";
 import * as fmt from "../lib/format.js";
 import { t } from "../lib/i18n.js";
+import { presenceNow, presenceText } from "../lib/presence.js";
 
 /** @typedef {{ state: string, reason: string | null, since: string | null, until: string | null }} Presence */
 /** @typedef {import("../lib/ws.js").Socket} Socket */
@@ -17,28 +18,13 @@ let mine = { state: "available", reason: null, since: null, until: null };
 /** @type {{ code: string, name: string }[]} */
 let reasons = [];
 
-const STATE_KEYS = /** @type {Record<string, string>} */ ({
-  available: "presence.state.available", paused: "presence.state.paused",
-  dnd: "presence.state.dnd", wrapup: "presence.state.wrapup",
-});
-
-/** As it is now: a wrap-up whose end has passed is available since its end (nobody writes). */
-function now() {
-  if (mine.state === "wrapup" && mine.until && Date.parse(mine.until) <= Date.now()) {
-    return { state: "available", reason: null, since: mine.until, until: null };
-  }
-  return mine;
-}
-
 function draw() {
-  const p = now();
+  const p = presenceNow(mine, Date.now());
   const el = $("presence-state");
-  const named = reasons.find((r) => r.code === p.reason);
-  const reason = p.state === "paused" && p.reason ? ` (${named ? named.name : p.reason})` : "";
-  el.textContent = (STATE_KEYS[p.state] ? t(STATE_KEYS[p.state]) : p.state) + reason;
+  el.textContent = presenceText(p.state, mine.reason, reasons);
   el.dataset.state = p.state;
   el.className = `presence-${p.state}`;
-  $("presence-since").textContent = p.since ? fmt.duration((Date.now() - Date.parse(p.since)) / 1000) : "";
+  $("presence-since").textContent = fmt.since(p.since);
   $("presence-available").hidden = p.state === "available";
 }
 

@@ -18,7 +18,7 @@
  *   dealId?: number | null,
  * }} CallRow
  * @typedef {{ clientId: number, dealId: number | null, client: any, deal: any }} Panel
- * @typedef {{ id: number, name: string, kind?: string, is_won?: boolean, is_lost?: boolean }} Stage
+ * @typedef {{ id: number, name: string, kind: string }} Stage
  */
 
 export const POP_MAX_AGE_MS = 60 * 60 * 1000; // a restored pop older than this is stale

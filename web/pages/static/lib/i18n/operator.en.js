@@ -63,7 +63,6 @@ export default {
   "op.unverifiedTitle": "SPF/DKIM did not confirm the sender: the From address may be forged",
   "op.notSent": "Not sent to {to}: {error}",
   "op.theClient": "the client",
-  "op.failed": "failed",
   "op.state.ringing": "Ringing",
   "op.state.calling": "Calling",
   "op.state.answered": "On the call",

@@ -63,7 +63,6 @@ export default {
   "op.unverifiedTitle": "SPF/DKIM не подтвердили отправителя: адрес From может быть подделан",
   "op.notSent": "Не отправлено на {to}: {error}",
   "op.theClient": "клиенту",
-  "op.failed": "ошибка",
   "op.state.ringing": "Звонит",
   "op.state.calling": "Вызов",
   "op.state.answered": "Разговор",
