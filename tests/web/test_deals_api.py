@@ -151,6 +151,9 @@ async def test_editing_a_deal_and_the_clients_deals(
     refused = await api.post("/api/deals", json=for_other, headers=h)
     assert (refused.status_code, refused.json()["code"]) == (403, "deal.not_yours")
     assert (await _deal(api, sup, responsible_id=other.id))["responsible_id"] == other.id
+    # a client that does not exist: the same code as everywhere else a client is missing
+    nobody = await api.post("/api/deals", json={"client_id": 424242, "title": "X"}, headers=h)
+    assert (nobody.status_code, nobody.json()["code"]) == (422, "client.not_found")
 
     # a second deal for the same client, won; both listed on the card
     second = await api.post(
