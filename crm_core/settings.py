@@ -1,9 +1,9 @@
 """Settings of the CRM domain, read from the environment."""
 
-from typing import Literal
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm_core.texts import Locale
 
 
 class CoreSettings(BaseSettings):
@@ -19,6 +19,6 @@ class CoreSettings(BaseSettings):
     default_timezone: str = Field(default="Europe/Moscow", alias="DEFAULT_TIMEZONE")
     # The language a fresh install seeds stage and list names in, and the fallback of pages
     # and e-mails when neither the user nor the browser says (issue 14).
-    default_locale: Literal["ru", "en"] = Field(default="ru", alias="DEFAULT_LOCALE")
+    default_locale: Locale = Field(default="ru", alias="DEFAULT_LOCALE")
     # The longest any statement, connect or wait for a pooled connection may take (seconds).
     database_timeout_seconds: float = Field(default=30.0, gt=0, alias="DATABASE_TIMEOUT_SECONDS")

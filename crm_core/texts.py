@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+# The languages the pages, messages and e-mails are written in.
 Locale = Literal["ru", "en"]
 
 # "en" is the schema's own language (the migrations seed English when given no locale)
@@ -27,6 +28,16 @@ _TEXT: Final[dict[str, dict[str, str]]] = {
         # the title of a deal a contact opened: its source and the number or address
         "deal.title": "{source} {contact}",
         "task.missed_call": "Call back {phone}: missed call",
+        # a task's reminder e-mail (crm_core/tasks/reminder_text.py)
+        "reminder.subject": "Reminder: {title}",
+        "reminder.due": "Due: {due}",
+        "reminder.no_due": "No due time",
+        "reminder.client": "Client: {client}",
+        "reminder.goal": "Goal: {goal}",
+        "reminder.open": "Open your agenda: {url}",
+        "reminder.kind.callback": "Call back",
+        "reminder.kind.meeting": "Meeting",
+        "reminder.kind.other": "Task",
     },
     "ru": {
         "lead_source.inbound call": "Входящий звонок",
@@ -37,9 +48,26 @@ _TEXT: Final[dict[str, dict[str, str]]] = {
         "lead_source.outbound email": "Исходящее письмо",
         "deal.title": "{source} {contact}",
         "task.missed_call": "Перезвонить {phone}: пропущенный звонок",
+        "reminder.subject": "Напоминание: {title}",
+        "reminder.due": "Срок: {due}",
+        "reminder.no_due": "Без срока",
+        "reminder.client": "Клиент: {client}",
+        "reminder.goal": "Цель: {goal}",
+        "reminder.open": "Открыть ежедневник: {url}",
+        "reminder.kind.callback": "Перезвонить",
+        "reminder.kind.meeting": "Встреча",
+        "reminder.kind.other": "Задача",
     },
 }
 LOCALES: Final = frozenset(_TEXT)
+
+
+def pick_locale(user_locale: str | None, default_locale: str) -> str:
+    """The user's own language, else the installation's DEFAULT_LOCALE, else English."""
+    for candidate in (user_locale, default_locale):
+        if candidate in LOCALES:
+            return candidate
+    return FALLBACK
 
 
 def text(locale: str, key: str, **params: object) -> str:

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from crm_core.clients.models import Client
 from crm_core.inputs import Id, Patch, Text
-from crm_core.outputs import IsoDatetime
+from crm_core.outputs import IsoDatetime, RowOut
 
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -81,7 +81,7 @@ class PhoneOut(BaseModel):
     label: str | None
 
 
-class ContactOut(BaseModel):
+class ContactOut(RowOut):
     name: str
     position: str | None
     phone: str | None
@@ -111,10 +111,7 @@ class ClientOut(BaseModel):
             company=c.company,
             phones=[PhoneOut(number=p.e164, raw=p.raw, label=p.label) for p in c.phones],
             emails=[e.email for e in c.emails],
-            contacts=[
-                ContactOut(name=p.name, position=p.position, phone=p.phone, email=p.email)
-                for p in c.contacts
-            ],
+            contacts=[ContactOut.from_row(p) for p in c.contacts],
             lead_source=c.lead_source,
             responsible_id=c.responsible_id,
             readiness=c.readiness,

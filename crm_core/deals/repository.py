@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -147,30 +147,23 @@ _CARD = """
 
 
 def _filters(
+    *,
     responsible_id: int | None,
     lead_source: str | None,
-    now: datetime,
-    period: tuple[str, datetime | None, datetime | None],
+    dated: Literal["created", "closed"],
+    since: datetime | None,
+    before: datetime | None,
 ) -> tuple[str, dict[str, Any]]:
-    """The board's " AND ..." terms and their parameters: the responsible manager, the lead
-    source, and `period` = (dated, since, before): `d.<dated>_at` in [since, before), each
-    where given."""
-    dated, since, before = period
-    where: list[str] = []
-    params: dict[str, Any] = {"now": now}
-    if responsible_id is not None:
-        where.append("d.responsible_id = :responsible_id")
-        params["responsible_id"] = responsible_id
-    if lead_source is not None:
-        where.append("d.lead_source = :lead_source")
-        params["lead_source"] = lead_source
-    if since is not None:
-        where.append(f"d.{dated}_at >= :{dated}_from")
-        params[f"{dated}_from"] = since
-    if before is not None:
-        where.append(f"d.{dated}_at < :{dated}_before")
-        params[f"{dated}_before"] = before
-    return "".join(f" AND {w}" for w in where), params
+    """The board's " AND ..." terms and their parameters, each where given: the responsible
+    manager, the lead source, and `d.<dated>_at` in [since, before)."""
+    terms = (
+        ("d.responsible_id = :responsible_id", "responsible_id", responsible_id),
+        ("d.lead_source = :lead_source", "lead_source", lead_source),
+        (f"d.{dated}_at >= :since", "since", since),
+        (f"d.{dated}_at < :before", "before", before),
+    )
+    given = [(term, name, value) for term, name, value in terms if value is not None]
+    return "".join(f" AND {t}" for t, _, _ in given), {name: value for _, name, value in given}
 
 
 async def board_open(
@@ -184,8 +177,14 @@ async def board_open(
 ) -> list[BoardStage]:
     """Every open deal matching, per stage, with its client, manager and last contact (one
     query; the last contact is one probe of ix_communications_deal_time per deal)."""
-    period = ("created", created_from, created_before)
-    extra, params = _filters(responsible_id, lead_source, now, period)
+    extra, params = _filters(
+        responsible_id=responsible_id,
+        lead_source=lead_source,
+        dated="created",
+        since=created_from,
+        before=created_before,
+    )
+    params["now"] = now
     sql = f"""
         SELECT d.stage_id, count(*) AS total, sum(d.amount) AS amount_total,
                json_agg({_CARD} ORDER BY d.stage_since DESC, d.id DESC)::text AS cards
@@ -213,9 +212,14 @@ async def board_closed(
     sum (one query)."""
     if not stage_ids:
         return []
-    period = ("closed", closed_from, closed_before)
-    extra, params = _filters(responsible_id, lead_source, now, period)
-    params |= {"stage_ids": stage_ids, "limit": limit}
+    extra, params = _filters(
+        responsible_id=responsible_id,
+        lead_source=lead_source,
+        dated="closed",
+        since=closed_from,
+        before=closed_before,
+    )
+    params |= {"stage_ids": stage_ids, "limit": limit, "now": now}
     # rank first on the bare rows; the cards (names, last contact, JSON) only for the kept ones
     sql = f"""
         WITH ranked AS (

@@ -43,7 +43,7 @@ async def _check_responsible(session: AsyncSession, user_id: int | None) -> None
 
 async def create_deal(session: AsyncSession, data: DealCreate, *, actor: User | None) -> Deal:
     if await clients_repo.get_card(session, data.client_id) is None:
-        raise Invalid(f"client {data.client_id} does not exist", code="client.unknown")
+        raise Invalid(f"client {data.client_id} does not exist", code="client.not_found")
     stage = (
         await repository.stage_by(session, stage_id=data.stage_id, name=None)
         if data.stage_id is not None

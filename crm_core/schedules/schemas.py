@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from crm_core.inputs import Day, Text
-from crm_core.outputs import IsoDatetime, IsoTime
+from crm_core.outputs import IsoDatetime, IsoTime, RowOut
 from crm_core.schedules.rules import Schedule
 
 
@@ -41,13 +41,13 @@ class ScheduleIn(BaseModel):
     timezone: Text | None = None
 
 
-class IntervalOut(BaseModel):
+class IntervalOut(RowOut):
     weekday: int  # Monday = 0
     start: IsoTime
     end: IsoTime  # at or before start: the shift ends the next day
 
 
-class ExceptionOut(BaseModel):
+class ExceptionOut(RowOut):
     kind: str  # day_off | vacation | extra_shift
     start_date: date
     end_date: date
@@ -67,20 +67,8 @@ class ScheduleOut(BaseModel):
         return cls(
             user_id=s.user_id,
             timezone=s.timezone,
-            intervals=[
-                IntervalOut(weekday=i.weekday, start=i.start, end=i.end) for i in s.intervals
-            ],
-            exceptions=[
-                ExceptionOut(
-                    kind=c.kind,
-                    start_date=c.start_date,
-                    end_date=c.end_date,
-                    start=c.start,
-                    end=c.end,
-                    note=c.note,
-                )
-                for c in s.changes
-            ],
+            intervals=[IntervalOut.from_row(i) for i in s.intervals],
+            exceptions=[ExceptionOut.from_row(c) for c in s.changes],
         )
 
 

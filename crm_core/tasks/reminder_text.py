@@ -1,39 +1,13 @@
-"""The reminder email's words, in the assignee's language (pure)."""
+"""The reminder email, in the assignee's language (pure); its words are in crm_core/texts.py."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-_TEXT = {
-    "en": {
-        "subject": "Reminder: {title}",
-        "due": "Due: {due}",
-        "no_due": "No due time",
-        "client": "Client: {client}",
-        "goal": "Goal: {goal}",
-        "open": "Open your agenda: {url}",
-        "kind": {"callback": "Call back", "meeting": "Meeting", "other": "Task"},
-    },
-    "ru": {
-        "subject": "Напоминание: {title}",
-        "due": "Срок: {due}",
-        "no_due": "Без срока",
-        "client": "Клиент: {client}",
-        "goal": "Цель: {goal}",
-        "open": "Открыть ежедневник: {url}",
-        "kind": {"callback": "Перезвонить", "meeting": "Встреча", "other": "Задача"},
-    },
-}
-LOCALES = frozenset(_TEXT)
-
-
-def pick_locale(user_locale: str | None, default_locale: str) -> str:
-    """The user's own language, else the installation's DEFAULT_LOCALE, else English."""
-    for candidate in (user_locale, default_locale):
-        if candidate in LOCALES:
-            return candidate
-    return "en"
+from crm_core.tasks.models import TASK_KINDS
+from crm_core.texts import pick_locale as pick_locale  # where the reminders look for it
+from crm_core.texts import text
 
 
 def _zone(name: str | None) -> ZoneInfo:
@@ -55,17 +29,16 @@ def reminder_email(
     page_url: str,
 ) -> tuple[str, str]:
     """(subject, body) of a task's reminder; times in the assignee's own time zone."""
-    t = _TEXT[locale if locale in _TEXT else "en"]
-    kinds: dict[str, str] = t["kind"]  # type: ignore[assignment]
-    lines = [f"{kinds.get(kind, kinds['other'])}: {title}"]
+    kind_name = text(locale, f"reminder.kind.{kind if kind in TASK_KINDS else 'other'}")
+    lines = [f"{kind_name}: {title}"]
     if due_at is not None:
         local = due_at.astimezone(_zone(timezone))
-        lines.append(str(t["due"]).format(due=local.strftime("%d.%m.%Y %H:%M %Z")))
+        lines.append(text(locale, "reminder.due", due=local.strftime("%d.%m.%Y %H:%M %Z")))
     else:
-        lines.append(str(t["no_due"]))
+        lines.append(text(locale, "reminder.no_due"))
     if client_name:
-        lines.append(str(t["client"]).format(client=client_name))
+        lines.append(text(locale, "reminder.client", client=client_name))
     if goal:
-        lines.append(str(t["goal"]).format(goal=goal))
-    lines += ["", str(t["open"]).format(url=page_url)]
-    return str(t["subject"]).format(title=title), "\n".join(lines) + "\n"
+        lines.append(text(locale, "reminder.goal", goal=goal))
+    lines += ["", text(locale, "reminder.open", url=page_url)]
+    return text(locale, "reminder.subject", title=title), "\n".join(lines) + "\n"

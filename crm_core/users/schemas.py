@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
 
 from crm_core.inputs import Patch, Text
 from crm_core.outputs import RowOut
+from crm_core.texts import LOCALES, Locale
 from crm_core.users.models import Role
 
 
@@ -16,10 +16,6 @@ def _check_tz(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {value!r}") from None
     return value
-
-
-# The languages the pages, messages and e-mails are written in.
-Locale = Literal["ru", "en"]
 
 
 class UserCreate(BaseModel):
@@ -78,4 +74,4 @@ class UserOut(RowOut):
     @classmethod
     def _known_locale(cls, value: object) -> object:
         # a locale the pages have no catalogue for reads as none set (the company's default)
-        return value if value in ("ru", "en") else None
+        return value if value in LOCALES else None

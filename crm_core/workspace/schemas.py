@@ -5,7 +5,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from crm_core.inputs import Id, Moment, Text
-from crm_core.outputs import IsoDatetime
+from crm_core.outputs import IsoDatetime, RowOut
 
 
 class MissedCallOut(BaseModel):
@@ -78,7 +78,7 @@ class ResultUpdate(BaseModel):
     is_active: bool | None = None
 
 
-class ResultOut(BaseModel):
+class ResultOut(RowOut):
     id: int
     name: str
     kind: str

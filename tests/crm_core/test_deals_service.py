@@ -370,6 +370,19 @@ async def test_the_board_columns_cards_and_filters(
         date_from=today - timedelta(days=1),
         date_to=today + timedelta(days=1),
     ) == {"A", "B", "C", "D"}
+    # the period dates an open deal by its creation, a closed one by its closing: A (open) and
+    # D (lost today) were both created ten days ago
+    async with sessions() as s:
+        await s.execute(
+            update(Deal)
+            .where(Deal.id.in_([made["A"].id, made["D"].id]))
+            .values(created_at=now - timedelta(days=10))
+        )
+        await s.commit()
+    around_today = {"date_from": today - timedelta(days=1), "date_to": today + timedelta(days=1)}
+    assert await titles(sup.id, responsible="all", **around_today) == {"B", "C", "D"}
+    back_then = {"date_from": today - timedelta(days=11), "date_to": today - timedelta(days=9)}
+    assert await titles(sup.id, responsible="all", **back_then) == {"A"}
     with pytest.raises(Forbidden):
         await titles(anna.id, responsible="all")
     with pytest.raises(Forbidden):

@@ -40,6 +40,10 @@ async def test_click_to_call_rings_the_agent_then_the_client_on_the_deal(
         assert sent["Exten"] == "79161234567"
         assert sent["Async"] == "true"
         assert sent["Variable"] == f"CRM_DEAL_ID={deal_id},CRM_USER_ID={manager.id}"
+        # the card had no open deal: the call opened one, titled in DEFAULT_LOCALE (ru here)
+        deal = (await api.get(f"/api/deals/{deal_id}", headers=h)).json()
+        assert (deal["client_id"], deal["responsible_id"]) == (client.json()["id"], manager.id)
+        assert deal["title"] == "Исходящий звонок +79161234567"
     finally:
         await server.close()
 

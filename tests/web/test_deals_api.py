@@ -146,6 +146,14 @@ async def test_editing_a_deal_and_the_clients_deals(
     assert (
         await api.patch(f"/api/deals/{deal['id']}", json={"responsible_id": 424242}, headers=sup)
     ).status_code == 422
+    # nor do others open a deal in a colleague's name: their own, or nobody's (then theirs)
+    for_other = {"client_id": deal["client_id"], "title": "More", "responsible_id": other.id}
+    refused = await api.post("/api/deals", json=for_other, headers=h)
+    assert (refused.status_code, refused.json()["code"]) == (403, "deal.not_yours")
+    assert (await _deal(api, sup, responsible_id=other.id))["responsible_id"] == other.id
+    # a client that does not exist: the same code as everywhere else a client is missing
+    nobody = await api.post("/api/deals", json={"client_id": 424242, "title": "X"}, headers=h)
+    assert (nobody.status_code, nobody.json()["code"]) == (422, "client.not_found")
 
     # a second deal for the same client, won; both listed on the card
     second = await api.post(

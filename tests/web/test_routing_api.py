@@ -100,6 +100,55 @@ async def test_only_staff_edit_schedules_shown_in_the_status(
     assert body["on_duty"] == [m.id] and body["next_user_id"] == m.id
 
 
+async def test_a_schedule_reads_back_as_written(
+    api: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    """The weekly grid and every kind of exception, field by field, in PUT's and GET's answers."""
+    m, _ = await make_user(role="manager", extension="101", timezone="Europe/Moscow")
+    _, admin = await make_user(role="admin")
+    written = {
+        "intervals": [{"weekday": 0, "start": "09:00", "end": "18:00"}],
+        "exceptions": [
+            {"kind": "vacation", "start_date": "2030-07-01", "end_date": "2030-07-14"},
+            {
+                "kind": "extra_shift",
+                "start_date": "2030-07-20",
+                "start": "10:00",
+                "end": "14:00",
+                "note": "stock-taking",
+            },
+        ],
+        "timezone": "Asia/Yekaterinburg",
+    }
+    expected = {
+        "user_id": m.id,
+        "timezone": "Asia/Yekaterinburg",
+        "intervals": [{"weekday": 0, "start": "09:00:00", "end": "18:00:00"}],
+        "exceptions": [
+            {
+                "kind": "vacation",
+                "start_date": "2030-07-01",
+                "end_date": "2030-07-14",
+                "start": None,
+                "end": None,
+                "note": "",
+            },
+            {
+                "kind": "extra_shift",
+                "start_date": "2030-07-20",
+                "end_date": "2030-07-20",
+                "start": "10:00:00",
+                "end": "14:00:00",
+                "note": "stock-taking",
+            },
+        ],
+    }
+    put = await api.put(f"/api/schedules/{m.id}", json=written, headers=admin)
+    assert put.status_code == 200, put.text
+    assert put.json() == expected
+    assert (await api.get(f"/api/schedules/{m.id}", headers=admin)).json() == expected
+
+
 async def test_the_schedules_page_is_served(api: httpx.AsyncClient) -> None:
     r = await api.get("/schedules")
     assert r.status_code == 200

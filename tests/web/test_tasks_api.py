@@ -233,13 +233,19 @@ async def test_results_drive_the_deal(
         "/api/contact-results", json={"name": "Asked to email", "kind": "other"}, headers=admin_h
     )
     assert new.status_code == 201
+    assert {k: v for k, v in new.json().items() if k not in ("id", "position")} == {
+        "name": "Asked to email",
+        "kind": "other",
+        "is_active": True,
+    }
+    assert new.json()["id"] not in {r["id"] for r in results.values()}
     assert (
         await api.post("/api/contact-results", json={"name": "x", "kind": "other"}, headers=op_h)
     ).status_code == 403
     off = await api.patch(
         f"/api/contact-results/{new.json()['id']}", json={"is_active": False}, headers=admin_h
     )
-    assert off.json()["is_active"] is False
+    assert off.json() == {**new.json(), "is_active": False}
     gone = await api.post(
         f"/api/clients/{client_id}/result", json={"result_id": new.json()["id"]}, headers=op_h
     )

@@ -95,6 +95,10 @@ async def test_inbound_sms_from_unknown_number_opens_card_and_deal_once(
         assert phone is not None and phone.client_id == comm.client_id
         deal = await s.get(Deal, comm.deal_id)
         assert deal is not None and deal.client_id == comm.client_id
+        # the service's own words on the shared records, in DEFAULT_LOCALE (ru here)
+        assert deal.title == "Входящее SMS +79161234567"
+        card = await s.get(Client, comm.client_id)
+        assert card is not None and card.lead_source == "Входящее SMS"
         stage = await s.get(DealStage, deal.stage_id)
         assert stage is not None and stage.position == min(
             (await s.scalars(select(DealStage.position))).all()

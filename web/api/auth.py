@@ -6,8 +6,9 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
 
+from crm_core.texts import Locale
 from crm_core.users.models import User
-from crm_core.users.schemas import Locale, UserOut
+from crm_core.users.schemas import UserOut
 from crm_core.users.sessions import end_session
 from web.deps import CurrentSignIn, CurrentUser, Session, container
 from web.pages_routes import NavPage, nav_for

@@ -17,7 +17,7 @@ from crm_core.deals.schemas import (
 )
 from crm_core.errors import Forbidden
 from crm_core.inputs import Day, Id, Text
-from crm_core.policy import is_staff
+from crm_core.policy import is_staff, may_assign_to
 from web.deps import CurrentUser, Session
 
 router = APIRouter(prefix="/api", tags=["deals"])
@@ -53,7 +53,7 @@ async def list_deals(
 
 @router.post("/deals", status_code=status.HTTP_201_CREATED)
 async def create_deal(data: DealCreate, session: Session, user: CurrentUser) -> DealOut:
-    if data.responsible_id not in (None, user.id) and not is_staff(user):
+    if not may_assign_to(user, data.responsible_id):
         raise Forbidden("only supervisors create deals for someone else", code="deal.not_yours")
     return DealOut.from_row(await service.create_deal(session, data, actor=user))
 

@@ -14,7 +14,7 @@ from crm_core.inputs import Id
 from crm_core.merge.service import merge_client
 from crm_core.policy import is_staff
 from crm_core.results import service as results
-from crm_core.results.models import ContactResult, ContactResultRecord
+from crm_core.results.models import ContactResultRecord
 from crm_core.users.models import User
 from crm_core.workspace import calls
 from crm_core.workspace.schemas import (
@@ -91,10 +91,6 @@ def _locale(request: Request) -> str:
     return container(request).settings.core.default_locale
 
 
-def _result_out(r: ContactResult) -> ResultOut:
-    return ResultOut(id=r.id, name=r.name, kind=r.kind, position=r.position, is_active=r.is_active)
-
-
 @router.get("/contact-results")
 async def list_results(
     request: Request, session: Session, user: CurrentUser, include_inactive: bool = False
@@ -103,14 +99,14 @@ async def list_results(
     rows = await results.list_results(
         session, locale=_locale(request), include_inactive=include_inactive
     )
-    return [_result_out(r) for r in rows]
+    return [ResultOut.from_row(r) for r in rows]
 
 
 @router.post("/contact-results", status_code=status.HTTP_201_CREATED)
 async def create_result(
     request: Request, data: ResultCreate, session: Session, user: Admin
 ) -> ResultOut:
-    return _result_out(await results.create_result(session, data, locale=_locale(request)))
+    return ResultOut.from_row(await results.create_result(session, data, locale=_locale(request)))
 
 
 @router.patch("/contact-results/{result_id}")
@@ -118,7 +114,7 @@ async def update_result(
     result_id: Id, data: ResultUpdate, session: Session, user: Admin
 ) -> ResultOut:
     """Rename, reorder, or retire (`is_active: false`) a result; its kind stays."""
-    return _result_out(await results.update_result(session, result_id, data))
+    return ResultOut.from_row(await results.update_result(session, result_id, data))
 
 
 async def _record_out(session: Session, rec: ContactResultRecord) -> ResultRecordOut:

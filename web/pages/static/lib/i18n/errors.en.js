@@ -40,7 +40,6 @@ export default {
   "errors.period.reversed": "The period ends before it starts",
   "errors.period.too_long": "A report covers at most a year",
   "errors.client.not_found": "The client does not exist",
-  "errors.client.unknown": "The client does not exist",
   "errors.client.not_yours": "Only the client's responsible manager or a supervisor may do this",
   "errors.client.phone_taken": "The phone {phone} already belongs to another client",
   "errors.client.email_taken": "The email {email} already belongs to another client",

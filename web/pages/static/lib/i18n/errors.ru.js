@@ -42,7 +42,6 @@ export default {
   "errors.period.reversed": "Конец периода раньше начала",
   "errors.period.too_long": "Отчёт охватывает не больше года",
   "errors.client.not_found": "Клиент не найден",
-  "errors.client.unknown": "Клиент не найден",
   "errors.client.not_yours": "Это может только ответственный за клиента или руководитель",
   "errors.client.phone_taken": "Телефон {phone} уже принадлежит другому клиенту",
   "errors.client.email_taken": "Адрес {email} уже принадлежит другому клиенту",
