@@ -31,6 +31,7 @@ from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.pbx import settle_pipeline
 from tests.web.conftest import OPERATOR
 from tests.web.live import (
+    Contexts,
     LiveService,
     chromium_available,
     live_service,
@@ -42,7 +43,7 @@ from web.settings import Settings
 # No skipping: `make test` installs Debian's chromium first; without it these tests fail loudly.
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
-from playwright.async_api import Browser, Page, WebSocketRoute, expect  # noqa: E402
+from playwright.async_api import Page, WebSocketRoute, expect  # noqa: E402
 
 IVAN_PHONE = "+79161234567"
 POP_SCREENSHOT = "/tmp/pop.png"
@@ -233,16 +234,15 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
     service: LiveService,
     replay: ReplayServer,
     page: Page,
-    browser: Browser,
+    pages: Contexts,
     sessions: async_sessionmaker[AsyncSession],
     operator: User,
     tmp_path: Path,
 ) -> None:
     await sign_in_at_desk(page, service, OPERATOR)
     # a second browser signed in earlier (a token in its storage) but with no page open yet
-    fresh_context = await browser.new_context()
-    await fresh_context.add_init_script(await _session_script(service, OPERATOR))
-    fresh = await fresh_context.new_page()
+    fresh = await pages.page()
+    await fresh.add_init_script(await _session_script(service, OPERATOR))
     # 89031234567 rings 101 (3.5 s as recorded): the recording is played up to the ring and held
     # there while the pages reload, whatever the machine's speed; the rest follows after
     ringing, rest = split_recording(
@@ -260,21 +260,18 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
     await expect(page.locator("#client-phones")).to_have_value("+79031234567")
 
     # a reload while it rings shows the pop again; so does a page opened only now
-    try:
-        await asyncio.gather(page.reload(), fresh.goto(service.url + "/operator"))
-        for p in (page, fresh):
-            await expect(p.locator("#pop-name")).to_have_text("+79031234567")
-            await expect(p.locator("#pop-new")).to_be_visible()
-        await expect(pop).to_have_attribute("data-state", "ringing")
-        first_seen = [e for e in (await diag(fresh))["log"] if e["type"] == "call.ringing"]
-        assert first_seen and first_seen[0]["replayed"]  # from the server's replay, not live
-        # …and both follow the call to its end: the caller gave up
-        await replay.play([rest], speed=0, resume=True)
-        for p in (page, fresh):
-            await expect(p.locator("#pop")).to_have_attribute("data-state", "ended")
-            await expect(p.locator("#pop-state")).to_contain_text("abandoned")
-    finally:
-        await fresh_context.close()
+    await asyncio.gather(page.reload(), fresh.goto(service.url + "/operator"))
+    for p in (page, fresh):
+        await expect(p.locator("#pop-name")).to_have_text("+79031234567")
+        await expect(p.locator("#pop-new")).to_be_visible()
+    await expect(pop).to_have_attribute("data-state", "ringing")
+    first_seen = [e for e in (await diag(fresh))["log"] if e["type"] == "call.ringing"]
+    assert first_seen and first_seen[0]["replayed"]  # from the server's replay, not live
+    # …and both follow the call to its end: the caller gave up
+    await replay.play([rest], speed=0, resume=True)
+    for p in (page, fresh):
+        await expect(p.locator("#pop")).to_have_attribute("data-state", "ended")
+        await expect(p.locator("#pop-state")).to_contain_text("abandoned")
 
     # the operator fills in the card from the pop
     await page.click("#pop-open")
