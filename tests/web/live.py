@@ -133,10 +133,16 @@ async def second_container(settings: Settings) -> AsyncIterator[Container]:
         await engine.dispose()
 
 
+# How long `expect(...)` waits for a page to get there (Playwright's default is 5 s): two cores
+# shared by many processes may take seconds; no test asserts a timing
+EXPECT_TIMEOUT_MS = 15_000
+
+
 @asynccontextmanager
 async def headless_chromium() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -189,7 +189,7 @@ async def test_known_caller_pops_while_ringing_and_lands_in_the_timeline(
     await expect(page.locator("#pop-new")).to_be_hidden()
 
     # the call is answered, then ends; the pop follows it
-    await expect(pop).to_have_attribute("data-state", "answered", timeout=5_000)
+    await expect(pop).to_have_attribute("data-state", "answered")
     await page.screenshot(path=POP_SCREENSHOT, full_page=False)
     await page.click("#pop-open")
     await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
