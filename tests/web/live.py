@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,24 @@ async def live_service(
             await asyncio.wait_for(task, 10)
         if not task.done():
             task.cancel()
+
+
+async def drain(
+    ws: Any, *, until: str | Callable[[dict[str, Any]], bool], limit: float = 30
+) -> list[dict[str, Any]]:
+    """A websocket's messages up to and including the first that is of type `until` (or for
+    which `until(message)` holds), pings answered and left out."""
+    last = until if callable(until) else (lambda msg: msg.get("type") == until)
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(limit):
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg.get("type") == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+                continue
+            got.append(msg)
+            if last(msg):
+                return got
 
 
 def with_ami(settings: Settings, replay: ReplayServer) -> Settings:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from sqlalchemy import select, text
@@ -34,6 +35,7 @@ from tests.web.live import (
     Contexts,
     LiveService,
     chromium_available,
+    drain,
     live_service,
     second_container,
     sign_in_at_desk,
@@ -434,18 +436,18 @@ async def test_another_users_token_cannot_read_101s_events(
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
     # and 102's own socket stays silent while 101's phone rings
+    token101 = await _token(service, OPERATOR)
     async with (
         websockets.connect(f"{service.ws_url}?token={token102}") as ws102,
-        websockets.connect(f"{service.ws_url}?token={await _token(service, OPERATOR)}") as ws101,
+        websockets.connect(f"{service.ws_url}?token={token101}") as ws101,
     ):
         for ws in (ws101, ws102):
             hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert hello["type"] == "subscribed"
         await play(replay, "inbound_answered", speed=0)
         await settle(service, replay)
-        got101 = await _drain(ws101, until="call.ended")
-        got101 += await _drain(ws101, quiet=0.5)  # anything after the call's end
-        got102 = await _drain(ws102, quiet=0.5)
+        got101 = await _until_fence(service, ws101, token101)
+        got102 = await _until_fence(service, ws102, token102)
     calls101 = [m for m in got101 if str(m["type"]).startswith("call.")]
     # a new caller: the card follows the pop, unless the pop was read after it was committed
     types = [m["type"] for m in calls101]
@@ -539,8 +541,6 @@ async def test_call_result_callback_and_stage_move_persist(
 
 
 async def _sign_in(live: LiveService, credentials: tuple[str, str]) -> dict[str, Any]:
-    import httpx
-
     async with httpx.AsyncClient(base_url=live.url) as http:
         res = await http.post(
             "/api/auth/token", data={"username": credentials[0], "password": credentials[1]}
@@ -561,24 +561,25 @@ async def _session_script(live: LiveService, credentials: tuple[str, str]) -> st
     return f"localStorage.setItem('crm_token', {token}); localStorage.setItem('crm_user', {user});"
 
 
-async def _drain(
-    ws: Any, *, until: str | None = None, quiet: float = 0.0, limit: float = 10
-) -> list[dict[str, Any]]:
-    """Messages (pings answered) until one of type `until`, or until `quiet` s pass without any."""
-    got: list[dict[str, Any]] = []
-    async with asyncio.timeout(limit):
-        while True:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), quiet or limit)
-            except TimeoutError:
-                return got
-            msg = json.loads(raw)
-            if msg.get("type") == "ping":
-                await ws.send(json.dumps({"type": "pong"}))
-                continue
-            got.append(msg)
-            if until and msg.get("type") == until:
-                return got
+async def _until_fence(live: LiveService, ws: Any, token: str) -> list[dict[str, Any]]:
+    """Everything `ws` got before a fence: its own person set to do-not-disturb over the API now.
+    The hub delivers in one seq order, so whatever was published earlier for this socket has
+    arrived before the fence's agent.presence (no waiting for a quiet spell)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        res = await http.put("/api/presence/me", json={"state": "dnd"}, headers=headers)
+    assert res.status_code == 200, res.text
+    me = res.json()["user_id"]
+    got = await drain(
+        ws,
+        until=lambda m: (
+            m.get("type") == "agent.presence"
+            and (m["payload"]["user_id"], m["payload"]["state"]) == (me, "dnd")
+        ),
+    )
+    return got[:-1]
 
 
 async def stage_id(sessions: async_sessionmaker[AsyncSession], name: str) -> int:
