@@ -182,18 +182,17 @@ def _read_json(path: Path) -> dict[str, list[float]]:
 
 
 async def pbx_main(agents: int, callers: int) -> None:
-    from bench.pop_latency_bench import PacedAmiServer, _load_calls_recording, _stdin_line
+    from bench.pop_latency_bench import _load_calls_recording, serve_plays
 
     recording = _load_calls_recording()
-    server = PacedAmiServer()
-    await server.start()
-    print("PORT", server.port, flush=True)
-    while words := (await _stdin_line()).split():
+
+    def plan(words: list[str]) -> list[tuple[float, bytes]]:
         schedule, cut, times = _play_command(recording, words, agents, callers)
         _write_json(Path(words[-1]), times)
         print("CUT", f"{cut:.6f}", flush=True)
-        sent, worst = await server.play(schedule)
-        print("PLAYED", sent, f"{worst:.3f}", flush=True)
+        return schedule
+
+    server = await serve_plays(plan)
     for writer in list(server.clients):  # the service's connection ends by EOF, not a cancel
         writer.close()
     await asyncio.sleep(0.2)

@@ -64,6 +64,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,12 +195,23 @@ class PacedAmiServer:
         return n, worst * 1000
 
 
-async def pbx_main(operators: int, callers: int) -> None:
-    recording = _load_calls_recording()
+async def serve_plays(plan: Callable[[list[str]], list[tuple[float, bytes]]]) -> PacedAmiServer:
+    """The PBX stand-in's loop (this bench's and board_latency_bench's): a paced AMI server
+    (PORT <port> on stdout), then per line on stdin the schedule `plan` builds from its words,
+    played (PLAYED <events> <worst lateness ms>), until an empty line. Returns the server."""
     server = PacedAmiServer()
     await server.start()
     print("PORT", server.port, flush=True)
-    while line := (await _stdin_line()).split():
+    while words := (await _stdin_line()).split():
+        sent, worst = await server.play(plan(words))
+        print("PLAYED", sent, f"{worst:.3f}", flush=True)
+    return server
+
+
+async def pbx_main(operators: int, callers: int) -> None:
+    recording = _load_calls_recording()
+
+    def plan(line: list[str]) -> list[tuple[float, bytes]]:
         # PLAY <first call number> <calls> <calls per second> <time scale>
         first, calls, rate, scale = int(line[1]), int(line[2]), float(line[3]), float(line[4])
         lead = 0.3 + calls * 0.002  # time to build the schedule before the first call is due
@@ -212,8 +224,9 @@ async def pbx_main(operators: int, callers: int) -> None:
             for at, data in _call_events(recording, k, ext, caller, call_start):
                 schedule.append((call_start + (at - call_start) * scale, data))
         schedule.sort(key=lambda item: item[0])
-        sent, worst = await server.play(schedule)
-        print("PLAYED", sent, f"{worst:.3f}", flush=True)
+        return schedule
+
+    await serve_plays(plan)
 
 
 # ---- the browsers (their own process) --------------------------------------------------------

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,24 @@ async def live_service(
             task.cancel()
 
 
+async def drain(
+    ws: Any, *, until: str | Callable[[dict[str, Any]], bool], limit: float = 30
+) -> list[dict[str, Any]]:
+    """A websocket's messages up to and including the first that is of type `until` (or for
+    which `until(message)` holds), pings answered and left out."""
+    last = until if callable(until) else (lambda msg: msg.get("type") == until)
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(limit):
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg.get("type") == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+                continue
+            got.append(msg)
+            if last(msg):
+                return got
+
+
 def with_ami(settings: Settings, replay: ReplayServer) -> Settings:
     """`settings` following the replayed PBX (as `crm-telephony demo` does), no FastAGI."""
     settings.telephony = ami_settings(replay.port, AMI_ENABLED=True, AGI_ENABLED=False)
@@ -133,10 +152,16 @@ async def second_container(settings: Settings) -> AsyncIterator[Container]:
         await engine.dispose()
 
 
+# How long `expect(...)` waits for a page to get there (Playwright's default is 5 s): two cores
+# shared by many processes may take seconds; no test asserts a timing
+EXPECT_TIMEOUT_MS = 15_000
+
+
 @asynccontextmanager
 async def headless_chromium() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

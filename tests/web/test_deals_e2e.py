@@ -51,13 +51,9 @@ async def signed_in(
 @pytest.fixture
 async def pages(browser: Browser) -> AsyncIterator[Contexts]:
     # two cores shared by many processes: a board reload may take seconds (no timing asserted)
-    expect.set_options(timeout=15_000)
     laptop = {"width": 1366, "height": 768}
-    try:
-        async with fresh_contexts(browser, viewport=laptop, timeout_ms=15_000) as contexts:
-            yield contexts
-    finally:
-        expect.set_options(timeout=5_000)
+    async with fresh_contexts(browser, viewport=laptop, timeout_ms=15_000) as contexts:
+        yield contexts
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from telephony.testing.replay import ReplayServer, load_recording
 from tests.conftest import UserFactory
 from tests.telephony.helpers import AMI_DIR
 from tests.web.conftest import OPERATOR
-from tests.web.live import fresh_contexts, live_service, sign_in, with_ami
+from tests.web.live import drain, fresh_contexts, live_service, sign_in, with_ami
 from tests.web.test_operator_e2e import seed_ivan
 from web.click_to_call import originator_of
 from web.container import Container
@@ -109,7 +109,7 @@ async def test_a_demo_click_to_call_rings_answers_and_ends_on_the_page(
                     "/api/calls/originate", json={"client_id": client.json()["id"]}, headers=h
                 )
                 assert r.status_code == 202, r.text
-                got = await _drain(ws, until="call.ended")
+                got = await drain(ws, until="call.ended")
         await originator.wait_played()
     calls = [m for m in got if str(m["type"]).startswith("call.")]
     # the tracker's outbound call: placed (the agent's phone rings), answered, ended
@@ -124,19 +124,6 @@ async def test_a_demo_click_to_call_rings_answers_and_ends_on_the_page(
     assert [(x.deal_id, x.direction, x.user_id) for x in logged] == [
         (r.json()["deal_id"], "out", manager.id)
     ]
-
-
-async def _drain(ws: Any, *, until: str, limit: float = 20) -> list[dict[str, Any]]:
-    got: list[dict[str, Any]] = []
-    async with asyncio.timeout(limit):
-        while True:
-            msg = json.loads(await ws.recv())
-            if msg.get("type") == "ping":
-                await ws.send(json.dumps({"type": "pong"}))
-                continue
-            got.append(msg)
-            if msg.get("type") == until:
-                return got
 
 
 async def test_the_demo_click_to_call_on_the_operators_page(

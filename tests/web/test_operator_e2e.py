@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from sqlalchemy import select, text
@@ -31,8 +32,10 @@ from tests.telephony.helpers import AMI_DIR, split_recording
 from tests.telephony.pbx import settle_pipeline
 from tests.web.conftest import OPERATOR
 from tests.web.live import (
+    Contexts,
     LiveService,
     chromium_available,
+    drain,
     live_service,
     second_container,
     sign_in_at_desk,
@@ -42,7 +45,7 @@ from web.settings import Settings
 # No skipping: `make test` installs Debian's chromium first; without it these tests fail loudly.
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
-from playwright.async_api import Browser, Page, WebSocketRoute, expect  # noqa: E402
+from playwright.async_api import Page, WebSocketRoute, expect  # noqa: E402
 
 IVAN_PHONE = "+79161234567"
 POP_SCREENSHOT = "/tmp/pop.png"
@@ -188,7 +191,7 @@ async def test_known_caller_pops_while_ringing_and_lands_in_the_timeline(
     await expect(page.locator("#pop-new")).to_be_hidden()
 
     # the call is answered, then ends; the pop follows it
-    await expect(pop).to_have_attribute("data-state", "answered", timeout=5_000)
+    await expect(pop).to_have_attribute("data-state", "answered")
     await page.screenshot(path=POP_SCREENSHOT, full_page=False)
     await page.click("#pop-open")
     await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
@@ -233,16 +236,15 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
     service: LiveService,
     replay: ReplayServer,
     page: Page,
-    browser: Browser,
+    pages: Contexts,
     sessions: async_sessionmaker[AsyncSession],
     operator: User,
     tmp_path: Path,
 ) -> None:
     await sign_in_at_desk(page, service, OPERATOR)
     # a second browser signed in earlier (a token in its storage) but with no page open yet
-    fresh_context = await browser.new_context()
-    await fresh_context.add_init_script(await _session_script(service, OPERATOR))
-    fresh = await fresh_context.new_page()
+    fresh = await pages.page()
+    await fresh.add_init_script(await _session_script(service, OPERATOR))
     # 89031234567 rings 101 (3.5 s as recorded): the recording is played up to the ring and held
     # there while the pages reload, whatever the machine's speed; the rest follows after
     ringing, rest = split_recording(
@@ -260,21 +262,18 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
     await expect(page.locator("#client-phones")).to_have_value("+79031234567")
 
     # a reload while it rings shows the pop again; so does a page opened only now
-    try:
-        await asyncio.gather(page.reload(), fresh.goto(service.url + "/operator"))
-        for p in (page, fresh):
-            await expect(p.locator("#pop-name")).to_have_text("+79031234567")
-            await expect(p.locator("#pop-new")).to_be_visible()
-        await expect(pop).to_have_attribute("data-state", "ringing")
-        first_seen = [e for e in (await diag(fresh))["log"] if e["type"] == "call.ringing"]
-        assert first_seen and first_seen[0]["replayed"]  # from the server's replay, not live
-        # …and both follow the call to its end: the caller gave up
-        await replay.play([rest], speed=0, resume=True)
-        for p in (page, fresh):
-            await expect(p.locator("#pop")).to_have_attribute("data-state", "ended")
-            await expect(p.locator("#pop-state")).to_contain_text("abandoned")
-    finally:
-        await fresh_context.close()
+    await asyncio.gather(page.reload(), fresh.goto(service.url + "/operator"))
+    for p in (page, fresh):
+        await expect(p.locator("#pop-name")).to_have_text("+79031234567")
+        await expect(p.locator("#pop-new")).to_be_visible()
+    await expect(pop).to_have_attribute("data-state", "ringing")
+    first_seen = [e for e in (await diag(fresh))["log"] if e["type"] == "call.ringing"]
+    assert first_seen and first_seen[0]["replayed"]  # from the server's replay, not live
+    # …and both follow the call to its end: the caller gave up
+    await replay.play([rest], speed=0, resume=True)
+    for p in (page, fresh):
+        await expect(p.locator("#pop")).to_have_attribute("data-state", "ended")
+        await expect(p.locator("#pop-state")).to_contain_text("abandoned")
 
     # the operator fills in the card from the pop
     await page.click("#pop-open")
@@ -437,18 +436,18 @@ async def test_another_users_token_cannot_read_101s_events(
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
     # and 102's own socket stays silent while 101's phone rings
+    token101 = await _token(service, OPERATOR)
     async with (
         websockets.connect(f"{service.ws_url}?token={token102}") as ws102,
-        websockets.connect(f"{service.ws_url}?token={await _token(service, OPERATOR)}") as ws101,
+        websockets.connect(f"{service.ws_url}?token={token101}") as ws101,
     ):
         for ws in (ws101, ws102):
             hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert hello["type"] == "subscribed"
         await play(replay, "inbound_answered", speed=0)
         await settle(service, replay)
-        got101 = await _drain(ws101, until="call.ended")
-        got101 += await _drain(ws101, quiet=0.5)  # anything after the call's end
-        got102 = await _drain(ws102, quiet=0.5)
+        got101 = await _until_fence(service, ws101, token101)
+        got102 = await _until_fence(service, ws102, token102)
     calls101 = [m for m in got101 if str(m["type"]).startswith("call.")]
     # a new caller: the card follows the pop, unless the pop was read after it was committed
     types = [m["type"] for m in calls101]
@@ -542,8 +541,6 @@ async def test_call_result_callback_and_stage_move_persist(
 
 
 async def _sign_in(live: LiveService, credentials: tuple[str, str]) -> dict[str, Any]:
-    import httpx
-
     async with httpx.AsyncClient(base_url=live.url) as http:
         res = await http.post(
             "/api/auth/token", data={"username": credentials[0], "password": credentials[1]}
@@ -564,24 +561,25 @@ async def _session_script(live: LiveService, credentials: tuple[str, str]) -> st
     return f"localStorage.setItem('crm_token', {token}); localStorage.setItem('crm_user', {user});"
 
 
-async def _drain(
-    ws: Any, *, until: str | None = None, quiet: float = 0.0, limit: float = 10
-) -> list[dict[str, Any]]:
-    """Messages (pings answered) until one of type `until`, or until `quiet` s pass without any."""
-    got: list[dict[str, Any]] = []
-    async with asyncio.timeout(limit):
-        while True:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), quiet or limit)
-            except TimeoutError:
-                return got
-            msg = json.loads(raw)
-            if msg.get("type") == "ping":
-                await ws.send(json.dumps({"type": "pong"}))
-                continue
-            got.append(msg)
-            if until and msg.get("type") == until:
-                return got
+async def _until_fence(live: LiveService, ws: Any, token: str) -> list[dict[str, Any]]:
+    """Everything `ws` got before a fence: its own person set to do-not-disturb over the API now.
+    The hub delivers in one seq order, so whatever was published earlier for this socket has
+    arrived before the fence's agent.presence (no waiting for a quiet spell)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        res = await http.put("/api/presence/me", json={"state": "dnd"}, headers=headers)
+    assert res.status_code == 200, res.text
+    me = res.json()["user_id"]
+    got = await drain(
+        ws,
+        until=lambda m: (
+            m.get("type") == "agent.presence"
+            and (m["payload"]["user_id"], m["payload"]["state"]) == (me, "dnd")
+        ),
+    )
+    return got[:-1]
 
 
 async def stage_id(sessions: async_sessionmaker[AsyncSession], name: str) -> int:

@@ -21,7 +21,14 @@ from telephony.testing.replay import ReplayServer
 from tests.telephony.helpers import AMI_DIR
 from tests.telephony.pbx import settle_pipeline
 from tests.web.conftest import OPERATOR
-from tests.web.live import LiveService, chromium_available, live_service, with_ami
+from tests.web.live import (
+    Contexts,
+    LiveService,
+    chromium_available,
+    live_service,
+    sign_in,
+    with_ami,
+)
 from web.container import Container
 from web.settings import Settings
 
@@ -44,12 +51,9 @@ async def service(
         yield live
 
 
-async def sign_in(page: Page, live: LiveService, login: str, password: str) -> None:
-    await page.goto(live.url + "/")
-    await page.fill("#login", login)
-    await page.fill("#password", password)
-    await page.click("#login-submit")
-    await page.wait_for_url("**/operator")
+async def at_presence_bar(page: Page, live: LiveService, credentials: tuple[str, str]) -> None:
+    """Signed in at the workspace (tests.web.live.sign_in), its presence bar shown."""
+    await sign_in(page, live, credentials)
     await expect(page.get_by_test_id("presence-bar")).to_be_visible()
 
 
@@ -66,7 +70,7 @@ async def test_the_agent_sets_their_own_state_in_one_click_and_ends_a_wrapup_ear
     operator: User,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    await sign_in(page, service, *OPERATOR)
+    await at_presence_bar(page, service, OPERATOR)
     state = page.get_by_test_id("presence-state")
     await expect(state).to_have_text("available")
     await expect(page.get_by_test_id("presence-available")).to_be_hidden()
@@ -106,21 +110,17 @@ async def test_the_agent_sets_their_own_state_in_one_click_and_ends_a_wrapup_ear
 
 async def test_the_workspace_shows_the_state_in_russian(
     service: LiveService,
-    browser: Any,
+    pages: Contexts,
     make_user: Any,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     agent, _ = await make_user(
         role="operator", extension="105", login="op-ru", password="pw-op-ru", locale="ru"
     )
-    context = await browser.new_context(viewport={"width": 1366, "height": 860})
-    try:
-        ru = await context.new_page()
-        await sign_in(ru, service, "op-ru", "pw-op-ru")
-        await expect(ru.get_by_test_id("presence-state")).to_have_text("на месте")
-        await expect(ru.get_by_test_id("presence-dnd")).to_have_text("Не беспокоить")
-        await ru.get_by_test_id("presence-dnd").click()
-        await expect(ru.get_by_test_id("presence-state")).to_have_text("не беспокоить")
-        assert await stored(sessions, agent) == ("dnd", "", "api")
-    finally:
-        await context.close()
+    ru = await pages.page()
+    await at_presence_bar(ru, service, ("op-ru", "pw-op-ru"))
+    await expect(ru.get_by_test_id("presence-state")).to_have_text("на месте")
+    await expect(ru.get_by_test_id("presence-dnd")).to_have_text("Не беспокоить")
+    await ru.get_by_test_id("presence-dnd").click()
+    await expect(ru.get_by_test_id("presence-state")).to_have_text("не беспокоить")
+    assert await stored(sessions, agent) == ("dnd", "", "api")
