@@ -9,6 +9,7 @@ Lost dialog use them. No JavaScript error may happen on any page.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -26,7 +27,7 @@ from web.container import Container
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
-from playwright.async_api import Browser, Locator, Page, expect  # noqa: E402
+from playwright.async_api import Browser, Locator, Page, Route, expect  # noqa: E402
 
 
 async def signed_in(
@@ -121,6 +122,40 @@ async def _create(page: Page, client: str, title: str, source: str) -> None:
     await page.select_option("#new-source", label=source)
     await page.click("#new-ok")
     await expect(page.locator("#new-dialog")).to_be_hidden()
+
+
+async def test_a_new_deal_waits_for_the_boards_stages(
+    container: Container,
+    make_user: UserFactory,
+    sessions: async_sessionmaker[AsyncSession],
+    pages: Contexts,
+) -> None:
+    """The new deal's dialog offers the stages the board loaded: before they have come (a slow
+    board), "New deal" can't be pressed (it once opened with no stage and sent stage_id 0)."""
+    _, headers = await make_user(role="manager")
+    held: asyncio.Queue[Route] = asyncio.Queue()
+    async with live_service(container) as live:
+        page = await pages.page(locale="en-US")
+        await page.route("**/api/deals/board*", held.put_nowait)
+        await page.goto(live.url + "/")
+        token = headers["Authorization"].removeprefix("Bearer ")
+        await page.evaluate("t => localStorage.setItem('crm_token', t)", token)
+        await page.goto(live.url + "/deals")
+        board = await asyncio.wait_for(held.get(), 30)
+        await expect(page.locator("h2#deals-heading")).to_have_text("Deals")
+        await expect(page.locator("#new-deal")).to_be_disabled()
+        await board.continue_()
+        await page.unroute("**/api/deals/board*")
+        await expect(page.locator("#new-deal")).to_be_enabled()
+        await page.click("#new-deal")
+        stages = await page.locator("#new-stage option").all_text_contents()
+    async with sessions() as s:
+        rows = await s.scalars(
+            select(DealStage.name)
+            .where(DealStage.is_closed.is_(False))
+            .order_by(DealStage.position)
+        )
+        assert stages == list(rows) and stages
 
 
 @pytest.mark.usefixtures("lists")

@@ -122,6 +122,8 @@ async function loadBoard() {
     const board = await api(`/api/deals/board?${boardQuery()}`);
     if (ticket !== S.loading) return; // a newer load is on its way
     S.columns = board.columns;
+    // a new deal needs a stage to start in: the button waits for the board's stages
+    /** @type {HTMLButtonElement} */ ($("new-deal")).disabled = false;
     // not under a drag: replacing the card being dragged ends the drag with no drop (the move
     // the user is making is lost); it is drawn when the drag ends
     if (S.dragging) S.renderAfterDrag = true;
