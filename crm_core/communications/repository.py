@@ -43,13 +43,16 @@ async def insert_once(session: AsyncSession, values: dict[str, Any]) -> Communic
 
     The unique index decides, so two transactions logging the same event at once still make one row.
     """
-    stmt = (
-        insert(Communication)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["kind", "external_id"])
-        .returning(Communication)
-    )
-    return await session.scalar(stmt)
+    return await session.scalar(_INSERT_ONCE, values)
+
+
+# Built once, the row given as parameters (SQLAlchemy would build and key a statement given its
+# values anew for every call logged).
+_INSERT_ONCE = (
+    insert(Communication)
+    .on_conflict_do_nothing(index_elements=["kind", "external_id"])
+    .returning(Communication)
+)
 
 
 async def timeline(
