@@ -69,18 +69,29 @@ class AmiMessage(dict[str, str]):
     can change what another one sees.
     """
 
-    __slots__ = ("headers",)
-    headers: tuple[tuple[str, str], ...]
+    # Every header line in order, kept only when a header repeats: otherwise they are the
+    # mapping's items (a dict keeps its order), and a message is one object for the garbage
+    # collector to track, not one per line (events wait in the listener's queue by thousands).
+    __slots__ = ("_repeated",)
+    _repeated: tuple[tuple[str, str], ...] | None
 
     def __init__(self, headers: Iterable[tuple[str, str]] = ()) -> None:
-        pairs = tuple(headers)
+        pairs = headers if isinstance(headers, list | tuple) else tuple(headers)
         dict.__init__(self, pairs)
         if len(self) != len(pairs):  # a repeated header: the first value is the one mapped
             dict.clear(self)
             for name, value in pairs:
                 if name not in self:
                     dict.__setitem__(self, name, value)
-        self.headers = pairs
+            self._repeated = tuple(pairs)
+        else:
+            self._repeated = None
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Every header line as (name, value), in order, repeated ones included."""
+        repeated = self._repeated
+        return tuple(self.items()) if repeated is None else repeated
 
     @classmethod
     def of(cls, fields: Mapping[str, str]) -> Self:
