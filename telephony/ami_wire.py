@@ -43,9 +43,13 @@ EOL = "\r\n"
 # A blank line ends a message: \r\n\r\n from Asterisk, \n\n (or a mix) tolerated.
 _MESSAGE_END = re.compile(rb"\r?\n\r?\n")
 _NAME = r"[^\s:\x00-\x1f\x7f]+"
-# Every line of a well-formed message; findall over a whole message is the fast path.
-_HEADER_LINES = re.compile(rf"^({_NAME}): ?([^\r\n]*)\r?$", re.M)
 _HEADER_LINE = re.compile(rf"({_NAME}): ?(.*)")
+_NAME_ONLY = re.compile(_NAME)
+# Header names seen valid: Asterisk's vocabulary is a few hundred names, so after the first
+# messages a name is checked by one set look-up instead of a regular expression (bounded, so
+# a peer sending ever new names costs only the regular expression).
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_MAX = 4096
 
 
 class MalformedMessage(ValueError):
@@ -65,18 +69,29 @@ class AmiMessage(dict[str, str]):
     can change what another one sees.
     """
 
-    __slots__ = ("headers",)
-    headers: tuple[tuple[str, str], ...]
+    # Every header line in order, kept only when a header repeats: otherwise they are the
+    # mapping's items (a dict keeps its order), and a message is one object for the garbage
+    # collector to track, not one per line (events wait in the listener's queue by thousands).
+    __slots__ = ("_repeated",)
+    _repeated: tuple[tuple[str, str], ...] | None
 
     def __init__(self, headers: Iterable[tuple[str, str]] = ()) -> None:
-        pairs = tuple(headers)
+        pairs = headers if isinstance(headers, list | tuple) else tuple(headers)
         dict.__init__(self, pairs)
         if len(self) != len(pairs):  # a repeated header: the first value is the one mapped
             dict.clear(self)
             for name, value in pairs:
                 if name not in self:
                     dict.__setitem__(self, name, value)
-        self.headers = pairs
+            self._repeated = tuple(pairs)
+        else:
+            self._repeated = None
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Every header line as (name, value), in order, repeated ones included."""
+        repeated = self._repeated
+        return tuple(self.items()) if repeated is None else repeated
 
     @classmethod
     def of(cls, fields: Mapping[str, str]) -> Self:
@@ -160,11 +175,38 @@ def _decode(raw: bytes | str) -> str:
     return text.strip("\r\n")
 
 
+def _valid_name(name: str) -> bool:
+    if _NAME_ONLY.fullmatch(name) is None:
+        return False
+    if len(_VALID_NAMES) < _VALID_NAMES_MAX:
+        _VALID_NAMES.add(name)
+    return True
+
+
+def _crlf_headers(text: str) -> list[tuple[str, str]] | None:
+    """The fast path: every line ends in CRLF and is ``Name: value`` (a valid name, then
+    ": "), as Asterisk writes them; None when any line is otherwise (the rules below decide).
+    The same pairs as the rules below give for such a text: a valid name holds no ``:``, so
+    the first ": " is its colon and the one space the rules allow."""
+    lines = text.split("\r\n")
+    if text.count("\n") != len(lines) - 1:
+        return None  # a bare LF
+    pairs: list[tuple[str, str]] = []
+    append = pairs.append
+    valid = _VALID_NAMES
+    for line in lines:
+        name, sep, value = line.partition(": ")
+        if not sep or (name not in valid and not _valid_name(name)):
+            return None
+        append((name, value))
+    return pairs
+
+
 def _header_pairs(text: str) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = _HEADER_LINES.findall(text)
-    if len(pairs) == text.count("\n") + 1:
-        return pairs  # every line is a header (the rule spelled out below, at C speed)
-    pairs = []
+    fast = _crlf_headers(text)
+    if fast is not None:
+        return fast
+    pairs: list[tuple[str, str]] = []
     follows = False
     for number, line in enumerate(text.split("\n"), 1):
         line = line.removesuffix("\r")

@@ -36,6 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.calls import active, progress
 from crm_core.calls.active import CallSave
 from crm_core.calls.schemas import NO_CONTEXT, CallInfo
+from crm_core.calls.service import record_extensions
+from crm_core.communications.repository import by_external_ids
 from crm_core.db import Publisher, unit_of_work
 from crm_core.events.messages import CallCardOpenedMessage
 from crm_core.phones import try_normalize_phone
@@ -499,10 +501,13 @@ class CallPipeline:
         # each was with comes back), their cards and deals and the agents who talked are read
         ended = await active.end_calls(session, [fact.linkedid for fact in facts])
         matched = await active.load_matched(session, ended.values())
-        users = await users_by_extension(
-            session, sorted({e for fact in facts for e in presence_events.talked(fact.summary)})
-        )
-        for fact in facts:
+        records = [to_record(fact.summary, None) for fact in facts]
+        exts = {e for fact in facts for e in presence_events.talked(fact.summary)}
+        exts.update(e for record in records for e in record_extensions(record))
+        users = await users_by_extension(session, sorted(exts))
+        # the calls logged before (a call ended twice): kept up to date as the batch logs them
+        done = await by_external_ids(session, "call", [fact.linkedid for fact in facts])
+        for fact, record in zip(facts, records, strict=True):
             self.stats["facts"] += 1
             # the queue stay's end, and wrap-up for the agents who talked (issue 16)
             await presence_events.on_call_ended(
@@ -510,7 +515,7 @@ class CallPipeline:
             )
             logged = await progress.call_ended(
                 session,
-                to_record(fact.summary, None),
+                record,
                 agents=_agents(fact.summary),
                 region=self._region,
                 company_numbers=self._company,
@@ -518,7 +523,11 @@ class CallPipeline:
                 locale=self._locale,
                 # a second end of the same call in the batch finds its row gone, as one by one
                 ended=ended.pop(fact.linkedid, NO_CONTEXT),
+                users=users,
+                logged=done,
             )
-            if logged is not None and logged.created:
-                self.stats["calls_logged"] += 1
+            if logged is not None:
+                done.setdefault(fact.linkedid, logged.communication)
+                if logged.created:
+                    self.stats["calls_logged"] += 1
         del matched

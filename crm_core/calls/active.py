@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import ActiveCall, AgentState
@@ -93,34 +93,42 @@ async def save_calls(session: AsyncSession, saves: Sequence[CallSave]) -> None:
     await session.execute(stmt)
 
 
+_CLIENT_COLUMNS = ("client_id", "deal_id", "client_name", "client_number", "client_created")
+
+
+def _remember_statement() -> Insert:
+    stmt = insert(cast(Table, ActiveCall.__table__))
+    return stmt.on_conflict_do_update(
+        index_elements=["linkedid"],
+        set_={name: stmt.excluded[name] for name in _CLIENT_COLUMNS},
+    )
+
+
+# Built once, its rows given as parameters: SQLAlchemy builds and keys a statement given its
+# values anew on every call (most of the CPU of this one-row upsert, made once per call).
+_REMEMBER = _remember_statement()
+
+
 async def remember_client(
     session: AsyncSession, call: CallInfo, ctx: CallContext, at: datetime
 ) -> None:
     """Who the call is with, for its pop, its messages and its log (the call's own columns are
     written only when the row is new: the live lane may already have saved a later state)."""
-    stmt = insert(ActiveCall).values(
-        linkedid=call.linkedid,
-        tracker_state={},
-        started_at=call.started_at,
-        updated_at=at,
-        client_id=ctx.client_id,
-        deal_id=ctx.deal_id,
-        client_name=ctx.client_name,
-        client_number=ctx.client_number,
-        client_created=ctx.client_created,
-        **_call_columns(call),
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["linkedid"],
-        set_={
+    await session.execute(
+        _REMEMBER,
+        {
+            "linkedid": call.linkedid,
+            "tracker_state": {},
+            "started_at": call.started_at,
+            "updated_at": at,
             "client_id": ctx.client_id,
             "deal_id": ctx.deal_id,
             "client_name": ctx.client_name,
             "client_number": ctx.client_number,
             "client_created": ctx.client_created,
+            **_call_columns(call),
         },
     )
-    await session.execute(stmt)
 
 
 async def contexts(session: AsyncSession, linkedids: Iterable[str]) -> dict[str, CallContext]:

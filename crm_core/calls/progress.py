@@ -10,6 +10,7 @@ The PBX side (telephony.call_pipeline) decides only when and in which transactio
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from crm_core.calls.active import AgentPhones, remember_client
 from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo, CallRecord
 from crm_core.calls.service import deal_of_client, identify_caller, log_call, look_up_caller
 from crm_core.calls.views import call_event, call_view
+from crm_core.communications.models import Communication
 from crm_core.communications.schemas import Logged
 from crm_core.db import collect_event
 from crm_core.events.messages import (
@@ -36,6 +38,7 @@ from crm_core.events.messages import (
     CallTransferredMessage,
 )
 from crm_core.texts import FALLBACK
+from crm_core.users.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -358,25 +361,30 @@ async def call_ended(
     callback_due: timedelta,
     locale: str = FALLBACK,
     ended: CallContext,
+    users: Mapping[str, User] | None = None,
+    logged: Mapping[str, Communication] | None = None,
 ) -> Logged | None:
     """The finished call, logged once on the deal it was matched to while it rang (or the deal a
     click-to-call named), `call.ended` to its agents. `ended`: who it was with, as its row handed
-    back when taken off the calls in progress (`active.end_calls`, one statement per batch)."""
+    back when taken off the calls in progress (`active.end_calls`, one statement per batch);
+    `users` and `logged`: as `log_call` takes them, read once for a batch."""
     if ended.client_id is not None:
         record = replace(
             record,
             client_id=ended.client_id,
             deal_id=ended.deal_id if ended.deal_id is not None else record.deal_id,
         )
-    logged = await log_call(
+    done = await log_call(
         session,
         record,
         region=region,
         company_numbers=company_numbers,
         callback_due=callback_due,
         locale=locale,
+        users=users,
+        logged=logged,
     )
-    comm = logged.communication if logged else None
+    comm = done.communication if done else None
     message = CallEndedMessage(
         linkedid=record.linkedid,
         extensions=list(agents),
@@ -391,4 +399,4 @@ async def call_ended(
         ring_seconds=record.ring_seconds,
     )
     collect_event(session, call_event(message))
-    return logged
+    return done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 
 from sqlalchemy import select, text
@@ -12,6 +13,7 @@ from crm_core import texts
 from crm_core.calls.schemas import CallerContext, CallerFound, CallRecord
 from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
+from crm_core.communications.models import Communication
 from crm_core.communications.schemas import CommunicationIn, Logged
 from crm_core.communications.service import log_communication
 from crm_core.deals.models import Deal
@@ -105,24 +107,30 @@ async def log_call(
     company_numbers: frozenset[str],
     callback_due: timedelta,
     locale: str = texts.FALLBACK,
+    users: Mapping[str, User] | None = None,
+    logged: Mapping[str, Communication] | None = None,
 ) -> Logged | None:
     """The finished call as one communication on the deal; a missed inbound call also makes one
-    callback task for the responsible manager (or the first agent who rang)."""
+    callback task for the responsible manager (or the first agent who rang).
+
+    A batch of calls reads at once what each would read alone: `users`, the users on (a
+    superset of) the call's agents' extensions by extension (`users_by_extension`); `logged`,
+    the calls already logged by linkedid (`log_communication`'s). None: read here."""
     e164 = try_normalize_phone(record.client_number, region)
     if record.client_id is None and (e164 is None or e164 in company_numbers):
         logger.info(
             "call %s not logged: no client number (%r)", record.linkedid, record.client_number
         )
         return None
-    exts = [e for e in {record.final_agent, record.agent_extension, *record.agents_rung} if e]
-    users = await users_by_extension(session, exts)
+    if users is None:
+        users = await users_by_extension(session, record_extensions(record))
     owner = users.get(record.final_agent or record.agent_extension or "")
     user_id = record.user_id if record.user_id is not None else (owner.id if owner else None)
     if user_id is not None and await session.get(User, user_id) is None:
         user_id = owner.id if owner else None
     extra = dict(record.extra)
     extra.update(agents_rung=record.agents_rung, missed=record.missed)
-    logged = await log_communication(
+    done = await log_communication(
         session,
         CommunicationIn(
             kind="call",
@@ -146,9 +154,10 @@ async def log_call(
         region=region,
         company_numbers=company_numbers,
         locale=locale,
+        logged=logged,
     )
-    if logged.created and record.missed and record.direction == "in":
-        comm = logged.communication
+    if done.created and record.missed and record.direction == "in":
+        comm = done.communication
         card = await session.get(Client, comm.client_id)
         first_rung = users.get(record.agents_rung[0]) if record.agents_rung else None
         assignee = (card.responsible_id if card else None) or (
@@ -164,6 +173,11 @@ async def log_call(
             communication_id=comm.id,
             missed_at=record.ended_at,
         )
-    if logged.created and record.answered_at is not None:  # agenda: the return call closes it
-        await on_answered_call(session, logged.communication.client_id, logged.communication.id)
-    return logged
+    if done.created and record.answered_at is not None:  # agenda: the return call closes it
+        await on_answered_call(session, done.communication.client_id, done.communication.id)
+    return done
+
+
+def record_extensions(record: CallRecord) -> list[str]:
+    """The extensions whose users `log_call` looks at."""
+    return [e for e in {record.final_agent, record.agent_extension, *record.agents_rung} if e]

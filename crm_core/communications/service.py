@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,16 +70,23 @@ async def log_communication(
     region: str,
     company_numbers: frozenset[str] | set[str] = frozenset(),
     locale: str = FALLBACK,
+    logged: Mapping[str, Communication] | None = None,
 ) -> Logged:
     """Log one contact on the client's deal, exactly once per (kind, external id).
 
     Unknown number: a new card and a deal in the first stage. No open deal: a new one. A new
     card's lead source and a new deal's title are written in `locale` (DEFAULT_LOCALE).
+    `logged`: the communications of this kind already logged, by external id, as the caller
+    read them for a batch (`repository.by_external_ids`); None: looked up here.
     """
     if data.kind not in KINDS or data.direction not in DIRECTIONS:
         raise Invalid(f"unknown kind/direction {data.kind!r}/{data.direction!r}")
     if data.external_id:
-        existing = await repository.by_external_id(session, data.kind, data.external_id)
+        existing = (
+            logged.get(data.external_id)
+            if logged is not None
+            else await repository.by_external_id(session, data.kind, data.external_id)
+        )
         if existing is not None:
             return Logged(existing, created=False)
     e164 = _e164(data.phone, region)
@@ -109,14 +117,12 @@ async def log_communication(
     for key in ("contact_name", "client_id", "deal_id", "lead_source", "phone"):
         values.pop(key)
     values.update(client_id=client_id, deal_id=deal.id, phone=e164, created_at=utcnow())
-    new_id = await repository.insert_once(session, values)
-    if new_id is None:
+    comm = await repository.insert_once(session, values)
+    if comm is None:
         # a concurrent transaction logged the same event first (we waited for its commit)
         existing = await repository.by_external_id(session, data.kind, data.external_id or "")
         assert existing is not None
         return Logged(existing, created=False)
-    comm = await session.get(Communication, new_id)
-    assert comm is not None
     collect_event(
         session,
         CommunicationLogged(
