@@ -3,6 +3,7 @@
     publish(messages) ── one transaction: advisory xact lock, INSERT … RETURNING, pg_notify, COMMIT
     publish_in(session, messages) ── the same in the caller's transaction, announced at its COMMIT
         └── every instance's PgBus ── dispatcher (in seq order) ── Fanout ── Subscriber queues
+    (the publishing instance's own Fanout gets what `publish` committed at once, in seq order)
 
 Ordering is what makes "reconnect with last_seq" exact: commits happen in seq order across all
 instances (event_log's lock) and PostgreSQL delivers notifications in commit order, so each
