@@ -362,9 +362,14 @@ class CallPipeline:
         self._pop_out.put_nowait((events, calls))
 
     async def _publish_pops(self) -> None:
-        """Send the pop lane's messages, batch after batch in commit order."""
+        """Send the pop lane's messages in commit order; what queued while the last ones were
+        being sent leaves together (one event_log transaction, not one per batch)."""
         while True:
             events, calls = await self._pop_out.get()
+            taken = 1
+            while not self._pop_out.empty():
+                more, more_calls = self._pop_out.get_nowait()
+                events, calls, taken = events + more, calls + more_calls, taken + 1
             try:
                 if self._publish is not None:
                     await self._publish(events)
@@ -375,8 +380,9 @@ class CallPipeline:
                     for linkedid in calls:
                         self._count("pop", linkedid, -1)
                     self._progress.notify_all()
-                self._unsent -= 1
-                self._pop_out.task_done()
+                self._unsent -= taken
+                for _ in range(taken):
+                    self._pop_out.task_done()
 
     def _push(self, lane: _Lane, item: _OpenCard | _CardOpened) -> None:
         """Work one lane hands another for the same call: counted before the lane handing it
