@@ -177,11 +177,6 @@ class CallPipeline:
         self._opening: set[str] = set()
         self._uncarded: dict[str, dict[str, None]] = {}
         self._progress = asyncio.Condition()
-        # the pop lane's messages leave in order in the background (`_publish_pops`): its next
-        # batch (the next pop's read) need not wait for the last one's to be numbered and sent
-        self._pop_out: asyncio.Queue[tuple[list[Any], list[str]]] = asyncio.Queue()
-        self._pop_sender: asyncio.Task[None] | None = None
-        self._unsent = 0
         self._room = asyncio.Event()
         self._room.set()
         self.stats = {"events": 0, "facts": 0, "batches": 0, "calls_logged": 0, "errors": 0}
@@ -256,10 +251,6 @@ class CallPipeline:
         return len(rows)
 
     def start(self) -> None:
-        if self._publish is not None and self._pop_sender is None:
-            self._pop_sender = asyncio.create_task(
-                self._publish_pops(), name="call-pipeline-pop-publisher"
-            )
         self._pop.start(self._run(self._pop, self._apply_pop))
         # new callers' cards yield to the pops: a card may wait, a pop should not
         self._card.start(self._run(self._card, self._apply_card, after=("pop",), behind=self._pop))
@@ -270,18 +261,12 @@ class CallPipeline:
         await self.drain()
         for lane in self._lanes:
             await lane.stop()
-        sender, self._pop_sender = self._pop_sender, None
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
 
     async def drain(self) -> None:
         """Wait until every fact fed so far is in the database (tests, shutdown)."""
-        while self._unsent or not all(lane.idle.is_set() for lane in self._lanes):
+        while not all(lane.idle.is_set() for lane in self._lanes):
             for lane in self._lanes:
                 await lane.idle.wait()
-            await self._pop_out.join()  # and the pop lane's messages are sent
 
     # ----------------------------------------------------------------------------- the writers
 
@@ -316,7 +301,7 @@ class CallPipeline:
                     async with self._progress:
                         await self._progress.wait_for(lambda ids=ids: self._clear(after, ids))  # type: ignore[misc]
                 try:
-                    await self._apply_batch(apply, batch, lane is self._pop)
+                    await self._apply_batch(apply, batch)
                 finally:
                     if lane is self._log:  # the calls are over, logged or lost: forget them
                         for item in batch:
@@ -328,11 +313,10 @@ class CallPipeline:
                             self._progress.notify_all()
             lane.idle.set()
 
-    async def _apply_batch(self, apply: Apply, batch: list[Any], pop: bool = False) -> None:
-        publish = self._queue_pops if pop and self._pop_sender is not None else self._publish
+    async def _apply_batch(self, apply: Apply, batch: list[Any]) -> None:
         self.stats["batches"] += 1
         try:
-            async with unit_of_work(self._sessions, publish) as session:
+            async with unit_of_work(self._sessions, self._publish) as session:
                 then = await apply(session, batch)
         except Exception:
             logger.exception("a batch of %d call facts failed; retrying one by one", len(batch))
@@ -342,7 +326,7 @@ class CallPipeline:
             return
         for item in batch:  # isolate the bad fact; every other one still lands
             try:
-                async with unit_of_work(self._sessions, publish) as session:
+                async with unit_of_work(self._sessions, self._publish) as session:
                     then = await apply(session, [item])
             except Exception:
                 self.stats["errors"] += 1
@@ -350,39 +334,6 @@ class CallPipeline:
                 continue
             if then is not None:
                 then()
-
-    async def _queue_pops(self, events: list[Any]) -> None:
-        """The pop lane's publisher, after its batch's COMMIT: the messages queue for
-        `_publish_pops`, and until they are sent their calls count as pending in the pop lane,
-        so the other lanes still publish a call's messages after its pop."""
-        calls = [lid for lid in (getattr(e, "linkedid", None) for e in events) if lid]
-        for linkedid in calls:
-            self._count("pop", linkedid, 1)
-        self._unsent += 1
-        self._pop_out.put_nowait((events, calls))
-
-    async def _publish_pops(self) -> None:
-        """Send the pop lane's messages in commit order; what queued while the last ones were
-        being sent leaves together (one event_log transaction, not one per batch)."""
-        while True:
-            events, calls = await self._pop_out.get()
-            taken = 1
-            while not self._pop_out.empty():
-                more, more_calls = self._pop_out.get_nowait()
-                events, calls, taken = events + more, calls + more_calls, taken + 1
-            try:
-                if self._publish is not None:
-                    await self._publish(events)
-            except Exception:  # as unit_of_work: a failed publish never undoes the commit
-                logger.exception("publishing %d domain events failed", len(events))
-            finally:
-                async with self._progress:
-                    for linkedid in calls:
-                        self._count("pop", linkedid, -1)
-                    self._progress.notify_all()
-                self._unsent -= taken
-                for _ in range(taken):
-                    self._pop_out.task_done()
 
     def _push(self, lane: _Lane, item: _OpenCard | _CardOpened) -> None:
         """Work one lane hands another for the same call: counted before the lane handing it
