@@ -288,6 +288,22 @@ class Probe:
         self.new_client: dict[str, bool] = {}
         self.new_caller: dict[str, bool] = {}  # the pop went out before the card existed
         self.card: Any = None
+        # per hop (the AgentRinging's pop-lane batch started and its apply done; the hub's
+        # Fanout handing the call.ringing to this instance's sockets)
+        self.pop_started: dict[str, float] = {}
+        self.pop_read: dict[str, float] = {}
+        self.fanned_out: dict[str, float] = {}
+
+    def note_pop(self, facts: list[Any], started: float, done: float) -> None:
+        for fact in facts:
+            if type(fact).__name__ == "AgentRinging":
+                self.pop_started.setdefault(fact.linkedid, started)
+                self.pop_read.setdefault(fact.linkedid, done)
+
+    def note_fanout(self, env: Any, at: float) -> None:
+        if env.type == "call.ringing" and env.channel.startswith("ext:"):
+            linkedid = json.loads(env.frame)["payload"]["linkedid"]
+            self.fanned_out.setdefault(linkedid, at)
 
     def note_arrival(self, event: dict[str, str], arrival: float) -> None:
         if event.get("Event") != "DialBegin":
@@ -344,10 +360,13 @@ class WriterClock:
     def _timed(self, lane: str, apply: Any, probe: Probe) -> Any:
         async def timed(session: Any, facts: list[Any]) -> Any:
             started = time.perf_counter()
+            wall = time.time()
             try:
                 return await apply(session, facts)
             finally:
                 took = time.perf_counter() - started
+                if lane == "pop":
+                    probe.note_pop(facts, wall, time.time())
                 mode = probe.mode
                 busy = self.busy.setdefault(mode, {})
                 busy[lane] = busy.get(lane, 0.0) + took
@@ -541,6 +560,15 @@ async def main() -> None:
 
         # the service's pipeline; the listener wired to it through the probe's router
         probe = Probe()
+        fanout = hub._fanout  # bench-only: when this instance hands a pop to its sockets
+        fanout_deliver = fanout.deliver
+
+        def deliver(env: Any) -> None:
+            if fanout.last_seq is None or env.seq > fanout.last_seq:
+                probe.note_fanout(env, time.time())
+            fanout_deliver(env)
+
+        fanout.deliver = deliver  # type: ignore[method-assign]
 
         def note(events: list[Any], started: float, done: float) -> None:
             for event in events:
@@ -707,6 +735,8 @@ def report(
             split = [("AMI arrival -> publish_local", probe.arrival, probe.published)]
         for label, start, end in split:
             print(_row(label, [(end[i] - start[i]) * 1000 for i in pub]))
+        if mode == "db":
+            _hops(probe, [i for i in got if i in probe.published], received)
         print(
             _row(
                 "publish -> operator socket",
@@ -753,6 +783,30 @@ def report(
         f"pipeline: {stats['events']} AMI events, {stats['facts']} facts, {stats['batches']} "
         f"batches, {stats['calls_logged']} calls logged, {stats['errors']} errors"
     )
+
+
+def _hops(probe: Probe, ids: list[str], received: dict[str, float]) -> None:
+    """The db path per hop (each hop's own p50/p99), then where the slowest pops' time went."""
+    hops = [
+        ("arrival -> pop batch starts (queued)", probe.arrival, probe.pop_started),
+        ("pop batch start -> its apply done (reads)", probe.pop_started, probe.pop_read),
+        ("apply done -> COMMIT done (publish starts)", probe.pop_read, probe.published),
+        ("publish -> event_log committed", probe.published, probe.committed),
+        ("publish -> Fanout.deliver here", probe.published, probe.fanned_out),
+        ("Fanout.deliver -> operator socket", probe.fanned_out, received),
+    ]
+    ids = [i for i in ids if all(i in start and i in end for _, start, end in hops)]
+    print("  per hop:")
+    for label, start, end in hops:
+        print(_row("  " + label, [(end[i] - start[i]) * 1000 for i in ids]))
+    slowest = sorted(ids, key=lambda i: received[i] - probe.arrival[i])[-max(1, len(ids) // 50) :]
+    shares = ", ".join(
+        f"{label.split(' -> ')[1].split(' (')[0]} "
+        f"{statistics.fmean((end[i] - start[i]) * 1000 for i in slowest):.1f}"
+        for label, start, end in hops
+        if label != "publish -> event_log committed"
+    )
+    print(f"  the slowest {len(slowest)} pops (2%), mean ms per hop: {shares}")
 
 
 def report_writer(writer: WriterClock, wall: dict[str, float], collector: GcClock) -> None:

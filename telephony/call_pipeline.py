@@ -179,6 +179,8 @@ class CallPipeline:
         self._opening: set[str] = set()
         self._uncarded: dict[str, dict[str, None]] = {}
         self._progress = asyncio.Condition()
+        # the pop lane's committed messages held while more pop work is pending (`_hold_pops`)
+        self._held: list[tuple[list[Any], list[str]]] = []
         self._room = asyncio.Event()
         self._room.set()
         self.stats = {"events": 0, "facts": 0, "batches": 0, "calls_logged": 0, "errors": 0}
@@ -303,7 +305,7 @@ class CallPipeline:
                     async with self._progress:
                         await self._progress.wait_for(lambda ids=ids: self._clear(after, ids))  # type: ignore[misc]
                 try:
-                    await self._apply_batch(apply, batch)
+                    await self._apply_batch(apply, batch, lane is self._pop)
                 finally:
                     if lane is self._log:  # the calls are over, logged or lost: forget them
                         for item in batch:
@@ -315,10 +317,19 @@ class CallPipeline:
                             self._progress.notify_all()
             lane.idle.set()
 
-    async def _apply_batch(self, apply: Apply, batch: list[Any]) -> None:
+    async def _apply_batch(self, apply: Apply, batch: list[Any], pop: bool = False) -> None:
+        if pop and self._publish is not None:
+            await self._apply_batch_with(apply, batch, self._hold_pops)
+            await self._publish_held()
+        else:
+            await self._apply_batch_with(apply, batch, self._publish)
+
+    async def _apply_batch_with(
+        self, apply: Apply, batch: list[Any], publish: Publisher | None
+    ) -> None:
         self.stats["batches"] += 1
         try:
-            async with unit_of_work(self._sessions, self._publish) as session:
+            async with unit_of_work(self._sessions, publish) as session:
                 then = await apply(session, batch)
         except Exception:
             logger.exception("a batch of %d call facts failed; retrying one by one", len(batch))
@@ -328,7 +339,7 @@ class CallPipeline:
             return
         for item in batch:  # isolate the bad fact; every other one still lands
             try:
-                async with unit_of_work(self._sessions, self._publish) as session:
+                async with unit_of_work(self._sessions, publish) as session:
                     then = await apply(session, [item])
             except Exception:
                 self.stats["errors"] += 1
@@ -336,6 +347,36 @@ class CallPipeline:
                 continue
             if then is not None:
                 then()
+
+    async def _hold_pops(self, events: list[Any]) -> None:
+        """The pop lane's publisher, after its batch's COMMIT: the messages wait for
+        `_publish_held`, their calls counted as pending in the pop lane until then (the other
+        lanes still publish a call's messages after its pop)."""
+        calls = [lid for lid in (getattr(e, "linkedid", None) for e in events) if lid]
+        for linkedid in calls:
+            self._count("pop", linkedid, 1)
+        self._held.append((events, calls))
+
+    async def _publish_held(self) -> None:
+        """Publish what the pop lane committed, in order, unless more pop work is pending: then
+        its next batch (a pop's read, typically right behind its call's start) goes first, and
+        both batches' messages leave in one event_log transaction after it. At most two
+        batches wait, so a busy lane still publishes every other commit."""
+        if not self._held or (self._pop.pending and len(self._held) < 2):
+            return
+        held, self._held = self._held, []
+        events = [e for batch, _ in held for e in batch]
+        try:
+            if self._publish is not None:
+                await self._publish(events)
+        except Exception:  # as unit_of_work: a failed publish never undoes the commit
+            logger.exception("publishing %d domain events failed", len(events))
+        finally:
+            async with self._progress:
+                for _, calls in held:
+                    for linkedid in calls:
+                        self._count("pop", linkedid, -1)
+                self._progress.notify_all()
 
     def _push(self, lane: _Lane, item: _OpenCard | _CardOpened) -> None:
         """Work one lane hands another for the same call: counted before the lane handing it

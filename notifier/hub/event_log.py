@@ -71,8 +71,9 @@ def envelope(row: Mapping[Any, Any]) -> Envelope:
 
 async def _number_and_announce(
     conn: asyncpg.Connection, messages: list[Message], announce: str
-) -> None:
-    """INSERT and pg_notify, in `conn`'s open transaction that holds the publish lock."""
+) -> list[Envelope]:
+    """INSERT and pg_notify, in `conn`'s open transaction that holds the publish lock; returns
+    the numbered messages, in seq order."""
     rows = await conn.fetch(
         _INSERT_SQL,
         [m.channel for m in messages],
@@ -82,15 +83,20 @@ async def _number_and_announce(
     envelopes = sorted((envelope(r) for r in rows), key=lambda e: e.seq)
     # PostgreSQL sends it at COMMIT (never after a rollback), in commit order
     await conn.execute("SELECT pg_notify($1, $2)", announce, notify_body(envelopes))
+    return envelopes
 
 
-async def append(conn: asyncpg.Connection, messages: list[Message], announce: str) -> None:
-    """Number `messages` and NOTIFY `announce` with them, in one transaction."""
+async def append(
+    conn: asyncpg.Connection, messages: list[Message], announce: str
+) -> list[Envelope]:
+    """Number `messages` and NOTIFY `announce` with them, in one transaction; returns them as
+    committed, in seq order."""
     # simple-protocol BEGIN + lock in one round trip; the key is our own constant
     await conn.execute(f"BEGIN; {_LOCK_SQL}")
     try:
-        await _number_and_announce(conn, messages, announce)
+        envelopes = await _number_and_announce(conn, messages, announce)
         await conn.execute("COMMIT")
+        return envelopes
     except BaseException:
         if not conn.is_closed():
             with contextlib.suppress(Exception):

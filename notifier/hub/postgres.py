@@ -3,6 +3,7 @@
     publish(messages) ── one transaction: advisory xact lock, INSERT … RETURNING, pg_notify, COMMIT
     publish_in(session, messages) ── the same in the caller's transaction, announced at its COMMIT
         └── every instance's PgBus ── dispatcher (in seq order) ── Fanout ── Subscriber queues
+    (the publishing instance's own Fanout gets what `publish` committed at once, in seq order)
 
 Ordering is what makes "reconnect with last_seq" exact: commits happen in seq order across all
 instances (event_log's lock) and PostgreSQL delivers notifications in commit order, so each
@@ -25,6 +26,7 @@ from notifier.channels import Message
 from notifier.hub import event_log
 from notifier.hub.event_log import Replay
 from notifier.hub.fanout import Fanout
+from notifier.hub.frames import Envelope
 from notifier.hub.notify import CATCH_UP, NOTIFY_CHANNEL, parse_body, seqs_of
 from notifier.pgbus import PgBus
 
@@ -97,7 +99,24 @@ class PostgresBackend:
 
     async def publish(self, messages: list[Message]) -> None:
         async with self._writer.use() as conn:
-            await event_log.append(conn, messages, self._notify_channel)
+            envelopes = await event_log.append(conn, messages, self._notify_channel)
+        self._deliver_committed(envelopes)
+
+    def _deliver_committed(self, envelopes: list[Envelope]) -> None:
+        """This instance's sockets get what it just committed without waiting for its own
+        NOTIFY to come back (a hop through the listening backend; other instances still hear
+        it), but only the messages that directly follow the last seq delivered here: then
+        every earlier seq has been delivered or never will be (numbers are taken and committed
+        under the publish lock), so nothing is skipped and nothing comes twice (the NOTIFY of
+        a seq delivered here is dropped by Fanout). Otherwise the NOTIFY delivers them in
+        order, as for any other instance's messages."""
+        if not self._synced:  # the listener is away: its catch-up delivers, in order
+            return
+        for env in envelopes:
+            last = self._fanout.last_seq
+            if last is None or env.seq != last + 1:
+                return
+            self._fanout.deliver(env)
 
     async def publish_in(self, session: AsyncSession, messages: list[Message]) -> None:
         """Number and announce `messages` in `session`'s transaction, at its commit."""
