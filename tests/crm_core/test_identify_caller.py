@@ -74,6 +74,9 @@ async def test_two_calls_from_one_new_number_at_once_share_the_card_and_the_deal
                     " WHERE wait_event_type = 'Lock' AND datname = current_database()"
                 )
             ):
+                # pg_stat_activity is a snapshot taken once per transaction: end it
+                # so the next poll sees the second transaction start waiting
+                await watch.rollback()
                 await asyncio.sleep(0.02)
         await first_s.commit()
     other = await task

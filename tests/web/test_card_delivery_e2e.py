@@ -3,6 +3,8 @@ error (`[Errno 111] Connect call failed`): the server writes a code, the page tr
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,9 +27,12 @@ from web.settings import Settings
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
-from playwright.async_api import Browser, expect  # noqa: E402
+from playwright.async_api import Browser, Route, expect  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("db")
+
+LAPTOP = {"width": 1366, "height": 768}
+NOT_SENT_RU = "Не отправлено на ivan@petrov.example: почтовый сервер недоступен (SMTP_HOST)"
 
 
 @pytest.fixture
@@ -46,8 +51,7 @@ async def test_an_unreachable_mail_server_reads_as_a_translated_reason(
     operator: User,
 ) -> None:
     client_id, _ = await seed_ivan(sessions, operator)
-    laptop = {"width": 1366, "height": 768}
-    async with fresh_contexts(browser, viewport=laptop, timeout_ms=15_000) as pages:
+    async with fresh_contexts(browser, viewport=LAPTOP, timeout_ms=15_000) as pages:
         page = await pages.page(locale="ru-RU")
         await sign_in_at_desk(page, service, OPERATOR)
         await play_and_settle(service, replay, "inbound_answered")
@@ -57,11 +61,42 @@ async def test_an_unreachable_mail_server_reads_as_a_translated_reason(
         await page.fill("#email-body", "Dear Ivan")
         await page.click("#email-send")
         status = page.locator("#message-status")
-        await expect(status).to_have_text(
-            "Не отправлено на ivan@petrov.example: почтовый сервер недоступен (SMTP_HOST)"
-        )
+        await expect(status).to_have_text(NOT_SENT_RU)
         await expect(status).to_have_class("status error")
     async with sessions() as s:
         email = await s.scalar(select(Communication).where(Communication.kind == "email"))
     assert email is not None and email.client_id == client_id and email.status == "failed"
     assert str(email.extra["error"]).startswith("email.unreachable: the mail server 127.0.0.1:")
+
+
+async def test_a_failure_heard_before_the_sends_answer_is_not_covered_by_queued(
+    service: LiveService,
+    replay: ReplayServer,
+    browser: Browser,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    """The outbox can fail (and the socket say so) before the POST's 202 reaches the page, as
+    seen in CI: the late answer must not replace the failure with "queued"."""
+    await seed_ivan(sessions, operator)
+    async with fresh_contexts(browser, viewport=LAPTOP, timeout_ms=15_000) as pages:
+        page = await pages.page(locale="ru-RU")
+        await sign_in_at_desk(page, service, OPERATOR)
+        await play_and_settle(service, replay, "inbound_answered")
+        await page.click("#pop-open")
+        await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+        held: asyncio.Queue[Route] = asyncio.Queue()
+        await page.route("**/api/clients/*/email", held.put_nowait)
+        await page.fill("#email-subject", "Offer")
+        await page.fill("#email-body", "Dear Ivan")
+        await page.click("#email-send")
+        send = await held.get()
+        answer = await send.fetch()  # the server queued it; the page has not heard yet
+        assert answer.status == 202
+        status = page.locator("#message-status")
+        await expect(status).to_have_text(NOT_SENT_RU)
+        await send.fulfill(response=answer)
+        # the page handled the answer: it cleared the form right after setting its status
+        await expect(page.locator("#email-subject")).to_have_value("")
+        await expect(status).to_have_text(NOT_SENT_RU)
+        await expect(status).to_have_class("status error")

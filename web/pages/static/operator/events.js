@@ -64,6 +64,7 @@ export function onEvent(msg, info) {
     case "message.status":
       if (S.panel && p.client_id === S.panel.clientId) loadTimeline();
       if (p.status === "failed") {
+        S.failedMessages.add(p.communication_id);
         setStatus($("message-status"), t("op.notSent", { to: p.to || t("op.theClient"), error: deliveryError(p.error) }), true);
       }
       return;

@@ -269,7 +269,9 @@ async function sendMessage(path, json, done) {
   if (!panel) return;
   try {
     const c = await api(`/api/clients/${panel.clientId}/${path}`, { method: "POST", json });
-    setStatus($("message-status"), t(path === "sms" ? "op.smsQueued" : "op.emailQueued", { to: c.phone || c.email }));
+    if (!S.failedMessages.has(c.id)) {
+      setStatus($("message-status"), t(path === "sms" ? "op.smsQueued" : "op.emailQueued", { to: c.phone || c.email }));
+    }
     done();
     loadTimeline();
   } catch (e) { setStatus($("message-status"), message(e), true); }

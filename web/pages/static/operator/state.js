@@ -38,6 +38,12 @@ export const S = {
   stages: [],
   /** @type {Panel | null} */
   panel: null,
+  /**
+   * Communication ids whose delivery already failed: the failure can arrive on the socket before
+   * the send's own answer, which must then not cover it with "queued".
+   * @type {Set<number>}
+   */
+  failedMessages: new Set(),
 };
 
 /** Diagnostics and test hooks (read-only use; `drop()` closes the socket like a network loss). */
