@@ -1,5 +1,6 @@
 """A failed email on the card reads as a reason in the user's language, never as a raw socket
-error (`[Errno 111] Connect call failed`): the server writes a code, the page translates it."""
+error (`[Errno 111] Connect call failed`): the server writes a code, the page translates it.
+A failure heard on the socket before the request's own answer (email, click-to-call) stays shown."""
 
 from __future__ import annotations
 
@@ -100,3 +101,37 @@ async def test_a_failure_heard_before_the_sends_answer_is_not_covered_by_queued(
         await expect(page.locator("#email-subject")).to_have_value("")
         await expect(status).to_have_text(NOT_SENT_RU)
         await expect(status).to_have_class("status error")
+
+
+async def test_a_refused_click_to_call_heard_before_its_answer_stays_shown(
+    service: LiveService,
+    replay: ReplayServer,
+    browser: Browser,
+    sessions: async_sessionmaker[AsyncSession],
+    operator: User,
+) -> None:
+    """The PBX refuses the Originate and `originate.failed` reaches the page before the 202 of
+    `POST /api/calls/originate`: the late answer must not say "ringing your phone"."""
+    await seed_ivan(sessions, operator)
+    async with fresh_contexts(browser, viewport=LAPTOP, timeout_ms=15_000) as pages:
+        page = await pages.page(locale="ru-RU")
+        await sign_in_at_desk(page, service, OPERATOR)
+        await play_and_settle(service, replay, "inbound_answered")
+        await page.click("#pop-open")
+        await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+        replay.originate_response = "Failure"
+        held: asyncio.Queue[Route] = asyncio.Queue()
+        await page.route("**/api/calls/originate", held.put_nowait)
+        call = page.locator("#client-call")
+        await call.click()
+        send = await held.get()
+        await expect(call).to_be_disabled()  # no second call while this one is being placed
+        answer = await send.fetch()
+        assert answer.status == 202
+        status = page.locator("#client-status")
+        await expect(status).to_contain_text("Звонок не удался")
+        await send.fulfill(response=answer)
+        await expect(call).to_be_enabled()  # the page handled the answer
+        await expect(status).to_contain_text("Звонок не удался")
+        await expect(status).to_have_class("status error")
+    assert [a["Exten"] for a in replay.originates] == ["79161234567"]

@@ -45,6 +45,7 @@ export function onEvent(msg, info) {
     case "call.transferred": return onCallState(linkedid, "transferred", p);
     case "call.ended": return onEnded(linkedid, p, replayed);
     case "originate.failed":
+      S.originateFailures += 1;
       setStatus($("client-status"), t("op.callFailed", { reason: p.reason || t("op.noReason") }), true);
       return;
     case "task.created":

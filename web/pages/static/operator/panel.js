@@ -304,12 +304,22 @@ async function saveNote(ev) {
 async function callClient() {
   const panel = S.panel;
   if (!panel) return;
+  const failuresBefore = S.originateFailures;
+  const button = /** @type {HTMLButtonElement} */ ($("client-call"));
+  button.disabled = true; // one call per click: a second click while this one is placed waits
   try {
     const r = await api("/api/calls/originate", {
       method: "POST", json: { client_id: panel.clientId, deal_id: panel.dealId || null },
     });
-    setStatus($("client-status"), t("op.ringingYourPhone", { ext: r.extension, number: r.number }));
-  } catch (e) { setStatus($("client-status"), message(e), true); }
+    // the PBX may refuse (and the socket say so) before this answer arrives: keep the failure
+    if (S.originateFailures === failuresBefore) {
+      setStatus($("client-status"), t("op.ringingYourPhone", { ext: r.extension, number: r.number }));
+    }
+  } catch (e) {
+    setStatus($("client-status"), message(e), true);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 export function initPanel() {

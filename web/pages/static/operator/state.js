@@ -44,6 +44,7 @@ export const S = {
    * @type {Set<number>}
    */
   failedMessages: new Set(),
+  originateFailures: 0, // click-to-call failures heard: one heard during the request is its own
 };
 
 /** Diagnostics and test hooks (read-only use; `drop()` closes the socket like a network loss). */
