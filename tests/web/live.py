@@ -193,6 +193,15 @@ async def sign_in(
     await page.wait_for_url(f"**{lands}")
 
 
+async def open_signed_in(page: Any, live: LiveService, token: str, path: str) -> None:
+    """`path` opened by a browser holding `token` where the sign-in page puts it. The token is set
+    from a page that runs no script: the sign-in page, seeing it, would send the browser on to
+    the user's home page, and that could land after (and instead of) `path`."""
+    await page.goto(live.url + "/static/app.css")
+    await page.evaluate("t => localStorage.setItem('crm_token', t)", token)
+    await page.goto(live.url + path)
+
+
 async def sign_in_at_desk(page: Any, live: LiveService, credentials: tuple[str, str]) -> None:
     """Signed in at the operator's workspace, its socket open."""
     from playwright.async_api import expect

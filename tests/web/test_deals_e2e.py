@@ -22,7 +22,14 @@ from crm_core.deals import repository
 from crm_core.deals.models import Deal, DealChoice, DealStage, DealStageMove
 from tests.conftest import UserFactory
 from tests.deals_pipeline import pipeline_kept
-from tests.web.live import Contexts, LiveService, chromium_available, fresh_contexts, live_service
+from tests.web.live import (
+    Contexts,
+    LiveService,
+    chromium_available,
+    fresh_contexts,
+    live_service,
+    open_signed_in,
+)
 from web.container import Container
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
@@ -42,10 +49,7 @@ async def signed_in(
     page: Page = await pages.page(locale=locale)
     # the bearer token where the sign-in page would have put it (tests/web/test_signin.py
     # drives that page itself)
-    token = headers["Authorization"].removeprefix("Bearer ")
-    await page.goto(live.url + "/")
-    await page.evaluate("t => localStorage.setItem('crm_token', t)", token)
-    await page.goto(live.url + path)
+    await open_signed_in(page, live, headers["Authorization"].removeprefix("Bearer "), path)
     return page
 
 
@@ -137,10 +141,7 @@ async def test_a_new_deal_waits_for_the_boards_stages(
     async with live_service(container) as live:
         page = await pages.page(locale="en-US")
         await page.route("**/api/deals/board*", held.put_nowait)
-        await page.goto(live.url + "/")
-        token = headers["Authorization"].removeprefix("Bearer ")
-        await page.evaluate("t => localStorage.setItem('crm_token', t)", token)
-        await page.goto(live.url + "/deals")
+        await open_signed_in(page, live, headers["Authorization"].removeprefix("Bearer "), "/deals")
         board = await asyncio.wait_for(held.get(), 30)
         await expect(page.locator("h2#deals-heading")).to_have_text("Deals")
         await expect(page.locator("#new-deal")).to_be_disabled()

@@ -18,7 +18,7 @@ from crm_core.tasks.models import Task
 from notifier.settings import NotifierSettings
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
-from tests.web.live import live_service, with_ami
+from tests.web.live import live_service, open_signed_in, with_ami
 from tests.web.test_tasks_api import _log_missed
 from web.container import Container
 from web.settings import Settings
@@ -56,9 +56,7 @@ async def test_agenda_walkthrough(
     token = h["Authorization"].split()[1]
     async with live_service(container) as live:
         await page.context.grant_permissions(["notifications"], origin=live.url)
-        await page.goto(live.url + "/")
-        await page.evaluate("t => localStorage.setItem('crm_token', t)", token)
-        await page.goto(live.url + "/tasks")
+        await open_signed_in(page, live, token, "/tasks")
         await page.wait_for_selector("body[data-ready=yes]")
         await page.wait_for_selector("#conn[data-state=open]")
         assert await page.inner_text("main h2") == TEXT[locale]["title"]
@@ -195,9 +193,7 @@ async def test_a_supervisor_reads_and_plans_anothers_agenda(
         s.add(theirs)
         await s.commit()
     async with live_service(container) as live:
-        await page.goto(live.url + "/")
-        await page.evaluate("t => localStorage.setItem('crm_token', t)", h["Authorization"][7:])
-        await page.goto(live.url + "/tasks")
+        await open_signed_in(page, live, h["Authorization"][7:], "/tasks")
         await page.wait_for_selector("body[data-ready=yes]")
         assert await page.locator(f"#upcoming li[data-task-id='{theirs.id}']").count() == 0
         await page.select_option("#whose", str(olga.id))

@@ -16,7 +16,7 @@ from crm_core.deals import repository
 from crm_core.deals.models import Deal, DealChoice
 from tests.conftest import UserFactory
 from tests.deals_pipeline import pipeline_kept
-from tests.web.live import chromium_available, live_service, watch_errors
+from tests.web.live import chromium_available, live_service, open_signed_in, watch_errors
 from web.container import Container
 from web.demo import DEMO_USERS, demo_info, mount_demo, seed_demo
 from web.demo_sinks import DemoOutbox, SmtpSink
@@ -109,13 +109,10 @@ async def test_a_lost_move_the_server_refuses_is_explained_in_russian(
 
     try:
         async with live_service(container) as live:
-            # the token where the sign-in page puts it, set from a page that runs no script
-            # (the sign-in page would send a signed-in browser on to /operator meanwhile)
-            await page.goto(live.url + "/static/app.css")
-            token = headers["Authorization"].removeprefix("Bearer ")
-            await page.evaluate("t => localStorage.setItem('crm_token', t)", token)
             await page.route("**/api/deals/*/stage", without_reason)
-            await page.goto(live.url + "/deals")
+            await open_signed_in(
+                page, live, headers["Authorization"].removeprefix("Bearer "), "/deals"
+            )
             card = page.locator(f'[data-deal-id="{deal_id}"]')
             await card.drag_to(page.locator(f'.deals-col[data-stage-id="{lost_id}"]'))
             await page.select_option("#move-reason", label="Дорого")
