@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -386,3 +387,65 @@ async def test_an_admin_edits_stages_and_lists_and_the_board_uses_them(
         await page.click("#move-ok")
         await expect(column(page, st["lost"]).locator("[data-deal-id]")).to_have_count(1)
         assert (await _deal_named(sessions, "Widgets")).lost_reason == "Bad timing"
+
+
+async def test_a_move_heard_while_the_board_reloads_is_not_undone_by_that_load(
+    container: Container,
+    make_user: UserFactory,
+    sessions: async_sessionmaker[AsyncSession],
+    pages: Contexts,
+) -> None:
+    """The manager's board is reloading (the deal was edited) when the supervisor's move of it
+    arrives: that load, read before the move, must not draw the card back in its old column
+    (seen in CI: the moved card stayed where it was on the other browser)."""
+    manager, manager_h = await make_user(role="manager", full_name="Mark Manager")
+    _, sup_h = await make_user(role="supervisor", full_name="Sofia Supervisor")
+    st = await _stage_ids(sessions)
+    async with sessions() as s:
+        client = Client(name="Acme Ltd", kind="company", responsible_id=manager.id, notes="")
+        s.add(client)
+        await s.commit()
+    async with (
+        live_service(container) as live,
+        httpx.AsyncClient(base_url=live.url, headers=sup_h) as api,
+    ):
+        made = await api.post(
+            "/api/deals",
+            json={"client_id": client.id, "title": "Pipes", "responsible_id": manager.id},
+        )
+        assert made.status_code == 201, made.text
+        deal_id = made.json()["id"]
+        watcher = await pages.page(locale="ru-RU")
+        frames: list[str] = []
+        watcher.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
+        await open_signed_in(
+            watcher, live, manager_h["Authorization"].removeprefix("Bearer "), "/deals"
+        )
+        board = watcher.locator("#board")
+        await expect(column(watcher, st["first"]).locator("[data-deal-id]")).to_have_count(1)
+        await expect(board).to_have_attribute("aria-busy", "false")
+        held: asyncio.Queue[Route] = asyncio.Queue()
+        loads: list[Route] = []
+
+        async def hold_the_first(route: Route) -> None:
+            loads.append(route)
+            if len(loads) == 1:
+                held.put_nowait(route)
+            else:
+                await route.continue_()
+
+        await watcher.route("**/api/deals/board*", hold_the_first)
+        edited = await api.patch(f"/api/deals/{deal_id}", json={"title": "Steel pipes"})
+        assert edited.status_code == 200, edited.text
+        reload = await asyncio.wait_for(held.get(), 30)  # the board reloads for the edit
+        stale = await reload.fetch()  # its answer, read before the move
+        moved = await api.post(f"/api/deals/{deal_id}/stage", json={"stage_id": st["second"]})
+        assert moved.status_code == 200, moved.text
+        async with asyncio.timeout(30):  # the page has heard of the move
+            while not any('"deal.stage_changed"' in f for f in frames):
+                await asyncio.sleep(0.05)
+        await reload.fulfill(response=stale)
+        await expect(board).to_have_attribute("aria-busy", "false")
+        await expect(column(watcher, st["second"]).locator("[data-deal-id]")).to_have_count(1)
+        await expect(column(watcher, st["first"]).locator("[data-deal-id]")).to_have_count(0)
+        await expect(card(watcher, "Steel pipes")).to_be_visible()

@@ -45,7 +45,8 @@ const S = {
   /** @type {Set<number>} columns drawn whole */ expanded: new Set(),
   /** @type {number | null} the deal in the side panel */ panel: null,
   /** @type {ReturnType<typeof setTimeout> | undefined} */ reloadTimer: undefined,
-  loading: 0,
+  loading: 0, // the latest board load's ticket (an older answer is dropped)
+  loaded: 0, // the ticket of the last load that answered: below `loading`, one is on its way
   // a redraw during a drag would take the card from under the pointer (the drag is lost)
   dragging: false,
   reloadAfterDrag: false,
@@ -132,7 +133,10 @@ async function loadBoard() {
   } catch (e) {
     setStatus($("deals-status"), errText(e), true);
   } finally {
-    if (ticket === S.loading) $("board").setAttribute("aria-busy", "false");
+    if (ticket === S.loading) {
+      S.loaded = ticket;
+      $("board").setAttribute("aria-busy", "false");
+    }
   }
 }
 
@@ -365,6 +369,13 @@ async function requestMove(dealId, stageId) {
 /** @param {any} p the deal.stage_changed payload */
 function onStageChanged(p) {
   if (mine(p)) return; // this page moved it and has redrawn
+  if (S.loaded !== S.loading) {
+    // a board load is on its way, perhaps read before this move: its answer would put the card
+    // back where it was. A load asked now (the move is committed) replaces it
+    loadBoard();
+    if (S.panel === p.deal_id) openPanel(p.deal_id);
+    return;
+  }
   const card = cardOf(p.deal_id);
   const from = card && S.columns.find((c) => c.stage.id === card.stage_id);
   const to = S.columns.find((c) => c.stage.id === p.to_stage_id);
