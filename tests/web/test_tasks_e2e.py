@@ -206,3 +206,45 @@ async def test_a_supervisor_reads_and_plans_anothers_agenda(
             made = await s.scalar(select(Task).where(Task.title == "Call the bank for Olga"))
         assert made is not None and made.assignee_id == olga.id and made.due_at is None
         await page.locator(f"#upcoming li[data-task-id='{made.id}']").wait_for()
+
+
+async def test_an_older_answer_is_not_drawn_over_a_newer_one(
+    settings: Settings,
+    container: Container,
+    sessions: async_sessionmaker[AsyncSession],
+    make_user: UserFactory,
+    page: Any,
+) -> None:
+    """A supervisor opens Olga's agenda and comes back to her own before Olga's lists arrive:
+    Olga's late answer must not be drawn under her own name (nor any answer read before a
+    newer one)."""
+    settings.notifier = NotifierSettings(SMTP_HOST="", OUTBOX_ENABLED=False)
+    olga, _ = await make_user(role="operator", full_name="Olga Operator", timezone=COMPANY_TZ)
+    sofia, h = await make_user(role="supervisor", full_name="Sofia Sup", locale="en")
+    async with sessions() as s:
+        theirs = Task(
+            title="Olga's visit",
+            kind="meeting",
+            due_at=utcnow() + timedelta(days=9),
+            assignee_id=olga.id,
+            done=False,
+            tries=0,
+        )
+        s.add(theirs)
+        await s.commit()
+    async with live_service(container) as live:
+        await open_signed_in(page, live, h["Authorization"][7:], "/tasks")
+        await page.wait_for_selector("body[data-ready=yes][data-refreshes='1']")
+        held: asyncio.Queue[Any] = asyncio.Queue()
+        await page.route(f"**/api/tasks?assignee={olga.id}&state=upcoming*", held.put_nowait)
+        await page.select_option("#whose", str(olga.id))
+        olgas = await asyncio.wait_for(held.get(), 30)
+        answer = await olgas.fetch()
+        assert answer.status == 200 and theirs.id in {t["id"] for t in await answer.json()}
+        await page.select_option("#whose", str(sofia.id))
+        await page.wait_for_selector("body[data-refreshes='2']")  # her own, drawn
+        await olgas.fulfill(response=answer)
+        await page.wait_for_selector("body[data-refreshes='3']")  # Olga's, handled
+        assert await page.input_value("#whose") == str(sofia.id)
+        assert await page.locator(f"#upcoming li[data-task-id='{theirs.id}']").count() == 0
+        assert await page.locator("#n-upcoming").inner_text() == "0"

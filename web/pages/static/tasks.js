@@ -3,7 +3,7 @@
 // reschedule it), a new task, supervisors' pick of whose agenda, missed calls to call back, and
 // the reminders that pop when `task.reminder` arrives (a beep and a desktop notification).
 
-import { api } from "./lib/api.js";
+import { api, latestOnly } from "./lib/api.js";
 import { $, fill, fillList, h, input, setStatus } from "./lib/dom.js";
 import { dateTime, dayKey, shortTime, timeZone, when } from "./lib/format.js";
 import { registerCatalogue, t } from "./lib/i18n.js";
@@ -85,8 +85,10 @@ async function main(shell) {
     return rows;
   }
 
-  async function refreshLists() {
+  // each list drawn from its latest read only: news and a change of whose agenda come quickly
+  const refreshLists = latestOnly(async (current) => {
     const [overdue, today, upcoming] = await Promise.all([byState("overdue"), byState("today"), byState("upcoming")]);
+    if (!current()) return;
     const todayOpen = today.filter((x) => !overdue.some((o) => o.id === x.id));
     fillList($("overdue"), overdue.map((x) => taskItem(x, true)), t("tasks.none"));
     fillList($("today"), todayOpen.map((x) => taskItem(x, false)), t("tasks.none"));
@@ -94,9 +96,9 @@ async function main(shell) {
     $("n-overdue").textContent = String(overdue.length);
     $("n-today").textContent = String(todayOpen.length);
     $("n-upcoming").textContent = String(upcoming.length);
-  }
+  });
 
-  async function refreshWeek() {
+  const refreshWeek = latestOnly(async (current) => {
     const days = Array.from({ length: 7 }, (_, i) => addDays(weekStart, i));
     /** @type {Task[]} */
     const rows = await api(withQuery("/api/tasks", {
@@ -104,6 +106,7 @@ async function main(shell) {
       date_from: zonedToInstant(`${days[0]}T00:00`, zone).toISOString(),
       date_to: zonedToInstant(`${addDays(weekStart, 7)}T00:00`, zone).toISOString(),
     }));
+    if (!current()) return;
     const todayKey = dayKey(new Date());
     $("week-label").textContent = `${dateTime(zonedToInstant(`${days[0]}T00:00`, zone)).split(",")[0]} — ${dateTime(zonedToInstant(`${days[6]}T00:00`, zone)).split(",")[0]}`;
     fill($("week"), days.map((key) => {
@@ -125,7 +128,7 @@ async function main(shell) {
       });
       return column;
     }));
-  }
+  });
 
   /** Keep the time of day, change the day (in the company's zone). @param {Task} task @param {string} key */
   async function moveToDay(task, key) {
@@ -135,9 +138,10 @@ async function main(shell) {
     await refresh();
   }
 
-  async function refreshMissed() {
+  const refreshMissed = latestOnly(async (current) => {
     /** @type {Missed[]} */
     const rows = await api(withQuery("/api/missed-calls", staff ? { assignee_id: whose } : {}));
+    if (!current()) return;
     fillList($("missed"), rows.map((m) => {
       const call = h("button", { type: "button", "data-testid": "call-back", text: t("tasks.callBack") });
       call.addEventListener("click", async () => {
@@ -159,10 +163,12 @@ async function main(shell) {
         h("span", { class: "muted", text: when(m.last_missed_at) }),
         call);
     }), t("tasks.noMissed"));
-  }
+  });
 
   async function refresh() {
     await Promise.all([refreshLists(), refreshWeek(), refreshMissed()]);
+    // answers handled (drawn or dropped as outdated): diagnostics, and the tests' signal
+    document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
   }
 
   $("week-prev").addEventListener("click", () => { weekStart = addDays(weekStart, -7); void refreshWeek(); });

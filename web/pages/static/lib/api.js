@@ -223,3 +223,18 @@ export async function api(path, options = {}) {
 export function items(data) {
   return Array.isArray(data) ? data : (data && (data.items || data.events)) || [];
 }
+
+/**
+ * A read of the server that only its latest call may draw: `read` gets `current()`, true until a
+ * later call starts. An older answer that comes back after a newer call started (read before
+ * the change that started it, or for another filter) is then dropped, not drawn over it.
+ * @param {(current: () => boolean) => Promise<void>} read
+ * @returns {() => Promise<void>}
+ */
+export function latestOnly(read) {
+  let calls = 0;
+  return () => {
+    const mine = ++calls;
+    return read(() => mine === calls);
+  };
+}
