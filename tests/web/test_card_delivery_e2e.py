@@ -5,6 +5,8 @@ A failure heard on the socket before the request's own answer (email, click-to-c
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
@@ -28,7 +30,7 @@ from web.settings import Settings
 
 assert chromium_available(), "chromium is not installed: run `make browser` (make test does)"
 
-from playwright.async_api import Browser, Route, expect  # noqa: E402
+from playwright.async_api import Browser, Page, Route, expect  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -44,6 +46,26 @@ def ready_before_service(settings: Settings, operator: User) -> None:
     )
 
 
+@contextlib.asynccontextmanager
+async def ivans_card(
+    service: LiveService, replay: ReplayServer, browser: Browser
+) -> AsyncIterator[Page]:
+    """Olga at her desk in Russian, Ivan's card open from the pop of his call."""
+    async with fresh_contexts(browser, viewport=LAPTOP, timeout_ms=15_000) as pages:
+        page = await pages.page(locale="ru-RU")
+        await sign_in_at_desk(page, service, OPERATOR)
+        await play_and_settle(service, replay, "inbound_answered")
+        await page.click("#pop-open")
+        await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+        yield page
+
+
+async def email_ivan(page: Page) -> None:
+    await page.fill("#email-subject", "Offer")
+    await page.fill("#email-body", "Dear Ivan")
+    await page.click("#email-send")
+
+
 async def test_an_unreachable_mail_server_reads_as_a_translated_reason(
     service: LiveService,
     replay: ReplayServer,
@@ -52,15 +74,8 @@ async def test_an_unreachable_mail_server_reads_as_a_translated_reason(
     operator: User,
 ) -> None:
     client_id, _ = await seed_ivan(sessions, operator)
-    async with fresh_contexts(browser, viewport=LAPTOP, timeout_ms=15_000) as pages:
-        page = await pages.page(locale="ru-RU")
-        await sign_in_at_desk(page, service, OPERATOR)
-        await play_and_settle(service, replay, "inbound_answered")
-        await page.click("#pop-open")
-        await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
-        await page.fill("#email-subject", "Offer")
-        await page.fill("#email-body", "Dear Ivan")
-        await page.click("#email-send")
+    async with ivans_card(service, replay, browser) as page:
+        await email_ivan(page)
         status = page.locator("#message-status")
         await expect(status).to_have_text(NOT_SENT_RU)
         await expect(status).to_have_class("status error")
@@ -80,17 +95,10 @@ async def test_a_failure_heard_before_the_sends_answer_is_not_covered_by_queued(
     """The outbox can fail (and the socket say so) before the POST's 202 reaches the page, as
     seen in CI: the late answer must not replace the failure with "queued"."""
     await seed_ivan(sessions, operator)
-    async with fresh_contexts(browser, viewport=LAPTOP, timeout_ms=15_000) as pages:
-        page = await pages.page(locale="ru-RU")
-        await sign_in_at_desk(page, service, OPERATOR)
-        await play_and_settle(service, replay, "inbound_answered")
-        await page.click("#pop-open")
-        await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+    async with ivans_card(service, replay, browser) as page:
         held: asyncio.Queue[Route] = asyncio.Queue()
         await page.route("**/api/clients/*/email", held.put_nowait)
-        await page.fill("#email-subject", "Offer")
-        await page.fill("#email-body", "Dear Ivan")
-        await page.click("#email-send")
+        await email_ivan(page)
         send = await held.get()
         answer = await send.fetch()  # the server queued it; the page has not heard yet
         assert answer.status == 202
@@ -113,12 +121,7 @@ async def test_a_refused_click_to_call_heard_before_its_answer_stays_shown(
     """The PBX refuses the Originate and `originate.failed` reaches the page before the 202 of
     `POST /api/calls/originate`: the late answer must not say "ringing your phone"."""
     await seed_ivan(sessions, operator)
-    async with fresh_contexts(browser, viewport=LAPTOP, timeout_ms=15_000) as pages:
-        page = await pages.page(locale="ru-RU")
-        await sign_in_at_desk(page, service, OPERATOR)
-        await play_and_settle(service, replay, "inbound_answered")
-        await page.click("#pop-open")
-        await expect(page.locator("#client-name")).to_have_value("Ivan Petrov")
+    async with ivans_card(service, replay, browser) as page:
         replay.originate_response = "Failure"
         held: asyncio.Queue[Route] = asyncio.Queue()
         await page.route("**/api/calls/originate", held.put_nowait)

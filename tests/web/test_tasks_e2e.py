@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.models_common import utcnow
 from crm_core.tasks.models import Task
+from crm_core.users.models import User
 from notifier.settings import NotifierSettings
 from telephony.testing.replay import ReplayServer
 from tests.conftest import UserFactory
@@ -171,16 +172,12 @@ async def _api_task(url: str, h: dict[str, str], task_id: int) -> dict[str, Any]
                 await asyncio.sleep(0.05)
 
 
-async def test_a_supervisor_reads_and_plans_anothers_agenda(
-    settings: Settings,
-    container: Container,
-    sessions: async_sessionmaker[AsyncSession],
-    make_user: UserFactory,
-    page: Any,
-) -> None:
-    settings.notifier = NotifierSettings(SMTP_HOST="", OUTBOX_ENABLED=False)
+async def _olga_with_a_visit_and_a_supervisor(
+    sessions: async_sessionmaker[AsyncSession], make_user: UserFactory
+) -> tuple[User, User, dict[str, str], Task]:
+    """Olga (an operator) with a visit in nine days; Sofia, a supervisor, and her headers."""
     olga, _ = await make_user(role="operator", full_name="Olga Operator", timezone=COMPANY_TZ)
-    _, h = await make_user(role="supervisor", full_name="Sofia Sup", locale="en")
+    sofia, h = await make_user(role="supervisor", full_name="Sofia Sup", locale="en")
     async with sessions() as s:
         theirs = Task(
             title="Olga's visit",
@@ -192,6 +189,18 @@ async def test_a_supervisor_reads_and_plans_anothers_agenda(
         )
         s.add(theirs)
         await s.commit()
+    return olga, sofia, h, theirs
+
+
+async def test_a_supervisor_reads_and_plans_anothers_agenda(
+    settings: Settings,
+    container: Container,
+    sessions: async_sessionmaker[AsyncSession],
+    make_user: UserFactory,
+    page: Any,
+) -> None:
+    settings.notifier = NotifierSettings(SMTP_HOST="", OUTBOX_ENABLED=False)
+    olga, _, h, theirs = await _olga_with_a_visit_and_a_supervisor(sessions, make_user)
     async with live_service(container) as live:
         await open_signed_in(page, live, h["Authorization"][7:], "/tasks")
         await page.wait_for_selector("body[data-ready=yes]")
@@ -219,19 +228,7 @@ async def test_an_older_answer_is_not_drawn_over_a_newer_one(
     Olga's late answer must not be drawn under her own name (nor any answer read before a
     newer one)."""
     settings.notifier = NotifierSettings(SMTP_HOST="", OUTBOX_ENABLED=False)
-    olga, _ = await make_user(role="operator", full_name="Olga Operator", timezone=COMPANY_TZ)
-    sofia, h = await make_user(role="supervisor", full_name="Sofia Sup", locale="en")
-    async with sessions() as s:
-        theirs = Task(
-            title="Olga's visit",
-            kind="meeting",
-            due_at=utcnow() + timedelta(days=9),
-            assignee_id=olga.id,
-            done=False,
-            tries=0,
-        )
-        s.add(theirs)
-        await s.commit()
+    olga, sofia, h, theirs = await _olga_with_a_visit_and_a_supervisor(sessions, make_user)
     async with live_service(container) as live:
         await open_signed_in(page, live, h["Authorization"][7:], "/tasks")
         await page.wait_for_selector("body[data-ready=yes][data-refreshes='1']")
