@@ -193,12 +193,19 @@ async def sign_in(
     await page.wait_for_url(f"**{lands}")
 
 
-async def open_signed_in(page: Any, live: LiveService, token: str, path: str) -> None:
-    """`path` opened by a browser holding `token` where the sign-in page puts it. The token is set
-    from a page that runs no script: the sign-in page, seeing it, would send the browser on to
-    the user's home page, and that could land after (and instead of) `path`."""
+async def change_storage(page: Any, live: LiveService, script: str, arg: Any = None) -> None:
+    """Run `script` on the service's localStorage from a page that runs no script of its own: a
+    page of ours, seeing its token change, would go elsewhere by itself (the sign-in page to the
+    user's home, a board to `/` on a stale token), and that could land after the test's next
+    `goto` (or abort it)."""
     await page.goto(live.url + "/static/app.css")
-    await page.evaluate("t => localStorage.setItem('crm_token', t)", token)
+    await page.evaluate(script, arg)
+
+
+async def open_signed_in(page: Any, live: LiveService, headers: dict[str, str], path: str) -> None:
+    """`path` opened by a browser holding the token of `headers` where the sign-in page puts it."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    await change_storage(page, live, "t => localStorage.setItem('crm_token', t)", token)
     await page.goto(live.url + path)
 
 

@@ -50,7 +50,7 @@ async def signed_in(
     page: Page = await pages.page(locale=locale)
     # the bearer token where the sign-in page would have put it (tests/web/test_signin.py
     # drives that page itself)
-    await open_signed_in(page, live, headers["Authorization"].removeprefix("Bearer "), path)
+    await open_signed_in(page, live, headers, path)
     return page
 
 
@@ -142,7 +142,7 @@ async def test_a_new_deal_waits_for_the_boards_stages(
     async with live_service(container) as live:
         page = await pages.page(locale="en-US")
         await page.route("**/api/deals/board*", held.put_nowait)
-        await open_signed_in(page, live, headers["Authorization"].removeprefix("Bearer "), "/deals")
+        await open_signed_in(page, live, headers, "/deals")
         board = await asyncio.wait_for(held.get(), 30)
         await expect(page.locator("h2#deals-heading")).to_have_text("Deals")
         await expect(page.locator("#new-deal")).to_be_disabled()
@@ -418,9 +418,7 @@ async def test_a_move_heard_while_the_board_reloads_is_not_undone_by_that_load(
         watcher = await pages.page(locale="ru-RU")
         frames: list[str] = []
         watcher.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
-        await open_signed_in(
-            watcher, live, manager_h["Authorization"].removeprefix("Bearer "), "/deals"
-        )
+        await open_signed_in(watcher, live, manager_h, "/deals")
         board = watcher.locator("#board")
         await expect(column(watcher, st["first"]).locator("[data-deal-id]")).to_have_count(1)
         await expect(board).to_have_attribute("aria-busy", "false")

@@ -33,6 +33,7 @@ from tests.web.conftest import OPERATOR, signing_in_as
 from tests.web.live import (
     Contexts,
     LiveService,
+    change_storage,
     chromium_available,
     live_service,
     sign_in,
@@ -272,17 +273,15 @@ async def test_signing_in_on_any_page_lands_each_user_on_their_page(
         await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
         await page.goto(live.url + "/")
         await page.wait_for_url("**/dashboard")
-        # the storage is changed from a page that runs no script: the board, still starting,
-        # would act on it (a stale token sends it to `/` itself, aborting the goto below)
-        await page.goto(live.url + "/static/app.css")
         # a token whose user the page does not know yet: asked, then the right page
-        await page.evaluate("localStorage.removeItem('crm_user')")
+        await change_storage(page, live, "localStorage.removeItem('crm_user')")
         await page.goto(live.url + "/")
         await page.wait_for_url("**/dashboard")
-        await page.goto(live.url + "/static/app.css")
         # a token the server no longer takes: forgotten, and the sign-in form shows
-        await page.evaluate(
-            "localStorage.setItem('crm_token', 'stale'); localStorage.removeItem('crm_user')"
+        await change_storage(
+            page,
+            live,
+            "localStorage.setItem('crm_token', 'stale'); localStorage.removeItem('crm_user')",
         )
         await page.goto(live.url + "/")
         await expect(page.locator("#login-form")).to_be_visible()

@@ -54,10 +54,9 @@ async def test_agenda_walkthrough(
     )
     with_ami(settings, replay)
     user, h = await make_user(role=role, extension="101", locale=locale, timezone=COMPANY_TZ)
-    token = h["Authorization"].split()[1]
     async with live_service(container) as live:
         await page.context.grant_permissions(["notifications"], origin=live.url)
-        await open_signed_in(page, live, token, "/tasks")
+        await open_signed_in(page, live, h, "/tasks")
         await page.wait_for_selector("body[data-ready=yes]")
         await page.wait_for_selector("#conn[data-state=open]")
         assert await page.inner_text("main h2") == TEXT[locale]["title"]
@@ -202,7 +201,7 @@ async def test_a_supervisor_reads_and_plans_anothers_agenda(
     settings.notifier = NotifierSettings(SMTP_HOST="", OUTBOX_ENABLED=False)
     olga, _, h, theirs = await _olga_with_a_visit_and_a_supervisor(sessions, make_user)
     async with live_service(container) as live:
-        await open_signed_in(page, live, h["Authorization"][7:], "/tasks")
+        await open_signed_in(page, live, h, "/tasks")
         await page.wait_for_selector("body[data-ready=yes]")
         assert await page.locator(f"#upcoming li[data-task-id='{theirs.id}']").count() == 0
         await page.select_option("#whose", str(olga.id))
@@ -230,7 +229,7 @@ async def test_an_older_answer_is_not_drawn_over_a_newer_one(
     settings.notifier = NotifierSettings(SMTP_HOST="", OUTBOX_ENABLED=False)
     olga, sofia, h, theirs = await _olga_with_a_visit_and_a_supervisor(sessions, make_user)
     async with live_service(container) as live:
-        await open_signed_in(page, live, h["Authorization"][7:], "/tasks")
+        await open_signed_in(page, live, h, "/tasks")
         await page.wait_for_selector("body[data-ready=yes][data-refreshes='1']")
         held: asyncio.Queue[Any] = asyncio.Queue()
         await page.route(f"**/api/tasks?assignee={olga.id}&state=upcoming*", held.put_nowait)

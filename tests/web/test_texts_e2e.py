@@ -110,9 +110,7 @@ async def test_a_lost_move_the_server_refuses_is_explained_in_russian(
     try:
         async with live_service(container) as live:
             await page.route("**/api/deals/*/stage", without_reason)
-            await open_signed_in(
-                page, live, headers["Authorization"].removeprefix("Bearer "), "/deals"
-            )
+            await open_signed_in(page, live, headers, "/deals")
             card = page.locator(f'[data-deal-id="{deal_id}"]')
             await card.drag_to(page.locator(f'.deals-col[data-stage-id="{lost_id}"]'))
             await page.select_option("#move-reason", label="Дорого")
