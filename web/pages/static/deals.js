@@ -369,17 +369,14 @@ async function requestMove(dealId, stageId) {
 /** @param {any} p the deal.stage_changed payload */
 function onStageChanged(p) {
   if (mine(p)) return; // this page moved it and has redrawn
+  const card = cardOf(p.deal_id);
+  const from = card && S.columns.find((c) => c.stage.id === card.stage_id);
+  const to = S.columns.find((c) => c.stage.id === p.to_stage_id);
   if (S.loaded !== S.loading) {
     // a board load is on its way, perhaps read before this move: its answer would put the card
     // back where it was. A load asked now (the move is committed) replaces it
     loadBoard();
-    if (S.panel === p.deal_id) openPanel(p.deal_id);
-    return;
-  }
-  const card = cardOf(p.deal_id);
-  const from = card && S.columns.find((c) => c.stage.id === card.stage_id);
-  const to = S.columns.find((c) => c.stage.id === p.to_stage_id);
-  if (card && from && to && to.stage.kind === "open" && !S.dragging) {
+  } else if (card && from && to && to.stage.kind === "open" && !S.dragging) {
     // the card moves in place; the counters follow
     from.cards = from.cards.filter((c) => c.id !== card.id);
     from.total -= 1;
