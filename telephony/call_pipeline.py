@@ -8,7 +8,8 @@ that commit:
 
 - the pop lane: who is calling (call started: the card by the number, a read) and the
   screen-pop (agent ringing, a read) — a few small statements, so a pop never queues behind
-  the writes of other calls, nor behind a new caller's card;
+  the writes of other calls, nor behind a new caller's card; each of its statements stands
+  alone (autocommit: no BEGIN, no COMMIT to wait for);
 - the card lane: a new caller's card and deal (or an open deal for a card without one), opened
   after the call's pop work; once committed, `call.card_opened` goes through the pop lane to
   the agents whose pop said the card was on its way (so it always follows their pop);
@@ -40,6 +41,7 @@ from crm_core.calls.service import record_extensions
 from crm_core.communications.repository import by_external_ids
 from crm_core.db import Publisher, unit_of_work
 from crm_core.events.messages import CallCardOpenedMessage
+from crm_core.events.types import CallEvent
 from crm_core.phones import try_normalize_phone
 from crm_core.users.service import users_by_extension
 from telephony import presence_events
@@ -153,6 +155,12 @@ class CallPipeline:
     ) -> None:
         self.tracker = tracker
         self._sessions = sessions
+        # the pop lane's statements each stand alone (reads, and the upsert remembering who a
+        # call is with), so they run without BEGIN and COMMIT: two round trips fewer per pop
+        self._pop_sessions = async_sessionmaker(
+            sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+        )
         self._publish = publish
         self._region = region
         self._company = frozenset(
@@ -209,6 +217,7 @@ class CallPipeline:
             await self._enqueue(facts)
 
     async def _enqueue(self, facts: list[Fact]) -> None:
+        popped = False
         for fact in facts:
             lid = fact.linkedid
             if isinstance(fact, CallEnded):
@@ -219,12 +228,17 @@ class CallPipeline:
             if isinstance(fact, CallStarted | AgentRinging):
                 self._count("pop", lid, 1)
                 self._pop.push(fact)
+                popped = True
             self._count("live", lid, 1)
             self._live.push(fact)
         if sum(len(lane.pending) for lane in self._lanes) >= self._max_pending:
             # back-pressure: the listener stops reading until the database catches up
             self._room.clear()
             await self._room.wait()
+        elif popped:
+            # the pop lane sends its read now, not after the listener has worked through every
+            # event that came in the same read from the socket
+            await asyncio.sleep(0)
 
     def _count(self, lane: str, linkedid: str, n: int) -> None:
         counts = self._pending[lane]
@@ -318,18 +332,24 @@ class CallPipeline:
             lane.idle.set()
 
     async def _apply_batch(self, apply: Apply, batch: list[Any], pop: bool = False) -> None:
-        if pop and self._publish is not None:
-            await self._apply_batch_with(apply, batch, self._hold_pops)
-            await self._publish_held()
+        if not pop:
+            await self._apply_batch_with(self._sessions, apply, batch, self._publish)
+        elif self._publish is None:
+            await self._apply_batch_with(self._pop_sessions, apply, batch, None)
         else:
-            await self._apply_batch_with(apply, batch, self._publish)
+            await self._apply_batch_with(self._pop_sessions, apply, batch, self._hold_pops)
+            await self._publish_held()
 
     async def _apply_batch_with(
-        self, apply: Apply, batch: list[Any], publish: Publisher | None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        apply: Apply,
+        batch: list[Any],
+        publish: Publisher | None,
     ) -> None:
         self.stats["batches"] += 1
         try:
-            async with unit_of_work(self._sessions, publish) as session:
+            async with unit_of_work(sessions, publish) as session:
                 then = await apply(session, batch)
         except Exception:
             logger.exception("a batch of %d call facts failed; retrying one by one", len(batch))
@@ -339,7 +359,7 @@ class CallPipeline:
             return
         for item in batch:  # isolate the bad fact; every other one still lands
             try:
-                async with unit_of_work(self._sessions, publish) as session:
+                async with unit_of_work(sessions, publish) as session:
                     then = await apply(session, [item])
             except Exception:
                 self.stats["errors"] += 1
@@ -352,7 +372,8 @@ class CallPipeline:
         """The pop lane's publisher, after its batch's COMMIT: the messages wait for
         `_publish_held`, their calls counted as pending in the pop lane until then (the other
         lanes still publish a call's messages after its pop)."""
-        calls = [lid for lid in (getattr(e, "linkedid", None) for e in events) if lid]
+        # the lane collects call messages only; anything else would just not be waited for
+        calls = [e.linkedid for e in events if isinstance(e, CallEvent)]
         for linkedid in calls:
             self._count("pop", linkedid, 1)
         self._held.append((events, calls))
@@ -541,7 +562,9 @@ class CallPipeline:
         # one statement each for the whole batch, not one per call: the calls' rows go (who
         # each was with comes back), their cards and deals and the agents who talked are read
         ended = await active.end_calls(session, [fact.linkedid for fact in facts])
-        matched = await active.load_matched(session, ended.values())
+        # the cards and deals read in one go; held here, as the session keeps them weakly, so
+        # logging each call finds them without a read of its own
+        held_in_session = await active.load_matched(session, ended.values())
         records = [to_record(fact.summary, None) for fact in facts]
         exts = {e for fact in facts for e in presence_events.talked(fact.summary)}
         exts.update(e for record in records for e in record_extensions(record))
@@ -571,4 +594,4 @@ class CallPipeline:
                 done.setdefault(fact.linkedid, logged.communication)
                 if logged.created:
                     self.stats["calls_logged"] += 1
-        del matched
+        del held_in_session

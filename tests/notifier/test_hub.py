@@ -304,6 +304,20 @@ async def test_appended_in_a_callers_transaction_reaches_every_instance_once_or_
     assert writer == work  # written by the work's own transaction, not published after it
 
 
+async def test_another_instance_hears_quotes_backslashes_and_cyrillic_exactly(
+    two_hubs: tuple[EventHub, EventHub], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # the NOTIFY body travels as a string constant in the statement that commits (one round
+    # trip fewer): what the other instance hears must be what was published, byte for byte
+    subs = listening(two_hubs)
+    one, _ = two_hubs
+    note = "O'Brien \\ \\' '' \\n\nИван «Пётр» $$ E'x' \t end"
+    await commit(sessions, one, ring("101", 1, note=note))
+    for sub in subs:
+        (got,) = await take(sub, 1)
+        assert got["payload"]["note"] == note
+
+
 async def test_a_transaction_holding_the_log_orders_the_next_appender_after_its_commit(
     two_hubs: tuple[EventHub, EventHub],
     sessions: async_sessionmaker[AsyncSession],

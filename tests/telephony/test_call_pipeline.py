@@ -313,3 +313,47 @@ async def test_a_known_caller_without_an_open_deal_pops_with_the_card_and_gets_t
     assert opened.payload["new_client"] is False
     assert opened.payload["card"]["deal"]["id"] == deal.id
     assert (logged.client_id, logged.deal_id) == (client.id, deal.id)
+
+
+async def _waiting_statement(db: AsyncEngine) -> tuple[str, bool]:
+    """The statement waiting for a table lock another transaction holds, and whether it is its
+    own transaction (began with it: no BEGIN and no earlier statement in the same one)."""
+    async with asyncio.timeout(30):
+        while True:
+            async with db.connect() as watch:
+                row = (
+                    await watch.execute(
+                        text(
+                            "SELECT a.query, a.xact_start = a.query_start AS alone"
+                            " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                            " WHERE l.locktype = 'relation' AND NOT l.granted"
+                        )
+                    )
+                ).first()
+            if row is not None:
+                return row.query, row.alone
+            await asyncio.sleep(0.02)
+
+
+async def test_the_pop_lanes_statements_stand_alone_without_begin_or_commit(
+    sessions: async_sessionmaker[AsyncSession], db: AsyncEngine
+) -> None:
+    # the call's start looks the caller up, then remembers who the call is with: in autocommit
+    # the remembering is a transaction of its own (the lookup's is over), two round trips fewer
+    published, pipeline = _running(sessions)
+    events, rung = _rung_call()
+    async with _locked(db, "active_calls") as blocker:
+        await _feed(pipeline, events[: rung + 1])
+        query, alone = await _waiting_statement(db)
+        assert "active_calls" in query
+        assert alone
+        await blocker.rollback()
+    await _feed(pipeline, events[rung + 1 :])
+    await pipeline.close()
+
+    (pop,) = published.of_type("call.ringing")
+    assert pop.payload["new_caller"] is True
+    types = [e.type for e in published.events]
+    assert types.index("call.started") < types.index("call.ringing")
+    assert types.index("call.ringing") < types.index("call.card_opened")
+    assert len(await call_rows(sessions)) == 1
