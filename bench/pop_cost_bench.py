@@ -10,7 +10,8 @@ These two numbers do not move with the load, so a change to the pop's work shows
 `--calls` calls (inbound_answered.ami renumbered as in pop_latency_bench, each from its own
 caller; `--known` of them, every n-th, from callers whose card and open deal exist) go through
 the real tracker; their CallStarted and AgentRinging facts are applied one at a time, each in
-its own unit of work, exactly as the pipeline's pop lane applies a batch of one (no publisher:
+its own unit of work in the lane's autocommit sessions, exactly as the pipeline's pop lane
+applies a batch of one (no publisher:
 the hub's cost is measured by pop_latency_bench). A new caller's card and deal, which the pop
 lane leaves to the card lane, are opened right after its CallStarted and measured apart as
 "OpenCard" (the card lane's batch of one: the writes, and the card read for call.card_opened).
@@ -108,7 +109,7 @@ async def main() -> None:
         s0, c0, w0 = statements[0], time.process_time(), time.perf_counter()
         if measured and args.profile:
             profile.enable()
-        async with unit_of_work(sessions) as s:
+        async with unit_of_work(pipeline._pop_sessions) as s:  # autocommit, as the lane's
             await pipeline._apply_pop(s, [fact])
         if measured and args.profile:
             profile.disable()
