@@ -39,7 +39,7 @@ from crm_core.calls.active import CallSave
 from crm_core.calls.schemas import NO_CONTEXT, CallInfo
 from crm_core.calls.service import record_extensions
 from crm_core.communications.repository import by_external_ids
-from crm_core.db import Publisher, unit_of_work
+from crm_core.db import Publisher, make_session_factory, unit_of_work
 from crm_core.events.messages import CallCardOpenedMessage
 from crm_core.events.types import CallEvent
 from crm_core.phones import try_normalize_phone
@@ -157,9 +157,8 @@ class CallPipeline:
         self._sessions = sessions
         # the pop lane's statements each stand alone (reads, and the upsert remembering who a
         # call is with), so they run without BEGIN and COMMIT: two round trips fewer per pop
-        self._pop_sessions = async_sessionmaker(
-            sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT"),
-            expire_on_commit=False,
+        self._pop_sessions = make_session_factory(
+            sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
         )
         self._publish = publish
         self._region = region
@@ -332,13 +331,12 @@ class CallPipeline:
             lane.idle.set()
 
     async def _apply_batch(self, apply: Apply, batch: list[Any], pop: bool = False) -> None:
-        if not pop:
-            await self._apply_batch_with(self._sessions, apply, batch, self._publish)
-        elif self._publish is None:
-            await self._apply_batch_with(self._pop_sessions, apply, batch, None)
-        else:
-            await self._apply_batch_with(self._pop_sessions, apply, batch, self._hold_pops)
+        sessions = self._pop_sessions if pop else self._sessions
+        if pop and self._publish is not None:
+            await self._apply_batch_with(sessions, apply, batch, self._hold_pops)
             await self._publish_held()
+        else:
+            await self._apply_batch_with(sessions, apply, batch, self._publish)
 
     async def _apply_batch_with(
         self,
