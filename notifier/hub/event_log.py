@@ -87,6 +87,12 @@ def _literal(text: str) -> str:
     return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+def _announce_sql(announce: str, envelopes: list[Envelope]) -> str:
+    """The NOTIFY of numbered messages, one statement with no parameters, so it can share a
+    round trip; PostgreSQL sends it at COMMIT (never after a rollback), in commit order."""
+    return f"SELECT pg_notify({_literal(announce)}, {_literal(notify_body(envelopes))})"
+
+
 async def append(
     conn: asyncpg.Connection, messages: list[Message], announce: str
 ) -> list[Envelope]:
@@ -97,10 +103,7 @@ async def append(
     await conn.execute(f"BEGIN; {_LOCK_SQL}")
     try:
         envelopes = await _number(conn, messages)
-        # the NOTIFY and the COMMIT in one round trip too; PostgreSQL sends the notification at
-        # COMMIT (never after a rollback), in commit order
-        body = notify_body(envelopes)
-        await conn.execute(f"SELECT pg_notify({_literal(announce)}, {_literal(body)}); COMMIT")
+        await conn.execute(f"{_announce_sql(announce, envelopes)}; COMMIT")  # one round trip
         return envelopes
     except BaseException:
         if not conn.is_closed():
@@ -121,9 +124,7 @@ async def append_in(session: AsyncSession, messages: list[Message], announce: st
     driver = (await conn.get_raw_connection()).driver_connection
     if not isinstance(driver, asyncpg.Connection) or not driver.is_in_transaction():
         raise RuntimeError("event_log.append_in needs an open asyncpg transaction")
-    envelopes = await _number(driver, messages)
-    # PostgreSQL sends it at the caller's COMMIT (never after a rollback), in commit order
-    await driver.execute("SELECT pg_notify($1, $2)", announce, notify_body(envelopes))
+    await driver.execute(_announce_sql(announce, await _number(driver, messages)))
 
 
 async def after(conn: asyncpg.Connection, seq: int, limit: int) -> list[Envelope]:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.db import asyncpg_dsn, collect_event, unit_of_work
 from crm_core.events.messages import CallRingingMessage
 from crm_core.events.types import CallEvent, TaskCreated
-from notifier.hub import EventHub, SlowConsumer, Subscriber
+from notifier.hub import EventHub, SlowConsumer, Subscriber, event_log
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -302,6 +302,21 @@ async def test_appended_in_a_callers_transaction_reaches_every_instance_once_or_
             text("SELECT xmin::text FROM event_log WHERE payload->>'n' = '3'")
         )
     assert writer == work  # written by the work's own transaction, not published after it
+
+
+@pytest.mark.parametrize("conforming", ["on", "off"])
+async def test_a_notify_constant_reads_back_as_the_text_it_was_made_of(
+    database_url: str, conforming: str
+) -> None:
+    # the NOTIFY body is sent as a constant, not a parameter: PostgreSQL must read it back as
+    # exactly that text (a mangled body could still pass below, read back from event_log)
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute(f"SET standard_conforming_strings = {conforming}")
+        for text_ in ["plain", "O'Brien", "a\\b\\'c''", "\\n\nИван «Пётр» $$ E'x'\t", ""]:
+            assert await conn.fetchval(f"SELECT {event_log._literal(text_)}") == text_
+    finally:
+        await conn.close()
 
 
 async def test_another_instance_hears_quotes_backslashes_and_cyrillic_exactly(
