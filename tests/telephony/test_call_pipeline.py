@@ -76,6 +76,22 @@ async def _locked(db: AsyncEngine, table: str) -> AsyncIterator[AsyncConnection]
         yield blocker
 
 
+@contextlib.asynccontextmanager
+async def _rung_while_locked(
+    sessions: async_sessionmaker[AsyncSession], db: AsyncEngine, table: str
+) -> AsyncIterator[tuple[Published, CallPipeline]]:
+    """inbound_answered fed up to its agent's ring while another transaction holds `table`;
+    on leaving, the lock let go and the call played to its end."""
+    published, pipeline = _running(sessions)
+    events, rung = _rung_call()
+    async with _locked(db, table) as blocker:
+        await _feed(pipeline, events[: rung + 1])
+        yield published, pipeline
+        await blocker.rollback()
+    await _feed(pipeline, events[rung + 1 :])
+    await pipeline.close()
+
+
 async def _feed(pipeline: CallPipeline, events: list[dict[str, str]]) -> None:
     for event in events:
         await pipeline.on_event(event, time.time())
@@ -159,20 +175,14 @@ async def test_a_caller_the_crm_cannot_match_pops_at_once_as_unknown(
 async def test_the_pop_waits_for_no_write_of_the_live_lane(
     sessions: async_sessionmaker[AsyncSession], db: AsyncEngine
 ) -> None:
-    published, pipeline = _running(sessions)
-    events, rung = _rung_call()
     # another transaction holds agent_states: every live batch (agents' phones) waits on it
-    async with _locked(db, "agent_states") as blocker:
-        await _feed(pipeline, events[: rung + 1])
+    async with _rung_while_locked(sessions, db, "agent_states") as (published, _):
         pop = await published.wait_for("call.ringing")
         assert pop.payload["new_caller"] is True  # a new caller: the card follows the pop
         opened = await published.wait_for("call.card_opened")
         assert opened.payload["card"]["client"]["phones"] == ["+79161234567"]
         async with sessions() as s:  # the ringing agent is not in the database yet
             assert await s.get(AgentState, "101") is None
-        await blocker.rollback()
-    await _feed(pipeline, events[rung + 1 :])
-    await pipeline.close()
     assert len(await call_rows(sessions)) == 1
 
 
@@ -340,16 +350,10 @@ async def test_the_pop_lanes_statements_stand_alone_without_begin_or_commit(
 ) -> None:
     # the call's start looks the caller up, then remembers who the call is with: in autocommit
     # the remembering is a transaction of its own (the lookup's is over), two round trips fewer
-    published, pipeline = _running(sessions)
-    events, rung = _rung_call()
-    async with _locked(db, "active_calls") as blocker:
-        await _feed(pipeline, events[: rung + 1])
+    async with _rung_while_locked(sessions, db, "active_calls") as (published, _):
         query, alone = await _waiting_statement(db)
         assert "active_calls" in query
         assert alone
-        await blocker.rollback()
-    await _feed(pipeline, events[rung + 1 :])
-    await pipeline.close()
 
     (pop,) = published.of_type("call.ringing")
     assert pop.payload["new_caller"] is True
