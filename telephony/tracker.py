@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from telephony.ami_fields import (
@@ -253,12 +253,12 @@ class CallTracker:
     def snapshot(self, linkedid: str) -> dict[str, Any]:
         """JSON-able state of one tracked call (KeyError if the Linkedid is unknown)."""
         call = self._calls[linkedid]
-        state = asdict(call)
+        state = _plain(call)
         state["channels"] = sorted(call.channels, key=uniqueid_key)
         return {
             "version": _SNAPSHOT_VERSION,
             "call": state,
-            "channels": [asdict(self._channels[uid]) for uid in state["channels"]],
+            "channels": [_plain(self._channels[uid]) for uid in state["channels"]],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -1004,6 +1004,28 @@ class CallTracker:
             t_queued=call.t_queued,
             recording=call.recording,
         )
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    """`dataclasses.asdict` for the tracker's records, at a fraction of its CPU (it is taken for
+    nearly every fact of every call): their fields hold scalars, or lists, sets and dicts of
+    scalars or of records, each copied one level down, as asdict's deep copy would."""
+    kind = type(record)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(record))
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(record, name)
+        if isinstance(value, list | tuple):
+            value = type(value)(_plain(v) if is_dataclass(v) else v for v in value)
+        elif isinstance(value, dict | set):
+            value = value.copy()
+        out[name] = value
+    return out
 
 
 def _ring_ended(call: _Call, attempt: _Attempt, t: float) -> list[Fact]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import BindParameter, Table, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,20 +40,24 @@ class CallSave:
     at: datetime
 
 
+_CALL_COLUMNS = (
+    "direction",
+    "state",
+    "caller_number",
+    "caller_name",
+    "did_or_dialled",
+    "agent_extension",
+    "ringing",
+    "talking",
+    "queue",
+    "queued_at",
+    "answered_at",
+)
+
+
 def _call_columns(call: CallInfo) -> dict[str, Any]:
-    return {
-        "direction": call.direction,
-        "state": call.state,
-        "caller_number": call.caller_number,
-        "caller_name": call.caller_name,
-        "did_or_dialled": call.did_or_dialled,
-        "agent_extension": call.agent_extension,
-        "ringing": list(call.ringing),
-        "talking": call.talking,
-        "queue": call.queue,
-        "queued_at": call.queued_at,
-        "answered_at": call.answered_at,
-    }
+    """The call as the PBX shows it (CallInfo's fields of the same names)."""
+    return {name: getattr(call, name) for name in _CALL_COLUMNS} | {"ringing": list(call.ringing)}
 
 
 def _context(row: Any) -> CallContext:
@@ -63,6 +67,16 @@ def _context(row: Any) -> CallContext:
         client_name=row.client_name,
         client_number=row.client_number,
         client_created=bool(row.client_created),
+    )
+
+
+def _save_statement() -> Insert:
+    stmt = insert(cast(Table, ActiveCall.__table__))
+    return stmt.on_conflict_do_update(
+        index_elements=["linkedid"],
+        set_={
+            name: stmt.excluded[name] for name in ("tracker_state", "updated_at", *_CALL_COLUMNS)
+        },
     )
 
 
@@ -80,17 +94,7 @@ async def save_calls(session: AsyncSession, saves: Sequence[CallSave]) -> None:
         }
         for s in saves
     ]
-    stmt = insert(ActiveCall).values(rows)
-    excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["linkedid"],
-        set_={
-            "tracker_state": excluded.tracker_state,
-            "updated_at": excluded.updated_at,
-            **{name: excluded[name] for name in _call_columns(saves[0].call)},
-        },
-    )
-    await session.execute(stmt)
+    await session.execute(_SAVE, rows)
 
 
 _CLIENT_COLUMNS = ("client_id", "deal_id", "client_name", "client_number", "client_created")
@@ -104,9 +108,19 @@ def _remember_statement() -> Insert:
     )
 
 
-# Built once, its rows given as parameters: SQLAlchemy builds and keys a statement given its
-# values anew on every call (most of the CPU of this one-row upsert, made once per call).
+# Built once, their rows given as parameters: SQLAlchemy builds, keys and (for rows given as
+# values, one statement per row count) compiles a statement anew on every call, and its
+# `excluded` alias is a copy of the table each time: most of the CPU of these upserts, made for
+# nearly every fact of every call.
 _REMEMBER = _remember_statement()
+_SAVE = _save_statement()
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_CONTEXTS = select(*_CONTEXT_COLUMNS).where(ActiveCall.linkedid.in_(_IDS))
+_END_CALLS = (
+    delete(cast(Table, ActiveCall.__table__))
+    .where(ActiveCall.linkedid.in_(_IDS))
+    .returning(*_CONTEXT_COLUMNS)
+)
 
 
 async def remember_client(
@@ -136,7 +150,7 @@ async def contexts(session: AsyncSession, linkedids: Iterable[str]) -> dict[str,
     ids = sorted(set(linkedids))
     if not ids:
         return {}
-    rows = await session.execute(select(*_CONTEXT_COLUMNS).where(ActiveCall.linkedid.in_(ids)))
+    rows = await session.execute(_CONTEXTS, {"ids": ids})
     return {row.linkedid: _context(row) for row in rows}
 
 
@@ -146,9 +160,7 @@ async def end_calls(session: AsyncSession, linkedids: Iterable[str]) -> dict[str
     ids = sorted(set(linkedids))
     if not ids:
         return {}
-    rows = await session.execute(
-        delete(ActiveCall).where(ActiveCall.linkedid.in_(ids)).returning(*_CONTEXT_COLUMNS)
-    )
+    rows = await session.execute(_END_CALLS, {"ids": ids})
     return {row.linkedid: _context(row) for row in rows}
 
 
@@ -170,23 +182,34 @@ async def active_calls(session: AsyncSession) -> list[ActiveCall]:
     return list((await session.scalars(select(ActiveCall).order_by(ActiveCall.started_at))).all())
 
 
+def _agent_state_statement(*, free: bool) -> Insert:
+    stmt = insert(cast(Table, AgentState.__table__))
+    set_ = {
+        "state": stmt.excluded.state,
+        "linkedid": stmt.excluded.linkedid,
+        "since": stmt.excluded.since,
+    }
+    if not free:
+        return stmt.on_conflict_do_update(index_elements=["extension"], set_=set_)
+    # only the call that made the agent busy frees them (calls overlap during transfers); the
+    # row's linkedid stays NULL: a "free" is written with the linkedid it frees from
+    return stmt.on_conflict_do_update(
+        index_elements=["extension"],
+        set_={**set_, "linkedid": None},
+        where=(AgentState.linkedid == stmt.excluded.linkedid) | AgentState.linkedid.is_(None),
+    )
+
+
+_AGENT_STATE = _agent_state_statement(free=False)
+_AGENT_FREED = _agent_state_statement(free=True)
+
+
 async def set_agent_state(
     session: AsyncSession, extension: str, state: str, linkedid: str | None, at: datetime
 ) -> None:
     """Ringing/talking/free as the PBX reports it; a stale 'free' of another call is ignored."""
-    stmt = insert(AgentState).values(extension=extension, state=state, linkedid=linkedid, since=at)
-    if state == "free":
-        # only the call that made the agent busy frees them (calls overlap during transfers)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["extension"],
-            set_={"state": state, "linkedid": None, "since": at},
-            where=(AgentState.linkedid == linkedid) | (AgentState.linkedid.is_(None)),
-        )
-    else:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["extension"], set_={"state": state, "linkedid": linkedid, "since": at}
-        )
-    await session.execute(stmt)
+    row = {"extension": extension, "state": state, "linkedid": linkedid, "since": at}
+    await session.execute(_AGENT_FREED if state == "free" else _AGENT_STATE, row)
 
 
 async def forget_unresumable(session: AsyncSession) -> int:
@@ -236,13 +259,4 @@ class AgentPhones:
         for ext, linkedid, at in frees:
             await set_agent_state(session, ext, "free", linkedid, at)
         if rows:
-            stmt = insert(AgentState).values(rows)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["extension"],
-                set_={
-                    "state": stmt.excluded.state,
-                    "linkedid": stmt.excluded.linkedid,
-                    "since": stmt.excluded.since,
-                },
-            )
-            await session.execute(stmt)
+            await session.execute(_AGENT_STATE, rows)

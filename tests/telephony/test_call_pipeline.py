@@ -327,7 +327,9 @@ async def test_a_known_caller_without_an_open_deal_pops_with_the_card_and_gets_t
 
 async def _waiting_statement(db: AsyncEngine) -> tuple[str, bool]:
     """The statement waiting for a table lock another transaction holds, and whether it is its
-    own transaction (began with it: no BEGIN and no earlier statement in the same one)."""
+    own transaction (began with it: no BEGIN and no earlier statement in the same one).
+    pg_locks and pg_stat_activity are read at different moments: both must say it waits for a
+    lock, or the activity may still show the statement before (a race seen under load)."""
     async with asyncio.timeout(30):
         while True:
             async with db.connect() as watch:
@@ -337,6 +339,7 @@ async def _waiting_statement(db: AsyncEngine) -> tuple[str, bool]:
                             "SELECT a.query, a.xact_start = a.query_start AS alone"
                             " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
                             " WHERE l.locktype = 'relation' AND NOT l.granted"
+                            " AND a.wait_event_type = 'Lock'"
                         )
                     )
                 ).first()
