@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.calls.schemas import CallContext, CallInfo
 from crm_core.clients.models import Client
+from crm_core.db import driver_connection
 from crm_core.deals.models import Deal
 
 _CONTEXT_COLUMNS = (
@@ -100,19 +101,23 @@ async def save_calls(session: AsyncSession, saves: Sequence[CallSave]) -> None:
 _CLIENT_COLUMNS = ("client_id", "deal_id", "client_name", "client_number", "client_created")
 
 
-def _remember_statement() -> Insert:
-    stmt = insert(cast(Table, ActiveCall.__table__))
-    return stmt.on_conflict_do_update(
-        index_elements=["linkedid"],
-        set_={name: stmt.excluded[name] for name in _CLIENT_COLUMNS},
+def _remember_sql() -> str:
+    names = ("linkedid", "started_at", "updated_at", *_CLIENT_COLUMNS, *_CALL_COLUMNS)
+    values = ", ".join(f"${n}" for n in range(1, len(names) + 1))
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _CLIENT_COLUMNS)
+    return (
+        f"INSERT INTO active_calls (tracker_state, {', '.join(names)}) VALUES ('{{}}', {values})"
+        f" ON CONFLICT (linkedid) DO UPDATE SET {updates}"
     )
 
+
+# Sent to the driver (crm_core.db.driver_connection): every call's start runs it.
+_REMEMBER = _remember_sql()
 
 # Built once, their rows given as parameters: SQLAlchemy builds, keys and (for rows given as
 # values, one statement per row count) compiles a statement anew on every call, and its
 # `excluded` alias is a copy of the table each time: most of the CPU of these upserts, made for
 # nearly every fact of every call.
-_REMEMBER = _remember_statement()
 _SAVE = _save_statement()
 _IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 _CONTEXTS = select(*_CONTEXT_COLUMNS).where(ActiveCall.linkedid.in_(_IDS))
@@ -128,20 +133,14 @@ async def remember_client(
 ) -> None:
     """Who the call is with, for its pop, its messages and its log (the call's own columns are
     written only when the row is new: the live lane may already have saved a later state)."""
-    await session.execute(
+    columns = _call_columns(call)
+    await (await driver_connection(session)).execute(
         _REMEMBER,
-        {
-            "linkedid": call.linkedid,
-            "tracker_state": {},
-            "started_at": call.started_at,
-            "updated_at": at,
-            "client_id": ctx.client_id,
-            "deal_id": ctx.deal_id,
-            "client_name": ctx.client_name,
-            "client_number": ctx.client_number,
-            "client_created": ctx.client_created,
-            **_call_columns(call),
-        },
+        call.linkedid,
+        call.started_at,
+        at,
+        *(getattr(ctx, name) for name in _CLIENT_COLUMNS),
+        *(columns[name] for name in _CALL_COLUMNS),
     )
 
 

@@ -9,13 +9,13 @@ The PBX side (telephony.call_pipeline) decides only when and in which transactio
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.active import AgentPhones, remember_client
@@ -24,7 +24,7 @@ from crm_core.calls.service import deal_of_client, identify_caller, log_call, lo
 from crm_core.calls.views import call_event, call_view
 from crm_core.communications.models import Communication
 from crm_core.communications.schemas import Logged
-from crm_core.db import collect_event
+from crm_core.db import collect_event, driver_connection
 from crm_core.events.messages import (
     CallAnsweredMessage,
     CallCardOpenedMessage,
@@ -134,12 +134,12 @@ async def _remember(
 
 
 # The whole pop in one round trip, a read: who the call is with (as who_is_calling remembered it),
-# the card, the open deal, the last communications and open tasks.
-_POP_SQL = text(
-    """
+# the card, the open deal, the last communications and open tasks. Sent to the driver
+# (crm_core.db.driver_connection): every pop runs it.
+_POP_SQL = """
     WITH ac AS (
         SELECT client_id, deal_id, client_name, client_number, client_created
-        FROM active_calls WHERE linkedid = :linkedid
+        FROM active_calls WHERE linkedid = $1
     ), d AS (
         SELECT d.id, d.title, d.amount, d.currency, d.stage_id, s.name AS stage
         FROM deals d JOIN deal_stages s ON s.id = d.stage_id
@@ -174,13 +174,13 @@ _POP_SQL = text(
             FROM clients c WHERE c.id = (SELECT client_id FROM ac))
     )
     """
-)
 
 
 async def _read_pop(
     session: AsyncSession, linkedid: str
 ) -> tuple[CallContext, dict[str, Any] | None]:
-    found: dict[str, Any] = await session.scalar(_POP_SQL, {"linkedid": linkedid}) or {}
+    raw = await (await driver_connection(session)).fetchval(_POP_SQL, linkedid)
+    found: dict[str, Any] = (json.loads(raw) if isinstance(raw, str | bytes) else raw) or {}
     raw = found.get("context") or {}
     ctx = CallContext(
         client_id=raw.get("client_id"),

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from datetime import timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import texts
@@ -16,6 +16,7 @@ from crm_core.clients.service import open_card_for_unknown
 from crm_core.communications.models import Communication
 from crm_core.communications.schemas import CommunicationIn, Logged
 from crm_core.communications.service import log_communication
+from crm_core.db import driver_connection
 from crm_core.deals.models import Deal
 from crm_core.deals.service import ensure_open_deal
 from crm_core.phones import try_normalize_phone
@@ -29,15 +30,14 @@ logger = logging.getLogger(__name__)
 
 # Most calls come from someone with a card and an open deal: one probe of the phone index and
 # of the open-deal index, no lock (the lock only serialises opening a deal, and there is one).
-_KNOWN_CALLER_SQL = text(
-    """
+# Sent to the driver (crm_core.db.driver_connection): every call's start runs it.
+_KNOWN_CALLER_SQL = """
     SELECT c.id, c.name,
            (SELECT d.id FROM deals d WHERE d.client_id = c.id AND d.closed_at IS NULL
             ORDER BY d.id DESC LIMIT 1) AS deal_id
     FROM client_phones p JOIN clients c ON c.id = p.client_id
-    WHERE p.e164 = :e164
+    WHERE p.e164 = $1
     """
-)
 
 
 async def look_up_caller(
@@ -48,10 +48,10 @@ async def look_up_caller(
     e164 = try_normalize_phone(number, region)
     if e164 is None or e164 in company_numbers:
         return None
-    known = (await session.execute(_KNOWN_CALLER_SQL, {"e164": e164})).first()
+    known = await (await driver_connection(session)).fetchrow(_KNOWN_CALLER_SQL, e164)
     if known is None:
         return CallerFound(e164)
-    return CallerFound(e164, known.id, known.name, known.deal_id)
+    return CallerFound(e164, known["id"], known["name"], known["deal_id"])
 
 
 async def identify_caller(
