@@ -50,6 +50,32 @@ async def served(container: Container, **options: Any) -> AsyncIterator[tuple[Co
         await task
 
 
+_TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def count_statements(engine: Any) -> list[int]:
+    """A counter of the SQL statements the engine's connections run (BEGIN, COMMIT and the like
+    not counted): SQLAlchemy's cursor executes, and what goes straight to the driver
+    (crm_core.db.driver_connection), which asyncpg's query loggers see."""
+    from sqlalchemy import event
+
+    counter = [0]
+
+    def sql(*_: Any) -> None:
+        counter[0] += 1
+
+    def driver(record: Any) -> None:
+        if not record.query.lstrip().upper().startswith(_TRANSACTION):
+            counter[0] += 1
+
+    def connected(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(driver)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", sql)
+    event.listen(engine.sync_engine, "connect", connected)
+    return counter
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -30,11 +30,10 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import embedded_database
+from bench._common import count_statements, embedded_database
 from bench.pop_cost_bench import _parse
 from bench.pop_latency_bench import _call_events, _load_calls_recording, make_users
 
@@ -42,8 +41,6 @@ SLICE = 0.05  # seconds of timeline fed before each drain
 
 
 async def main() -> None:
-    from sqlalchemy import event
-
     from crm_core.calls.service import identify_caller
     from crm_core.db import make_engine, make_session_factory, unit_of_work
     from telephony.call_pipeline import CallPipeline
@@ -60,6 +57,7 @@ async def main() -> None:
     url, _server = embedded_database()
     await make_users(url, args.operators, 0)
     engine = make_engine(url, pool_size=5)
+    statements = count_statements(engine)  # before any connection opens
     sessions = make_session_factory(engine)
     pipeline = CallPipeline(
         CallTracker(TrackerConfig()),
@@ -83,12 +81,6 @@ async def main() -> None:
     timeline.sort(key=lambda item: item[0])
     warm_until = args.calls // 5
 
-    statements = [0]
-
-    def count(*_: Any) -> None:
-        statements[0] += 1
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
     pipeline.start()
     profile = cProfile.Profile(time.process_time)  # CPU, not the waits
     measured_from: tuple[int, float, float, int] | None = None

@@ -16,7 +16,7 @@ the hub's cost is measured by pop_latency_bench). A new caller's card and deal, 
 lane leaves to the card lane, are opened right after its CallStarted and measured apart as
 "OpenCard" (the card lane's batch of one: the writes, and the card read for call.card_opened).
 The first 20% are a warm-up (statement caches).
-Printed per fact kind: statements (cursor executes, BEGIN/COMMIT not counted), CPU ms
+Printed per fact kind: statements (BEGIN/COMMIT not counted: bench._common.count_statements), CPU ms
 (time.process_time of this process: SQLAlchemy, asyncpg, the views) and wall ms. `--profile`
 adds a cProfile of the measured part (it inflates CPU about 2x).
 """
@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import embedded_database, pct
+from bench._common import count_statements, embedded_database, pct
 from bench.pop_latency_bench import _call_events, _load_calls_recording
 
 
@@ -50,8 +50,6 @@ def _parse(raw: bytes) -> dict[str, str]:
 
 
 async def main() -> None:
-    from sqlalchemy import event
-
     from crm_core.calls.service import identify_caller
     from crm_core.db import make_engine, make_session_factory, unit_of_work
     from telephony.call_pipeline import CallPipeline
@@ -66,6 +64,7 @@ async def main() -> None:
 
     url, _server = embedded_database()
     engine = make_engine(url, pool_size=2)
+    statements = count_statements(engine)  # before any connection opens
     sessions = make_session_factory(engine)
     tracker = CallTracker(TrackerConfig())
     pipeline = CallPipeline(
@@ -89,12 +88,6 @@ async def main() -> None:
                     if caller in returning:
                         known_ids.add(f.linkedid)
 
-    statements = [0]
-
-    def count(*_: Any) -> None:
-        statements[0] += 1
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
     warmup = len(facts) // 5
     cpu: dict[str, list[float]] = {}
     wall: dict[str, list[float]] = {}
