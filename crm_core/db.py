@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -91,9 +91,6 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
 Publisher = Callable[[list[Any]], Awaitable[None]]
 
 
-_BEGIN = text("SELECT 1")
-
-
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The session's own connection at the driver, for the statements on a call's hot path: one
     costs the event loop about a fifth of the CPU it costs through the session (0.06 ms against
@@ -108,7 +105,7 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     options = conn.sync_connection.get_execution_options() if conn.sync_connection else {}
     autocommit = options.get("isolation_level") == "AUTOCOMMIT"
     if not autocommit and not driver.is_in_transaction():
-        await conn.execute(_BEGIN)
+        await conn.exec_driver_sql("SELECT 1")
     return driver
 
 

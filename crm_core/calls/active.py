@@ -119,8 +119,10 @@ _REMEMBER = _remember_sql()
 # `excluded` alias is a copy of the table each time: most of the CPU of these upserts, made for
 # nearly every fact of every call.
 _SAVE = _save_statement()
-_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_IDS: BindParameter[list[Any]] = bindparam("ids", expanding=True)
 _CONTEXTS = select(*_CONTEXT_COLUMNS).where(ActiveCall.linkedid.in_(_IDS))
+_CLIENTS = select(Client).where(Client.id.in_(_IDS))
+_DEALS = select(Deal).where(Deal.id.in_(_IDS))
 _END_CALLS = (
     delete(cast(Table, ActiveCall.__table__))
     .where(ActiveCall.linkedid.in_(_IDS))
@@ -171,9 +173,9 @@ async def load_matched(session: AsyncSession, contexts: Iterable[CallContext]) -
     deals = sorted({c.deal_id for c in ctxs if c.deal_id is not None})
     held: list[object] = []
     if clients:
-        held += (await session.scalars(select(Client).where(Client.id.in_(clients)))).all()
+        held += (await session.scalars(_CLIENTS, {"ids": clients})).all()
     if deals:
-        held += (await session.scalars(select(Deal).where(Deal.id.in_(deals)))).all()
+        held += (await session.scalars(_DEALS, {"ids": deals})).all()
     return held
 
 

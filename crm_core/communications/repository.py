@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,10 +31,15 @@ async def by_external_ids(
     ids = sorted(set(external_ids))
     if not ids:
         return {}
-    rows = await session.scalars(
-        select(Communication).where(Communication.kind == kind, Communication.external_id.in_(ids))
-    )
+    rows = await session.scalars(_BY_EXTERNAL_IDS, {"kind": kind, "ids": ids})
     return {c.external_id: c for c in rows if c.external_id is not None}
+
+
+# Built once (every call's end reads it): a statement built per call costs as much again.
+_BY_EXTERNAL_IDS = select(Communication).where(
+    Communication.kind == bindparam("kind"),
+    Communication.external_id.in_(bindparam("ids", expanding=True)),
+)
 
 
 async def insert_once(session: AsyncSession, values: dict[str, Any]) -> Communication | None:

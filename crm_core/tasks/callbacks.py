@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import collect_event
@@ -21,16 +21,24 @@ from crm_core.tasks.service import DONE, changed_event
 logger = logging.getLogger(__name__)
 
 
+# Built once (every answered call's log reads it): a statement built per call costs as much again.
+_OPEN_CALLBACK = (
+    select(Task)
+    .where(
+        Task.client_id == bindparam("client_id"),
+        Task.kind == "callback",
+        Task.done.is_(False),
+    )
+    .with_for_update()
+)
+
+
 async def on_answered_call(
     session: AsyncSession, client_id: int, communication_id: int
 ) -> Task | None:
     """A call with the client was answered (either direction): their open callback is done,
     closed by that call. Returns the task closed, if any."""
-    task = await session.scalar(
-        select(Task)
-        .where(Task.client_id == client_id, Task.kind == "callback", Task.done.is_(False))
-        .with_for_update()
-    )
+    task = await session.scalar(_OPEN_CALLBACK, {"client_id": client_id})
     if task is None:
         return None
     task.done = True
