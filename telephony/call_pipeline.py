@@ -11,8 +11,10 @@ that commit:
   the writes of other calls, nor behind a new caller's card; each of its statements stands
   alone (autocommit: no BEGIN, no COMMIT to wait for);
 - the card lane: a new caller's card and deal (or an open deal for a card without one), opened
-  after the call's pop work; once committed, `call.card_opened` goes through the pop lane to
-  the agents whose pop said the card was on its way (so it always follows their pop);
+  after the call's pop work and after its first screen-pop has gone out (or CARD_GRACE after
+  its start, when no agent is rung by then: a queue); once committed, `call.card_opened` goes
+  through the pop lane to the agents whose pop said the card was on its way (so it always
+  follows their pop);
 - the live lane: agents' phones, answered, transferred, queued, and the calls in progress saved
   for dashboards and restarts (`restore`);
 - the log lane: call ended (the communication, the callback task), which waits until every
@@ -62,6 +64,12 @@ from telephony.tracker import CallTracker
 
 logger = logging.getLogger(__name__)
 
+# How long a new caller's card waits for the call's first screen-pop to go out. The agent's phone
+# rings a few ms after the call starts; opening the card then would make that pop wait for the
+# card's writes on the one event loop (~9 ms of CPU). A call rung later (a queue) gets its card
+# after this.
+CARD_GRACE = 0.05
+
 
 @dataclass(frozen=True, slots=True)
 class _CallOver:
@@ -82,6 +90,7 @@ class _OpenCard:
     linkedid: str
     call: CallInfo
     at: datetime
+    handed: float  # time.monotonic() when the pop lane handed it on (CARD_GRACE counts from it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +194,8 @@ class CallPipeline:
         # and the agents whose pop went out without it meanwhile: the pop lane's own state
         self._opening: set[str] = set()
         self._uncarded: dict[str, dict[str, None]] = {}
+        # new callers' calls whose first screen-pop has not gone out yet: their card waits
+        self._first_pop: dict[str, asyncio.Event] = {}
         self._progress = asyncio.Condition()
         # the pop lane's committed messages held while more pop work is pending (`_hold_pops`)
         self._held: list[tuple[list[Any], list[str]]] = []
@@ -310,6 +321,8 @@ class CallPipeline:
         while True:
             await lane.wait()
             while lane.pending:
+                if lane is self._card:
+                    await self._first_pop_out(lane.pending[0])
                 if behind is not None:
                     await behind.idle.wait()
                 batch = self._take(lane)
@@ -329,6 +342,26 @@ class CallPipeline:
                                 self._count(lane.name, item.linkedid, -1)
                             self._progress.notify_all()
             lane.idle.set()
+
+    async def _first_pop_out(self, item: _OpenCard) -> None:
+        """Until the call's first screen-pop is published (or CARD_GRACE after its start)."""
+        popped = self._first_pop.get(item.linkedid)
+        left = item.handed + CARD_GRACE - time.monotonic()
+        if popped is not None and left > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await popped.wait()
+
+    def _popped(self, events: list[Any]) -> None:
+        """These messages are out: a card waiting for its call's first pop may be opened."""
+        for event in events:
+            if isinstance(event, CallEvent) and event.type == "call.ringing":
+                self._card_may_open(event.linkedid)
+
+    def _card_may_open(self, linkedid: str) -> None:
+        waiting = self._first_pop.pop(linkedid, None)
+        if waiting is not None:
+            waiting.set()
 
     async def _apply_batch(self, apply: Apply, batch: list[Any], pop: bool = False) -> None:
         sessions = self._pop_sessions if pop else self._sessions
@@ -391,6 +424,7 @@ class CallPipeline:
         except Exception:  # as unit_of_work: a failed publish never undoes the commit
             logger.exception("publishing %d domain events failed", len(events))
         finally:
+            self._popped(events)
             async with self._progress:
                 for _, calls in held:
                     for linkedid in calls:
@@ -408,6 +442,7 @@ class CallPipeline:
     ) -> Callable[[], None]:
         """Who is calling and the screen-pop, from reads: small statements, no batch to wait."""
         carded: list[str] = []
+        rung: list[str] = []
         for fact in facts:
             if isinstance(fact, _CardOpened):
                 # after every pop of the call that went out without the card
@@ -426,13 +461,16 @@ class CallPipeline:
                 )
                 if to_open and fact.linkedid not in self._opening:  # once, even on a retry
                     self._opening.add(fact.linkedid)
-                    self._push(
-                        self._card, _OpenCard(fact.linkedid, started_call_info(fact), ts(fact.at))
+                    self._first_pop[fact.linkedid] = asyncio.Event()
+                    opening = _OpenCard(
+                        fact.linkedid, started_call_info(fact), ts(fact.at), time.monotonic()
                     )
+                    self._push(self._card, opening)
             elif isinstance(fact, AgentRinging):
                 pop = await progress.agent_ringing_pop(
                     session, call_info(fact.call), fact.linkedid, fact.extension
                 )
+                rung.append(fact.linkedid)
                 if fact.linkedid in self._opening and pop.call.deal_id is None:
                     # its card (or deal) is on its way: this agent gets it when committed
                     self._uncarded.setdefault(fact.linkedid, {})[fact.extension] = None
@@ -440,6 +478,9 @@ class CallPipeline:
         def announced() -> None:  # (a batch retried fact by fact still finds them)
             for linkedid in carded:
                 self._forget_card(linkedid)
+            if self._publish is None:  # nothing to wait for: the pops are out with the commit
+                for linkedid in rung:
+                    self._card_may_open(linkedid)
 
         return announced
 
@@ -448,6 +489,7 @@ class CallPipeline:
         waiting agents behind)."""
         self._opening.discard(linkedid)
         self._uncarded.pop(linkedid, None)
+        self._card_may_open(linkedid)
 
     def _forget(self, linkedid: str) -> None:
         """The call's end is applied (or lost): nothing of it stays in memory."""

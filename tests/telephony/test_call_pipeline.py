@@ -364,3 +364,54 @@ async def test_the_pop_lanes_statements_stand_alone_without_begin_or_commit(
     assert types.index("call.started") < types.index("call.ringing")
     assert types.index("call.ringing") < types.index("call.card_opened")
     assert len(await call_rows(sessions)) == 1
+
+
+async def test_a_new_callers_card_is_opened_after_the_first_pop_is_out(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The card's writes would hold the one event loop the agent's pop needs (the phone rings
+    # a few ms after the call starts), so the card lane waits for that pop's publish (up to
+    # CARD_GRACE, made long here), even with the pop lane idle between the start and the ring.
+    # Here the pop's publish is held until the card exists, or a second has gone by: before,
+    # the card lane opened the card as soon as the pop lane was idle.
+    monkeypatch.setattr("telephony.call_pipeline.CARD_GRACE", 60.0)  # only the pop releases it
+    cards_when_popped: list[int] = []
+
+    class HeldPop(Published):
+        async def __call__(self, events: list[Any]) -> None:
+            if any(isinstance(e, CallEvent) and e.type == "call.ringing" for e in events):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        while not await _cards(sessions):
+                            await asyncio.sleep(0.02)
+                cards_when_popped.append(await _cards(sessions))
+            await super().__call__(events)
+
+    published = HeldPop()
+    pipeline = CallPipeline(
+        CallTracker(TrackerConfig()),
+        sessions,
+        published,
+        region="RU",
+        callback_due=timedelta(minutes=30),
+    )
+    pipeline.start()
+    events, rung = _rung_call()
+    await _feed(pipeline, events[:rung])
+    await published.wait_for("call.started")  # the pop lane has nothing left: it is idle
+    await asyncio.sleep(0.2)  # time enough for a card lane that does not wait to open the card
+    await _feed(pipeline, events[rung:])
+    await pipeline.close()
+
+    print("DEBUG", cards_when_popped, [e.type for e in published.events])
+    assert cards_when_popped == [0]  # no card yet when the pop went out
+    (pop,) = published.of_type("call.ringing")
+    assert pop.payload["new_caller"] is True
+    opened = await published.wait_for("call.card_opened")  # and the card followed it
+    assert published.events.index(opened) > published.events.index(pop)
+    assert await _cards(sessions) == 1
+
+
+async def _cards(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as s:
+        return int(await s.scalar(text("SELECT count(*) FROM clients")) or 0)
