@@ -8,7 +8,7 @@ with) and `end_calls` (the row goes when the call is logged, handing back its cl
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -41,18 +41,12 @@ class CallSave:
     at: datetime
 
 
-_CALL_COLUMNS = (
-    "direction",
-    "state",
-    "caller_number",
-    "caller_name",
-    "did_or_dialled",
-    "agent_extension",
-    "ringing",
-    "talking",
-    "queue",
-    "queued_at",
-    "answered_at",
+# The call as the PBX shows it: CallInfo's fields that are columns of their own (linkedid and
+# started_at are written apart: the key, and a start that never changes).
+_CALL_COLUMNS = tuple(
+    f.name
+    for f in fields(CallInfo)
+    if f.name in ActiveCall.__table__.c and f.name not in ("linkedid", "started_at")
 )
 
 

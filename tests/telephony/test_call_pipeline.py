@@ -52,10 +52,12 @@ class Published:
 
 
 def _running(
-    sessions: async_sessionmaker[AsyncSession], company_numbers: tuple[str, ...] = ()
+    sessions: async_sessionmaker[AsyncSession],
+    company_numbers: tuple[str, ...] = (),
+    published: Published | None = None,
 ) -> tuple[Published, CallPipeline]:
-    """A started pipeline and what it publishes."""
-    published = Published()
+    """A started pipeline and what it publishes (into `published`, if given)."""
+    published = published or Published()
     pipeline = CallPipeline(
         CallTracker(TrackerConfig()),
         sessions,
@@ -387,15 +389,7 @@ async def test_a_new_callers_card_is_opened_after_the_first_pop_is_out(
                 cards_when_popped.append(await _cards(sessions))
             await super().__call__(events)
 
-    published = HeldPop()
-    pipeline = CallPipeline(
-        CallTracker(TrackerConfig()),
-        sessions,
-        published,
-        region="RU",
-        callback_due=timedelta(minutes=30),
-    )
-    pipeline.start()
+    published, pipeline = _running(sessions, published=HeldPop())
     events, rung = _rung_call()
     await _feed(pipeline, events[:rung])
     await published.wait_for("call.started")  # the pop lane has nothing left: it is idle
