@@ -99,7 +99,11 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     Its statements share the session's connection and transaction. SQLAlchemy sends BEGIN only
     with the session's first statement, so a transactional session that has not run one yet runs
     one here: what is sent to the driver then is inside the transaction, committed or rolled
-    back with the rest. In autocommit each statement stands alone, as through the session."""
+    back with the rest. In autocommit each statement stands alone, as through the session.
+    What the session holds unflushed is flushed first, as a statement through it would (its
+    autoflush): a read here sees the rows the session's objects make."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        await session.flush()
     conn = await session.connection()
     driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
     options = conn.sync_connection.get_execution_options() if conn.sync_connection else {}

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from crm_core.clients.models import Client
 from crm_core.db import driver_connection, make_session_factory, unit_of_work
 
 _WRITE = "INSERT INTO agent_states (extension, state, since) VALUES ($1, 'free', now())"
@@ -37,6 +38,17 @@ async def test_a_driver_statement_first_in_a_transaction_is_rolled_back_with_it(
         through_session = await session.scalar(text("SELECT txid_current()"))
     assert through_driver == through_session  # one transaction
     assert await _written(db, "702")
+
+
+async def test_a_driver_read_sees_what_the_session_holds_unflushed(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # as a statement through the session would (autoflush): a card added just before must be
+    # found by the caller lookup that goes to the driver, or a second card would be opened
+    async with unit_of_work(sessions) as session:
+        session.add(Client(name="Anna"))
+        driver = await driver_connection(session)
+        assert await driver.fetchval("SELECT count(*) FROM clients WHERE name = 'Anna'") == 1
 
 
 async def test_in_autocommit_each_driver_statement_stands_alone(db: AsyncEngine) -> None:
