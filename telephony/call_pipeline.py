@@ -42,7 +42,7 @@ from crm_core.calls.schemas import NO_CONTEXT, CallInfo
 from crm_core.calls.service import record_extensions
 from crm_core.communications.repository import by_external_ids
 from crm_core.db import Publisher, make_session_factory, unit_of_work
-from crm_core.events.messages import CallCardOpenedMessage
+from crm_core.events.messages import CallCardOpenedMessage, CallRingingMessage
 from crm_core.events.types import CallEvent
 from crm_core.phones import try_normalize_phone
 from crm_core.users.service import users_by_extension
@@ -355,7 +355,7 @@ class CallPipeline:
     def _popped(self, events: list[Any]) -> None:
         """These messages are out: a card waiting for its call's first pop may be opened."""
         for event in events:
-            if isinstance(event, CallEvent) and event.type == "call.ringing":
+            if isinstance(event, CallEvent) and event.type == CallRingingMessage.TYPE:
                 self._card_may_open(event.linkedid)
 
     def _card_may_open(self, linkedid: str) -> None:
