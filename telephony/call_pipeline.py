@@ -365,7 +365,7 @@ class CallPipeline:
 
     async def _apply_batch(self, apply: Apply, batch: list[Any], pop: bool = False) -> None:
         sessions = self._pop_sessions if pop else self._sessions
-        if pop and self._publish is not None:
+        if pop:  # with or without a publisher: `_publish_held` is where its pops are out
             await self._apply_batch_with(sessions, apply, batch, self._hold_pops)
             await self._publish_held()
         else:
@@ -442,7 +442,6 @@ class CallPipeline:
     ) -> Callable[[], None]:
         """Who is calling and the screen-pop, from reads: small statements, no batch to wait."""
         carded: list[str] = []
-        rung: list[str] = []
         for fact in facts:
             if isinstance(fact, _CardOpened):
                 # after every pop of the call that went out without the card
@@ -470,7 +469,6 @@ class CallPipeline:
                 pop = await progress.agent_ringing_pop(
                     session, call_info(fact.call), fact.linkedid, fact.extension
                 )
-                rung.append(fact.linkedid)
                 if fact.linkedid in self._opening and pop.call.deal_id is None:
                     # its card (or deal) is on its way: this agent gets it when committed
                     self._uncarded.setdefault(fact.linkedid, {})[fact.extension] = None
@@ -478,9 +476,6 @@ class CallPipeline:
         def announced() -> None:  # (a batch retried fact by fact still finds them)
             for linkedid in carded:
                 self._forget_card(linkedid)
-            if self._publish is None:  # nothing to wait for: the pops are out with the commit
-                for linkedid in rung:
-                    self._card_may_open(linkedid)
 
         return announced
 

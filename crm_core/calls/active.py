@@ -129,14 +129,13 @@ async def remember_client(
 ) -> None:
     """Who the call is with, for its pop, its messages and its log (the call's own columns are
     written only when the row is new: the live lane may already have saved a later state)."""
-    columns = _call_columns(call)
     await (await driver_connection(session)).execute(
         _REMEMBER,
         call.linkedid,
         call.started_at,
         at,
         *(getattr(ctx, name) for name in _CLIENT_COLUMNS),
-        *(columns[name] for name in _CALL_COLUMNS),
+        *_call_columns(call).values(),  # in _CALL_COLUMNS' order, as _REMEMBER lists them
     )
 
 
