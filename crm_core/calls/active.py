@@ -95,14 +95,33 @@ async def save_calls(session: AsyncSession, saves: Sequence[CallSave]) -> None:
 _CLIENT_COLUMNS = ("client_id", "deal_id", "client_name", "client_number", "client_created")
 
 
+_REMEMBERED = ("linkedid", "started_at", "updated_at", *_CLIENT_COLUMNS, *_CALL_COLUMNS)
+_INTO = f"INSERT INTO active_calls (tracker_state, {', '.join(_REMEMBERED)})"
+_KEEP_CALL = " ON CONFLICT (linkedid) DO UPDATE SET " + ", ".join(
+    f"{name} = EXCLUDED.{name}" for name in _CLIENT_COLUMNS
+)
+
+
 def _remember_sql() -> str:
-    names = ("linkedid", "started_at", "updated_at", *_CLIENT_COLUMNS, *_CALL_COLUMNS)
-    values = ", ".join(f"${n}" for n in range(1, len(names) + 1))
-    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _CLIENT_COLUMNS)
+    values = ", ".join(f"${n}" for n in range(1, len(_REMEMBERED) + 1))
+    return f"{_INTO} VALUES ('{{}}', {values}){_KEEP_CALL}"
+
+
+def remember_found_sql(found_sql: str) -> str:
+    """`remember_client`'s upsert, who the call is with coming from `found_sql` in the same
+    statement: a lookup of the number $4 (at most one row: id, name, deal_id), which the
+    statement returns. Its parameters: `remember_found_params`."""
+    calls = ", ".join(f"${n}" for n in range(5, 5 + len(_CALL_COLUMNS)))
     return (
-        f"INSERT INTO active_calls (tracker_state, {', '.join(names)}) VALUES ('{{}}', {values})"
-        f" ON CONFLICT (linkedid) DO UPDATE SET {updates}"
+        f"WITH found AS ({found_sql}), remembered AS ({_INTO}"
+        f" SELECT '{{}}', $1, $2, $3, found.id, found.deal_id, found.name, $4::text, false, {calls}"
+        f" FROM (VALUES (1)) AS call LEFT JOIN found ON true{_KEEP_CALL})"
+        " SELECT id, name, deal_id FROM found"
     )
+
+
+def remember_found_params(call: CallInfo, at: datetime, e164: str) -> list[Any]:
+    return [call.linkedid, call.started_at, at, e164, *_call_columns(call).values()]
 
 
 # Sent to the driver (crm_core.db.driver_connection): every call's start runs it.

@@ -19,8 +19,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.active import AgentPhones, remember_client
-from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo, CallRecord
-from crm_core.calls.service import deal_of_client, identify_caller, log_call, look_up_caller
+from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallerFound, CallInfo, CallRecord
+from crm_core.calls.service import (
+    deal_of_client,
+    identify_caller,
+    log_call,
+    look_up_and_remember,
+    look_up_caller,
+)
 from crm_core.calls.views import call_event, call_view
 from crm_core.communications.models import Communication
 from crm_core.communications.schemas import Logged
@@ -51,34 +57,46 @@ async def who_is_calling(
     region: str,
     company_numbers: frozenset[str],
 ) -> tuple[CallContext, bool]:
-    """Who is calling, from a read (the card by the number's index): remembered in
-    `active_calls` (one small upsert), `call.started` for the placing agent (outbound) and the
-    supervisors. The pop lane's share of a call's start: it opens nothing.
+    """Who is calling, from a read (the card by the number's index) remembered in
+    `active_calls` by the same statement; `call.started` for the placing agent (outbound) and
+    the supervisors. The pop lane's share of a call's start: it opens nothing.
 
     Returns who the call is with and whether a card or an open deal is still to be opened
     (`open_card`, apart, so that no pop waits for those writes). Until then a new caller is
     remembered by number alone: its pop says `new_caller`."""
-    found = await look_up_caller(
-        session, call.client_raw_number, region=region, company_numbers=company_numbers
-    )
-    ctx, to_open = NO_CONTEXT, False
-    if found is not None:
-        to_open = found.deal_id is None
-        ctx = CallContext(client_number=found.e164)
-        if found.client_id is not None:
-            ctx = CallContext(
-                client_id=found.client_id,
-                deal_id=found.deal_id,
-                client_name=found.client_name,
-                client_number=found.e164,
-            )
-    ctx = await _remember(session, call, ctx, at)
+    if call.variables.get("CRM_DEAL_ID"):  # a click-to-call from a deal: checked in between
+        found = await look_up_caller(
+            session, call.client_raw_number, region=region, company_numbers=company_numbers
+        )
+        ctx = await _remember(session, call, _context_of(found), at)
+    else:  # one round trip on the pop's path
+        found = await look_up_and_remember(
+            session, call, at=at, region=region, company_numbers=company_numbers
+        )
+        ctx = _context_of(found)
+        if found is None:
+            await remember_client(session, call, ctx, at)
+    to_open = found is not None and found.deal_id is None
     exts = [call.agent_extension] if call.agent_extension else []
     message = CallStartedMessage(
         linkedid=call.linkedid, extensions=exts, call=call_view(call.linkedid, call, ctx)
     )
     collect_event(session, call_event(message))
     return ctx, to_open
+
+
+def _context_of(found: CallerFound | None) -> CallContext:
+    """Who the call is with, as far as a lookup found (a number alone: nobody has it yet)."""
+    if found is None:
+        return NO_CONTEXT
+    if found.client_id is None:
+        return CallContext(client_number=found.e164)
+    return CallContext(
+        client_id=found.client_id,
+        deal_id=found.deal_id,
+        client_name=found.client_name,
+        client_number=found.e164,
+    )
 
 
 async def open_card(

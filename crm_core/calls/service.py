@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import texts
-from crm_core.calls.schemas import CallerContext, CallerFound, CallRecord
+from crm_core.calls import active
+from crm_core.calls.schemas import CallerContext, CallerFound, CallInfo, CallRecord
 from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
 from crm_core.communications.models import Communication
@@ -31,13 +33,31 @@ logger = logging.getLogger(__name__)
 # Most calls come from someone with a card and an open deal: one probe of the phone index and
 # of the open-deal index, no lock (the lock only serialises opening a deal, and there is one).
 # Sent to the driver (crm_core.db.driver_connection): every call's start runs it.
-_KNOWN_CALLER_SQL = """
+def _known_caller_sql(number: str) -> str:
+    return f"""
     SELECT c.id, c.name,
            (SELECT d.id FROM deals d WHERE d.client_id = c.id AND d.closed_at IS NULL
             ORDER BY d.id DESC LIMIT 1) AS deal_id
     FROM client_phones p JOIN clients c ON c.id = p.client_id
-    WHERE p.e164 = $1
+    WHERE p.e164 = {number}
     """
+
+
+_KNOWN_CALLER_SQL = _known_caller_sql("$1")
+# A call's start: that lookup, and its answer remembered with the call, in one round trip
+_LOOK_UP_AND_REMEMBER = active.remember_found_sql(_known_caller_sql("$4::text"))
+
+
+def _matchable(number: str | None, region: str, company_numbers: frozenset[str]) -> str | None:
+    """The number in E.164, unless there is nobody to match (hidden, garbage, the company's)."""
+    e164 = try_normalize_phone(number, region)
+    return None if e164 is None or e164 in company_numbers else e164
+
+
+def _found(e164: str, known: Mapping[str, Any] | None) -> CallerFound:
+    if known is None:
+        return CallerFound(e164)
+    return CallerFound(e164, known["id"], known["name"], known["deal_id"])
 
 
 async def look_up_caller(
@@ -45,13 +65,30 @@ async def look_up_caller(
 ) -> CallerFound | None:
     """The caller's card and open deal by the number's index, a read (nothing is opened).
     None: nobody to match (hidden number, garbage, or one of the company's own numbers)."""
-    e164 = try_normalize_phone(number, region)
-    if e164 is None or e164 in company_numbers:
+    e164 = _matchable(number, region, company_numbers)
+    if e164 is None:
         return None
-    known = await (await driver_connection(session)).fetchrow(_KNOWN_CALLER_SQL, e164)
-    if known is None:
-        return CallerFound(e164)
-    return CallerFound(e164, known["id"], known["name"], known["deal_id"])
+    return _found(e164, await (await driver_connection(session)).fetchrow(_KNOWN_CALLER_SQL, e164))
+
+
+async def look_up_and_remember(
+    session: AsyncSession,
+    call: CallInfo,
+    *,
+    at: datetime,
+    region: str,
+    company_numbers: frozenset[str],
+) -> CallerFound | None:
+    """`look_up_caller` for the call's number, and what it found remembered with the call
+    (`active.remember_client`), in one statement. None: nobody to match; nothing remembered."""
+    e164 = _matchable(call.client_raw_number, region, company_numbers)
+    if e164 is None:
+        return None
+    driver = await driver_connection(session)
+    known = await driver.fetchrow(
+        _LOOK_UP_AND_REMEMBER, *active.remember_found_params(call, at, e164)
+    )
+    return _found(e164, known)
 
 
 async def identify_caller(

@@ -9,7 +9,6 @@ the caller's work: a rolled-back message is never seen, a committed one is never
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,22 +16,53 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.db import driver_connection
 from notifier.channels import Message
-from notifier.hub.frames import Envelope, dumps, encode_frame
-from notifier.hub.notify import notify_body
+from notifier.hub.frames import Envelope, dumps
+from notifier.hub.notify import CATCH_UP, NOTIFY_BUDGET
 
 # Serialises publishers of all instances so seq order == commit order == notification order.
 PUBLISH_LOCK_KEY = 0x5C12_E5E0_0001
-# held until the transaction ends, so nobody numbers a row before the holder has committed
-_LOCK_SQL = f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})"
 
-_ROW_SQL = "seq, channel, type, payload::text AS payload, created_at"
-_INSERT_SQL = f"""
-INSERT INTO event_log (channel, type, payload)
-SELECT u.c, u.t, u.p::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(c, t, p, n)
-ORDER BY u.n
-RETURNING {_ROW_SQL}
+# A row as sockets receive it (the format of notifier.hub.frames.encode_frame), made by the
+# database: the appending statement announces frames whose numbers and times it only now
+# gives, and every read of the log sends that same text.
+_FRAME_SQL = (
+    """'{"seq":' || seq || ',"channel":' || to_json(channel)::text"""
+    """ || ',"type":' || to_json(type)::text || ',"payload":' || payload::text"""
+    """ || ',"at":"' || to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')"""
+    """ || '+00:00"}'"""
+)
+_ROW_SQL = f"seq, channel, type, {_FRAME_SQL} AS frame"
+# One statement, so one round trip, alone or in a caller's transaction: take the publish lock
+# (held until the transaction ends, so nobody numbers a row before its holder has committed),
+# number the rows, NOTIFY them. The body (notifier.hub.notify) carries the frames when all
+# fit, else their numbers alone (listeners read them back), else CATCH_UP; PostgreSQL sends
+# it at COMMIT (never after a rollback), in commit order.
+_APPEND_SQL = f"""
+WITH lock AS (SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})),
+rows AS (
+    INSERT INTO event_log (channel, type, payload)
+    SELECT u.c, u.t, u.p::jsonb
+    FROM lock, unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(c, t, p, n)
+    ORDER BY u.n
+    RETURNING {_ROW_SQL}
+),
+size AS (
+    SELECT sum(octet_length(frame) + length(seq::text) + 2) AS inline,
+           sum(length(seq::text) + 1) AS numbers
+    FROM rows
+),
+announced AS (
+    SELECT pg_notify($4, CASE
+        WHEN inline <= {NOTIFY_BUDGET}
+            THEN (SELECT string_agg(seq || E'\\t' || frame, E'\\n' ORDER BY seq) FROM rows)
+        WHEN numbers <= {NOTIFY_BUDGET}
+            THEN (SELECT string_agg(seq::text, E'\\n' ORDER BY seq) FROM rows)
+        ELSE '{CATCH_UP}' END)
+    FROM size
+)
+SELECT seq, channel, type, frame FROM rows, announced ORDER BY seq
 """
 _AFTER_SQL = f"SELECT {_ROW_SQL} FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2"
 _BY_SEQ_SQL = f"SELECT {_ROW_SQL} FROM event_log WHERE seq = ANY($1::bigint[]) ORDER BY seq"
@@ -63,53 +93,31 @@ class Replay:
 
 def envelope(row: Mapping[Any, Any]) -> Envelope:
     """An event_log row as sent."""
-    seq, channel, type_ = row["seq"], row["channel"], row["type"]
-    return Envelope(
-        seq, channel, type_, encode_frame(seq, channel, type_, row["payload"], row["created_at"])
-    )
+    return Envelope(row["seq"], row["channel"], row["type"], row["frame"])
 
 
-async def _number(conn: asyncpg.Connection, messages: list[Message]) -> list[Envelope]:
-    """INSERT, in `conn`'s open transaction that holds the publish lock; returns the numbered
-    messages, in seq order (to be announced before that transaction commits)."""
+async def _append(
+    conn: asyncpg.Connection, messages: list[Message], announce: str
+) -> list[Envelope]:
     rows = await conn.fetch(
-        _INSERT_SQL,
+        _APPEND_SQL,
         [m.channel for m in messages],
         [m.type for m in messages],
         [dumps(m.payload) for m in messages],
+        announce,
     )
-    return sorted((envelope(r) for r in rows), key=lambda e: e.seq)
-
-
-def _literal(text: str) -> str:
-    """A string constant for a simple-protocol statement: an E'' string means the same whatever
-    standard_conforming_strings says (the body is JSON: no NUL can be in it)."""
-    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def _announce_sql(announce: str, envelopes: list[Envelope]) -> str:
-    """The NOTIFY of numbered messages, one statement with no parameters, so it can share a
-    round trip; PostgreSQL sends it at COMMIT (never after a rollback), in commit order."""
-    return f"SELECT pg_notify({_literal(announce)}, {_literal(notify_body(envelopes))})"
+    return [envelope(r) for r in rows]
 
 
 async def append(
     conn: asyncpg.Connection, messages: list[Message], announce: str
 ) -> list[Envelope]:
-    """Number `messages` and NOTIFY `announce` with them, in one transaction; returns them as
-    committed, in seq order. Three round trips: the publish lock is held across them, so each
-    one saved is one less wait for every other publisher."""
-    # simple-protocol BEGIN + lock in one round trip; the key is our own constant
-    await conn.execute(f"BEGIN; {_LOCK_SQL}")
-    try:
-        envelopes = await _number(conn, messages)
-        await conn.execute(f"{_announce_sql(announce, envelopes)}; COMMIT")  # one round trip
-        return envelopes
-    except BaseException:
-        if not conn.is_closed():
-            with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
-        raise
+    """Number `messages` and NOTIFY `announce` with them, committed in one round trip (the
+    statement is its own transaction: the publish lock is held for it alone); returns them as
+    committed, in seq order."""
+    if conn.is_in_transaction():
+        raise RuntimeError("event_log.append commits by itself: in a transaction, append_in")
+    return await _append(conn, messages, announce)
 
 
 async def append_in(session: AsyncSession, messages: list[Message], announce: str) -> None:
@@ -118,13 +126,10 @@ async def append_in(session: AsyncSession, messages: list[Message], announce: st
     The publish lock is held from here to the caller's COMMIT, so call it last, just before.
     """
     await session.flush()  # the work's own writes first: the lock waits for nothing else
-    conn = await session.connection()
-    # through SQLAlchemy first: it opens the transaction on the driver if nothing has yet
-    await conn.exec_driver_sql(_LOCK_SQL)
-    driver = (await conn.get_raw_connection()).driver_connection
-    if not isinstance(driver, asyncpg.Connection) or not driver.is_in_transaction():
-        raise RuntimeError("event_log.append_in needs an open asyncpg transaction")
-    await driver.execute(_announce_sql(announce, await _number(driver, messages)))
+    driver = await driver_connection(session)  # in the work's transaction, begun if need be
+    if not driver.is_in_transaction():
+        raise RuntimeError("event_log.append_in needs an open transaction")
+    await _append(driver, messages, announce)
 
 
 async def after(conn: asyncpg.Connection, seq: int, limit: int) -> list[Envelope]:

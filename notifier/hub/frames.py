@@ -26,7 +26,7 @@ def encode_frame(seq: int, channel: str, type_: str, payload_json: str, at: date
     """`{"seq","channel","type","payload","at"}`; the payload is spliced in, never re-encoded."""
     return (
         f'{{"seq":{seq},"channel":{dumps(channel)},"type":{dumps(type_)},'
-        f'"payload":{payload_json},"at":"{at.isoformat()}"}}'
+        f'"payload":{payload_json},"at":"{at.isoformat(timespec="microseconds")}"}}'
     )
 
 

@@ -1,8 +1,9 @@
 """The NOTIFY body announcing newly numbered messages: the frames inline when they fit.
 
-One line per message, `seq\\tframe`, or `seq` alone for a message too big for PostgreSQL's
-NOTIFY limit (the listener reads it back from event_log); a batch too big even for its numbers
-says CATCH_UP: read everything new.
+One line per message, `seq\\tframe`, or `seq` alone for a message to read back from event_log
+(the appending statement, notifier.hub.event_log, sends a whole batch so when its frames do not
+all fit PostgreSQL's NOTIFY limit); a batch too big even for its numbers says CATCH_UP: read
+everything new.
 """
 
 from __future__ import annotations
@@ -15,20 +16,6 @@ NOTIFY_CHANNEL = "crm_events"
 # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; leave room for the line breaks.
 NOTIFY_BUDGET = 7800
 CATCH_UP = "*"
-
-
-def notify_body(envelopes: list[Envelope]) -> str:
-    lines: list[str] = []
-    size = 0
-    for env in envelopes:
-        line = f"{env.seq}\t{env.frame}"
-        cost = len(line.encode()) + 1
-        if size + cost > NOTIFY_BUDGET:
-            line = str(env.seq)
-            cost = len(line) + 1
-        lines.append(line)
-        size += cost
-    return "\n".join(lines) if size <= NOTIFY_BUDGET else CATCH_UP
 
 
 def parse_body(body: str) -> list[Envelope] | None:

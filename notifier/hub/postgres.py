@@ -1,6 +1,7 @@
 """The hub across instances: event_log numbers every message, NOTIFY spreads it, LISTEN hears it.
 
-    publish(messages) ── one transaction: advisory xact lock, INSERT … RETURNING, pg_notify, COMMIT
+    publish(messages) ── one statement, its own transaction: advisory xact lock, INSERT … RETURNING,
+                         pg_notify; committed as it ends (one round trip)
     publish_in(session, messages) ── the same in the caller's transaction, announced at its COMMIT
         └── every instance's PgBus ── dispatcher (in seq order) ── Fanout ── Subscriber queues
     (the publishing instance's own Fanout gets what `publish` committed at once, in seq order)

@@ -354,3 +354,11 @@ async def test_who_is_calling_opens_nothing_and_the_card_follows_apart(
             s, _call("1.2"), at=NOW, region="RU", company_numbers=COMPANY
         )
     assert not to_open and (again.client_id, again.deal_id) == (opened.client_id, opened.deal_id)
+    async with sessions() as s:  # found and remembered with the call by the same statement
+        assert (await active.contexts(s, ["1.2"])) == {"1.2": again}
+        row = await s.get(ActiveCall, "1.2")
+    assert row is not None and (row.client_name, row.client_number, row.state) == (
+        "+79031234567",
+        "+79031234567",
+        "waiting",
+    )

@@ -15,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.db import asyncpg_dsn, collect_event, unit_of_work
 from crm_core.events.messages import CallRingingMessage
 from crm_core.events.types import CallEvent, TaskCreated
+from notifier.channels import Message
 from notifier.hub import EventHub, SlowConsumer, Subscriber, event_log
+from notifier.hub.frames import Envelope, encode_frame
+from notifier.hub.notify import CATCH_UP, NOTIFY_BUDGET, parse_body, seqs_of
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -304,17 +307,86 @@ async def test_appended_in_a_callers_transaction_reaches_every_instance_once_or_
     assert writer == work  # written by the work's own transaction, not published after it
 
 
-@pytest.mark.parametrize("conforming", ["on", "off"])
-async def test_a_notify_constant_reads_back_as_the_text_it_was_made_of(
-    database_url: str, conforming: str
-) -> None:
-    # the NOTIFY body is sent as a constant, not a parameter: PostgreSQL must read it back as
-    # exactly that text (a mangled body could still pass below, read back from event_log)
+async def appended_and_heard(
+    database_url: str, messages: list[Message]
+) -> tuple[list[Envelope], str]:
+    """`event_log.append` on a connection of its own, and the NOTIFY body a listener heard."""
+    listener = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        await listener.add_listener("test_body", lambda *args: heard.put_nowait(args[3]))
+        envelopes = await event_log.append(conn, messages, "test_body")
+        async with asyncio.timeout(WAIT):
+            return envelopes, await heard.get()
+    finally:
+        await conn.close()
+        await listener.close()
+
+
+def message(n: int, note: str = "x", channel: str = "ext:101") -> Message:
+    return Message(channel, CallRingingMessage.TYPE, {"n": n, "note": note})
+
+
+async def test_the_database_makes_the_frame_the_local_hub_makes(database_url: str) -> None:
+    # the appending statement makes each frame (it gives the numbers and times); every read of
+    # the log sends that text, and the hub without a database makes the same one in Python
+    tricky = "O'Brien \\ \\' '' \\n\nИван «Пётр» $$ E'x' \t \x01 \u2028 end"
+    (env,), body = await appended_and_heard(database_url, [message(1, tricky, 'ext:"1"')])
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        await conn.execute(f"SET standard_conforming_strings = {conforming}")
-        for text_ in ["plain", "O'Brien", "a\\b\\'c''", "\\n\nИван «Пётр» $$ E'x'\t", ""]:
-            assert await conn.fetchval(f"SELECT {event_log._literal(text_)}") == text_
+        row = await conn.fetchrow(
+            "SELECT payload::text AS payload, created_at FROM event_log WHERE seq = $1", env.seq
+        )
+        made = encode_frame(
+            env.seq, 'ext:"1"', CallRingingMessage.TYPE, row["payload"], row["created_at"]
+        )
+        assert env.frame == made
+        assert json.loads(env.frame)["payload"]["note"] == tricky
+        assert parse_body(body) == [env]
+        # a time on the second still has its microseconds, as isoformat is told to give them
+        await conn.execute(
+            "UPDATE event_log SET created_at = date_trunc('second', created_at) WHERE seq = $1",
+            env.seq,
+        )
+        (again,) = await event_log.after(conn, env.seq - 1, 1)
+        second = await conn.fetchval("SELECT created_at FROM event_log WHERE seq = $1", env.seq)
+        assert again.frame == encode_frame(
+            env.seq, 'ext:"1"', CallRingingMessage.TYPE, row["payload"], second
+        )
+        assert json.loads(again.frame)["at"].endswith(".000000+00:00")
+    finally:
+        await conn.close()
+
+
+async def test_a_batch_travels_inline_when_it_fits_else_by_its_numbers_else_catch_up(
+    database_url: str,
+) -> None:
+    envelopes, body = await appended_and_heard(database_url, [message(1), message(2)])
+    assert parse_body(body) == envelopes and [e.seq for e in envelopes] == sorted(
+        e.seq for e in envelopes
+    )
+    # one frame too big for NOTIFY: the whole batch by its numbers, read back from the log
+    envelopes, body = await appended_and_heard(
+        database_url, [message(3), message(4, "y" * NOTIFY_BUDGET)]
+    )
+    assert parse_body(body) is None
+    assert seqs_of(body) == [e.seq for e in envelopes]
+    assert len(body.encode()) <= NOTIFY_BUDGET
+    # too many even for their numbers: every listener catches up from the log
+    envelopes, body = await appended_and_heard(
+        database_url, [message(n, "z" * 20) for n in range(5, 2005)]
+    )
+    assert body == CATCH_UP and len(envelopes) == 2000
+
+
+async def test_append_refuses_a_connection_in_a_transaction(database_url: str) -> None:
+    # it commits by itself: inside someone's transaction it would not, and hold the lock
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with conn.transaction():
+            with pytest.raises(RuntimeError):
+                await event_log.append(conn, [message(1)], "test_body")
     finally:
         await conn.close()
 

@@ -10,7 +10,7 @@ import pytest
 
 from notifier.hub.fanout import Fanout
 from notifier.hub.frames import Envelope, encode_frame
-from notifier.hub.notify import CATCH_UP, NOTIFY_BUDGET, notify_body, parse_body, seqs_of
+from notifier.hub.notify import CATCH_UP, parse_body, seqs_of
 from notifier.hub.subscriber import Subscriber
 
 AT = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
@@ -21,22 +21,12 @@ def env(seq: int, channel: str = "ext:101", text: str = "x") -> Envelope:
     return Envelope(seq, channel, "call.ringing", frame)
 
 
-def test_frames_that_fit_travel_inline() -> None:
+def test_a_body_reads_back_as_its_frames_or_says_to_read_the_log() -> None:
+    # the bodies the appending statement sends (made and heard for real in test_hub.py)
     batch = [env(7), env(8, "supervisors")]
-    assert parse_body(notify_body(batch)) == batch
-
-
-def test_a_frame_too_big_travels_as_its_number() -> None:
-    big = env(9, text="y" * NOTIFY_BUDGET)
-    body = notify_body([env(8), big])
-    assert parse_body(body) is None  # the listener must read the log
-    assert seqs_of(body) == [8, 9]
-    assert len(body.encode()) <= NOTIFY_BUDGET
-
-
-def test_a_batch_too_big_even_for_its_numbers_says_catch_up() -> None:
-    many = [env(n, text="z" * 200) for n in range(1, 2000)]
-    assert notify_body(many) == CATCH_UP
+    assert parse_body("\n".join(f"{e.seq}\t{e.frame}" for e in batch)) == batch
+    assert parse_body("8\n9") is None and seqs_of("8\n9") == [8, 9]
+    assert parse_body(CATCH_UP) is None
 
 
 def test_each_seq_is_delivered_once_in_order_to_its_channel() -> None:
