@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import fields
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -113,7 +113,10 @@ async def log_communication(
             responsible_id=responsible or data.user_id,
             title=deal_title(locale, data.lead_source, e164 or data.email),
         )
-    values = asdict(data)
+    # its fields as they are: asdict deep-copies `extra` (a call's legs, transfers, ring
+    # attempts, variables: 74 copies a call in bench/pipeline_cpu_bench.py --profile), and
+    # nothing changes those values once they are handed here
+    values = {f.name: getattr(data, f.name) for f in fields(data)}
     for key in ("contact_name", "client_id", "deal_id", "lead_source", "phone"):
         values.pop(key)
     values.update(client_id=client_id, deal_id=deal.id, phone=e164, created_at=utcnow())
