@@ -74,8 +74,6 @@ async def who_is_calling(
             session, call, at=at, region=region, company_numbers=company_numbers
         )
         ctx = _context_of(found)
-        if found is None:
-            await remember_client(session, call, ctx, at)
     to_open = found is not None and found.deal_id is None
     exts = [call.agent_extension] if call.agent_extension else []
     message = CallStartedMessage(

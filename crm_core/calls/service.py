@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import texts
 from crm_core.calls import active
-from crm_core.calls.schemas import CallerContext, CallerFound, CallInfo, CallRecord
+from crm_core.calls.schemas import NO_CONTEXT, CallerContext, CallerFound, CallInfo, CallRecord
 from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
 from crm_core.communications.models import Communication
@@ -80,9 +80,11 @@ async def look_up_and_remember(
     company_numbers: frozenset[str],
 ) -> CallerFound | None:
     """`look_up_caller` for the call's number, and what it found remembered with the call
-    (`active.remember_client`), in one statement. None: nobody to match; nothing remembered."""
+    (`active.remember_client`), in one statement. None: nobody to match, and the call is
+    remembered as with nobody."""
     e164 = _matchable(call.client_raw_number, region, company_numbers)
     if e164 is None:
+        await active.remember_client(session, call, NO_CONTEXT, at)
         return None
     driver = await driver_connection(session)
     known = await driver.fetchrow(
