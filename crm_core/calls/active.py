@@ -109,19 +109,29 @@ def _remember_sql() -> str:
 
 def remember_found_sql(found_sql: str) -> str:
     """`remember_client`'s upsert, who the call is with coming from `found_sql` in the same
-    statement: a lookup of the number $4 (at most one row: id, name, deal_id), which the
-    statement returns. Its parameters: `remember_found_params`."""
+    statement: a lookup of the number $4 (at most one row: id, name, deal_id, and named_deal_id,
+    the deal a click-to-call named when it is the card's), which the statement returns. The
+    call is remembered with the named deal, else the open one. Its parameters:
+    `remember_found_params`; the named deal's is the last, `found_sql` refers to it by
+    `REMEMBER_NAMED_DEAL`."""
     calls = ", ".join(f"${n}" for n in range(5, 5 + len(_CALL_COLUMNS)))
     return (
         f"WITH found AS ({found_sql}), remembered AS ({_INTO}"
-        f" SELECT '{{}}', $1, $2, $3, found.id, found.deal_id, found.name, $4::text, false, {calls}"
+        f" SELECT '{{}}', $1, $2, $3, found.id, COALESCE(found.named_deal_id, found.deal_id),"
+        f" found.name, $4::text, false, {calls}"
         f" FROM (VALUES (1)) AS call LEFT JOIN found ON true{_KEEP_CALL})"
-        " SELECT id, name, deal_id FROM found"
+        " SELECT id, name, deal_id, named_deal_id FROM found"
     )
 
 
-def remember_found_params(call: CallInfo, at: datetime, e164: str) -> list[Any]:
-    return [call.linkedid, call.started_at, at, e164, *_call_columns(call).values()]
+# the parameter remember_found_sql's lookup compares a click-to-call's named deal with
+REMEMBER_NAMED_DEAL = f"${5 + len(_CALL_COLUMNS)}::int"
+
+
+def remember_found_params(
+    call: CallInfo, at: datetime, e164: str, named_deal: int | None
+) -> list[Any]:
+    return [call.linkedid, call.started_at, at, e164, *_call_columns(call).values(), named_deal]
 
 
 # Sent to the driver (crm_core.db.driver_connection): every call's start runs it.

@@ -25,7 +25,7 @@ from crm_core.calls.service import (
     identify_caller,
     log_call,
     look_up_and_remember,
-    look_up_caller,
+    named_deal,
 )
 from crm_core.calls.views import call_event, call_view
 from crm_core.communications.models import Communication
@@ -64,16 +64,10 @@ async def who_is_calling(
     Returns who the call is with and whether a card or an open deal is still to be opened
     (`open_card`, apart, so that no pop waits for those writes). Until then a new caller is
     remembered by number alone: its pop says `new_caller`."""
-    if call.variables.get("CRM_DEAL_ID"):  # a click-to-call from a deal: checked in between
-        found = await look_up_caller(
-            session, call.client_raw_number, region=region, company_numbers=company_numbers
-        )
-        ctx = await _remember(session, call, _context_of(found), at)
-    else:  # one round trip on the pop's path
-        found = await look_up_and_remember(
-            session, call, at=at, region=region, company_numbers=company_numbers
-        )
-        ctx = _context_of(found)
+    found = await look_up_and_remember(  # one round trip on the pop's path
+        session, call, at=at, region=region, company_numbers=company_numbers
+    )
+    ctx = _context_of(found)
     to_open = found is not None and found.deal_id is None
     exts = [call.agent_extension] if call.agent_extension else []
     message = CallStartedMessage(
@@ -84,14 +78,15 @@ async def who_is_calling(
 
 
 def _context_of(found: CallerFound | None) -> CallContext:
-    """Who the call is with, as far as a lookup found (a number alone: nobody has it yet)."""
+    """Who the call is with, as far as a lookup found (a number alone: nobody has it yet), as
+    `look_up_and_remember` remembered it."""
     if found is None:
         return NO_CONTEXT
     if found.client_id is None:
         return CallContext(client_number=found.e164)
     return CallContext(
         client_id=found.client_id,
-        deal_id=found.deal_id,
+        deal_id=found.named_deal_id or found.deal_id,  # a click-to-call's deal, else the open one
         client_name=found.client_name,
         client_number=found.e164,
     )
@@ -137,14 +132,13 @@ async def _remember(
 ) -> CallContext:
     """Who the call is with, remembered with it (`active_calls`); a click-to-call from a deal is
     logged there, once the deal is confirmed the client's."""
-    named = call.variables.get("CRM_DEAL_ID")
+    named = named_deal(call)
     if (
         ctx.client_id is not None
-        and named
-        and named.isdigit()
-        and await deal_of_client(session, int(named), ctx.client_id)
+        and named is not None
+        and await deal_of_client(session, named, ctx.client_id)
     ):
-        ctx = replace(ctx, deal_id=int(named))
+        ctx = replace(ctx, deal_id=named)
     await remember_client(session, call, ctx, at)
     return ctx
 

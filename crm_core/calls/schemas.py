@@ -81,6 +81,7 @@ class CallerFound:
     client_id: int | None = None  # None: nobody has this number yet
     client_name: str = ""
     deal_id: int | None = None  # the card's open deal (None: none open)
+    named_deal_id: int | None = None  # a click-to-call's named deal, when it is the card's
 
 
 @dataclass(frozen=True, slots=True)

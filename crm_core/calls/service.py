@@ -32,12 +32,15 @@ logger = logging.getLogger(__name__)
 
 # Most calls come from someone with a card and an open deal: one probe of the phone index and
 # of the open-deal index, no lock (the lock only serialises opening a deal, and there is one).
-# Sent to the driver (crm_core.db.driver_connection): every call's start runs it.
-def _known_caller_sql(number: str) -> str:
+# With a click-to-call's named deal, whether it is the card's (NULL: no deal named, or not
+# the card's). Sent to the driver (crm_core.db.driver_connection): every call's start runs it.
+def _known_caller_sql(number: str, named_deal: str = "NULL::int") -> str:
     return f"""
     SELECT c.id, c.name,
            (SELECT d.id FROM deals d WHERE d.client_id = c.id AND d.closed_at IS NULL
-            ORDER BY d.id DESC LIMIT 1) AS deal_id
+            ORDER BY d.id DESC LIMIT 1) AS deal_id,
+           (SELECT d.id FROM deals d WHERE d.id = {named_deal} AND d.client_id = c.id)
+               AS named_deal_id
     FROM client_phones p JOIN clients c ON c.id = p.client_id
     WHERE p.e164 = {number}
     """
@@ -45,7 +48,16 @@ def _known_caller_sql(number: str) -> str:
 
 _KNOWN_CALLER_SQL = _known_caller_sql("$1")
 # A call's start: that lookup, and its answer remembered with the call, in one round trip
-_LOOK_UP_AND_REMEMBER = active.remember_found_sql(_known_caller_sql("$4::text"))
+_LOOK_UP_AND_REMEMBER = active.remember_found_sql(
+    _known_caller_sql("$4::text", active.REMEMBER_NAMED_DEAL)
+)
+_INT4_MAX = 2**31 - 1
+
+
+def named_deal(call: CallInfo) -> int | None:
+    """The deal a click-to-call was placed from (CRM_DEAL_ID), if it can be a deal's id."""
+    named = call.variables.get("CRM_DEAL_ID", "")
+    return int(named) if named.isdigit() and 0 < int(named) <= _INT4_MAX else None
 
 
 def _matchable(number: str | None, region: str, company_numbers: frozenset[str]) -> str | None:
@@ -57,7 +69,7 @@ def _matchable(number: str | None, region: str, company_numbers: frozenset[str])
 def _found(e164: str, known: Mapping[str, Any] | None) -> CallerFound:
     if known is None:
         return CallerFound(e164)
-    return CallerFound(e164, known["id"], known["name"], known["deal_id"])
+    return CallerFound(e164, known["id"], known["name"], known["deal_id"], known["named_deal_id"])
 
 
 async def look_up_caller(
@@ -80,15 +92,15 @@ async def look_up_and_remember(
     company_numbers: frozenset[str],
 ) -> CallerFound | None:
     """`look_up_caller` for the call's number, and what it found remembered with the call
-    (`active.remember_client`), in one statement. None: nobody to match, and the call is
-    remembered as with nobody."""
+    (`active.remember_client`; with a click-to-call's named deal when it is the card's), in one
+    statement. None: nobody to match, and the call is remembered as with nobody."""
     e164 = _matchable(call.client_raw_number, region, company_numbers)
     if e164 is None:
         await active.remember_client(session, call, NO_CONTEXT, at)
         return None
     driver = await driver_connection(session)
     known = await driver.fetchrow(
-        _LOOK_UP_AND_REMEMBER, *active.remember_found_params(call, at, e164)
+        _LOOK_UP_AND_REMEMBER, *active.remember_found_params(call, at, e164, named_deal(call))
     )
     return _found(e164, known)
 

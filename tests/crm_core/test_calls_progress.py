@@ -141,6 +141,37 @@ async def test_a_click_to_call_is_logged_on_the_deal_it_named_only_if_the_client
         sessions, replace(outbound, linkedid="1.2", variables={"CRM_DEAL_ID": "43"})
     )
     assert wrong.client_id == client.id and wrong.deal_id == 42  # its open deal, not Olga's
+    # what no deal's id can be (too big for one, or not a number) is no deal named: not an error
+    for linkedid, junk in (("1.3", "99999999999"), ("1.4", "-5"), ("1.5", "4 2")):
+        call = replace(outbound, linkedid=linkedid, variables={"CRM_DEAL_ID": junk})
+        assert (await _started(sessions, call)).deal_id == 42
+
+    async with sessions() as s:  # each remembered with the call by the start's one statement
+        remembered = await active.contexts(s, ["1.1", "1.2", "1.3"])
+    assert {k: (c.client_id, c.deal_id) for k, c in remembered.items()} == {
+        "1.1": (client.id, 42),
+        "1.2": (client.id, 42),
+        "1.3": (client.id, 42),
+    }
+
+    # a click-to-call from the card's closed deal is logged there, while a new open deal is
+    # opened for the card (as for any caller without one)
+    async with sessions() as s:
+        deal = await s.get(Deal, 42)
+        assert deal is not None
+        deal.closed_at = NOW
+        await s.commit()
+    async with unit_of_work(sessions) as s:
+        closed, to_open = await progress.who_is_calling(
+            s,
+            replace(outbound, linkedid="1.6", variables={"CRM_DEAL_ID": "42"}),
+            at=NOW,
+            region="RU",
+            company_numbers=COMPANY,
+        )
+    assert (closed.client_id, closed.deal_id, to_open) == (client.id, 42, True)
+    async with sessions() as s:
+        assert (await active.contexts(s, ["1.6"]))["1.6"].deal_id == 42
 
 
 async def test_the_pop_is_a_read_of_the_card_and_says_whether_the_call_opened_it(
