@@ -6,15 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_core.calls.schemas import CallRecord
+from crm_core.calls.variables import named_deal, placing_user
 from telephony.facts import CallSummary
 
 
 def ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.strip().isdigit() else None
 
 
 def client_number(summary: CallSummary) -> str | None:
@@ -43,8 +40,8 @@ def to_record(
         started_at=ts(summary.t_start),
         answered_at=ts(summary.t_answer) if summary.t_answer else None,
         ended_at=ts(summary.t_end),
-        deal_id=deal_id if deal_id is not None else _int(summary.variables.get("CRM_DEAL_ID")),
-        user_id=_int(summary.variables.get("CRM_USER_ID")),
+        deal_id=deal_id if deal_id is not None else named_deal(summary.variables),
+        user_id=placing_user(summary.variables),
         client_id=client_id,
         extra={
             "direction_name": summary.direction,

@@ -25,8 +25,8 @@ from crm_core.calls.service import (
     identify_caller,
     log_call,
     look_up_and_remember,
-    named_deal,
 )
+from crm_core.calls.variables import named_deal
 from crm_core.calls.views import call_event, call_view
 from crm_core.communications.models import Communication
 from crm_core.communications.schemas import Logged
@@ -132,7 +132,7 @@ async def _remember(
 ) -> CallContext:
     """Who the call is with, remembered with it (`active_calls`); a click-to-call from a deal is
     logged there, once the deal is confirmed the client's."""
-    named = named_deal(call)
+    named = named_deal(call.variables)
     if (
         ctx.client_id is not None
         and named is not None

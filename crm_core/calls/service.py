@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core import texts
 from crm_core.calls import active
 from crm_core.calls.schemas import NO_CONTEXT, CallerContext, CallerFound, CallInfo, CallRecord
+from crm_core.calls.variables import named_deal
 from crm_core.clients.models import Client
 from crm_core.clients.service import open_card_for_unknown
 from crm_core.communications.models import Communication
@@ -51,13 +52,6 @@ _KNOWN_CALLER_SQL = _known_caller_sql("$1")
 _LOOK_UP_AND_REMEMBER = active.remember_found_sql(
     _known_caller_sql("$4::text", active.REMEMBER_NAMED_DEAL)
 )
-_INT4_MAX = 2**31 - 1
-
-
-def named_deal(call: CallInfo) -> int | None:
-    """The deal a click-to-call was placed from (CRM_DEAL_ID), if it can be a deal's id."""
-    named = call.variables.get("CRM_DEAL_ID", "")
-    return int(named) if named.isdigit() and 0 < int(named) <= _INT4_MAX else None
 
 
 def _matchable(number: str | None, region: str, company_numbers: frozenset[str]) -> str | None:
@@ -99,9 +93,8 @@ async def look_up_and_remember(
         await active.remember_client(session, call, NO_CONTEXT, at)
         return None
     driver = await driver_connection(session)
-    known = await driver.fetchrow(
-        _LOOK_UP_AND_REMEMBER, *active.remember_found_params(call, at, e164, named_deal(call))
-    )
+    params = active.remember_found_params(call, at, e164, named_deal(call.variables))
+    known = await driver.fetchrow(_LOOK_UP_AND_REMEMBER, *params)
     return _found(e164, known)
 
 

@@ -20,6 +20,7 @@ from telephony.facts import (
     CallTransferred,
     Fact,
 )
+from telephony.finished_call import to_record
 from telephony.settings import TelephonySettings
 from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import (
@@ -741,6 +742,29 @@ def test_click_to_call_the_agent_never_answers_is_a_failed_call() -> None:
     assert isinstance(started, CallStarted) and isinstance(ended, CallEnded)
     assert (started.direction, started.agent_extension) == ("outbound", "101")
     assert (ended.summary.status, ended.summary.variables) == ("failed", {"CRM_DEAL_ID": "42"})
+
+
+def test_the_crm_variables_a_call_comes_back_with_are_ids_only_when_they_can_be() -> None:
+    # set by anyone with dialplan access: what no row's id can be is logged as no id, not a
+    # failed statement that loses the call's log
+    for deal, user, expected in (
+        ("42", " 7 ", (42, 7)),
+        ("99999999999", "2147483648", (None, None)),
+        ("0", "-7", (None, None)),
+        ("4 2", "x", (None, None)),
+    ):
+        pbx = Pbx()
+        pbx.channel("PJSIP/101-0000000b", "5.1", "5.1", "from-internal", "101", "")
+        pbx.send("VarSet", Uniqueid="5.1", Variable="CRM_DEAL_ID", Value=deal)
+        pbx.send("VarSet", Uniqueid="5.1", Variable="CRM_USER_ID", Value=user)
+        pbx.send("DialBegin", DestUniqueid="5.1", DestChannel="PJSIP/101-0000000b")
+        pbx.send(
+            "DialEnd", DestUniqueid="5.1", DestChannel="PJSIP/101-0000000b", DialStatus="NOANSWER"
+        )
+        _, ended = pbx.hangup("5.1")
+        assert isinstance(ended, CallEnded)
+        record = to_record(ended.summary, client_id=None)
+        assert (record.deal_id, record.user_id) == expected, (deal, user)
 
 
 def test_a_plain_originate_to_a_non_agent_is_nobodys_call() -> None:
