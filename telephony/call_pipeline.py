@@ -7,7 +7,8 @@ commit, not one per fact) through crm_core.calls.progress, whose messages are pu
 that commit:
 
 - the pop lane: who is calling (call started: the card by the number, a read) and the
-  screen-pop (agent ringing, a read) — a few small statements, so a pop never queues behind
+  screen-pop (agent ringing: made from what the start read, or a read when the ring comes
+  later) — a few small statements, so a pop never queues behind
   the writes of other calls, nor behind a new caller's card; each of its statements stands
   alone (autocommit: no BEGIN, no COMMIT to wait for);
 - the card lane: a new caller's card and deal (or an open deal for a card without one), opened
@@ -38,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.calls import active, progress
 from crm_core.calls.active import CallSave
-from crm_core.calls.schemas import NO_CONTEXT, CallInfo
+from crm_core.calls.schemas import NO_CONTEXT, CallerAtStart, CallInfo
 from crm_core.calls.service import record_extensions
 from crm_core.communications.repository import by_external_ids
 from crm_core.db import Publisher, make_session_factory, unit_of_work
@@ -161,6 +162,7 @@ class CallPipeline:
         max_pending: int = 20_000,
         batch_size: int = 200,
         pop_batch_size: int = 16,
+        start_read_seconds: float = 1.0,
     ) -> None:
         self.tracker = tracker
         self._sessions = sessions
@@ -194,6 +196,11 @@ class CallPipeline:
         # and the agents whose pop went out without it meanwhile: the pop lane's own state
         self._opening: set[str] = set()
         self._uncarded: dict[str, dict[str, None]] = {}
+        # what each call's start read (its card as a pop shows it), by when it was read: the
+        # pops of the next `start_read_seconds` are made from it, with no read of their own
+        # (the agent's phone rings a few ms after the start: a round trip fewer on most pops)
+        self._starts: dict[str, tuple[float, CallerAtStart]] = {}
+        self._start_fresh = start_read_seconds
         # new callers' calls whose first screen-pop has not gone out yet: their card waits
         self._first_pop: dict[str, asyncio.Event] = {}
         self._progress = asyncio.Condition()
@@ -451,14 +458,16 @@ class CallPipeline:
                 continue
             self.stats["facts"] += 1
             if isinstance(fact, CallStarted):
-                _, to_open = await progress.who_is_calling(
+                start = await progress.who_is_calling(
                     session,
                     started_call_info(fact),
                     at=ts(fact.at),
                     region=self._region,
                     company_numbers=self._company,
                 )
-                if to_open and fact.linkedid not in self._opening:  # once, even on a retry
+                self._starts.pop(fact.linkedid, None)  # (a retry: kept in order of reading)
+                self._starts[fact.linkedid] = (time.monotonic(), start)
+                if start.to_open and fact.linkedid not in self._opening:  # once, even on a retry
                     self._opening.add(fact.linkedid)
                     self._first_pop[fact.linkedid] = asyncio.Event()
                     opening = _OpenCard(
@@ -467,7 +476,11 @@ class CallPipeline:
                     self._push(self._card, opening)
             elif isinstance(fact, AgentRinging):
                 pop = await progress.agent_ringing_pop(
-                    session, call_info(fact.call), fact.linkedid, fact.extension
+                    session,
+                    call_info(fact.call),
+                    fact.linkedid,
+                    fact.extension,
+                    at_start=self._start_read(fact.linkedid),
                 )
                 if fact.linkedid in self._opening and pop.call.deal_id is None:
                     # its card (or deal) is on its way: this agent gets it when committed
@@ -478,6 +491,22 @@ class CallPipeline:
                 self._forget_card(linkedid)
 
         return announced
+
+    def _start_read(self, linkedid: str) -> CallerAtStart | None:
+        """What the call's start read, for its pop to be made from, while that is what a read
+        would find: read at most `start_read_seconds` ago, and no card opened for the call since
+        (a card being opened is announced through this lane, so while the call is in `_opening`
+        its pop goes out without it either way, and `call.card_opened` follows)."""
+        now = time.monotonic()
+        while self._starts:  # oldest first: what is too old for any pop goes
+            oldest = next(iter(self._starts))
+            if now - self._starts[oldest][0] <= self._start_fresh:
+                break
+            del self._starts[oldest]
+        read = self._starts.get(linkedid)
+        if read is None or (read[1].to_open and linkedid not in self._opening):
+            return None
+        return read[1]
 
     def _forget_card(self, linkedid: str) -> None:
         """Its card is announced, or the call is over (a card that failed to open leaves no
@@ -490,6 +519,7 @@ class CallPipeline:
         """The call's end is applied (or lost): nothing of it stays in memory."""
         self._forget_card(linkedid)
         self._queued.discard(linkedid)
+        self._starts.pop(linkedid, None)
 
     async def _apply_card(
         self, session: AsyncSession, batch: list[_OpenCard]

@@ -19,7 +19,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.active import AgentPhones, remember_client
-from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallerFound, CallInfo, CallRecord
+from crm_core.calls.pop_card import card_json_sql
+from crm_core.calls.schemas import (
+    NO_CONTEXT,
+    CallContext,
+    CallerAtStart,
+    CallerFound,
+    CallInfo,
+    CallRecord,
+)
 from crm_core.calls.service import (
     deal_of_client,
     identify_caller,
@@ -56,14 +64,16 @@ async def who_is_calling(
     at: datetime,
     region: str,
     company_numbers: frozenset[str],
-) -> tuple[CallContext, bool]:
+) -> CallerAtStart:
     """Who is calling, from a read (the card by the number's index) remembered in
     `active_calls` by the same statement; `call.started` for the placing agent (outbound) and
     the supervisors. The pop lane's share of a call's start: it opens nothing.
 
-    Returns who the call is with and whether a card or an open deal is still to be opened
-    (`open_card`, apart, so that no pop waits for those writes). Until then a new caller is
-    remembered by number alone: its pop says `new_caller`."""
+    Returns who the call is with, whether a card or an open deal is still to be opened
+    (`open_card`, apart, so that no pop waits for those writes), and the card as a pop shows
+    it, read by the same statement (`agent_ringing_pop` may use it instead of its own read).
+    Until the card is opened a new caller is remembered by number alone: its pop says
+    `new_caller`."""
     found = await look_up_and_remember(  # one round trip on the pop's path
         session, call, at=at, region=region, company_numbers=company_numbers
     )
@@ -74,7 +84,7 @@ async def who_is_calling(
         linkedid=call.linkedid, extensions=exts, call=call_view(call.linkedid, call, ctx)
     )
     collect_event(session, call_event(message))
-    return ctx, to_open
+    return CallerAtStart(ctx, to_open, found.card if found is not None else None)
 
 
 def _context_of(found: CallerFound | None) -> CallContext:
@@ -146,42 +156,19 @@ async def _remember(
 # The whole pop in one round trip, a read: who the call is with (as who_is_calling remembered it),
 # the card, the open deal, the last communications and open tasks. Sent to the driver
 # (crm_core.db.driver_connection): every pop runs it.
-_POP_SQL = """
+_POP_CARD = card_json_sql(
+    "(SELECT client_id FROM ac)",
+    "COALESCE((SELECT deal_id FROM ac), (SELECT id FROM deals WHERE client_id = c.id"
+    " AND closed_at IS NULL ORDER BY id DESC LIMIT 1))",
+)
+_POP_SQL = f"""
     WITH ac AS (
         SELECT client_id, deal_id, client_name, client_number, client_created
         FROM active_calls WHERE linkedid = $1
-    ), d AS (
-        SELECT d.id, d.title, d.amount, d.currency, d.stage_id, s.name AS stage
-        FROM deals d JOIN deal_stages s ON s.id = d.stage_id
-        WHERE d.id = COALESCE(
-            (SELECT deal_id FROM ac),
-            (SELECT id FROM deals WHERE client_id = (SELECT client_id FROM ac)
-             AND closed_at IS NULL ORDER BY id DESC LIMIT 1))
     )
     SELECT json_build_object(
         'context', (SELECT row_to_json(ac) FROM ac),
-        'card', (SELECT json_build_object(
-            'client', json_build_object(
-                'id', c.id, 'name', c.name, 'company', c.company, 'notes', c.notes,
-                'phones', COALESCE((SELECT json_agg(p.e164 ORDER BY p.id)
-                                    FROM client_phones p WHERE p.client_id = c.id), '[]'::json),
-                'emails', COALESCE((SELECT json_agg(e.email ORDER BY e.id)
-                                    FROM client_emails e WHERE e.client_id = c.id), '[]'::json),
-                'responsible', (SELECT json_build_object('id', u.id, 'name', u.full_name)
-                                FROM users u WHERE u.id = c.responsible_id)),
-            'deal', (SELECT json_build_object(
-                        'id', d.id, 'title', d.title, 'amount', d.amount::text,
-                        'currency', d.currency, 'stage', d.stage, 'stage_id', d.stage_id) FROM d),
-            'recent', COALESCE((SELECT json_agg(r) FROM (
-                        SELECT id, kind, direction, status, occurred_at AS at, subject,
-                               talk_seconds
-                        FROM communications WHERE client_id = c.id
-                        ORDER BY occurred_at DESC, id DESC LIMIT 5) r), '[]'::json),
-            'tasks', COALESCE((SELECT json_agg(t) FROM (
-                        SELECT id, title, kind, due_at FROM tasks
-                        WHERE client_id = c.id AND NOT done
-                        ORDER BY due_at ASC NULLS LAST LIMIT 10) t), '[]'::json))
-            FROM clients c WHERE c.id = (SELECT client_id FROM ac))
+        'card', {_POP_CARD}
     )
     """
 
@@ -203,12 +190,23 @@ async def _read_pop(
 
 
 async def agent_ringing_pop(
-    session: AsyncSession, call: CallInfo | None, linkedid: str, extension: str
+    session: AsyncSession,
+    call: CallInfo | None,
+    linkedid: str,
+    extension: str,
+    *,
+    at_start: CallerAtStart | None = None,
 ) -> CallRingingMessage:
     """The screen-pop: a read, no write. A new caller whose card is not opened yet pops at once
     as `new_caller` with no card (`call.card_opened` brings it); a caller the CRM could not
-    match (hidden number, a company number) pops as `unknown` with no card."""
-    ctx, card = await _read_pop(session, linkedid)
+    match (hidden number, a company number) pops as `unknown` with no card.
+
+    `at_start`: what the call's start read (`who_is_calling`), when the caller knows it still
+    holds (no card opened for the call since): the pop is made from it, with no round trip."""
+    if at_start is not None:
+        ctx, card = at_start.context, at_start.card
+    else:
+        ctx, card = await _read_pop(session, linkedid)
     view = call_view(linkedid, call, ctx)
     if card:
         view.client_name = card.get("client", {}).get("name")

@@ -82,6 +82,17 @@ class CallerFound:
     client_name: str = ""
     deal_id: int | None = None  # the card's open deal (None: none open)
     named_deal_id: int | None = None  # a click-to-call's named deal, when it is the card's
+    # the card as a pop shows it, when the lookup read it too (a call's start does)
+    card: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAtStart:
+    """who_is_calling's answer, from the call's start's one statement."""
+
+    context: CallContext  # who the call is with, as remembered in active_calls
+    to_open: bool  # a card or an open deal is still to be opened (progress.open_card)
+    card: dict[str, Any] | None = None  # the card as a pop shows it (None: no card yet)
 
 
 @dataclass(frozen=True, slots=True)

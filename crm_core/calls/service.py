@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import texts
 from crm_core.calls import active
+from crm_core.calls.pop_card import card_json_sql
 from crm_core.calls.schemas import NO_CONTEXT, CallerContext, CallerFound, CallInfo, CallRecord
 from crm_core.calls.variables import named_deal
 from crm_core.clients.models import Client
@@ -48,9 +50,11 @@ def _known_caller_sql(number: str, named_deal: str = "NULL::int") -> str:
 
 
 _KNOWN_CALLER_SQL = _known_caller_sql("$1")
-# A call's start: that lookup, and its answer remembered with the call, in one round trip
+# A call's start: that lookup, and its answer remembered with the call, in one round trip;
+# with the card as a pop shows it (the deal remembered with the call), for the call's first pops
 _LOOK_UP_AND_REMEMBER = active.remember_found_sql(
-    _known_caller_sql("$4::text", active.REMEMBER_NAMED_DEAL)
+    _known_caller_sql("$4::text", active.REMEMBER_NAMED_DEAL),
+    ", " + card_json_sql("found.id", "COALESCE(found.named_deal_id, found.deal_id)") + " AS card",
 )
 
 
@@ -63,7 +67,15 @@ def _matchable(number: str | None, region: str, company_numbers: frozenset[str])
 def _found(e164: str, known: Mapping[str, Any] | None) -> CallerFound:
     if known is None:
         return CallerFound(e164)
-    return CallerFound(e164, known["id"], known["name"], known["deal_id"], known["named_deal_id"])
+    card = known.get("card")
+    return CallerFound(
+        e164,
+        known["id"],
+        known["name"],
+        known["deal_id"],
+        known["named_deal_id"],
+        json.loads(card) if isinstance(card, str | bytes) else card,
+    )
 
 
 async def look_up_caller(

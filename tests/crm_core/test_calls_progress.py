@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.calls import active, progress
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo, CallRecord
-from crm_core.clients.models import Client, ClientPhone
+from crm_core.clients.models import Client, ClientEmail, ClientPhone
 from crm_core.communications.models import Communication
 from crm_core.db import unit_of_work
 from crm_core.deals.models import Deal
 from crm_core.events.types import CallEvent
 from crm_core.tasks.models import Task
+from crm_core.users.models import User
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -79,12 +80,10 @@ class Events:
 async def _started(sessions: async_sessionmaker[AsyncSession], call: CallInfo) -> CallContext:
     """Both halves of a call's start in one transaction (the pipeline runs them apart)."""
     async with unit_of_work(sessions) as s:
-        ctx, to_open = await progress.who_is_calling(
-            s, call, at=NOW, region="RU", company_numbers=COMPANY
-        )
-        if to_open:
-            ctx = await progress.open_card(s, call, at=NOW, region="RU", company_numbers=COMPANY)
-        return ctx
+        start = await progress.who_is_calling(s, call, at=NOW, region="RU", company_numbers=COMPANY)
+        if start.to_open:
+            return await progress.open_card(s, call, at=NOW, region="RU", company_numbers=COMPANY)
+        return start.context
 
 
 async def test_an_unknown_caller_gets_a_card_and_a_deal_remembered_with_the_call(
@@ -160,13 +159,14 @@ async def test_a_click_to_call_is_logged_on_the_deal_it_named_only_if_the_client
         deal.closed_at = NOW
         await s.commit()
     async with unit_of_work(sessions) as s:
-        closed, to_open = await progress.who_is_calling(
+        start = await progress.who_is_calling(
             s,
             replace(outbound, linkedid="1.6", variables={"CRM_DEAL_ID": "42"}),
             at=NOW,
             region="RU",
             company_numbers=COMPANY,
         )
+    closed, to_open = start.context, start.to_open
     assert (closed.client_id, closed.deal_id, to_open) == (client.id, 42, True)
     async with sessions() as s:
         assert (await active.contexts(s, ["1.6"]))["1.6"].deal_id == 42
@@ -344,9 +344,10 @@ async def test_who_is_calling_opens_nothing_and_the_card_follows_apart(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     async with unit_of_work(sessions) as s:
-        ctx, to_open = await progress.who_is_calling(
+        start = await progress.who_is_calling(
             s, _call(), at=NOW, region="RU", company_numbers=COMPANY
         )
+    ctx, to_open = start.context, start.to_open
     assert to_open is True
     assert ctx == CallContext(client_number="+79031234567")  # by number alone: a new caller
     async with sessions() as s:
@@ -379,9 +380,10 @@ async def test_who_is_calling_opens_nothing_and_the_card_follows_apart(
 
     # the caller is known from now on: who_is_calling finds the card and leaves nothing to open
     async with unit_of_work(sessions) as s:
-        again, to_open = await progress.who_is_calling(
+        start = await progress.who_is_calling(
             s, _call("1.2"), at=NOW, region="RU", company_numbers=COMPANY
         )
+    again, to_open = start.context, start.to_open
     assert not to_open and (again.client_id, again.deal_id) == (opened.client_id, opened.deal_id)
     async with sessions() as s:  # found and remembered with the call by the same statement
         assert (await active.contexts(s, ["1.2"])) == {"1.2": again}
@@ -391,3 +393,95 @@ async def test_who_is_calling_opens_nothing_and_the_card_follows_apart(
         "+79031234567",
         "waiting",
     )
+
+
+async def test_a_pop_made_from_what_the_start_read_is_the_pop_a_read_makes(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The call's start reads the card as a pop shows it (the pipeline makes the call's first
+    pops from that, with no read of their own): for every kind of caller, the same pop."""
+    async with sessions() as s:
+        olga = User(login="olga", password_hash="x", role="manager", full_name="Olga")
+        s.add(olga)
+        await s.flush()
+        ivan = Client(
+            name="Ivan",
+            company="Acme",
+            notes="VIP",
+            responsible_id=olga.id,
+            phones=[
+                ClientPhone(e164="+79161234567", raw=""),
+                ClientPhone(e164="+79161234568", raw=""),
+            ],
+            emails=[ClientEmail(email="ivan@example.com")],
+        )
+        petr = Client(name="Petr", phones=[ClientPhone(e164="+79169999999", raw="")])
+        s.add_all([ivan, petr])
+        await s.flush()
+        s.add(Deal(id=42, client_id=ivan.id, title="Offer", amount=Decimal("1500.50"), stage_id=1))
+        s.add(Deal(id=43, client_id=ivan.id, title="Renewal", amount=Decimal(7), stage_id=1))
+        await s.commit()
+    # a missed call from Ivan before: a communication and a callback task on his card
+    await _started(sessions, _call("0.1", "89161234567"))
+    async with unit_of_work(sessions) as s:
+        (before,) = (await active.end_calls(s, ["0.1"])).values()
+        await progress.call_ended(
+            s,
+            _record("0.1", client_number="89161234567"),
+            agents=("101",),
+            region="RU",
+            company_numbers=COMPANY,
+            callback_due=timedelta(minutes=30),
+            ended=before,
+        )
+
+    outbound = {"direction": "outbound", "caller_number": "101", "agent_extension": "101"}
+    calls = {
+        "known": _call("1.1", "89161234567"),
+        "click-to-call from deal 42": _call(
+            "1.2", "", did_or_dialled="89161234567", variables={"CRM_DEAL_ID": "42"}, **outbound
+        ),
+        "a card without an open deal": _call("1.3", "89169999999"),
+        "new": _call("1.4", "89035550000"),
+        "hidden": _call("1.5", "anonymous"),
+        "the company's own number": _call("1.6", "84951112233"),
+    }
+    pops = {}
+    for name, call in calls.items():
+        async with unit_of_work(sessions) as s:
+            start = await progress.who_is_calling(
+                s, call, at=NOW, region="RU", company_numbers=COMPANY
+            )
+        ringing = replace(call, state="ringing")
+        made, read = Events(), Events()
+        async with unit_of_work(sessions, made) as s:
+            from_start = await progress.agent_ringing_pop(
+                s, ringing, call.linkedid, "101", at_start=start
+            )
+        async with unit_of_work(sessions, read) as s:
+            from_read = await progress.agent_ringing_pop(s, ringing, call.linkedid, "101")
+        assert from_start == from_read, name
+        assert [e.payload for e in made.calls] == [e.payload for e in read.calls], name
+        pops[name] = from_start
+
+    known = pops["known"].card
+    assert known is not None
+    assert known["client"] == {
+        "id": ivan.id,
+        "name": "Ivan",
+        "company": "Acme",
+        "notes": "VIP",
+        "phones": ["+79161234567", "+79161234568"],
+        "emails": ["ivan@example.com"],
+        "responsible": {"id": olga.id, "name": "Olga"},
+    }
+    assert (known["deal"]["id"], known["deal"]["amount"]) == (43, "7.00")  # the newest open one
+    assert [r["direction"] for r in known["recent"]] == ["in"]  # the missed call
+    assert len(known["tasks"]) == 1  # its callback
+    named = pops["click-to-call from deal 42"].card
+    assert named is not None and named["deal"]["title"] == "Offer"
+    dealless = pops["a card without an open deal"].card
+    assert dealless is not None and dealless["client"]["name"] == "Petr"
+    assert dealless["deal"] is None
+    assert pops["new"].new_caller and pops["new"].card is None
+    assert pops["hidden"].unknown and pops["the company's own number"].unknown

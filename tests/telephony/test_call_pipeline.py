@@ -55,6 +55,7 @@ def _running(
     sessions: async_sessionmaker[AsyncSession],
     company_numbers: tuple[str, ...] = (),
     published: Published | None = None,
+    **options: Any,
 ) -> tuple[Published, CallPipeline]:
     """A started pipeline and what it publishes (into `published`, if given)."""
     published = published or Published()
@@ -65,6 +66,7 @@ def _running(
         region="RU",
         company_numbers=company_numbers,
         callback_due=timedelta(minutes=30),
+        **options,
     )
     pipeline.start()
     return published, pipeline
@@ -397,7 +399,6 @@ async def test_a_new_callers_card_is_opened_after_the_first_pop_is_out(
     await _feed(pipeline, events[rung:])
     await pipeline.close()
 
-    print("DEBUG", cards_when_popped, [e.type for e in published.events])
     assert cards_when_popped == [0]  # no card yet when the pop went out
     (pop,) = published.of_type("call.ringing")
     assert pop.payload["new_caller"] is True
@@ -409,3 +410,37 @@ async def test_a_new_callers_card_is_opened_after_the_first_pop_is_out(
 async def _cards(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as s:
         return int(await s.scalar(text("SELECT count(*) FROM clients")) or 0)
+
+
+async def test_a_pop_soon_after_its_calls_start_is_made_from_what_the_start_read(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The start's statement reads the card as a pop shows it; a ring within
+    `start_read_seconds` pops from that, with no read of its own. The card is renamed between
+    the start and the ring, so the name on the pop says which was used."""
+    async with sessions() as s:
+        client = Client(name="Ivan", phones=[ClientPhone(e164="+79161234567", raw="")])
+        s.add(client)
+        await s.flush()
+        s.add(Deal(client_id=client.id, title="Offer", stage_id=1))
+        await s.commit()
+    events, rung = _rung_call()
+    names = []
+    for fresh in (60.0, 0.0):
+        published, pipeline = _running(sessions, start_read_seconds=fresh)
+        await _feed(pipeline, events[:rung])  # the call starts: the card read with the caller
+        await pipeline.drain()
+        async with sessions() as s:
+            renamed = await s.get(Client, client.id)
+            assert renamed is not None
+            renamed.name = f"Ivan {fresh}"
+            await s.commit()
+        await _feed(pipeline, events[rung:])
+        await pipeline.close()
+        (pop,) = published.of_type("call.ringing")
+        assert pop.payload["card"]["client"]["id"] == client.id
+        assert pop.payload["card"]["deal"]["title"] == "Offer"
+        assert published.of_type("call.card_opened") == []  # nothing was opened
+        names.append(pop.payload["card"]["client"]["name"])
+    # the first pop shows the card as the start read it; the second, too late for that, reads
+    assert names == ["Ivan", "Ivan 0.0"]
