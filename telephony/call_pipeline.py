@@ -43,7 +43,11 @@ from crm_core.calls.schemas import NO_CONTEXT, CallerAtStart, CallInfo
 from crm_core.calls.service import record_extensions
 from crm_core.communications.repository import by_external_ids
 from crm_core.db import Publisher, make_session_factory, unit_of_work
-from crm_core.events.messages import CallCardOpenedMessage, CallRingingMessage
+from crm_core.events.messages import (
+    CallCardOpenedMessage,
+    CallRingingMessage,
+    CallStartedMessage,
+)
 from crm_core.events.types import CallEvent
 from crm_core.phones import try_normalize_phone
 from crm_core.users.service import users_by_extension
@@ -163,6 +167,7 @@ class CallPipeline:
         batch_size: int = 200,
         pop_batch_size: int = 16,
         start_read_seconds: float = 1.0,
+        start_hold_seconds: float = 0.02,
     ) -> None:
         self.tracker = tracker
         self._sessions = sessions
@@ -206,6 +211,9 @@ class CallPipeline:
         self._progress = asyncio.Condition()
         # the pop lane's committed messages held while more pop work is pending (`_hold_pops`)
         self._held: list[tuple[list[Any], list[str]]] = []
+        self._held_since = 0.0  # time.monotonic() of the oldest held batch
+        # a call's `call.started` waits this long for its ring, to leave with its pop
+        self._start_hold = start_hold_seconds
         self._room = asyncio.Event()
         self._room.set()
         self.stats = {"events": 0, "facts": 0, "batches": 0, "calls_logged": 0, "errors": 0}
@@ -327,7 +335,10 @@ class CallPipeline:
         goes first when the service is short of CPU (it never waits for this one)."""
         while True:
             await lane.wait()
-            while lane.pending:
+            while lane.pending or (lane is self._pop and self._held):
+                if not lane.pending:  # only a call's start is held: its ring may come first
+                    await self._ring_or_publish()
+                    continue
                 if lane is self._card:
                     await self._first_pop_out(lane.pending[0])
                 if behind is not None:
@@ -414,14 +425,41 @@ class CallPipeline:
         calls = [e.linkedid for e in events if isinstance(e, CallEvent)]
         for linkedid in calls:
             self._count("pop", linkedid, 1)
+        if not self._held:
+            self._held_since = time.monotonic()
         self._held.append((events, calls))
 
-    async def _publish_held(self) -> None:
+    def _starts_only(self) -> bool:
+        """What the pop lane holds is calls' `call.started` alone, held for less than
+        `start_hold_seconds`: it may wait for their rings (`_ring_or_publish`)."""
+        if time.monotonic() - self._held_since >= self._start_hold:
+            return False
+        started = CallStartedMessage.TYPE
+        return all(
+            isinstance(e, CallEvent) and e.type == started for batch, _ in self._held for e in batch
+        )
+
+    async def _ring_or_publish(self) -> None:
+        """The pop lane holds calls' starts only: until more pop work comes (their ring,
+        typically: then both leave in one event_log append, and the ring's pop does not wait
+        behind its call's start's) or `start_hold_seconds` have gone by, then publish."""
+        left = self._held_since + self._start_hold - time.monotonic()
+        if left > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._pop.wait()
+        if not self._pop.pending:
+            await self._publish_held(hold=False)
+
+    async def _publish_held(self, *, hold: bool = True) -> None:
         """Publish what the pop lane committed, in order, unless more pop work is pending: then
-        its next batch (a pop's read, typically right behind its call's start) goes first, and
-        both batches' messages leave in one event_log transaction after it. At most two
-        batches wait, so a busy lane still publishes every other commit."""
+        its next batch (a pop, typically right behind its call's start) goes first, and both
+        batches' messages leave in one event_log transaction after it. At most two batches
+        wait, so a busy lane still publishes every other commit. A call's `call.started`
+        alone also waits, for its ring (`_ring_or_publish`), up to `start_hold_seconds`."""
         if not self._held or (self._pop.pending and len(self._held) < 2):
+            return
+        if hold and not self._pop.pending and self._starts_only():
             return
         held, self._held = self._held, []
         events = [e for batch, _ in held for e in batch]

@@ -444,3 +444,53 @@ async def test_a_pop_soon_after_its_calls_start_is_made_from_what_the_start_read
         names.append(pop.payload["card"]["client"]["name"])
     # the first pop shows the card as the start read it; the second, too late for that, reads
     assert names == ["Ivan", "Ivan 0.0"]
+
+
+class Batches(Published):
+    """Published, and the call messages' types of each publish, one list per call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    async def __call__(self, events: list[Any]) -> None:
+        self.batches.append([e.type for e in events if isinstance(e, CallEvent)])
+        await super().__call__(events)
+
+
+async def _remembered(sessions: async_sessionmaker[AsyncSession], linkedid: str) -> None:
+    """Until the call's start has been applied (who it is with is remembered)."""
+    async with asyncio.timeout(30):
+        while True:
+            async with sessions() as s:
+                if await s.get(ActiveCall, linkedid) is not None:
+                    return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_calls_start_waits_for_its_ring_and_both_leave_in_one_publish(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The agent's phone rings a few ms after the call starts: `call.started` waits for that
+    ring (up to `start_hold_seconds`), so that the pop does not queue behind its own call's
+    start's publish, and both go in one event_log append."""
+    events, rung = _rung_call()
+    linkedid = next(e["Linkedid"] for e in events if e.get("Linkedid"))
+    published, pipeline = _running(sessions, published=Batches(), start_hold_seconds=60.0)
+    await _feed(pipeline, events[:rung])
+    await _remembered(sessions, linkedid)
+    await asyncio.sleep(0.1)  # without the hold, call.started would have gone by now
+    assert published.batches == []
+    await _feed(pipeline, events[rung:])
+    await pipeline.close()
+    assert published.batches[0] == ["call.started", "call.ringing"]
+    assert [e.type for e in published.events].count("call.started") == 1
+
+    # not for ever: a call whose agent is not rung within the hold (a queue) is announced alone
+    published, pipeline = _running(sessions, published=Batches(), start_hold_seconds=0.05)
+    await _feed(pipeline, events[:rung])
+    await published.wait_for("call.started")
+    assert published.batches[0] == ["call.started"]
+    await _feed(pipeline, events[rung:])
+    await pipeline.close()
+    assert [e.type for e in published.events][:2] == ["call.started", "call.ringing"]
