@@ -137,8 +137,10 @@ class _Lane:
         self._wake.set()
 
     async def wait(self) -> None:
-        await self._wake.wait()
-        self._wake.clear()
+        """Until there is work (a wake-up left by work already taken is no news)."""
+        while not self.pending:
+            self._wake.clear()
+            await self._wake.wait()
 
     def start(self, body: Coroutine[Any, Any, None]) -> None:
         self._task = asyncio.create_task(body, name=f"call-pipeline-{self.name}")
@@ -455,8 +457,9 @@ class CallPipeline:
         """Publish what the pop lane committed, in order, unless more pop work is pending: then
         its next batch (a pop, typically right behind its call's start) goes first, and both
         batches' messages leave in one event_log transaction after it. At most two batches
-        wait, so a busy lane still publishes every other commit. A call's `call.started`
-        alone also waits, for its ring (`_ring_or_publish`), up to `start_hold_seconds`."""
+        wait, so a busy lane still publishes every other commit; except calls' `call.started`
+        alone, which wait for more pop work (their rings: `_ring_or_publish`) up to
+        `start_hold_seconds` after the first of them was held."""
         if not self._held or (self._pop.pending and len(self._held) < 2):
             return
         if hold and not self._pop.pending and self._starts_only():
@@ -493,6 +496,9 @@ class CallPipeline:
                 exts = list(self._uncarded.get(fact.linkedid, {}))
                 progress.card_opened_pop(session, fact.message, exts)
                 carded.append(fact.linkedid)
+                # a later pop of the call (in this batch too) reads the card: after this
+                # message nobody would bring it to an agent whose pop went out without it
+                self._starts.pop(fact.linkedid, None)
                 continue
             self.stats["facts"] += 1
             if isinstance(fact, CallStarted):
@@ -503,6 +509,7 @@ class CallPipeline:
                     region=self._region,
                     company_numbers=self._company,
                 )
+                self._forget_old_starts()
                 self._starts.pop(fact.linkedid, None)  # (a retry: kept in order of reading)
                 self._starts[fact.linkedid] = (time.monotonic(), start)
                 if start.to_open and fact.linkedid not in self._opening:  # once, even on a retry
@@ -531,20 +538,25 @@ class CallPipeline:
         return announced
 
     def _start_read(self, linkedid: str) -> CallerAtStart | None:
-        """What the call's start read, for its pop to be made from, while that is what a read
-        would find: read at most `start_read_seconds` ago, and no card opened for the call since
-        (a card being opened is announced through this lane, so while the call is in `_opening`
-        its pop goes out without it either way, and `call.card_opened` follows)."""
-        now = time.monotonic()
-        while self._starts:  # oldest first: what is too old for any pop goes
-            oldest = next(iter(self._starts))
-            if now - self._starts[oldest][0] <= self._start_fresh:
-                break
-            del self._starts[oldest]
+        """What the call's start read, for its pop to be made from, while that is what the pop
+        may show: read at most `start_read_seconds` ago, and the call's new card (if it gets
+        one) not announced yet: until this lane sends `call.card_opened` (which drops the
+        start's read), a pop goes out without the card either way, and that message brings
+        it."""
+        self._forget_old_starts()
         read = self._starts.get(linkedid)
         if read is None or (read[1].to_open and linkedid not in self._opening):
             return None
         return read[1]
+
+    def _forget_old_starts(self) -> None:
+        """Oldest first: what is too old for any pop goes (also calls never rung)."""
+        now = time.monotonic()
+        while self._starts:
+            oldest = next(iter(self._starts))
+            if now - self._starts[oldest][0] <= self._start_fresh:
+                break
+            del self._starts[oldest]
 
     def _forget_card(self, linkedid: str) -> None:
         """Its card is announced, or the call is over (a card that failed to open leaves no

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from crm_core.clients.models import Client, ClientPhone
 from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal
 from crm_core.events.types import CallEvent
-from telephony.call_pipeline import CallPipeline
+from telephony.call_pipeline import CallPipeline, _CallOver, _Lane
 from telephony.tracker import CallTracker, TrackerConfig
 from tests.telephony.helpers import read_events, read_truth
 from tests.telephony.pbx import call_rows
@@ -494,3 +495,55 @@ async def test_a_calls_start_waits_for_its_ring_and_both_leave_in_one_publish(
     await _feed(pipeline, events[rung:])
     await pipeline.close()
     assert [e.type for e in published.events][:2] == ["call.started", "call.ringing"]
+
+
+async def test_a_ring_behind_its_calls_new_card_in_one_pop_batch_carries_the_card(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The pop lane may take a new caller's `call.card_opened` and another agent's ring of the
+    same call (a ring-all group, a transfer) in one batch, within `start_read_seconds` of the
+    start: that pop must show the card (read), not the start's read (no card yet), since the
+    follow-up that would bring it has just been sent. The lanes' batches are applied here by
+    hand, in that order, on a pipeline whose lanes are not started."""
+    published = Published()
+    pipeline = CallPipeline(
+        CallTracker(TrackerConfig()),
+        sessions,
+        published,
+        region="RU",
+        callback_due=timedelta(minutes=30),
+    )
+    events, rung = _rung_call()
+    await _feed(pipeline, events[: rung + 1])
+    start_and_ring = pipeline._take(pipeline._pop)
+    assert [type(f).__name__ for f in start_and_ring] == ["CallStarted", "AgentRinging"]
+    await pipeline._apply_batch(pipeline._apply_pop, start_and_ring, pop=True)
+    (first,) = published.of_type("call.ringing")
+    assert first.payload["new_caller"] is True  # 101's pop: no card yet
+
+    await pipeline._apply_batch(pipeline._apply_card, pipeline._take(pipeline._card))
+    (opened,) = pipeline._take(pipeline._pop)  # the card, back in the pop lane
+    ring = replace(start_and_ring[1], extension="102")
+    await pipeline._apply_batch(pipeline._apply_pop, [opened, ring], pop=True)
+
+    (card,) = published.of_type("call.card_opened")
+    assert card.extensions == ("101",)
+    second = published.of_type("call.ringing")[1]
+    assert second.extensions == ("102",)
+    assert second.payload["card"]["client"]["id"] == card.payload["client_id"]
+    assert "new_caller" not in second.payload
+
+
+async def test_a_lane_waits_for_work_not_for_a_wake_up_whose_work_is_taken() -> None:
+    """A lane woken while it was working finds that work taken: waiting again must wait (the
+    pop lane holds a call's start this way, for its ring)."""
+    lane = _Lane("pop")
+    lane.push(_CallOver("1.1", 0.0, ()))
+    await asyncio.wait_for(lane.wait(), 30)  # work: no waiting
+    lane.push(_CallOver("1.2", 0.0, ()))  # more, while the lane works
+    lane.pending.clear()  # both taken: the wake-up the second left is stale
+    waiter = asyncio.create_task(lane.wait())
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    lane.push(_CallOver("1.3", 0.0, ()))
+    await asyncio.wait_for(waiter, 30)
