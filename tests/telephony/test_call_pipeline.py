@@ -56,9 +56,12 @@ def _running(
     sessions: async_sessionmaker[AsyncSession],
     company_numbers: tuple[str, ...] = (),
     published: Published | None = None,
+    *,
+    start: bool = True,
     **options: Any,
 ) -> tuple[Published, CallPipeline]:
-    """A started pipeline and what it publishes (into `published`, if given)."""
+    """A started pipeline (unless `start` is False: its lanes' batches are then the test's to
+    apply) and what it publishes (into `published`, if given)."""
     published = published or Published()
     pipeline = CallPipeline(
         CallTracker(TrackerConfig()),
@@ -69,7 +72,8 @@ def _running(
         callback_due=timedelta(minutes=30),
         **options,
     )
-    pipeline.start()
+    if start:
+        pipeline.start()
     return published, pipeline
 
 
@@ -505,14 +509,7 @@ async def test_a_ring_behind_its_calls_new_card_in_one_pop_batch_carries_the_car
     start: that pop must show the card (read), not the start's read (no card yet), since the
     follow-up that would bring it has just been sent. The lanes' batches are applied here by
     hand, in that order, on a pipeline whose lanes are not started."""
-    published = Published()
-    pipeline = CallPipeline(
-        CallTracker(TrackerConfig()),
-        sessions,
-        published,
-        region="RU",
-        callback_due=timedelta(minutes=30),
-    )
+    published, pipeline = _running(sessions, start=False)
     events, rung = _rung_call()
     await _feed(pipeline, events[: rung + 1])
     start_and_ring = pipeline._take(pipeline._pop)
