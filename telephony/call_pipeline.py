@@ -545,9 +545,7 @@ class CallPipeline:
         it."""
         self._forget_old_starts()
         read = self._starts.get(linkedid)
-        if read is None or (read[1].to_open and linkedid not in self._opening):
-            return None
-        return read[1]
+        return read[1] if read is not None else None
 
     def _forget_old_starts(self) -> None:
         """Oldest first: what is too old for any pop goes (also calls never rung)."""

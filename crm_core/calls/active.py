@@ -114,11 +114,13 @@ def remember_found_sql(found_sql: str, also: str = "") -> str:
     call is remembered with the named deal, else the open one. Its parameters:
     `remember_found_params`; the named deal's is the last, `found_sql` refers to it by
     `REMEMBER_NAMED_DEAL`. `also`: more columns of that row to return (", expr AS name",
-    `found` in them)."""
+    `found` in them; `found.call_deal_id` is the deal remembered)."""
     calls = ", ".join(f"${n}" for n in range(5, 5 + len(_CALL_COLUMNS)))
     return (
-        f"WITH found AS ({found_sql}), remembered AS ({_INTO}"
-        f" SELECT '{{}}', $1, $2, $3, found.id, COALESCE(found.named_deal_id, found.deal_id),"
+        f"WITH looked AS ({found_sql}), found AS (SELECT looked.*,"
+        " COALESCE(looked.named_deal_id, looked.deal_id) AS call_deal_id FROM looked),"
+        f" remembered AS ({_INTO}"
+        f" SELECT '{{}}', $1, $2, $3, found.id, found.call_deal_id,"
         f" found.name, $4::text, false, {calls}"
         f" FROM (VALUES (1)) AS call LEFT JOIN found ON true{_KEEP_CALL})"
         f" SELECT id, name, deal_id, named_deal_id{also} FROM found"

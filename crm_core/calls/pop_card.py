@@ -7,6 +7,15 @@ so that the call's first pops need no round trip of their own.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+
+def decoded(raw: Any) -> Any:
+    """A `json` value as the driver hands it: text, or already decoded (a codec is set on the
+    session's connections)."""
+    return json.loads(raw) if isinstance(raw, str | bytes) else raw
+
 
 def card_json_sql(client_id: str, deal_id: str) -> str:
     """A `json` expression: the card of the client whose id is the SQL expression `client_id`

@@ -9,7 +9,6 @@ The PBX side (telephony.call_pipeline) decides only when and in which transactio
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -19,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.active import AgentPhones, remember_client
-from crm_core.calls.pop_card import card_json_sql
+from crm_core.calls.pop_card import card_json_sql, decoded
 from crm_core.calls.schemas import (
     NO_CONTEXT,
     CallContext,
@@ -177,7 +176,7 @@ async def _read_pop(
     session: AsyncSession, linkedid: str
 ) -> tuple[CallContext, dict[str, Any] | None]:
     raw = await (await driver_connection(session)).fetchval(_POP_SQL, linkedid)
-    found: dict[str, Any] = (json.loads(raw) if isinstance(raw, str | bytes) else raw) or {}
+    found: dict[str, Any] = decoded(raw) or {}
     raw = found.get("context") or {}
     ctx = CallContext(
         client_id=raw.get("client_id"),

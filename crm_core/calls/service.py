@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import texts
 from crm_core.calls import active
-from crm_core.calls.pop_card import card_json_sql
+from crm_core.calls.pop_card import card_json_sql, decoded
 from crm_core.calls.schemas import NO_CONTEXT, CallerContext, CallerFound, CallInfo, CallRecord
 from crm_core.calls.variables import named_deal
 from crm_core.clients.models import Client
@@ -54,7 +53,7 @@ _KNOWN_CALLER_SQL = _known_caller_sql("$1")
 # with the card as a pop shows it (the deal remembered with the call), for the call's first pops
 _LOOK_UP_AND_REMEMBER = active.remember_found_sql(
     _known_caller_sql("$4::text", active.REMEMBER_NAMED_DEAL),
-    ", " + card_json_sql("found.id", "COALESCE(found.named_deal_id, found.deal_id)") + " AS card",
+    ", " + card_json_sql("found.id", "found.call_deal_id") + " AS card",
 )
 
 
@@ -67,14 +66,13 @@ def _matchable(number: str | None, region: str, company_numbers: frozenset[str])
 def _found(e164: str, known: Mapping[str, Any] | None) -> CallerFound:
     if known is None:
         return CallerFound(e164)
-    card = known.get("card")
     return CallerFound(
         e164,
         known["id"],
         known["name"],
         known["deal_id"],
         known["named_deal_id"],
-        json.loads(card) if isinstance(card, str | bytes) else card,
+        decoded(known.get("card")),
     )
 
 
