@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.events.types import TaskReminder
 from crm_core.models_common import utcnow
 from crm_core.tasks import open_pages
-from crm_core.tasks.models import ReminderEmail, Task
+from crm_core.tasks.models import OpenPage, ReminderEmail, Task
 from crm_core.tasks.reminder_text import pick_locale, reminder_email
 from crm_core.tasks.reminders import EmailPolicy, claim_due
 from crm_core.tasks.schemas import Reschedule, TaskCreate
@@ -132,6 +132,31 @@ async def test_an_absent_user_with_an_address_gets_an_email_in_their_language(
         # an instance's heartbeat replaces its set: the user left
         await open_pages.heartbeat(s, "instance-a", [])
         assert await open_pages.present_users(s, [present.id], timedelta(seconds=30)) == set()
+
+
+async def test_an_instances_heartbeat_sets_exactly_its_own_present_users(
+    sessions: async_sessionmaker[AsyncSession], make_user: UserFactory
+) -> None:
+    users = [(await make_user(role="manager"))[0] for _ in range(3)]
+    a, b, c = (u.id for u in users)
+    gone = max(a, b, c) + 1000  # a user deleted while their socket lingers
+    async with sessions() as s, s.begin():
+        await open_pages.heartbeat(s, "instance-b", [a])
+        await open_pages.heartbeat(s, "instance-a", [a, b, gone, b])
+    async with sessions() as s, s.begin():
+        await open_pages.heartbeat(s, "instance-a", [b, c])
+
+    async with sessions() as s:
+        rows = (await s.execute(select(OpenPage.instance_id, OpenPage.user_id))).all()
+        # a left instance-a, c came, b stayed; instance-b's row is not instance-a's to touch
+        assert sorted(rows) == sorted([("instance-a", b), ("instance-a", c), ("instance-b", a)])
+        ttl = timedelta(seconds=30)
+        assert await open_pages.present_users(s, [a, b, c, gone], ttl) == {a, b, c}
+    async with sessions() as s, s.begin():
+        await open_pages.heartbeat(s, "instance-a", [])
+    async with sessions() as s:
+        rows = (await s.execute(select(OpenPage.instance_id, OpenPage.user_id))).all()
+        assert rows == [("instance-b", a)]
 
 
 def test_email_text_in_both_languages_and_the_users_zone() -> None:
