@@ -100,21 +100,19 @@ def _remember_sql() -> str:
 
 def remember_found_sql(found_sql: str, also: str = "") -> str:
     """`remember_client`'s upsert, who the call is with coming from `found_sql` in the same
-    statement: a lookup of the number $4 (at most one row: id, name, deal_id, and named_deal_id,
-    the deal a click-to-call named when it is the card's), which the statement returns. The
-    call is remembered with the named deal, else the open one. Its parameters:
-    `remember_found_params`; the named deal's is the last, `found_sql` refers to it by
-    `REMEMBER_NAMED_DEAL`. `also`: more columns of that row to return (", expr AS name",
-    `found` in them; `found.call_deal_id` is the deal remembered)."""
+    statement: a lookup of the number $4 (at most one row: id, name, deal_id, the card's open
+    deal, and call_deal_id, the deal the call is with), which the statement returns. Its
+    parameters: `remember_found_params`; the last is a click-to-call's named deal, `found_sql`
+    refers to it by `REMEMBER_NAMED_DEAL`. `also`: more columns of that row to return
+    (", expr AS name", `found` in them)."""
     calls = ", ".join(f"${n}" for n in range(5, 5 + len(_CALL_COLUMNS)))
     return (
-        f"WITH looked AS ({found_sql}), found AS (SELECT looked.*,"
-        " COALESCE(looked.named_deal_id, looked.deal_id) AS call_deal_id FROM looked),"
+        f"WITH found AS ({found_sql}),"
         f" remembered AS ({_INTO}"
         f" SELECT '{{}}', $1, $2, $3, found.id, found.call_deal_id,"
         f" found.name, $4::text, false, {calls}"
         f" FROM (VALUES (1)) AS call LEFT JOIN found ON true{_KEEP_CALL})"
-        f" SELECT id, name, deal_id, named_deal_id{also} FROM found"
+        f" SELECT id, name, deal_id, call_deal_id{also} FROM found"
     )
 
 

@@ -95,7 +95,7 @@ def _context_of(found: CallerFound | None) -> CallContext:
         return CallContext(client_number=found.e164)
     return CallContext(
         client_id=found.client_id,
-        deal_id=found.named_deal_id or found.deal_id,  # a click-to-call's deal, else the open one
+        deal_id=found.call_deal_id,  # a click-to-call's deal, else the open one
         client_name=found.client_name,
         client_number=found.e164,
     )

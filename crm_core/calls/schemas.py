@@ -81,7 +81,9 @@ class CallerFound:
     client_id: int | None = None  # None: nobody has this number yet
     client_name: str = ""
     deal_id: int | None = None  # the card's open deal (None: none open)
-    named_deal_id: int | None = None  # a click-to-call's named deal, when it is the card's
+    # the deal the call is with: a click-to-call's named deal when it is the card's, else the
+    # open one (decided by the lookup's SQL)
+    call_deal_id: int | None = None
     # the card as a pop shows it, when the lookup read it too (a call's start does)
     card: dict[str, Any] | None = None
 

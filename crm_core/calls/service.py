@@ -34,17 +34,21 @@ logger = logging.getLogger(__name__)
 
 # Most calls come from someone with a card and an open deal: one probe of the phone index and
 # of the open-deal index, no lock (the lock only serialises opening a deal, and there is one).
-# With a click-to-call's named deal, whether it is the card's (NULL: no deal named, or not
-# the card's). Sent to the driver (crm_core.db.driver_connection): every call's start runs it.
+# The deal the call is with: a click-to-call's named deal when it is the card's, else the open
+# one (the one place this rule is decided). Sent to the driver (crm_core.db.driver_connection):
+# every call's start runs it.
 def _known_caller_sql(number: str, named_deal: str = "NULL::int") -> str:
     return f"""
-    SELECT c.id, c.name,
-           (SELECT d.id FROM deals d WHERE d.client_id = c.id AND d.closed_at IS NULL
-            ORDER BY d.id DESC LIMIT 1) AS deal_id,
-           (SELECT d.id FROM deals d WHERE d.id = {named_deal} AND d.client_id = c.id)
-               AS named_deal_id
-    FROM client_phones p JOIN clients c ON c.id = p.client_id
-    WHERE p.e164 = {number}
+    SELECT k.id, k.name, k.deal_id, COALESCE(k.named_deal_id, k.deal_id) AS call_deal_id
+    FROM (
+        SELECT c.id, c.name,
+               (SELECT d.id FROM deals d WHERE d.client_id = c.id AND d.closed_at IS NULL
+                ORDER BY d.id DESC LIMIT 1) AS deal_id,
+               (SELECT d.id FROM deals d WHERE d.id = {named_deal} AND d.client_id = c.id)
+                   AS named_deal_id
+        FROM client_phones p JOIN clients c ON c.id = p.client_id
+        WHERE p.e164 = {number}
+    ) k
     """
 
 
@@ -71,7 +75,7 @@ def _found(e164: str, known: Mapping[str, Any] | None) -> CallerFound:
         known["id"],
         known["name"],
         known["deal_id"],
-        known["named_deal_id"],
+        known["call_deal_id"],
         decoded(known.get("card")),
     )
 
