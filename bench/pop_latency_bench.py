@@ -822,7 +822,9 @@ def report_writer(writer: WriterClock, wall: dict[str, float], collector: GcCloc
         pauses = collector.pauses.get(mode) or [0.0]
         print(
             f"service GC during {mode}: {len(collector.pauses.get(mode, []))} collections, "
-            f"{sum(1 for p in pauses if p >= 10)} of them >= 10 ms, longest {max(pauses):.0f} ms"
+            f"{sum(1 for p in pauses if p >= 2)} of them >= 2 ms, "
+            f"{sum(1 for p in pauses if p >= 10)} >= 10 ms, longest {max(pauses):.0f} ms, "
+            f"{sum(pauses):.0f} ms in all"
         )
     for mode in ("warmup", "db"):
         if mode not in wall or mode not in writer.batches:
