@@ -98,25 +98,18 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
 
     Its statements share the session's connection and transaction. SQLAlchemy sends BEGIN only
     with the session's first statement, so a transactional session that has not run one yet runs
-    BEGIN here: what is sent to the driver then is inside the transaction, committed or rolled
+    one here: what is sent to the driver then is inside the transaction, committed or rolled
     back with the rest. In autocommit each statement stands alone, as through the session.
     What the session holds unflushed is flushed first, as a statement through it would (its
     autoflush): a read here sees the rows the session's objects make."""
     if session.autoflush and (session.new or session.dirty or session.deleted):
         await session.flush()
     conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection
+    driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
     options = conn.sync_connection.get_execution_options() if conn.sync_connection else {}
     autocommit = options.get("isolation_level") == "AUTOCOMMIT"
     if not autocommit and not driver.is_in_transaction():
-        # BEGIN as SQLAlchemy's adapter sends it before a first statement (its own method, so
-        # it knows); without that method, a statement through the session brings it
-        start = getattr(raw.dbapi_connection, "_start_transaction", None)
-        if start is not None and getattr(raw.dbapi_connection, "_transaction", 0) is None:
-            await start()
-        else:
-            await conn.exec_driver_sql("SELECT 1")
+        await conn.exec_driver_sql("SELECT 1")
     return driver
 
 

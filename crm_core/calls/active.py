@@ -7,7 +7,7 @@ with) and `end_calls` (the row goes when the call is logged, handing back its cl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
@@ -21,6 +21,15 @@ from crm_core.calls.schemas import CallContext, CallInfo
 from crm_core.clients.models import Client
 from crm_core.db import driver_connection
 from crm_core.deals.models import Deal
+
+_CONTEXT_COLUMNS = (
+    ActiveCall.linkedid,
+    ActiveCall.client_id,
+    ActiveCall.deal_id,
+    ActiveCall.client_name,
+    ActiveCall.client_number,
+    ActiveCall.client_created,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +55,13 @@ def _call_columns(call: CallInfo) -> dict[str, Any]:
     return {name: getattr(call, name) for name in _CALL_COLUMNS} | {"ringing": list(call.ringing)}
 
 
-def _context(row: Mapping[str, Any]) -> CallContext:
+def _context(row: Any) -> CallContext:
     return CallContext(
-        client_id=row["client_id"],
-        deal_id=row["deal_id"],
-        client_name=row["client_name"],
-        client_number=row["client_number"],
-        client_created=bool(row["client_created"]),
+        client_id=row.client_id,
+        deal_id=row.deal_id,
+        client_name=row.client_name,
+        client_number=row.client_number,
+        client_created=bool(row.client_created),
     )
 
 
@@ -135,13 +144,14 @@ _REMEMBER = _remember_sql()
 # nearly every fact of every call.
 _SAVE = _save_statement()
 _IDS: BindParameter[list[Any]] = bindparam("ids", expanding=True)
-# Who calls are with, read and handed back by the live and log lanes for nearly every batch:
-# sent to the driver (crm_core.db.driver_connection), ids as one array (one text, no compiling)
-_WITH = "linkedid, " + ", ".join(_CLIENT_COLUMNS)
-_CONTEXTS = f"SELECT {_WITH} FROM active_calls WHERE linkedid = ANY($1::text[])"
-_END_CALLS = f"DELETE FROM active_calls WHERE linkedid = ANY($1::text[]) RETURNING {_WITH}"
+_CONTEXTS = select(*_CONTEXT_COLUMNS).where(ActiveCall.linkedid.in_(_IDS))
 _CLIENTS = select(Client).where(Client.id.in_(_IDS))
 _DEALS = select(Deal).where(Deal.id.in_(_IDS))
+_END_CALLS = (
+    delete(cast(Table, ActiveCall.__table__))
+    .where(ActiveCall.linkedid.in_(_IDS))
+    .returning(*_CONTEXT_COLUMNS)
+)
 
 
 async def remember_client(
@@ -164,8 +174,8 @@ async def contexts(session: AsyncSession, linkedids: Iterable[str]) -> dict[str,
     ids = sorted(set(linkedids))
     if not ids:
         return {}
-    rows = await (await driver_connection(session)).fetch(_CONTEXTS, ids)
-    return {row["linkedid"]: _context(row) for row in rows}
+    rows = await session.execute(_CONTEXTS, {"ids": ids})
+    return {row.linkedid: _context(row) for row in rows}
 
 
 async def end_calls(session: AsyncSession, linkedids: Iterable[str]) -> dict[str, CallContext]:
@@ -174,8 +184,8 @@ async def end_calls(session: AsyncSession, linkedids: Iterable[str]) -> dict[str
     ids = sorted(set(linkedids))
     if not ids:
         return {}
-    rows = await (await driver_connection(session)).fetch(_END_CALLS, ids)
-    return {row["linkedid"]: _context(row) for row in rows}
+    rows = await session.execute(_END_CALLS, {"ids": ids})
+    return {row.linkedid: _context(row) for row in rows}
 
 
 async def load_matched(session: AsyncSession, contexts: Iterable[CallContext]) -> list[object]:
