@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 # Most calls come from someone with a card and an open deal: one probe of the phone index and
 # of the open-deal index, no lock (the lock only serialises opening a deal, and there is one).
 # The deal the call is with: a click-to-call's named deal when it is the card's, else the open
-# one (the one place this rule is decided). Sent to the driver (crm_core.db.driver_connection):
+# one (for a card that exists at the call's start; one opened for it is checked by
+# progress._remember). OFFSET 0 keeps `k` a subquery of its own, so the open deal is probed
+# once, not once more for the COALESCE. Sent to the driver (crm_core.db.driver_connection):
 # every call's start runs it.
 def _known_caller_sql(number: str, named_deal: str = "NULL::int") -> str:
     return f"""
@@ -48,6 +50,7 @@ def _known_caller_sql(number: str, named_deal: str = "NULL::int") -> str:
                    AS named_deal_id
         FROM client_phones p JOIN clients c ON c.id = p.client_id
         WHERE p.e164 = {number}
+        OFFSET 0
     ) k
     """
 

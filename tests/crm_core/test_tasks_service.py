@@ -143,10 +143,18 @@ async def test_an_instances_heartbeat_sets_exactly_its_own_present_users(
     async with sessions() as s, s.begin():
         await open_pages.heartbeat(s, "instance-b", [a])
         await open_pages.heartbeat(s, "instance-a", [a, b, gone, b])
+    seen = select(OpenPage.seen_at).where(
+        OpenPage.instance_id == "instance-a", OpenPage.user_id == b
+    )
+    async with sessions() as s:
+        first_seen = await s.scalar(seen)
     async with sessions() as s, s.begin():
         await open_pages.heartbeat(s, "instance-a", [b, c])
 
     async with sessions() as s:
+        seen_again = await s.scalar(seen)
+        assert first_seen is not None and seen_again is not None
+        assert seen_again > first_seen  # a user still there is seen anew
         rows = (await s.execute(select(OpenPage.instance_id, OpenPage.user_id))).all()
         # a left instance-a, c came, b stayed; instance-b's row is not instance-a's to touch
         assert sorted(rows) == sorted([("instance-a", b), ("instance-a", c), ("instance-b", a)])
