@@ -1,13 +1,18 @@
-"""The driver's connection a session lends its hot path: same connection, same transaction."""
+"""Units of work (commit, roll back, close without a turn of the loop) and the driver's connection a
+session lends its hot path: same connection, same transaction."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core.clients.models import Client
-from crm_core.db import driver_connection, make_session_factory, unit_of_work
+from crm_core.db import collect_event, driver_connection, make_session_factory, unit_of_work
 
 _WRITE = "INSERT INTO agent_states (extension, state, since) VALUES ($1, 'free', now())"
 
@@ -61,3 +66,82 @@ async def test_in_autocommit_each_driver_statement_stands_alone(db: AsyncEngine)
         await driver.execute(_WRITE, "703")
     assert first != second
     assert await _written(db, "703")
+
+
+async def _loop_turns_during(work: Callable[[], Awaitable[None]]) -> int:
+    """How many turns another task gets while `work` runs: each one a wait for whoever awaits
+    `work` (a screen-pop's batch waits behind every other lane's ready step)."""
+    turns = 0
+    done = False
+
+    async def other() -> None:
+        nonlocal turns
+        while not done:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other())
+    await asyncio.sleep(0)
+    before = turns
+    await work()
+    taken = turns - before
+    done = True
+    await task
+    return taken
+
+
+async def test_a_committed_unit_of_work_closes_without_a_turn_of_the_loop(db: AsyncEngine) -> None:
+    # SQLAlchemy's `async with session` closes in a task of its own (three turns); after a
+    # commit there is nothing to send, so closing takes none
+    sessions = make_session_factory(db.execution_options(isolation_level="AUTOCOMMIT"))
+    published: list[list[Any]] = []
+
+    async def publish(events: list[Any]) -> None:
+        published.append(events)
+
+    async def nothing_to_send() -> None:
+        async with unit_of_work(sessions, publish) as session:
+            collect_event(session, "pop")
+
+    assert await _loop_turns_during(nothing_to_send) == 0
+    assert published == [["pop"]]
+    assert db.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_failed_unit_of_work_rolls_back_returns_its_connection_publishes_nothing(
+    sessions: async_sessionmaker[AsyncSession], db: AsyncEngine
+) -> None:
+    published: list[list[Any]] = []
+
+    async def publish(events: list[Any]) -> None:
+        published.append(events)
+
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(sessions, publish) as session:
+            await (await driver_connection(session)).execute(_WRITE, "704")
+            collect_event(session, "never")
+            raise RuntimeError("the batch fails")
+    assert not await _written(db, "704")
+    assert published == []
+    assert db.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_unit_of_work_cancelled_midway_rolls_back_and_returns_its_connection(
+    sessions: async_sessionmaker[AsyncSession], db: AsyncEngine
+) -> None:
+    started = asyncio.Event()
+
+    async def stopped_while_waiting() -> None:
+        async with unit_of_work(sessions) as session:
+            await (await driver_connection(session)).execute(_WRITE, "705")
+            started.set()
+            await session.execute(text("SELECT pg_sleep(30)"))
+
+    task = asyncio.create_task(stopped_while_waiting())
+    await started.wait()
+    await asyncio.sleep(0.05)  # (inside pg_sleep, or about to be: cancelled either way)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not await _written(db, "705")
+    assert db.pool.checkedout() == 0  # type: ignore[attr-defined]
