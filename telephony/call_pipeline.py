@@ -15,7 +15,7 @@ that commit:
   after the call's pop work and after its first screen-pop has gone out (or CARD_GRACE after
   its start, when no agent is rung by then: a queue); once committed, `call.card_opened` goes
   through the pop lane to the agents whose pop said the card was on its way (so it always
-  follows their pop);
+  follows their pop), or `call.card_failed` if it could not be opened;
 - the live lane: agents' phones, answered, transferred, queued, and the calls in progress saved
   for dashboards and restarts (`restore`);
 - the log lane: call ended (the communication, the callback task), which waits until every
@@ -107,7 +107,15 @@ class _CardOpened:
     message: CallCardOpenedMessage
 
 
-Work = Fact | _CallOver | _OpenCard | _CardOpened
+@dataclass(frozen=True, slots=True)
+class _CardFailed:
+    """Back in the pop lane when the card lane gave up on a call's card: the agents whose pop
+    said it was on its way stop waiting (`call.card_failed`)."""
+
+    linkedid: str
+
+
+Work = Fact | _CallOver | _OpenCard | _CardOpened | _CardFailed
 # what a lane does with a batch in its transaction; it may hand back what to do once committed
 Apply = Callable[[AsyncSession, list[Any]], Awaitable[Callable[[], None] | None]]
 
@@ -203,6 +211,8 @@ class CallPipeline:
         # and the agents whose pop went out without it meanwhile: the pop lane's own state
         self._opening: set[str] = set()
         self._uncarded: dict[str, dict[str, None]] = {}
+        # calls whose card could not be opened: a later pop of theirs says so too
+        self._card_failed: set[str] = set()
         # what each call's start read (its card as a pop shows it), by when it was read: the
         # pops of the next `start_read_seconds` are made from it, with no read of their own
         # (the agent's phone rings a few ms after the start: a round trip fewer on most pops)
@@ -350,8 +360,9 @@ class CallPipeline:
                     ids = {item.linkedid for item in batch}
                     async with self._progress:
                         await self._progress.wait_for(lambda ids=ids: self._clear(after, ids))  # type: ignore[misc]
+                lost = self._card_lost if lane is self._card else None
                 try:
-                    await self._apply_batch(apply, batch, lane is self._pop)
+                    await self._apply_batch(apply, batch, lane is self._pop, lost)
                 finally:
                     if lane is self._log:  # the calls are over, logged or lost: forget them
                         for item in batch:
@@ -383,13 +394,19 @@ class CallPipeline:
         if waiting is not None:
             waiting.set()
 
-    async def _apply_batch(self, apply: Apply, batch: list[Any], pop: bool = False) -> None:
+    async def _apply_batch(
+        self,
+        apply: Apply,
+        batch: list[Any],
+        pop: bool = False,
+        lost: Callable[[Any], None] | None = None,
+    ) -> None:
         sessions = self._pop_sessions if pop else self._sessions
         if pop:  # with or without a publisher: `_publish_held` is where its pops are out
-            await self._apply_batch_with(sessions, apply, batch, self._hold_pops)
+            await self._apply_batch_with(sessions, apply, batch, self._hold_pops, lost)
             await self._publish_held()
         else:
-            await self._apply_batch_with(sessions, apply, batch, self._publish)
+            await self._apply_batch_with(sessions, apply, batch, self._publish, lost)
 
     async def _apply_batch_with(
         self,
@@ -397,7 +414,9 @@ class CallPipeline:
         apply: Apply,
         batch: list[Any],
         publish: Publisher | None,
+        lost: Callable[[Any], None] | None = None,
     ) -> None:
+        """`lost`: told of each item that failed alone too (after its batch had)."""
         self.stats["batches"] += 1
         try:
             async with unit_of_work(sessions, publish) as session:
@@ -415,6 +434,8 @@ class CallPipeline:
             except Exception:
                 self.stats["errors"] += 1
                 logger.exception("call fact %s of %s lost", type(item).__name__, item.linkedid)
+                if lost is not None:
+                    lost(item)
                 continue
             if then is not None:
                 then()
@@ -479,14 +500,18 @@ class CallPipeline:
                         self._count("pop", linkedid, -1)
                 self._progress.notify_all()
 
-    def _push(self, lane: _Lane, item: _OpenCard | _CardOpened) -> None:
+    def _push(self, lane: _Lane, item: _OpenCard | _CardOpened | _CardFailed) -> None:
         """Work one lane hands another for the same call: counted before the lane handing it
         counts its own work done, so the lanes after both never see a gap."""
         self._count(lane.name, item.linkedid, 1)
         lane.push(item)
 
+    def _card_lost(self, item: _OpenCard) -> None:
+        """The card lane gave up on this call's card: the pop lane tells the agents waiting."""
+        self._push(self._pop, _CardFailed(item.linkedid))
+
     async def _apply_pop(
-        self, session: AsyncSession, facts: list[Fact | _CardOpened]
+        self, session: AsyncSession, facts: list[Fact | _CardOpened | _CardFailed]
     ) -> Callable[[], None]:
         """Who is calling and the screen-pop, from reads: small statements, no batch to wait."""
         carded: list[str] = []
@@ -499,6 +524,12 @@ class CallPipeline:
                 # a later pop of the call (in this batch too) reads the card: after this
                 # message nobody would bring it to an agent whose pop went out without it
                 self._starts.pop(fact.linkedid, None)
+                continue
+            if isinstance(fact, _CardFailed):
+                exts = list(self._uncarded.get(fact.linkedid, {}))
+                progress.card_failed_pop(session, fact.linkedid, exts)
+                carded.append(fact.linkedid)  # nobody waits for this card any more
+                self._card_failed.add(fact.linkedid)
                 continue
             self.stats["facts"] += 1
             if isinstance(fact, CallStarted):
@@ -530,6 +561,9 @@ class CallPipeline:
                 if fact.linkedid in self._opening and pop.call.deal_id is None:
                     # its card (or deal) is on its way: this agent gets it when committed
                     self._uncarded.setdefault(fact.linkedid, {})[fact.extension] = None
+                elif fact.linkedid in self._card_failed and pop.new_caller:
+                    # its card could not be opened: this agent is told at once, not left waiting
+                    progress.card_failed_pop(session, fact.linkedid, [fact.extension])
 
         def announced() -> None:  # (a batch retried fact by fact still finds them)
             for linkedid in carded:
@@ -557,8 +591,8 @@ class CallPipeline:
             del self._starts[oldest]
 
     def _forget_card(self, linkedid: str) -> None:
-        """Its card is announced, or the call is over (a card that failed to open leaves no
-        waiting agents behind)."""
+        """Its card is announced (or that it could not be opened), or the call is over: no
+        agent is left waiting for it."""
         self._opening.discard(linkedid)
         self._uncarded.pop(linkedid, None)
         self._card_may_open(linkedid)
@@ -566,6 +600,7 @@ class CallPipeline:
     def _forget(self, linkedid: str) -> None:
         """The call's end is applied (or lost): nothing of it stays in memory."""
         self._forget_card(linkedid)
+        self._card_failed.discard(linkedid)
         self._queued.discard(linkedid)
         self._starts.pop(linkedid, None)
 

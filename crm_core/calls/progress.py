@@ -40,6 +40,7 @@ from crm_core.communications.schemas import Logged
 from crm_core.db import collect_event, driver_connection
 from crm_core.events.messages import (
     CallAnsweredMessage,
+    CallCardFailedMessage,
     CallCardOpenedMessage,
     CallDequeuedMessage,
     CallEndedMessage,
@@ -253,6 +254,15 @@ def card_opened_pop(
     """`call.card_opened` to the agents whose pop said the card was on its way (and the
     supervisors): the follow-up of their `call.ringing`, published after it."""
     collect_event(session, call_event(opened.model_copy(update={"extensions": extensions})))
+
+
+def card_failed_pop(session: AsyncSession, linkedid: str, extensions: list[str]) -> None:
+    """`call.card_failed` to the agents whose pop said the card was on its way (and the
+    supervisors), once the card lane has given up on it: their pops stop waiting."""
+    message = CallCardFailedMessage(
+        linkedid=linkedid, extensions=extensions, call=call_view(linkedid, None, NO_CONTEXT)
+    )
+    collect_event(session, call_event(message))
 
 
 def agent_ringing(phones: AgentPhones, linkedid: str, extension: str, at: datetime) -> None:

@@ -315,6 +315,14 @@ class CallCardOpenedMessage(_CallStateMessage):
     new_client: bool | None = None
 
 
+class CallCardFailedMessage(_CallStateMessage):
+    """A new caller's card could not be opened (its batch failed, and again alone): the agents
+    whose `call.ringing` said `new_caller` stop waiting for `call.card_opened`, and their pop says
+    so. The call is still logged when it ends, on a card opened then (an unknown number's)."""
+
+    TYPE = "call.card_failed"
+
+
 class CallHungUpMessage(_CallMessage):
     """The call is over at the PBX: its row leaves the supervisors' boards and its agents are
     free at once. Sent with the agents' phones (the live lane), before the log: `call.ended`
@@ -351,6 +359,7 @@ CATALOGUE: tuple[type[EventMessage], ...] = (
     DealUpdatedMessage,
     AgentPresenceMessage,
     CallCardOpenedMessage,
+    CallCardFailedMessage,
     CallHungUpMessage,
 )
 BY_TYPE: dict[str, type[EventMessage]] = {cls.TYPE: cls for cls in CATALOGUE}

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from crm_core.calls import progress
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.clients.models import Client, ClientPhone
 from crm_core.communications.models import Communication
@@ -290,6 +291,39 @@ async def test_a_new_callers_pop_leaves_before_its_card_exists_and_the_card_foll
         "call.hung_up",
         "call.ended",
     ]
+
+
+@pytest.mark.parametrize("name", ["inbound_answered", "ring_group_second_answers"])
+async def test_a_card_that_cannot_be_opened_is_said_to_every_agent_whose_pop_awaited_it(
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+) -> None:
+    async def refused(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database refuses the card")
+
+    monkeypatch.setattr(progress, "open_card", refused)
+    published = await _played(sessions, read_events(name))
+
+    pops = [e for e in published.events if e.type == "call.ringing"]
+    assert pops and all(p.payload["new_caller"] is True for p in pops)
+    failed = published.of_type("call.card_failed")
+    # each agent whose pop waited for the card is told, once, after that pop; none is left
+    # waiting and nobody is told of a card that came
+    told = [e.extensions for e in failed]
+    assert sorted(x for exts in told for x in exts) == sorted({p.extensions[0] for p in pops})
+    for pop in pops:
+        (after,) = [e for e in failed if pop.extensions[0] in e.extensions]
+        assert published.events.index(pop) < published.events.index(after)
+        assert after.linkedid == pop.linkedid
+    assert published.of_type("call.card_opened") == []
+    assert "call fact _OpenCard" in caplog.text  # the loss is logged
+    # the call is still logged, on a card its end opened (an unknown number's)
+    async with sessions() as s:
+        (logged,) = (await s.scalars(select(Communication))).all()
+        assert logged.client_id is not None and logged.deal_id is not None
+    assert published.events[-1].type == "call.ended"
 
 
 async def test_a_pop_read_after_the_card_is_committed_carries_it_and_gets_no_follow_up(

@@ -192,8 +192,8 @@ async def test_a_restart_while_the_caller_waits_in_a_queue_keeps_the_queue_stay(
 async def test_a_call_whose_card_and_log_are_lost_leaves_nothing_behind_in_memory(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What the pipeline holds of a call (its card on its way, the agents waiting for it, its
-    queue stay) goes with its end even when the card and the log both fail."""
+    """What the pipeline holds of a call (its card on its way or given up, the agents waiting
+    for it, its queue stay) goes with its end even when the card and the log both fail."""
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the database said no")
@@ -212,14 +212,16 @@ async def test_a_call_whose_card_and_log_are_lost_leaves_nothing_behind_in_memor
     for event in events[:answered]:
         await pipeline.on_event(event, time.time())
     await pipeline.drain()
-    # mid-call: the card never came, so the agents rung still wait for it; the caller queued
-    assert pipeline._opening == {linkedid}
-    assert list(pipeline._uncarded) == [linkedid] and pipeline._uncarded[linkedid]
+    # mid-call: the card was given up (its agents told, `call.card_failed`), so nobody waits
+    # for it, and the call is remembered as one whose card failed; the caller queued
+    assert (pipeline._opening, pipeline._uncarded) == (set(), {})
+    assert pipeline._card_failed == {linkedid}
     assert pipeline._queued == {linkedid}
     for event in events[answered:]:
         await pipeline.on_event(event, time.time())
     await pipeline.close()
     assert pipeline.stats["errors"] == 2  # the card and the log, nothing else
     assert (pipeline._opening, pipeline._uncarded, pipeline._queued) == (set(), {}, set())
+    assert pipeline._card_failed == set()
     assert pipeline._pending == {"pop": {}, "card": {}, "live": {}}
     assert await call_rows(sessions) == []

@@ -43,6 +43,7 @@ EXPECTED = {
     "system.status",
     "agent.presence",
     "call.card_opened",  # a new caller's card, after the pop (issue 13 item 8)
+    "call.card_failed",  # ...or that it could not be opened
     "call.hung_up",  # the board drops a call before its log (issue 16)
 }
 

@@ -21,6 +21,7 @@ import websockets
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from crm_core.calls import progress
 from crm_core.clients.models import Client, ClientEmail, ClientPhone
 from crm_core.communications.models import Communication
 from crm_core.deals.models import Deal, DealStage, DealStageMove
@@ -346,6 +347,40 @@ async def test_a_new_callers_pop_shows_at_once_and_fills_in_when_the_card_is_ope
     await expect(page.locator("#pop")).to_have_attribute("data-state", "ended")
     calls = [e["type"] for e in (await diag(page))["log"] if e["type"].startswith("call.")]
     assert calls == ["call.ringing", "call.card_opened", "call.ring_ended", "call.ended"]
+
+
+async def test_a_new_callers_pop_says_when_its_card_cannot_be_opened_and_the_log_opens_it(
+    service: LiveService,
+    replay: ReplayServer,
+    page: Page,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caller = "+79031234567"
+
+    async def refused(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database refuses the card")
+
+    monkeypatch.setattr(progress, "open_card", refused)  # the service runs in this process
+    await sign_in_at_desk(page, service, OPERATOR)
+    await play(replay, "inbound_abandoned", speed=1)  # 89031234567 rings 101 for 3.5 s
+    # the pop stops waiting for the card: it says so, with the number and a new caller's badge
+    await expect(page.locator("#pop-deal")).to_have_text(
+        "The card could not be opened: the call is logged on a new card when it ends"
+    )
+    await expect(page.locator("#pop-name")).to_have_text(caller)
+    await expect(page.locator("#pop-new")).to_have_text("New caller")
+    await expect(page.locator("#pop-open")).to_be_disabled()
+    # the call's log opens the card (an unknown number's): it opens beside the ended pop
+    await expect(page.locator("#pop")).to_have_attribute("data-state", "ended")
+    await expect(page.locator("#client-name")).to_have_value(caller)
+    async with sessions() as s:
+        client = await s.scalar(select(Client).join(ClientPhone).where(ClientPhone.e164 == caller))
+        assert client is not None
+        (logged,) = (await s.scalars(select(Communication))).all()
+    assert logged.client_id == client.id
+    calls = [e["type"] for e in (await diag(page))["log"] if e["type"].startswith("call.")]
+    assert calls == ["call.ringing", "call.card_failed", "call.ring_ended", "call.ended"]
 
 
 async def test_second_instance_delivers_the_pop_through_listen_notify(

@@ -35,6 +35,8 @@ export function onEvent(msg, info) {
     case "call.ringing": return onRinging(msg, p, linkedid, replayed);
     // a new caller's card, committed after the pop that said it was on its way
     case "call.card_opened": return onCardOpened(p, linkedid, replayed);
+    // ...or that it could not be opened: the pop stops saying it is on its way
+    case "call.card_failed": return onCardFailed(linkedid);
     // a call this phone placed (click-to-call or dialled by hand) is under way
     case "call.started":
       if (p.call && p.call.direction === "outbound") onCallState(linkedid, "calling", p);
@@ -148,6 +150,18 @@ function onCardOpened(p, linkedid, replayed) {
 }
 
 /**
+ * The card a new caller's pop was waiting for could not be opened.
+ * @param {string | null} linkedid
+ */
+function onCardFailed(linkedid) {
+  if (!S.pop || S.pop.linkedid !== linkedid || !S.pop.new_caller) return;
+  S.pop.new_caller = false;
+  S.pop.card_failed = true;
+  savePop();
+  renderPop();
+}
+
+/**
  * @param {string | null} linkedid
  * @param {string} state
  * @param {any} p
@@ -197,6 +211,8 @@ function onEnded(linkedid, p, replayed) {
     S.pop.talk = answeredBy ? null : p.talk_seconds;
     savePop();
     renderPopState();
+    // the card the pop could not get was opened by the call's log: it opens beside the pop
+    if (S.pop.card_failed && p.client_id && !replayed && !hasUnsavedEdits()) openClient(p.client_id, p.deal_id || null, { focusName: true });
   }
   // the call is in the database now: refresh what shows it
   loadMissed();

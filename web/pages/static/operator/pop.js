@@ -22,14 +22,15 @@ export function renderPop() {
   const deal = card.deal;
   // a new caller's card is on its way (call.card_opened): the number stands in for its name
   const pending = !!pop.new_caller && !client;
+  const failed = !!pop.card_failed && !client; // ...or could not be opened
   $("pop-name").textContent = client ? client.name
-    : (pending && pop.number) || (pop.call && pop.call.caller_name) || t("op.unknownCaller");
+    : ((pending || failed) && pop.number) || (pop.call && pop.call.caller_name) || t("op.unknownCaller");
   $("pop-company").textContent = client && client.company ? client.company : "";
   $("pop-number").textContent = pop.number || "";
   const badge = $("pop-new");
-  badge.hidden = !pop.new_client && !pending;
-  badge.dataset.i18n = pending ? "op.newCaller" : "op.newClient"; // kept on a change of language
-  badge.textContent = pending ? t("op.newCaller") : t("op.newClient");
+  badge.hidden = !pop.new_client && !pending && !failed;
+  badge.dataset.i18n = pending || failed ? "op.newCaller" : "op.newClient"; // kept on a change of language
+  badge.textContent = pending || failed ? t("op.newCaller") : t("op.newClient");
   $("pop-phones").textContent = client && client.phones && client.phones.length ? client.phones.join(", ") : pop.number || "—";
   $("pop-responsible").textContent = client && client.responsible
     ? client.responsible.name || t("op.user", { id: client.responsible.id }) : "—";
@@ -41,7 +42,7 @@ export function renderPop() {
       h("span", { "data-testid": "pop-deal-amount", id: "pop-deal-amount", text: fmt.money(deal.amount, deal.currency || "RUB", { decimals: 0 }) }),
     );
   } else {
-    dealNode.textContent = pending ? t("op.cardOpening") : t("op.noOpenDeal");
+    dealNode.textContent = pending ? t("op.cardOpening") : failed ? t("op.cardFailed") : t("op.noOpenDeal");
   }
   fillList($("pop-recent"), (card.recent || []).slice(0, 5).map((/** @type {any} */ c) => h("li", {},
     h("span", { class: "muted", text: fmt.when(c.at) }), " ",

@@ -8,7 +8,7 @@
  * @typedef {import("../lib/ws.js").Socket} Socket
  * @typedef {{
  *   linkedid: string | null, state: string, call: any, card: any, new_client: boolean,
- *   new_caller?: boolean,
+ *   new_caller?: boolean, card_failed?: boolean,
  *   number: string, at: string, shownAt?: number, status?: string, answeredBy?: string | null,
  *   answeredAt?: string, talk?: number | null,
  * }} Pop

@@ -5,6 +5,7 @@ export default {
   "op.newClient": "New client",
   "op.newCaller": "New caller",
   "op.cardOpening": "Opening the card…",
+  "op.cardFailed": "The card could not be opened: the call is logged on a new card when it ends",
   "op.hideCard": "Hide the card",
   "op.phones": "Phones",
   "op.responsible": "Responsible",

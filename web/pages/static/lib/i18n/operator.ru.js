@@ -5,6 +5,7 @@ export default {
   "op.newClient": "Новый клиент",
   "op.newCaller": "Новый абонент",
   "op.cardOpening": "Карточка открывается…",
+  "op.cardFailed": "Карточку открыть не удалось: звонок запишется в новую карточку, когда закончится",
   "op.hideCard": "Скрыть карточку",
   "op.phones": "Телефоны",
   "op.responsible": "Ответственный",
