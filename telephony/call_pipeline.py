@@ -515,6 +515,7 @@ class CallPipeline:
     ) -> Callable[[], None]:
         """Who is calling and the screen-pop, from reads: small statements, no batch to wait."""
         carded: list[str] = []
+        failed: set[str] = set()  # calls whose card is given up in this batch
         for fact in facts:
             if isinstance(fact, _CardOpened):
                 # after every pop of the call that went out without the card
@@ -529,7 +530,7 @@ class CallPipeline:
                 exts = list(self._uncarded.get(fact.linkedid, {}))
                 progress.card_failed_pop(session, fact.linkedid, exts)
                 carded.append(fact.linkedid)  # nobody waits for this card any more
-                self._card_failed.add(fact.linkedid)
+                failed.add(fact.linkedid)
                 continue
             self.stats["facts"] += 1
             if isinstance(fact, CallStarted):
@@ -558,16 +559,18 @@ class CallPipeline:
                     fact.extension,
                     at_start=self._start_read(fact.linkedid),
                 )
-                if fact.linkedid in self._opening and pop.call.deal_id is None:
+                if fact.linkedid in failed or fact.linkedid in self._card_failed:
+                    # its card could not be opened: this agent is told at once, after its pop
+                    if pop.new_caller:
+                        progress.card_failed_pop(session, fact.linkedid, [fact.extension])
+                elif fact.linkedid in self._opening and pop.call.deal_id is None:
                     # its card (or deal) is on its way: this agent gets it when committed
                     self._uncarded.setdefault(fact.linkedid, {})[fact.extension] = None
-                elif fact.linkedid in self._card_failed and pop.new_caller:
-                    # its card could not be opened: this agent is told at once, not left waiting
-                    progress.card_failed_pop(session, fact.linkedid, [fact.extension])
 
         def announced() -> None:  # (a batch retried fact by fact still finds them)
             for linkedid in carded:
                 self._forget_card(linkedid)
+            self._card_failed.update(failed)  # once committed: a rolled-back batch leaves none
 
         return announced
 
@@ -608,7 +611,7 @@ class CallPipeline:
         self, session: AsyncSession, batch: list[_OpenCard]
     ) -> Callable[[], None]:
         """New callers' cards and deals, after their pops; each announced once committed."""
-        opened: list[_CardOpened] = []
+        opened: list[_CardOpened | _CardFailed] = []
         for item in batch:
             await progress.open_card(
                 session,
@@ -619,8 +622,12 @@ class CallPipeline:
                 locale=self._locale,
             )
             message = await progress.card_opened(session, item.linkedid)
-            if message is not None:
-                opened.append(_CardOpened(item.linkedid, message))
+            # no card to show after all: its agents are told, not left waiting
+            opened.append(
+                _CardOpened(item.linkedid, message)
+                if message is not None
+                else _CardFailed(item.linkedid)
+            )
 
         def announce() -> None:
             for item in opened:

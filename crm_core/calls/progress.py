@@ -50,6 +50,7 @@ from crm_core.events.messages import (
     CallRingingMessage,
     CallStartedMessage,
     CallTransferredMessage,
+    CallView,
 )
 from crm_core.texts import FALLBACK
 from crm_core.users.models import User
@@ -258,9 +259,10 @@ def card_opened_pop(
 
 def card_failed_pop(session: AsyncSession, linkedid: str, extensions: list[str]) -> None:
     """`call.card_failed` to the agents whose pop said the card was on its way (and the
-    supervisors), once the card lane has given up on it: their pops stop waiting."""
+    supervisors), once the card lane has given up on it: their pops stop waiting. Its `call`
+    names the call alone: who it is with is unchanged (a board keeps what it shows)."""
     message = CallCardFailedMessage(
-        linkedid=linkedid, extensions=extensions, call=call_view(linkedid, None, NO_CONTEXT)
+        linkedid=linkedid, extensions=extensions, call=CallView(linkedid=linkedid)
     )
     collect_event(session, call_event(message))
 

@@ -316,9 +316,10 @@ class CallCardOpenedMessage(_CallStateMessage):
 
 
 class CallCardFailedMessage(_CallStateMessage):
-    """A new caller's card could not be opened (its batch failed, and again alone): the agents
-    whose `call.ringing` said `new_caller` stop waiting for `call.card_opened`, and their pop says
-    so. The call is still logged when it ends, on a card opened then (an unknown number's)."""
+    """The card a call's start found missing (a new caller's, or the open deal a card lacked)
+    could not be opened: its batch failed, and again alone. The agents whose `call.ringing` went
+    out without it stop waiting for `call.card_opened`; a `new_caller` pop says so. The call is
+    still logged when it ends, on a card (and deal) opened then. `call` names the call only."""
 
     TYPE = "call.card_failed"
 

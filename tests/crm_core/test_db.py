@@ -4,7 +4,6 @@ session lends its hot path: same connection, same transaction."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -68,44 +67,52 @@ async def test_in_autocommit_each_driver_statement_stands_alone(db: AsyncEngine)
     assert await _written(db, "703")
 
 
-async def _loop_turns_during(work: Callable[[], Awaitable[None]]) -> int:
-    """How many turns another task gets while `work` runs: each one a wait for whoever awaits
-    `work` (a screen-pop's batch waits behind every other lane's ready step)."""
-    turns = 0
-    done = False
+class _OtherTask:
+    """Another task on the loop, counting its turns: each one a wait for whoever yields (a
+    screen-pop's batch waits behind every other lane's ready step)."""
 
-    async def other() -> None:
-        nonlocal turns
-        while not done:
-            turns += 1
+    def __init__(self) -> None:
+        self.turns = 0
+        self._done = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _OtherTask:
+        self._task = asyncio.create_task(self._spin())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._done = True
+        assert self._task is not None
+        await self._task
+
+    async def _spin(self) -> None:
+        while not self._done:
+            self.turns += 1
             await asyncio.sleep(0)
-
-    task = asyncio.create_task(other())
-    await asyncio.sleep(0)
-    before = turns
-    await work()
-    taken = turns - before
-    done = True
-    await task
-    return taken
 
 
 async def test_a_committed_unit_of_work_closes_without_a_turn_of_the_loop(db: AsyncEngine) -> None:
     # SQLAlchemy's `async with session` closes in a task of its own (three turns); after a
-    # commit there is nothing to send, so closing takes none
+    # commit there is nothing to send, so leaving the unit of work takes none: here the pop
+    # lane's autocommit session, whose connection is checked out and given back meanwhile
     sessions = make_session_factory(db.execution_options(isolation_level="AUTOCOMMIT"))
     published: list[list[Any]] = []
 
     async def publish(events: list[Any]) -> None:
         published.append(events)
 
-    async def nothing_to_send() -> None:
+    async with _OtherTask() as other:
         async with unit_of_work(sessions, publish) as session:
+            await (await driver_connection(session)).execute(_WRITE, "706")
             collect_event(session, "pop")
+            before = other.turns
+        taken = other.turns - before
 
-    assert await _loop_turns_during(nothing_to_send) == 0
+    assert taken == 0
     assert published == [["pop"]]
     assert db.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await _written(db, "706")
 
 
 async def test_a_failed_unit_of_work_rolls_back_returns_its_connection_publishes_nothing(

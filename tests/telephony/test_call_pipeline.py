@@ -565,6 +565,53 @@ async def test_a_ring_behind_its_calls_new_card_in_one_pop_batch_carries_the_car
     assert "new_caller" not in second.payload
 
 
+@pytest.mark.parametrize("retried", [False, True])
+async def test_a_ring_behind_its_calls_failed_card_in_one_pop_batch_is_told_after_its_pop(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch, retried: bool
+) -> None:
+    """The card lane gives up on a call's card and another agent's ring of the call comes
+    before the pop lane takes that news: both in one batch. The ringing agent must be told
+    after its pop, once, like the agent rung before; also when the batch fails after both were
+    applied and each fact is applied again alone (nothing of the failed try may remain)."""
+    pop_of = progress.agent_ringing_pop
+
+    async def refused(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database refuses the card")
+
+    async def pop_unless_103(*args: Any, **kwargs: Any) -> Any:
+        if args[3] == "103":  # (session, call, linkedid, extension)
+            raise RuntimeError("103's pop cannot be read")
+        return await pop_of(*args, **kwargs)
+
+    monkeypatch.setattr(progress, "open_card", refused)
+    monkeypatch.setattr(progress, "agent_ringing_pop", pop_unless_103)
+    published, pipeline = _running(sessions, start=False)
+    events, rung = _rung_call()
+    await _feed(pipeline, events[: rung + 1])
+    start_and_ring = pipeline._take(pipeline._pop)
+    await pipeline._apply_batch(pipeline._apply_pop, start_and_ring, pop=True)
+    await pipeline._apply_batch(
+        pipeline._apply_card, pipeline._take(pipeline._card), lost=pipeline._card_lost
+    )
+    (failed,) = pipeline._take(pipeline._pop)  # the news, back in the pop lane
+    batch: list[Any] = [failed, replace(start_and_ring[1], extension="102")]
+    if retried:  # this ring fails the batch after the others were applied, and alone again
+        batch.append(replace(start_and_ring[1], extension="103"))
+    await pipeline._apply_batch(pipeline._apply_pop, batch, pop=True)
+
+    pops = published.of_type("call.ringing")
+    told = published.of_type("call.card_failed")
+    assert [p.extensions for p in pops] == [("101",), ("102",)]
+    assert sorted(t.extensions for t in told) == [("101",), ("102",)]
+    for pop in pops:
+        (after,) = [t for t in told if t.extensions == pop.extensions]
+        assert published.events.index(pop) < published.events.index(after)
+        assert after.payload["call"] == {"linkedid": pop.linkedid}  # who it is with: unchanged
+    assert pipeline._card_failed == {failed.linkedid}
+    assert (pipeline._opening, pipeline._uncarded) == (set(), {})
+    assert pipeline.stats["errors"] == (2 if retried else 1)  # the card, and 103's pop
+
+
 async def test_a_lane_waits_for_work_not_for_a_wake_up_whose_work_is_taken() -> None:
     """A lane woken while it was working finds that work taken: waiting again must wait (the
     pop lane holds a call's start this way, for its ring)."""

@@ -212,7 +212,7 @@ function onEnded(linkedid, p, replayed) {
     savePop();
     renderPopState();
     // the card the pop could not get was opened by the call's log: it opens beside the pop
-    if (S.pop.card_failed && p.client_id && !replayed && !hasUnsavedEdits()) openClient(p.client_id, p.deal_id || null, { focusName: true });
+    if (S.pop.card_failed && p.client_id && !answeredBy && !replayed && !hasUnsavedEdits()) openClient(p.client_id, p.deal_id || null, { focusName: true });
   }
   // the call is in the database now: refresh what shows it
   loadMissed();
