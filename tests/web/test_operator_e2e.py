@@ -371,14 +371,28 @@ async def test_a_new_callers_pop_says_when_its_card_cannot_be_opened_and_the_log
     await expect(page.locator("#pop-name")).to_have_text(caller)
     await expect(page.locator("#pop-new")).to_have_text("New caller")
     await expect(page.locator("#pop-open")).to_be_disabled()
-    # the call's log opens the card (an unknown number's): it opens beside the ended pop
+    # the call's log opens the card (an unknown number's): it opens beside the ended pop, and
+    # the pop takes it, so that the call's result can be noted there
     await expect(page.locator("#pop")).to_have_attribute("data-state", "ended")
     await expect(page.locator("#client-name")).to_have_value(caller)
     async with sessions() as s:
         client = await s.scalar(select(Client).join(ClientPhone).where(ClientPhone.e164 == caller))
         assert client is not None
+        deal = await s.scalar(select(Deal).where(Deal.client_id == client.id))
+        assert deal is not None
         (logged,) = (await s.scalars(select(Communication))).all()
-    assert logged.client_id == client.id
+    assert (logged.client_id, logged.deal_id) == (client.id, deal.id)
+    await expect(page.locator("#pop-deal")).to_contain_text(deal.title)
+    await expect(page.locator("#pop-new")).to_have_text("New client")
+    await expect(page.locator("#pop-phones")).to_have_text(caller)
+    await expect(page.locator("#result-save")).to_be_enabled()
+    await page.select_option("#result-select", "sent offer")
+    await page.fill("#result-note", "Called about chairs")
+    await page.click("#result-save")
+    await expect(page.locator("#result-status")).to_have_text("Saved")
+    async with sessions() as s:
+        notes = (await s.scalars(select(Communication).where(Communication.kind == "note"))).all()
+    assert [(n.client_id, n.deal_id) for n in notes] == [(client.id, deal.id)]
     calls = [e["type"] for e in (await diag(page))["log"] if e["type"].startswith("call.")]
     assert calls == ["call.ringing", "call.card_failed", "call.ring_ended", "call.ended"]
 

@@ -162,6 +162,25 @@ function onCardFailed(linkedid) {
 }
 
 /**
+ * The card the call's log opened, now open beside its pop: the pop shows it as a pop card.
+ * @param {string | null} linkedid
+ */
+function popTakesPanel(linkedid) {
+  const panel = S.panel;
+  if (!S.pop || S.pop.linkedid !== linkedid || !S.pop.card_failed || !panel || !panel.client) return;
+  const c = panel.client;
+  const d = panel.deal;
+  S.pop.card = {
+    client: { id: c.id, name: c.name, company: c.company, phones: (c.phones || []).map((/** @type {any} */ x) => x.number) },
+    deal: d ? { id: d.id, title: d.title, stage: d.stage, amount: d.amount, currency: d.currency } : null,
+  };
+  S.pop.card_failed = false;
+  S.pop.new_client = true;
+  savePop();
+  renderPop();
+}
+
+/**
  * @param {string | null} linkedid
  * @param {string} state
  * @param {any} p
@@ -211,8 +230,11 @@ function onEnded(linkedid, p, replayed) {
     S.pop.talk = answeredBy ? null : p.talk_seconds;
     savePop();
     renderPopState();
-    // the card the pop could not get was opened by the call's log: it opens beside the pop
-    if (S.pop.card_failed && p.client_id && !answeredBy && !replayed && !hasUnsavedEdits()) openClient(p.client_id, p.deal_id || null, { focusName: true });
+    // the card the pop could not get was opened by the call's log: it opens beside the pop,
+    // and the pop takes it (its result can be noted)
+    if (S.pop.card_failed && p.client_id && !answeredBy && !replayed && !hasUnsavedEdits()) {
+      openClient(p.client_id, p.deal_id || null, { focusName: true }).then(() => popTakesPanel(linkedid));
+    }
   }
   // the call is in the database now: refresh what shows it
   loadMissed();
