@@ -152,3 +152,36 @@ async def test_a_unit_of_work_cancelled_midway_rolls_back_and_returns_its_connec
         await task
     assert not await _written(db, "705")
     assert db.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_unit_of_work_cancelled_again_in_its_rollback_still_returns_its_connection(
+    sessions: async_sessionmaker[AsyncSession], db: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a shutdown may cancel twice: the second lands in the rollback, and the close that gives
+    # the connection back (SQLAlchemy's, in a task of its own) must still run to its end
+    rollback = AsyncSession.rollback
+    in_rollback = asyncio.Event()
+
+    async def slow_rollback(self: AsyncSession) -> None:
+        in_rollback.set()
+        await asyncio.sleep(30)
+        await rollback(self)
+
+    monkeypatch.setattr(AsyncSession, "rollback", slow_rollback)
+    started = asyncio.Event()
+
+    async def stopped_twice() -> None:
+        async with unit_of_work(sessions) as session:
+            await (await driver_connection(session)).execute(_WRITE, "707")
+            started.set()
+            await asyncio.sleep(30)
+
+    task = asyncio.create_task(stopped_twice())
+    await started.wait()
+    task.cancel()
+    await in_rollback.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert db.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert not await _written(db, "707")
