@@ -308,6 +308,16 @@ async def test_unknown_number_pops_a_new_card_that_survives_a_reload(
         assert [e.email for e in client.emails] == ["anna@romashka.example"]
 
 
+async def _card_of(sessions: async_sessionmaker[AsyncSession], phone: str) -> tuple[Client, Deal]:
+    """The card a call opened for `phone`, and its one deal: both must exist."""
+    async with sessions() as s:
+        client = await s.scalar(select(Client).join(ClientPhone).where(ClientPhone.e164 == phone))
+        assert client is not None
+        deal = await s.scalar(select(Deal).where(Deal.client_id == client.id))
+        assert deal is not None
+    return client, deal
+
+
 async def test_a_new_callers_pop_shows_at_once_and_fills_in_when_the_card_is_opened(
     service: LiveService,
     replay: ReplayServer,
@@ -335,11 +345,7 @@ async def test_a_new_callers_pop_shows_at_once_and_fills_in_when_the_card_is_ope
     await expect(page.locator("#pop-new")).to_have_text("New client")
     await expect(page.locator("#pop-open")).to_be_enabled()
     await expect(page.locator("#client-name")).to_have_value(caller)
-    async with sessions() as s:
-        client = await s.scalar(select(Client).join(ClientPhone).where(ClientPhone.e164 == caller))
-        assert client is not None
-        deal = await s.scalar(select(Deal).where(Deal.client_id == client.id))
-        assert deal is not None
+    client, deal = await _card_of(sessions, caller)
     await expect(page.locator("#pop-deal")).to_contain_text(deal.title)
     await expect(page.locator("#pop-phones")).to_have_text(caller)
     shown = json.loads(await page.evaluate(f"() => localStorage.getItem('crm_pop:{operator.id}')"))
@@ -375,11 +381,8 @@ async def test_a_new_callers_pop_says_when_its_card_cannot_be_opened_and_the_log
     # the pop takes it, so that the call's result can be noted there
     await expect(page.locator("#pop")).to_have_attribute("data-state", "ended")
     await expect(page.locator("#client-name")).to_have_value(caller)
+    client, deal = await _card_of(sessions, caller)
     async with sessions() as s:
-        client = await s.scalar(select(Client).join(ClientPhone).where(ClientPhone.e164 == caller))
-        assert client is not None
-        deal = await s.scalar(select(Deal).where(Deal.client_id == client.id))
-        assert deal is not None
         (logged,) = (await s.scalars(select(Communication))).all()
     assert (logged.client_id, logged.deal_id) == (client.id, deal.id)
     await expect(page.locator("#pop-deal")).to_contain_text(deal.title)
