@@ -64,6 +64,36 @@ announced AS (
 )
 SELECT seq, channel, type, frame FROM rows, announced ORDER BY seq
 """
+# `append`'s own transaction does not wait for its WAL flush: the publish lock is held through
+# the COMMIT, so a flush there is a wait for every publisher of every instance (a screen-pop's
+# among them), and a message is delivered at once anyway. A crash of the database may lose the
+# last such commits (PostgreSQL: "synchronous_commit = off" loses at most three WAL writer
+# delays, never consistency), and event_log's numbering with them: `keep_numbering_past` (after
+# a reconnection) and `skip_numbers_a_crash_may_have_lost` (a start) make sure nobody drops a
+# new message for a number it saw before the crash. `append_in` is left as its caller's
+# transaction is: that work is more than messages.
+_APPEND_OWN_SQL = _APPEND_SQL.replace(
+    f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})",
+    f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY}),"
+    " set_config('synchronous_commit', 'off', true)",
+    1,
+)
+# The next number event_log gives is past `$1`, the last one an instance delivered: a crash
+# that lost the log's last commits (above) may have taken the sequence back. Under the
+# publish lock, so no publisher numbers a row meanwhile and no two instances move it apart.
+_NUMBER_PAST_SQL = """
+SELECT setval(pg_get_serial_sequence('event_log', 'seq'), $1::bigint)
+FROM (SELECT last_value, is_called FROM event_log_seq_seq) AS s
+WHERE (CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END) <= $1::bigint
+"""
+# Far more messages than the service publishes in the at most 0.6 s (three WAL writer delays)
+# of commits a crash can lose, plus the 32 numbers a sequence logs ahead.
+CRASH_MARGIN = 10_000
+_SKIP_SQL = f"""
+SELECT setval(pg_get_serial_sequence('event_log', 'seq'),
+              CASE WHEN is_called THEN last_value ELSE last_value - 1 END + {CRASH_MARGIN})
+FROM event_log_seq_seq
+"""
 _AFTER_SQL = f"SELECT {_ROW_SQL} FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2"
 _BY_SEQ_SQL = f"SELECT {_ROW_SQL} FROM event_log WHERE seq = ANY($1::bigint[]) ORDER BY seq"
 _REPLAY_SQL = f"""
@@ -97,10 +127,10 @@ def envelope(row: Mapping[Any, Any]) -> Envelope:
 
 
 async def _append(
-    conn: asyncpg.Connection, messages: list[Message], announce: str
+    conn: asyncpg.Connection, messages: list[Message], announce: str, sql: str
 ) -> list[Envelope]:
     rows = await conn.fetch(
-        _APPEND_SQL,
+        sql,
         [m.channel for m in messages],
         [m.type for m in messages],
         [dumps(m.payload) for m in messages],
@@ -117,7 +147,7 @@ async def append(
     committed, in seq order."""
     if conn.is_in_transaction():
         raise RuntimeError("event_log.append commits by itself: in a transaction, append_in")
-    return await _append(conn, messages, announce)
+    return await _append(conn, messages, announce, _APPEND_OWN_SQL)
 
 
 async def append_in(session: AsyncSession, messages: list[Message], announce: str) -> None:
@@ -129,7 +159,24 @@ async def append_in(session: AsyncSession, messages: list[Message], announce: st
     driver = await driver_connection(session)  # in the work's transaction, begun if need be
     if not driver.is_in_transaction():
         raise RuntimeError("event_log.append_in needs an open transaction")
-    await _append(driver, messages, announce)
+    await _append(driver, messages, announce, _APPEND_SQL)
+
+
+async def keep_numbering_past(conn: asyncpg.Connection, seq: int) -> bool:
+    """Move event_log's numbering past `seq` if it is not already (see `_NUMBER_PAST_SQL`);
+    True if it had gone back."""
+    async with conn.transaction():
+        await conn.execute(f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")
+        moved = await conn.fetchval(_NUMBER_PAST_SQL, seq)
+    return moved is not None
+
+
+async def skip_numbers_a_crash_may_have_lost(conn: asyncpg.Connection) -> None:
+    """At a start, the numbering moves `CRASH_MARGIN` on: a page open across a crash that lost
+    the log's last commits (and the service's memory of them) may hold their numbers."""
+    async with conn.transaction():
+        await conn.execute(f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")
+        await conn.execute(_SKIP_SQL)
 
 
 async def after(conn: asyncpg.Connection, seq: int, limit: int) -> list[Envelope]:

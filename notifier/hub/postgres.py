@@ -59,7 +59,7 @@ class PostgresBackend:
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._pending: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._writer = DedicatedConnection(dsn, "hub writer")
+        self._writer = DedicatedConnection(dsn, "hub writer", on_open=self._keep_numbering)
         self._reader = DedicatedConnection(dsn, "hub reader")
         self.bus = PgBus(
             dsn,
@@ -118,6 +118,16 @@ class PostgresBackend:
             if last is None or env.seq != last + 1:
                 return
             self._fanout.deliver(env)
+
+    async def _keep_numbering(self, conn: asyncpg.Connection) -> None:
+        """A writer (re)opened numbers nothing this instance has delivered (see `_resync`)."""
+        delivered = self._fanout.last_seq
+        if delivered is not None and await event_log.keep_numbering_past(conn, delivered):
+            logger.warning(
+                "event_log's numbering had gone back (a database crash lost its last commits):"
+                " moved past %d, the last seq delivered here",
+                delivered,
+            )
 
     async def publish_in(self, session: AsyncSession, messages: list[Message]) -> None:
         """Number and announce `messages` in `session`'s transaction, at its commit."""
@@ -194,8 +204,12 @@ class PostgresBackend:
         async with self._reader.use() as conn:
             if self._fanout.last_seq is None:
                 # first start: sockets connecting from now on replay by themselves
+                await event_log.skip_numbers_a_crash_may_have_lost(conn)
                 self._fanout.last_seq = await event_log.last_seq(conn)
             else:
+                # a database crash may have lost the log's last commits, which this instance
+                # delivered: new messages must not reuse their numbers
+                await self._keep_numbering(conn)
                 missed = await self._catch_up(conn)
                 if missed:
                     logger.info("caught up %d events missed while the listener was away", missed)

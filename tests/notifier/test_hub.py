@@ -462,3 +462,88 @@ async def test_the_local_hub_publishes_after_the_commit(
     assert [m["payload"]["n"] for m in got] == [2]
     await nothing_more(sub)  # the refused publish_in sent nothing either
     await hub.stop()
+
+
+async def _crash_takes_the_log_back(database_url: str, to: int) -> None:
+    """What a database crash may do to a log appended without waiting for its WAL flush: its
+    last commits lost (rows after `to`), and the sequence back where they began."""
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await admin.execute("DELETE FROM event_log WHERE seq > $1", to)
+        await admin.execute("SELECT setval(pg_get_serial_sequence('event_log', 'seq'), $1)", to)
+    finally:
+        await admin.close()
+
+
+async def test_the_hub_appends_without_waiting_for_the_flush_and_a_caller_keeps_its_own(
+    hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    # the hub's own append: the publish lock is not held through a WAL flush
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with conn.transaction():  # the statement's own transaction, opened to look in
+            await event_log._append(conn, [message(1)], "test_body", event_log._APPEND_OWN_SQL)
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    finally:
+        await conn.close()
+    # appended in a caller's transaction: its work commits as it would without the message
+    async with sessions() as session, session.begin():
+        await hub.publish_in(session, [ring("101", 1)])
+        assert await session.scalar(text("SHOW synchronous_commit")) == "on"
+
+
+async def test_after_a_crash_took_the_log_back_new_messages_are_numbered_past_the_old(
+    hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    sub = live_from_start(hub, "ext:101")
+    await commit(sessions, hub, ring("101", 1))
+    await commit(sessions, hub, ring("101", 2))
+    await commit(sessions, hub, ring("101", 3))
+    seen = [m["seq"] for m in await take(sub, 3)]
+    await _crash_takes_the_log_back(database_url, seen[0])
+    # the crash ended every connection of the hub's (its listener, writer and reader)
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND (query ILIKE '%event_log%' OR query ILIKE 'LISTEN%')"
+        )
+    finally:
+        await admin.close()
+    await commit(sessions, hub, ring("101", 4))
+    await commit(sessions, hub, ring("101", 5))
+    # numbered after what was delivered, so not dropped as seen (it was, at seen[1] and [2])
+    got = await take(sub, 2)
+    assert [m["payload"]["n"] for m in got] == [4, 5]
+    assert got[0]["seq"] > seen[-1]
+
+
+async def test_a_hub_started_after_a_crash_numbers_past_what_pages_may_have_seen(
+    database_url: str,
+) -> None:
+    first = EventHub(database_url, queue_size=64)
+    await first.start()
+    async with asyncio.timeout(WAIT):
+        await first.wait_ready()
+    try:
+        sub = live_from_start(first, "ext:101")
+        await first.publish([ring("101", n) for n in range(1, 41)])
+        seen = [m["seq"] for m in await take(sub, 40)]
+    finally:
+        await first.stop()
+    # the database and the service both went down: the log lost its last 39 messages, and
+    # the restarted service knows nothing of them; a page still open holds their numbers
+    await _crash_takes_the_log_back(database_url, seen[0])
+    again = EventHub(database_url, queue_size=64)
+    await again.start()
+    async with asyncio.timeout(WAIT):
+        await again.wait_ready()
+    try:
+        sub = live_from_start(again, "ext:101")
+        await again.publish([ring("101", 41)])
+        (got,) = await take(sub, 1)
+        assert got["seq"] > seen[-1]
+    finally:
+        await again.stop()
