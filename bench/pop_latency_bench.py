@@ -495,7 +495,7 @@ def _send(proc: asyncio.subprocess.Process, line: str) -> None:
 
 async def main() -> None:
     from bench._common import embedded_database, served
-    from crm_core.db import TransactionalPublisher
+    from crm_core.db import StagedPublisher, TransactionalPublisher
     from crm_core.settings import CoreSettings
     from notifier.settings import NotifierSettings
     from telephony.ami_listener import AmiListener
@@ -597,7 +597,15 @@ async def main() -> None:
             note(events, started, time.time())
 
         s = settings
-        publisher = TransactionalPublisher(write, publish) if args.in_transaction else publish
+        # as the service wires it (web/compose.py: hub.staged): the card, live and log lanes
+        # stage their messages in their batches' transactions; the pop lane publishes
+        staged = hub.staged
+        assert isinstance(staged, StagedPublisher)
+        publisher: Any = (
+            TransactionalPublisher(write, publish)
+            if args.in_transaction
+            else StagedPublisher(staged.stage, staged.release, publish)
+        )
         pipeline = call_pipeline(s, container.sessions, publisher)
         await pipeline.restore()
         writer = WriterClock(pipeline, probe)

@@ -127,6 +127,21 @@ class TransactionalPublisher:
         await self.publish(events)
 
 
+@dataclass(frozen=True)
+class StagedPublisher:
+    """A publisher that stages a unit of work's events in its own transaction (`stage`, no
+    lock held, returning what `release` needs) and releases them right after the commit: a
+    crash in between leaves them staged, to be published later rather than lost (the hub's
+    event_staged). Called outside a unit of work, it publishes the usual way."""
+
+    stage: Callable[[AsyncSession, list[Any]], Awaitable[Any]]
+    release: Callable[[Any, list[Any]], Awaitable[None]]
+    publish: Publisher
+
+    async def __call__(self, events: list[Any]) -> None:
+        await self.publish(events)
+
+
 _EVENTS_KEY = "domain_events"
 
 
@@ -145,14 +160,20 @@ async def unit_of_work(
     factory: async_sessionmaker[AsyncSession], publish: Publisher | None = None
 ) -> AsyncIterator[AsyncSession]:
     """Commit on success, roll back on error; publish collected events after the commit only
-    (or, for a TransactionalPublisher, write them in the transaction just before the commit)."""
+    (or, for a TransactionalPublisher, write them in the transaction just before the commit;
+    for a StagedPublisher, stage them there and release them after it)."""
     session = factory()
+    staged: tuple[Any, list[Any]] | None = None
     try:
         yield session
         if isinstance(publish, TransactionalPublisher):
             written = session.info.pop(_EVENTS_KEY, None)
             if written:
                 await publish.write(session, written)
+        elif isinstance(publish, StagedPublisher):
+            collected = session.info.pop(_EVENTS_KEY, None)
+            if collected:
+                staged = (await publish.stage(session, collected), collected)
         await session.commit()
     except BaseException:
         session.info.pop(_EVENTS_KEY, None)
@@ -164,6 +185,11 @@ async def unit_of_work(
     # each a wait behind whatever else is ready (a screen-pop's batch waited up to ~3 ms).
     events: list[Any] = session.info.pop(_EVENTS_KEY, [])
     await session.close()
+    if staged is not None and isinstance(publish, StagedPublisher):
+        try:
+            await publish.release(*staged)
+        except Exception:  # as below; and what stays staged is published later, not lost
+            logger.exception("releasing %d staged domain events failed", len(staged[1]))
     if events:
         try:
             await (publish or discard_events)(events)

@@ -67,7 +67,9 @@ def build_services(c: Container) -> Container:
     watch = SessionWatch(c.database_url, c.sessions)
     parts: list[Part] = [hub, watch]
     # call tracking: the AMI listener follows the PBX, in the elected instance only
-    tracking = CallTracking(s, c.sessions, publish)
+    # its batches' messages are staged in their own transactions, published after each
+    # COMMIT: a crash in between delays them, never loses them (hub.staged)
+    tracking = CallTracking(s, c.sessions, hub.staged)
     parts.append(tracking)
     election: LeaderElection | None = None
     if s.telephony.ami_enabled:
@@ -86,7 +88,8 @@ def build_services(c: Container) -> Container:
     # SMS and email (outbox worker, inbound SMTP): each starts when configured. Their news is
     # written to event_log in their own transactions (hub.transactional), so a crash after the
     # commit cannot lose it; not the call pipeline's (measured slower for pops:
-    # bench/event_log_in_transaction_notes.md) nor the requests' (publish, after the commit)
+    # bench/event_log_in_transaction_notes.md; it stages instead) nor the requests' (publish,
+    # after the commit)
     messaging = Messaging(s, c.database_url, c.sessions, hub.transactional)
     parts.append(messaging)
     # task reminders: one scheduler per instance, each reminder claimed once in the database

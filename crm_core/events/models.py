@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import BigInteger, Identity, Index, String
+from sqlalchemy import BigInteger, Identity, Index, Integer, String, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -21,3 +22,18 @@ class EventLogEntry(Base):
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[created_at]
+
+
+class EventStaged(Base):
+    """Messages written in the transaction of the work they announce, moved to event_log (and
+    numbered) once it has committed; left here only by a crash in between, until the hub's
+    next look (notifier/hub/event_log.py:release_leftovers)."""
+
+    __tablename__ = "event_staged"
+
+    batch: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    staged_at: Mapped[created_at]

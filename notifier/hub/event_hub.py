@@ -9,11 +9,12 @@ sent is dropped from the held ones by its seq, so replay and live meet without g
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.db import Publisher, TransactionalPublisher
+from crm_core.db import Publisher, StagedPublisher, TransactionalPublisher
 from notifier.channels import Message, messages_for
 from notifier.hub.event_log import Replay
 from notifier.hub.fanout import Fanout
@@ -128,6 +129,27 @@ class EventHub:
         if self._postgres is None:
             return self.publish
         return TransactionalPublisher(self.publish_in, self.publish)
+
+    @property
+    def staged(self) -> Publisher:
+        """The unit of work's publisher that stages its events in the work's own transaction
+        and publishes them right after its commit (crm_core.db.StagedPublisher): a crash in
+        between delays them (a hub publishes what was left staged: `PostgresBackend`'s start
+        and cleanup) instead of losing them, and no lock is held through the work's COMMIT.
+        The local mode keeps no log, so there it is `publish`, after the commit."""
+        if self._postgres is None:
+            return self.publish
+        return StagedPublisher(self._stage_in, self._release, self.publish)
+
+    async def _stage_in(self, session: AsyncSession, events: list[Any]) -> UUID | None:
+        messages = messages_for(events)
+        if not messages or self._postgres is None:
+            return None
+        return await self._postgres.stage_in(session, messages)
+
+    async def _release(self, batch: UUID | None, events: list[Any]) -> None:
+        if batch is not None and self._postgres is not None:
+            await self._postgres.release(batch)
 
     async def publish_in(self, session: AsyncSession, events: Sequence[object]) -> None:
         """Write `events`' messages in `session`'s open transaction (PostgreSQL backend only);

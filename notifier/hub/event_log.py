@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID, uuid4
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,18 +35,24 @@ _FRAME_SQL = (
     """ || '+00:00"}'"""
 )
 _ROW_SQL = f"seq, channel, type, {_FRAME_SQL} AS frame"
+
+
 # One statement, so one round trip, alone or in a caller's transaction: take the publish lock
 # (held until the transaction ends, so nobody numbers a row before its holder has committed),
 # number the rows, NOTIFY them. The body (notifier.hub.notify) carries the frames when all
 # fit, else their numbers alone (listeners read them back), else CATCH_UP; PostgreSQL sends
 # it at COMMIT (never after a rollback), in commit order.
-_APPEND_SQL = f"""
-WITH lock AS (SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})),
+def _append_sql(source: str, rows: str, order: str, announce: str, lock: str = "") -> str:
+    """The append, its messages from `source` (CTEs, each starting with a comma), `rows` in
+    it (`alias.c` channel, `.t` type, `.p` payload jsonb) in `order`; NOTIFY channel
+    `announce`; `lock`: more of the lock's row (run once the lock is held)."""
+    return f"""
+WITH lock AS (SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY}){lock}){source},
 rows AS (
     INSERT INTO event_log (channel, type, payload)
     SELECT u.c, u.t, u.p::jsonb
-    FROM lock, unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(c, t, p, n)
-    ORDER BY u.n
+    FROM lock, {rows}
+    ORDER BY {order}
     RETURNING {_ROW_SQL}
 ),
 size AS (
@@ -54,16 +61,20 @@ size AS (
     FROM rows
 ),
 announced AS (
-    SELECT pg_notify($4, CASE
+    SELECT pg_notify({announce}, CASE
         WHEN inline <= {NOTIFY_BUDGET}
             THEN (SELECT string_agg(seq || E'\\t' || frame, E'\\n' ORDER BY seq) FROM rows)
         WHEN numbers <= {NOTIFY_BUDGET}
             THEN (SELECT string_agg(seq::text, E'\\n' ORDER BY seq) FROM rows)
         ELSE '{CATCH_UP}' END)
-    FROM size
+    FROM size WHERE inline IS NOT NULL
 )
 SELECT seq, channel, type, frame FROM rows, announced ORDER BY seq
 """
+
+
+_GIVEN = ("", "unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(c, t, p, n)", "u.n")
+_APPEND_SQL = _append_sql(*_GIVEN, "$4")
 # `append`'s own transaction does not wait for its WAL flush: the publish lock is held through
 # the COMMIT, so a flush there is a wait for every publisher of every instance (a screen-pop's
 # among them), and a message is delivered at once anyway. A crash of the database may lose the
@@ -72,12 +83,32 @@ SELECT seq, channel, type, frame FROM rows, announced ORDER BY seq
 # a reconnection) and `skip_numbers_a_crash_may_have_lost` (a start) make sure nobody drops a
 # new message for a number it saw before the crash. `append_in` is left as its caller's
 # transaction is: that work is more than messages.
-_APPEND_OWN_SQL = _APPEND_SQL.replace(
-    f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})",
-    f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY}),"
-    " set_config('synchronous_commit', 'off', true)",
-    1,
+_NO_FLUSH = ", set_config('synchronous_commit', 'off', true)"
+_APPEND_OWN_SQL = _append_sql(*_GIVEN, "$4", _NO_FLUSH)
+# Staged messages (`stage_in`, in their work's transaction) moved here once it has committed:
+# a batch by its id, or what a crash left staged for longer than $1 seconds. Deleted as they
+# are numbered, so each is published once, whoever moves it. Without waiting for the flush
+# either: a database crash that loses the move loses the deletion too, and the next look
+# publishes them again (at least once, then, where a crash of the service alone is exactly once).
+_STAGED_BATCH = (
+    ", staged AS (DELETE FROM event_staged WHERE batch = $1"
+    " RETURNING n, channel AS c, type AS t, payload AS p)",
+    "staged AS u",
+    "u.n",
 )
+_RELEASE_SQL = _append_sql(*_STAGED_BATCH, "$2", _NO_FLUSH)
+_STAGED_LEFT = (
+    ", staged AS (DELETE FROM event_staged WHERE staged_at < now() - make_interval(secs => $1)"
+    " RETURNING batch, n, staged_at, channel AS c, type AS t, payload AS p)",
+    "staged AS u",
+    "u.staged_at, u.batch, u.n",
+)
+_LEFTOVERS_SQL = _append_sql(*_STAGED_LEFT, "$2", _NO_FLUSH)
+_STAGE_SQL = """
+INSERT INTO event_staged (batch, n, channel, type, payload)
+SELECT $1, u.n, u.c, u.t, u.p::jsonb
+FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(c, t, p, n)
+"""
 # The next number event_log gives is past `$1`, the last one an instance delivered: a crash
 # that lost the log's last commits (above) may have taken the sequence back. Under the
 # publish lock, so no publisher numbers a row meanwhile and no two instances move it apart.
@@ -160,6 +191,42 @@ async def append_in(session: AsyncSession, messages: list[Message], announce: st
     if not driver.is_in_transaction():
         raise RuntimeError("event_log.append_in needs an open transaction")
     await _append(driver, messages, announce, _APPEND_SQL)
+
+
+async def stage_in(session: AsyncSession, messages: list[Message]) -> UUID:
+    """Write `messages` in the caller's open transaction, unnumbered and with no lock held:
+    committed with its work, then `release`d. Returns the batch's id."""
+    batch = uuid4()
+    driver = await driver_connection(session)  # in the work's transaction, begun if need be
+    if not driver.is_in_transaction():
+        raise RuntimeError("event_log.stage_in needs an open transaction")
+    await driver.execute(
+        _STAGE_SQL,
+        batch,
+        [m.channel for m in messages],
+        [m.type for m in messages],
+        [dumps(m.payload) for m in messages],
+    )
+    return batch
+
+
+async def release(conn: asyncpg.Connection, batch: UUID, announce: str) -> list[Envelope]:
+    """Number and announce a committed staged batch, as `append` does; nothing if somebody
+    released it already (`release_leftovers`)."""
+    if conn.is_in_transaction():
+        raise RuntimeError("event_log.release commits by itself")
+    return [envelope(r) for r in await conn.fetch(_RELEASE_SQL, batch, announce)]
+
+
+async def release_leftovers(
+    conn: asyncpg.Connection, older_than_seconds: float, announce: str
+) -> list[Envelope]:
+    """Number and announce what has stayed staged for longer than `older_than_seconds`: its
+    work committed, and the process that was to release it went down first."""
+    if conn.is_in_transaction():
+        raise RuntimeError("event_log.release_leftovers commits by itself")
+    rows = await conn.fetch(_LEFTOVERS_SQL, float(older_than_seconds), announce)
+    return [envelope(r) for r in rows]
 
 
 async def keep_numbering_past(conn: asyncpg.Connection, seq: int) -> bool:

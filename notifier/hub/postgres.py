@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from uuid import UUID
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 _RESYNC = object()
 CATCH_UP_BATCH = 1000
+# A staged batch is released milliseconds after its work commits: one staged for longer was
+# left by a process that went down in between, and any hub publishes it.
+STAGED_GRACE_SECONDS = 5.0
 
 
 class PostgresBackend:
@@ -128,6 +132,31 @@ class PostgresBackend:
                 " moved past %d, the last seq delivered here",
                 delivered,
             )
+
+    async def stage_in(self, session: AsyncSession, messages: list[Message]) -> UUID:
+        """Stage `messages` in `session`'s transaction, for `release` after its commit."""
+        return await event_log.stage_in(session, messages)
+
+    async def release(self, batch: UUID) -> None:
+        """Number and announce a staged batch whose work has committed."""
+        async with self._writer.use() as conn:
+            envelopes = await event_log.release(conn, batch, self._notify_channel)
+        self._deliver_committed(envelopes)
+
+    async def release_leftovers(self, older_than_seconds: float) -> int:
+        """Publish what a crash left staged (its work committed); returns how many."""
+        async with self._writer.use() as conn:
+            envelopes = await event_log.release_leftovers(
+                conn, older_than_seconds, self._notify_channel
+            )
+        self._deliver_committed(envelopes)
+        if envelopes:
+            logger.warning(
+                "published %d messages left staged (the process that committed them went"
+                " down before it could)",
+                len(envelopes),
+            )
+        return len(envelopes)
 
     async def publish_in(self, session: AsyncSession, messages: list[Message]) -> None:
         """Number and announce `messages` in `session`'s transaction, at its commit."""
@@ -230,7 +259,14 @@ class PostgresBackend:
         return total
 
     async def _cleanup_loop(self) -> None:
+        await self._ready.wait()
         while True:
+            try:  # first at the start: what a crash left staged goes out as soon as it can
+                await self.release_leftovers(STAGED_GRACE_SECONDS)
+            except Exception as exc:
+                logger.warning(
+                    "publishing staged leftovers failed (%s: %s)", type(exc).__name__, exc
+                )
             await asyncio.sleep(self._cleanup_every)
             try:
                 await self.cleanup()

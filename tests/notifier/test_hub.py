@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.db import asyncpg_dsn, collect_event, unit_of_work
+from crm_core.db import StagedPublisher, asyncpg_dsn, collect_event, unit_of_work
 from crm_core.events.messages import CallRingingMessage
 from crm_core.events.types import CallEvent, TaskCreated
 from notifier.channels import Message
@@ -547,3 +547,105 @@ async def test_a_hub_started_after_a_crash_numbers_past_what_pages_may_have_seen
         assert got["seq"] > seen[-1]
     finally:
         await again.stop()
+
+
+async def staged_left(database_url: str) -> list[str]:
+    """The channels of the messages staged and not yet published."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch("SELECT channel FROM event_staged ORDER BY batch, n")
+    finally:
+        await conn.close()
+    return [r["channel"] for r in rows]
+
+
+async def test_staged_in_the_work_they_announce_and_published_after_its_commit_once(
+    two_hubs: tuple[EventHub, EventHub],
+    sessions: async_sessionmaker[AsyncSession],
+    database_url: str,
+) -> None:
+    subs = listening(two_hubs)
+    one, _ = two_hubs
+    with pytest.raises(RuntimeError):  # rolled back: nothing staged, nothing published
+        async with unit_of_work(sessions, one.staged) as session:
+            await session.execute(text("SELECT 1"))
+            collect_event(session, ring("101", 1))
+            raise RuntimeError("boom")
+    async with unit_of_work(sessions, one.staged) as session:
+        await session.execute(text("SELECT 1"))
+        collect_event(session, ring("101", 2))
+        collect_event(session, ring("101", 3))
+    for sub in subs:  # every instance, in order, once
+        got = await take(sub, 2)
+        assert [m["payload"]["n"] for m in got] == [2, 3]
+        await nothing_more(sub)
+    assert await logged_ns(database_url) == [2, 3]
+    assert await staged_left(database_url) == []
+
+
+async def test_news_a_crash_left_staged_after_its_commit_is_published_by_the_next_hub(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    first = EventHub(database_url, queue_size=64)
+    await first.start()
+    async with asyncio.timeout(WAIT):
+        await first.wait_ready()
+    staged = first.staged
+    assert isinstance(staged, StagedPublisher)
+
+    async def went_down(batch: object, events: list[Any]) -> None:
+        raise RuntimeError("the process went down between the commit and the release")
+
+    try:
+        crashing = StagedPublisher(staged.stage, went_down, staged.publish)
+        async with unit_of_work(sessions, crashing) as session:
+            await session.execute(text("SELECT 1"))
+            collect_event(session, ring("101", 7))
+    finally:
+        await first.stop()
+    # committed, not published: only staged
+    assert "ext:101" in await staged_left(database_url)
+    assert await logged_ns(database_url) == []
+    # a hub (this instance restarted, or another) publishes it once it is clearly left over
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await admin.execute("UPDATE event_staged SET staged_at = staged_at - interval '1 minute'")
+    finally:
+        await admin.close()
+    again = EventHub(database_url, queue_size=64)
+    sub = live_from_start(again, "ext:101")  # whatever it delivers from its start
+    await again.start()
+    try:
+        (got,) = await take(sub, 1)
+        assert got["payload"]["n"] == 7
+        await nothing_more(sub)
+    finally:
+        await again.stop()
+    assert await logged_ns(database_url) == [7]
+    assert await staged_left(database_url) == []
+
+
+async def test_a_batch_released_by_somebody_else_is_not_published_again_nor_announced(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    listener = await asyncpg.connect(asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        await listener.add_listener("test_body", lambda *args: heard.put_nowait(args[3]))
+        async with sessions() as session, session.begin():
+            batch = await event_log.stage_in(session, [message(1), message(2)])
+        await conn.execute("UPDATE event_staged SET staged_at = staged_at - interval '1 minute'")
+        swept = await event_log.release_leftovers(conn, 5.0, "test_body")
+        assert [json.loads(e.frame)["payload"]["n"] for e in swept] == [1, 2]
+        async with asyncio.timeout(WAIT):
+            assert parse_body(await heard.get()) == swept
+        # the process that staged it releases it late: nothing left, nothing numbered or said
+        assert await event_log.release(conn, batch, "test_body") == []
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.4):
+                await heard.get()
+    finally:
+        await conn.close()
+        await listener.close()
+    assert await logged_ns(database_url) == [1, 2]

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.db import Publisher
+from crm_core.db import Publisher, StagedPublisher
 from telephony.ami_listener import AmiListener, AmiState
 from telephony.call_pipeline import CallPipeline
 from telephony.presence_events import PBX_PAUSE_EVENTS, PresenceFromPbx
@@ -66,7 +67,7 @@ class CallTracking:
         if self.listener is not None:
             return
         s = self._settings
-        self.pipeline = call_pipeline(s, self._sessions, self._published)
+        self.pipeline = call_pipeline(s, self._sessions, self._pipeline_publisher())
         await self.pipeline.restore()
         self.pipeline.start()
         self.listener = AmiListener(
@@ -93,6 +94,20 @@ class CallTracking:
         if self.pipeline is not None:
             await self.pipeline.close()
             self.pipeline = None
+
+    def _pipeline_publisher(self) -> Publisher:
+        """`_published`; staged in each batch's transaction when the hub's publisher stages
+        (a crash after a commit then delays its news instead of losing it)."""
+        if isinstance(self._publish, StagedPublisher):
+            return StagedPublisher(self._publish.stage, self._released, self._published)
+        return self._published
+
+    async def _released(self, staged: Any, events: list[Any]) -> None:
+        """After a batch's commit: presence changes to the pusher, its staged messages out."""
+        if self.pusher is not None:
+            self.pusher.changed(events)
+        if isinstance(self._publish, StagedPublisher):
+            await self._publish.release(staged, events)
 
     async def _published(self, events: Sequence[object]) -> None:
         """The pipeline's publisher: presence changes to the pusher, everything to people."""
