@@ -71,6 +71,15 @@ async def nothing_more(sub: Subscriber, seconds: float = 0.4) -> None:
             await sub.next_frames()
 
 
+async def as_admin(database_url: str, sql: str, *args: Any) -> Any:
+    """One statement on a connection of its own (what an operator, or a crash, does)."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
 async def test_unix_socket_url_connects(database_url: str) -> None:
     # the embedded server's URL names a socket directory: postgresql://…@/postgres?host=/tmp/…
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
@@ -185,11 +194,7 @@ async def test_listener_reconnects_and_catches_up(
     await take(sub, 1)
     assert hub.bus is not None
     pid = hub.bus.backend_pid
-    admin = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await admin.close()
+    assert await as_admin(database_url, "SELECT pg_terminate_backend($1)", pid)
     # published while the listener may be down: its NOTIFY is lost, the log is not
     await commit(sessions, hub, ring("101", 2))
     await commit(sessions, hub, ring("101", 3))
@@ -467,12 +472,10 @@ async def test_the_local_hub_publishes_after_the_commit(
 async def _crash_takes_the_log_back(database_url: str, to: int) -> None:
     """What a database crash may do to a log appended without waiting for its WAL flush: its
     last commits lost (rows after `to`), and the sequence back where they began."""
-    admin = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        await admin.execute("DELETE FROM event_log WHERE seq > $1", to)
-        await admin.execute("SELECT setval(pg_get_serial_sequence('event_log', 'seq'), $1)", to)
-    finally:
-        await admin.close()
+    await as_admin(database_url, "DELETE FROM event_log WHERE seq > $1", to)
+    await as_admin(
+        database_url, "SELECT setval(pg_get_serial_sequence('event_log', 'seq'), $1)", to
+    )
 
 
 async def test_the_hub_appends_without_waiting_for_the_flush_and_a_caller_keeps_its_own(
@@ -503,15 +506,12 @@ async def test_after_a_crash_took_the_log_back_new_messages_are_numbered_past_th
     seen = [m["seq"] for m in await take(sub, 3)]
     await _crash_takes_the_log_back(database_url, seen[0])
     # the crash ended every connection of the hub's (its listener, writer and reader)
-    admin = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            " AND (query ILIKE '%event_log%' OR query ILIKE 'LISTEN%')"
-        )
-    finally:
-        await admin.close()
+    await as_admin(
+        database_url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND (query ILIKE '%event_log%' OR query ILIKE 'LISTEN%')",
+    )
     await commit(sessions, hub, ring("101", 4))
     await commit(sessions, hub, ring("101", 5))
     # numbered after what was delivered, so not dropped as seen (it was, at seen[1] and [2])
@@ -551,12 +551,8 @@ async def test_a_hub_started_after_a_crash_numbers_past_what_pages_may_have_seen
 
 async def staged_left(database_url: str) -> list[str]:
     """The channels of the messages staged and not yet published."""
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        rows = await conn.fetch("SELECT channel FROM event_staged ORDER BY batch, n")
-    finally:
-        await conn.close()
-    return [r["channel"] for r in rows]
+    sql = "SELECT coalesce(array_agg(channel ORDER BY batch, n), '{}') FROM event_staged"
+    return list(await as_admin(database_url, sql))
 
 
 async def test_staged_in_the_work_they_announce_and_published_after_its_commit_once(
@@ -607,11 +603,9 @@ async def test_news_a_crash_left_staged_after_its_commit_is_published_by_the_nex
     assert "ext:101" in await staged_left(database_url)
     assert await logged_ns(database_url) == []
     # a hub (this instance restarted, or another) publishes it once it is clearly left over
-    admin = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        await admin.execute("UPDATE event_staged SET staged_at = staged_at - interval '1 minute'")
-    finally:
-        await admin.close()
+    await as_admin(
+        database_url, "UPDATE event_staged SET staged_at = staged_at - interval '1 minute'"
+    )
     again = EventHub(database_url, queue_size=64)
     sub = live_from_start(again, "ext:101")  # whatever it delivers from its start
     await again.start()
