@@ -79,10 +79,10 @@ _APPEND_SQL = _append_sql(*_GIVEN, "$4")
 # the COMMIT, so a flush there is a wait for every publisher of every instance (a screen-pop's
 # among them), and a message is delivered at once anyway. A crash of the database may lose the
 # last such commits (PostgreSQL: "synchronous_commit = off" loses at most three WAL writer
-# delays, never consistency), and event_log's numbering with them: `keep_numbering_past` (after
-# a reconnection) and `skip_numbers_a_crash_may_have_lost` (a start) make sure nobody drops a
-# new message for a number it saw before the crash. `append_in` is left as its caller's
-# transaction is: that work is more than messages.
+# delays, never consistency), and event_log's numbering with them:
+# `skip_numbers_a_crash_may_have_lost` (a hub's start, and whenever its connections come back)
+# makes sure nobody drops a new message for a number it saw before the crash. `append_in` is
+# left as its caller's transaction is: that work is more than messages.
 _NO_FLUSH = ", set_config('synchronous_commit', 'off', true)"
 _APPEND_OWN_SQL = _append_sql(*_GIVEN, "$4", _NO_FLUSH)
 # Staged messages (`stage_in`, in their work's transaction) moved here once it has committed:
@@ -91,39 +91,33 @@ _APPEND_OWN_SQL = _append_sql(*_GIVEN, "$4", _NO_FLUSH)
 # either: a database crash that loses the move loses the deletion too, and the next look
 # publishes them again (at least once, then, where a crash of the service alone is exactly once).
 _STAGED_BATCH = (
-    ", staged AS (DELETE FROM event_staged WHERE batch = $1"
+    # tied to the lock, so no plan deletes (and locks rows) before holding it
+    ", staged AS (DELETE FROM event_staged WHERE batch = $1 AND (SELECT true FROM lock)"
     " RETURNING n, channel AS c, type AS t, payload AS p)",
     "staged AS u",
     "u.n",
 )
 _RELEASE_SQL = _append_sql(*_STAGED_BATCH, "$2", _NO_FLUSH)
 _STAGED_LEFT = (
-    ", staged AS (DELETE FROM event_staged WHERE staged_at < now() - make_interval(secs => $1)"
+    ", staged AS (DELETE FROM event_staged"
+    " WHERE staged_at < now() - make_interval(secs => $1) AND (SELECT true FROM lock)"
     " RETURNING batch, n, staged_at, channel AS c, type AS t, payload AS p)",
     "staged AS u",
     "u.staged_at, u.batch, u.n",
 )
 _LEFTOVERS_SQL = _append_sql(*_STAGED_LEFT, "$2", _NO_FLUSH)
 _STAGE_SQL = """
-INSERT INTO event_staged (batch, n, channel, type, payload)
-SELECT $1, u.n, u.c, u.t, u.p::jsonb
+INSERT INTO event_staged (batch, n, channel, type, payload, staged_at)
+SELECT $1, u.n, u.c, u.t, u.p::jsonb, clock_timestamp()
 FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(c, t, p, n)
 """
-# The next number event_log gives is past `$1`, the last one an instance delivered: a crash
-# that lost the log's last commits (above) may have taken the sequence back. Under the
-# publish lock, so no publisher numbers a row meanwhile and no two instances move it apart.
-_NUMBER_PAST_SQL = """
-SELECT setval(pg_get_serial_sequence('event_log', 'seq'), $1::bigint)
-FROM (SELECT last_value, is_called FROM event_log_seq_seq) AS s
-WHERE (CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END) <= $1::bigint
-"""
 # Far more messages than the service publishes in the at most 0.6 s (three WAL writer delays)
-# of commits a crash can lose, plus the 32 numbers a sequence logs ahead.
+# of commits a crash can lose, plus the 32 numbers a sequence logs ahead: numbers are cheap.
 CRASH_MARGIN = 10_000
+_SEQ = "pg_get_serial_sequence('event_log', 'seq')"
 _SKIP_SQL = f"""
-SELECT setval(pg_get_serial_sequence('event_log', 'seq'),
-              CASE WHEN is_called THEN last_value ELSE last_value - 1 END + {CRASH_MARGIN})
-FROM event_log_seq_seq
+SELECT setval({_SEQ}, greatest($1::bigint, coalesce(pg_sequence_last_value({_SEQ}::regclass), 0))
+                      + {CRASH_MARGIN})
 """
 _AFTER_SQL = f"SELECT {_ROW_SQL} FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2"
 _BY_SEQ_SQL = f"SELECT {_ROW_SQL} FROM event_log WHERE seq = ANY($1::bigint[]) ORDER BY seq"
@@ -229,21 +223,14 @@ async def release_leftovers(
     return [envelope(r) for r in rows]
 
 
-async def keep_numbering_past(conn: asyncpg.Connection, seq: int) -> bool:
-    """Move event_log's numbering past `seq` if it is not already (see `_NUMBER_PAST_SQL`);
-    True if it had gone back."""
+async def skip_numbers_a_crash_may_have_lost(conn: asyncpg.Connection, delivered: int) -> None:
+    """Move event_log's numbering `CRASH_MARGIN` past both where it stands and `delivered` (the
+    last seq the caller's hub delivered, 0 if none): a crash that lost the log's last commits
+    may have taken it back below numbers some page or instance saw. Under the publish lock, so
+    nobody numbers a row meanwhile and no two hubs move it apart."""
     async with conn.transaction():
         await conn.execute(f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")
-        moved = await conn.fetchval(_NUMBER_PAST_SQL, seq)
-    return moved is not None
-
-
-async def skip_numbers_a_crash_may_have_lost(conn: asyncpg.Connection) -> None:
-    """At a start, the numbering moves `CRASH_MARGIN` on: a page open across a crash that lost
-    the log's last commits (and the service's memory of them) may hold their numbers."""
-    async with conn.transaction():
-        await conn.execute(f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")
-        await conn.execute(_SKIP_SQL)
+        await conn.execute(_SKIP_SQL, delivered)
 
 
 async def after(conn: asyncpg.Connection, seq: int, limit: int) -> list[Envelope]:

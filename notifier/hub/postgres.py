@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 _RESYNC = object()
 CATCH_UP_BATCH = 1000
 # A staged batch is released milliseconds after its work commits: one staged for longer was
-# left by a process that went down in between, and any hub publishes it.
+# left by a release that failed (or a process that went down first), and any hub publishes it.
 STAGED_GRACE_SECONDS = 5.0
 
 
@@ -58,6 +58,7 @@ class PostgresBackend:
         self._cleanup_every = cleanup_seconds
         self._notify_channel = notify_channel
         self._synced = False
+        self._fresh_sync = False  # synced since the staged leftovers were last looked at
         self._ready = asyncio.Event()
         self._busy = False
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
@@ -83,6 +84,7 @@ class PostgresBackend:
             return
         self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="hub-dispatch"))
         self._tasks.append(asyncio.create_task(self._cleanup_loop(), name="hub-cleanup"))
+        self._tasks.append(asyncio.create_task(self._staged_loop(), name="hub-staged"))
         await self.bus.start()
         try:  # open the publishing connection now rather than on the first screen-pop
             async with self._writer.use():
@@ -124,14 +126,13 @@ class PostgresBackend:
             self._fanout.deliver(env)
 
     async def _keep_numbering(self, conn: asyncpg.Connection) -> None:
-        """A writer (re)opened numbers nothing this instance has delivered (see `_resync`)."""
+        """A connection back after a loss (the writer reopened, the listener resynced): the
+        database may have crashed and lost the log's last commits, so the numbering moves on
+        past anything this instance, or any other, may have delivered
+        (`event_log.skip_numbers_a_crash_may_have_lost`). The first at the start: `_resync`."""
         delivered = self._fanout.last_seq
-        if delivered is not None and await event_log.keep_numbering_past(conn, delivered):
-            logger.warning(
-                "event_log's numbering had gone back (a database crash lost its last commits):"
-                " moved past %d, the last seq delivered here",
-                delivered,
-            )
+        if delivered is not None:
+            await event_log.skip_numbers_a_crash_may_have_lost(conn, delivered)
 
     async def stage_in(self, session: AsyncSession, messages: list[Message]) -> UUID:
         """Stage `messages` in `session`'s transaction, for `release` after its commit."""
@@ -233,7 +234,7 @@ class PostgresBackend:
         async with self._reader.use() as conn:
             if self._fanout.last_seq is None:
                 # first start: sockets connecting from now on replay by themselves
-                await event_log.skip_numbers_a_crash_may_have_lost(conn)
+                await event_log.skip_numbers_a_crash_may_have_lost(conn, 0)
                 self._fanout.last_seq = await event_log.last_seq(conn)
             else:
                 # a database crash may have lost the log's last commits, which this instance
@@ -243,6 +244,7 @@ class PostgresBackend:
                 if missed:
                     logger.info("caught up %d events missed while the listener was away", missed)
         self._synced = True
+        self._fresh_sync = True
         self._ready.set()
         pending, self._pending = self._pending, []
         for body in pending:
@@ -259,16 +261,26 @@ class PostgresBackend:
         return total
 
     async def _cleanup_loop(self) -> None:
-        await self._ready.wait()
         while True:
-            try:  # first at the start: what a crash left staged goes out as soon as it can
-                await self.release_leftovers(STAGED_GRACE_SECONDS)
-            except Exception as exc:
-                logger.warning(
-                    "publishing staged leftovers failed (%s: %s)", type(exc).__name__, exc
-                )
             await asyncio.sleep(self._cleanup_every)
             try:
                 await self.cleanup()
             except Exception as exc:
                 logger.warning("event_log cleanup failed (%s: %s)", type(exc).__name__, exc)
+
+    async def _staged_loop(self) -> None:
+        """What stayed staged: everything at each sync (a start, the database back), since a
+        crash left it there; then, every few seconds, what a release that failed in a running
+        process left. Taking a batch its owner is about to release keeps its order: the
+        owner's release waits for the rows until this one commits, then finds them gone."""
+        while True:
+            await self._ready.wait()
+            grace = 0.0 if self._fresh_sync else STAGED_GRACE_SECONDS
+            self._fresh_sync = False
+            try:
+                await self.release_leftovers(grace)
+            except Exception as exc:
+                logger.warning(
+                    "publishing staged leftovers failed (%s: %s)", type(exc).__name__, exc
+                )
+            await asyncio.sleep(STAGED_GRACE_SECONDS)

@@ -488,6 +488,12 @@ async def test_the_hub_appends_without_waiting_for_the_flush_and_a_caller_keeps_
             await event_log._append(conn, [message(1)], "test_body", event_log._APPEND_OWN_SQL)
             assert await conn.fetchval("SHOW synchronous_commit") == "off"
         assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        # and that is the statement the hub's `append` sends
+        await event_log.append(conn, [message(2)], "test_body")
+        sent = await as_admin(
+            database_url, "SELECT query FROM pg_stat_activity WHERE pid = $1", conn.get_server_pid()
+        )
+        assert "set_config('synchronous_commit', 'off', true)" in sent
     finally:
         await conn.close()
     # appended in a caller's transaction: its work commits as it would without the message
@@ -496,8 +502,18 @@ async def test_the_hub_appends_without_waiting_for_the_flush_and_a_caller_keeps_
         assert await session.scalar(text("SHOW synchronous_commit")) == "on"
 
 
+@pytest.mark.parametrize(
+    "ended",
+    [
+        # every connection of the hub's: its listener (resyncs), writer and reader
+        "query ILIKE '%event_log%' OR query ILIKE 'LISTEN%'",
+        # its writer alone: what reopens it must renumber by itself
+        "query ILIKE '%pg_advisory_xact_lock%'",
+    ],
+    ids=["all", "writer"],
+)
 async def test_after_a_crash_took_the_log_back_new_messages_are_numbered_past_the_old(
-    hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str
+    hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str, ended: str
 ) -> None:
     sub = live_from_start(hub, "ext:101")
     await commit(sessions, hub, ring("101", 1))
@@ -505,19 +521,40 @@ async def test_after_a_crash_took_the_log_back_new_messages_are_numbered_past_th
     await commit(sessions, hub, ring("101", 3))
     seen = [m["seq"] for m in await take(sub, 3)]
     await _crash_takes_the_log_back(database_url, seen[0])
-    # the crash ended every connection of the hub's (its listener, writer and reader)
-    await as_admin(
+    killed = await as_admin(
         database_url,
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        " AND (query ILIKE '%event_log%' OR query ILIKE 'LISTEN%')",
+        f" WHERE datname = current_database() AND pid <> pg_backend_pid() AND ({ended})",
     )
+    assert killed >= 1
     await commit(sessions, hub, ring("101", 4))
     await commit(sessions, hub, ring("101", 5))
     # numbered after what was delivered, so not dropped as seen (it was, at seen[1] and [2])
     got = await take(sub, 2)
     assert [m["payload"]["n"] for m in got] == [4, 5]
     assert got[0]["seq"] > seen[-1]
+
+
+async def test_once_its_listener_is_back_a_hub_has_numbered_past_what_it_delivered(
+    hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    # the rows a crash lost were delivered here; the next message is appended in a caller's
+    # transaction on a pooled connection, which nothing renumbers: the hub's resync must have
+    sub = live_from_start(hub, "ext:101")
+    await commit(sessions, hub, ring("101", 1))
+    await commit(sessions, hub, ring("101", 2))
+    seen = [m["seq"] for m in await take(sub, 2)]
+    await _crash_takes_the_log_back(database_url, seen[0])
+    assert hub.bus is not None
+    pid = hub.bus.backend_pid
+    assert await as_admin(database_url, "SELECT pg_terminate_backend($1)", pid)
+    async with asyncio.timeout(WAIT):
+        while hub.bus.backend_pid in (pid, None) or not hub.ready:
+            await asyncio.sleep(0.02)
+    async with sessions() as session, session.begin():
+        await hub.publish_in(session, [ring("101", 3)])
+    (got,) = await take(sub, 1)
+    assert got["payload"]["n"] == 3 and got["seq"] > seen[-1]
 
 
 async def test_a_hub_started_after_a_crash_numbers_past_what_pages_may_have_seen(
@@ -602,10 +639,7 @@ async def test_news_a_crash_left_staged_after_its_commit_is_published_by_the_nex
     # committed, not published: only staged
     assert "ext:101" in await staged_left(database_url)
     assert await logged_ns(database_url) == []
-    # a hub (this instance restarted, or another) publishes it once it is clearly left over
-    await as_admin(
-        database_url, "UPDATE event_staged SET staged_at = staged_at - interval '1 minute'"
-    )
+    # the next hub to sync (this instance restarted, or another) publishes it at once
     again = EventHub(database_url, queue_size=64)
     sub = live_from_start(again, "ext:101")  # whatever it delivers from its start
     await again.start()
