@@ -145,7 +145,8 @@ class PostgresBackend:
         self._deliver_committed(envelopes)
 
     async def release_leftovers(self, older_than_seconds: float) -> int:
-        """Publish what a crash left staged (its work committed); returns how many."""
+        """Publish what stayed staged over `older_than_seconds` (its work committed); returns
+        how many."""
         async with self._writer.use() as conn:
             envelopes = await event_log.release_leftovers(
                 conn, older_than_seconds, self._notify_channel
@@ -153,8 +154,8 @@ class PostgresBackend:
         self._deliver_committed(envelopes)
         if envelopes:
             logger.warning(
-                "published %d messages left staged (the process that committed them went"
-                " down before it could)",
+                "published %d messages left staged (their work committed, their release had"
+                " not come: a crash, or a release that failed)",
                 len(envelopes),
             )
         return len(envelopes)
