@@ -164,14 +164,20 @@ async def _append(
     return [envelope(r) for r in rows]
 
 
+def _by_itself(conn: asyncpg.Connection, name: str) -> None:
+    """The numbering statements that commit by themselves hold the publish lock for their own
+    statement only: inside someone's transaction they would hold it to that one's end."""
+    if conn.is_in_transaction():
+        raise RuntimeError(f"event_log.{name} commits by itself: in a transaction, append_in")
+
+
 async def append(
     conn: asyncpg.Connection, messages: list[Message], announce: str
 ) -> list[Envelope]:
     """Number `messages` and NOTIFY `announce` with them, committed in one round trip (the
     statement is its own transaction: the publish lock is held for it alone); returns them as
     committed, in seq order."""
-    if conn.is_in_transaction():
-        raise RuntimeError("event_log.append commits by itself: in a transaction, append_in")
+    _by_itself(conn, "append")
     return await _append(conn, messages, announce, _APPEND_OWN_SQL)
 
 
@@ -207,8 +213,7 @@ async def stage_in(session: AsyncSession, messages: list[Message]) -> UUID:
 async def release(conn: asyncpg.Connection, batch: UUID, announce: str) -> list[Envelope]:
     """Number and announce a committed staged batch, as `append` does; nothing if somebody
     released it already (`release_leftovers`)."""
-    if conn.is_in_transaction():
-        raise RuntimeError("event_log.release commits by itself")
+    _by_itself(conn, "release")
     return [envelope(r) for r in await conn.fetch(_RELEASE_SQL, batch, announce)]
 
 
@@ -217,8 +222,7 @@ async def release_leftovers(
 ) -> list[Envelope]:
     """Number and announce what has stayed staged for longer than `older_than_seconds`: its
     work committed, and the process that was to release it went down first."""
-    if conn.is_in_transaction():
-        raise RuntimeError("event_log.release_leftovers commits by itself")
+    _by_itself(conn, "release_leftovers")
     rows = await conn.fetch(_LEFTOVERS_SQL, float(older_than_seconds), announce)
     return [envelope(r) for r in rows]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from uuid import UUID
 
 import asyncpg
@@ -105,9 +105,17 @@ class PostgresBackend:
     # ---- publishing -----------------------------------------------------------------------
 
     async def publish(self, messages: list[Message]) -> None:
+        await self._numbered(lambda conn: event_log.append(conn, messages, self._notify_channel))
+
+    async def _numbered(
+        self, number: Callable[[asyncpg.Connection], Awaitable[list[Envelope]]]
+    ) -> list[Envelope]:
+        """`number` run on the writer (a statement that numbers messages and commits by itself);
+        what it committed goes to this instance's sockets at once."""
         async with self._writer.use() as conn:
-            envelopes = await event_log.append(conn, messages, self._notify_channel)
+            envelopes = await number(conn)
         self._deliver_committed(envelopes)
+        return envelopes
 
     def _deliver_committed(self, envelopes: list[Envelope]) -> None:
         """This instance's sockets get what it just committed without waiting for its own
@@ -140,18 +148,14 @@ class PostgresBackend:
 
     async def release(self, batch: UUID) -> None:
         """Number and announce a staged batch whose work has committed."""
-        async with self._writer.use() as conn:
-            envelopes = await event_log.release(conn, batch, self._notify_channel)
-        self._deliver_committed(envelopes)
+        await self._numbered(lambda conn: event_log.release(conn, batch, self._notify_channel))
 
     async def release_leftovers(self, older_than_seconds: float) -> int:
         """Publish what stayed staged over `older_than_seconds` (its work committed); returns
         how many."""
-        async with self._writer.use() as conn:
-            envelopes = await event_log.release_leftovers(
-                conn, older_than_seconds, self._notify_channel
-            )
-        self._deliver_committed(envelopes)
+        envelopes = await self._numbered(
+            lambda conn: event_log.release_leftovers(conn, older_than_seconds, self._notify_channel)
+        )
         if envelopes:
             logger.warning(
                 "published %d messages left staged (their work committed, their release had"
