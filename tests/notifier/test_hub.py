@@ -599,15 +599,28 @@ async def test_staged_in_the_work_they_announce_and_published_after_its_commit_o
 ) -> None:
     subs = listening(two_hubs)
     one, _ = two_hubs
+    staged = one.staged
+    assert isinstance(staged, StagedPublisher)
+    at_release: list[tuple[list[str], list[int]]] = []
+
+    async def release_seen(batch: Any, events: list[Any]) -> None:
+        # what another connection sees once the work has committed and before its release
+        at_release.append((await staged_left(database_url), await logged_ns(database_url)))
+        await staged.release(batch, events)
+
+    seen = StagedPublisher(staged.stage, release_seen, staged.publish)
     with pytest.raises(RuntimeError):  # rolled back: nothing staged, nothing published
-        async with unit_of_work(sessions, one.staged) as session:
+        async with unit_of_work(sessions, seen) as session:
             await session.execute(text("SELECT 1"))
             collect_event(session, ring("101", 1))
             raise RuntimeError("boom")
-    async with unit_of_work(sessions, one.staged) as session:
+    assert at_release == []
+    async with unit_of_work(sessions, seen) as session:
         await session.execute(text("SELECT 1"))
         collect_event(session, ring("101", 2))
         collect_event(session, ring("101", 3))
+    # committed with the work, staged and not yet in event_log, until its release
+    assert at_release == [(["ext:101", "supervisors"] * 2, [])]
     for sub in subs:  # every instance, in order, once
         got = await take(sub, 2)
         assert [m["payload"]["n"] for m in got] == [2, 3]
