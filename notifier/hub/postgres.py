@@ -15,6 +15,7 @@ are lost: on every (re)connection the dispatcher catches up from event_log first
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from uuid import UUID
@@ -39,6 +40,9 @@ CATCH_UP_BATCH = 1000
 # A staged batch is released milliseconds after its work commits: one staged for longer was
 # left by a release that failed (or a process that went down first), and any hub publishes it.
 STAGED_GRACE_SECONDS = 5.0
+# After a release failed here, everything staged is looked at again this soon (or with this
+# instance's next release, if that comes first).
+RETRY_SECONDS = 0.5
 
 
 class PostgresBackend:
@@ -59,6 +63,8 @@ class PostgresBackend:
         self._notify_channel = notify_channel
         self._synced = False
         self._fresh_sync = False  # synced since the staged leftovers were last looked at
+        self._left_behind = False  # a release failed here: its batch may be staged still
+        self._look = asyncio.Event()  # wakes the staged loop before its next round
         self._ready = asyncio.Event()
         self._busy = False
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
@@ -147,8 +153,27 @@ class PostgresBackend:
         return await event_log.stage_in(session, messages)
 
     async def release(self, batch: UUID) -> None:
-        """Number and announce a staged batch whose work has committed."""
-        await self._numbered(lambda conn: event_log.release(conn, batch, self._notify_channel))
+        """Number and announce a staged batch whose work has committed. After a release here
+        failed, everything staged goes, oldest first, this batch with it: what the failed one
+        left goes out now and before this batch's news, not at the next round of the staged
+        loop after it."""
+        if self._left_behind:
+            self._left_behind = False  # (set again by a failure meanwhile, and kept)
+            try:
+                await self.release_leftovers(0.0)
+            except Exception:
+                self._left_behind_again()
+                raise
+            return
+        try:
+            await self._numbered(lambda conn: event_log.release(conn, batch, self._notify_channel))
+        except Exception:
+            self._left_behind_again()
+            raise
+
+    def _left_behind_again(self) -> None:
+        self._left_behind = True
+        asyncio.get_running_loop().call_later(RETRY_SECONDS, self._look.set)
 
     async def release_leftovers(self, older_than_seconds: float) -> int:
         """Publish what stayed staged over `older_than_seconds` (its work committed); returns
@@ -275,17 +300,22 @@ class PostgresBackend:
 
     async def _staged_loop(self) -> None:
         """What stayed staged: everything at each sync (a start, the database back), since a
-        crash left it there; then, every few seconds, what a release that failed in a running
-        process left. Taking a batch its owner is about to release keeps its order: the
-        owner's release waits for the rows until this one commits, then finds them gone."""
+        crash left it there, and `RETRY_SECONDS` after a release here failed; then, every few
+        seconds, what a release that failed in another running process left. Taking a batch
+        its owner is about to release keeps its order: the owner's release waits for the rows
+        until this one commits, then finds them gone."""
         while True:
             await self._ready.wait()
-            grace = 0.0 if self._fresh_sync else STAGED_GRACE_SECONDS
-            self._fresh_sync = False
+            self._look.clear()  # (a wake-up asked for from here on is kept)
+            everything = self._fresh_sync or self._left_behind
+            self._fresh_sync = self._left_behind = False
             try:
-                await self.release_leftovers(grace)
+                await self.release_leftovers(0.0 if everything else STAGED_GRACE_SECONDS)
             except Exception as exc:
+                self._left_behind = self._left_behind or everything
                 logger.warning(
                     "publishing staged leftovers failed (%s: %s)", type(exc).__name__, exc
                 )
-            await asyncio.sleep(STAGED_GRACE_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STAGED_GRACE_SECONDS):
+                    await self._look.wait()

@@ -16,7 +16,7 @@ from crm_core.db import StagedPublisher, asyncpg_dsn, collect_event, unit_of_wor
 from crm_core.events.messages import CallRingingMessage
 from crm_core.events.types import CallEvent, TaskCreated
 from notifier.channels import Message
-from notifier.hub import EventHub, SlowConsumer, Subscriber, event_log
+from notifier.hub import EventHub, SlowConsumer, Subscriber, event_log, postgres
 from notifier.hub.frames import Envelope, encode_frame
 from notifier.hub.notify import CATCH_UP, NOTIFY_BUDGET, parse_body, seqs_of
 
@@ -663,6 +663,50 @@ async def test_news_a_crash_left_staged_after_its_commit_is_published_by_the_nex
     finally:
         await again.stop()
     assert await logged_ns(database_url) == [7]
+    assert await staged_left(database_url) == []
+
+
+@pytest.mark.parametrize("then", ["next_release", "retry"])
+async def test_what_a_failed_release_left_goes_out_first_with_the_next_release_or_soon_after(
+    database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    then: str,
+) -> None:
+    # the staged loop's regular round is an hour away: only the way under test publishes it
+    monkeypatch.setattr(postgres, "STAGED_GRACE_SECONDS", 3600.0)
+    if then == "next_release":
+        monkeypatch.setattr(postgres, "RETRY_SECONDS", 3600.0)
+    hub = EventHub(database_url, queue_size=64)
+    sub = live_from_start(hub, "ext:101")
+    await hub.start()
+    real = event_log.release
+    failures = [RuntimeError("the writer's connection broke")]
+
+    async def fails_once(conn: asyncpg.Connection, batch: Any, announce: str) -> list[Envelope]:
+        if failures:
+            raise failures.pop()
+        return await real(conn, batch, announce)
+
+    monkeypatch.setattr(event_log, "release", fails_once)
+    want = [1, 2] if then == "next_release" else [1]
+    try:
+        async with asyncio.timeout(WAIT):
+            await hub.wait_ready()
+        async with unit_of_work(sessions, hub.staged) as session:  # its release fails
+            await session.execute(text("SELECT 1"))
+            collect_event(session, ring("101", 1))
+        assert failures == []
+        if then == "next_release":
+            async with unit_of_work(sessions, hub.staged) as session:
+                await session.execute(text("SELECT 1"))
+                collect_event(session, ring("101", 2))
+        got = await take(sub, len(want))  # the failed batch's news first
+        assert [m["payload"]["n"] for m in got] == want
+        await nothing_more(sub)
+    finally:
+        await hub.stop()
+    assert await logged_ns(database_url) == want
     assert await staged_left(database_url) == []
 
 
