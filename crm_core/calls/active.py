@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import BindParameter, Table, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,25 +103,45 @@ _KEEP_CALL = " ON CONFLICT (linkedid) DO UPDATE SET " + ", ".join(
 )
 
 
-def _remember_sql() -> str:
+# A call's start is remembered without waiting for its WAL flush when the statement is its own
+# transaction (the pop lane's autocommit connection; a caller's transaction commits as it
+# would, `without_flush`): the call's ring waits for this
+# statement, and the flush, shared with every other lane's commits, was about a third of it
+# (bench/pop_latency_notes.md, session 17). What a database crash could lose is the last
+# fraction of a second of these rows (any later commit that waits for its flush, the live
+# lane's many, flushes them too); a call that lost it is matched again by its number when
+# logged, as a call nobody matched at its start.
+_NO_FLUSH = "(SELECT set_config('synchronous_commit', 'off', true)) AS no_flush"
+
+
+def without_flush(driver: asyncpg.Connection, at_start: bool) -> bool:
+    """A call's start, remembered by a statement that is its own transaction."""
+    return at_start and not driver.is_in_transaction()
+
+
+def _remember_sql(*, flush: bool) -> str:
     values = ", ".join(f"${n}" for n in range(1, len(_REMEMBERED) + 1))
-    return f"{_INTO} VALUES ('{{}}', {values}){_KEEP_CALL}"
+    if flush:
+        return f"{_INTO} VALUES ('{{}}', {values}){_KEEP_CALL}"
+    return f"{_INTO} SELECT '{{}}', {values} FROM {_NO_FLUSH}{_KEEP_CALL}"
 
 
-def remember_found_sql(found_sql: str, also: str = "") -> str:
-    """`remember_client`'s upsert, who the call is with coming from `found_sql` in the same
-    statement: a lookup of the number $4 (at most one row: id, name, deal_id, the card's open
-    deal, and call_deal_id, the deal the call is with), which the statement returns. Its
+def remember_found_sql(found_sql: str, also: str = "", *, flush: bool = True) -> str:
+    """`remember_client`'s upsert (`flush`: as `_remember_sql`'s), who the call is with coming
+    from `found_sql` in the same statement: a lookup of
+    the number $4 (at most one row: id, name, deal_id, the card's open deal, and
+    call_deal_id, the deal the call is with), which the statement returns. Its
     parameters: `remember_found_params`; the last is a click-to-call's named deal, `found_sql`
     refers to it by `REMEMBER_NAMED_DEAL`. `also`: more columns of that row to return
     (", expr AS name", `found` in them)."""
     calls = ", ".join(f"${n}" for n in range(5, 5 + len(_CALL_COLUMNS)))
+    no_flush = "" if flush else f" CROSS JOIN {_NO_FLUSH}"
     return (
         f"WITH found AS ({found_sql}),"
         f" remembered AS ({_INTO}"
         f" SELECT '{{}}', $1, $2, $3, found.id, found.call_deal_id,"
         f" found.name, $4::text, false, {calls}"
-        f" FROM (VALUES (1)) AS call LEFT JOIN found ON true{_KEEP_CALL})"
+        f" FROM (VALUES (1)) AS call LEFT JOIN found ON true{no_flush}{_KEEP_CALL})"
         f" SELECT id, name, deal_id, call_deal_id{also} FROM found"
     )
 
@@ -136,7 +157,8 @@ def remember_found_params(
 
 
 # Sent to the driver (crm_core.db.driver_connection): every call's start runs it.
-_REMEMBER = _remember_sql()
+_REMEMBER = _remember_sql(flush=True)
+_REMEMBER_AT_START = _remember_sql(flush=False)
 
 # Built once, their rows given as parameters: SQLAlchemy builds, keys and (for rows given as
 # values, one statement per row count) compiles a statement anew on every call, and its
@@ -155,12 +177,15 @@ _END_CALLS = (
 
 
 async def remember_client(
-    session: AsyncSession, call: CallInfo, ctx: CallContext, at: datetime
+    session: AsyncSession, call: CallInfo, ctx: CallContext, at: datetime, *, at_start: bool = False
 ) -> None:
     """Who the call is with, for its pop, its messages and its log (the call's own columns are
-    written only when the row is new: the live lane may already have saved a later state)."""
-    await (await driver_connection(session)).execute(
-        _REMEMBER,
+    written only when the row is new: the live lane may already have saved a later state).
+    `at_start`: a call's start, which does not wait for its flush when the statement is its
+    own transaction (`_NO_FLUSH`)."""
+    driver = await driver_connection(session)
+    await driver.execute(
+        _REMEMBER_AT_START if without_flush(driver, at_start) else _REMEMBER,
         call.linkedid,
         call.started_at,
         at,

@@ -56,12 +56,20 @@ def _known_caller_sql(number: str, named_deal: str = "NULL::int") -> str:
 
 
 _KNOWN_CALLER_SQL = _known_caller_sql("$1")
+
+
 # A call's start: that lookup, and its answer remembered with the call, in one round trip;
 # with the card as a pop shows it (the deal remembered with the call), for the call's first pops
-_LOOK_UP_AND_REMEMBER = active.remember_found_sql(
-    _known_caller_sql("$4::text", active.REMEMBER_NAMED_DEAL),
-    ", " + card_json_sql("found.id", "found.call_deal_id") + " AS card",
-)
+def _look_up_and_remember_sql(*, flush: bool) -> str:
+    return active.remember_found_sql(
+        _known_caller_sql("$4::text", active.REMEMBER_NAMED_DEAL),
+        ", " + card_json_sql("found.id", "found.call_deal_id") + " AS card",
+        flush=flush,
+    )
+
+
+_LOOK_UP_AND_REMEMBER = _look_up_and_remember_sql(flush=True)
+_LOOK_UP_AND_REMEMBER_ALONE = _look_up_and_remember_sql(flush=False)  # (the pop lane's)
 
 
 def _matchable(number: str | None, region: str, company_numbers: frozenset[str]) -> str | None:
@@ -104,14 +112,19 @@ async def look_up_and_remember(
 ) -> CallerFound | None:
     """`look_up_caller` for the call's number, and what it found remembered with the call
     (`active.remember_client`; with a click-to-call's named deal when it is the card's), in one
-    statement. None: nobody to match, and the call is remembered as with nobody."""
+    statement, which does not wait for its flush when it is its own transaction (the pop
+    lane's: `active._NO_FLUSH`). None: nobody to match, and the call is remembered as with
+    nobody."""
     e164 = _matchable(call.client_raw_number, region, company_numbers)
     if e164 is None:
-        await active.remember_client(session, call, NO_CONTEXT, at)
+        await active.remember_client(session, call, NO_CONTEXT, at, at_start=True)
         return None
     driver = await driver_connection(session)
     params = active.remember_found_params(call, at, e164, named_deal(call.variables))
-    known = await driver.fetchrow(_LOOK_UP_AND_REMEMBER, *params)
+    alone = active.without_flush(driver, at_start=True)
+    known = await driver.fetchrow(
+        _LOOK_UP_AND_REMEMBER_ALONE if alone else _LOOK_UP_AND_REMEMBER, *params
+    )
     return _found(e164, known)
 
 

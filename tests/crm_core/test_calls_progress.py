@@ -9,15 +9,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core.calls import active, progress
+from crm_core.calls import service as calls_service
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.calls.schemas import NO_CONTEXT, CallContext, CallInfo, CallRecord
 from crm_core.clients.models import Client, ClientEmail, ClientPhone
 from crm_core.communications.models import Communication
-from crm_core.db import unit_of_work
+from crm_core.db import driver_connection, make_session_factory, unit_of_work
 from crm_core.deals.models import Deal
 from crm_core.events.types import CallEvent
 from crm_core.tasks.models import Task
@@ -115,6 +116,46 @@ async def test_a_company_number_is_nobody_to_match(
         assert (await s.scalars(select(Client))).all() == []
         row = await s.get(ActiveCall, "1.1")
     assert row is not None and row.client_id is None
+
+
+@pytest.mark.parametrize("number", ["89031234567", "84951112233"], ids=["looked_up", "nobody"])
+async def test_a_calls_start_on_its_own_does_not_wait_for_its_flush_a_transaction_does(
+    db: AsyncEngine, sessions: async_sessionmaker[AsyncSession], number: str
+) -> None:
+    # the pop lane's sessions: each statement is its own transaction
+    alone = make_session_factory(db.execution_options(isolation_level="AUTOCOMMIT"))
+    async with unit_of_work(alone) as s:
+        await progress.who_is_calling(
+            s, _call("1.1", number), at=NOW, region="RU", company_numbers=COMPANY
+        )
+        pid = (await driver_connection(s)).get_server_pid()
+        async with sessions() as other:  # what that connection sent last
+            sent = await other.scalar(
+                text("SELECT query FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            )
+    # (pg_stat_activity keeps the first 1 kB of a statement)
+    alone_sql, flushed_sql = (
+        (calls_service._LOOK_UP_AND_REMEMBER_ALONE, calls_service._LOOK_UP_AND_REMEMBER)
+        if number == "89031234567"
+        else (active._REMEMBER_AT_START, active._REMEMBER)
+    )
+    assert alone_sql.startswith(sent) and not flushed_sql.startswith(sent)
+    # and that statement's transaction commits without waiting for the flush
+    async with unit_of_work(sessions) as s:
+        driver = await driver_connection(s)
+        params = active.remember_found_params(_call("1.2"), NOW, "+79031234567", None)
+        await driver.fetchrow(calls_service._LOOK_UP_AND_REMEMBER_ALONE, *params)
+        assert await driver.fetchval("SHOW synchronous_commit") == "off"
+        await s.rollback()
+    # in a caller's transaction, its work commits as it would (the flush waited for)
+    async with unit_of_work(sessions) as s:
+        await progress.who_is_calling(
+            s, _call("1.3", number), at=NOW, region="RU", company_numbers=COMPANY
+        )
+        assert await s.scalar(text("SHOW synchronous_commit")) == "on"
+    async with sessions() as s:
+        rows = (await s.scalars(select(ActiveCall.linkedid).order_by(ActiveCall.linkedid))).all()
+    assert rows == ["1.1", "1.3"]
 
 
 async def test_a_click_to_call_is_logged_on_the_deal_it_named_only_if_the_clients(
