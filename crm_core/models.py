@@ -1,6 +1,6 @@
 """Every mapped model, imported in one place so metadata (and Alembic) sees them all."""
 
-from crm_core.calls.models import ActiveCall, AgentState
+from crm_core.calls.models import ActiveCall, AgentState, PbxSync
 from crm_core.clients.models import Client, ClientEmail, ClientPhone, ContactPerson
 from crm_core.comments.models import CommunicationComment
 from crm_core.communications.models import Communication
@@ -39,6 +39,7 @@ __all__ = [
     "OpenPage",
     "OutboxMessage",
     "PauseReason",
+    "PbxSync",
     "PresenceSpan",
     "QueueEntry",
     "ReminderEmail",

@@ -38,6 +38,7 @@ AmiEvent = ami_wire.AmiEvent
 AmiMessage = ami_wire.AmiMessage
 OnEvent = Callable[[AmiEvent, float], Awaitable[None]]
 OnConnected = Callable[[list[dict[str, str]]], Awaitable[None]]
+OnLost = Callable[[], Awaitable[None]]
 OnState = Callable[["AmiState", str], None]
 
 DEFAULT_MAX_MESSAGE_BYTES = ami_wire.DEFAULT_MAX_MESSAGE_BYTES
@@ -67,7 +68,12 @@ class _ConnectedItem:
     channels: list[dict[str, str]]
 
 
-_Item = _EventItem | _ConnectedItem
+@dataclass(slots=True)
+class _LostItem:
+    """A logged-in connection ended: after its last event, before the next one's snapshot."""
+
+
+_Item = _EventItem | _ConnectedItem | _LostItem
 
 
 class AmiListener:
@@ -81,6 +87,9 @@ class AmiListener:
     - :meth:`on` adds a handler for the events of one name, awaited after ``on_event``.
     - ``on_connected(channels)``: after each login, the result of CoreShowChannels (one dict per
       live channel), delivered through the same queue, in stream order with the events.
+    - ``on_lost()``: a logged-in connection ended (or was closed), through the same queue after
+      its last event: whatever it said is no longer news of the PBX until the next
+      ``on_connected``.
     - ``on_state(state, detail)``: a plain function called on each state change.
     """
 
@@ -91,6 +100,7 @@ class AmiListener:
         on_connected: OnConnected | None = None,
         on_state: OnState | None = None,
         *,
+        on_lost: OnLost | None = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
@@ -99,6 +109,7 @@ class AmiListener:
         self._on_event = on_event
         self._on_connected = on_connected
         self._on_state = on_state
+        self._on_lost = on_lost
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
         self._overflow: deque[_Item] = deque()
         self._state = AmiState.STOPPED
@@ -287,6 +298,8 @@ class AmiListener:
                 with contextlib.suppress(asyncio.CancelledError):
                     await pinger
         finally:
+            if self._logged_in and self._on_lost is not None:
+                self._enqueue(_LostItem())
             self._logged_in = False
             self._connected_event.clear()
             protocol.fail_pending("connection closed")
@@ -367,8 +380,11 @@ class AmiListener:
             try:
                 if isinstance(item, _EventItem):
                     await self._dispatch(item.event, item.arrival)
-                elif self._on_connected is not None:
-                    await self._on_connected(item.channels)
+                elif isinstance(item, _ConnectedItem):
+                    if self._on_connected is not None:
+                        await self._on_connected(item.channels)
+                elif self._on_lost is not None:
+                    await self._on_lost()
             except Exception:
                 # Fault #3: a handler's exception must not cost the connection or other events.
                 logger.exception("ami: event handler failed on %r", item)

@@ -17,7 +17,8 @@ that commit:
   through the pop lane to the agents whose pop said the card was on its way (so it always
   follows their pop), or `call.card_failed` if it could not be opened;
 - the live lane: agents' phones, answered, transferred, queued, and the calls in progress saved
-  for dashboards and restarts (`restore`);
+  for dashboards and restarts (`restore`); and whether agent_states follow the PBX (pbx_sync:
+  not from the AMI link's loss until the commit of its reconnect's reconcile);
 - the log lane: call ended (the communication, the callback task), which waits until every
   earlier fact of the same call is in the database (its card too: the call is logged on it).
 
@@ -30,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,7 +39,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.calls import active, progress
+from crm_core.calls import active, pbx_sync, progress
 from crm_core.calls.active import CallSave
 from crm_core.calls.schemas import NO_CONTEXT, CallerAtStart, CallInfo
 from crm_core.calls.service import record_extensions
@@ -63,6 +65,7 @@ from telephony.facts import (
     CallSummary,
     CallTransferred,
     Fact,
+    PbxSyncChanged,
 )
 from telephony.finished_call import to_record, ts
 from telephony.tracker import CallTracker
@@ -115,7 +118,7 @@ class _CardFailed:
     linkedid: str
 
 
-Work = Fact | _CallOver | _OpenCard | _CardOpened | _CardFailed
+Work = Fact | PbxSyncChanged | _CallOver | _OpenCard | _CardOpened | _CardFailed
 # what a lane does with a batch in its transaction; it may hand back what to do once committed
 Apply = Callable[[AsyncSession, list[Any]], Awaitable[Callable[[], None] | None]]
 
@@ -233,6 +236,8 @@ class CallPipeline:
         # read when answered and ended. The log lane forgets each call (here and above) once its
         # end is applied, or lost
         self._queued: set[str] = set()
+        # who writes pbx_sync once `restore` claimed it (until another follower does)
+        self._follower = uuid.uuid4()
 
     # ------------------------------------------------------------------ inputs (the listener's)
 
@@ -250,10 +255,16 @@ class CallPipeline:
             facts += self.tracker.feed(channel, now)
         live = {c["Linkedid"] for c in channels if c.get("Linkedid")}
         facts += self.tracker.reconcile(live, now)
-        if facts:
-            await self._enqueue(facts)
+        # after the reconcile's facts: the live lane says agent_states follow the PBX in the
+        # commit that frees the agents of the calls that ended unseen (or a later one)
+        await self._enqueue([*facts, PbxSyncChanged(synced=True, at=now)])
 
-    async def _enqueue(self, facts: list[Fact]) -> None:
+    async def on_lost(self) -> None:
+        """The AMI link is lost (after its last event): calls may end unseen until the next
+        `on_connected`, so agent_states are not to be trusted meanwhile (the routers wait)."""
+        await self._enqueue([PbxSyncChanged(synced=False, at=time.time())])
+
+    async def _enqueue(self, facts: Sequence[Fact | PbxSyncChanged]) -> None:
         popped = False
         for fact in facts:
             lid = fact.linkedid
@@ -291,8 +302,11 @@ class CallPipeline:
     # ----------------------------------------------------------------------------- lifecycle
 
     async def restore(self) -> int:
-        """Calls in progress saved before a restart go back into the tracker."""
+        """Calls in progress saved before a restart go back into the tracker; agent_states are
+        not in sync with the PBX until this follower's first reconcile commits (whoever wrote
+        them last may have died with calls up)."""
         async with unit_of_work(self._sessions) as session:
+            await pbx_sync.claim(session, self._follower, ts(time.time()))
             await active.forget_unresumable(session)
             rows = await active.active_calls(session)
         for row in rows:
@@ -635,11 +649,18 @@ class CallPipeline:
 
         return announce
 
-    async def _apply_live(self, session: AsyncSession, batch: list[Fact | _CallOver]) -> None:
-        known = await active.contexts(session, {fact.linkedid for fact in batch})
+    async def _apply_live(
+        self, session: AsyncSession, batch: list[Fact | PbxSyncChanged | _CallOver]
+    ) -> None:
+        calls = {fact.linkedid for fact in batch if not isinstance(fact, PbxSyncChanged)}
+        known = await active.contexts(session, calls)
         phones = active.AgentPhones()
         saves: dict[str, tuple[CallInfo, datetime]] = {}
+        sync: PbxSyncChanged | None = None  # the batch's last word on it
         for fact in batch:
+            if isinstance(fact, PbxSyncChanged):
+                sync = fact
+                continue
             self.stats["facts"] += 1
             at = ts(fact.at)
             if isinstance(fact, _CallOver):
@@ -698,6 +719,8 @@ class CallPipeline:
         # agents' phones and calls in progress are written once per batch, not once per fact
         await phones.write(session)
         await active.save_calls(session, self._saves(saves))
+        if sync is not None:  # in the commit of the agents' states before it
+            await pbx_sync.mark(session, self._follower, synced=sync.synced, at=ts(sync.at))
 
     def _saves(self, latest: dict[str, tuple[CallInfo, datetime]]) -> list[CallSave]:
         """Each call as its last fact in the batch showed it, with the tracker's resumable state

@@ -42,6 +42,10 @@ class TelephonySettings(BaseSettings):
     agi_max_connections: int = Field(default=4096, ge=1, alias="AGI_MAX_CONNECTIONS")
     # Asterisk sends its environment as it connects; a socket silent this long is closed.
     agi_env_timeout: float = Field(default=2.0, gt=0, alias="AGI_ENV_TIMEOUT")
+    # How long a routing question waits, after the AMI link was lost, for agent_states to follow
+    # the PBX again (a call that ended unseen leaves its agents "talking"); 0: never waits. Kept
+    # under the FastAGI answer's own 3 s bound, past which the call goes to the queue.
+    routing_sync_wait: float = Field(default=2.0, ge=0, le=2.5, alias="ROUTING_SYNC_WAIT")
 
     # Contexts where calls from the outside world enter the dialplan.
     inbound_contexts: list[str] = Field(

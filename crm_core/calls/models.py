@@ -1,9 +1,22 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Integer, String, Text, false, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+    false,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -81,4 +94,26 @@ class AgentState(Base):
     extension: Mapped[str] = mapped_column(String(16), primary_key=True)
     state: Mapped[str] = mapped_column(String(16))  # ringing | talking | free
     linkedid: Mapped[str | None] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PbxSync(Base):
+    """Whether agent_states follow the PBX right now: one row (id 1), written by the instance
+    that follows it (crm_core.calls.pbx_sync), read by every router.
+
+    Not in sync from the moment the AMI link is lost (or a follower starts) until its
+    reconnect's reconcile commits: calls may have ended unseen meanwhile, their agents still
+    "talking". No row: nobody ever followed a PBX (AMI off): agent_states are all there is.
+    """
+
+    __tablename__ = "pbx_sync"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    # the follower that claimed it last: the only one whose writes count
+    follower: Mapped[uuid.UUID] = mapped_column(Uuid)
+    synced: Mapped[bool] = mapped_column(Boolean)
+    # +1 each time it goes out of sync: a router that waited in vain for one episode does not
+    # wait again for the same one (crm_core.routing.router.Router)
+    epoch: Mapped[int] = mapped_column(BigInteger)
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True))

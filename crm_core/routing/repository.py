@@ -6,6 +6,7 @@ way of every inbound call, and the whole batch of concurrent calls shares two ro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -43,7 +44,11 @@ WHERE user_id = ANY($1::int[])
 # The count of picks repeats rules.plan_batch in SQL (a call needs a pick unless its responsible
 # agent is on duty and free) so the pick rides in the same statement; the router checks that both
 # agree. $1 e164 per call ('' for unknown), $2/$3 on-duty user ids/extensions, $4 busy states,
-# $5 now (the router's clock: a wrap-up is over when its `until` has passed).
+# $5 now (the router's clock: a wrap-up is over when its `until` has passed), $6 the last
+# out-of-sync episode (pbx_sync.epoch) the router gave up waiting for.
+# `unsynced`: agent_states may not follow the PBX (crm_core/calls/pbx_sync.py): a row, and no
+# picks taken, unless the router gave up on that episode; it waits and asks again. In sync (or
+# nobody follows a PBX: no row) it adds nothing to the answer.
 # `away`: agents paused, do-not-disturb or in wrap-up (crm_core.presence.rules.AWAY) are never
 # dealt a call, neither as the responsible agent nor by round-robin.
 BATCH_SQL = """
@@ -75,6 +80,9 @@ need AS (
     SELECT count(*)::int AS n FROM calls LEFT JOIN callers USING (e164)
     WHERE callers.responsible_id IS NULL
        OR callers.responsible_id NOT IN (SELECT id FROM free)
+),
+unsynced AS (
+    SELECT epoch FROM pbx_sync WHERE NOT synced AND epoch > $6::bigint
 )
 SELECT 'c' AS kind, e164 AS key, client_id, responsible_id, deal_id, NULL::int[] AS picks
 FROM callers
@@ -83,8 +91,13 @@ SELECT 'b', extension, NULL, NULL, NULL, NULL FROM busy
 UNION ALL
 SELECT 'a', user_id::text, NULL, NULL, NULL, NULL FROM away
 UNION ALL
+SELECT 's', epoch::text, NULL, NULL, NULL, NULL FROM unsynced
+UNION ALL
 SELECT 'p', NULL, NULL, NULL, NULL,
-       routing_pick(ARRAY(SELECT id FROM free ORDER BY id), (SELECT n FROM need))
+       routing_pick(
+           ARRAY(SELECT id FROM free ORDER BY id),
+           CASE WHEN EXISTS (SELECT 1 FROM unsynced) THEN 0 ELSE (SELECT n FROM need) END
+       )
 """
 SCHEDULES_CHANNEL = "crm_schedules"
 
@@ -118,15 +131,25 @@ def agents_from_rows(users: list[Any], intervals: list[Any], exceptions: list[An
     ]
 
 
-def batch_result(
-    rows: list[Any],
-) -> tuple[dict[str, CallerInfo], set[str], list[int], set[int]]:
-    """Rows of BATCH_SQL -> (callers by E.164, busy extensions, round-robin picks in order,
-    user ids away: paused, DND or in wrap-up)."""
+@dataclass(frozen=True, slots=True)
+class BatchRead:
+    """What BATCH_SQL found for a batch of calls."""
+
+    callers: dict[str, CallerInfo]  # by E.164
+    busy: set[str]  # extensions ringing or talking
+    picks: list[int]  # round-robin picks, in order
+    away: set[int]  # user ids paused, DND or in wrap-up
+    # agent_states may not follow the PBX: that episode (pbx_sync.epoch); no picks were taken
+    unsynced: int | None = None
+
+
+def batch_result(rows: list[Any]) -> BatchRead:
+    """Rows of BATCH_SQL -> what they say."""
     callers: dict[str, CallerInfo] = {}
     busy: set[str] = set()
     picks: list[int] = []
     away: set[int] = set()
+    unsynced: int | None = None
     for r in rows:
         kind = r["kind"]
         if kind == "c":
@@ -135,9 +158,11 @@ def batch_result(
             busy.add(r["key"])
         elif kind == "a":
             away.add(int(r["key"]))
+        elif kind == "s":
+            unsynced = int(r["key"])
         else:
             picks = list(r["picks"] or ())
-    return callers, busy, picks, away
+    return BatchRead(callers, busy, picks, away, unsynced)
 
 
 # --- the status view (ORM; not on a call's path) ---------------------------------------------

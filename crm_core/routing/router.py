@@ -11,6 +11,11 @@ Why this shape:
   router; fairness between them is the database's `routing_pick` (advisory lock).
 - Schedules change rarely and are read on every call: cached for `schedule_ttl` seconds, dropped
   at once when the database NOTIFYs a change (triggers of migration 0002), and on reconnect.
+- After the AMI link is lost, calls may have ended unseen: their agents stay "talking" in
+  agent_states until the follower's reconcile commits (crm_core/calls/pbx_sync.py). A batch that
+  reads "not in sync" waits for that commit (its NOTIFY), at most `sync_wait` seconds, then
+  decides on fresh rows; once per episode, after which it decides on what is known. The flag
+  rides in the batch's statement: nothing more on the usual path.
 - The database being down must not hold a call: connect and queries are bounded, and after a
   failure calls get an empty target at once for `retry_after` seconds (the dialplan then sends
   them to the queue) instead of each one waiting for its own timeout.
@@ -19,6 +24,7 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,6 +35,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crm_core.calls import pbx_sync
 from crm_core.models_common import utcnow
 from crm_core.pg_connection import DedicatedConnection
 from crm_core.phones import lookup_key
@@ -47,6 +54,8 @@ from crm_core.routing.rules import (
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE = RouteDecision(reason=Reason.unavailable)
+# BATCH_SQL's $6 with waiting off: no episode is newer
+_NEVER_WAIT = 2**63 - 1
 
 
 @dataclass(slots=True)
@@ -55,6 +64,8 @@ class RouterStats:
     routed: int = 0
     largest_batch: int = 0
     failures: int = 0
+    sync_waits: int = 0  # batches that waited for agent_states to follow the PBX
+    sync_gave_up: int = 0  # of them, those decided on what was known when `sync_wait` ran out
 
 
 class Decision(asyncio.Future[RouteDecision]):
@@ -93,6 +104,7 @@ class Router:
         query_timeout: float = 1.0,
         retry_after: float = 1.0,
         max_batch: int = 1000,
+        sync_wait: float = 2.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         # Generic plans, always: the batch statement's shape never changes, and the default (a
@@ -111,6 +123,11 @@ class Router:
         self._query_timeout = query_timeout
         self._retry_after = retry_after
         self._max_batch = max_batch
+        self._sync_wait = sync_wait
+        # the out-of-sync episode (pbx_sync.epoch) this router waited for in vain: it does not
+        # wait for it again (a PBX out of reach for minutes would delay every call)
+        self._gave_up = 0 if sync_wait > 0 else _NEVER_WAIT
+        self._sync_news = asyncio.Event()  # a NOTIFY on pbx_sync.CHANNEL since it was cleared
         self._clock = clock
         self._agents: list[Agent] | None = None
         self._agents_loaded = 0.0
@@ -193,8 +210,7 @@ class Router:
             if not batch:
                 continue
             try:
-                async with asyncio.timeout(self._connect_timeout + self._query_timeout):
-                    decisions = await self._decide([p.e164 for p in batch])
+                decisions = await self._decide([p.e164 for p in batch])
             except Exception as exc:
                 self._failed(exc)
                 decisions = [UNAVAILABLE] * len(batch)
@@ -219,6 +235,43 @@ class Router:
                     )
 
     async def _decide(self, e164s: list[str | None]) -> list[RouteDecision]:
+        """The batch's decisions. While agent_states may not follow the PBX (pbx_sync), wait for
+        them to, up to `sync_wait`, and read again: an agent of a call that ended unseen would
+        still look busy. Each read is bounded by the connect and query timeouts."""
+        deadline: float | None = None
+        while True:
+            self._sync_news.clear()  # before the read: news committed after it ends the wait
+            async with asyncio.timeout(self._connect_timeout + self._query_timeout):
+                duty, read = await self._read(e164s)
+            if read.unsynced is None:
+                if deadline is not None:
+                    waited = time.monotonic() - deadline + self._sync_wait
+                    logger.info(
+                        "routing: waited %.3f s for agent_states to follow the PBX",
+                        waited,
+                        extra={"waited_s": round(waited, 3), "calls": len(e164s)},
+                    )
+                return self._decisions(e164s, duty, read)
+            if deadline is None:
+                deadline = time.monotonic() + self._sync_wait
+                self.stats.sync_waits += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._gave_up = read.unsynced
+                self.stats.sync_gave_up += 1
+                logger.warning(
+                    "routing: agent_states still not in sync with the PBX after %.1f s: "
+                    "deciding on what is known",
+                    self._sync_wait,
+                    extra={"pbx_sync_epoch": read.unsynced, "calls": len(e164s)},
+                )
+                continue  # the next read takes its picks: this episode is given up
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._sync_news.wait()
+
+    async def _read(self, e164s: list[str | None]) -> tuple[list[Agent], sql.BatchRead]:
+        """One round trip: callers, busy agents, the sync flag and (in sync) the picks."""
         conn = await self._connection()
         duty = await self._on_duty(conn)
         rows = await conn.fetch(
@@ -228,12 +281,19 @@ class Router:
             [a.extension for a in duty],
             sorted(BUSY_STATES),
             self._clock(),
+            self._gave_up,
         )
-        callers, busy, picks, away = sql.batch_result(rows)
-        plan = plan_batch([callers.get(e) if e else None for e in e164s], duty, busy, away)
-        if len(picks) != len(plan.round_robin):  # BATCH_SQL disagrees with the rules: a bug
-            logger.error("routing: %d picks for %d calls", len(picks), len(plan.round_robin))
-        apply_picks(plan, picks, {a.user_id: a.extension for a in duty})
+        return duty, sql.batch_result(rows)
+
+    def _decisions(
+        self, e164s: list[str | None], duty: list[Agent], read: sql.BatchRead
+    ) -> list[RouteDecision]:
+        plan = plan_batch(
+            [read.callers.get(e) if e else None for e in e164s], duty, read.busy, read.away
+        )
+        if len(read.picks) != len(plan.round_robin):  # BATCH_SQL disagrees with the rules: a bug
+            logger.error("routing: %d picks for %d calls", len(read.picks), len(plan.round_robin))
+        apply_picks(plan, read.picks, {a.user_id: a.extension for a in duty})
         return plan.decisions
 
     # --- connection and cache --------------------------------------------------------------
@@ -243,11 +303,15 @@ class Router:
 
     async def _opened(self, conn: asyncpg.Connection) -> None:
         await conn.add_listener(sql.SCHEDULES_CHANNEL, self._on_schedules_changed)
+        await conn.add_listener(pbx_sync.CHANNEL, self._on_sync_news)
         self._agents = None  # changes made while we were disconnected were not notified
 
     def _on_schedules_changed(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         logger.debug("schedules changed (%s): cache dropped", payload)
         self._agents = None
+
+    def _on_sync_news(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        self._sync_news.set()  # a waiting batch reads again
 
     async def _on_duty(self, conn: asyncpg.Connection) -> list[Agent]:
         """Who is on duty now; evaluated at most once a second (shifts change on the minute)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, time
@@ -14,11 +15,13 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from crm_core.calls import pbx_sync
 from crm_core.calls.models import AgentState
 from crm_core.clients.schemas import ClientCreate
 from crm_core.clients.service import create_client
 from crm_core.db import make_engine
 from crm_core.deals.service import ensure_open_deal
+from crm_core.routing import repository
 from crm_core.routing.router import Router
 from crm_core.routing.rules import Reason
 from crm_core.routing.service import routing_status
@@ -332,13 +335,118 @@ async def test_batch_probes_the_phone_index_under_the_generic_plan(database_url:
             "ANALYZE clients; ANALYZE client_phones"
         )
         await conn.execute(
-            f"PREPARE batch(text[], int[], text[], text[], timestamptz) AS {sql.BATCH_SQL}"
+            f"PREPARE batch(text[], int[], text[], text[], timestamptz, bigint) AS {sql.BATCH_SQL}"
         )
         rows = await conn.fetch(
-            "EXPLAIN EXECUTE batch('{+79160000001}', '{1}', '{101}', '{ringing,talking}', now())"
+            "EXPLAIN EXECUTE batch('{+79160000001}', '{1}', '{101}', '{ringing,talking}', now(), 0)"
         )
     finally:
         await conn.close()
     plan = "\n".join(r[0] for r in rows)
     assert "Index Scan using uq_client_phones_e164 on client_phones" in plan, plan
     assert "Seq Scan on client_phones" not in plan, plan
+
+
+# --- agent_states out of sync with the PBX (pbx_sync) ---------------------------------------
+
+
+FOLLOWER = uuid.uuid4()
+
+
+async def mark_sync(
+    sessions: async_sessionmaker[AsyncSession], *, synced: bool, free: str | None = None
+) -> None:
+    """What the follower of the PBX commits: its claim at its start (not in sync, and the one
+    that writes from then on), then its live lane's, the agent `free` freed and the flag at
+    once."""
+    async with sessions() as s:
+        if free is not None:
+            await s.merge(AgentState(extension=free, state="free", linkedid=None, since=NOW))
+        if await pbx_sync.current(s) is None:
+            assert not synced
+            await pbx_sync.claim(s, FOLLOWER, NOW)
+        else:
+            await pbx_sync.mark(s, FOLLOWER, synced=synced, at=NOW)
+        await s.commit()
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Until the router reports a step (it owns no event a test could wait on)."""
+    async with asyncio.timeout(30):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def turns_taken(sessions: async_sessionmaker[AsyncSession], ids: list[int]) -> int:
+    async with sessions() as s:
+        return sum(count for _, count in (await repository.turns(s, ids)).values())
+
+
+async def test_out_of_sync_a_call_waits_for_the_reconcile_and_reaches_the_freed_agent(
+    make_user: UserFactory, sessions: async_sessionmaker[AsyncSession], make_router: RouterFactory
+) -> None:
+    m101, m102 = await agents(make_user, sessions, 2)
+    await client_of(sessions, "+79161234567", m101)
+    # 101's call ended while the AMI link was down: still "talking" until the reconcile commits
+    await set_state(sessions, "101", "talking")
+    await mark_sync(sessions, synced=False)
+    router = make_router(sync_wait=120.0)  # only the commit below can end this wait
+    decision = asyncio.ensure_future(router.route("+79161234567", "", {}))
+    await until(lambda: router.stats.sync_waits == 1)
+    assert not decision.done()
+
+    await mark_sync(sessions, synced=True, free="101")
+    d = await decision
+    assert (d.target, d.reason, d.user_id) == ("101", Reason.responsible, m101)
+    assert router.stats.sync_gave_up == 0
+    # the read that found it out of sync dealt nobody a round-robin turn
+    assert await turns_taken(sessions, [m101, m102]) == 0
+
+
+async def test_out_of_sync_past_the_bound_a_call_is_routed_on_what_is_known_with_a_warning(
+    make_user: UserFactory,
+    sessions: async_sessionmaker[AsyncSession],
+    make_router: RouterFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    m101, m102 = await agents(make_user, sessions, 2)
+    await client_of(sessions, "+79161234567", m101)
+    await set_state(sessions, "101", "talking")
+    await mark_sync(sessions, synced=False)
+    router = make_router(sync_wait=0.2)
+    with caplog.at_level(logging.WARNING, logger="crm_core.routing.router"):
+        d = await router.route("+79161234567", "", {})
+    assert (d.target, d.reason, d.user_id) == ("102", Reason.round_robin, m102)
+    assert (router.stats.sync_waits, router.stats.sync_gave_up) == (1, 1)
+    (warning,) = [r for r in caplog.records if "not in sync" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert (getattr(warning, "pbx_sync_epoch", None), getattr(warning, "calls", None)) == (1, 1)
+    assert await turns_taken(sessions, [m101, m102]) == 1  # the one pick, once given up
+
+    # the same episode: no second wait
+    d = await router.route("+79161234567", "", {})
+    assert (d.target, router.stats.sync_waits) == ("102", 1)
+    # a new loss is a new episode: it is waited for again
+    await mark_sync(sessions, synced=False)
+    d = await router.route("+79161234567", "", {})
+    assert (d.target, router.stats.sync_waits, router.stats.sync_gave_up) == ("102", 2, 2)
+
+
+@pytest.mark.parametrize("flag", ["none", "synced", "waiting off"])
+async def test_in_sync_or_nobody_following_a_pbx_a_call_never_waits(
+    flag: str,
+    make_user: UserFactory,
+    sessions: async_sessionmaker[AsyncSession],
+    make_router: RouterFactory,
+) -> None:
+    """No row (AMI off: nobody follows a PBX), in sync, or ROUTING_SYNC_WAIT=0."""
+    _, m102 = await agents(make_user, sessions, 2)
+    await set_state(sessions, "101", "talking")
+    if flag != "none":
+        await mark_sync(sessions, synced=False)  # a follower's start
+    if flag == "synced":
+        await mark_sync(sessions, synced=True)
+    router = make_router(sync_wait=0.0 if flag == "waiting off" else 120.0)
+    d = await router.route("+79161234567", "", {})
+    assert (d.target, d.reason, d.user_id) == ("102", Reason.round_robin, m102)
+    assert router.stats.sync_waits == 0

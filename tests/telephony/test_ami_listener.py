@@ -478,3 +478,33 @@ async def test_handlers_by_event_name_run_after_on_event_in_stream_order(
     ]
     positions = [sink.events.index(e) + 1 for e in order]
     assert [delivered for _, _, delivered in seen] == positions
+
+
+async def test_a_lost_connection_is_told_after_its_last_event_and_before_the_next_snapshot(
+    server: ReplayServer,
+) -> None:
+    """In stream order: what the old connection said, its loss, the new one's snapshot; closing
+    the listener loses its connection too."""
+    told: list[str] = []
+
+    async def on_event(event: dict[str, str], arrival: float) -> None:
+        if event.get("Event") == "Shutdown":
+            told.append("last event")
+
+    async def on_connected(channels: list[dict[str, str]]) -> None:
+        told.append("snapshot")
+
+    async def on_lost() -> None:
+        told.append("lost")
+
+    lst = AmiListener(make_settings(server.port), on_event, on_connected, on_lost=on_lost)
+    await lst.start()
+    try:
+        await until(lambda: told == ["snapshot"])
+        await server.inject(event_bytes([("Event", "Shutdown"), ("Shutdown", "Cleanly")]))
+        server.drop_clients()
+        await asyncio.wait_for(server.wait_logins(2), 3)
+        await until(lambda: len(told) == 4)
+    finally:
+        await lst.close()
+    assert told == ["snapshot", "last event", "lost", "snapshot", "lost"]

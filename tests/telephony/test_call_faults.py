@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.calls import pbx_sync
+from crm_core.calls.models import AgentState
+from crm_core.calls.pbx_sync import PbxSyncState
 from crm_core.communications.models import Communication
 from telephony.finished_call import ts
 from telephony.testing.replay import ReplayServer
@@ -156,3 +159,58 @@ async def test_core_stop_mid_call_is_logged_as_ended_by_the_pbx(
     assert call.extra["hung_up_by"] == "pbx"
     assert call.ended_at == ts(float(truth["t_end"]))
     assert call.talk_seconds == pytest.approx(truth["talk_s"], abs=0.01)
+
+
+# ------------------------------------------ 5. agent_states in sync with the PBX (pbx_sync)
+
+
+async def _sync_and_101(
+    sessions: async_sessionmaker[AsyncSession],
+) -> tuple[PbxSyncState | None, str]:
+    async with sessions() as s:
+        state = await pbx_sync.current(s)
+        phone = await s.get(AgentState, "101")
+    assert phone is not None
+    return state, phone.state
+
+
+async def test_the_flag_is_out_of_sync_until_the_reconcile_frees_the_agents_of_calls_lost(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A follower's start and a lost AMI link say "not in sync"; a reconnect's reconcile says
+    "in sync" once the agents of the calls that ended unseen are free (the routers wait)."""
+    events = read_events("agent_hangs_up_first")
+    answered = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
+    )
+    first = bare_pipeline(sessions)  # no restore: a pipeline alone writes no flag
+    first.start()
+    for event in events[: answered + 10]:
+        await first.on_event(event, time.time())
+    await first.close()
+    assert await _sync_and_101(sessions) == (None, "talking")
+
+    second = bare_pipeline(sessions)  # a new follower: 101's call ended while none was there
+    assert await second.restore() == 1
+    assert await _sync_and_101(sessions) == (PbxSyncState(synced=False, epoch=1), "talking")
+    second.start()
+    await second.on_connected([])  # Asterisk no longer has the call
+    await second.drain()
+    assert await _sync_and_101(sessions) == (PbxSyncState(synced=True, epoch=1), "free")
+
+    await second.on_lost()  # the link drops: a new episode
+    await second.drain()
+    assert await _sync_and_101(sessions) == (PbxSyncState(synced=False, epoch=2), "free")
+    await second.on_connected([])
+    await second.drain()
+    assert await _sync_and_101(sessions) == (PbxSyncState(synced=True, epoch=2), "free")
+
+    # another follower takes over (a demotion): what the one before still drains counts no more
+    third = bare_pipeline(sessions)
+    await third.restore()
+    await second.on_lost()
+    await second.on_connected([])
+    await second.close()
+    assert await _sync_and_101(sessions) == (PbxSyncState(synced=False, epoch=3), "free")

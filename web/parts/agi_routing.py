@@ -24,8 +24,12 @@ class AgiRouting:
 
     async def start(self) -> None:
         s = self._settings
-        self.router = Router(self._database_url, region=s.core.phone_default_region)
         t = s.telephony
+        self.router = Router(
+            self._database_url,
+            region=s.core.phone_default_region,
+            sync_wait=t.routing_sync_wait,
+        )
         server = AgiServer(
             self.router.route,
             t.agi_host,

@@ -71,7 +71,11 @@ class CallTracking:
         await self.pipeline.restore()
         self.pipeline.start()
         self.listener = AmiListener(
-            s.telephony, self.pipeline.on_event, self.pipeline.on_connected, self._on_state
+            s.telephony,
+            self.pipeline.on_event,
+            self.pipeline.on_connected,
+            self._on_state,
+            on_lost=self.pipeline.on_lost,
         )
         # presence committed here (wrap-ups) goes to the PBX's queues; wrap-ups end there on time
         self.pusher = PresencePusher(self.listener, self._sessions)
