@@ -73,6 +73,7 @@ class CallRingingMessage(_CallStateMessage):
     """The screen-pop, built from a read as the phone rings (it waits for no batch of writes).
 
     `card` and `new_client` (this call opened the card) when the CRM knows who is calling;
+    `new_caller` when its card is being opened (no card yet: `call.card_opened` follows);
     otherwise `unknown` is true and the call's `client_id` null (a hidden or company number).
     """
 
