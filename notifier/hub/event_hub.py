@@ -135,8 +135,9 @@ class EventHub:
         """The unit of work's publisher that stages its events in the work's own transaction
         and publishes them right after its commit (crm_core.db.StagedPublisher): a crash in
         between delays them (a hub publishes what was left staged at once when it syncs, and
-        every 5 s after: `PostgresBackend._staged_loop`) instead of losing them, and no lock is
-        held through the work's COMMIT.
+        every 5 s after: `PostgresBackend._staged_loop`; what a failed release of its own left,
+        with its next release or publish, or 0.5 s after) instead of losing them, and no lock
+        is held through the work's COMMIT.
         The local mode keeps no log, so there it is `publish`, after the commit."""
         if self._postgres is None:
             return self.publish

@@ -111,6 +111,13 @@ class PostgresBackend:
     # ---- publishing -----------------------------------------------------------------------
 
     async def publish(self, messages: list[Message]) -> None:
+        if self._left_behind:  # what a failed release left goes out before newer news
+            try:
+                await self._leftovers_first()
+            except Exception as exc:  # its retry still comes; this news is not held for it
+                logger.warning(
+                    "publishing staged leftovers failed (%s: %s)", type(exc).__name__, exc
+                )
         await self._numbered(lambda conn: event_log.append(conn, messages, self._notify_channel))
 
     async def _numbered(
@@ -155,18 +162,22 @@ class PostgresBackend:
     async def release(self, batch: UUID) -> None:
         """Number and announce a staged batch whose work has committed. After a release here
         failed, everything staged goes, oldest first, this batch with it: what the failed one
-        left goes out now and before this batch's news, not at the next round of the staged
-        loop after it."""
+        left goes out now and before this batch's news (and before the next `publish`'s), not
+        at the next round of the staged loop after it."""
         if self._left_behind:
-            self._left_behind = False  # (set again by a failure meanwhile, and kept)
-            try:
-                await self.release_leftovers(0.0)
-            except Exception:
-                self._left_behind_again()
-                raise
+            await self._leftovers_first()  # this batch with them
             return
         try:
             await self._numbered(lambda conn: event_log.release(conn, batch, self._notify_channel))
+        except Exception:
+            self._left_behind_again()
+            raise
+
+    async def _leftovers_first(self) -> None:
+        """After a release here failed: everything staged, oldest first."""
+        self._left_behind = False  # (set again by a failure meanwhile, and kept)
+        try:
+            await self.release_leftovers(0.0)
         except Exception:
             self._left_behind_again()
             raise

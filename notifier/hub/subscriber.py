@@ -1,4 +1,4 @@
-"""One socket's view of the hub: its channels and its bounded, prioritised queue.
+"""One socket's view of the hub: its channels and its bounded queue, in seq order.
 
 Sockets never share a queue: each Subscriber has a bounded queue, and overflowing it marks the
 socket as too slow (its endpoint closes it). Supervisors' messages are not urgent: a socket is
@@ -22,7 +22,7 @@ class SlowConsumer(Exception):
 
 
 class Subscriber:
-    """One socket's view of the hub: its channels and its bounded, prioritised queue."""
+    """One socket's view of the hub: its channels and its bounded queue, in seq order."""
 
     def __init__(self, channels: frozenset[str], *, limit: int, flush_seconds: float) -> None:
         self.channels = channels
