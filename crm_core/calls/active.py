@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.calls.models import ActiveCall, AgentState
 from crm_core.calls.schemas import CallContext, CallInfo
 from crm_core.clients.models import Client
-from crm_core.db import driver_connection
+from crm_core.db import NO_FLUSH_SQL, driver_connection
 from crm_core.deals.models import Deal
 
 _CONTEXT_COLUMNS = (
@@ -105,18 +105,18 @@ _KEEP_CALL = " ON CONFLICT (linkedid) DO UPDATE SET " + ", ".join(
 
 # A call's start is remembered without waiting for its WAL flush when the statement is its own
 # transaction (the pop lane's autocommit connection; a caller's transaction commits as it
-# would, `without_flush`): the call's ring waits for this
+# would, `stands_alone`): the call's ring waits for this
 # statement, and the flush, shared with every other lane's commits, was about a third of it
 # (bench/pop_latency_notes.md, session 17). What a database crash could lose is the last
 # fraction of a second of these rows (any later commit that waits for its flush, the live
 # lane's many, flushes them too); a call that lost it is matched again by its number when
 # logged, as a call nobody matched at its start.
-_NO_FLUSH = "(SELECT set_config('synchronous_commit', 'off', true)) AS no_flush"
+_NO_FLUSH = f"(SELECT {NO_FLUSH_SQL}) AS no_flush"
 
 
-def without_flush(driver: asyncpg.Connection, at_start: bool) -> bool:
-    """A call's start, remembered by a statement that is its own transaction."""
-    return at_start and not driver.is_in_transaction()
+def stands_alone(driver: asyncpg.Connection) -> bool:
+    """The next statement is its own transaction (autocommit: the pop lane's)."""
+    return not driver.is_in_transaction()
 
 
 def _remember_sql(*, flush: bool) -> str:
@@ -158,7 +158,7 @@ def remember_found_params(
 
 # Sent to the driver (crm_core.db.driver_connection): every call's start runs it.
 _REMEMBER = _remember_sql(flush=True)
-_REMEMBER_AT_START = _remember_sql(flush=False)
+_REMEMBER_ALONE = _remember_sql(flush=False)  # (the pop lane's)
 
 # Built once, their rows given as parameters: SQLAlchemy builds, keys and (for rows given as
 # values, one statement per row count) compiles a statement anew on every call, and its
@@ -185,7 +185,7 @@ async def remember_client(
     own transaction (`_NO_FLUSH`)."""
     driver = await driver_connection(session)
     await driver.execute(
-        _REMEMBER_AT_START if without_flush(driver, at_start) else _REMEMBER,
+        _REMEMBER_ALONE if at_start and stands_alone(driver) else _REMEMBER,
         call.linkedid,
         call.started_at,
         at,

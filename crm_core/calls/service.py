@@ -113,7 +113,7 @@ async def look_up_and_remember(
     """`look_up_caller` for the call's number, and what it found remembered with the call
     (`active.remember_client`; with a click-to-call's named deal when it is the card's), in one
     statement, which does not wait for its flush when it is its own transaction (the pop
-    lane's: `active._NO_FLUSH`). None: nobody to match, and the call is remembered as with
+    lane's). None: nobody to match, and the call is remembered as with
     nobody."""
     e164 = _matchable(call.client_raw_number, region, company_numbers)
     if e164 is None:
@@ -121,10 +121,8 @@ async def look_up_and_remember(
         return None
     driver = await driver_connection(session)
     params = active.remember_found_params(call, at, e164, named_deal(call.variables))
-    alone = active.without_flush(driver, at_start=True)
-    known = await driver.fetchrow(
-        _LOOK_UP_AND_REMEMBER_ALONE if alone else _LOOK_UP_AND_REMEMBER, *params
-    )
+    sql = _LOOK_UP_AND_REMEMBER_ALONE if active.stands_alone(driver) else _LOOK_UP_AND_REMEMBER
+    known = await driver.fetchrow(sql, *params)
     return _found(e164, known)
 
 

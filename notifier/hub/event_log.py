@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.db import driver_connection
+from crm_core.db import NO_FLUSH_SQL, driver_connection
 from notifier.channels import Message
 from notifier.hub.frames import Envelope, dumps
 from notifier.hub.notify import CATCH_UP, NOTIFY_BUDGET
@@ -83,7 +83,7 @@ _APPEND_SQL = _append_sql(*_GIVEN, "$4")
 # `skip_numbers_a_crash_may_have_lost` (a hub's start, and whenever its connections come back)
 # makes sure nobody drops a new message for a number it saw before the crash. `append_in` is
 # left as its caller's transaction is: that work is more than messages.
-_NO_FLUSH = ", set_config('synchronous_commit', 'off', true)"
+_NO_FLUSH = ", " + NO_FLUSH_SQL
 _APPEND_OWN_SQL = _append_sql(*_GIVEN, "$4", _NO_FLUSH)
 # Staged messages (`stage_in`, in their work's transaction) moved here once it has committed:
 # a batch by its id, or what a crash left staged for longer than $1 seconds. Deleted as they
