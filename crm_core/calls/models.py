@@ -103,7 +103,9 @@ class PbxSync(Base):
 
     Not in sync from the moment the AMI link is lost (or a follower starts) until its
     reconnect's reconcile commits: calls may have ended unseen meanwhile, their agents still
-    "talking". No row: nobody ever followed a PBX (AMI off): agent_states are all there is.
+    "talking". No row: nobody ever followed a PBX (AMI off): agent_states are all there is. A
+    follower that dies marks nothing (the next one's claim does); routers ignore an episode
+    over 10 minutes old (crm_core/routing/repository.py:BATCH_SQL).
     """
 
     __tablename__ = "pbx_sync"

@@ -47,8 +47,10 @@ WHERE user_id = ANY($1::int[])
 # $5 now (the router's clock: a wrap-up is over when its `until` has passed), $6 the last
 # out-of-sync episode (pbx_sync.epoch) the router gave up waiting for.
 # `unsynced`: agent_states may not follow the PBX (crm_core/calls/pbx_sync.py): a row, and no
-# picks taken, unless the router gave up on that episode; it waits and asks again. In sync (or
-# nobody follows a PBX: no row) it adds nothing to the answer.
+# picks taken, unless the router gave up on that episode; it waits and asks again. In sync,
+# nobody ever following a PBX (no row), or out of sync for over 10 minutes (the PBX long out of
+# reach, or AMI switched off after a follower's clean stop: nobody is coming to say otherwise)
+# it adds nothing to the answer.
 # `away`: agents paused, do-not-disturb or in wrap-up (crm_core.presence.rules.AWAY) are never
 # dealt a call, neither as the responsible agent nor by round-robin.
 BATCH_SQL = """
@@ -82,7 +84,8 @@ need AS (
        OR callers.responsible_id NOT IN (SELECT id FROM free)
 ),
 unsynced AS (
-    SELECT epoch FROM pbx_sync WHERE NOT synced AND epoch > $6::bigint
+    SELECT epoch FROM pbx_sync
+    WHERE NOT synced AND epoch > $6::bigint AND since > $5::timestamptz - interval '10 minutes'
 )
 SELECT 'c' AS kind, e164 AS key, client_id, responsible_id, deal_id, NULL::int[] AS picks
 FROM callers

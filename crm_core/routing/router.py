@@ -238,25 +238,30 @@ class Router:
         """The batch's decisions. While agent_states may not follow the PBX (pbx_sync), wait for
         them to, up to `sync_wait`, and read again: an agent of a call that ended unseen would
         still look busy. Each read is bounded by the connect and query timeouts."""
-        deadline: float | None = None
+        started: float | None = None  # when this batch began to wait
+        gave_up = False
         while True:
             self._sync_news.clear()  # before the read: news committed after it ends the wait
             async with asyncio.timeout(self._connect_timeout + self._query_timeout):
                 duty, read = await self._read(e164s)
             if read.unsynced is None:
-                if deadline is not None:
-                    waited = time.monotonic() - deadline + self._sync_wait
+                if started is not None and not gave_up:
+                    waited = time.monotonic() - started
                     logger.info(
                         "routing: waited %.3f s for agent_states to follow the PBX",
                         waited,
                         extra={"waited_s": round(waited, 3), "calls": len(e164s)},
                     )
                 return self._decisions(e164s, duty, read)
-            if deadline is None:
-                deadline = time.monotonic() + self._sync_wait
+            if gave_up:  # a newer episode began meanwhile: given up as well (no picks taken)
+                self._gave_up = read.unsynced
+                continue
+            if started is None:
+                started = time.monotonic()
                 self.stats.sync_waits += 1
-            left = deadline - time.monotonic()
+            left = started + self._sync_wait - time.monotonic()
             if left <= 0:
+                gave_up = True
                 self._gave_up = read.unsynced
                 self.stats.sync_gave_up += 1
                 logger.warning(

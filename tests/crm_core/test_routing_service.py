@@ -8,7 +8,7 @@ import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
@@ -354,7 +354,11 @@ FOLLOWER = uuid.uuid4()
 
 
 async def mark_sync(
-    sessions: async_sessionmaker[AsyncSession], *, synced: bool, free: str | None = None
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    synced: bool,
+    free: str | None = None,
+    at: datetime = NOW,
 ) -> None:
     """What the follower of the PBX commits: its claim at its start (not in sync, and the one
     that writes from then on), then its live lane's, the agent `free` freed and the flag at
@@ -364,9 +368,9 @@ async def mark_sync(
             await s.merge(AgentState(extension=free, state="free", linkedid=None, since=NOW))
         if await pbx_sync.current(s) is None:
             assert not synced
-            await pbx_sync.claim(s, FOLLOWER, NOW)
+            await pbx_sync.claim(s, FOLLOWER, at)
         else:
-            await pbx_sync.mark(s, FOLLOWER, synced=synced, at=NOW)
+            await pbx_sync.mark(s, FOLLOWER, synced=synced, at=at)
         await s.commit()
 
 
@@ -396,7 +400,8 @@ async def test_out_of_sync_a_call_waits_for_the_reconcile_and_reaches_the_freed_
     assert not decision.done()
 
     await mark_sync(sessions, synced=True, free="101")
-    d = await decision
+    async with asyncio.timeout(30):  # its NOTIFY ends the wait, not the 120 s
+        d = await decision
     assert (d.target, d.reason, d.user_id) == ("101", Reason.responsible, m101)
     assert router.stats.sync_gave_up == 0
     # the read that found it out of sync dealt nobody a round-robin turn
@@ -432,17 +437,20 @@ async def test_out_of_sync_past_the_bound_a_call_is_routed_on_what_is_known_with
     assert (d.target, router.stats.sync_waits, router.stats.sync_gave_up) == ("102", 2, 2)
 
 
-@pytest.mark.parametrize("flag", ["none", "synced", "waiting off"])
+@pytest.mark.parametrize("flag", ["none", "synced", "waiting off", "stale"])
 async def test_in_sync_or_nobody_following_a_pbx_a_call_never_waits(
     flag: str,
     make_user: UserFactory,
     sessions: async_sessionmaker[AsyncSession],
     make_router: RouterFactory,
 ) -> None:
-    """No row (AMI off: nobody follows a PBX), in sync, or ROUTING_SYNC_WAIT=0."""
+    """No row (AMI off: nobody follows a PBX), in sync, ROUTING_SYNC_WAIT=0, or out of sync
+    for over 10 minutes (nobody is coming to say otherwise)."""
     _, m102 = await agents(make_user, sessions, 2)
     await set_state(sessions, "101", "talking")
-    if flag != "none":
+    if flag == "stale":  # a follower's clean stop, 11 minutes before the router's clock
+        await mark_sync(sessions, synced=False, at=NOW - timedelta(minutes=11))
+    elif flag != "none":
         await mark_sync(sessions, synced=False)  # a follower's start
     if flag == "synced":
         await mark_sync(sessions, synced=True)
