@@ -65,7 +65,6 @@ from telephony.facts import (
     CallSummary,
     CallTransferred,
     Fact,
-    PbxSyncChanged,
 )
 from telephony.finished_call import to_record, ts
 from telephony.tracker import CallTracker
@@ -118,7 +117,21 @@ class _CardFailed:
     linkedid: str
 
 
-Work = Fact | PbxSyncChanged | _CallOver | _OpenCard | _CardOpened | _CardFailed
+@dataclass(frozen=True, slots=True)
+class _PbxSync:
+    """Where the facts stop or start telling the PBX's calls as they are (the live lane's, for
+    crm_core/calls/pbx_sync.py): `synced` False when the AMI link is lost (calls may end unseen
+    until it is back), True after a reconnect's reconcile, whose facts come just before it;
+    `live`, the calls Asterisk had then. Not a call's work: its `linkedid` is empty (the lanes
+    count work by call)."""
+
+    synced: bool
+    at: float
+    live: frozenset[str] = frozenset()
+    linkedid: str = ""
+
+
+Work = Fact | _PbxSync | _CallOver | _OpenCard | _CardOpened | _CardFailed
 # what a lane does with a batch in its transaction; it may hand back what to do once committed
 Apply = Callable[[AsyncSession, list[Any]], Awaitable[Callable[[], None] | None]]
 
@@ -257,14 +270,14 @@ class CallPipeline:
         facts += self.tracker.reconcile(live, now)
         # after the reconcile's facts: the live lane says agent_states follow the PBX in the
         # commit that frees the agents of the calls that ended unseen (or a later one)
-        await self._enqueue([*facts, PbxSyncChanged(synced=True, at=now)])
+        await self._enqueue([*facts, _PbxSync(synced=True, at=now, live=frozenset(live))])
 
     async def on_lost(self) -> None:
         """The AMI link is lost (after its last event): calls may end unseen until the next
         `on_connected`, so agent_states are not to be trusted meanwhile (the routers wait)."""
-        await self._enqueue([PbxSyncChanged(synced=False, at=time.time())])
+        await self._enqueue([_PbxSync(synced=False, at=time.time())])
 
-    async def _enqueue(self, facts: Sequence[Fact | PbxSyncChanged]) -> None:
+    async def _enqueue(self, facts: Sequence[Fact | _PbxSync]) -> None:
         popped = False
         for fact in facts:
             lid = fact.linkedid
@@ -650,15 +663,15 @@ class CallPipeline:
         return announce
 
     async def _apply_live(
-        self, session: AsyncSession, batch: list[Fact | PbxSyncChanged | _CallOver]
+        self, session: AsyncSession, batch: list[Fact | _PbxSync | _CallOver]
     ) -> None:
-        calls = {fact.linkedid for fact in batch if not isinstance(fact, PbxSyncChanged)}
+        calls = {fact.linkedid for fact in batch if not isinstance(fact, _PbxSync)}
         known = await active.contexts(session, calls)
         phones = active.AgentPhones()
         saves: dict[str, tuple[CallInfo, datetime]] = {}
-        sync: PbxSyncChanged | None = None  # the batch's last word on it
+        sync: _PbxSync | None = None  # the batch's last word on it
         for fact in batch:
-            if isinstance(fact, PbxSyncChanged):
+            if isinstance(fact, _PbxSync):
                 sync = fact
                 continue
             self.stats["facts"] += 1
@@ -720,6 +733,8 @@ class CallPipeline:
         await phones.write(session)
         await active.save_calls(session, self._saves(saves))
         if sync is not None:  # in the commit of the agents' states before it
+            if sync.synced:  # busy on a call Asterisk no longer had, and the tracker never knew
+                await active.free_agents_off(session, sync.live | calls, ts(sync.at))
             await pbx_sync.mark(session, self._follower, synced=sync.synced, at=ts(sync.at))
 
     def _saves(self, latest: dict[str, tuple[CallInfo, datetime]]) -> list[CallSave]:

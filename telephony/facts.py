@@ -166,18 +166,6 @@ class CallEnded(BaseFact):
     summary: CallSummary
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PbxSyncChanged:
-    """Where the facts stop or start telling the PBX's calls as they are: `synced` False when
-    the AMI link is lost (calls may end unseen until it is back), True after a reconnect's
-    reconcile, whose facts (the calls that ended meanwhile) come just before it. Not a call's
-    fact: `linkedid` is empty (the pipeline's lanes key their work by call)."""
-
-    synced: bool
-    at: float
-    linkedid: str = ""
-
-
 Fact = (
     CallStarted
     | AgentRinging

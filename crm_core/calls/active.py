@@ -7,13 +7,13 @@ with) and `end_calls` (the row goes when the call is logged, handing back its cl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import BindParameter, Table, bindparam, delete, select
+from sqlalchemy import BindParameter, Table, bindparam, delete, select, text
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -251,6 +251,20 @@ def _agent_state_statement(*, free: bool) -> Insert:
 
 _AGENT_STATE = _agent_state_statement(free=False)
 _AGENT_FREED = _agent_state_statement(free=True)
+
+
+# Agents ringing or talking on a call that is neither in `keep` nor a call's free (a restore
+# that failed, a follower that took over from one that died): nothing will ever free them.
+_FREE_OFF = text(
+    "UPDATE agent_states SET state = 'free', linkedid = NULL, since = :at"
+    " WHERE state <> 'free' AND linkedid IS NOT NULL AND NOT (linkedid = ANY(:keep))"
+)
+
+
+async def free_agents_off(session: AsyncSession, keep: Collection[str], at: datetime) -> None:
+    """After a reconnect's reconcile: agents busy on a call Asterisk no longer has (`keep`:
+    the calls it has, and those the same batch wrote) are free."""
+    await session.execute(_FREE_OFF, {"keep": sorted(keep), "at": at})
 
 
 async def set_agent_state(

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.calls import pbx_sync
@@ -195,10 +196,19 @@ async def test_the_flag_is_out_of_sync_until_the_reconcile_frees_the_agents_of_c
     second = bare_pipeline(sessions)  # a new follower: 101's call ended while none was there
     assert await second.restore() == 1
     assert await _sync_and_101(sessions) == (PbxSyncState(synced=False, epoch=1), "talking")
+    # 102 busy on a call no tracker knows (its restore failed), 103 on one Asterisk still has
+    async with sessions() as s:
+        for ext, linkedid in (("102", "1700000000.1"), ("103", "1700000000.2")):
+            s.add(AgentState(extension=ext, state="talking", linkedid=linkedid, since=ts(0)))
+        await s.commit()
     second.start()
-    await second.on_connected([])  # Asterisk no longer has the call
+    # Asterisk no longer has 101's call nor 102's (a snapshot of 103's call's channel alone)
+    await second.on_connected([{"Event": "CoreShowChannel", "Linkedid": "1700000000.2"}])
     await second.drain()
     assert await _sync_and_101(sessions) == (PbxSyncState(synced=True, epoch=1), "free")
+    async with sessions() as s:
+        states = {a.extension: a.state for a in (await s.scalars(select(AgentState))).all()}
+    assert (states["102"], states["103"]) == ("free", "talking")
 
     await second.on_lost()  # the link drops: a new episode
     await second.drain()
