@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.calls.models import PbxSync
 from crm_core.clients.models import Client
 from crm_core.clients.schemas import ClientCreate
 from crm_core.clients.service import create_client
@@ -35,3 +36,9 @@ async def managers_client(
         )
         await s.commit()
     return manager, headers, client
+
+
+async def pbx_sync_state(session: AsyncSession) -> tuple[bool, int] | None:
+    """The pbx_sync row as (synced, epoch); None when nobody ever followed a PBX."""
+    row = await session.get(PbxSync, 1)
+    return None if row is None else (row.synced, row.epoch)

@@ -103,10 +103,10 @@ _KEEP_CALL = " ON CONFLICT (linkedid) DO UPDATE SET " + ", ".join(
 )
 
 
-# A call's start is remembered without waiting for its WAL flush when the statement is its own
-# transaction (the pop lane's autocommit connection; a caller's transaction commits as it
-# would, `stands_alone`): the call's ring waits for this
-# statement, and the flush, shared with every other lane's commits, was about a third of it
+# Who a call is with is remembered without waiting for the WAL flush when the statement is its
+# own transaction (the pop lane's autocommit connection, at the call's start; a caller's
+# transaction, the card lane's, commits as it would: `stands_alone`): the call's ring waits for
+# that statement, and the flush, shared with every other lane's commits, was about a third of it
 # (bench/pop_latency_notes.md, session 17). What a database crash could lose is the last
 # fraction of a second of these rows (any later commit that waits for its flush, the live
 # lane's many, flushes them too); a call that lost it is matched again by its number when
@@ -121,9 +121,8 @@ def stands_alone(driver: asyncpg.Connection) -> bool:
 
 def _remember_sql(*, flush: bool) -> str:
     values = ", ".join(f"${n}" for n in range(1, len(_REMEMBERED) + 1))
-    if flush:
-        return f"{_INTO} VALUES ('{{}}', {values}){_KEEP_CALL}"
-    return f"{_INTO} SELECT '{{}}', {values} FROM {_NO_FLUSH}{_KEEP_CALL}"
+    source = "" if flush else f" FROM {_NO_FLUSH}"
+    return f"{_INTO} SELECT '{{}}', {values}{source}{_KEEP_CALL}"
 
 
 def remember_found_sql(found_sql: str, also: str = "", *, flush: bool = True) -> str:
@@ -177,15 +176,14 @@ _END_CALLS = (
 
 
 async def remember_client(
-    session: AsyncSession, call: CallInfo, ctx: CallContext, at: datetime, *, at_start: bool = False
+    session: AsyncSession, call: CallInfo, ctx: CallContext, at: datetime
 ) -> None:
     """Who the call is with, for its pop, its messages and its log (the call's own columns are
     written only when the row is new: the live lane may already have saved a later state).
-    `at_start`: a call's start, which does not wait for its flush when the statement is its
-    own transaction (`_NO_FLUSH`)."""
+    A statement that is its own transaction does not wait for its flush (`_NO_FLUSH`)."""
     driver = await driver_connection(session)
     await driver.execute(
-        _REMEMBER_ALONE if at_start and stands_alone(driver) else _REMEMBER,
+        _REMEMBER_ALONE if stands_alone(driver) else _REMEMBER,
         call.linkedid,
         call.started_at,
         at,

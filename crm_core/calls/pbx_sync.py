@@ -12,7 +12,6 @@ NOTIFY on `CHANNEL`.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
@@ -20,12 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 CHANNEL = "crm_pbx_sync"
 
-# The NOTIFY goes out at the COMMIT, with the rows the write made true; `epoch` + 1 each time it
-# goes out of sync (a new episode, which a router that gave up on the last one waits for).
-_NOTIFY = f"""
-SELECT pg_notify('{CHANNEL}', CASE WHEN synced THEN 'synced' ELSE 'lost' END || ' ' || epoch)
-FROM marked
-"""
+# The NOTIFY goes out at the COMMIT, if the write was made (a router reads the row again: the
+# news is that it changed); `epoch` + 1 each time it goes out of sync (a new episode, which a
+# router that gave up on the last one waits for).
+_NOTIFY = f"\nSELECT pg_notify('{CHANNEL}', '') FROM marked"
 _CLAIM = text(
     """
 WITH marked AS (
@@ -33,7 +30,7 @@ WITH marked AS (
     ON CONFLICT (id) DO UPDATE SET
         follower = EXCLUDED.follower, synced = false, epoch = pbx_sync.epoch + 1,
         since = EXCLUDED.since
-    RETURNING synced, epoch
+    RETURNING id
 )"""
     + _NOTIFY
 )
@@ -45,16 +42,10 @@ WITH marked AS (
         epoch = epoch + CASE WHEN CAST(:synced AS boolean) THEN 0 ELSE 1 END,
         since = :at
     WHERE id = 1 AND follower = :follower
-    RETURNING synced, epoch
+    RETURNING id
 )"""
     + _NOTIFY
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PbxSyncState:
-    synced: bool
-    epoch: int
 
 
 async def claim(session: AsyncSession, follower: uuid.UUID, at: datetime) -> None:
@@ -66,9 +57,3 @@ async def mark(session: AsyncSession, follower: uuid.UUID, *, synced: bool, at: 
     """In the caller's transaction, if `follower` is still the one that claimed it last: the
     routers see it (and are told) at its COMMIT."""
     await session.execute(_MARK, {"follower": follower, "synced": synced, "at": at})
-
-
-async def current(session: AsyncSession) -> PbxSyncState | None:
-    """The row as it stands; None when nobody ever followed a PBX."""
-    row = (await session.execute(text("SELECT synced, epoch FROM pbx_sync"))).first()
-    return None if row is None else PbxSyncState(bool(row.synced), int(row.epoch))

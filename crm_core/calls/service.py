@@ -117,7 +117,7 @@ async def look_up_and_remember(
     nobody."""
     e164 = _matchable(call.client_raw_number, region, company_numbers)
     if e164 is None:
-        await active.remember_client(session, call, NO_CONTEXT, at, at_start=True)
+        await active.remember_client(session, call, NO_CONTEXT, at)
         return None
     driver = await driver_connection(session)
     params = active.remember_found_params(call, at, e164, named_deal(call.variables))

@@ -45,6 +45,10 @@ STAGED_GRACE_SECONDS = 5.0
 RETRY_SECONDS = 0.5
 
 
+def _leftovers_failed(exc: Exception) -> None:
+    logger.warning("publishing staged leftovers failed (%s: %s)", type(exc).__name__, exc)
+
+
 class PostgresBackend:
     durable = True
 
@@ -115,9 +119,7 @@ class PostgresBackend:
             try:
                 await self._leftovers_first()
             except Exception as exc:  # its retry still comes; this news is not held for it
-                logger.warning(
-                    "publishing staged leftovers failed (%s: %s)", type(exc).__name__, exc
-                )
+                _leftovers_failed(exc)
         await self._numbered(lambda conn: event_log.append(conn, messages, self._notify_channel))
 
     async def _numbered(
@@ -324,9 +326,7 @@ class PostgresBackend:
                 await self.release_leftovers(0.0 if everything else STAGED_GRACE_SECONDS)
             except Exception as exc:
                 self._left_behind = self._left_behind or everything
-                logger.warning(
-                    "publishing staged leftovers failed (%s: %s)", type(exc).__name__, exc
-                )
+                _leftovers_failed(exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STAGED_GRACE_SECONDS):
                     await self._look.wait()

@@ -28,6 +28,7 @@ from crm_core.routing.service import routing_status
 from crm_core.schedules.schemas import ExceptionIn, IntervalIn, ScheduleIn
 from crm_core.schedules.service import replace_schedule
 from tests.conftest import UserFactory
+from tests.seeding import pbx_sync_state
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -366,7 +367,7 @@ async def mark_sync(
     async with sessions() as s:
         if free is not None:
             await s.merge(AgentState(extension=free, state="free", linkedid=None, since=NOW))
-        if await pbx_sync.current(s) is None:
+        if await pbx_sync_state(s) is None:
             assert not synced
             await pbx_sync.claim(s, FOLLOWER, at)
         else:

@@ -503,8 +503,8 @@ async def test_a_lost_connection_is_told_after_its_last_event_and_before_the_nex
         await until(lambda: told == ["snapshot"])
         await server.inject(event_bytes([("Event", "Shutdown"), ("Shutdown", "Cleanly")]))
         server.drop_clients()
-        await asyncio.wait_for(server.wait_logins(2), 3)
-        await until(lambda: len(told) == 4)
+        await asyncio.wait_for(server.wait_logins(2), 30)  # (bounds a failure only)
+        await until(lambda: len(told) == 4, within=30)
     finally:
         await lst.close()
     assert told == ["snapshot", "last event", "lost", "snapshot", "lost"]

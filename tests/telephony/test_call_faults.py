@@ -11,12 +11,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.calls import pbx_sync
 from crm_core.calls.models import AgentState
-from crm_core.calls.pbx_sync import PbxSyncState
 from crm_core.communications.models import Communication
 from telephony.finished_call import ts
 from telephony.testing.replay import ReplayServer
+from tests.seeding import pbx_sync_state
 from tests.telephony.helpers import parse_stream, read_events, read_truth, split_recording
 from tests.telephony.pbx import bare_pipeline, call_rows, replayed_pbx, settle_pipeline
 
@@ -167,9 +166,9 @@ async def test_core_stop_mid_call_is_logged_as_ended_by_the_pbx(
 
 async def _sync_and_101(
     sessions: async_sessionmaker[AsyncSession],
-) -> tuple[PbxSyncState | None, str]:
+) -> tuple[tuple[bool, int] | None, str]:
     async with sessions() as s:
-        state = await pbx_sync.current(s)
+        state = await pbx_sync_state(s)
         phone = await s.get(AgentState, "101")
     assert phone is not None
     return state, phone.state
@@ -195,7 +194,7 @@ async def test_the_flag_is_out_of_sync_until_the_reconcile_frees_the_agents_of_c
 
     second = bare_pipeline(sessions)  # a new follower: 101's call ended while none was there
     assert await second.restore() == 1
-    assert await _sync_and_101(sessions) == (PbxSyncState(synced=False, epoch=1), "talking")
+    assert await _sync_and_101(sessions) == ((False, 1), "talking")
     # 102 busy on a call no tracker knows (its restore failed), 103 on one Asterisk still has
     async with sessions() as s:
         for ext, linkedid in (("102", "1700000000.1"), ("103", "1700000000.2")):
@@ -205,17 +204,17 @@ async def test_the_flag_is_out_of_sync_until_the_reconcile_frees_the_agents_of_c
     # Asterisk no longer has 101's call nor 102's (a snapshot of 103's call's channel alone)
     await second.on_connected([{"Event": "CoreShowChannel", "Linkedid": "1700000000.2"}])
     await second.drain()
-    assert await _sync_and_101(sessions) == (PbxSyncState(synced=True, epoch=1), "free")
+    assert await _sync_and_101(sessions) == ((True, 1), "free")
     async with sessions() as s:
         states = {a.extension: a.state for a in (await s.scalars(select(AgentState))).all()}
     assert (states["102"], states["103"]) == ("free", "talking")
 
     await second.on_lost()  # the link drops: a new episode
     await second.drain()
-    assert await _sync_and_101(sessions) == (PbxSyncState(synced=False, epoch=2), "free")
+    assert await _sync_and_101(sessions) == ((False, 2), "free")
     await second.on_connected([])
     await second.drain()
-    assert await _sync_and_101(sessions) == (PbxSyncState(synced=True, epoch=2), "free")
+    assert await _sync_and_101(sessions) == ((True, 2), "free")
 
     # another follower takes over (a demotion): what the one before still drains counts no more
     third = bare_pipeline(sessions)
@@ -223,4 +222,4 @@ async def test_the_flag_is_out_of_sync_until_the_reconcile_frees_the_agents_of_c
     await second.on_lost()
     await second.on_connected([])
     await second.close()
-    assert await _sync_and_101(sessions) == (PbxSyncState(synced=False, epoch=3), "free")
+    assert await _sync_and_101(sessions) == ((False, 3), "free")
