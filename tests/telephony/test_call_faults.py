@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.calls.models import AgentState
@@ -193,6 +193,8 @@ async def test_the_flag_is_out_of_sync_until_the_reconcile_frees_the_agents_of_c
     assert await _sync_and_101(sessions) == (None, "talking")
 
     second = bare_pipeline(sessions)  # a new follower: 101's call ended while none was there
+    # each live item its own transaction: the mark's place after the reconcile's facts shows
+    second._batch = 1
     assert await second.restore() == 1
     assert await _sync_and_101(sessions) == ((False, 1), "talking")
     # 102 busy on a call no tracker knows (its restore failed), 103 on one Asterisk still has
@@ -207,7 +209,14 @@ async def test_the_flag_is_out_of_sync_until_the_reconcile_frees_the_agents_of_c
     assert await _sync_and_101(sessions) == ((True, 1), "free")
     async with sessions() as s:
         states = {a.extension: a.state for a in (await s.scalars(select(AgentState))).all()}
+        # 101 freed by a transaction that began before the one that said "in sync" (or by it)
+        order = text(
+            "SELECT a.xmin::text::bigint <= p.xmin::text::bigint"
+            " FROM agent_states a, pbx_sync p WHERE a.extension = '101'"
+        )
+        freed_first = await s.scalar(order)
     assert (states["102"], states["103"]) == ("free", "talking")
+    assert freed_first
 
     await second.on_lost()  # the link drops: a new episode
     await second.drain()
