@@ -76,6 +76,11 @@ logger = logging.getLogger(__name__)
 # card's writes on the one event loop (~9 ms of CPU). A call rung later (a queue) gets its card
 # after this.
 CARD_GRACE = 0.05
+# A pbx_sync mark that failed (the database away) is written again after this, doubling up to
+# SYNC_RETRY_MAX, until it lands or a newer one is queued: the routers trust agent_states only
+# while it says "in sync".
+SYNC_RETRY_SECONDS = 1.0
+SYNC_RETRY_MAX = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +256,10 @@ class CallPipeline:
         self._queued: set[str] = set()
         # who writes pbx_sync once `restore` claimed it (until another follower does)
         self._follower = uuid.uuid4()
+        # the newest mark queued, and the timer writing it again if it failed (`_sync_lost`)
+        self._last_sync: _PbxSync | None = None
+        self._sync_retry: asyncio.TimerHandle | None = None
+        self._sync_delay = SYNC_RETRY_SECONDS
 
     # ------------------------------------------------------------------ inputs (the listener's)
 
@@ -281,6 +290,9 @@ class CallPipeline:
         popped = False
         for fact in facts:
             lid = fact.linkedid
+            if isinstance(fact, _PbxSync):
+                self._last_sync = fact  # an older mark failing now is not written again
+                self._sync_delay = SYNC_RETRY_SECONDS
             if isinstance(fact, CallEnded):
                 self._count("live", lid, 1)
                 self._live.push(_CallOver(lid, fact.at, _agents(fact.summary)))
@@ -341,6 +353,8 @@ class CallPipeline:
 
     async def close(self) -> None:
         await self.drain()
+        if self._sync_retry is not None:
+            self._sync_retry.cancel()
         for lane in self._lanes:
             await lane.stop()
 
@@ -387,7 +401,7 @@ class CallPipeline:
                     ids = {item.linkedid for item in batch}
                     async with self._progress:
                         await self._progress.wait_for(lambda ids=ids: self._clear(after, ids))  # type: ignore[misc]
-                lost = self._card_lost if lane is self._card else None
+                lost = {"card": self._card_lost, "live": self._sync_lost}.get(lane.name)
                 try:
                     await self._apply_batch(apply, batch, lane is self._pop, lost)
                 finally:
@@ -532,6 +546,23 @@ class CallPipeline:
         counts its own work done, so the lanes after both never see a gap."""
         self._count(lane.name, item.linkedid, 1)
         lane.push(item)
+
+    def _sync_lost(self, item: Any) -> None:
+        """A live item failed alone: a pbx_sync mark is written again later, if it is still
+        the newest (a lost mark would mislead the routers for the whole episode)."""
+        if not isinstance(item, _PbxSync) or item is not self._last_sync:
+            return
+        if self._sync_retry is not None:
+            self._sync_retry.cancel()
+        delay, self._sync_delay = self._sync_delay, min(self._sync_delay * 2, SYNC_RETRY_MAX)
+        logger.warning("pbx_sync mark (synced=%s) lost: again in %.1f s", item.synced, delay)
+        self._sync_retry = asyncio.get_running_loop().call_later(delay, self._sync_again, item)
+
+    def _sync_again(self, item: _PbxSync) -> None:
+        self._sync_retry = None
+        if item is self._last_sync:
+            self._count("live", item.linkedid, 1)
+            self._live.push(item)
 
     def _card_lost(self, item: _OpenCard) -> None:
         """The card lane gave up on this call's card: the pop lane tells the agents waiting."""

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.calls import pbx_sync
 from crm_core.calls.models import AgentState
 from crm_core.communications.models import Communication
 from telephony.finished_call import ts
@@ -232,3 +235,55 @@ async def test_the_flag_is_out_of_sync_until_the_reconcile_frees_the_agents_of_c
     await second.on_connected([])
     await second.close()
     assert await _sync_and_101(sessions) == ((False, 3), "free")
+
+
+async def test_a_mark_the_database_refused_is_written_again_unless_a_newer_one_came(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses a mark (its batch, then alone): it is written again later, not
+    lost (the routers would trust or distrust agent_states for the whole episode); a mark
+    superseded meanwhile is not."""
+    monkeypatch.setattr("telephony.call_pipeline.SYNC_RETRY_SECONDS", 0.05)
+    real = pbx_sync.mark
+    tries: list[bool] = []
+    refuse = 2
+
+    async def refusing(
+        session: AsyncSession, follower: uuid.UUID, *, synced: bool, at: datetime
+    ) -> None:
+        nonlocal refuse
+        tries.append(synced)
+        if refuse:
+            refuse -= 1
+            raise ConnectionError("the database is away")
+        await real(session, follower, synced=synced, at=at)
+
+    monkeypatch.setattr(pbx_sync, "mark", refusing)
+    pipeline = bare_pipeline(sessions)
+    await pipeline.restore()
+    pipeline.start()
+    await pipeline.on_connected([])
+    await pipeline.drain()
+    assert (await _flag(sessions)) == (False, 1)  # refused twice, not yet again
+    async with asyncio.timeout(30):  # bounds a failure only: the retry is 0.05 s away
+        while await _flag(sessions) != (True, 1):
+            await asyncio.sleep(0.02)
+    assert tries == [True, True, True]
+
+    # "not in sync" refused twice, then "in sync" queued before its retry: only the newer lands
+    refuse = 2
+    await pipeline.on_lost()
+    await pipeline.drain()
+    await pipeline.on_connected([])
+    await asyncio.sleep(0.1)  # the retry's timer (0.05 s) is due before this one
+    await pipeline.drain()
+    await pipeline.close()
+    assert tries == [True, True, True, False, False, True]
+    assert (await _flag(sessions)) == (True, 1)
+
+
+async def _flag(
+    sessions: async_sessionmaker[AsyncSession],
+) -> tuple[bool, int] | None:
+    async with sessions() as s:
+        return await pbx_sync_state(s)
