@@ -6,6 +6,7 @@ two lights (the page's socket, the PBX) tell the truth; every page fits a laptop
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import web.ws
 from crm_core.tasks.models import Task
 from crm_core.users.models import User
 from telephony.testing.replay import ReplayServer
@@ -300,6 +302,33 @@ async def test_the_lights_show_the_socket_and_whether_the_pbx_is_followed(
         await expect(pbx).to_have_text("PBX: not followed")
         await expect(pbx).to_have_attribute("data-state", "closed")
         await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+
+
+async def test_the_light_says_live_only_once_the_server_has_subscribed_the_socket(
+    live: LiveService,
+    browsers: Contexts,
+    make_user: UserFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Until the server has checked the token and subscribed the socket, what is published
+    reaches the page as a replay, not live: the light says "connecting", not "live"."""
+    await person(make_user, "operator")
+    checking, go_on = asyncio.Event(), asyncio.Event()
+    real = web.ws._authenticate
+
+    async def slow(ws: Any, c: Any) -> Any:
+        checking.set()
+        await go_on.wait()
+        return await real(ws, c)
+
+    monkeypatch.setattr(web.ws, "_authenticate", slow)
+    page = await browsers.page(locale=BROWSER_LOCALE["en"])
+    await sign_in_to_shell(page, live, "operator-shell", "/operator")
+    await asyncio.wait_for(checking.wait(), 30)  # bounds a failure only
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "connecting")
+    go_on.set()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    await expect(page.locator("#conn")).to_have_text("live")
 
 
 async def test_without_a_pbx_configured_the_light_says_so(

@@ -136,7 +136,8 @@ export class Socket {
       if (this.connects > 0) this.freshStart = false; // a reconnect replays what was missed live
       this.attempt = 0;
       this.connects += 1;
-      this.setState("open");
+      // "open" (the page's "live") waits for the server's "subscribed": until then the server
+      // is still checking the token, and what is published meanwhile comes as a replay
     };
     ws.onmessage = (ev) => {
       this.lastHeard = Date.now();
@@ -147,7 +148,11 @@ export class Socket {
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "pong" }));
         return;
       }
-      if (msg.type === "subscribed") { this.replayUntil = Number(msg.last_seq) || 0; return; }
+      if (msg.type === "subscribed") {
+        this.replayUntil = Number(msg.last_seq) || 0;
+        this.setState("open");
+        return;
+      }
       if (msg.type === "replay.truncated") { this.catchUp(Number(msg.after) || 0); return; }
       if (msg.type === "system.status") {
         this.status = { ami: String(msg.ami) };
