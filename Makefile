@@ -62,8 +62,13 @@ lint: install node_modules
 	# the pages' ES modules: JSDoc types checked by TypeScript (web/pages/tsconfig.json), no build
 	npx --no-install tsc -p web/pages
 
+# The suite on TEST_WORKERS processes (pytest-xdist), each with its own embedded PostgreSQL and,
+# for tests/live, its own Asterisk: most of the time is spent waiting on the PBX's real timers
+# and the browser, so two workers on two cores take ~60% of the time one does.
+TEST_WORKERS ?= 2
+
 test: install browser lint node_modules asterisk
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS)
 
 bench: install
 	$(PY) bench/run_all.py
