@@ -559,10 +559,18 @@ class CallPipeline:
         self._sync_retry = asyncio.get_running_loop().call_later(delay, self._sync_again, item)
 
     def _sync_again(self, item: _PbxSync) -> None:
+        """The mark anew, as of now: an "in sync" one keeps the agents of the calls begun since
+        its reconcile (what the tracker follows now), as it does those Asterisk had then."""
         self._sync_retry = None
-        if item is self._last_sync:
-            self._count("live", item.linkedid, 1)
-            self._live.push(item)
+        if item is not self._last_sync:
+            return
+        live = item.live
+        if item.synced:
+            live = live | {c.linkedid for c in self.tracker.active_calls()}
+        again = _PbxSync(synced=item.synced, at=time.time(), live=live)
+        self._last_sync = again
+        self._count("live", again.linkedid, 1)
+        self._live.push(again)
 
     def _card_lost(self, item: _OpenCard) -> None:
         """The card lane gave up on this call's card: the pop lane tells the agents waiting."""
@@ -764,9 +772,13 @@ class CallPipeline:
         await phones.write(session)
         await active.save_calls(session, self._saves(saves))
         if sync is not None:  # in the commit of the agents' states before it
-            if sync.synced:  # busy on a call Asterisk no longer had, and the tracker never knew
+            marked = await pbx_sync.mark(
+                session, self._follower, synced=sync.synced, at=ts(sync.at)
+            )
+            # busy on a call Asterisk no longer had, and the tracker never knew; only while
+            # this follower is the one: another's agents are not ours to free
+            if marked and sync.synced:
                 await active.free_agents_off(session, sync.live | calls, ts(sync.at))
-            await pbx_sync.mark(session, self._follower, synced=sync.synced, at=ts(sync.at))
 
     def _saves(self, latest: dict[str, tuple[CallInfo, datetime]]) -> list[CallSave]:
         """Each call as its last fact in the batch showed it, with the tracker's resumable state

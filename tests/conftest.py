@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -9,12 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crm_core.db import make_engine, make_session_factory
+from crm_core.db import asyncpg_dsn, make_engine, make_session_factory
 from crm_core.migrate import upgrade
 from crm_core.settings import CoreSettings
 from crm_core.users.models import User
@@ -36,6 +38,16 @@ KEEP_TABLES = {"deal_stages", "alembic_version", "pause_reasons"}  # seeded by m
 def database_url() -> Iterator[str]:
     """DATABASE_URL when given (a scratch database there), else an embedded server."""
     given = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # make test's workers: gw0, gw1
+    if given and worker:
+        # each worker truncates every table per test: one database each on that server
+        there = make_url(given)
+        own = there.set(database=f"{there.database}_{worker}").render_as_string(hide_password=False)
+        asyncio.run(_recreate(given, own))
+        upgrade(own)
+        yield own
+        asyncio.run(_recreate(given, own, create=False))
+        return
     if given:
         upgrade(given)
         yield given
@@ -47,6 +59,18 @@ def database_url() -> Iterator[str]:
     upgrade(url)
     yield url
     del server
+
+
+async def _recreate(server: str, database: str, *, create: bool = True) -> None:
+    """`database` (a URL on the same server as `server`) dropped, and created empty."""
+    name = make_url(database).database
+    conn = await asyncpg.connect(asyncpg_dsn(server))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,8 @@ async def claim(session: AsyncSession, follower: uuid.UUID, at: datetime) -> Non
     await session.execute(_CLAIM, {"follower": follower, "at": at})
 
 
-async def mark(session: AsyncSession, follower: uuid.UUID, *, synced: bool, at: datetime) -> None:
-    """In the caller's transaction, if `follower` is still the one that claimed it last: the
-    routers see it (and are told) at its COMMIT."""
-    await session.execute(_MARK, {"follower": follower, "synced": synced, "at": at})
+async def mark(session: AsyncSession, follower: uuid.UUID, *, synced: bool, at: datetime) -> bool:
+    """In the caller's transaction, if `follower` is still the one that claimed it last (then
+    True): the routers see it (and are told) at its COMMIT."""
+    result = await session.execute(_MARK, {"follower": follower, "synced": synced, "at": at})
+    return result.first() is not None

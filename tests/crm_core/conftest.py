@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -18,11 +18,7 @@ async def scratch_url(engine: AsyncEngine, database_url: str) -> AsyncIterator[s
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text(f"CREATE DATABASE {name}"))
     try:
-        yield (
-            database_url.replace("/postgres?", f"/{name}?")
-            if "/postgres?" in database_url
-            else (database_url.rsplit("/", 1)[0] + f"/{name}")
-        )
+        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
     finally:
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -228,62 +228,131 @@ async def test_the_flag_is_out_of_sync_until_the_reconcile_frees_the_agents_of_c
     await second.drain()
     assert await _sync_and_101(sessions) == ((True, 2), "free")
 
-    # another follower takes over (a demotion): what the one before still drains counts no more
+    # another follower takes over (a demotion): what the one before still drains counts no more,
+    # nor frees the agents the new one knows busy
     third = bare_pipeline(sessions)
     await third.restore()
+    async with sessions() as s:
+        s.add(AgentState(extension="104", state="talking", linkedid="1700000000.4", since=ts(0)))
+        await s.commit()
     await second.on_lost()
     await second.on_connected([])
     await second.close()
     assert await _sync_and_101(sessions) == ((False, 3), "free")
+    async with sessions() as s:
+        taken = await s.get(AgentState, "104")
+    assert taken is not None and taken.state == "talking"
 
 
-async def test_a_mark_the_database_refused_is_written_again_unless_a_newer_one_came(
+class _RefusingMarks:
+    """pbx_sync.mark with the database away for the first `refuse` calls; call number `hold`
+    (0-based) waits for `go_on` first. Notes each call's `synced`."""
+
+    def __init__(self, refuse: int, hold: int = -1) -> None:
+        self.real = pbx_sync.mark
+        self.refuse, self.hold = refuse, hold
+        self.tries: list[bool] = []
+        self.held, self.go_on = asyncio.Event(), asyncio.Event()
+
+    async def __call__(
+        self, session: AsyncSession, follower: uuid.UUID, *, synced: bool, at: datetime
+    ) -> bool:
+        if len(self.tries) == self.hold:
+            self.held.set()
+            await self.go_on.wait()
+        self.tries.append(synced)
+        if len(self.tries) <= self.refuse:
+            raise ConnectionError("the database is away")
+        return await self.real(session, follower, synced=synced, at=at)
+
+
+async def _flag(sessions: async_sessionmaker[AsyncSession]) -> tuple[bool, int] | None:
+    async with sessions() as s:
+        return await pbx_sync_state(s)
+
+
+async def test_a_mark_the_database_refused_is_written_again(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The database refuses a mark (its batch, then alone): it is written again later, not
-    lost (the routers would trust or distrust agent_states for the whole episode); a mark
-    superseded meanwhile is not."""
+    """The database refuses the "in sync" mark (its batch, then alone): it is written again
+    later, not lost (the routers would distrust agent_states for the whole episode)."""
     monkeypatch.setattr("telephony.call_pipeline.SYNC_RETRY_SECONDS", 0.05)
-    real = pbx_sync.mark
-    tries: list[bool] = []
-    refuse = 2
-
-    async def refusing(
-        session: AsyncSession, follower: uuid.UUID, *, synced: bool, at: datetime
-    ) -> None:
-        nonlocal refuse
-        tries.append(synced)
-        if refuse:
-            refuse -= 1
-            raise ConnectionError("the database is away")
-        await real(session, follower, synced=synced, at=at)
-
-    monkeypatch.setattr(pbx_sync, "mark", refusing)
+    marks = _RefusingMarks(refuse=2, hold=2)  # the retry waits until we have looked
+    monkeypatch.setattr(pbx_sync, "mark", marks)
     pipeline = bare_pipeline(sessions)
     await pipeline.restore()
     pipeline.start()
     await pipeline.on_connected([])
     await pipeline.drain()
-    assert (await _flag(sessions)) == (False, 1)  # refused twice, not yet again
+    assert await _flag(sessions) == (False, 1)
     async with asyncio.timeout(30):  # bounds a failure only: the retry is 0.05 s away
+        await marks.held.wait()
+    marks.go_on.set()
+    async with asyncio.timeout(30):
         while await _flag(sessions) != (True, 1):
             await asyncio.sleep(0.02)
-    assert tries == [True, True, True]
+    await pipeline.close()
+    assert marks.tries == [True, True, True]
 
-    # "not in sync" refused twice, then "in sync" queued before its retry: only the newer lands
-    refuse = 2
+
+async def test_a_refused_mark_is_not_written_again_once_a_newer_one_is_queued(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("telephony.call_pipeline.SYNC_RETRY_SECONDS", 0.05)
+    marks = _RefusingMarks(refuse=2)
+    monkeypatch.setattr(pbx_sync, "mark", marks)
+    pipeline = bare_pipeline(sessions)
+    await pipeline.restore()
+    pipeline.start()
+    # lost and back in one batch: refused (its last word), then "lost" alone, refused: it is
+    # not the newest, so only "in sync" (alone, written) counts
+    await pipeline.on_lost()
+    await pipeline.on_connected([])
+    await pipeline.drain()
+    assert marks.tries == [True, False, True]
+    assert await _flag(sessions) == (True, 1)
+    # "lost" refused twice, then "in sync" queued before its retry: only the newer lands
+    marks.refuse = len(marks.tries) + 2
     await pipeline.on_lost()
     await pipeline.drain()
     await pipeline.on_connected([])
     await asyncio.sleep(0.1)  # the retry's timer (0.05 s) is due before this one
     await pipeline.drain()
     await pipeline.close()
-    assert tries == [True, True, True, False, False, True]
-    assert (await _flag(sessions)) == (True, 1)
+    assert marks.tries == [True, False, True, False, False, True]
+    assert await _flag(sessions) == (True, 1)
 
 
-async def _flag(
-    sessions: async_sessionmaker[AsyncSession],
-) -> tuple[bool, int] | None:
+async def test_a_mark_written_again_keeps_the_agents_of_calls_begun_since(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "in sync" mark frees agents busy on calls Asterisk did not have at the reconcile; by
+    the time it is written again, 101 is talking on a call that began since: 101 stays busy."""
+    monkeypatch.setattr("telephony.call_pipeline.SYNC_RETRY_SECONDS", 0.05)
+    events = read_events("agent_hangs_up_first")
+    answered = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
+    )
+    marks = _RefusingMarks(refuse=2, hold=1)  # its try alone waits while the call comes in
+    monkeypatch.setattr(pbx_sync, "mark", marks)
+    pipeline = bare_pipeline(sessions)
+    await pipeline.restore()
+    pipeline.start()
+    await pipeline.on_connected([])  # Asterisk has no call
+    async with asyncio.timeout(30):  # bounds a failure only
+        await marks.held.wait()
+    # queued behind it, committed in the next batch: before the retry, 0.05 s later
+    for event in events[: answered + 10]:
+        await pipeline.on_event(event, time.time())
+    marks.go_on.set()
+    async with asyncio.timeout(30):
+        while await _flag(sessions) != (True, 1):
+            await asyncio.sleep(0.02)
+    await pipeline.drain()
+    await pipeline.close()
+    assert marks.tries == [True, True, True]
     async with sessions() as s:
-        return await pbx_sync_state(s)
+        phone = await s.get(AgentState, "101")
+    assert phone is not None and phone.state == "talking"

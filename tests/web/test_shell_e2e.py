@@ -317,18 +317,50 @@ async def test_the_light_says_live_only_once_the_server_has_subscribed_the_socke
     real = web.ws._authenticate
 
     async def slow(ws: Any, c: Any) -> Any:
+        checked = await real(ws, c)  # the page's hello read: the socket is open on its side
         checking.set()
         await go_on.wait()
-        return await real(ws, c)
+        return checked
 
     monkeypatch.setattr(web.ws, "_authenticate", slow)
     page = await browsers.page(locale=BROWSER_LOCALE["en"])
     await sign_in_to_shell(page, live, "operator-shell", "/operator")
-    await asyncio.wait_for(checking.wait(), 30)  # bounds a failure only
-    await expect(page.locator("#conn")).to_have_attribute("data-state", "connecting")
-    go_on.set()
+    try:
+        await asyncio.wait_for(checking.wait(), 30)  # bounds a failure only
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "connecting")
+    finally:
+        go_on.set()
     await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
     await expect(page.locator("#conn")).to_have_text("live")
+
+
+async def test_a_socket_the_server_closes_before_subscribing_it_backs_off(
+    live: LiveService,
+    browsers: Contexts,
+    make_user: UserFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that accepts the socket and then closes it (its hub down) is not a connection:
+    the page waits longer each time, not half a second forever, and counts none."""
+    await person(make_user, "operator")
+    refusing = True
+    real = web.ws._authenticate
+
+    async def hub_down(ws: Any, c: Any) -> Any:
+        checked = await real(ws, c)
+        if refusing:
+            raise web.ws._Reject(web.ws.HUB_DOWN, "test: the hub is down")
+        return checked
+
+    monkeypatch.setattr(web.ws, "_authenticate", hub_down)
+    page = await browsers.page(locale=BROWSER_LOCALE["en"])
+    await sign_in_to_shell(page, live, "operator-shell", "/operator")
+    # three closes in a row: 0.25-0.5, 0.5-1, 1-2 s apart
+    await page.wait_for_function("() => window.__crm && window.__crm.attempt >= 3")
+    assert await page.evaluate("() => window.__crm.connects") == 0
+    refusing = False
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    assert await page.evaluate("() => [window.__crm.attempt, window.__crm.connects]") == [0, 1]
 
 
 async def test_without_a_pbx_configured_the_light_says_so(

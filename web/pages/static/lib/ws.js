@@ -133,11 +133,9 @@ export class Socket {
       if (this.options.channels) hello.channels = this.options.channels;
       if (this.options.status) hello.status = true;
       ws.send(JSON.stringify(hello));
-      if (this.connects > 0) this.freshStart = false; // a reconnect replays what was missed live
-      this.attempt = 0;
-      this.connects += 1;
-      // "open" (the page's "live") waits for the server's "subscribed": until then the server
-      // is still checking the token, and what is published meanwhile comes as a replay
+      // "open" (the page's "live"), the backoff's reset and the count of connections wait for
+      // the server's "subscribed": until then it is still checking the token (what is
+      // published meanwhile comes as a replay), and it may yet close the socket
     };
     ws.onmessage = (ev) => {
       this.lastHeard = Date.now();
@@ -150,6 +148,9 @@ export class Socket {
       }
       if (msg.type === "subscribed") {
         this.replayUntil = Number(msg.last_seq) || 0;
+        if (this.connects > 0) this.freshStart = false; // a reconnect replays what was missed live
+        this.attempt = 0;
+        this.connects += 1;
         this.setState("open");
         return;
       }

@@ -60,6 +60,7 @@ export const diag = {
   notifications: [],
   drop() { S.socket.drop(); },
   get connects() { return S.socket.connects; },
+  get attempt() { return S.socket.attempt; }, // failed connections in a row (the backoff's)
   get lastSeq() { return S.socket.lastSeq; },
   get connected() { return S.socket.connected; },
 };
