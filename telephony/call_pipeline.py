@@ -256,8 +256,10 @@ class CallPipeline:
         self._queued: set[str] = set()
         # who writes pbx_sync once `restore` claimed it (until another follower does)
         self._follower = uuid.uuid4()
-        # the newest mark queued, and the timer writing it again if it failed (`_sync_lost`)
+        # the newest mark queued, and the timer writing it again if it failed (`_sync_lost`);
+        # the calls whose end came since it was queued (a mark written again does not keep them)
         self._last_sync: _PbxSync | None = None
+        self._ended_since: set[str] = set()
         self._sync_retry: asyncio.TimerHandle | None = None
         self._sync_delay = SYNC_RETRY_SECONDS
 
@@ -292,8 +294,10 @@ class CallPipeline:
             lid = fact.linkedid
             if isinstance(fact, _PbxSync):
                 self._last_sync = fact  # an older mark failing now is not written again
+                self._ended_since.clear()
                 self._sync_delay = SYNC_RETRY_SECONDS
             if isinstance(fact, CallEnded):
+                self._ended_since.add(lid)
                 self._count("live", lid, 1)
                 self._live.push(_CallOver(lid, fact.at, _agents(fact.summary)))
                 self._log.push(fact)
@@ -559,16 +563,22 @@ class CallPipeline:
         self._sync_retry = asyncio.get_running_loop().call_later(delay, self._sync_again, item)
 
     def _sync_again(self, item: _PbxSync) -> None:
-        """The mark anew, as of now: an "in sync" one keeps the agents of the calls begun since
-        its reconcile (what the tracker follows now), as it does those Asterisk had then."""
+        """The mark anew. An "in sync" one is as of now: it keeps the agents of the calls
+        Asterisk had at its reconcile and has not ended since, and of those begun since (the
+        tracker's; their facts are queued before it). "Not in sync" keeps its time: the
+        episode's start (routers stop waiting for an episode 10 minutes old)."""
         self._sync_retry = None
         if item is not self._last_sync:
             return
-        live = item.live
         if item.synced:
-            live = live | {c.linkedid for c in self.tracker.active_calls()}
-        again = _PbxSync(synced=item.synced, at=time.time(), live=live)
+            live = (item.live - self._ended_since) | {
+                c.linkedid for c in self.tracker.active_calls()
+            }
+            again = _PbxSync(synced=True, at=time.time(), live=frozenset(live))
+        else:
+            again = _PbxSync(synced=False, at=item.at)
         self._last_sync = again
+        self._ended_since.clear()
         self._count("live", again.linkedid, 1)
         self._live.push(again)
 

@@ -42,7 +42,8 @@ def database_url() -> Iterator[str]:
     if given and worker:
         # each worker truncates every table per test: one database each on that server
         there = make_url(given)
-        own = there.set(database=f"{there.database}_{worker}").render_as_string(hide_password=False)
+        base = there.database or there.username or "postgres"  # libpq's default: the user
+        own = there.set(database=f"{base}_{worker}").render_as_string(hide_password=False)
         asyncio.run(_recreate(given, own))
         upgrade(own)
         yield own

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.calls import pbx_sync
+from crm_core.calls import pbx_sync, progress
 from crm_core.calls.models import AgentState
 from crm_core.communications.models import Communication
 from telephony.finished_call import ts
@@ -356,3 +356,47 @@ async def test_a_mark_written_again_keeps_the_agents_of_calls_begun_since(
     async with sessions() as s:
         phone = await s.get(AgentState, "101")
     assert phone is not None and phone.state == "talking"
+
+
+async def test_a_mark_written_again_frees_the_agents_of_calls_ended_since(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asterisk had 101's call at the reconcile; the mark is refused, and the call's end comes
+    while the database is still away (its agents' release lost with it): the mark written
+    again no longer keeps that call, and 101 is free."""
+    monkeypatch.setattr("telephony.call_pipeline.SYNC_RETRY_SECONDS", 0.05)
+    events = read_events("agent_hangs_up_first")
+    answered = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
+    )
+    pipeline = bare_pipeline(sessions)
+    await pipeline.restore()
+    pipeline.start()
+    for event in events[: answered + 10]:
+        await pipeline.on_event(event, time.time())
+    await pipeline.drain()
+    (call,) = pipeline.tracker.active_calls()
+    marks = _RefusingMarks(refuse=2, hold=1)
+    monkeypatch.setattr(pbx_sync, "mark", marks)
+
+    def away(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("the database is away")
+
+    monkeypatch.setattr(progress, "call_over", away)
+    await pipeline.on_connected([{"Event": "CoreShowChannel", "Linkedid": call.linkedid}])
+    async with asyncio.timeout(30):  # bounds a failure only
+        await marks.held.wait()
+    for event in events[answered + 10 :]:  # the call ends, queued behind the mark
+        await pipeline.on_event(event, time.time())
+    marks.go_on.set()
+    async with asyncio.timeout(30):
+        while await _flag(sessions) != (True, 1):
+            await asyncio.sleep(0.02)
+    await pipeline.drain()
+    await pipeline.close()
+    assert marks.tries == [True, True, True]
+    async with sessions() as s:
+        phone = await s.get(AgentState, "101")
+    assert phone is not None and phone.state == "free"

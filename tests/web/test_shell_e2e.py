@@ -334,33 +334,44 @@ async def test_the_light_says_live_only_once_the_server_has_subscribed_the_socke
     await expect(page.locator("#conn")).to_have_text("live")
 
 
-async def test_a_socket_the_server_closes_before_subscribing_it_backs_off(
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_a_socket_the_server_closes_at_once_backs_off(
+    when: str,
     live: LiveService,
     browsers: Contexts,
     make_user: UserFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A server that accepts the socket and then closes it (its hub down) is not a connection:
-    the page waits longer each time, not half a second forever, and counts none."""
+    """A server that accepts the socket and closes it at once, before subscribing it (its hub
+    down) or right after (its replay failing), is retried ever more slowly, not every half
+    second; a socket that stays up starts the backoff over."""
     await person(make_user, "operator")
-    refusing = True
-    real = web.ws._authenticate
+    failing = True
+    real_check, real_pump = web.ws._authenticate, web.ws._pump
 
-    async def hub_down(ws: Any, c: Any) -> Any:
-        checked = await real(ws, c)
-        if refusing:
+    async def check(ws: Any, c: Any) -> Any:
+        checked = await real_check(ws, c)
+        if failing and when == "before":
             raise web.ws._Reject(web.ws.HUB_DOWN, "test: the hub is down")
         return checked
 
-    monkeypatch.setattr(web.ws, "_authenticate", hub_down)
+    async def pump(*args: Any) -> None:
+        if failing and when == "after":
+            raise RuntimeError("test: the replay failed")
+        await real_pump(*args)
+
+    monkeypatch.setattr(web.ws, "_authenticate", check)
+    monkeypatch.setattr(web.ws, "_pump", pump)
     page = await browsers.page(locale=BROWSER_LOCALE["en"])
     await sign_in_to_shell(page, live, "operator-shell", "/operator")
-    # three closes in a row: 0.25-0.5, 0.5-1, 1-2 s apart
+    # three closes in a row: 0.25-0.5, 0.5-1, 1-2 s apart (every 0.25-0.5 s, it never gets there)
     await page.wait_for_function("() => window.__crm && window.__crm.attempt >= 3")
-    assert await page.evaluate("() => window.__crm.connects") == 0
-    refusing = False
+    subscribed = await page.evaluate("() => window.__crm.connects")
+    assert subscribed == 0 if when == "before" else subscribed >= 3
+    failing = False
     await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
-    assert await page.evaluate("() => [window.__crm.attempt, window.__crm.connects]") == [0, 1]
+    await page.wait_for_function("() => window.__crm.attempt === 0")  # up 3 s: settled
+    assert await page.evaluate("() => window.__crm.connects") == subscribed + 1
 
 
 async def test_without_a_pbx_configured_the_light_says_so(

@@ -30,6 +30,9 @@ import { api, toSignIn, token } from "./api.js";
 // Wi-Fi change, NAT timeout): give up on that socket rather than wait for TCP to notice
 const SILENCE_MS = 55 * 1000;
 const MAX_BACKOFF_MS = 10 * 1000;
+// the backoff starts over once a subscribed socket has stayed up this long: a server that
+// subscribes and then fails (its replay query) is still retried ever more slowly
+const SETTLED_MS = 3 * 1000;
 
 export class Socket {
   /** @param {SocketOptions} [options] */
@@ -61,6 +64,8 @@ export class Socket {
     this.attempt = 0;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.timer = undefined;
+    /** @type {ReturnType<typeof setTimeout> | undefined} resets the backoff (SETTLED_MS) */
+    this.settling = undefined;
     this.stopped = false;
     this.lastHeard = 0;
     setInterval(() => this.checkSilence(), 5000);
@@ -149,8 +154,9 @@ export class Socket {
       if (msg.type === "subscribed") {
         this.replayUntil = Number(msg.last_seq) || 0;
         if (this.connects > 0) this.freshStart = false; // a reconnect replays what was missed live
-        this.attempt = 0;
         this.connects += 1;
+        clearTimeout(this.settling);
+        this.settling = setTimeout(() => { if (this.ws === ws) this.attempt = 0; }, SETTLED_MS);
         this.setState("open");
         return;
       }
@@ -163,6 +169,7 @@ export class Socket {
       this.deliver(msg, false);
     };
     ws.onclose = (ev) => {
+      clearTimeout(this.settling);
       if (this.ws === ws) this.ws = null;
       if (this.stopped) return;
       if (ev.code === 4401) { this.stop(); toSignIn(); return; } // the sign-in ended
