@@ -400,3 +400,30 @@ async def test_a_mark_written_again_frees_the_agents_of_calls_ended_since(
     async with sessions() as s:
         phone = await s.get(AgentState, "101")
     assert phone is not None and phone.state == "free"
+
+
+async def test_a_not_in_sync_mark_written_again_keeps_the_episodes_start(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Routers stop waiting for an episode 10 minutes old: the "not in sync" mark written
+    again after the database came back says when the link was lost, not when it was written."""
+    monkeypatch.setattr("telephony.call_pipeline.SYNC_RETRY_SECONDS", 0.05)
+    marks = _RefusingMarks(refuse=2, hold=2)
+    monkeypatch.setattr(pbx_sync, "mark", marks)
+    pipeline = bare_pipeline(sessions)
+    await pipeline.restore()
+    pipeline.start()
+    lost_at = time.time()  # on_lost reads the clock with nothing awaited in between
+    await pipeline.on_lost()
+    async with asyncio.timeout(30):  # bounds a failure only
+        await marks.held.wait()  # the retry, made at least 0.05 s later
+    marks.go_on.set()
+    async with asyncio.timeout(30):
+        while len(marks.tries) < 3:
+            await asyncio.sleep(0.02)
+    await pipeline.drain()
+    await pipeline.close()
+    assert marks.tries == [False, False, False]
+    async with sessions() as s:
+        since = await s.scalar(text("SELECT extract(epoch FROM since) FROM pbx_sync"))
+    assert since is not None and float(since) - lost_at < 0.05
