@@ -293,8 +293,7 @@ class CallPipeline:
         for fact in facts:
             lid = fact.linkedid
             if isinstance(fact, _PbxSync):
-                self._last_sync = fact  # an older mark failing now is not written again
-                self._ended_since.clear()
+                self._newest_mark(fact)
                 self._sync_delay = SYNC_RETRY_SECONDS
             if isinstance(fact, CallEnded):
                 self._ended_since.add(lid)
@@ -562,6 +561,11 @@ class CallPipeline:
         logger.warning("pbx_sync mark (synced=%s) lost: again in %.1f s", item.synced, delay)
         self._sync_retry = asyncio.get_running_loop().call_later(delay, self._sync_again, item)
 
+    def _newest_mark(self, mark: _PbxSync) -> None:
+        """An older mark failing now is not written again; calls end after this one."""
+        self._last_sync = mark
+        self._ended_since.clear()
+
     def _sync_again(self, item: _PbxSync) -> None:
         """The mark anew. An "in sync" one is as of now: it keeps the agents of the calls
         Asterisk had at its reconcile and has not ended since, and of those begun since (the
@@ -577,8 +581,7 @@ class CallPipeline:
             again = _PbxSync(synced=True, at=time.time(), live=frozenset(live))
         else:
             again = _PbxSync(synced=False, at=item.at)
-        self._last_sync = again
-        self._ended_since.clear()
+        self._newest_mark(again)
         self._count("live", again.linkedid, 1)
         self._live.push(again)
 

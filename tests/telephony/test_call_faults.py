@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.calls import pbx_sync, progress
 from crm_core.calls.models import AgentState
 from crm_core.communications.models import Communication
+from telephony.call_pipeline import CallPipeline
 from telephony.finished_call import ts
 from telephony.testing.replay import ReplayServer
 from tests.seeding import pbx_sync_state
@@ -122,11 +123,7 @@ async def test_the_service_killed_mid_call_does_not_count_its_downtime_as_talk(
     name = "agent_hangs_up_first"
     (truth,) = read_truth(name)["calls"]
     events = read_events(name)
-    answered = next(
-        i
-        for i, e in enumerate(events)
-        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
-    )
+    answered = _answered(events)
     upto = answered + 10  # a little into the talk
     last = max(
         float(e["Timestamp"])
@@ -183,11 +180,7 @@ async def test_the_flag_is_out_of_sync_until_the_reconcile_frees_the_agents_of_c
     """A follower's start and a lost AMI link say "not in sync"; a reconnect's reconcile says
     "in sync" once the agents of the calls that ended unseen are free (the routers wait)."""
     events = read_events("agent_hangs_up_first")
-    answered = next(
-        i
-        for i, e in enumerate(events)
-        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
-    )
+    answered = _answered(events)
     first = bare_pipeline(sessions)  # no restore: a pipeline alone writes no flag
     first.start()
     for event in events[: answered + 10]:
@@ -271,6 +264,31 @@ async def _flag(sessions: async_sessionmaker[AsyncSession]) -> tuple[bool, int] 
         return await pbx_sync_state(s)
 
 
+def _answered(events: list[dict[str, str]]) -> int:
+    """Where the agent's leg is answered in a recording."""
+    return next(
+        i
+        for i, e in enumerate(events)
+        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
+    )
+
+
+async def _written_again(
+    pipeline: CallPipeline, marks: _RefusingMarks, sessions: async_sessionmaker[AsyncSession]
+) -> str:
+    """The held retry goes on: "in sync" is written at the third try; then 101's state."""
+    marks.go_on.set()
+    async with asyncio.timeout(30):  # bounds a failure only
+        while await _flag(sessions) != (True, 1):
+            await asyncio.sleep(0.02)
+    await pipeline.drain()
+    await pipeline.close()
+    assert marks.tries == [True, True, True]
+    async with sessions() as s:
+        phone = await s.get(AgentState, "101")
+    return phone.state if phone is not None else "none"
+
+
 async def test_a_mark_the_database_refused_is_written_again(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -287,12 +305,7 @@ async def test_a_mark_the_database_refused_is_written_again(
     assert await _flag(sessions) == (False, 1)
     async with asyncio.timeout(30):  # bounds a failure only: the retry is 0.05 s away
         await marks.held.wait()
-    marks.go_on.set()
-    async with asyncio.timeout(30):
-        while await _flag(sessions) != (True, 1):
-            await asyncio.sleep(0.02)
-    await pipeline.close()
-    assert marks.tries == [True, True, True]
+    await _written_again(pipeline, marks, sessions)
 
 
 async def test_a_refused_mark_is_not_written_again_once_a_newer_one_is_queued(
@@ -330,11 +343,7 @@ async def test_a_mark_written_again_keeps_the_agents_of_calls_begun_since(
     the time it is written again, 101 is talking on a call that began since: 101 stays busy."""
     monkeypatch.setattr("telephony.call_pipeline.SYNC_RETRY_SECONDS", 0.05)
     events = read_events("agent_hangs_up_first")
-    answered = next(
-        i
-        for i, e in enumerate(events)
-        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
-    )
+    answered = _answered(events)
     marks = _RefusingMarks(refuse=2, hold=1)  # its try alone waits while the call comes in
     monkeypatch.setattr(pbx_sync, "mark", marks)
     pipeline = bare_pipeline(sessions)
@@ -346,16 +355,7 @@ async def test_a_mark_written_again_keeps_the_agents_of_calls_begun_since(
     # queued behind it, committed in the next batch: before the retry, 0.05 s later
     for event in events[: answered + 10]:
         await pipeline.on_event(event, time.time())
-    marks.go_on.set()
-    async with asyncio.timeout(30):
-        while await _flag(sessions) != (True, 1):
-            await asyncio.sleep(0.02)
-    await pipeline.drain()
-    await pipeline.close()
-    assert marks.tries == [True, True, True]
-    async with sessions() as s:
-        phone = await s.get(AgentState, "101")
-    assert phone is not None and phone.state == "talking"
+    assert await _written_again(pipeline, marks, sessions) == "talking"
 
 
 async def test_a_mark_written_again_frees_the_agents_of_calls_ended_since(
@@ -366,11 +366,7 @@ async def test_a_mark_written_again_frees_the_agents_of_calls_ended_since(
     again no longer keeps that call, and 101 is free."""
     monkeypatch.setattr("telephony.call_pipeline.SYNC_RETRY_SECONDS", 0.05)
     events = read_events("agent_hangs_up_first")
-    answered = next(
-        i
-        for i, e in enumerate(events)
-        if e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and e.get("Channel")
-    )
+    answered = _answered(events)
     pipeline = bare_pipeline(sessions)
     await pipeline.restore()
     pipeline.start()
@@ -390,16 +386,7 @@ async def test_a_mark_written_again_frees_the_agents_of_calls_ended_since(
         await marks.held.wait()
     for event in events[answered + 10 :]:  # the call ends, queued behind the mark
         await pipeline.on_event(event, time.time())
-    marks.go_on.set()
-    async with asyncio.timeout(30):
-        while await _flag(sessions) != (True, 1):
-            await asyncio.sleep(0.02)
-    await pipeline.drain()
-    await pipeline.close()
-    assert marks.tries == [True, True, True]
-    async with sessions() as s:
-        phone = await s.get(AgentState, "101")
-    assert phone is not None and phone.state == "free"
+    assert await _written_again(pipeline, marks, sessions) == "free"
 
 
 async def test_a_not_in_sync_mark_written_again_keeps_the_episodes_start(
