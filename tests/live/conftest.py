@@ -236,16 +236,18 @@ class Live:
         await self.ami.ok("Originate", **fields)
         return (await self.ami.wait_for(first, since))["Linkedid"]
 
-    async def bridged_agent(self, linkedid: str, ext: str, since: int = 0) -> str:
-        """Agent `ext`'s ;1 channel once it talks in the call's bridge (for transfers, hangups):
-        the agent may enter the bridge a moment before the caller, and a transfer out of a
-        bridge of one is refused ("Transfer invalid"), so wait for the second channel too."""
+    async def bridged_agent(self, linkedid: str, ext: str | None = None, since: int = 0) -> str:
+        """Agent `ext`'s ;1 channel (any agent's by default) once it talks in the call's bridge
+        (for transfers, hangups): the agent may enter the bridge a moment before the caller, and
+        a transfer out of a bridge of one is refused ("Transfer invalid"), so wait for the
+        second channel too."""
         ev = await self.ami.wait_for(
             lambda e: (
                 e.get("Event") == "BridgeEnter"
                 and e.get("Linkedid") == linkedid
-                and e.get("Channel", "").startswith(f"Local/{ext}@agent-phones-")
-                and e.get("Channel", "").endswith(";1")
+                and re.fullmatch(
+                    rf"Local/{ext or '1[0-9]+'}@agent-phones-[^;]*;1", e.get("Channel", "")
+                )
             ),
             since,
         )
