@@ -237,6 +237,16 @@ async def skip_numbers_a_crash_may_have_lost(conn: asyncpg.Connection, delivered
         await conn.execute(_SKIP_SQL, delivered)
 
 
+async def skip_numbers_in(session: AsyncSession, delivered: int) -> None:
+    """`skip_numbers_a_crash_may_have_lost` in the caller's open transaction (the lock then
+    held to its end, as `append_in`'s is: call it just before that)."""
+    driver = await driver_connection(session)  # in the work's transaction, begun if need be
+    if not driver.is_in_transaction():
+        raise RuntimeError("event_log.skip_numbers_in needs an open transaction")
+    await driver.execute(f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")
+    await driver.execute(_SKIP_SQL, delivered)
+
+
 async def after(conn: asyncpg.Connection, seq: int, limit: int) -> list[Envelope]:
     return [envelope(r) for r in await conn.fetch(_AFTER_SQL, seq, limit)]
 

@@ -203,7 +203,14 @@ class PostgresBackend:
         return len(envelopes)
 
     async def publish_in(self, session: AsyncSession, messages: list[Message]) -> None:
-        """Number and announce `messages` in `session`'s transaction, at its commit."""
+        """Number and announce `messages` in `session`'s transaction, at its commit.
+
+        While the listener is away (the database may have crashed and taken event_log's
+        numbering back) the numbering first moves past what this instance delivered, in the
+        same transaction: a pooled connection is not one of the hub's, which renumber when they
+        come back, and a message numbered where the log stood would be dropped as seen."""
+        if not self._synced:
+            await event_log.skip_numbers_in(session, self._fanout.last_seq or 0)
         await event_log.append_in(session, messages, self._notify_channel)
 
     async def replay(self, channels: Iterable[str], after: int, limit: int) -> Replay:

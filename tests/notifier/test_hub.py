@@ -557,6 +557,41 @@ async def test_once_its_listener_is_back_a_hub_has_numbered_past_what_it_deliver
     assert got["payload"]["n"] == 3 and got["seq"] > seen[-1]
 
 
+async def test_while_its_listener_is_away_a_hub_numbers_a_transaction_past_what_it_delivered(
+    hub: EventHub,
+    sessions: async_sessionmaker[AsyncSession],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the rows a crash lost were delivered here, and the hub has not resynced yet: a message
+    # appended meanwhile in a caller's transaction, on a pooled connection, must not take
+    # their numbers (its NOTIFY is lost with the listener, and the catch-up reads past them)
+    backend = hub._postgres
+    assert backend is not None and hub.bus is not None
+    sub = live_from_start(hub, "ext:101")
+    await commit(sessions, hub, ring("101", 1))
+    await commit(sessions, hub, ring("101", 2))
+    seen = [m["seq"] for m in await take(sub, 2)]
+    await _crash_takes_the_log_back(database_url, seen[0])
+    back = asyncio.Event()
+    resync = backend._resync
+
+    async def held_resync() -> None:
+        await back.wait()
+        await resync()
+
+    monkeypatch.setattr(backend, "_resync", held_resync)
+    assert await as_admin(database_url, "SELECT pg_terminate_backend($1)", hub.bus.backend_pid)
+    async with asyncio.timeout(WAIT):
+        while hub.ready:
+            await asyncio.sleep(0.02)
+    async with sessions() as session, session.begin():
+        await hub.publish_in(session, [ring("101", 3)])
+    back.set()
+    (got,) = await take(sub, 1)
+    assert got["payload"]["n"] == 3 and got["seq"] > seen[-1]
+
+
 async def test_a_hub_started_after_a_crash_numbers_past_what_pages_may_have_seen(
     database_url: str,
 ) -> None:
