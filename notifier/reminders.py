@@ -3,7 +3,8 @@
 Each round: record which users have a page open here (presence heartbeat), then in ONE
 transaction claim the due reminders (crm_core.tasks.reminders.claim_due), write their
 `task.reminder` messages into the event log with the hub's own append in that transaction
-(notifier/hub/event_log.py:append_in: its lock, INSERT, NOTIFY at commit) and the emails for
+(the hub's `transactional` publisher: `PostgresBackend.publish_in`, its lock, INSERT, NOTIFY
+at commit) and the emails for
 absent users, and commit: a crash can neither lose a reminder's message nor send it twice.
 Every instance's hub then delivers the messages to the assignees' sockets; a socket that
 connects later replays them.
@@ -26,6 +27,7 @@ from typing import Any
 import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.db import Publisher, collect_event, unit_of_work
 from crm_core.models_common import utcnow
 from crm_core.tasks import open_pages
 from crm_core.tasks.reminders import (
@@ -36,10 +38,7 @@ from crm_core.tasks.reminders import (
     email_finished,
     next_due,
 )
-from notifier.channels import messages_for
 from notifier.email import build_message
-from notifier.hub import event_log
-from notifier.hub.notify import NOTIFY_CHANNEL
 from notifier.settings import NotifierSettings
 
 logger = logging.getLogger(__name__)
@@ -56,13 +55,13 @@ class ReminderScheduler:
         *,
         watching: Callable[[], Collection[int]],
         default_locale: str,
-        notify_channel: str = NOTIFY_CHANNEL,
+        publish: Publisher,
         instance_id: str | None = None,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._watching = watching
-        self._notify_channel = notify_channel
+        self._publish = publish
         self.instance_id = instance_id or uuid.uuid4().hex
         self._poll = settings.reminder_poll_seconds
         self._beat_every = settings.presence_heartbeat_seconds
@@ -108,11 +107,10 @@ class ReminderScheduler:
 
     async def run_once(self) -> int:
         """Claim and publish the due reminders this instance can lock; how many."""
-        async with self._sessions() as s, s.begin():
+        async with unit_of_work(self._sessions, self._publish) as s:
             events = await claim_due(s, self.policy)
-            messages = messages_for(events)
-            if messages:  # numbered and announced only if the claims commit
-                await event_log.append_in(s, messages, self._notify_channel)
+            for event in events:  # with the hub's `transactional`: announced if the claims commit
+                collect_event(s, event)
         if events:
             self.delivered += len(events)
             logger.info(

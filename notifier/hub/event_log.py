@@ -73,16 +73,31 @@ SELECT seq, channel, type, frame FROM rows, announced ORDER BY seq
 """
 
 
+# Far more messages than the service publishes in the at most 0.6 s (three WAL writer delays)
+# of commits a crash can lose, plus the 32 numbers a sequence logs ahead: numbers are cheap.
+CRASH_MARGIN = 10_000
+_SEQ = "pg_get_serial_sequence('event_log', 'seq')"
 _GIVEN = ("", "unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(c, t, p, n)", "u.n")
-_APPEND_SQL = _append_sql(*_GIVEN, "$4")
+# `append_in` runs on whatever connection its caller's transaction has, which nothing renumbers
+# after a database crash (the hub's own do, `skip_numbers_a_crash_may_have_lost`): under the
+# lock, the numbering moves past where it stands and past $5, the last seq the caller's hub
+# delivered, when $6 says its listener is away (the database may have crashed) or the log's
+# numbering stands below $5 (it did, and the listener has not noticed yet).
+_LAST = f"coalesce(pg_sequence_last_value({_SEQ}::regclass), 0)"
+_PAST_A_CRASH = (
+    f", CASE WHEN $6::boolean OR {_LAST} < $5::bigint"
+    f" THEN setval({_SEQ}, greatest($5::bigint, {_LAST}) + {CRASH_MARGIN}) END"
+)
+_APPEND_SQL = _append_sql(*_GIVEN, "$4", _PAST_A_CRASH)
 # `append`'s own transaction does not wait for its WAL flush: the publish lock is held through
 # the COMMIT, so a flush there is a wait for every publisher of every instance (a screen-pop's
 # among them), and a message is delivered at once anyway. A crash of the database may lose the
 # last such commits (PostgreSQL: "synchronous_commit = off" loses at most three WAL writer
 # delays, never consistency), and event_log's numbering with them:
 # `skip_numbers_a_crash_may_have_lost` (a hub's start, and whenever its connections come back)
-# makes sure nobody drops a new message for a number it saw before the crash. `append_in` is
-# left as its caller's transaction is: that work is more than messages.
+# and `_PAST_A_CRASH` (in `append_in`) make sure nobody drops a new message for a number it saw
+# before the crash. `append_in`'s commit is left as its caller's transaction is: that work is
+# more than messages.
 _NO_FLUSH = ", " + NO_FLUSH_SQL
 _APPEND_OWN_SQL = _append_sql(*_GIVEN, "$4", _NO_FLUSH)
 # Staged messages (`stage_in`, in their work's transaction) moved here once it has committed:
@@ -111,10 +126,6 @@ INSERT INTO event_staged (batch, n, channel, type, payload, staged_at)
 SELECT $1, u.n, u.c, u.t, u.p::jsonb, clock_timestamp()
 FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(c, t, p, n)
 """
-# Far more messages than the service publishes in the at most 0.6 s (three WAL writer delays)
-# of commits a crash can lose, plus the 32 numbers a sequence logs ahead: numbers are cheap.
-CRASH_MARGIN = 10_000
-_SEQ = "pg_get_serial_sequence('event_log', 'seq')"
 _SKIP_SQL = f"""
 SELECT setval({_SEQ}, greatest($1::bigint, coalesce(pg_sequence_last_value({_SEQ}::regclass), 0))
                       + {CRASH_MARGIN})
@@ -152,7 +163,7 @@ def envelope(row: Mapping[Any, Any]) -> Envelope:
 
 
 async def _append(
-    conn: asyncpg.Connection, messages: list[Message], announce: str, sql: str
+    conn: asyncpg.Connection, messages: list[Message], announce: str, sql: str, *more: object
 ) -> list[Envelope]:
     rows = await conn.fetch(
         sql,
@@ -160,6 +171,7 @@ async def _append(
         [m.type for m in messages],
         [dumps(m.payload) for m in messages],
         announce,
+        *more,
     )
     return [envelope(r) for r in rows]
 
@@ -181,16 +193,26 @@ async def append(
     return await _append(conn, messages, announce, _APPEND_OWN_SQL)
 
 
-async def append_in(session: AsyncSession, messages: list[Message], announce: str) -> None:
+async def append_in(
+    session: AsyncSession,
+    messages: list[Message],
+    announce: str,
+    *,
+    delivered: int,
+    crashed: bool,
+) -> None:
     """`append` within the caller's transaction: committed (and announced) with its work.
 
     The publish lock is held from here to the caller's COMMIT, so call it last, just before.
+    `delivered`: the last seq the caller's hub delivered (0: none); `crashed`: its listener is
+    away, so the database may have crashed and taken the log's numbering back: both move the
+    numbering on first (`_PAST_A_CRASH`), as the hub's own connections do when they reopen.
     """
     await session.flush()  # the work's own writes first: the lock waits for nothing else
     driver = await driver_connection(session)  # in the work's transaction, begun if need be
     if not driver.is_in_transaction():
         raise RuntimeError("event_log.append_in needs an open transaction")
-    await _append(driver, messages, announce, _APPEND_SQL)
+    await _append(driver, messages, announce, _APPEND_SQL, delivered, crashed)
 
 
 async def stage_in(session: AsyncSession, messages: list[Message]) -> UUID:
@@ -235,16 +257,6 @@ async def skip_numbers_a_crash_may_have_lost(conn: asyncpg.Connection, delivered
     async with conn.transaction():
         await conn.execute(f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")
         await conn.execute(_SKIP_SQL, delivered)
-
-
-async def skip_numbers_in(session: AsyncSession, delivered: int) -> None:
-    """`skip_numbers_a_crash_may_have_lost` in the caller's open transaction (the lock then
-    held to its end, as `append_in`'s is: call it just before that)."""
-    driver = await driver_connection(session)  # in the work's transaction, begun if need be
-    if not driver.is_in_transaction():
-        raise RuntimeError("event_log.skip_numbers_in needs an open transaction")
-    await driver.execute(f"SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")
-    await driver.execute(_SKIP_SQL, delivered)
 
 
 async def after(conn: asyncpg.Connection, seq: int, limit: int) -> list[Envelope]:

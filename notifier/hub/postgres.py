@@ -205,13 +205,19 @@ class PostgresBackend:
     async def publish_in(self, session: AsyncSession, messages: list[Message]) -> None:
         """Number and announce `messages` in `session`'s transaction, at its commit.
 
-        While the listener is away (the database may have crashed and taken event_log's
-        numbering back) the numbering first moves past what this instance delivered, in the
-        same transaction: a pooled connection is not one of the hub's, which renumber when they
-        come back, and a message numbered where the log stood would be dropped as seen."""
-        if not self._synced:
-            await event_log.skip_numbers_in(session, self._fanout.last_seq or 0)
-        await event_log.append_in(session, messages, self._notify_channel)
+        A pooled connection is not one of the hub's, which renumber when they reopen: so while
+        the listener is away (the database may have crashed and taken event_log's numbering
+        back), or where the numbering stands below what this instance delivered (it did, and
+        the listener has not noticed yet: a failover sends no FIN), the same statement first
+        moves the numbering past both. A message numbered where the log stood would be dropped
+        as seen."""
+        await event_log.append_in(
+            session,
+            messages,
+            self._notify_channel,
+            delivered=self._fanout.last_seq or 0,
+            crashed=not self._synced,
+        )
 
     async def replay(self, channels: Iterable[str], after: int, limit: int) -> Replay:
         async with self._reader.use() as conn:

@@ -241,13 +241,12 @@ class Live:
         (for transfers, hangups): the agent may enter the bridge a moment before the caller, and
         a transfer out of a bridge of one is refused ("Transfer invalid"), so wait for the
         second channel too."""
+        agent = re.escape(ext) if ext else "1[0-9]{2}"  # the kit's agent phones: _1XX
         ev = await self.ami.wait_for(
             lambda e: (
                 e.get("Event") == "BridgeEnter"
                 and e.get("Linkedid") == linkedid
-                and re.fullmatch(
-                    rf"Local/{ext or '1[0-9]+'}@agent-phones-[^;]*;1", e.get("Channel", "")
-                )
+                and re.fullmatch(rf"Local/{agent}@agent-phones-[^;]*;1", e.get("Channel", ""))
             ),
             since,
         )

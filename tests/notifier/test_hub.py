@@ -565,7 +565,8 @@ async def test_while_its_listener_is_away_a_hub_numbers_a_transaction_past_what_
 ) -> None:
     # the rows a crash lost were delivered here, and the hub has not resynced yet: a message
     # appended meanwhile in a caller's transaction, on a pooled connection, must not take
-    # their numbers (its NOTIFY is lost with the listener, and the catch-up reads past them)
+    # their numbers (its NOTIFY lost, or queued behind the resync, would be dropped as seen,
+    # and the catch-up reads past them)
     backend = hub._postgres
     assert backend is not None and hub.bus is not None
     sub = live_from_start(hub, "ext:101")
@@ -590,6 +591,28 @@ async def test_while_its_listener_is_away_a_hub_numbers_a_transaction_past_what_
     back.set()
     (got,) = await take(sub, 1)
     assert got["payload"]["n"] == 3 and got["seq"] > seen[-1]
+
+
+async def test_before_its_listener_notices_a_crash_a_hub_numbers_a_transaction_past_it(
+    hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    # a failover sends no FIN: the listener may still look connected while a pooled connection
+    # already reaches a database whose log went back below what this hub delivered
+    sub = live_from_start(hub, "ext:101")
+    await commit(sessions, hub, ring("101", 1))
+    await commit(sessions, hub, ring("101", 2))
+    seen = [m["seq"] for m in await take(sub, 2)]
+    await _crash_takes_the_log_back(database_url, seen[0])
+    assert hub.ready
+    async with sessions() as session, session.begin():
+        await hub.publish_in(session, [ring("101", 3)])
+    (got,) = await take(sub, 1)
+    assert got["payload"]["n"] == 3 and got["seq"] > seen[-1]
+    # and in the usual case the numbering is left where it stands
+    async with sessions() as session, session.begin():
+        await hub.publish_in(session, [ring("101", 4)])
+    (after,) = await take(sub, 1)
+    assert got["seq"] < after["seq"] < got["seq"] + event_log.CRASH_MARGIN
 
 
 async def test_a_hub_started_after_a_crash_numbers_past_what_pages_may_have_seen(

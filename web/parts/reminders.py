@@ -31,6 +31,7 @@ class Reminders:
             s.notifier,
             watching=self._hub.watching_users,
             default_locale=s.core.default_locale,
+            publish=self._hub.transactional,
         )
         await self.scheduler.start()
 
