@@ -3,9 +3,10 @@
 Each round: record which users have a page open here (presence heartbeat), then in ONE
 transaction claim the due reminders (crm_core.tasks.reminders.claim_due), write their
 `task.reminder` messages into the event log with the hub's own append in that transaction
-(the hub's `transactional` publisher: `PostgresBackend.publish_in`, its lock, INSERT, NOTIFY
-at commit) and the emails for
-absent users, and commit: a crash can neither lose a reminder's message nor send it twice.
+(the hub's `transactional` publisher: `PostgresBackend.publish_in`, its lock, INSERT, NOTIFY at
+commit) and the emails for absent users, and commit: a crash can neither lose a reminder's
+message nor send it twice. (A hub with no database, the local mode, sends them after the
+commit.)
 Every instance's hub then delivers the messages to the assignees' sockets; a socket that
 connects later replays them.
 Emails are sent after the commit from their own rows, leased, so a crash never loses one.

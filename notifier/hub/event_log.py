@@ -45,9 +45,12 @@ _ROW_SQL = f"seq, channel, type, {_FRAME_SQL} AS frame"
 def _append_sql(source: str, rows: str, order: str, announce: str, lock: str = "") -> str:
     """The append, its messages from `source` (CTEs, each starting with a comma), `rows` in
     it (`alias.c` channel, `.t` type, `.p` payload jsonb) in `order`; NOTIFY channel
-    `announce`; `lock`: more of the lock's row (run once the lock is held)."""
+    `announce`; `lock`: more of the lock's row, computed from the row that holds it (so
+    only once it is held: a select list's order is PostgreSQL's habit, not a promise)."""
     return f"""
-WITH lock AS (SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY}){lock}){source},
+WITH lock AS (
+    SELECT held{lock} FROM (SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY}) AS held) AS taken
+){source},
 rows AS (
     INSERT INTO event_log (channel, type, payload)
     SELECT u.c, u.t, u.p::jsonb
@@ -205,8 +208,9 @@ async def append_in(
 
     The publish lock is held from here to the caller's COMMIT, so call it last, just before.
     `delivered`: the last seq the caller's hub delivered (0: none); `crashed`: its listener is
-    away, so the database may have crashed and taken the log's numbering back: both move the
-    numbering on first (`_PAST_A_CRASH`), as the hub's own connections do when they reopen.
+    away, so the database may have crashed and taken the log's numbering back. `crashed`, or a
+    numbering that stands below `delivered`, moves it on first (`_PAST_A_CRASH`), as the hub's
+    own connections do when they reopen.
     """
     await session.flush()  # the work's own writes first: the lock waits for nothing else
     driver = await driver_connection(session)  # in the work's transaction, begun if need be

@@ -478,6 +478,26 @@ async def _crash_takes_the_log_back(database_url: str, to: int) -> None:
     )
 
 
+async def _delivered_then_taken_back(
+    hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> tuple[Subscriber, list[int]]:
+    """Two messages delivered here, then a crash takes the log back to the first."""
+    sub = live_from_start(hub, "ext:101")
+    await commit(sessions, hub, ring("101", 1))
+    await commit(sessions, hub, ring("101", 2))
+    seen = [m["seq"] for m in await take(sub, 2)]
+    await _crash_takes_the_log_back(database_url, seen[0])
+    return sub, seen
+
+
+async def _written_in_a_transaction(
+    hub: EventHub, sessions: async_sessionmaker[AsyncSession], n: int
+) -> None:
+    """Message `n` in a caller's transaction, on a pooled connection (none of the hub's)."""
+    async with sessions() as session, session.begin():
+        await hub.publish_in(session, [ring("101", n)])
+
+
 async def test_the_hub_appends_without_waiting_for_the_flush_and_a_caller_keeps_its_own(
     hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
@@ -540,40 +560,30 @@ async def test_once_its_listener_is_back_a_hub_has_numbered_past_what_it_deliver
 ) -> None:
     # the rows a crash lost were delivered here; the next message is appended in a caller's
     # transaction on a pooled connection, which nothing renumbers: the hub's resync must have
-    sub = live_from_start(hub, "ext:101")
-    await commit(sessions, hub, ring("101", 1))
-    await commit(sessions, hub, ring("101", 2))
-    seen = [m["seq"] for m in await take(sub, 2)]
-    await _crash_takes_the_log_back(database_url, seen[0])
+    sub, seen = await _delivered_then_taken_back(hub, sessions, database_url)
     assert hub.bus is not None
     pid = hub.bus.backend_pid
     assert await as_admin(database_url, "SELECT pg_terminate_backend($1)", pid)
     async with asyncio.timeout(WAIT):
         while hub.bus.backend_pid in (pid, None) or not hub.ready:
             await asyncio.sleep(0.02)
-    async with sessions() as session, session.begin():
-        await hub.publish_in(session, [ring("101", 3)])
+    await _written_in_a_transaction(hub, sessions, 3)
     (got,) = await take(sub, 1)
     assert got["payload"]["n"] == 3 and got["seq"] > seen[-1]
 
 
-async def test_while_its_listener_is_away_a_hub_numbers_a_transaction_past_what_it_delivered(
-    hub: EventHub,
+async def test_while_its_listener_is_away_a_hub_numbers_past_what_another_delivered(
+    two_hubs: tuple[EventHub, EventHub],
     sessions: async_sessionmaker[AsyncSession],
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the rows a crash lost were delivered here, and the hub has not resynced yet: a message
-    # appended meanwhile in a caller's transaction, on a pooled connection, must not take
-    # their numbers (its NOTIFY lost, or queued behind the resync, would be dropped as seen,
-    # and the catch-up reads past them)
-    backend = hub._postgres
-    assert backend is not None and hub.bus is not None
-    sub = live_from_start(hub, "ext:101")
-    await commit(sessions, hub, ring("101", 1))
-    await commit(sessions, hub, ring("101", 2))
-    seen = [m["seq"] for m in await take(sub, 2)]
-    await _crash_takes_the_log_back(database_url, seen[0])
+    # the database crashed and this hub's listener is away (its resync held): it cannot know
+    # what other instances delivered, so a message written in a caller's transaction moves the
+    # numbering past the log's end with the margin, and the other instance's page keeps it
+    away, other = two_hubs
+    backend = away._postgres
+    assert backend is not None and away.bus is not None
     back = asyncio.Event()
     resync = backend._resync
 
@@ -582,14 +592,14 @@ async def test_while_its_listener_is_away_a_hub_numbers_a_transaction_past_what_
         await resync()
 
     monkeypatch.setattr(backend, "_resync", held_resync)
-    assert await as_admin(database_url, "SELECT pg_terminate_backend($1)", hub.bus.backend_pid)
+    assert await as_admin(database_url, "SELECT pg_terminate_backend($1)", away.bus.backend_pid)
     async with asyncio.timeout(WAIT):
-        while hub.ready:
+        while away.ready:
             await asyncio.sleep(0.02)
-    async with sessions() as session, session.begin():
-        await hub.publish_in(session, [ring("101", 3)])
-    back.set()
+    sub, seen = await _delivered_then_taken_back(other, sessions, database_url)
+    await _written_in_a_transaction(away, sessions, 3)
     (got,) = await take(sub, 1)
+    back.set()
     assert got["payload"]["n"] == 3 and got["seq"] > seen[-1]
 
 
@@ -598,19 +608,13 @@ async def test_before_its_listener_notices_a_crash_a_hub_numbers_a_transaction_p
 ) -> None:
     # a failover sends no FIN: the listener may still look connected while a pooled connection
     # already reaches a database whose log went back below what this hub delivered
-    sub = live_from_start(hub, "ext:101")
-    await commit(sessions, hub, ring("101", 1))
-    await commit(sessions, hub, ring("101", 2))
-    seen = [m["seq"] for m in await take(sub, 2)]
-    await _crash_takes_the_log_back(database_url, seen[0])
+    sub, seen = await _delivered_then_taken_back(hub, sessions, database_url)
     assert hub.ready
-    async with sessions() as session, session.begin():
-        await hub.publish_in(session, [ring("101", 3)])
+    await _written_in_a_transaction(hub, sessions, 3)
     (got,) = await take(sub, 1)
     assert got["payload"]["n"] == 3 and got["seq"] > seen[-1]
     # and in the usual case the numbering is left where it stands
-    async with sessions() as session, session.begin():
-        await hub.publish_in(session, [ring("101", 4)])
+    await _written_in_a_transaction(hub, sessions, 4)
     (after,) = await take(sub, 1)
     assert got["seq"] < after["seq"] < got["seq"] + event_log.CRASH_MARGIN
 
@@ -688,9 +692,19 @@ async def test_staged_in_the_work_they_announce_and_published_after_its_commit_o
 
 
 async def test_news_a_crash_left_staged_after_its_commit_is_published_by_the_next_hub(
-    database_url: str, sessions: async_sessionmaker[AsyncSession]
+    database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     first = EventHub(database_url, queue_size=64)
+    assert first._postgres is not None
+
+    async def down_before_its_sweep() -> None:
+        # its first round takes everything staged: had it come after the commit below (a
+        # matter of scheduling), the process would not have gone down before publishing
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(first._postgres, "_staged_loop", down_before_its_sweep)
     await first.start()
     async with asyncio.timeout(WAIT):
         await first.wait_ready()

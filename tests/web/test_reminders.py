@@ -19,6 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from crm_core.events.models import EventLogEntry
 from crm_core.models_common import utcnow
 from crm_core.tasks.models import OpenPage, ReminderEmail, Task
+from notifier.channels import Message
+from notifier.hub.postgres import PostgresBackend
 from notifier.settings import NotifierSettings
 from tests.conftest import UserFactory
 from tests.event_contract import violations
@@ -185,3 +187,36 @@ async def test_a_restart_delivers_what_came_due_while_down_and_nothing_twice(
     assert sorted(f["payload"]["task_id"] for f in got) == sorted(before + during)
     assert await _reminders_logged(sessions) == Counter({before[0]: 1, during[0]: 1})
     assert mailbox.messages == []  # no address: no email
+
+
+async def test_a_reminder_whose_message_is_refused_stays_due_and_goes_out_once(
+    container: Container,
+    sessions: async_sessionmaker[AsyncSession],
+    make_user: UserFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim and its message are one transaction (the hub's `transactional` publisher): a
+    message the event log refuses rolls the claim back, and the next round sends it."""
+    user, _ = await make_user(role="operator", extension="101")
+    refused: list[list[str]] = []
+    write = PostgresBackend.publish_in
+
+    async def refusing_once(
+        backend: PostgresBackend, session: AsyncSession, messages: list[Message]
+    ) -> None:
+        if not refused:
+            refused.append([m.type for m in messages])
+            raise RuntimeError("the event log refused it")
+        await write(backend, session, messages)
+
+    monkeypatch.setattr(PostgresBackend, "publish_in", refusing_once)
+    async with live_service(container):
+        task = await _add_tasks(sessions, user.id, 1, in_seconds=0.2)
+
+        async def logged() -> bool:
+            return sum((await _reminders_logged(sessions)).values()) >= 1
+
+        await _until(logged)
+        await asyncio.sleep(0.5)  # a second copy would have gone by now
+    assert refused and set(refused[0]) == {"task.reminder"}
+    assert await _reminders_logged(sessions) == Counter({task[0]: 1})
