@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.db import StagedPublisher, asyncpg_dsn, collect_event, unit_of_work
 from crm_core.events.messages import CallRingingMessage
 from crm_core.events.types import CallEvent, TaskCreated
-from notifier.channels import Message
+from notifier.channels import Message, messages_for
 from notifier.hub import EventHub, SlowConsumer, Subscriber, event_log, postgres
 from notifier.hub.frames import Envelope, encode_frame
-from notifier.hub.notify import CATCH_UP, NOTIFY_BUDGET, parse_body, seqs_of
+from notifier.hub.notify import CATCH_UP, NOTIFY_BUDGET, NOTIFY_CHANNEL, parse_body, seqs_of
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -55,6 +55,28 @@ def live_from_start(hub: EventHub, channel: str) -> Subscriber:
     sub = hub.subscribe({channel})
     sub.go_live(0)
     return sub
+
+
+async def _listener_held_away(
+    hub: EventHub, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> asyncio.Event:
+    """Ends the hub's listening connection and holds its resync (the catch-up from event_log)
+    until the returned event is set; returns once the hub knows its listener is away."""
+    backend = hub._postgres
+    assert backend is not None and hub.bus is not None
+    back = asyncio.Event()
+    resync = backend._resync
+
+    async def held_resync() -> None:
+        await back.wait()
+        await resync()
+
+    monkeypatch.setattr(backend, "_resync", held_resync)
+    assert await as_admin(database_url, "SELECT pg_terminate_backend($1)", hub.bus.backend_pid)
+    async with asyncio.timeout(WAIT):
+        while hub.ready:
+            await asyncio.sleep(0.02)
+    return back
 
 
 async def take(sub: Subscriber, count: int) -> list[dict[str, Any]]:
@@ -187,17 +209,25 @@ async def test_slow_subscriber_is_dropped_and_others_keep_receiving(
 
 
 async def test_listener_reconnects_and_catches_up(
-    hub: EventHub, sessions: async_sessionmaker[AsyncSession], database_url: str
+    hub: EventHub,
+    sessions: async_sessionmaker[AsyncSession],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sub = live_from_start(hub, "ext:101")
     await commit(sessions, hub, ring("101", 1))
     await take(sub, 1)
     assert hub.bus is not None
     pid = hub.bus.backend_pid
-    assert await as_admin(database_url, "SELECT pg_terminate_backend($1)", pid)
-    # published while the listener may be down: its NOTIFY is lost, the log is not
-    await commit(sessions, hub, ring("101", 2))
-    await commit(sessions, hub, ring("101", 3))
+    back = await _listener_held_away(hub, database_url, monkeypatch)
+    # published by another instance while the listener is down: its NOTIFY is lost, the log
+    # is not (this hub's own would reach its sockets straight after its commit)
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await event_log.append(conn, messages_for([ring("101", 2), ring("101", 3)]), NOTIFY_CHANNEL)
+    finally:
+        await conn.close()
+    back.set()
     got = await take(sub, 2)
     assert [m["payload"]["n"] for m in got] == [2, 3]
     assert hub.bus.backend_pid != pid
@@ -582,20 +612,7 @@ async def test_while_its_listener_is_away_a_hub_numbers_past_what_another_delive
     # what other instances delivered, so a message written in a caller's transaction moves the
     # numbering past the log's end with the margin, and the other instance's page keeps it
     away, other = two_hubs
-    backend = away._postgres
-    assert backend is not None and away.bus is not None
-    back = asyncio.Event()
-    resync = backend._resync
-
-    async def held_resync() -> None:
-        await back.wait()
-        await resync()
-
-    monkeypatch.setattr(backend, "_resync", held_resync)
-    assert await as_admin(database_url, "SELECT pg_terminate_backend($1)", away.bus.backend_pid)
-    async with asyncio.timeout(WAIT):
-        while away.ready:
-            await asyncio.sleep(0.02)
+    back = await _listener_held_away(away, database_url, monkeypatch)
     sub, seen = await _delivered_then_taken_back(other, sessions, database_url)
     await _written_in_a_transaction(away, sessions, 3)
     (got,) = await take(sub, 1)
