@@ -257,9 +257,10 @@ class CallPipeline:
         # who writes pbx_sync once `restore` claimed it (until another follower does)
         self._follower = uuid.uuid4()
         # the newest mark queued, and the timer writing it again if it failed (`_sync_lost`);
-        # the calls whose end came since it was queued (a mark written again does not keep them)
+        # its calls whose end has not come since (a mark written again keeps only these): a
+        # copy of its `live` that ends shrink, so it never outgrows what Asterisk had then
         self._last_sync: _PbxSync | None = None
-        self._ended_since: set[str] = set()
+        self._still_up: set[str] = set()
         self._sync_retry: asyncio.TimerHandle | None = None
         self._sync_delay = SYNC_RETRY_SECONDS
 
@@ -296,7 +297,7 @@ class CallPipeline:
                 self._newest_mark(fact)
                 self._sync_delay = SYNC_RETRY_SECONDS
             if isinstance(fact, CallEnded):
-                self._ended_since.add(lid)
+                self._still_up.discard(lid)
                 self._count("live", lid, 1)
                 self._live.push(_CallOver(lid, fact.at, _agents(fact.summary)))
                 self._log.push(fact)
@@ -564,7 +565,7 @@ class CallPipeline:
     def _newest_mark(self, mark: _PbxSync) -> None:
         """An older mark failing now is not written again; calls end after this one."""
         self._last_sync = mark
-        self._ended_since.clear()
+        self._still_up = set(mark.live)
 
     def _sync_again(self, item: _PbxSync) -> None:
         """The mark anew. An "in sync" one is as of now: it keeps the agents of the calls
@@ -575,9 +576,7 @@ class CallPipeline:
         if item is not self._last_sync:
             return
         if item.synced:
-            live = (item.live - self._ended_since) | {
-                c.linkedid for c in self.tracker.active_calls()
-            }
+            live = self._still_up | {c.linkedid for c in self.tracker.active_calls()}
             again = _PbxSync(synced=True, at=time.time(), live=frozenset(live))
         else:
             again = _PbxSync(synced=False, at=item.at)

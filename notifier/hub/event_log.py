@@ -87,10 +87,14 @@ _GIVEN = ("", "unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(c
 # delivered, when $6 says its listener is away (the database may have crashed) or the log's
 # numbering stands below $5 (it did, and the listener has not noticed yet).
 _LAST = f"coalesce(pg_sequence_last_value({_SEQ}::regclass), 0)"
-_PAST_A_CRASH = (
-    f", CASE WHEN $6::boolean OR {_LAST} < $5::bigint"
-    f" THEN setval({_SEQ}, greatest($5::bigint, {_LAST}) + {CRASH_MARGIN}) END"
-)
+
+
+def _past(delivered: str) -> str:
+    """The numbering moved `CRASH_MARGIN` past both where it stands and `delivered`."""
+    return f"setval({_SEQ}, greatest({delivered}::bigint, {_LAST}) + {CRASH_MARGIN})"
+
+
+_PAST_A_CRASH = f", CASE WHEN $6::boolean OR {_LAST} < $5::bigint THEN {_past('$5')} END"
 _APPEND_SQL = _append_sql(*_GIVEN, "$4", _PAST_A_CRASH)
 # `append`'s own transaction does not wait for its WAL flush: the publish lock is held through
 # the COMMIT, so a flush there is a wait for every publisher of every instance (a screen-pop's
@@ -129,10 +133,7 @@ INSERT INTO event_staged (batch, n, channel, type, payload, staged_at)
 SELECT $1, u.n, u.c, u.t, u.p::jsonb, clock_timestamp()
 FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(c, t, p, n)
 """
-_SKIP_SQL = f"""
-SELECT setval({_SEQ}, greatest($1::bigint, coalesce(pg_sequence_last_value({_SEQ}::regclass), 0))
-                      + {CRASH_MARGIN})
-"""
+_SKIP_SQL = f"SELECT {_past('$1')}"
 _AFTER_SQL = f"SELECT {_ROW_SQL} FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2"
 _BY_SEQ_SQL = f"SELECT {_ROW_SQL} FROM event_log WHERE seq = ANY($1::bigint[]) ORDER BY seq"
 _REPLAY_SQL = f"""

@@ -411,6 +411,7 @@ async def test_a_not_in_sync_mark_written_again_keeps_the_episodes_start(
     await pipeline.drain()
     await pipeline.close()
     assert marks.tries == [False, False, False]
+    assert await _flag(sessions) == (False, 2)  # written: a new episode after the claim's
     async with sessions() as s:
         since = await s.scalar(text("SELECT extract(epoch FROM since) FROM pbx_sync"))
     assert since is not None and float(since) - lost_at < 0.05
