@@ -19,7 +19,8 @@ Three processes, as in production (PostgreSQL is a fourth, embedded):
             one write.
   service   (this process) the real thing: uvicorn + web.app.create_app with a Container, the
             EventHub of its lifespan, AmiListener -> CallTracker -> CallPipeline -> PostgreSQL
-            -> hub.publish (event_log + NOTIFY + COMMIT -> LISTEN -> fan-out) -> /ws sockets.
+            -> hub.publish_shown_first (this instance's sockets at once, then event_log +
+            NOTIFY + COMMIT -> LISTEN -> fan-out to other instances) -> /ws sockets.
             The pipeline is the service's own (web/parts/call_tracking.py: call_pipeline)
             and the listener is wired to it here (without the leader election, which is not
             on the hot path), so that a thin wrapper around pipeline.on_event can note the
@@ -33,7 +34,8 @@ not counted), waiting for every call to end between them:
 
   db     the service's path: tracker facts -> the pipeline's pop lane (who is calling: the card
          by phone, a read; then the screen-pop, a read: a new caller's says `new_caller`) ->
-         COMMIT -> hub.publish, while the card lane opens new callers' cards and deals (each
+         hub.publish_shown_first (as web/compose.py wires the pop lane), while the card lane
+         opens new callers' cards and deals (each
          then announced as call.card_opened to the agents whose pop went out without it) and
          the live and log lanes write agent states, calls in progress and the log apart
   local  the database step skipped: the same listener and tracker, AgentRinging facts turned
@@ -577,6 +579,16 @@ async def main() -> None:
             fanout_deliver(env)
 
         fanout.deliver = deliver  # type: ignore[method-assign]
+        fanout_show = fanout.show
+
+        def show(messages: Any) -> Any:  # the pop lane's messages, before event_log
+            at = time.time()
+            for m in messages:
+                if m.type == "call.ringing" and m.channel.startswith("ext:"):
+                    probe.fanned_out.setdefault(m.payload["linkedid"], at)
+            return fanout_show(messages)
+
+        fanout.show = show  # type: ignore[method-assign]
 
         def note(events: list[Any], started: float, done: float) -> None:
             for event in events:
@@ -588,6 +600,11 @@ async def main() -> None:
         async def publish(events: list[Any]) -> None:
             started = time.time()
             await hub.publish(events)
+            note(events, started, time.time())
+
+        async def publish_pops(events: list[Any]) -> None:
+            started = time.time()
+            await hub.publish_shown_first(events)
             note(events, started, time.time())
 
         async def write(session: Any, events: list[Any]) -> None:
@@ -606,7 +623,7 @@ async def main() -> None:
             if args.in_transaction
             else StagedPublisher(staged.stage, staged.release, publish)
         )
-        pipeline = call_pipeline(s, container.sessions, publisher)
+        pipeline = call_pipeline(s, container.sessions, publisher, pop_publish=publish_pops)
         await pipeline.restore()
         writer = WriterClock(pipeline, probe)
         collector = GcClock(probe)
@@ -725,7 +742,8 @@ def report(
         + (
             "written to event_log in the batch's own transaction (--in-transaction)"
             if args.in_transaction
-            else "hub.publish after the batch's COMMIT"
+            else "the pop lane's: hub.publish_shown_first after its statements; the other"
+            " lanes' staged in their batches, released after the COMMIT"
         )
     )
     for mode, (sent, worst) in played.items():
@@ -735,7 +753,7 @@ def report(
         "socket = time.time() in the browser process)"
     )
     for mode, title in (
-        ("db", "DB path (service): tracker -> PostgreSQL batch -> COMMIT -> hub.publish"),
+        ("db", "DB path (service): tracker -> pop lane reads -> hub.publish_shown_first"),
         ("local", "LOCAL path (database step skipped): tracker -> hub.publish_local"),
     ):
         ids = [i for i, m in probe.mode_of.items() if m == mode]
@@ -808,8 +826,8 @@ def _hops(probe: Probe, ids: list[str], received: dict[str, float]) -> None:
         ("pop batch start -> its apply done (reads)", probe.pop_started, probe.pop_read),
         ("apply done -> COMMIT done (publish starts)", probe.pop_read, probe.published),
         ("publish -> event_log committed", probe.published, probe.committed),
-        ("publish -> Fanout.deliver here", probe.published, probe.fanned_out),
-        ("Fanout.deliver -> operator socket", probe.fanned_out, received),
+        ("publish -> Fanout.show here", probe.published, probe.fanned_out),
+        ("Fanout.show -> operator socket", probe.fanned_out, received),
     ]
     ids = [i for i in ids if all(i in start and i in end for _, start, end in hops)]
     print("  per hop:")

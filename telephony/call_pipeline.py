@@ -199,6 +199,7 @@ class CallPipeline:
         pop_batch_size: int = 16,
         start_read_seconds: float = 1.0,
         start_hold_seconds: float = 0.02,
+        pop_publish: Publisher | None = None,
     ) -> None:
         self.tracker = tracker
         self._sessions = sessions
@@ -208,6 +209,9 @@ class CallPipeline:
             sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
         )
         self._publish = publish
+        # the pop lane's messages (the hub's `publish_shown_first`: this instance's sockets get
+        # a screen-pop before event_log has numbered it); `publish` when not given
+        self._pop_publish = pop_publish or publish
         self._region = region
         self._company = frozenset(
             n for n in (try_normalize_phone(x, region) for x in company_numbers) if n
@@ -533,8 +537,8 @@ class CallPipeline:
         held, self._held = self._held, []
         events = [e for batch, _ in held for e in batch]
         try:
-            if self._publish is not None:
-                await self._publish(events)
+            if self._pop_publish is not None:
+                await self._pop_publish(events)
         except Exception:  # as unit_of_work: a failed publish never undoes the commit
             logger.exception("publishing %d domain events failed", len(events))
         finally:

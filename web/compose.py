@@ -68,8 +68,9 @@ def build_services(c: Container) -> Container:
     parts: list[Part] = [hub, watch]
     # call tracking: the AMI listener follows the PBX, in the elected instance only
     # its batches' messages are staged in their own transactions, published after each
-    # COMMIT: a crash in between delays them, never loses them (hub.staged)
-    tracking = CallTracking(s, c.sessions, hub.staged)
+    # COMMIT: a crash in between delays them, never loses them (hub.staged); its screen-pops
+    # reach this instance's sockets before event_log has numbered them (publish_shown_first)
+    tracking = CallTracking(s, c.sessions, hub.staged, publish_pops=hub.publish_shown_first)
     parts.append(tracking)
     election: LeaderElection | None = None
     if s.telephony.ami_enabled:

@@ -7,6 +7,10 @@ access logs). Without `channels` it gets its defaults (own phone, own user, supe
 Server -> page, one JSON object per frame:
   {"type": "subscribed", "channels": [...], "last_seq": N}    once, after authentication
   {"seq": N, "channel": "ext:101", "type": "call.ringing", "payload": {...}, "at": "<ISO 8601>"}
+  {"channel": "ext:101", "type": "call.ringing", "payload": {...}, "at": ...}    no seq: a
+                                              screen-pop shown by the instance that made it
+                                              before event_log numbered it; its numbered copy
+                                              is not sent on this socket
   {"type": "replay.truncated", "after": N}    the page missed more than can be replayed: reload
   {"type": "ping"}                            answer {"type": "pong"} (any message counts)
   {"type": "system.status", "ami": "up"}     only when asked with "status": true (or &status=1):
@@ -21,7 +25,9 @@ messages) is one class of crm_core/events/messages.py, published as JSON Schemas
 `GET /api/events/schema`; the tests check every message sent against it.
 
 The page remembers the highest `seq` it has seen and sends it back as `last_seq` on reconnect;
-it then receives what it missed on its channels, in order, then live messages, with no duplicate.
+it then receives what it missed on its channels, in order, then live messages, with no duplicate
+(but a screen-pop that came unnumbered: a page reloaded before its next numbered message gets it
+once more, numbered).
 """
 
 from __future__ import annotations

@@ -121,6 +121,20 @@ class EventHub:
         if messages:
             await self._backend.publish(messages)
 
+    async def publish_shown_first(self, events: Sequence[object]) -> None:
+        """The screen-pop's publisher: this instance's sockets get the messages at once,
+        unnumbered, and then `publish` numbers them for every other socket, replay and the
+        other instances (their numbered copies skip the sockets that got them here). A pop
+        need not wait for event_log's round trip (issue 13). A page learns their numbers with
+        its next numbered message; a reload before that replays them once more."""
+        messages = messages_for(events)
+        if not messages:
+            return
+        if self._postgres is None:  # numbered by this process at once: nothing to wait for
+            await self._backend.publish(messages)
+            return
+        await self._postgres.publish(messages, self._fanout.show(messages))
+
     @property
     def transactional(self) -> Publisher:
         """The unit of work's publisher that writes its events to event_log in the work's own

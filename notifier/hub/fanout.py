@@ -1,12 +1,20 @@
-"""This instance's sockets by channel, and the one rule of delivery: each seq once, in order."""
+"""This instance's sockets by channel, and the one rule of delivery: each seq once, in order.
+
+One exception, for screen-pops: `show` hands messages to this instance's live sockets before
+event_log numbers them, and their numbered copies (`expect`) then skip the sockets that got them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 
-from notifier.channels import user_of_channel
-from notifier.hub.frames import Envelope
+from notifier.channels import Message, user_of_channel
+from notifier.hub.frames import Envelope, dumps, encode_shown_frame
 from notifier.hub.subscriber import Subscriber
+
+# The sockets a shown message reached, one set per message (empty: nobody here got it early).
+Shown = list[frozenset[Subscriber]]
 
 
 class Fanout:
@@ -18,15 +26,44 @@ class Fanout:
         self.queue_size = queue_size
         self._flush = flush_seconds
         self._by_channel: dict[str, set[Subscriber]] = {}
+        # seq -> the sockets its message was shown to before it was numbered
+        self._shown: dict[int, frozenset[Subscriber]] = {}
 
     def deliver(self, env: Envelope) -> None:
         if self.last_seq is not None and env.seq <= self.last_seq:
             return
         self.last_seq = env.seq
         subs = self._by_channel.get(env.channel)
+        shown = self._shown.pop(env.seq, None) if self._shown else None
         if subs:
             for sub in tuple(subs):
-                sub.offer(env)
+                if shown is None or sub not in shown:
+                    sub.offer(env)
+
+    def show(self, messages: Sequence[Message]) -> Shown:
+        """`messages` to this instance's live sockets now, unnumbered (a screen-pop need not wait
+        for event_log); which sockets got each, for `expect` once they are numbered."""
+        at = datetime.now(UTC)
+        shown: Shown = []
+        for m in messages:
+            subs = self._by_channel.get(m.channel)
+            if not subs:
+                shown.append(frozenset())
+                continue
+            frame = encode_shown_frame(m.channel, m.type, dumps(m.payload), at)
+            shown.append(frozenset(sub for sub in tuple(subs) if sub.show(m.channel, frame)))
+        return shown
+
+    def expect(self, envelopes: Sequence[Envelope], shown: Shown) -> None:
+        """The numbered copies of shown messages (same order), before any is delivered: each
+        then skips the sockets that got it shown. Numbers never delivered here (passed over by
+        a resync) are forgotten with the next."""
+        last = self.last_seq or 0
+        for seq in [seq for seq in self._shown if seq <= last]:
+            del self._shown[seq]
+        for env, subs in zip(envelopes, shown, strict=True):
+            if subs and env.seq > last:
+                self._shown[env.seq] = subs
 
     def subscribe(self, channels: Iterable[str]) -> Subscriber:
         sub = Subscriber(frozenset(channels), limit=self.queue_size, flush_seconds=self._flush)

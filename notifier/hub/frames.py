@@ -30,6 +30,15 @@ def encode_frame(seq: int, channel: str, type_: str, payload_json: str, at: date
     )
 
 
+def encode_shown_frame(channel: str, type_: str, payload_json: str, at: datetime) -> str:
+    """A message shown to this instance's sockets before event_log numbers it (a screen-pop:
+    `Fanout.show`): the numbered frame's fields but `seq`, which it does not have yet."""
+    return (
+        f'{{"channel":{dumps(channel)},"type":{dumps(type_)},'
+        f'"payload":{payload_json},"at":"{at.isoformat(timespec="microseconds")}"}}'
+    )
+
+
 def control_frame(type_: str, **fields: Any) -> str:
     """Messages about the connection itself (ping, subscribed, replay.truncated): no seq."""
     return dumps({"type": type_, **fields})

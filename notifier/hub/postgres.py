@@ -4,7 +4,8 @@
                          pg_notify; committed as it ends (one round trip)
     publish_in(session, messages) ── the same in the caller's transaction, announced at its COMMIT
         └── every instance's PgBus ── dispatcher (in seq order) ── Fanout ── Subscriber queues
-    (the publishing instance's own Fanout gets what `publish` committed at once, in seq order)
+    (the publishing instance's own Fanout gets what `publish` committed at once, in seq order;
+     a screen-pop's sockets here got it before, unnumbered: `EventHub.publish_shown_first`)
 
 Ordering is what makes "reconnect with last_seq" exact: commits happen in seq order across all
 instances (event_log's lock) and PostgreSQL delivers notifications in commit order, so each
@@ -28,7 +29,7 @@ from crm_core.pg_connection import DedicatedConnection
 from notifier.channels import Message
 from notifier.hub import event_log
 from notifier.hub.event_log import Replay
-from notifier.hub.fanout import Fanout
+from notifier.hub.fanout import Fanout, Shown
 from notifier.hub.frames import Envelope
 from notifier.hub.notify import CATCH_UP, NOTIFY_CHANNEL, parse_body, seqs_of
 from notifier.pgbus import PgBus
@@ -71,6 +72,11 @@ class PostgresBackend:
         self._look = asyncio.Event()  # wakes the staged loop before its next round
         self._ready = asyncio.Event()
         self._busy = False
+        # appends of messages shown before they were numbered, in flight: until they answer,
+        # what the listener hears waits (it may be their copies, which some sockets must skip)
+        self._showing = 0
+        self._shown_numbered = asyncio.Event()
+        self._shown_numbered.set()
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._pending: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -114,21 +120,43 @@ class PostgresBackend:
 
     # ---- publishing -----------------------------------------------------------------------
 
-    async def publish(self, messages: list[Message]) -> None:
+    async def publish(self, messages: list[Message], shown: Shown | None = None) -> None:
+        """Number `messages` and announce them; `shown`: the sockets here that each was shown
+        to before (`Fanout.show`), which its numbered copy skips."""
         if self._left_behind:  # what a failed release left goes out before newer news
             try:
                 await self._leftovers_first()
             except Exception as exc:  # its retry still comes; this news is not held for it
                 _leftovers_failed(exc)
-        await self._numbered(lambda conn: event_log.append(conn, messages, self._notify_channel))
+
+        def append(conn: asyncpg.Connection) -> Awaitable[list[Envelope]]:
+            return event_log.append(conn, messages, self._notify_channel)
+
+        if shown is None or not any(shown):
+            await self._numbered(append)
+            return
+        # their NOTIFY may be heard before the append's own answer: the listener's messages
+        # wait until the numbers of the shown ones are known (`_dispatch_loop`, `_on_notify`)
+        self._showing += 1
+        self._shown_numbered.clear()
+        try:
+            await self._numbered(append, shown)
+        finally:
+            self._showing -= 1
+            if not self._showing:
+                self._shown_numbered.set()
 
     async def _numbered(
-        self, number: Callable[[asyncpg.Connection], Awaitable[list[Envelope]]]
+        self,
+        number: Callable[[asyncpg.Connection], Awaitable[list[Envelope]]],
+        shown: Shown | None = None,
     ) -> list[Envelope]:
         """`number` run on the writer (a statement that numbers messages and commits by itself);
-        what it committed goes to this instance's sockets at once."""
+        what it committed goes to this instance's sockets at once (but to those it was shown to)."""
         async with self._writer.use() as conn:
             envelopes = await number(conn)
+        if shown is not None:
+            self._fanout.expect(envelopes, shown)
         self._deliver_committed(envelopes)
         return envelopes
 
@@ -234,7 +262,7 @@ class PostgresBackend:
 
     def _on_notify(self, body: str) -> None:
         # fast path: nothing queued ahead and everything inline -> deliver without a task switch
-        if self._synced and not self._busy and self._inbox.empty():
+        if self._synced and not self._busy and not self._showing and self._inbox.empty():
             envelopes = parse_body(body)
             if envelopes is not None:
                 for env in envelopes:
@@ -247,6 +275,7 @@ class PostgresBackend:
             item = await self._inbox.get()
             self._busy = True
             try:
+                await self._shown_numbered.wait()
                 if item is _RESYNC:
                     await self._resync()
                 elif not self._synced:

@@ -53,6 +53,17 @@ class Subscriber:
             return
         self._push(env)
 
+    def show(self, channel: str, frame: str) -> bool:
+        """A message before it is numbered (`Fanout.show`): queued now if this socket is live
+        (one still replaying gets the numbered copy in its turn); True if queued, and then its
+        numbered copy is not sent here."""
+        if self.closed_reason is not None or self._held is not None:
+            return False
+        if not self._enqueue(frame):
+            return False
+        self._wake_for(channel)
+        return True
+
     def go_live(self, after: int) -> None:
         """Replay done up to `after`: release the held live messages that are newer."""
         self.high_water = max(self.high_water, after)
@@ -113,7 +124,10 @@ class Subscriber:
         if env.seq <= self.high_water or not self._enqueue(env.frame):
             return
         self.high_water = env.seq
-        if env.channel != SUPERVISORS:
+        self._wake_for(env.channel)
+
+    def _wake_for(self, channel: str) -> None:
+        if channel != SUPERVISORS:
             # a screen-pop: send now, together with any broadcast queued before it (seq order)
             self._urgent = True
             self._wake.set()

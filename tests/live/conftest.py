@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -332,6 +332,19 @@ class Live:
             if linkedid is not None:
                 stmt = stmt.where(Communication.external_id == linkedid)
             return list((await s.scalars(stmt.order_by(Communication.id))).all())
+
+    async def logged_messages(self, linkedid: str, type_: str) -> list[str]:
+        """The channels of the `type_` messages of the call in event_log, sorted (the live
+        ones: what pages may still replay), a channel as often as it has one."""
+        async with self.sessions() as s:
+            rows = await s.scalars(
+                text(
+                    "SELECT channel FROM event_log WHERE type = :type"
+                    " AND strpos(payload::text, :linkedid) > 0 ORDER BY channel"
+                ),
+                {"type": type_, "linkedid": json.dumps(linkedid)},
+            )
+            return list(rows.all())
 
     async def tasks(self) -> list[Task]:
         async with self.sessions() as s:

@@ -34,6 +34,9 @@ async def test_a_known_client_rings_the_responsible_manager_and_only_their_scree
     assert pop["payload"]["card"]["deal"]["id"] == deal_id
     assert pop["_arrival"] < arrival(answer)
     assert s101.calls("call.ringing", linkedid) == []
+    # shown by the instance following the PBX before event_log numbered it, and only then
+    assert "seq" not in pop and s102.calls("call.ringing", linkedid) == [pop]
+    assert await live.logged_messages(linkedid, "call.ringing") == ["ext:102", "supervisors"]
     # one record on the client's deal, answered by the responsible manager, who hung up
     assert record.direction == "in"
     assert record.status == "answered"

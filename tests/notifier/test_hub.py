@@ -825,3 +825,101 @@ async def test_a_batch_released_by_somebody_else_is_not_published_again_nor_anno
         await conn.close()
         await listener.close()
     assert await logged_ns(database_url) == [1, 2]
+
+
+@pytest.fixture
+async def other(database_url: str) -> AsyncIterator[EventHub]:
+    """The hub of another instance of the service, on the same database."""
+    h = EventHub(database_url, queue_size=64)
+    await h.start()
+    async with asyncio.timeout(WAIT):
+        await h.wait_ready()
+    yield h
+    await h.stop()
+
+
+def _hold_appends(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    until_run: asyncio.Event | None = None,
+    until_answer: asyncio.Event | None = None,
+) -> asyncio.Event:
+    """The hubs' own appends wait for `until_run` before their statement and for `until_answer`
+    after it (as if its answer came late); the event returned is set once one has committed."""
+    append = event_log.append
+    committed = asyncio.Event()
+
+    async def held(*args: Any, **kwargs: Any) -> list[Envelope]:
+        if until_run is not None:
+            await until_run.wait()
+        envelopes = await append(*args, **kwargs)
+        committed.set()
+        if until_answer is not None:
+            await until_answer.wait()
+        return envelopes
+
+    monkeypatch.setattr(event_log, "append", held)
+    return committed
+
+
+async def test_a_pop_reaches_the_sockets_here_before_event_log_numbers_it_and_each_once(
+    hub: EventHub,
+    other: EventHub,
+    sessions: async_sessionmaker[AsyncSession],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    here = live_from_start(hub, "ext:101")
+    replaying = hub.subscribe({"ext:101"})  # a page whose replay has not ended
+    there = live_from_start(other, "ext:101")
+    numbering = asyncio.Event()
+    _hold_appends(monkeypatch, until_run=numbering)
+    published = asyncio.create_task(hub.publish_shown_first([ring("101", 1)]))
+    (shown,) = await take(here, 1)  # while its append is held: not numbered yet
+    assert "seq" not in shown and shown["payload"]["n"] == 1
+    assert await as_admin(database_url, "SELECT count(*) FROM event_log") == 0
+    numbering.set()
+    await published
+    await commit(sessions, hub, ring("101", 2))
+    # its numbered copy skipped the socket it was shown to, nobody else's
+    assert [(m["payload"]["n"], "seq" in m) for m in await take(here, 1)] == [(2, True)]
+    replaying.go_live(0)
+    assert [m["payload"]["n"] for m in await take(replaying, 2)] == [1, 2]
+    numbered = await take(there, 2)
+    assert [m["payload"]["n"] for m in numbered] == [1, 2]
+    await nothing_more(here)
+    logged = await as_admin(
+        database_url, "SELECT count(*) FROM event_log WHERE seq = $1", numbered[0]["seq"]
+    )
+    assert logged == 1
+
+
+async def test_a_pops_copy_heard_before_its_append_answers_still_skips_its_sockets(
+    hub: EventHub,
+    other: EventHub,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the append's answer comes late: its NOTIFY, and another instance's message after it,
+    # are heard first; they wait for the numbers the shown messages were given
+    here = live_from_start(hub, "ext:101")
+    answer = asyncio.Event()
+    committed = _hold_appends(monkeypatch, until_answer=answer)
+    published = asyncio.create_task(hub.publish_shown_first([ring("101", 1)]))
+    async with asyncio.timeout(WAIT):
+        await committed.wait()
+    monkeypatch.undo()  # (the other hub's append answers at once)
+    await commit(sessions, other, ring("101", 2))
+    backend = hub._postgres
+    assert backend is not None
+    async with asyncio.timeout(WAIT):  # both NOTIFYs heard: one taken by the dispatcher
+        while not (backend._busy and backend._inbox.qsize() >= 1):
+            await asyncio.sleep(0.01)
+    (shown,) = await take(here, 1)
+    assert "seq" not in shown and shown["payload"]["n"] == 1
+    await nothing_more(here, 0.1)  # the other's message waits for the shown one's number
+    answer.set()
+    await published
+    got = await take(here, 1)
+    assert [(m["payload"]["n"], "seq" in m) for m in got] == [(2, True)]
+    await nothing_more(here)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from notifier.channels import Message
 from notifier.hub.fanout import Fanout
 from notifier.hub.frames import Envelope, encode_frame
 from notifier.hub.notify import CATCH_UP, parse_body, seqs_of
@@ -63,3 +64,45 @@ async def test_a_board_gets_a_broadcast_after_quiet_at_once_then_a_batch_per_int
             await sub.next_frames()
     sub.offer(env(4))  # a screen-pop goes at once, with the broadcasts before it, in order
     assert await seqs() == [2, 3, 4]
+
+
+async def test_a_shown_message_reaches_live_sockets_unnumbered_and_its_copy_skips_them() -> None:
+    fanout = Fanout(last_seq=0, queue_size=8, flush_seconds=0.25)
+    live, replaying = fanout.subscribe({"ext:101"}), fanout.subscribe({"ext:101"})
+    live.go_live(0)
+    pop = Message("ext:101", "call.ringing", {"text": "x"})
+    shown = fanout.show([pop, Message("ext:102", "call.ringing", {})])
+    assert shown == [frozenset({live}), frozenset()]  # nobody here listens to ext:102
+    async with asyncio.timeout(5):
+        (frame,) = await live.next_frames()
+    assert json.loads(frame) | {"at": None} == {
+        "channel": "ext:101",
+        "type": "call.ringing",
+        "payload": {"text": "x"},
+        "at": None,
+    }
+    assert replaying.pending == 0  # still replaying: it gets the numbered copy in its turn
+    fanout.expect([env(1), env(2, "ext:102")], shown)
+    fanout.deliver(env(1))
+    fanout.deliver(env(2, "ext:102"))
+    assert live.pending == 0
+    replaying.go_live(0)
+    assert replaying.pending == 1
+    fanout.deliver(env(3))
+    assert (live.pending, replaying.pending) == (1, 2)
+    async with asyncio.timeout(5):
+        assert [json.loads(f)["seq"] for f in await live.next_frames()] == [3]
+
+
+def test_a_shown_number_that_is_never_delivered_is_forgotten() -> None:
+    fanout = Fanout(last_seq=10, queue_size=8, flush_seconds=0.25)
+    sub = fanout.subscribe({"ext:101"})
+    sub.go_live(0)
+    pop = Message("ext:101", "call.ringing", {})
+    # numbered at 5: a resync had already passed it (never delivered here), so not kept
+    fanout.expect([env(5)], fanout.show([pop]))
+    fanout.expect([env(12)], fanout.show([pop]))
+    fanout.deliver(env(11))  # 12 is passed over too, by a skip of the numbering
+    fanout.deliver(env(13))
+    fanout.expect([env(14)], fanout.show([pop]))
+    assert list(fanout._shown) == [14]

@@ -625,3 +625,17 @@ async def test_a_lane_waits_for_work_not_for_a_wake_up_whose_work_is_taken() -> 
     assert not waiter.done()
     lane.push(_CallOver("1.3", 0.0, ()))
     await asyncio.wait_for(waiter, 30)
+
+
+async def test_the_pop_lanes_messages_leave_through_its_own_publisher(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # the service gives the pop lane the hub's publish_shown_first: a screen-pop is on this
+    # instance's sockets before event_log numbers it; the other lanes' messages are not pops
+    pops = Published()
+    published, pipeline = _running(sessions, pop_publish=pops)
+    await _feed(pipeline, read_events("inbound_abandoned"))
+    await pipeline.close()
+    assert [e.type for e in pops.events] == ["call.started", "call.ringing", "call.card_opened"]
+    others = {e.type for e in published.events}
+    assert "call.ended" in others and others.isdisjoint(e.type for e in pops.events)

@@ -27,9 +27,14 @@ logger = logging.getLogger(__name__)
 
 
 def call_pipeline(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], publish: Publisher | None
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    publish: Publisher | None,
+    *,
+    pop_publish: Publisher | None = None,
 ) -> CallPipeline:
-    """The call pipeline as the service configures it (the tests and benchmarks use this too)."""
+    """The call pipeline as the service configures it (the tests and benchmarks use this too);
+    `pop_publish`: its pop lane's publisher (`publish` when not given)."""
     return CallPipeline(
         CallTracker(TrackerConfig.from_settings(settings.telephony)),
         sessions,
@@ -39,6 +44,7 @@ def call_pipeline(
         callback_due=timedelta(minutes=settings.core.callback_due_minutes),
         locale=settings.core.default_locale,
         wrapup_seconds=settings.presence.wrapup_seconds,
+        pop_publish=pop_publish,
     )
 
 
@@ -48,10 +54,15 @@ class CallTracking:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         publish: Publisher | None,
+        *,
+        publish_pops: Publisher | None = None,
     ) -> None:
+        """`publish`: the hub's (staged) publisher; `publish_pops`: the pop lane's (the hub's
+        `publish_shown_first`)."""
         self._settings = settings
         self._sessions = sessions
         self._publish = publish
+        self._publish_pops = publish_pops
         self.pipeline: CallPipeline | None = None
         self.listener: AmiListener | None = None
         self.pusher: PresencePusher | None = None
@@ -67,7 +78,12 @@ class CallTracking:
         if self.listener is not None:
             return
         s = self._settings
-        self.pipeline = call_pipeline(s, self._sessions, self._pipeline_publisher())
+        self.pipeline = call_pipeline(
+            s,
+            self._sessions,
+            self._pipeline_publisher(),
+            pop_publish=self._pops_published if self._publish_pops is not None else None,
+        )
         await self.pipeline.restore()
         self.pipeline.start()
         self.listener = AmiListener(
@@ -119,6 +135,13 @@ class CallTracking:
             self.pusher.changed(events)
         if self._publish is not None:
             await self._publish(list(events))
+
+    async def _pops_published(self, events: Sequence[object]) -> None:
+        """The pop lane's publisher: as `_published`, through the pops' publisher."""
+        if self.pusher is not None:
+            self.pusher.changed(events)
+        if self._publish_pops is not None:
+            await self._publish_pops(list(events))
 
     def _on_state(self, state: AmiState, detail: str) -> None:
         level = logging.ERROR if state == AmiState.AUTH_FAILED else logging.INFO
