@@ -26,8 +26,8 @@ messages) is one class of crm_core/events/messages.py, published as JSON Schemas
 
 The page remembers the highest `seq` it has seen and sends it back as `last_seq` on reconnect;
 it then receives what it missed on its channels, in order, then live messages, with no duplicate
-(but a screen-pop that came unnumbered: a page reloaded before its next numbered message gets it
-once more, numbered).
+(but a screen-pop that came unnumbered: a page that reconnects, or reloads, before its next
+numbered message gets it once more, numbered).
 """
 
 from __future__ import annotations

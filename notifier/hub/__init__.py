@@ -6,9 +6,10 @@ local.py       the backend of one process, without a database (benchmarks, tools
 event_log.py   the event_log table: append under the publish lock (own or caller's
                transaction), replay, cleanup
 notify.py      the NOTIFY body: frames inline when they fit, else their numbers
-fanout.py      this instance's sockets by channel; each seq delivered once, in order
+fanout.py      this instance's sockets by channel; each seq delivered once, in order (a
+               screen-pop may be shown before its number: its copy then skips those shown)
 subscriber.py  one socket's bounded, prioritised queue (screen-pops first)
-frames.py      what a socket receives: numbered frames and control frames
+frames.py      what a socket receives: numbered frames, a pop's before its number, control
 """
 
 from notifier.hub.event_hub import EventHub

@@ -133,7 +133,8 @@ class EventHub:
         if self._postgres is None:  # numbered by this process at once: nothing to wait for
             await self._backend.publish(messages)
             return
-        await self._postgres.publish(messages, self._fanout.show(messages))
+        shown = self._fanout.show(messages) if self._postgres.may_show else None
+        await self._postgres.publish(messages, shown)
 
     @property
     def transactional(self) -> Publisher:

@@ -34,7 +34,10 @@ class Fanout:
             return
         self.last_seq = env.seq
         subs = self._by_channel.get(env.channel)
-        shown = self._shown.pop(env.seq, None) if self._shown else None
+        shown = None
+        if self._shown:
+            shown = self._shown.pop(env.seq, None)
+            self._forget_shown()
         if subs:
             for sub in tuple(subs):
                 if shown is None or sub not in shown:
@@ -42,7 +45,12 @@ class Fanout:
 
     def show(self, messages: Sequence[Message]) -> Shown:
         """`messages` to this instance's live sockets now, unnumbered (a screen-pop need not wait
-        for event_log); which sockets got each, for `expect` once they are numbered."""
+        for event_log); which sockets got each, for `expect` once they are numbered.
+        To nobody while a message shown before is not delivered yet: a socket it skipped (one
+        still replaying) would get the newer message first."""
+        self._forget_shown()
+        if self._shown:
+            return [frozenset() for _ in messages]
         at = datetime.now(UTC)
         shown: Shown = []
         for m in messages:
@@ -56,14 +64,19 @@ class Fanout:
 
     def expect(self, envelopes: Sequence[Envelope], shown: Shown) -> None:
         """The numbered copies of shown messages (same order), before any is delivered: each
-        then skips the sockets that got it shown. Numbers never delivered here (passed over by
-        a resync) are forgotten with the next."""
+        then skips the sockets that got it shown. A number already passed here (a resync
+        read past it) is not kept."""
+        self._forget_shown()
         last = self.last_seq or 0
-        for seq in [seq for seq in self._shown if seq <= last]:
-            del self._shown[seq]
         for env, subs in zip(envelopes, shown, strict=True):
             if subs and env.seq > last:
                 self._shown[env.seq] = subs
+
+    def _forget_shown(self) -> None:
+        """Shown numbers this Fanout has passed: never delivered here now (a resync)."""
+        last = self.last_seq or 0
+        for seq in [seq for seq in self._shown if seq <= last]:
+            del self._shown[seq]
 
     def subscribe(self, channels: Iterable[str]) -> Subscriber:
         sub = Subscriber(frozenset(channels), limit=self.queue_size, flush_seconds=self._flush)

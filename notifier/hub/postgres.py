@@ -44,6 +44,8 @@ STAGED_GRACE_SECONDS = 5.0
 # After a release failed here, everything staged is looked at again this soon (or with this
 # instance's next release, if that comes first).
 RETRY_SECONDS = 0.5
+# How long what the listener hears waits for the answer of an append of shown messages.
+SHOWN_WAIT_SECONDS = 2.0
 
 
 def _leftovers_failed(exc: Exception) -> None:
@@ -72,8 +74,8 @@ class PostgresBackend:
         self._look = asyncio.Event()  # wakes the staged loop before its next round
         self._ready = asyncio.Event()
         self._busy = False
-        # appends of messages shown before they were numbered, in flight: until they answer,
-        # what the listener hears waits (it may be their copies, which some sockets must skip)
+        # appends of messages shown before they were numbered, sent and not answered: until
+        # they are, what the listener hears waits (it may be their copies: `_deliver_heard`)
         self._showing = 0
         self._shown_numbered = asyncio.Event()
         self._shown_numbered.set()
@@ -120,6 +122,13 @@ class PostgresBackend:
 
     # ---- publishing -----------------------------------------------------------------------
 
+    @property
+    def may_show(self) -> bool:
+        """Messages may be shown before they are numbered (`EventHub.publish_shown_first`): no
+        shown message's append is unanswered (`_number_shown`), and nothing a failed release
+        left is to go out first (`publish`)."""
+        return not self._showing and not self._left_behind
+
     async def publish(self, messages: list[Message], shown: Shown | None = None) -> None:
         """Number `messages` and announce them; `shown`: the sockets here that each was shown
         to before (`Fanout.show`), which its numbered copy skips."""
@@ -128,23 +137,10 @@ class PostgresBackend:
                 await self._leftovers_first()
             except Exception as exc:  # its retry still comes; this news is not held for it
                 _leftovers_failed(exc)
-
-        def append(conn: asyncpg.Connection) -> Awaitable[list[Envelope]]:
-            return event_log.append(conn, messages, self._notify_channel)
-
-        if shown is None or not any(shown):
-            await self._numbered(append)
-            return
-        # their NOTIFY may be heard before the append's own answer: the listener's messages
-        # wait until the numbers of the shown ones are known (`_dispatch_loop`, `_on_notify`)
-        self._showing += 1
-        self._shown_numbered.clear()
-        try:
-            await self._numbered(append, shown)
-        finally:
-            self._showing -= 1
-            if not self._showing:
-                self._shown_numbered.set()
+        await self._numbered(
+            lambda conn: event_log.append(conn, messages, self._notify_channel),
+            shown if shown is not None and any(shown) else None,
+        )
 
     async def _numbered(
         self,
@@ -154,11 +150,32 @@ class PostgresBackend:
         """`number` run on the writer (a statement that numbers messages and commits by itself);
         what it committed goes to this instance's sockets at once (but to those it was shown to)."""
         async with self._writer.use() as conn:
-            envelopes = await number(conn)
-        if shown is not None:
-            self._fanout.expect(envelopes, shown)
+            if shown is None:
+                envelopes = await number(conn)
+            else:
+                envelopes = await self._number_shown(number, conn, shown)
         self._deliver_committed(envelopes)
         return envelopes
+
+    async def _number_shown(
+        self,
+        number: Callable[[asyncpg.Connection], Awaitable[list[Envelope]]],
+        conn: asyncpg.Connection,
+        shown: Shown,
+    ) -> list[Envelope]:
+        """`number` for messages shown before: their NOTIFY, or a catch-up's read, may come
+        before the statement's own answer, so what the listener hears waits until Fanout knows
+        which numbers skip whom (`_deliver_heard`)."""
+        self._showing += 1
+        self._shown_numbered.clear()
+        try:
+            envelopes = await number(conn)
+            self._fanout.expect(envelopes, shown)
+            return envelopes
+        finally:
+            self._showing -= 1
+            if not self._showing:
+                self._shown_numbered.set()
 
     def _deliver_committed(self, envelopes: list[Envelope]) -> None:
         """This instance's sockets get what it just committed without waiting for its own
@@ -260,6 +277,25 @@ class PostgresBackend:
     async def _on_listening(self) -> None:
         self._inbox.put_nowait(_RESYNC)
 
+    async def _deliver_heard(self, envelopes: list[Envelope]) -> None:
+        """What the listener heard or read back, to Fanout in order; while the append of shown
+        messages is unanswered, after it (it may be among these), for at most
+        `SHOWN_WAIT_SECONDS` (a hung writer must not stop delivery: a page may then get a pop
+        twice)."""
+        if self._showing and not self._shown_numbered.is_set():
+            try:
+                async with asyncio.timeout(SHOWN_WAIT_SECONDS):
+                    await self._shown_numbered.wait()
+            except TimeoutError:
+                logger.warning(
+                    "the append of shown messages has not answered in %.0f s: delivering"
+                    " without it (their numbered copies may reach the sockets shown them)",
+                    SHOWN_WAIT_SECONDS,
+                )
+                self._shown_numbered.set()  # (until the next shown append)
+        for env in envelopes:
+            self._fanout.deliver(env)
+
     def _on_notify(self, body: str) -> None:
         # fast path: nothing queued ahead and everything inline -> deliver without a task switch
         if self._synced and not self._busy and not self._showing and self._inbox.empty():
@@ -275,7 +311,6 @@ class PostgresBackend:
             item = await self._inbox.get()
             self._busy = True
             try:
-                await self._shown_numbered.wait()
                 if item is _RESYNC:
                     await self._resync()
                 elif not self._synced:
@@ -301,16 +336,14 @@ class PostgresBackend:
                     return
                 # some messages were too big for NOTIFY: read them back from the log
                 envelopes = await event_log.by_seq(conn, seqs_of(body))
-        for env in envelopes:
-            self._fanout.deliver(env)
+        await self._deliver_heard(envelopes)
 
     async def _catch_up(self, conn: asyncpg.Connection) -> int:
         """Deliver every row after the last one delivered (commit order == seq order)."""
         missed = 0
         while True:
             envelopes = await event_log.after(conn, self._fanout.last_seq or 0, CATCH_UP_BATCH)
-            for env in envelopes:
-                self._fanout.deliver(env)
+            await self._deliver_heard(envelopes)
             missed += len(envelopes)
             if len(envelopes) < CATCH_UP_BATCH:
                 return missed

@@ -1,4 +1,5 @@
-"""One socket's view of the hub: its channels and its bounded queue, in seq order.
+"""One socket's view of the hub: its channels and its bounded queue, in seq order (a screen-pop
+shown before it was numbered, `show`, goes in when shown).
 
 Sockets never share a queue: each Subscriber has a bounded queue, and overflowing it marks the
 socket as too slow (its endpoint closes it). Supervisors' messages are not urgent: a socket is

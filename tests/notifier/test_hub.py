@@ -838,6 +838,11 @@ async def other(database_url: str) -> AsyncIterator[EventHub]:
     await h.stop()
 
 
+async def pops(sub: Subscriber, count: int) -> list[tuple[int, bool]]:
+    """The next `count` messages' n, each with whether it came numbered."""
+    return [(m["payload"]["n"], "seq" in m) for m in await take(sub, count)]
+
+
 def _hold_appends(
     monkeypatch: pytest.MonkeyPatch,
     *,
@@ -882,7 +887,7 @@ async def test_a_pop_reaches_the_sockets_here_before_event_log_numbers_it_and_ea
     await published
     await commit(sessions, hub, ring("101", 2))
     # its numbered copy skipped the socket it was shown to, nobody else's
-    assert [(m["payload"]["n"], "seq" in m) for m in await take(here, 1)] == [(2, True)]
+    assert await pops(here, 1) == [(2, True)]
     replaying.go_live(0)
     assert [m["payload"]["n"] for m in await take(replaying, 2)] == [1, 2]
     numbered = await take(there, 2)
@@ -904,11 +909,12 @@ async def test_a_pops_copy_heard_before_its_append_answers_still_skips_its_socke
     # are heard first; they wait for the numbers the shown messages were given
     here = live_from_start(hub, "ext:101")
     answer = asyncio.Event()
+    append = event_log.append
     committed = _hold_appends(monkeypatch, until_answer=answer)
     published = asyncio.create_task(hub.publish_shown_first([ring("101", 1)]))
     async with asyncio.timeout(WAIT):
         await committed.wait()
-    monkeypatch.undo()  # (the other hub's append answers at once)
+    monkeypatch.setattr(event_log, "append", append)  # (the other hub's answers at once)
     await commit(sessions, other, ring("101", 2))
     backend = hub._postgres
     assert backend is not None
@@ -920,6 +926,90 @@ async def test_a_pops_copy_heard_before_its_append_answers_still_skips_its_socke
     await nothing_more(here, 0.1)  # the other's message waits for the shown one's number
     answer.set()
     await published
-    got = await take(here, 1)
-    assert [(m["payload"]["n"], "seq" in m) for m in got] == [(2, True)]
+    assert await pops(here, 1) == [(2, True)]
     await nothing_more(here)
+
+
+async def test_a_catch_up_reading_a_pop_before_its_append_answers_skips_its_sockets(
+    hub: EventHub,
+    sessions: async_sessionmaker[AsyncSession],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the listener comes back while the pop's append is committed but unanswered: the catch-up
+    # reads the pop from event_log, and waits for its number before delivering it
+    here = live_from_start(hub, "ext:101")
+    back = await _listener_held_away(hub, database_url, monkeypatch)
+    answer = asyncio.Event()
+    committed = _hold_appends(monkeypatch, until_answer=answer)
+    published = asyncio.create_task(hub.publish_shown_first([ring("101", 1)]))
+    async with asyncio.timeout(WAIT):
+        await committed.wait()
+    after = event_log.after
+    read = asyncio.Event()
+
+    async def reading(*args: Any, **kwargs: Any) -> list[Envelope]:
+        envelopes = await after(*args, **kwargs)
+        read.set()
+        return envelopes
+
+    monkeypatch.setattr(event_log, "after", reading)
+    back.set()
+    (shown,) = await take(here, 1)
+    assert "seq" not in shown and shown["payload"]["n"] == 1
+    async with asyncio.timeout(WAIT):
+        await read.wait()
+    await nothing_more(here)  # the catch-up read the pop, and waits for its number
+    answer.set()
+    await published
+    async with asyncio.timeout(WAIT):
+        await hub.wait_ready()
+    await commit(sessions, hub, ring("101", 2))
+    assert await pops(here, 1) == [(2, True)]
+    await nothing_more(here)
+
+
+async def test_a_pop_whose_append_fails_stays_shown_and_delivery_goes_on(
+    hub: EventHub,
+    other: EventHub,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    append = event_log.append
+
+    async def lost(*args: Any, **kwargs: Any) -> list[Envelope]:
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(event_log, "append", lost)
+    here = live_from_start(hub, "ext:101")
+    with pytest.raises(ConnectionResetError):
+        await hub.publish_shown_first([ring("101", 1)])
+    monkeypatch.setattr(event_log, "append", append)
+    await commit(sessions, other, ring("101", 2))
+    assert await pops(here, 2) == [(1, False), (2, True)]
+    await hub.publish_shown_first([ring("101", 3)])  # shown again: nothing is waited for
+    assert await pops(here, 1) == [(3, False)]
+    await nothing_more(here)
+
+
+async def test_what_a_failed_release_left_goes_out_before_a_pop_which_is_then_not_shown(
+    hub: EventHub,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    here = live_from_start(hub, "ext:101")
+    backend = hub._postgres
+    assert backend is not None
+    release = event_log.release
+
+    async def failing(*args: Any, **kwargs: Any) -> list[Envelope]:
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(event_log, "release", failing)
+    async with unit_of_work(sessions, hub.staged) as session:  # (a failed release is logged)
+        collect_event(session, ring("101", 1))
+    monkeypatch.setattr(event_log, "release", release)
+    assert not backend.may_show
+    await hub.publish_shown_first([ring("101", 2)])
+    assert await pops(here, 2) == [(1, True), (2, True)]
+    assert backend.may_show

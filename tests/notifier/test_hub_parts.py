@@ -106,3 +106,25 @@ def test_a_shown_number_that_is_never_delivered_is_forgotten() -> None:
     fanout.deliver(env(13))
     fanout.expect([env(14)], fanout.show([pop]))
     assert list(fanout._shown) == [14]
+
+
+async def test_while_a_shown_message_waits_for_its_number_the_next_is_shown_to_nobody() -> None:
+    # its numbered copy follows another instance's message not delivered here yet: a socket
+    # that was replaying when it was shown must get it before anything newer
+    fanout = Fanout(last_seq=0, queue_size=8, flush_seconds=0.25)
+    live, replaying = fanout.subscribe({"ext:101"}), fanout.subscribe({"ext:101"})
+    live.go_live(0)
+    ring, opened = (
+        Message("ext:101", "call.ringing", {}),
+        Message("ext:101", "call.card_opened", {}),
+    )
+    fanout.expect([env(2)], fanout.show([ring]))
+    replaying.go_live(0)
+    assert fanout.show([opened]) == [frozenset()]  # to be numbered and delivered in order
+    fanout.deliver(env(1))
+    fanout.deliver(env(2))
+    fanout.deliver(env(3, text="opened"))
+    assert (live.pending, replaying.pending) == (3, 3)  # each: 1, 2 (shown or numbered), 3
+    async with asyncio.timeout(5):
+        assert [json.loads(f)["seq"] for f in await replaying.next_frames()] == [1, 2, 3]
+    assert fanout.show([opened]) == [frozenset({live, replaying})]  # all delivered: shown again
