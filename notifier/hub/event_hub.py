@@ -125,8 +125,9 @@ class EventHub:
         """The screen-pop's publisher: this instance's sockets get the messages at once,
         unnumbered, and then `publish` numbers them for every other socket, replay and the
         other instances (their numbered copies skip the sockets that got them here). A pop
-        need not wait for event_log's round trip (issue 13). A page learns their numbers with
-        its next numbered message; a reload before that replays them once more."""
+        need not wait for event_log's round trip (issue 13). A page that reconnects or reloads
+        before a numbered message newer than a pop gets the pop once more, numbered. Shown only
+        when `PostgresBackend.may_show`: else they go numbered, as `publish`."""
         messages = messages_for(events)
         if not messages:
             return

@@ -79,6 +79,9 @@ class PostgresBackend:
         self._showing = 0
         self._shown_numbered = asyncio.Event()
         self._shown_numbered.set()
+        self._waited_out = False  # the unanswered one's wait ran out: what is heard goes on
+        self._numbered_to = 0  # the highest seq this instance numbered (`may_show`)
+        self._releasing_leftovers = 0
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._pending: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -124,10 +127,17 @@ class PostgresBackend:
 
     @property
     def may_show(self) -> bool:
-        """Messages may be shown before they are numbered (`EventHub.publish_shown_first`): no
-        shown message's append is unanswered (`_number_shown`), and nothing a failed release
-        left is to go out first (`publish`)."""
-        return not self._showing and not self._left_behind
+        """Messages may be shown before they are numbered (`EventHub.publish_shown_first`) when
+        the listener is in sync and everything this instance numbered has been delivered here
+        (a socket that missed an earlier message, replaying or not shown it, would get the
+        newer one first), and no leftovers are to go out first or going (`publish`)."""
+        return (
+            self._synced
+            and not self._showing
+            and not self._left_behind
+            and not self._releasing_leftovers
+            and (self._fanout.last_seq or 0) >= self._numbered_to
+        )
 
     async def publish(self, messages: list[Message], shown: Shown | None = None) -> None:
         """Number `messages` and announce them; `shown`: the sockets here that each was shown
@@ -154,6 +164,8 @@ class PostgresBackend:
                 envelopes = await number(conn)
             else:
                 envelopes = await self._number_shown(number, conn, shown)
+        if envelopes:
+            self._numbered_to = max(self._numbered_to, envelopes[-1].seq)
         self._deliver_committed(envelopes)
         return envelopes
 
@@ -168,6 +180,7 @@ class PostgresBackend:
         which numbers skip whom (`_deliver_heard`)."""
         self._showing += 1
         self._shown_numbered.clear()
+        self._waited_out = False
         try:
             envelopes = await number(conn)
             self._fanout.expect(envelopes, shown)
@@ -224,7 +237,7 @@ class PostgresBackend:
         """After a release here failed: everything staged, oldest first."""
         self._left_behind = False  # (set again by a failure meanwhile, and kept)
         try:
-            await self.release_leftovers(0.0)
+            await self.release_leftovers(0.0, own=True)
         except Exception:
             self._left_behind_again()
             raise
@@ -233,12 +246,19 @@ class PostgresBackend:
         self._left_behind = True
         asyncio.get_running_loop().call_later(RETRY_SECONDS, self._look.set)
 
-    async def release_leftovers(self, older_than_seconds: float) -> int:
+    async def release_leftovers(self, older_than_seconds: float, *, own: bool = False) -> int:
         """Publish what stayed staged over `older_than_seconds` (its work committed); returns
-        how many."""
-        envelopes = await self._numbered(
-            lambda conn: event_log.release_leftovers(conn, older_than_seconds, self._notify_channel)
-        )
+        how many. `own`: what a failed release here left is among them (nothing is shown ahead
+        of it meanwhile: `may_show`)."""
+        self._releasing_leftovers += own
+        try:
+            envelopes = await self._numbered(
+                lambda conn: event_log.release_leftovers(
+                    conn, older_than_seconds, self._notify_channel
+                )
+            )
+        finally:
+            self._releasing_leftovers -= own
         if envelopes:
             logger.warning(
                 "published %d messages left staged (their work committed, their release had"
@@ -282,7 +302,7 @@ class PostgresBackend:
         messages is unanswered, after it (it may be among these), for at most
         `SHOWN_WAIT_SECONDS` (a hung writer must not stop delivery: a page may then get a pop
         twice)."""
-        if self._showing and not self._shown_numbered.is_set():
+        if self._showing and not self._waited_out:
             try:
                 async with asyncio.timeout(SHOWN_WAIT_SECONDS):
                     await self._shown_numbered.wait()
@@ -292,7 +312,7 @@ class PostgresBackend:
                     " without it (their numbered copies may reach the sockets shown them)",
                     SHOWN_WAIT_SECONDS,
                 )
-                self._shown_numbered.set()  # (until the next shown append)
+                self._waited_out = True  # for this append (the next one resets it)
         for env in envelopes:
             self._fanout.deliver(env)
 
@@ -395,10 +415,11 @@ class PostgresBackend:
         while True:
             await self._ready.wait()
             self._look.clear()  # (a wake-up asked for from here on is kept)
-            everything = self._fresh_sync or self._left_behind
+            own = self._left_behind
+            everything = self._fresh_sync or own
             self._fresh_sync = self._left_behind = False
             try:
-                await self.release_leftovers(0.0 if everything else STAGED_GRACE_SECONDS)
+                await self.release_leftovers(0.0 if everything else STAGED_GRACE_SECONDS, own=own)
             except Exception as exc:
                 self._left_behind = self._left_behind or everything
                 _leftovers_failed(exc)
