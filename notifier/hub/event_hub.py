@@ -8,6 +8,7 @@ sent is dropped from the held ones by its seq, so replay and live meet without g
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 from uuid import UUID
@@ -135,6 +136,8 @@ class EventHub:
             await self._backend.publish(messages)
             return
         shown = self._fanout.show(messages) if self._postgres.may_show else None
+        if shown is not None and any(shown):
+            await asyncio.sleep(0)  # their sockets' writers first, then the append's round trip
         await self._postgres.publish(messages, shown)
 
     @property
