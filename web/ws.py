@@ -10,8 +10,9 @@ Server -> page, one JSON object per frame:
   {"channel": "ext:101", "type": "call.ringing", "payload": {...}, "at": ...}    no seq: a
                                               screen-pop shown by the instance that made it
                                               before event_log numbered it; its numbered copy
-                                              is not sent on this socket (but after a failure
-                                              between its commit and its answer)
+                                              is not sent on this socket (but when the answer
+                                              to its append is lost, or takes longer than
+                                              SHOWN_WAIT_SECONDS)
   {"type": "replay.truncated", "after": N}    the page missed more than can be replayed: reload
   {"type": "ping"}                            answer {"type": "pong"} (any message counts)
   {"type": "system.status", "ami": "up"}     only when asked with "status": true (or &status=1):
@@ -28,7 +29,8 @@ messages) is one class of crm_core/events/messages.py, published as JSON Schemas
 The page remembers the highest `seq` it has seen and sends it back as `last_seq` on reconnect;
 it then receives what it missed on its channels, in order, then live messages, with no duplicate
 (but a screen-pop that came unnumbered: a page that reconnects, or reloads, before a numbered
-message newer than the pop gets it once more, numbered).
+message newer than the pop gets it once more, numbered; and, rarely, as said above, its numbered
+copy on the same socket).
 """
 
 from __future__ import annotations

@@ -80,7 +80,8 @@ class PostgresBackend:
         self._shown_numbered = asyncio.Event()
         self._shown_numbered.set()
         self._waited_out = False  # the unanswered one's wait ran out: what is heard goes on
-        self._numbered_to = 0  # the highest seq this instance numbered (`may_show`)
+        self._numbered_to = 0  # the highest seq this instance's writer numbered (`may_show`)
+        self._unanswered = False  # the writer's last statement got no answer
         self._releasing_leftovers = 0
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._pending: list[str] = []
@@ -128,14 +129,17 @@ class PostgresBackend:
     @property
     def may_show(self) -> bool:
         """Messages may be shown before they are numbered (`EventHub.publish_shown_first`) when
-        the listener is in sync and everything this instance numbered has been delivered here
-        (a socket that missed an earlier message, replaying or not shown it, would get the
-        newer one first), and no leftovers are to go out first or going (`publish`)."""
+        the listener is in sync and everything this instance's writer numbered has been
+        delivered here (a socket that missed an earlier message, replaying or not shown it,
+        would get the newer one first; a statement without an answer may have numbered some:
+        until the next one answers), and no leftovers are to go out first or going
+        (`publish`)."""
         return (
             self._synced
             and not self._showing
             and not self._left_behind
             and not self._releasing_leftovers
+            and not self._unanswered
             and (self._fanout.last_seq or 0) >= self._numbered_to
         )
 
@@ -159,11 +163,16 @@ class PostgresBackend:
     ) -> list[Envelope]:
         """`number` run on the writer (a statement that numbers messages and commits by itself);
         what it committed goes to this instance's sockets at once (but to those it was shown to)."""
-        async with self._writer.use() as conn:
-            if shown is None:
-                envelopes = await number(conn)
-            else:
-                envelopes = await self._number_shown(number, conn, shown)
+        try:
+            async with self._writer.use() as conn:
+                if shown is None:
+                    envelopes = await number(conn)
+                else:
+                    envelopes = await self._number_shown(number, conn, shown)
+        except BaseException:
+            self._unanswered = True  # it may have committed: its numbers are not known here
+            raise
+        self._unanswered = False  # what it may have numbered lies below these
         if envelopes:
             self._numbered_to = max(self._numbered_to, envelopes[-1].seq)
         self._deliver_committed(envelopes)

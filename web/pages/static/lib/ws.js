@@ -5,8 +5,8 @@
 // logs), with `last_seq` to replay what this page missed; the server answers "subscribed"
 // (its position: frames up to it are replayed ones), then numbered frames
 // {seq, channel, type, payload, at} (a screen-pop may come first without seq: shown before
-// event_log numbered it, its numbered copy not sent here; a reconnect or reload before a
-// numbered frame newer than the pop replays it once more); "ping" wants a "pong"; "replay.truncated" means too much
+// event_log numbered it, its numbered copy not sent here but when its append's answer is lost
+// or late; a reconnect or reload before a numbered frame newer than the pop replays it once more); "ping" wants a "pong"; "replay.truncated" means too much
 // was missed for the socket, so the rest comes page by page from GET /api/events. With
 // `status: true` the server also sends "system.status" ({ami}) at once and on every change.
 // Close 4401: the sign-in ended -> the sign-in page; 4403: a channel not ours -> "denied".
