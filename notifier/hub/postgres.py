@@ -359,37 +359,41 @@ class PostgresBackend:
     async def _handle(self, body: str) -> None:
         envelopes = parse_body(body)
         if envelopes is None:
+            if body == CATCH_UP:
+                await self._catch_up()
+                return
+            # some messages were too big for NOTIFY: read them back from the log
             async with self._reader.use() as conn:
-                if body == CATCH_UP:
-                    await self._catch_up(conn)
-                    return
-                # some messages were too big for NOTIFY: read them back from the log
                 envelopes = await event_log.by_seq(conn, seqs_of(body))
         await self._deliver_heard(envelopes)
 
-    async def _catch_up(self, conn: asyncpg.Connection) -> int:
-        """Deliver every row after the last one delivered (commit order == seq order)."""
+    async def _catch_up(self) -> int:
+        """Deliver every row after the last one delivered (commit order == seq order); the
+        reader is let go before each batch is delivered (which may wait: `_deliver_heard`), so
+        sockets' replays never wait for that."""
         missed = 0
         while True:
-            envelopes = await event_log.after(conn, self._fanout.last_seq or 0, CATCH_UP_BATCH)
+            async with self._reader.use() as conn:
+                envelopes = await event_log.after(conn, self._fanout.last_seq or 0, CATCH_UP_BATCH)
             await self._deliver_heard(envelopes)
             missed += len(envelopes)
             if len(envelopes) < CATCH_UP_BATCH:
                 return missed
 
     async def _resync(self) -> None:
-        async with self._reader.use() as conn:
-            if self._fanout.last_seq is None:
-                # first start: sockets connecting from now on replay by themselves
+        if self._fanout.last_seq is None:
+            # first start: sockets connecting from now on replay by themselves
+            async with self._reader.use() as conn:
                 await event_log.skip_numbers_a_crash_may_have_lost(conn, 0)
                 self._fanout.last_seq = await event_log.last_seq(conn)
-            else:
-                # a database crash may have lost the log's last commits, which this instance
-                # delivered: new messages must not reuse their numbers
+        else:
+            # a database crash may have lost the log's last commits, which this instance
+            # delivered: new messages must not reuse their numbers
+            async with self._reader.use() as conn:
                 await self._keep_numbering(conn)
-                missed = await self._catch_up(conn)
-                if missed:
-                    logger.info("caught up %d events missed while the listener was away", missed)
+            missed = await self._catch_up()
+            if missed:
+                logger.info("caught up %d events missed while the listener was away", missed)
         self._synced = True
         self._fresh_sync = True
         self._ready.set()

@@ -964,13 +964,16 @@ async def test_a_catch_up_reading_a_pop_before_its_append_answers_skips_its_sock
 
     monkeypatch.setattr(event_log, "after", read_later)
     backend._on_notify(CATCH_UP)  # queued: the dispatcher takes it (holds its read) meanwhile
-    here, answer, published = await _pop_unanswered(hub, monkeypatch)
+    here, answer, published = await _pop_unanswered(hub, monkeypatch, wait=6 * WAIT)
     reading.set()
     (shown,) = await take(here, 1)
     assert "seq" not in shown and shown["payload"]["n"] == 1
     async with asyncio.timeout(WAIT):
         await read.wait()
     await nothing_more(here)  # the catch-up read the pop, and waits for its number
+    async with asyncio.timeout(WAIT):  # not holding the reader: a socket's replay goes on
+        replay = await hub.replay({"ext:101"}, 0)
+    assert [json.loads(e.frame)["payload"]["n"] for e in replay.envelopes] == [1]
     answer.set()
     await published
     await commit(sessions, hub, ring("101", 2))
