@@ -136,8 +136,10 @@ class EventHub:
             await self._backend.publish(messages)
             return
         shown = self._fanout.show(messages) if self._postgres.may_show else None
-        if shown is not None and any(shown):
-            await asyncio.sleep(0)  # their sockets' writers first, then the append's round trip
+        if shown is None or not any(shown):
+            await self._postgres.publish(messages)
+            return
+        await asyncio.sleep(0)  # their sockets' writers first, then the append's round trip
         await self._postgres.publish(messages, shown)
 
     @property

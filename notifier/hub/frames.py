@@ -24,10 +24,7 @@ def dumps(value: Any) -> str:
 
 def encode_frame(seq: int, channel: str, type_: str, payload_json: str, at: datetime) -> str:
     """`{"seq","channel","type","payload","at"}`; the payload is spliced in, never re-encoded."""
-    return (
-        f'{{"seq":{seq},"channel":{dumps(channel)},"type":{dumps(type_)},'
-        f'"payload":{payload_json},"at":"{at.isoformat(timespec="microseconds")}"}}'
-    )
+    return f'{{"seq":{seq},' + encode_shown_frame(channel, type_, payload_json, at)[1:]
 
 
 def encode_shown_frame(channel: str, type_: str, payload_json: str, at: datetime) -> str:

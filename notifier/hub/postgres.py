@@ -74,9 +74,9 @@ class PostgresBackend:
         self._look = asyncio.Event()  # wakes the staged loop before its next round
         self._ready = asyncio.Event()
         self._busy = False
-        # appends of messages shown before they were numbered, sent and not answered: until
-        # they are, what the listener hears waits (it may be their copies: `_deliver_heard`)
-        self._showing = 0
+        # clear while an append of messages shown before they were numbered is sent and not
+        # answered (one at a time: the writer's lock): what the listener hears waits, it may be
+        # their copies (`_deliver_heard`)
         self._shown_numbered = asyncio.Event()
         self._shown_numbered.set()
         self._waited_out = False  # the unanswered one's wait ran out: what is heard goes on
@@ -136,7 +136,7 @@ class PostgresBackend:
         (`publish`)."""
         return (
             self._synced
-            and not self._showing
+            and self._shown_numbered.is_set()
             and not self._left_behind
             and not self._releasing_leftovers
             and not self._unanswered
@@ -145,15 +145,14 @@ class PostgresBackend:
 
     async def publish(self, messages: list[Message], shown: Shown | None = None) -> None:
         """Number `messages` and announce them; `shown`: the sockets here that each was shown
-        to before (`Fanout.show`), which its numbered copy skips."""
+        to before (`Fanout.show`, some to one at least), which its numbered copy skips."""
         if self._left_behind:  # what a failed release left goes out before newer news
             try:
                 await self._leftovers_first()
             except Exception as exc:  # its retry still comes; this news is not held for it
                 _leftovers_failed(exc)
         await self._numbered(
-            lambda conn: event_log.append(conn, messages, self._notify_channel),
-            shown if shown is not None and any(shown) else None,
+            lambda conn: event_log.append(conn, messages, self._notify_channel), shown
         )
 
     async def _numbered(
@@ -187,7 +186,6 @@ class PostgresBackend:
         """`number` for messages shown before: their NOTIFY, or a catch-up's read, may come
         before the statement's own answer, so what the listener hears waits until Fanout knows
         which numbers skip whom (`_deliver_heard`)."""
-        self._showing += 1
         self._shown_numbered.clear()
         self._waited_out = False
         try:
@@ -195,9 +193,7 @@ class PostgresBackend:
             self._fanout.expect(envelopes, shown)
             return envelopes
         finally:
-            self._showing -= 1
-            if not self._showing:
-                self._shown_numbered.set()
+            self._shown_numbered.set()
 
     def _deliver_committed(self, envelopes: list[Envelope]) -> None:
         """This instance's sockets get what it just committed without waiting for its own
@@ -311,7 +307,7 @@ class PostgresBackend:
         messages is unanswered, after it (it may be among these), for at most
         `SHOWN_WAIT_SECONDS` (a hung writer must not stop delivery: a page may then get a pop
         twice)."""
-        if self._showing and not self._waited_out:
+        if not self._shown_numbered.is_set() and not self._waited_out:
             try:
                 async with asyncio.timeout(SHOWN_WAIT_SECONDS):
                     await self._shown_numbered.wait()
@@ -327,7 +323,12 @@ class PostgresBackend:
 
     def _on_notify(self, body: str) -> None:
         # fast path: nothing queued ahead and everything inline -> deliver without a task switch
-        if self._synced and not self._busy and not self._showing and self._inbox.empty():
+        if (
+            self._synced
+            and not self._busy
+            and self._shown_numbered.is_set()
+            and self._inbox.empty()
+        ):
             envelopes = parse_body(body)
             if envelopes is not None:
                 for env in envelopes:

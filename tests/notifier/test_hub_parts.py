@@ -95,7 +95,7 @@ async def test_a_shown_message_reaches_live_sockets_unnumbered_and_its_copy_skip
         assert [json.loads(f)["seq"] for f in await live.next_frames()] == [3]
 
 
-def test_a_shown_number_that_is_never_delivered_is_forgotten() -> None:
+async def test_a_shown_number_that_is_never_delivered_is_forgotten() -> None:
     fanout = Fanout(last_seq=10, queue_size=8, flush_seconds=0.25)
     sub = fanout.subscribe({"ext:101"})
     sub.go_live(0)
@@ -108,6 +108,11 @@ def test_a_shown_number_that_is_never_delivered_is_forgotten() -> None:
     assert list(fanout._shown) == [12]
     fanout.deliver(env(13))  # 12 is passed over, by a skip of the numbering
     assert fanout._shown == {}
+    # nothing stale holds the next pop back, nor keeps a number from the socket
+    assert fanout.show([pop]) == [frozenset({sub})]
+    async with asyncio.timeout(5):
+        frames = [json.loads(f) for f in await sub.next_frames()]
+    assert [f.get("seq") for f in frames] == [None, None, 11, 13, None]
 
 
 async def test_while_a_shown_message_waits_for_its_number_the_next_is_shown_to_nobody() -> None:

@@ -82,7 +82,7 @@ class CallTracking:
             s,
             self._sessions,
             self._pipeline_publisher(),
-            pop_publish=self._pops_published if self._publish_pops is not None else None,
+            pop_publish=self._pops_published,
         )
         await self.pipeline.restore()
         self.pipeline.start()
@@ -131,17 +131,17 @@ class CallTracking:
 
     async def _published(self, events: Sequence[object]) -> None:
         """The pipeline's publisher: presence changes to the pusher, everything to people."""
-        if self.pusher is not None:
-            self.pusher.changed(events)
-        if self._publish is not None:
-            await self._publish(list(events))
+        await self._told(events, self._publish)
 
     async def _pops_published(self, events: Sequence[object]) -> None:
-        """The pop lane's publisher: as `_published`, through the pops' publisher."""
+        """The pop lane's publisher: as `_published`, through the pops' publisher if given."""
+        await self._told(events, self._publish_pops or self._publish)
+
+    async def _told(self, events: Sequence[object], publish: Publisher | None) -> None:
         if self.pusher is not None:
             self.pusher.changed(events)
-        if self._publish_pops is not None:
-            await self._publish_pops(list(events))
+        if publish is not None:
+            await publish(list(events))
 
     def _on_state(self, state: AmiState, detail: str) -> None:
         level = logging.ERROR if state == AmiState.AUTH_FAILED else logging.INFO
